@@ -1,0 +1,372 @@
+/* yajl glue. All JSON in sandboxd is read and written here or through these
+ * helpers; nothing parses JSON by hand. */
+#include "config.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "util.h"
+
+yajl_val sbx_json_parse(const char *text, sbx_error **err)
+{
+	char ebuf[256] = "";
+	yajl_val v = yajl_tree_parse(text, ebuf, sizeof(ebuf));
+	if (!v) {
+		/* yajl's message spans lines with a caret drawing; keep the first. */
+		char *nl = strchr(ebuf, '\n');
+		if (nl)
+			*nl = '\0';
+		sbx_error_set(err, SBX_ERR_PARSE, "parse error: %s", ebuf[0] ? ebuf : "invalid JSON");
+	}
+	return v;
+}
+
+void sbx_json_freep(yajl_val *v)
+{
+	if (*v)
+		yajl_tree_free(*v);
+	*v = NULL;
+}
+
+yajl_val sbx_json_get(yajl_val obj, const char *key)
+{
+	if (!obj || !YAJL_IS_OBJECT(obj))
+		return NULL;
+	for (size_t i = 0; i < obj->u.object.len; i++)
+		if (!strcmp(obj->u.object.keys[i], key))
+			return obj->u.object.values[i];
+	return NULL;
+}
+
+static int lookup(yajl_val obj, const char *key, bool required, yajl_val *v, sbx_error **err)
+{
+	*v = sbx_json_get(obj, key);
+	if (!*v || YAJL_IS_NULL(*v)) {
+		if (required)
+			return sbx_error_param(err, key, "missing required parameter '%s'", key);
+		return 0;
+	}
+	return 1;
+}
+
+int sbx_json_string(yajl_val obj, const char *key, bool required, const char **out, sbx_error **err)
+{
+	yajl_val v;
+	int r = lookup(obj, key, required, &v, err);
+	if (r <= 0)
+		return r;
+	if (!YAJL_IS_STRING(v))
+		return sbx_error_param(err, key, "parameter '%s' must be a string", key);
+	*out = YAJL_GET_STRING(v);
+	return 1;
+}
+
+int sbx_json_int(yajl_val obj, const char *key, bool required, int64_t min, int64_t max, int64_t *out, sbx_error **err)
+{
+	yajl_val v;
+	int r = lookup(obj, key, required, &v, err);
+	if (r <= 0)
+		return r;
+	if (!YAJL_IS_INTEGER(v))
+		return sbx_error_param(err, key, "parameter '%s' must be an integer", key);
+	long long x = YAJL_GET_INTEGER(v);
+	if (x < min || x > max)
+		return sbx_error_param(err, key, "parameter '%s' must be between %lld and %lld", key, (long long)min,
+				       (long long)max);
+	*out = x;
+	return 1;
+}
+
+int sbx_json_number(yajl_val obj, const char *key, bool required, double min, double max, double *out, sbx_error **err)
+{
+	yajl_val v;
+	int r = lookup(obj, key, required, &v, err);
+	if (r <= 0)
+		return r;
+	if (!YAJL_IS_NUMBER(v))
+		return sbx_error_param(err, key, "parameter '%s' must be a number", key);
+	double x = YAJL_IS_INTEGER(v) ? (double)YAJL_GET_INTEGER(v) : YAJL_GET_DOUBLE(v);
+	if (!isfinite(x) || x < min || x > max)
+		return sbx_error_param(err, key, "parameter '%s' must be between %g and %g", key, min, max);
+	*out = x;
+	return 1;
+}
+
+int sbx_json_bool(yajl_val obj, const char *key, bool required, bool *out, sbx_error **err)
+{
+	yajl_val v;
+	int r = lookup(obj, key, required, &v, err);
+	if (r <= 0)
+		return r;
+	if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
+		return sbx_error_param(err, key, "parameter '%s' must be true or false", key);
+	*out = YAJL_IS_TRUE(v);
+	return 1;
+}
+
+int sbx_json_object(yajl_val obj, const char *key, bool required, yajl_val *out, sbx_error **err)
+{
+	yajl_val v;
+	int r = lookup(obj, key, required, &v, err);
+	if (r <= 0)
+		return r;
+	if (!YAJL_IS_OBJECT(v))
+		return sbx_error_param(err, key, "parameter '%s' must be an object", key);
+	*out = v;
+	return 1;
+}
+
+int sbx_json_array(yajl_val obj, const char *key, bool required, yajl_val *out, sbx_error **err)
+{
+	yajl_val v;
+	int r = lookup(obj, key, required, &v, err);
+	if (r <= 0)
+		return r;
+	if (!YAJL_IS_ARRAY(v))
+		return sbx_error_param(err, key, "parameter '%s' must be an array", key);
+	*out = v;
+	return 1;
+}
+
+int sbx_json_string_array(yajl_val obj, const char *key, bool required, char ***out, sbx_error **err)
+{
+	yajl_val arr;
+	int r = sbx_json_array(obj, key, required, &arr, err);
+	if (r <= 0)
+		return r;
+	size_t n = arr->u.array.len;
+	char **v = calloc(n + 1, sizeof(char *));
+	if (!v)
+		return sbx_error_errno(err, ENOMEM, "parameter '%s'", key);
+	for (size_t i = 0; i < n; i++) {
+		yajl_val e = arr->u.array.values[i];
+		const char *str = YAJL_IS_STRING(e) ? YAJL_GET_STRING(e) : NULL;
+		if (!str || !(v[i] = strdup(str))) {
+			sbx_strv_free(v);
+			return sbx_error_param(err, key, "parameter '%s' must be an array of strings", key);
+		}
+	}
+	*out = v;
+	return 1;
+}
+
+int sbx_json_string_map(yajl_val obj, const char *key, bool required, struct sbx_kvlist *out, sbx_error **err)
+{
+	yajl_val m;
+	int r = sbx_json_object(obj, key, required, &m, err);
+	if (r <= 0)
+		return r;
+	struct sbx_kvlist l = { 0 };
+	for (size_t i = 0; i < m->u.object.len; i++) {
+		yajl_val e = m->u.object.values[i];
+		if (!YAJL_IS_STRING(e)) {
+			sbx_kvlist_free(&l);
+			return sbx_error_param(err, key, "parameter '%s' must map names to strings ('%s' does not)", key,
+					       m->u.object.keys[i]);
+		}
+		if (sbx_kvlist_set(&l, m->u.object.keys[i], YAJL_GET_STRING(e)) < 0) {
+			sbx_kvlist_free(&l);
+			return sbx_error_errno(err, ENOMEM, "parameter '%s'", key);
+		}
+	}
+	*out = l;
+	return 1;
+}
+
+void sbx_kvlist_free(struct sbx_kvlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->items[i].key);
+		free(l->items[i].value);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+int sbx_kvlist_set(struct sbx_kvlist *l, const char *key, const char *value)
+{
+	char *v = strdup(value);
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n; i++) {
+		if (!strcmp(l->items[i].key, key)) {
+			free(l->items[i].value);
+			l->items[i].value = v;
+			return 0;
+		}
+	}
+	struct sbx_kv *n = realloc(l->items, (l->n + 1) * sizeof(*n));
+	char *k = strdup(key);
+	if (!n || !k) {
+		if (n)
+			l->items = n;
+		free(k);
+		free(v);
+		return -ENOMEM;
+	}
+	l->items = n;
+	l->items[l->n].key = k;
+	l->items[l->n].value = v;
+	l->n++;
+	return 0;
+}
+
+const char *sbx_kvlist_get(const struct sbx_kvlist *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i].key, key))
+			return l->items[i].value;
+	return NULL;
+}
+
+int sbx_kvlist_copy(struct sbx_kvlist *dst, const struct sbx_kvlist *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		if (sbx_kvlist_set(dst, src->items[i].key, src->items[i].value) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+void sbx_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+size_t sbx_strv_len(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+char **sbx_strv_copy(char *const *v)
+{
+	size_t n = sbx_strv_len(v);
+	char **r = calloc(n + 1, sizeof(char *));
+	if (!r)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!(r[i] = strdup(v[i]))) {
+			sbx_strv_free(r);
+			return NULL;
+		}
+	}
+	return r;
+}
+
+yajl_gen sbx_gen_new(void)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	if (g)
+		yajl_gen_config(g, yajl_gen_beautify, 0);
+	return g;
+}
+
+void sbx_gen_freep(yajl_gen *g)
+{
+	if (*g)
+		yajl_gen_free(*g);
+	*g = NULL;
+}
+
+void sbx_gen_str(yajl_gen g, const char *s)
+{
+	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+void sbx_gen_strn(yajl_gen g, const char *s, size_t len)
+{
+	yajl_gen_string(g, (const unsigned char *)s, len);
+}
+
+void sbx_gen_key(yajl_gen g, const char *key)
+{
+	sbx_gen_str(g, key);
+}
+
+void sbx_gen_kv_str(yajl_gen g, const char *key, const char *value)
+{
+	sbx_gen_key(g, key);
+	if (value)
+		sbx_gen_str(g, value);
+	else
+		yajl_gen_null(g);
+}
+
+void sbx_gen_kv_int(yajl_gen g, const char *key, int64_t value)
+{
+	sbx_gen_key(g, key);
+	yajl_gen_integer(g, value);
+}
+
+void sbx_gen_kv_double(yajl_gen g, const char *key, double value)
+{
+	sbx_gen_key(g, key);
+	yajl_gen_double(g, value);
+}
+
+void sbx_gen_kv_bool(yajl_gen g, const char *key, bool value)
+{
+	sbx_gen_key(g, key);
+	yajl_gen_bool(g, value);
+}
+
+void sbx_gen_kv_null(yajl_gen g, const char *key)
+{
+	sbx_gen_key(g, key);
+	yajl_gen_null(g);
+}
+
+void sbx_gen_kvlist(yajl_gen g, const char *key, const struct sbx_kvlist *l)
+{
+	sbx_gen_key(g, key);
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < l->n; i++)
+		sbx_gen_kv_str(g, l->items[i].key, l->items[i].value);
+	yajl_gen_map_close(g);
+}
+
+void sbx_gen_strv(yajl_gen g, const char *key, char *const *v)
+{
+	sbx_gen_key(g, key);
+	yajl_gen_array_open(g);
+	for (size_t i = 0; v && v[i]; i++)
+		sbx_gen_str(g, v[i]);
+	yajl_gen_array_close(g);
+}
+
+void sbx_gen_value(yajl_gen g, yajl_val v)
+{
+	if (!v || YAJL_IS_NULL(v)) {
+		yajl_gen_null(g);
+	} else if (YAJL_IS_STRING(v)) {
+		sbx_gen_str(g, YAJL_GET_STRING(v));
+	} else if (YAJL_IS_INTEGER(v)) {
+		yajl_gen_integer(g, YAJL_GET_INTEGER(v));
+	} else if (YAJL_IS_NUMBER(v)) {
+		const char *raw = YAJL_GET_NUMBER(v);
+		yajl_gen_number(g, raw, strlen(raw));
+	} else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+		yajl_gen_bool(g, YAJL_IS_TRUE(v));
+	} else if (YAJL_IS_OBJECT(v)) {
+		yajl_gen_map_open(g);
+		for (size_t i = 0; i < v->u.object.len; i++) {
+			sbx_gen_key(g, v->u.object.keys[i]);
+			sbx_gen_value(g, v->u.object.values[i]);
+		}
+		yajl_gen_map_close(g);
+	} else if (YAJL_IS_ARRAY(v)) {
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < v->u.array.len; i++)
+			sbx_gen_value(g, v->u.array.values[i]);
+		yajl_gen_array_close(g);
+	}
+}

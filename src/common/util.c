@@ -1,0 +1,572 @@
+/* Helpers without policy: buffers, fd I/O, ids, time, base64, UTF-8.
+ * Nothing here knows about sandboxes, JSON or sockets. */
+#include "config.h"
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+void sbx_freep(void *p)
+{
+	free(*(void **)p);
+}
+
+void sbx_closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+	*fd = -1;
+}
+
+void sbx_fclosep(void *f)
+{
+	FILE **fp = f;
+	if (*fp)
+		fclose(*fp);
+}
+
+void sbx_closedirp(void *d)
+{
+	DIR **dp = d;
+	if (*dp)
+		closedir(*dp);
+}
+
+int sbx_buf_reserve(struct sbx_buf *b, size_t extra)
+{
+	if (b->len + extra + 1 <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + extra + 1) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	char *n = realloc(b->data, cap);
+	if (!n)
+		return -ENOMEM;
+	b->data = n;
+	b->cap = cap;
+	return 0;
+}
+
+int sbx_buf_append(struct sbx_buf *b, const void *data, size_t len)
+{
+	if (sbx_buf_reserve(b, len) < 0)
+		return -ENOMEM;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int sbx_buf_printf(struct sbx_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || sbx_buf_reserve(b, (size_t)n) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void sbx_buf_consume(struct sbx_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+	} else {
+		memmove(b->data, b->data + n, b->len - n);
+		b->len -= n;
+	}
+	if (b->data)
+		b->data[b->len] = '\0';
+}
+
+void sbx_buf_free(struct sbx_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+ssize_t sbx_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, p + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t sbx_read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = read(fd, p + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int sbx_set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+	return fcntl(fd, F_SETFL, fl);
+}
+
+int sbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *outlen, sbx_error **err)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "open '%s'", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return sbx_error_errno(err, errno, "stat '%s'", path);
+	if (!S_ISREG(st.st_mode))
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "'%s' is not a regular file", path);
+	struct sbx_buf b = { 0 };
+	char chunk[8192];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			sbx_buf_free(&b);
+			return sbx_error_errno(err, e, "read '%s'", path);
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > max) {
+			sbx_buf_free(&b);
+			return sbx_error_set(err, SBX_ERR_LIMIT, "'%s' is larger than %zu bytes", path, max);
+		}
+		if (sbx_buf_append(&b, chunk, (size_t)n) < 0) {
+			sbx_buf_free(&b);
+			return sbx_error_errno(err, ENOMEM, "read '%s'", path);
+		}
+	}
+	if (!b.data && sbx_buf_append(&b, "", 0) < 0)
+		return sbx_error_errno(err, ENOMEM, "read '%s'", path);
+	*out = b.data;
+	if (outlen)
+		*outlen = b.len;
+	return 0;
+}
+
+int sbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode, sbx_error **err)
+{
+	char tmp[PATH_MAX];
+	char rnd[13];
+	if (sbx_random_id(rnd, err) < 0)
+		return -1;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%s", path, rnd) >= sizeof(tmp))
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "path too long: '%s'", path);
+	_cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "create '%s'", tmp);
+	if (sbx_write_all(fd, data, len) < 0) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		return sbx_error_errno(err, e, "write '%s'", tmp);
+	}
+	if (renameat(dirfd, tmp, dirfd, path) < 0) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		return sbx_error_errno(err, e, "rename '%s'", path);
+	}
+	return 0;
+}
+
+int sbx_write_file_at(int dirfd, const char *path, const char *data, sbx_error **err)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "open '%s'", path);
+	if (sbx_write_all(fd, data, strlen(data)) < 0)
+		return sbx_error_errno(err, errno, "write '%s'", path);
+	return 0;
+}
+
+int sbx_mkdir_p(const char *path, mode_t mode, sbx_error **err)
+{
+	char buf[PATH_MAX];
+	if (strlen(path) >= sizeof(buf))
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "path too long: '%s'", path);
+	strcpy(buf, path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return sbx_error_errno(err, errno, "mkdir '%s'", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return sbx_error_errno(err, errno, "mkdir '%s'", buf);
+	return 0;
+}
+
+static int rm_rf_children(int dfd, dev_t dev, sbx_error **err)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int e = errno;
+		close(dfd);
+		return sbx_error_errno(err, e, "opendir");
+	}
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (st.st_dev != dev) {
+				rc = sbx_error_set(err, SBX_ERR_INTERNAL, "refusing to cross into mount at '%s'", de->d_name);
+				break;
+			}
+			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) {
+				rc = sbx_error_errno(err, errno, "open '%s'", de->d_name);
+				break;
+			}
+			if (rm_rf_children(sub, dev, err) < 0) {
+				rc = sbx_error_prefix(err, "%s", de->d_name);
+				break;
+			}
+			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0) {
+				rc = sbx_error_errno(err, errno, "rmdir '%s'", de->d_name);
+				break;
+			}
+		} else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+			rc = sbx_error_errno(err, errno, "unlink '%s'", de->d_name);
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int sbx_rm_rf_at(int dirfd, const char *name, sbx_error **err)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return sbx_error_errno(err, errno, "stat '%s'", name);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return sbx_error_errno(err, errno, "unlink '%s'", name);
+		return 0;
+	}
+	int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return sbx_error_errno(err, errno, "open '%s'", name);
+	if (rm_rf_children(sub, st.st_dev, err) < 0)
+		return sbx_error_prefix(err, "remove '%s'", name);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return sbx_error_errno(err, errno, "rmdir '%s'", name);
+	return 0;
+}
+
+bool sbx_name_valid(const char *name)
+{
+	if (!name || !isalnum((unsigned char)name[0]) || !isascii((unsigned char)name[0]))
+		return false;
+	size_t n = 1;
+	for (const char *p = name + 1; *p; p++, n++) {
+		unsigned char c = (unsigned char)*p;
+		if (n >= 63 || !isascii(c) || !(isalnum(c) || c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool sbx_id_valid(const char *id)
+{
+	if (!id || strlen(id) != 12)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+int sbx_random_id(char out[13], sbx_error **err)
+{
+	unsigned char raw[6];
+	size_t got = 0;
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sbx_error_errno(err, errno, "getrandom");
+		}
+		got += (size_t)n;
+	}
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[12] = '\0';
+	return 0;
+}
+
+void sbx_time_rfc3339(int64_t unix_ns, char out[64])
+{
+	time_t secs = (time_t)(unix_ns / 1000000000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	int ms = (int)((unix_ns / 1000000) % 1000);
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+int64_t sbx_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t sbx_monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *sbx_base64_encode(const void *data, size_t len, size_t *outlen)
+{
+	const unsigned char *in = data;
+	size_t n = 4 * ((len + 2) / 3);
+	char *out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	size_t i = 0;
+	for (; i + 2 < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = b64[(v >> 6) & 63];
+		out[o++] = b64[v & 63];
+	}
+	if (i < len) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	if (outlen)
+		*outlen = o;
+	return out;
+}
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen)
+{
+	if (inlen % 4 != 0)
+		return -EINVAL;
+	char *buf = malloc(inlen / 4 * 3 + 1);
+	if (!buf)
+		return -ENOMEM;
+	size_t o = 0;
+	for (size_t i = 0; i < inlen; i += 4) {
+		int v[4];
+		int pad = 0;
+		for (int k = 0; k < 4; k++) {
+			if (in[i + k] == '=' && i + 4 == inlen && k >= 2) {
+				v[k] = 0;
+				pad++;
+			} else if (pad || (v[k] = b64_value(in[i + k])) < 0) {
+				free(buf);
+				return -EINVAL;
+			}
+		}
+		uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		buf[o++] = (char)(x >> 16);
+		if (pad < 2)
+			buf[o++] = (char)((x >> 8) & 255);
+		if (pad < 1)
+			buf[o++] = (char)(x & 255);
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*outlen = o;
+	return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+char *sbx_utf8_sanitize(const char *data, size_t len, size_t *outlen)
+{
+	struct sbx_buf b = { 0 };
+	const unsigned char *s = (const unsigned char *)data;
+	size_t i = 0;
+	while (i < len) {
+		size_t start = i;
+		size_t l;
+		while (i < len && (l = utf8_seq_len(s + i, len - i)) > 0 && !(l == 1 && s[i] == 0))
+			i += l;
+		if (sbx_buf_append(&b, s + start, i - start) < 0)
+			goto oom;
+		if (i < len) {
+			/* NUL cannot travel in a C string JSON value; it is invalid here too. */
+			if (sbx_buf_append(&b, "\xef\xbf\xbd", 3) < 0)
+				goto oom;
+			i++;
+		}
+	}
+	if (!b.data && sbx_buf_append(&b, "", 0) < 0)
+		goto oom;
+	if (outlen)
+		*outlen = b.len;
+	return b.data;
+oom:
+	sbx_buf_free(&b);
+	return NULL;
+}
+
+static const struct {
+	int sig;
+	const char *name;
+} signames[] = {
+	{ SIGHUP, "HUP" },   { SIGINT, "INT" },   { SIGQUIT, "QUIT" },     { SIGILL, "ILL" },     { SIGTRAP, "TRAP" },
+	{ SIGABRT, "ABRT" }, { SIGBUS, "BUS" },   { SIGFPE, "FPE" },       { SIGKILL, "KILL" },   { SIGUSR1, "USR1" },
+	{ SIGSEGV, "SEGV" }, { SIGUSR2, "USR2" }, { SIGPIPE, "PIPE" },     { SIGALRM, "ALRM" },   { SIGTERM, "TERM" },
+	{ SIGCHLD, "CHLD" }, { SIGCONT, "CONT" }, { SIGSTOP, "STOP" },     { SIGTSTP, "TSTP" },   { SIGTTIN, "TTIN" },
+	{ SIGTTOU, "TTOU" }, { SIGURG, "URG" },   { SIGXCPU, "XCPU" },     { SIGXFSZ, "XFSZ" },   { SIGVTALRM, "VTALRM" },
+	{ SIGPROF, "PROF" }, { SIGWINCH, "WINCH" }, { SIGIO, "IO" },       { SIGPWR, "PWR" },     { SIGSYS, "SYS" },
+};
+
+const char *sbx_signal_name(int sig)
+{
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(signames); i++)
+		if (signames[i].sig == sig)
+			return signames[i].name;
+	return NULL;
+}
+
+int sbx_signal_from_name(const char *name)
+{
+	if (!name)
+		return -1;
+	if (!strncasecmp(name, "SIG", 3))
+		name += 3;
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(signames); i++)
+		if (!strcasecmp(signames[i].name, name))
+			return signames[i].sig;
+	int64_t v;
+	if (sbx_parse_int64(name, 1, 64, &v) == 0)
+		return (int)v;
+	return -1;
+}
+
+int sbx_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}

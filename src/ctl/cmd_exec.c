@@ -1,0 +1,244 @@
+/* sandboxctl exec and run: relay a command's output byte for byte and exit
+ * with its exit code (128+N when a signal ended it). */
+#include "config.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM, OPT_HOSTNAME, OPT_NETWORK };
+
+static int relay(yajl_val res, const char *key, int fd)
+{
+	const char *b64 = ctl_str(res, key);
+	if (!b64)
+		return 0;
+	char *data = NULL;
+	size_t len = 0;
+	if (sbx_base64_decode(b64, strlen(b64), &data, &len) < 0)
+		return ctl_fail("malformed %s in the reply", key);
+	sbx_write_all(fd, data, len);
+	free(data);
+	return 0;
+}
+
+static char *read_stdin(void)
+{
+	struct sbx_buf b = { 0 };
+	char chunk[65536];
+	ssize_t n;
+	while ((n = read(0, chunk, sizeof(chunk))) > 0)
+		if (sbx_buf_append(&b, chunk, (size_t)n) < 0)
+			break;
+	if (!b.data)
+		sbx_buf_append(&b, "", 0);
+	return b.data;
+}
+
+int ctl_exec_and_relay(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
+		       const char *workdir, const char *user, double timeout, bool interactive)
+{
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "sandbox", sandbox);
+	sbx_gen_key(g, "cmd");
+	yajl_gen_array_open(g);
+	for (int i = 0; i < ncmd; i++)
+		sbx_gen_str(g, cmd[i]);
+	yajl_gen_array_close(g);
+	sbx_gen_key(g, "env");
+	yajl_gen_map_open(g);
+	for (int i = 0; i < nenv; i++)
+		if (ctl_gen_kv_arg(g, env[i]) < 0)
+			return ctl_fail("invalid --env '%s': expected KEY=VALUE", env[i]);
+	yajl_gen_map_close(g);
+	if (workdir)
+		sbx_gen_kv_str(g, "cwd", workdir);
+	if (user)
+		sbx_gen_kv_str(g, "user", user);
+	if (timeout > 0)
+		sbx_gen_kv_double(g, "timeout_s", timeout);
+	if (!ctl->json)
+		sbx_gen_kv_str(g, "encoding", "base64");
+	if (interactive) {
+		_cleanup_free_ char *in = read_stdin();
+		_cleanup_free_ char *clean = in ? sbx_utf8_sanitize(in, strlen(in), NULL) : NULL;
+		if (clean)
+			sbx_gen_kv_str(g, "stdin", clean);
+	}
+	yajl_gen_map_close(g);
+	yajl_val res;
+	_cleanup_json_ yajl_val root = ctl_call(ctl, "process.exec", g, &res);
+	if (!root)
+		return CTL_EXIT_FAIL;
+	if (ctl->json) {
+		ctl_print_json(res);
+	} else {
+		fflush(stdout);
+		if (relay(res, "stdout", 1) || relay(res, "stderr", 2))
+			return CTL_EXIT_FAIL;
+	}
+	yajl_val to = sbx_json_get(res, "timed_out");
+	if (to && YAJL_IS_TRUE(to))
+		fprintf(stderr, "sandboxctl: command timed out after %g s and was killed\n", timeout);
+	yajl_val tr = sbx_json_get(res, "truncated");
+	if (tr && YAJL_IS_TRUE(tr) && !ctl->json)
+		fprintf(stderr, "sandboxctl: output was truncated\n");
+	return (int)ctl_int(res, "exit_code", CTL_EXIT_FAIL);
+}
+
+static int parse_timeout(const char *verb, const char *s, double *out)
+{
+	char *end;
+	*out = strtod(s, &end);
+	if (*end || *out < 0)
+		return ctl_usage_error(verb, "invalid --timeout '%s'", s);
+	return 0;
+}
+
+int cmd_exec(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "env", required_argument, NULL, 'e' },	    { "workdir", required_argument, NULL, 'w' },
+		{ "user", required_argument, NULL, 'u' },	    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "interactive", no_argument, NULL, 'i' },	    { "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },		    { NULL, 0, NULL, 0 },
+	};
+	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
+	int nenv = 0;
+	const char *workdir = NULL, *user = NULL;
+	double timeout = 0;
+	bool interactive = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "+e:w:u:ih", opts, NULL)) != -1) {
+		switch (c) {
+		case 'e': env[nenv++] = optarg; break;
+		case 'w': workdir = optarg; break;
+		case 'u': user = optarg; break;
+		case 'i': interactive = true; break;
+		case OPT_TIMEOUT:
+			if (parse_timeout("exec", optarg, &timeout))
+				return CTL_EXIT_FAIL;
+			break;
+		case OPT_JSON: ctl->json = true; break;
+		case 'h':
+			printf("Usage: sandboxctl exec [-e K=V]... [-w DIR] [-u USER] [--timeout SECONDS] [-i] [--json]\n"
+			       "                      SANDBOX [--] CMD [ARG]...\n"
+			       "Run a command in a running sandbox. Its stdout and stderr are relayed and sandboxctl\n"
+			       "exits with its exit code. -i sends sandboxctl's stdin to the command.\n");
+			return 0;
+		default:
+			return ctl_usage_error("exec", "invalid option");
+		}
+	}
+	if (optind >= argc)
+		return ctl_usage_error("exec", "which sandbox?");
+	const char *sandbox = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	if (optind >= argc)
+		return ctl_usage_error("exec", "no command given");
+	return ctl_exec_and_relay(ctl, sandbox, argv + optind, argc - optind, env, nenv, workdir, user, timeout,
+				  interactive);
+}
+
+static void delete_sandbox(struct ctl *ctl, const char *id)
+{
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "sandbox", id);
+	sbx_gen_kv_bool(g, "force", true);
+	yajl_gen_map_close(g);
+	yajl_val res;
+	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.delete", g, &res);
+}
+
+int cmd_run(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rm", no_argument, NULL, OPT_RM },		    { "name", required_argument, NULL, 'n' },
+		{ "image", required_argument, NULL, 'I' },	    { "env", required_argument, NULL, 'e' },
+		{ "label", required_argument, NULL, 'l' },	    { "workdir", required_argument, NULL, 'w' },
+		{ "user", required_argument, NULL, 'u' },	    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
+		{ "interactive", no_argument, NULL, 'i' },	    { "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },		    { NULL, 0, NULL, 0 },
+	};
+	struct create_opts o = { 0 };
+	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
+	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
+	o.env = env;
+	o.labels = labels;
+	bool rm = false, interactive = false;
+	double timeout = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+n:e:l:w:u:ih", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_RM: rm = true; break;
+		case 'n': o.name = optarg; break;
+		case 'I': o.image = optarg; break;
+		case 'e': env[o.nenv++] = optarg; break;
+		case 'l': labels[o.nlabels++] = optarg; break;
+		case 'w': o.workdir = optarg; break;
+		case 'u': o.user = optarg; break;
+		case 'i': interactive = true; break;
+		case OPT_HOSTNAME: o.hostname = optarg; break;
+		case OPT_NETWORK: o.network = optarg; break;
+		case OPT_TIMEOUT:
+			if (parse_timeout("run", optarg, &timeout))
+				return CTL_EXIT_FAIL;
+			break;
+		case OPT_JSON: ctl->json = true; break;
+		case 'h':
+			printf("Usage: sandboxctl run [--rm] [--name NAME] [-e K=V]... [-l K=V]... [-w DIR] [-u USER]\n"
+			       "                     [--timeout SECONDS] [-i] [IMAGE] -- CMD [ARG]...\n"
+			       "Create a sandbox, run one command in it and exit with its exit code;\n"
+			       "--rm deletes the sandbox afterwards.\n");
+			return 0;
+		default:
+			return ctl_usage_error("run", "invalid option");
+		}
+	}
+	int dashdash = -1;
+	for (int i = optind; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			dashdash = i;
+			break;
+		}
+	}
+	int cmd_start;
+	if (dashdash >= 0) {
+		if (dashdash - optind > 1)
+			return ctl_usage_error("run", "expected at most one IMAGE before '--'");
+		if (dashdash - optind == 1) {
+			if (o.image)
+				return ctl_usage_error("run", "give the image either with --image or as an argument");
+			o.image = argv[optind];
+		}
+		cmd_start = dashdash + 1;
+	} else {
+		if (optind < argc && !o.image)
+			o.image = argv[optind++];
+		cmd_start = optind;
+	}
+	if (cmd_start >= argc)
+		return ctl_usage_error("run", "no command given");
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	if (ctl_gen_create_params(g, &o) != 0)
+		return CTL_EXIT_FAIL;
+	yajl_val res;
+	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.create", g, &res);
+	if (!root)
+		return CTL_EXIT_FAIL;
+	_cleanup_free_ char *id = strdup(ctl_str(res, "id") ? ctl_str(res, "id") : "");
+	int rc = ctl_exec_and_relay(ctl, id, argv + cmd_start, argc - cmd_start, NULL, 0, NULL, NULL, timeout,
+				    interactive);
+	if (rm)
+		delete_sandbox(ctl, id);
+	else if (!ctl->json)
+		fprintf(stderr, "sandbox %s kept; remove it with 'sandboxctl rm -f %s'\n", id, id);
+	return rc;
+}

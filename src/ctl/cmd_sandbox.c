@@ -1,0 +1,306 @@
+/* sandboxctl create, ls, inspect, start, stop, rm */
+#include "config.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static bool want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			return false;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	}
+	return false;
+}
+
+int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
+{
+	yajl_gen_map_open(g);
+	if (o->name)
+		sbx_gen_kv_str(g, "name", o->name);
+	if (o->image)
+		sbx_gen_kv_str(g, "image", o->image);
+	if (o->workdir)
+		sbx_gen_kv_str(g, "workdir", o->workdir);
+	if (o->user)
+		sbx_gen_kv_str(g, "user", o->user);
+	if (o->hostname)
+		sbx_gen_kv_str(g, "hostname", o->hostname);
+	if (o->no_start)
+		sbx_gen_kv_bool(g, "start", false);
+	if (o->network) {
+		sbx_gen_key(g, "network");
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "mode", o->network);
+		yajl_gen_map_close(g);
+	}
+	sbx_gen_key(g, "env");
+	yajl_gen_map_open(g);
+	for (int i = 0; i < o->nenv; i++)
+		if (ctl_gen_kv_arg(g, o->env[i]) < 0)
+			return ctl_fail("invalid --env '%s': expected KEY=VALUE", o->env[i]);
+	yajl_gen_map_close(g);
+	sbx_gen_key(g, "labels");
+	yajl_gen_map_open(g);
+	for (int i = 0; i < o->nlabels; i++)
+		if (ctl_gen_kv_arg(g, o->labels[i]) < 0)
+			return ctl_fail("invalid --label '%s': expected KEY=VALUE", o->labels[i]);
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	return 0;
+}
+
+enum { OPT_JSON = 300, OPT_NO_START, OPT_HOSTNAME, OPT_NETWORK };
+
+int cmd_create(struct ctl *ctl, int argc, char **argv)
+{
+	struct create_opts o = { 0 };
+	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
+	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
+	o.env = env;
+	o.labels = labels;
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },	  { "image", required_argument, NULL, 'i' },
+		{ "env", required_argument, NULL, 'e' },	  { "label", required_argument, NULL, 'l' },
+		{ "workdir", required_argument, NULL, 'w' },	  { "user", required_argument, NULL, 'u' },
+		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
+		{ "no-start", no_argument, NULL, OPT_NO_START }, { "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "n:i:e:l:w:u:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': o.name = optarg; break;
+		case 'i': o.image = optarg; break;
+		case 'e': env[o.nenv++] = optarg; break;
+		case 'l': labels[o.nlabels++] = optarg; break;
+		case 'w': o.workdir = optarg; break;
+		case 'u': o.user = optarg; break;
+		case OPT_HOSTNAME: o.hostname = optarg; break;
+		case OPT_NETWORK: o.network = optarg; break;
+		case OPT_NO_START: o.no_start = true; break;
+		case OPT_JSON: ctl->json = true; break;
+		case 'h':
+			printf("Usage: sandboxctl create [--name NAME] [--image IMAGE | IMAGE] [--env K=V]... [--label K=V]...\n"
+			       "                        [--workdir DIR] [--user USER] [--hostname NAME] [--network none]\n"
+			       "                        [--no-start] [--json]\n"
+			       "Create a sandbox (started unless --no-start) and print its id.\n");
+			return 0;
+		default:
+			return ctl_usage_error("create", "invalid option");
+		}
+	}
+	if (optind < argc) {
+		if (o.image)
+			return ctl_usage_error("create", "give the image either with --image or as an argument");
+		o.image = argv[optind++];
+	}
+	if (optind < argc)
+		return ctl_usage_error("create", "unexpected argument '%s'", argv[optind]);
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	if (ctl_gen_create_params(g, &o) != 0)
+		return CTL_EXIT_FAIL;
+	yajl_val res;
+	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.create", g, &res);
+	if (!root)
+		return CTL_EXIT_FAIL;
+	if (ctl->json)
+		ctl_print_json(res);
+	else
+		printf("%s\n", ctl_str(res, "id"));
+	return 0;
+}
+
+int cmd_ls(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "label", required_argument, NULL, 'l' }, { "state", required_argument, NULL, 's' },
+		{ "quiet", no_argument, NULL, 'q' },	   { "json", no_argument, NULL, OPT_JSON },
+		{ "all", no_argument, NULL, 'a' },	   { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	yajl_gen_map_open(g);
+	sbx_gen_key(g, "labels");
+	yajl_gen_map_open(g);
+	const char *state = NULL;
+	bool quiet = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "l:s:qah", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (ctl_gen_kv_arg(g, optarg) < 0)
+				return ctl_fail("invalid --label '%s': expected KEY=VALUE", optarg);
+			break;
+		case 's': state = optarg; break;
+		case 'q': quiet = true; break;
+		case 'a': break; /* every state is listed already */
+		case OPT_JSON: ctl->json = true; break;
+		case 'h':
+			printf("Usage: sandboxctl ls [--label K=V]... [--state STATE] [-q] [--json]\nList sandboxes.\n");
+			return 0;
+		default:
+			return ctl_usage_error("ls", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return ctl_usage_error("ls", "unexpected argument '%s'", argv[optind]);
+	yajl_gen_map_close(g);
+	if (state)
+		sbx_gen_kv_str(g, "state", state);
+	yajl_gen_map_close(g);
+	yajl_val res;
+	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.list", g, &res);
+	if (!root)
+		return CTL_EXIT_FAIL;
+	yajl_val list = sbx_json_get(res, "sandboxes");
+	if (ctl->json) {
+		ctl_print_json(list);
+		return 0;
+	}
+	static const char *const headers[] = { "ID", "NAME", "IMAGE", "STATE", "CREATED" };
+	struct ctl_table *t = quiet ? NULL : ctl_table_new(headers, 5);
+	for (size_t i = 0; list && YAJL_IS_ARRAY(list) && i < list->u.array.len; i++) {
+		yajl_val sb = list->u.array.values[i];
+		if (quiet) {
+			printf("%s\n", ctl_str(sb, "id"));
+			continue;
+		}
+		char ago[64];
+		ctl_ago(ctl_str(sb, "created_at"), ago, sizeof(ago));
+		const char *row[] = { ctl_str(sb, "id"), ctl_str(sb, "name"), ctl_str(sb, "image"), ctl_str(sb, "state"), ago };
+		ctl_table_add(t, row);
+	}
+	ctl_table_print(t);
+	return 0;
+}
+
+int cmd_inspect(struct ctl *ctl, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		printf("Usage: sandboxctl inspect SANDBOX\nShow a sandbox as JSON.\n");
+		return 0;
+	}
+	int rc = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		_cleanup_gen_ yajl_gen g = sbx_gen_new();
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "sandbox", argv[i]);
+		yajl_gen_map_close(g);
+		yajl_val res;
+		_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.inspect", g, &res);
+		if (!root) {
+			rc = CTL_EXIT_FAIL;
+			continue;
+		}
+		ctl_print_json(res);
+	}
+	if (argc < 2)
+		return ctl_usage_error("inspect", "which sandbox?");
+	return rc;
+}
+
+/* start, stop and rm share a shape: options, then one or more sandboxes. */
+static int for_each_sandbox(struct ctl *ctl, const char *verb, const char *method, int argc, char **argv, bool force,
+			    double timeout)
+{
+	if (optind >= argc)
+		return ctl_usage_error(verb, "which sandbox?");
+	int rc = 0;
+	for (int i = optind; i < argc; i++) {
+		_cleanup_gen_ yajl_gen g = sbx_gen_new();
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "sandbox", argv[i]);
+		if (force)
+			sbx_gen_kv_bool(g, "force", true);
+		if (timeout >= 0)
+			sbx_gen_kv_double(g, "timeout_s", timeout);
+		yajl_gen_map_close(g);
+		yajl_val res;
+		_cleanup_json_ yajl_val root = ctl_call(ctl, method, g, &res);
+		if (!root) {
+			rc = CTL_EXIT_FAIL;
+			continue;
+		}
+		if (ctl->json)
+			ctl_print_json(res);
+		else
+			printf("%s\n", argv[i]);
+	}
+	return rc;
+}
+
+int cmd_start(struct ctl *ctl, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		printf("Usage: sandboxctl start SANDBOX...\nStart stopped sandboxes; their files are as they were left.\n");
+		return 0;
+	}
+	optind = 1;
+	return for_each_sandbox(ctl, "start", "sandbox.start", argc, argv, false, -1);
+}
+
+int cmd_stop(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, OPT_JSON },     { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	double timeout = -1;
+	bool force = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "t:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': {
+			char *end;
+			timeout = strtod(optarg, &end);
+			if (*end || timeout < 0)
+				return ctl_usage_error("stop", "invalid --timeout '%s'", optarg);
+			break;
+		}
+		case 'f': force = true; break;
+		case OPT_JSON: ctl->json = true; break;
+		case 'h':
+			printf("Usage: sandboxctl stop [-t SECONDS] [-f] SANDBOX...\n"
+			       "Stop sandboxes: SIGTERM to every process, SIGKILL after the timeout (default 10 s);\n"
+			       "-f kills at once. Files in the sandbox are kept.\n");
+			return 0;
+		default:
+			return ctl_usage_error("stop", "invalid option");
+		}
+	}
+	return for_each_sandbox(ctl, "stop", "sandbox.stop", argc, argv, force, timeout);
+}
+
+int cmd_rm(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool force = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': force = true; break;
+		case OPT_JSON: ctl->json = true; break;
+		case 'h':
+			printf("Usage: sandboxctl rm [-f] SANDBOX...\nDelete sandboxes and all their files; -f also "
+			       "kills running ones.\n");
+			return 0;
+		default:
+			return ctl_usage_error("rm", "invalid option");
+		}
+	}
+	return for_each_sandbox(ctl, "rm", "sandbox.delete", argc, argv, force, -1);
+}

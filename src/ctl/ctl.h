@@ -1,0 +1,69 @@
+/* sandboxctl: shared state of one invocation and the helpers verbs use. */
+#ifndef SBX_CTL_H
+#define SBX_CTL_H
+
+#include <stdbool.h>
+
+#include "client.h"
+#include "json.h"
+
+#define CTL_EXIT_FAIL 125 /* sandboxctl's own failure, as podman does */
+
+struct ctl {
+	const char *socket;
+	bool json;
+	struct sbx_client client;
+	bool connected;
+};
+
+/* Call a method; on error print one line and return NULL. */
+yajl_val ctl_call(struct ctl *ctl, const char *method, yajl_gen params, yajl_val *result);
+int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int ctl_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Output */
+void ctl_print_json(yajl_val v);
+struct ctl_table;
+struct ctl_table *ctl_table_new(const char *const *headers, size_t ncols);
+void ctl_table_add(struct ctl_table *t, const char *const *cells);
+void ctl_table_print(struct ctl_table *t);
+const char *ctl_str(yajl_val obj, const char *key);
+long long ctl_int(yajl_val obj, const char *key, long long dflt);
+void ctl_human_size(long long bytes, char *out, size_t len);
+void ctl_ago(const char *rfc3339, char *out, size_t len);
+
+/* K=V into an object member of a generator; returns -1 on a malformed pair. */
+int ctl_gen_kv_arg(yajl_gen g, const char *arg);
+
+/* Verbs */
+int cmd_info(struct ctl *ctl, int argc, char **argv);
+int cmd_create(struct ctl *ctl, int argc, char **argv);
+int cmd_ls(struct ctl *ctl, int argc, char **argv);
+int cmd_inspect(struct ctl *ctl, int argc, char **argv);
+int cmd_start(struct ctl *ctl, int argc, char **argv);
+int cmd_stop(struct ctl *ctl, int argc, char **argv);
+int cmd_rm(struct ctl *ctl, int argc, char **argv);
+int cmd_exec(struct ctl *ctl, int argc, char **argv);
+int cmd_run(struct ctl *ctl, int argc, char **argv);
+int cmd_image(struct ctl *ctl, int argc, char **argv);
+
+/* Shared by create and run: parse create options into params. */
+struct create_opts {
+	const char *name;
+	const char *image;
+	const char *workdir;
+	const char *user;
+	const char *hostname;
+	const char *network;
+	char **env;
+	int nenv;
+	char **labels;
+	int nlabels;
+	bool no_start;
+};
+int ctl_gen_create_params(yajl_gen g, const struct create_opts *o);
+/* Run a command in a sandbox and relay its output; returns its exit code. */
+int ctl_exec_and_relay(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
+		       const char *workdir, const char *user, double timeout, bool interactive);
+
+#endif

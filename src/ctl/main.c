@@ -1,0 +1,140 @@
+/* sandboxctl entry point: global options, then one verb. */
+#include "config.h"
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: sandboxctl [--socket PATH] [--json] COMMAND [ARG]...\n\n"
+		"Commands:\n"
+		"  info                          show the daemon and host\n"
+		"  create [OPTIONS] [IMAGE]      create (and start) a sandbox, print its id\n"
+		"  ls [-a] [--label k=v]         list sandboxes\n"
+		"  inspect SANDBOX               show one sandbox as JSON\n"
+		"  start SANDBOX...              start stopped sandboxes\n"
+		"  stop [-t SECONDS] SANDBOX...  stop sandboxes (TERM, then KILL)\n"
+		"  rm [-f] SANDBOX...            delete sandboxes\n"
+		"  exec [OPTIONS] SANDBOX -- CMD...  run a command in a sandbox\n"
+		"  run [--rm] [OPTIONS] [IMAGE] -- CMD...  create a sandbox and run a command\n"
+		"  image ls | import NAME PATH | rm NAME\n\n"
+		"Global options:\n"
+		"  -s, --socket PATH   daemon socket (default $SANDBOXD_SOCKET or /run/sandboxd/sandboxd.sock)\n"
+		"      --json          machine-readable output\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          this help\n\n"
+		"See sandboxctl(1).\n");
+}
+
+int ctl_fail(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("sandboxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CTL_EXIT_FAIL;
+}
+
+int ctl_usage_error(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("sandboxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; see 'sandboxctl %s --help'\n", verb);
+	return CTL_EXIT_FAIL;
+}
+
+yajl_val ctl_call(struct ctl *ctl, const char *method, yajl_gen params, yajl_val *result)
+{
+	sbx_error *err = NULL;
+	if (!ctl->connected) {
+		if (sbx_client_connect(&ctl->client, ctl->socket, &err) < 0) {
+			ctl_fail("%s (is sandboxd running? set SANDBOXD_SOCKET or --socket)", err->msg);
+			sbx_error_free(err);
+			return NULL;
+		}
+		ctl->connected = true;
+	}
+	const unsigned char *buf = NULL;
+	size_t len = 0;
+	_cleanup_free_ char *text = NULL;
+	if (params) {
+		yajl_gen_get_buf(params, &buf, &len);
+		text = strndup((const char *)buf, len);
+	}
+	yajl_val root = sbx_client_call(&ctl->client, method, text, result, &err);
+	if (!root) {
+		ctl_fail("%s", err ? err->msg : "request failed");
+		sbx_error_free(err);
+	}
+	return root;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct ctl *, int, char **);
+} verbs[] = {
+	{ "info", cmd_info }, { "create", cmd_create }, { "ls", cmd_ls },	  { "list", cmd_ls },
+	{ "ps", cmd_ls },     { "inspect", cmd_inspect }, { "start", cmd_start }, { "stop", cmd_stop },
+	{ "rm", cmd_rm },     { "delete", cmd_rm },     { "exec", cmd_exec },	  { "run", cmd_run },
+	{ "image", cmd_image }, { "images", cmd_image },
+};
+
+int main(int argc, char **argv)
+{
+	struct ctl ctl = { .socket = sbx_client_default_socket() };
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "version", no_argument, NULL, 'V' },	    { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	/* '+': stop at the verb; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+s:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			ctl.socket = optarg;
+			break;
+		case 'j':
+			ctl.json = true;
+			break;
+		case 'V':
+			printf("sandboxctl %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return CTL_EXIT_FAIL;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return CTL_EXIT_FAIL;
+	}
+	const char *verb = argv[optind];
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(verbs); i++) {
+		if (!strcmp(verbs[i].name, verb)) {
+			int rest = argc - optind;
+			char **rargv = argv + optind;
+			optind = 0; /* reset getopt for the verb (0 also re-inits GNU getopt) */
+			int rc = verbs[i].fn(&ctl, rest, rargv);
+			if (ctl.connected)
+				sbx_client_close(&ctl.client);
+			fflush(stdout);
+			return rc;
+		}
+	}
+	return ctl_fail("unknown command '%s'; see 'sandboxctl --help'", verb);
+}

@@ -1,0 +1,138 @@
+/* sandboxd.conf: "key = value" lines. Command-line flags override the file;
+ * the file overrides built-in defaults. */
+#include "config.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+static int set_str(char **slot, const char *value)
+{
+	char *v = strdup(value);
+	if (!v)
+		return -ENOMEM;
+	free(*slot);
+	*slot = v;
+	return 0;
+}
+
+int sbx_config_defaults(struct sbx_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = SBX_LOG_INFO;
+	cfg->max_message = 16 * 1024 * 1024;
+	cfg->max_sandboxes = 1000;
+	cfg->default_stop_timeout_s = 10;
+	if (set_str(&cfg->config_path, SBX_DEFAULT_CONFIG) < 0 || set_str(&cfg->socket_path, SBX_DEFAULT_SOCKET) < 0 ||
+	    set_str(&cfg->state_dir, LOCALSTATEDIR "/lib/sandboxd") < 0 || set_str(&cfg->run_dir, "/run/sandboxd") < 0 ||
+	    set_str(&cfg->init_path, PKGLIBEXECDIR "/sandbox-init") < 0 || set_str(&cfg->default_image, "minimal") < 0 ||
+	    set_str(&cfg->default_image_path, PKGDATADIR "/images/minimal.tar.gz") < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void sbx_config_free(struct sbx_config *cfg)
+{
+	free(cfg->config_path);
+	free(cfg->socket_path);
+	free(cfg->state_dir);
+	free(cfg->run_dir);
+	free(cfg->init_path);
+	free(cfg->default_image);
+	free(cfg->default_image_path);
+	free(cfg->cgroup_parent);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static int set_int(const char *key, const char *value, int64_t min, int64_t max, int64_t *out, sbx_error **err)
+{
+	if (sbx_parse_int64(value, min, max, out) < 0)
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not a number between %lld and %lld", key,
+				     value, (long long)min, (long long)max);
+	return 0;
+}
+
+int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, sbx_error **err)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} strings[] = {
+		{ "socket", offsetof(struct sbx_config, socket_path) },
+		{ "state_dir", offsetof(struct sbx_config, state_dir) },
+		{ "run_dir", offsetof(struct sbx_config, run_dir) },
+		{ "init_path", offsetof(struct sbx_config, init_path) },
+		{ "default_image", offsetof(struct sbx_config, default_image) },
+		{ "default_image_path", offsetof(struct sbx_config, default_image_path) },
+		{ "cgroup_parent", offsetof(struct sbx_config, cgroup_parent) },
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(strings); i++) {
+		if (strcmp(key, strings[i].key) != 0)
+			continue;
+		char **slot = (char **)((char *)cfg + strings[i].off);
+		if (set_str(slot, value) < 0)
+			return sbx_error_errno(err, ENOMEM, "%s", key);
+		return 0;
+	}
+	if (!strcmp(key, "log_level")) {
+		if (sbx_log_level_parse(value, &cfg->log_level) < 0)
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS,
+					     "log_level: '%s' is not one of error, warn, info, debug", value);
+		return 0;
+	}
+	if (!strcmp(key, "max_message"))
+		return set_int(key, value, 4096, (int64_t)1 << 30, &cfg->max_message, err);
+	if (!strcmp(key, "max_sandboxes"))
+		return set_int(key, value, 1, 1000000, &cfg->max_sandboxes, err);
+	if (!strcmp(key, "stop_timeout_s"))
+		return set_int(key, value, 0, 3600, &cfg->default_stop_timeout_s, err);
+	return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "unknown setting '%s'", key);
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int sbx_config_load(struct sbx_config *cfg, const char *path, bool must_exist, sbx_error **err)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		return sbx_error_errno(err, errno, "config file '%s'", path);
+	}
+	char line[4096];
+	int lineno = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq)
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s:%d: expected 'key = value'", path, lineno);
+		*eq = '\0';
+		char *key = trim(s);
+		char *value = trim(eq + 1);
+		size_t vl = strlen(value);
+		if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+			value[vl - 1] = '\0';
+			value++;
+		}
+		if (sbx_config_set(cfg, key, value, err) < 0)
+			return sbx_error_prefix(err, "%s:%d", path, lineno);
+	}
+	return 0;
+}

@@ -1,0 +1,457 @@
+/* The unix-socket server: accepting clients, splitting their bytes into
+ * JSON lines, turning each line into a request, and queueing replies.
+ * A bad line is answered and skipped; only the client's own socket errors
+ * end its connection. Nothing a client sends can stop the loop. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+#define READ_CHUNK 65536
+/* A client that stops reading may not make us hold unbounded replies. */
+#define MAX_PENDING_OUTPUT (256 * 1024 * 1024)
+
+struct sbx_conn {
+	struct sbx_daemon *d;
+	int fd;
+	struct sbx_watch *w;
+	struct sbx_buf in;
+	struct sbx_buf out;
+	size_t scan; /* bytes of in already searched for '\n' */
+	bool skipping; /* discarding the rest of an oversized line */
+	bool closed;   /* socket gone; replies are dropped */
+	bool read_eof;
+	int refs;
+	int pending; /* requests not answered yet */
+	struct ucred peer;
+};
+
+static void conn_unref(struct sbx_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	sbx_buf_free(&c->in);
+	sbx_buf_free(&c->out);
+	free(c);
+}
+
+static void conn_close(struct sbx_conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	sbx_loop_unwatch(c->w);
+	c->w = NULL;
+	close(c->fd);
+	c->fd = -1;
+	sbx_buf_free(&c->out);
+	conn_unref(c);
+}
+
+/* Once the client has sent EOF, the connection lives until every request
+ * it sent is answered and the answers are written. */
+static void conn_update_events(struct sbx_conn *c)
+{
+	if (c->closed)
+		return;
+	if (c->read_eof && !c->out.len && !c->pending) {
+		conn_close(c);
+		return;
+	}
+	uint32_t ev = c->read_eof ? 0 : EPOLLIN;
+	if (c->out.len)
+		ev |= EPOLLOUT;
+	sbx_loop_modify(c->w, ev);
+}
+
+static void conn_flush(struct sbx_conn *c)
+{
+	while (c->out.len) {
+		ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			conn_close(c); /* the client went away: drop what it did not read */
+			return;
+		}
+		sbx_buf_consume(&c->out, (size_t)n);
+	}
+	/* Release memory of a large reply once it is written. */
+	if (!c->out.len && c->out.cap > (1 << 20))
+		sbx_buf_free(&c->out);
+	conn_update_events(c);
+}
+
+static void conn_send(struct sbx_conn *c, const char *data, size_t len)
+{
+	if (c->closed)
+		return;
+	if (c->out.len + len > MAX_PENDING_OUTPUT) {
+		sbx_warn("client pid %d does not read its replies; closing its connection", (int)c->peer.pid);
+		conn_close(c);
+		return;
+	}
+	if (sbx_buf_append(&c->out, data, len) < 0 || sbx_buf_append(&c->out, "\n", 1) < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+static void send_gen(struct sbx_conn *c, yajl_gen g)
+{
+	const unsigned char *buf;
+	size_t len;
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+		conn_send(c, (const char *)buf, len);
+}
+
+static yajl_gen envelope_begin(yajl_val id)
+{
+	yajl_gen g = sbx_gen_new();
+	if (!g)
+		return NULL;
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "jsonrpc", "2.0");
+	sbx_gen_key(g, "id");
+	sbx_gen_value(g, id);
+	return g;
+}
+
+static void send_error(struct sbx_conn *c, yajl_val id, const sbx_error *err)
+{
+	_cleanup_gen_ yajl_gen g = envelope_begin(id);
+	if (!g)
+		return;
+	sbx_gen_key(g, "error");
+	yajl_gen_map_open(g);
+	sbx_gen_kv_int(g, "code", err->code);
+	sbx_gen_kv_str(g, "message", err->msg ? err->msg : "error");
+	if (err->errnum || err->param) {
+		sbx_gen_key(g, "data");
+		yajl_gen_map_open(g);
+		if (err->errnum)
+			sbx_gen_kv_int(g, "errno", err->errnum);
+		if (err->param)
+			sbx_gen_kv_str(g, "param", err->param);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	send_gen(c, g);
+}
+
+static void send_error_code(struct sbx_conn *c, yajl_val id, int code, const char *msg)
+{
+	sbx_error e = { .code = code, .msg = (char *)msg };
+	send_error(c, id, &e);
+}
+
+yajl_gen sbx_reply_begin(struct sbx_request *req)
+{
+	yajl_gen g = envelope_begin(req->id);
+	if (g)
+		sbx_gen_key(g, "result");
+	return g;
+}
+
+void sbx_reply_end(struct sbx_request *req, yajl_gen g)
+{
+	if (g) {
+		yajl_gen_map_close(g);
+		send_gen(req->conn, g);
+		yajl_gen_free(g);
+	} else {
+		send_error_code(req->conn, req->id, SBX_ERR_INTERNAL, "out of memory");
+	}
+	sbx_request_free(req);
+}
+
+void sbx_reply_empty(struct sbx_request *req)
+{
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end(req, g);
+}
+
+void sbx_reply_error(struct sbx_request *req, sbx_error *err)
+{
+	if (!err) {
+		sbx_error_set(&err, SBX_ERR_INTERNAL, "internal error");
+	}
+	if (err->code == SBX_ERR_INTERNAL)
+		sbx_warn("%s failed: %s", req->method ? req->method : "request", err->msg ? err->msg : "?");
+	else
+		sbx_debug("%s failed: %s", req->method ? req->method : "request", err->msg ? err->msg : "?");
+	send_error(req->conn, req->id, err);
+	sbx_error_free(err);
+	sbx_request_free(req);
+}
+
+void sbx_request_free(struct sbx_request *req)
+{
+	if (!req)
+		return;
+	struct sbx_conn *c = req->conn;
+	if (req->root)
+		yajl_tree_free(req->root);
+	free(req);
+	if (c) {
+		c->pending--;
+		if (c->closed) {
+			conn_unref(c);
+		} else {
+			c->refs--; /* the socket's own ref keeps c alive */
+			conn_update_events(c);
+		}
+	}
+}
+
+/* One complete line: validate the envelope and hand it to dispatch. */
+static void handle_line(struct sbx_conn *c, char *line, size_t len)
+{
+	while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+		line[--len] = '\0';
+	if (len == 0)
+		return; /* blank lines between messages are tolerated */
+	if (memchr(line, '\0', len)) {
+		send_error_code(c, NULL, SBX_ERR_PARSE, "parse error: message contains a NUL byte");
+		return;
+	}
+	sbx_error *err = NULL;
+	yajl_val root = sbx_json_parse(line, &err);
+	if (!root) {
+		send_error(c, NULL, err);
+		sbx_error_free(err);
+		return;
+	}
+	yajl_val id = sbx_json_get(root, "id");
+	if (!YAJL_IS_OBJECT(root)) {
+		send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST, "invalid request: a message must be a JSON object");
+		yajl_tree_free(root);
+		return;
+	}
+	if (id && !(YAJL_IS_STRING(id) || YAJL_IS_NUMBER(id) || YAJL_IS_NULL(id))) {
+		send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST, "invalid request: 'id' must be a string or a number");
+		yajl_tree_free(root);
+		return;
+	}
+	yajl_val ver = sbx_json_get(root, "jsonrpc");
+	yajl_val method = sbx_json_get(root, "method");
+	yajl_val params = sbx_json_get(root, "params");
+	const char *problem = NULL;
+	const char *version = ver && YAJL_IS_STRING(ver) ? YAJL_GET_STRING(ver) : NULL;
+	if (!version || strcmp(version, "2.0"))
+		problem = "invalid request: 'jsonrpc' must be \"2.0\"";
+	else if (!method || !YAJL_IS_STRING(method))
+		problem = "invalid request: 'method' must be a string";
+	else if (params && !YAJL_IS_OBJECT(params) && !YAJL_IS_NULL(params))
+		problem = "invalid request: 'params' must be an object";
+	if (problem) {
+		send_error_code(c, id, SBX_ERR_INVALID_REQUEST, problem);
+		yajl_tree_free(root);
+		return;
+	}
+	if (!id) {
+		/* A notification from a client: nothing to answer, nothing we act on. */
+		yajl_tree_free(root);
+		return;
+	}
+	struct sbx_request *req = calloc(1, sizeof(*req));
+	if (!req) {
+		send_error_code(c, id, SBX_ERR_INTERNAL, "out of memory");
+		yajl_tree_free(root);
+		return;
+	}
+	static struct yajl_val_s empty_object = { .type = yajl_t_object };
+	req->d = c->d;
+	req->conn = c;
+	req->root = root;
+	req->id = id;
+	req->params = params && YAJL_IS_OBJECT(params) ? params : &empty_object;
+	req->method = YAJL_GET_STRING(method);
+	req->peer = c->peer;
+	c->refs++;
+	c->pending++;
+	sbx_rpc_dispatch(req);
+}
+
+static void process_input(struct sbx_conn *c)
+{
+	size_t max = (size_t)c->d->cfg.max_message;
+	while (!c->closed) {
+		char *nl = c->in.len > c->scan ? memchr(c->in.data + c->scan, '\n', c->in.len - c->scan) : NULL;
+		if (!nl) {
+			c->scan = c->in.len;
+			if (c->in.len > max) {
+				if (!c->skipping) {
+					char msg[128];
+					snprintf(msg, sizeof(msg), "invalid request: message exceeds %zu bytes", max);
+					send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST, msg);
+				}
+				c->skipping = true;
+				sbx_buf_consume(&c->in, c->in.len);
+				c->scan = 0;
+			}
+			return;
+		}
+		size_t len = (size_t)(nl - c->in.data);
+		if (c->skipping) {
+			c->skipping = false;
+		} else if (len > max) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "invalid request: message exceeds %zu bytes", max);
+			send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST, msg);
+		} else {
+			*nl = '\0';
+			/* handle_line may reply synchronously; the buffer is ours until consume. */
+			c->refs++;
+			handle_line(c, c->in.data, len);
+			bool gone = c->closed;
+			conn_unref(c);
+			if (gone)
+				return;
+		}
+		sbx_buf_consume(&c->in, len + 1);
+		c->scan = 0;
+	}
+}
+
+static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_conn *c = data;
+	c->refs++;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		for (int rounds = 0; rounds < 16 && !c->closed && !c->read_eof; rounds++) {
+			if (sbx_buf_reserve(&c->in, READ_CHUNK) < 0) {
+				conn_close(c);
+				break;
+			}
+			ssize_t n = recv(c->fd, c->in.data + c->in.len, READ_CHUNK, MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno != EAGAIN)
+					conn_close(c);
+				break;
+			}
+			if (n == 0) {
+				c->read_eof = true;
+				process_input(c);
+				if (!c->closed && c->in.len && !c->skipping)
+					send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST,
+							"invalid request: connection closed in the middle of a message "
+							"(every message must end with a newline)");
+				sbx_buf_free(&c->in);
+				break;
+			}
+			c->in.len += (size_t)n;
+			c->in.data[c->in.len] = '\0';
+			process_input(c);
+		}
+	}
+	if (!c->closed && (events & EPOLLOUT))
+		conn_flush(c);
+	/* Hang-up after EOF: the peer is gone both ways, replies cannot reach it. */
+	if (!c->closed && c->read_eof && (events & (EPOLLHUP | EPOLLERR)))
+		conn_close(c);
+	conn_update_events(c);
+	conn_unref(c);
+}
+
+static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_daemon *d = data;
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				sbx_warn("accept: %m");
+			return;
+		}
+		struct sbx_conn *c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->d = d;
+		c->fd = fd;
+		c->refs = 1;
+		socklen_t len = sizeof(c->peer);
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len);
+		c->w = sbx_loop_watch(d->loop, fd, EPOLLIN, conn_event, c);
+		if (!c->w) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		d->conn_count++;
+	}
+}
+
+int sbx_server_listen(struct sbx_daemon *d, sbx_error **err)
+{
+	const char *path = d->cfg.socket_path;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "socket path '%s' is too long", path);
+	strcpy(addr.sun_path, path);
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (sbx_mkdir_p(dir, 0755, err) < 0)
+			return sbx_error_prefix(err, "socket directory");
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "socket");
+	/* We hold the state lock, so a socket file left here is stale. */
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int e = errno;
+		close(fd);
+		return sbx_error_errno(err, e, "bind '%s'", path);
+	}
+	gid_t gid = (gid_t)-1;
+	struct group *gr = getgrnam("sandboxd");
+	if (gr)
+		gid = gr->gr_gid;
+	if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0)
+		sbx_warn("set owner and mode of '%s': %m", path);
+	if (listen(fd, 512) < 0) {
+		int e = errno;
+		close(fd);
+		return sbx_error_errno(err, e, "listen '%s'", path);
+	}
+	d->listen_fd = fd;
+	if (!sbx_loop_watch(d->loop, fd, EPOLLIN, accept_event, d)) {
+		close(fd);
+		d->listen_fd = -1;
+		return sbx_error_errno(err, errno, "watch socket");
+	}
+	return 0;
+}
+
+void sbx_server_close(struct sbx_daemon *d)
+{
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		d->listen_fd = -1;
+		unlink(d->cfg.socket_path);
+	}
+}

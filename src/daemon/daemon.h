@@ -1,0 +1,117 @@
+/* sandboxd's shared state: configuration, the loop, the registries of
+ * sandboxes and images, and the request object every handler receives. */
+#ifndef SBX_DAEMON_H
+#define SBX_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+
+#define SBX_API_VERSION 1
+#define SBX_DEFAULT_SOCKET "/run/sandboxd/sandboxd.sock"
+#define SBX_DEFAULT_CONFIG SYSCONFDIR "/sandboxd/sandboxd.conf"
+
+struct sbx_config {
+	char *config_path;
+	char *socket_path;
+	char *state_dir;
+	char *run_dir;
+	char *init_path;          /* the sandbox-init binary */
+	char *default_image;      /* image used when create omits it */
+	char *default_image_path; /* tarball imported as default_image when missing */
+	char *cgroup_parent;      /* override of the cgroup base */
+	enum sbx_log_level log_level;
+	bool foreground;
+	int64_t max_message;      /* bytes per protocol line */
+	int64_t max_sandboxes;
+	int64_t default_stop_timeout_s;
+};
+
+int sbx_config_defaults(struct sbx_config *cfg);
+/* key = value lines; '#' starts a comment. Unknown keys are errors. */
+int sbx_config_load(struct sbx_config *cfg, const char *path, bool must_exist, sbx_error **err);
+int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, sbx_error **err);
+void sbx_config_free(struct sbx_config *cfg);
+
+struct sbx_sandbox;
+struct sbx_image;
+struct sbx_conn;
+
+struct sbx_daemon {
+	struct sbx_config cfg;
+	struct sbx_loop *loop;
+	int listen_fd;
+	int state_fd;    /* state_dir */
+	int run_fd;      /* run_dir */
+	int lock_fd;
+	int init_exe_fd; /* sealed memfd of sandbox-init */
+	struct sbx_cgroup_root cg;
+	struct sbx_sandbox *sandboxes;
+	struct sbx_image *images;
+	int64_t started_ns;
+	uint64_t conn_count;
+	bool shutting_down;
+};
+
+/* One JSON-RPC call. A handler must end it exactly once with one of the
+ * sbx_reply_* functions, now or later; they free it. */
+struct sbx_request {
+	struct sbx_daemon *d;
+	struct sbx_conn *conn;
+	yajl_val root;
+	yajl_val id;
+	yajl_val params; /* always an object (empty when absent) */
+	const char *method;
+	struct ucred peer;
+};
+
+typedef void (*sbx_rpc_handler)(struct sbx_request *req);
+
+/* The result value is written into the returned generator between begin and end. */
+yajl_gen sbx_reply_begin(struct sbx_request *req);
+void sbx_reply_end(struct sbx_request *req, yajl_gen g);
+void sbx_reply_empty(struct sbx_request *req);
+/* The one place an sbx_error becomes a JSON-RPC error; takes ownership of err. */
+void sbx_reply_error(struct sbx_request *req, sbx_error *err);
+void sbx_request_free(struct sbx_request *req);
+
+/* Dispatch (rpc.c) */
+void sbx_rpc_dispatch(struct sbx_request *req);
+
+/* Connections (conn.c) */
+int sbx_server_listen(struct sbx_daemon *d, sbx_error **err);
+void sbx_server_close(struct sbx_daemon *d);
+
+/* Handlers, one file per method family. */
+void rpc_system_info(struct sbx_request *req);
+void rpc_system_ping(struct sbx_request *req);
+void rpc_image_list(struct sbx_request *req);
+void rpc_image_inspect(struct sbx_request *req);
+void rpc_image_import(struct sbx_request *req);
+void rpc_image_remove(struct sbx_request *req);
+void rpc_sandbox_create(struct sbx_request *req);
+void rpc_sandbox_start(struct sbx_request *req);
+void rpc_sandbox_stop(struct sbx_request *req);
+void rpc_sandbox_delete(struct sbx_request *req);
+void rpc_sandbox_list(struct sbx_request *req);
+void rpc_sandbox_inspect(struct sbx_request *req);
+void rpc_process_exec(struct sbx_request *req);
+
+/* Work that may take long (unpacking, copying, removing trees) runs in a
+ * forked worker; done is called in the loop with NULL or the error. */
+typedef int (*sbx_worker_fn)(void *arg, sbx_error **err);
+typedef void (*sbx_worker_done)(struct sbx_daemon *d, void *ctx, sbx_error *err);
+int sbx_worker_start(struct sbx_daemon *d, sbx_worker_fn fn, void *arg, sbx_worker_done done, void *ctx,
+		     sbx_error **err);
+/* The same, waited for in place (start-up only). */
+int sbx_worker_run_sync(sbx_worker_fn fn, void *arg, sbx_error **err);
+
+#endif

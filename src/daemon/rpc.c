@@ -1,0 +1,50 @@
+/* Method table and dispatch. Methods of later protocol sections are absent
+ * on purpose: they answer "method not found" until they are implemented. */
+#include "config.h"
+#include <string.h>
+
+#include "daemon.h"
+
+static const struct {
+	const char *name;
+	sbx_rpc_handler fn;
+	bool mutating; /* logged with the caller's credentials */
+} methods[] = {
+	{ "system.info", rpc_system_info, false },
+	{ "system.ping", rpc_system_ping, false },
+	{ "image.list", rpc_image_list, false },
+	{ "image.inspect", rpc_image_inspect, false },
+	{ "image.import", rpc_image_import, true },
+	{ "image.remove", rpc_image_remove, true },
+	{ "sandbox.create", rpc_sandbox_create, true },
+	{ "sandbox.start", rpc_sandbox_start, true },
+	{ "sandbox.stop", rpc_sandbox_stop, true },
+	{ "sandbox.delete", rpc_sandbox_delete, true },
+	{ "sandbox.list", rpc_sandbox_list, false },
+	{ "sandbox.inspect", rpc_sandbox_inspect, false },
+	{ "process.exec", rpc_process_exec, true },
+};
+
+void sbx_rpc_dispatch(struct sbx_request *req)
+{
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(methods); i++) {
+		if (strcmp(methods[i].name, req->method) != 0)
+			continue;
+		if (methods[i].mutating) {
+			const char *target = NULL;
+			yajl_val v = sbx_json_get(req->params, "sandbox");
+			if (!v)
+				v = sbx_json_get(req->params, "name");
+			if (v && YAJL_IS_STRING(v))
+				target = YAJL_GET_STRING(v);
+			sbx_info("%s %s by uid %u gid %u pid %d", req->method, target ? target : "-",
+				 (unsigned)req->peer.uid, (unsigned)req->peer.gid, (int)req->peer.pid);
+		}
+		methods[i].fn(req);
+		return;
+	}
+	sbx_error *err = NULL;
+	sbx_error_set(&err, SBX_ERR_NO_METHOD, "method '%.100s' not found; see sandboxd-protocol(7) for the methods this "
+					      "version implements", req->method);
+	sbx_reply_error(req, err);
+}

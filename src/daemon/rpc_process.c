@@ -1,0 +1,370 @@
+/* process.exec: one command in a running sandbox, answered when it ends.
+ * The command's output is collected from pipes in the loop, so a command
+ * running for an hour holds no one else up. Its whole process tree lives
+ * in its own cgroup, which is how a timeout reaches setsid'd grandchildren. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+#include "spawn.h"
+#include "syscalls.h"
+
+#define DEFAULT_MAX_OUTPUT (1024 * 1024)
+#define READ_SIZE 65536
+
+struct sbx_exec {
+	struct sbx_exec *next;
+	struct sbx_sandbox *sb;
+	struct sbx_request *req;
+	char cgroup[600];
+	pid_t pid;
+	int pidfd;
+	struct sbx_watch *pid_w;
+	int out_fd, err_fd, in_fd;
+	struct sbx_watch *out_w, *err_w, *in_w;
+	struct sbx_buf out, err;
+	char *stdin_data;
+	size_t stdin_len, stdin_off;
+	size_t max_output;
+	bool truncated, timed_out, base64;
+	struct sbx_watch *timer;
+	int64_t start_ms;
+};
+
+static void exec_free(struct sbx_exec *ex)
+{
+	sbx_loop_unwatch(ex->pid_w);
+	sbx_loop_unwatch(ex->out_w);
+	sbx_loop_unwatch(ex->err_w);
+	sbx_loop_unwatch(ex->in_w);
+	sbx_loop_unwatch(ex->timer);
+	sbx_closep(&ex->pidfd);
+	sbx_closep(&ex->out_fd);
+	sbx_closep(&ex->err_fd);
+	sbx_closep(&ex->in_fd);
+	sbx_buf_free(&ex->out);
+	sbx_buf_free(&ex->err);
+	free(ex->stdin_data);
+	for (struct sbx_exec **pp = &ex->sb->execs; *pp; pp = &(*pp)->next) {
+		if (*pp == ex) {
+			*pp = ex->next;
+			break;
+		}
+	}
+	/* Busy means something it started lives on (nohup); pruned at stop. */
+	if (ex->cgroup[0])
+		unlinkat(ex->sb->d->cg.mount_fd, ex->cgroup, AT_REMOVEDIR);
+	sbx_sandbox_unref(ex->sb);
+	free(ex);
+}
+
+/* Read what is there; keep at most max_output bytes per stream. */
+static int drain(struct sbx_exec *ex, int fd, struct sbx_buf *b)
+{
+	char chunk[READ_SIZE];
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -1;
+		if (n == 0)
+			return -1;
+		size_t keep = (size_t)n;
+		if (b->len + keep > ex->max_output) {
+			keep = ex->max_output > b->len ? ex->max_output - b->len : 0;
+			ex->truncated = true;
+		}
+		if (keep && sbx_buf_append(b, chunk, keep) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void out_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_exec *ex = data;
+	bool is_out = w == ex->out_w;
+	if (drain(ex, is_out ? ex->out_fd : ex->err_fd, is_out ? &ex->out : &ex->err) < 0) {
+		sbx_loop_unwatch(w);
+		if (is_out) {
+			ex->out_w = NULL;
+			sbx_closep(&ex->out_fd);
+		} else {
+			ex->err_w = NULL;
+			sbx_closep(&ex->err_fd);
+		}
+	}
+}
+
+static void stdin_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_exec *ex = data;
+	while (ex->stdin_off < ex->stdin_len) {
+		ssize_t n = write(ex->in_fd, ex->stdin_data + ex->stdin_off, ex->stdin_len - ex->stdin_off);
+		if (n < 0) {
+			if (errno == EAGAIN)
+				return;
+			break; /* EPIPE: the command does not read its stdin */
+		}
+		ex->stdin_off += (size_t)n;
+	}
+	sbx_loop_unwatch(ex->in_w);
+	ex->in_w = NULL;
+	sbx_closep(&ex->in_fd);
+}
+
+static void gen_output(yajl_gen g, const char *key, struct sbx_buf *b, bool base64)
+{
+	size_t len = 0;
+	char *s = base64 ? sbx_base64_encode(b->data ? b->data : "", b->len, &len)
+			 : sbx_utf8_sanitize(b->data ? b->data : "", b->len, &len);
+	sbx_gen_key(g, key);
+	if (s)
+		sbx_gen_strn(g, s, len);
+	else
+		yajl_gen_null(g);
+	free(s);
+}
+
+static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_exec *ex = data;
+	siginfo_t si = { 0 };
+	if (waitid((idtype_t)P_PIDFD, (id_t)ex->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0) {
+		if (errno != ECHILD && si.si_pid == 0)
+			return; /* spurious wake-up */
+	}
+	/* Output written before exit is in the pipes now; later output from
+	 * background children is not waited for. */
+	if (ex->out_fd >= 0)
+		drain(ex, ex->out_fd, &ex->out);
+	if (ex->err_fd >= 0)
+		drain(ex, ex->err_fd, &ex->err);
+	int exit_code = -1;
+	const char *signame = NULL;
+	if (si.si_code == CLD_EXITED) {
+		exit_code = si.si_status;
+	} else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) {
+		exit_code = 128 + si.si_status;
+		signame = sbx_signal_name(si.si_status);
+	}
+	if (ex->req) {
+		yajl_gen g = sbx_reply_begin(ex->req);
+		if (g) {
+			yajl_gen_map_open(g);
+			sbx_gen_kv_int(g, "exit_code", exit_code);
+			sbx_gen_kv_str(g, "signal", signame);
+			gen_output(g, "stdout", &ex->out, ex->base64);
+			gen_output(g, "stderr", &ex->err, ex->base64);
+			sbx_gen_kv_bool(g, "timed_out", ex->timed_out);
+			sbx_gen_kv_bool(g, "truncated", ex->truncated);
+			sbx_gen_kv_int(g, "duration_ms", sbx_monotonic_ms() - ex->start_ms);
+			sbx_gen_kv_int(g, "pid", ex->pid);
+			yajl_gen_map_close(g);
+		}
+		sbx_reply_end(ex->req, g);
+		ex->req = NULL;
+	}
+	ex->sb->activity_ns = sbx_now_ns();
+	exec_free(ex);
+}
+
+static void exec_timeout(struct sbx_watch *t, void *data)
+{
+	struct sbx_exec *ex = data;
+	ex->timer = NULL;
+	ex->timed_out = true;
+	sbx_cgroup_kill(&ex->sb->d->cg, ex->cgroup, NULL);
+}
+
+void sbx_exec_kill_all(struct sbx_sandbox *sb)
+{
+	for (struct sbx_exec *ex = sb->execs; ex; ex = ex->next)
+		sbx_cgroup_kill(&sb->d->cg, ex->cgroup, NULL);
+}
+
+static char **build_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra)
+{
+	struct sbx_kvlist all = { 0 };
+	if (sbx_kvlist_set(&all, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0 ||
+	    sbx_kvlist_set(&all, "HOSTNAME", sb->hostname) < 0 || sbx_kvlist_copy(&all, &sb->env) < 0 ||
+	    sbx_kvlist_copy(&all, extra) < 0) {
+		sbx_kvlist_free(&all);
+		return NULL;
+	}
+	char **v = calloc(all.n + 1, sizeof(char *));
+	for (size_t i = 0; v && i < all.n; i++) {
+		if (asprintf(&v[i], "%s=%s", all.items[i].key, all.items[i].value) < 0) {
+			v[i] = NULL;
+			sbx_strv_free(v);
+			v = NULL;
+		}
+	}
+	sbx_kvlist_free(&all);
+	return v;
+}
+
+/* Absolute in the sandbox, or relative to its workdir. */
+static char *resolve_cwd(struct sbx_sandbox *sb, const char *cwd)
+{
+	char *r = NULL;
+	if (!cwd)
+		return strdup(sb->workdir);
+	if (cwd[0] == '/')
+		return strdup(cwd);
+	if (asprintf(&r, "%s/%s", sb->workdir, cwd) < 0)
+		return NULL;
+	return r;
+}
+
+void rpc_process_exec(struct sbx_request *req)
+{
+	struct sbx_daemon *d = req->d;
+	sbx_error *err = NULL;
+	yajl_val p = req->params;
+	_cleanup_free_ char *cwd = NULL;
+	char **argv = NULL, **envp = NULL;
+	const char *command = NULL, *cwd_param = NULL, *user = NULL, *stdin_text = NULL, *encoding = "utf-8";
+	double timeout = 0;
+	int64_t max_output = DEFAULT_MAX_OUTPUT;
+	struct sbx_kvlist env = { 0 };
+	struct sbx_exec *ex = NULL;
+	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, in_p[2] = { -1, -1 };
+	_cleanup_close_ int cgfd = -1;
+
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_json_string_array(p, "cmd", false, &argv, &err) < 0 ||
+	    sbx_json_string(p, "command", false, &command, &err) < 0 ||
+	    sbx_json_string(p, "cwd", false, &cwd_param, &err) < 0 || sbx_json_string(p, "user", false, &user, &err) < 0 ||
+	    sbx_json_string(p, "stdin", false, &stdin_text, &err) < 0 ||
+	    sbx_json_string(p, "encoding", false, &encoding, &err) < 0 ||
+	    sbx_json_number(p, "timeout_s", false, 0, 31536000, &timeout, &err) < 0 ||
+	    sbx_json_int(p, "max_output_bytes", false, 0, 256 * 1024 * 1024, &max_output, &err) < 0 ||
+	    sbx_json_string_map(p, "env", false, &env, &err) < 0)
+		goto fail;
+	if (!!argv == !!command) {
+		sbx_error_param(&err, "cmd", "give exactly one of 'cmd' (an argv array) or 'command' (a shell string)");
+		goto fail;
+	}
+	if (argv && !argv[0]) {
+		sbx_error_param(&err, "cmd", "'cmd' must not be empty");
+		goto fail;
+	}
+	if (strcmp(encoding, "utf-8") && strcmp(encoding, "base64")) {
+		sbx_error_param(&err, "encoding", "encoding must be \"utf-8\" or \"base64\"");
+		goto fail;
+	}
+	for (size_t i = 0; i < env.n; i++) {
+		if (!env.items[i].key[0] || strchr(env.items[i].key, '=')) {
+			sbx_error_param(&err, "env", "invalid environment variable name '%.64s'", env.items[i].key);
+			goto fail;
+		}
+	}
+	if (sb->state != SBX_STATE_STARTED || sb->stopping) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start it with 'sandboxctl start %s'", sb->name,
+			      sb->stopping ? "stopping" : sbx_state_name(sb->state), sb->name);
+		goto fail;
+	}
+	if (command) {
+		argv = calloc(4, sizeof(char *));
+		if (!argv || !(argv[0] = strdup("/bin/sh")) || !(argv[1] = strdup("-c")) || !(argv[2] = strdup(command))) {
+			sbx_error_errno(&err, ENOMEM, "exec");
+			goto fail;
+		}
+	}
+	cwd = resolve_cwd(sb, cwd_param);
+	envp = build_env(sb, &env);
+	ex = calloc(1, sizeof(*ex));
+	if (!cwd || !envp || !ex) {
+		sbx_error_errno(&err, ENOMEM, "exec");
+		goto fail;
+	}
+	ex->pidfd = ex->out_fd = ex->err_fd = ex->in_fd = -1;
+	ex->max_output = (size_t)max_output;
+	ex->base64 = !strcmp(encoding, "base64");
+	ex->sb = sb;
+	sbx_sandbox_ref(sb);
+	ex->next = sb->execs;
+	sb->execs = ex;
+	snprintf(ex->cgroup, sizeof(ex->cgroup), "%s/exec-%llu", sb->cgroup, (unsigned long long)++sb->exec_seq);
+	if (sbx_cgroup_create(&d->cg, ex->cgroup, &err) < 0 || (cgfd = sbx_cgroup_open(&d->cg, ex->cgroup, &err)) < 0) {
+		ex->cgroup[0] = '\0';
+		goto fail;
+	}
+	if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 || pipe2(in_p, O_CLOEXEC) < 0) {
+		sbx_error_errno(&err, errno, "pipe");
+		goto fail;
+	}
+	struct sbx_exec_config ec = {
+		.init_pidfd = sb->init_pidfd,
+		.cgroup_fd = cgfd,
+		.argv = argv,
+		.envp = envp,
+		.cwd = cwd,
+		.user = user ? user : sb->user,
+		.stdio = { in_p[0], out_p[1], err_p[1] },
+	};
+	struct sbx_spawned sp;
+	ex->start_ms = sbx_monotonic_ms();
+	if (sbx_spawn_exec(&ec, &sp, &err) < 0) {
+		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
+		goto fail;
+	}
+	ex->pid = sp.pid;
+	ex->pidfd = sp.pidfd;
+	sbx_closep(&in_p[0]);
+	sbx_closep(&out_p[1]);
+	sbx_closep(&err_p[1]);
+	ex->out_fd = sbx_take_fd(&out_p[0]);
+	ex->err_fd = sbx_take_fd(&err_p[0]);
+	ex->in_fd = sbx_take_fd(&in_p[1]);
+	sbx_set_nonblock(ex->out_fd, true);
+	sbx_set_nonblock(ex->err_fd, true);
+	sbx_set_nonblock(ex->in_fd, true);
+	ex->out_w = sbx_loop_watch(d->loop, ex->out_fd, EPOLLIN, out_event, ex);
+	ex->err_w = sbx_loop_watch(d->loop, ex->err_fd, EPOLLIN, out_event, ex);
+	if (stdin_text && *stdin_text) {
+		ex->stdin_data = strdup(stdin_text);
+		ex->stdin_len = ex->stdin_data ? strlen(ex->stdin_data) : 0;
+		ex->in_w = sbx_loop_watch(d->loop, ex->in_fd, EPOLLOUT, stdin_event, ex);
+	} else {
+		sbx_closep(&ex->in_fd); /* the command reads EOF */
+	}
+	if (timeout > 0)
+		ex->timer = sbx_loop_timer(d->loop, (int64_t)(timeout * 1000), exec_timeout, ex);
+	ex->pid_w = sbx_loop_watch(d->loop, ex->pidfd, EPOLLIN, exec_exited, ex);
+	if (!ex->out_w || !ex->err_w || !ex->pid_w || (timeout > 0 && !ex->timer)) {
+		/* Cannot follow it: do not leave it running unobserved. */
+		sbx_cgroup_kill(&d->cg, ex->cgroup, NULL);
+		waitid((idtype_t)P_PIDFD, (id_t)ex->pidfd, NULL, WEXITED);
+		sbx_error_errno(&err, ENOMEM, "watch command");
+		goto fail;
+	}
+	ex->req = req;
+	sb->activity_ns = sbx_now_ns();
+	sbx_strv_free(argv);
+	sbx_strv_free(envp);
+	sbx_kvlist_free(&env);
+	return;
+fail:
+	for (int i = 0; i < 2; i++) {
+		sbx_closep(&out_p[i]);
+		sbx_closep(&err_p[i]);
+		sbx_closep(&in_p[i]);
+	}
+	if (ex)
+		exec_free(ex);
+	sbx_strv_free(argv);
+	sbx_strv_free(envp);
+	sbx_kvlist_free(&env);
+	sbx_reply_error(req, err);
+}

@@ -1,0 +1,316 @@
+/* sandbox.* methods: parameter checking and the calls into sandbox.c. */
+#include "config.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "images.h"
+#include "sandbox.h"
+
+static bool env_key_valid(const char *k)
+{
+	if (!*k || strchr(k, '='))
+		return false;
+	return true;
+}
+
+static bool abs_path_valid(const char *p)
+{
+	return p[0] == '/' && strlen(p) < 4096;
+}
+
+static bool user_spec_valid(const char *u)
+{
+	size_t n = strlen(u);
+	if (n == 0 || n > 128)
+		return false;
+	for (const char *p = u; *p; p++)
+		if (*p == '\n' || *p == '/' || (unsigned char)*p < 0x20)
+			return false;
+	return true;
+}
+
+static bool hostname_valid(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 63)
+		return false;
+	for (const char *p = h; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		      c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static void sandbox_free_new(struct sbx_sandbox *sb)
+{
+	sbx_sandbox_unref(sb);
+}
+
+static void reply_sandbox(struct sbx_request *req, struct sbx_sandbox *sb)
+{
+	yajl_gen g = sbx_reply_begin(req);
+	if (g)
+		sbx_sandbox_gen(g, sb);
+	sbx_reply_end(req, g);
+}
+
+void rpc_sandbox_create(struct sbx_request *req)
+{
+	struct sbx_daemon *d = req->d;
+	sbx_error *err = NULL;
+	yajl_val p = req->params;
+	const char *name = NULL, *image = d->cfg.default_image, *user = "root", *workdir = "/workspace",
+		   *hostname = NULL;
+	bool start = true, ephemeral = false;
+	int64_t auto_stop = 15, auto_archive = 10080, auto_delete = -1;
+	struct sbx_kvlist labels = { 0 }, env = { 0 };
+	yajl_val net = NULL, res = NULL;
+	const char *netmode = "none";
+
+	if (sbx_json_string(p, "name", false, &name, &err) < 0 || sbx_json_string(p, "image", false, &image, &err) < 0 ||
+	    sbx_json_string(p, "user", false, &user, &err) < 0 || sbx_json_string(p, "workdir", false, &workdir, &err) < 0 ||
+	    sbx_json_string(p, "hostname", false, &hostname, &err) < 0 || sbx_json_bool(p, "start", false, &start, &err) < 0 ||
+	    sbx_json_bool(p, "ephemeral", false, &ephemeral, &err) < 0 ||
+	    sbx_json_int(p, "auto_stop_min", false, 0, 525600, &auto_stop, &err) < 0 ||
+	    sbx_json_int(p, "auto_archive_min", false, 0, 5256000, &auto_archive, &err) < 0 ||
+	    sbx_json_int(p, "auto_delete_min", false, -1, 5256000, &auto_delete, &err) < 0 ||
+	    sbx_json_object(p, "network", false, &net, &err) < 0 || sbx_json_object(p, "resources", false, &res, &err) < 0 ||
+	    sbx_json_string(net, "mode", false, &netmode, &err) < 0 ||
+	    sbx_json_string_map(p, "labels", false, &labels, &err) < 0 || sbx_json_string_map(p, "env", false, &env, &err) < 0)
+		goto fail;
+	if (name && !sbx_name_valid(name)) {
+		sbx_error_param(&err, "name",
+				"invalid sandbox name '%.64s': use 1 to 63 characters [a-zA-Z0-9_.-], starting with a letter or digit",
+				name);
+		goto fail;
+	}
+	if (name && sbx_id_valid(name)) {
+		sbx_error_param(&err, "name", "sandbox name '%s' looks like a sandbox id; choose another name", name);
+		goto fail;
+	}
+	if (name && sbx_sandbox_find(d, name)) {
+		sbx_error_set(&err, SBX_ERR_EXISTS, "a sandbox named '%s' already exists", name);
+		goto fail;
+	}
+	if (!abs_path_valid(workdir)) {
+		sbx_error_param(&err, "workdir", "workdir '%.64s' must be an absolute path", workdir);
+		goto fail;
+	}
+	if (!user_spec_valid(user)) {
+		sbx_error_param(&err, "user", "invalid user '%.64s': give a name, uid or uid:gid", user);
+		goto fail;
+	}
+	if (hostname && !hostname_valid(hostname)) {
+		sbx_error_param(&err, "hostname", "invalid hostname '%.64s'", hostname);
+		goto fail;
+	}
+	for (size_t i = 0; i < env.n; i++) {
+		if (!env_key_valid(env.items[i].key)) {
+			sbx_error_param(&err, "env", "invalid environment variable name '%.64s'", env.items[i].key);
+			goto fail;
+		}
+	}
+	if (strcmp(netmode, "none") && strcmp(netmode, "bridge")) {
+		sbx_error_param(&err, "network", "network mode must be \"bridge\" or \"none\"");
+		goto fail;
+	}
+	if (!strcmp(netmode, "bridge") && sbx_json_get(net, "mode")) {
+		sbx_error_set(&err, SBX_ERR_UNSUPPORTED,
+			      "network mode \"bridge\" is not available in this version; use \"none\" (loopback only)");
+		goto fail;
+	}
+	if (res && res->u.object.len > 0) {
+		sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "resource limits are not available in this version");
+		goto fail;
+	}
+	if ((int64_t)sbx_sandbox_count(d, false) >= d->cfg.max_sandboxes) {
+		sbx_error_set(&err, SBX_ERR_LIMIT, "the daemon already has %lld sandboxes (max_sandboxes); delete some first",
+			      (long long)d->cfg.max_sandboxes);
+		goto fail;
+	}
+	struct sbx_image *img = sbx_image_find(d, image);
+	if (!img) {
+		sbx_error_set(&err, SBX_ERR_NOT_FOUND, "image \"%.128s\" not found; run 'sandboxctl image ls'", image);
+		goto fail;
+	}
+
+	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		sbx_error_errno(&err, ENOMEM, "create");
+		goto fail;
+	}
+	sb->d = d;
+	sb->refs = 1;
+	sb->init_pidfd = -1;
+	do {
+		if (sbx_random_id(sb->id, &err) < 0) {
+			sandbox_free_new(sb);
+			goto fail;
+		}
+	} while (sbx_sandbox_find(d, sb->id));
+	sb->name = strdup(name ? name : sb->id);
+	sb->image = strdup(img->name);
+	sb->image_id = strdup(img->id);
+	sb->user = strdup(user);
+	sb->workdir = strdup(workdir);
+	sb->hostname = strdup(hostname ? hostname : sb->name);
+	sb->network_mode = strdup("none");
+	sb->labels = labels;
+	sb->env = env;
+	labels = (struct sbx_kvlist){ 0 };
+	env = (struct sbx_kvlist){ 0 };
+	sb->auto_stop_min = auto_stop;
+	sb->auto_archive_min = auto_archive;
+	sb->auto_delete_min = auto_delete;
+	sb->ephemeral = ephemeral;
+	sb->state = SBX_STATE_CREATING;
+	sb->created_ns = sb->activity_ns = sbx_now_ns();
+	if (asprintf(&sb->cgroup, "%s/sbx-%s", d->cg.base, sb->id) < 0)
+		sb->cgroup = NULL;
+	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
+	    !sb->network_mode || !sb->cgroup) {
+		sandbox_free_new(sb);
+		sbx_error_errno(&err, ENOMEM, "create");
+		goto fail;
+	}
+
+	char rel[64];
+	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
+	char up[80], wk[80];
+	snprintf(up, sizeof(up), "%s/upper", rel);
+	snprintf(wk, sizeof(wk), "%s/work", rel);
+	if (mkdirat(d->state_fd, rel, 0700) < 0 || mkdirat(d->state_fd, up, 0755) < 0 ||
+	    mkdirat(d->state_fd, wk, 0700) < 0) {
+		sbx_error_errno(&err, errno, "sandbox %s: create %s/%s", sb->id, d->cfg.state_dir, rel);
+		sbx_rm_rf_at(d->state_fd, rel, NULL);
+		sandbox_free_new(sb);
+		goto fail;
+	}
+	if (sbx_sandbox_save(sb, &err) < 0) {
+		sbx_rm_rf_at(d->state_fd, rel, NULL);
+		sandbox_free_new(sb);
+		goto fail;
+	}
+	sb->next = d->sandboxes;
+	d->sandboxes = sb;
+	if (start) {
+		if (sbx_sandbox_start(sb, &err) < 0) {
+			sbx_error *derr = NULL;
+			if (sbx_sandbox_destroy(sb, &derr) < 0)
+				sbx_warn("%s", derr->msg);
+			sbx_error_free(derr);
+			goto fail;
+		}
+	} else {
+		sb->state = SBX_STATE_STOPPED;
+		sbx_sandbox_save(sb, NULL);
+	}
+	sbx_info("sandbox %s (%s) created from image %s", sb->id, sb->name, sb->image);
+	reply_sandbox(req, sb);
+	return;
+fail:
+	sbx_kvlist_free(&labels);
+	sbx_kvlist_free(&env);
+	sbx_reply_error(req, err);
+}
+
+void rpc_sandbox_start(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_sandbox_start(sb, &err) < 0)
+		return sbx_reply_error(req, err);
+	reply_sandbox(req, sb);
+}
+
+void rpc_sandbox_stop(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	bool force = false;
+	double timeout = (double)req->d->cfg.default_stop_timeout_s;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_json_bool(req->params, "force", false, &force, &err) < 0 ||
+	    sbx_json_number(req->params, "timeout_s", false, 0, 3600, &timeout, &err) < 0)
+		return sbx_reply_error(req, err);
+	sbx_sandbox_stop(sb, force ? 0 : (int64_t)(timeout * 1000), req, false);
+}
+
+void rpc_sandbox_delete(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	bool force = false;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_json_bool(req->params, "force", false, &force, &err) < 0)
+		return sbx_reply_error(req, err);
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED || sb->stopping;
+	if (running && !force) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE,
+			      "sandbox %s is running; stop it first or pass force (sandboxctl rm -f)", sb->name);
+		return sbx_reply_error(req, err);
+	}
+	if (running) {
+		sbx_sandbox_stop(sb, 0, req, true);
+		return;
+	}
+	if (sbx_sandbox_destroy(sb, &err) < 0)
+		return sbx_reply_error(req, err);
+	sbx_reply_empty(req);
+}
+
+static bool labels_match(struct sbx_sandbox *sb, const struct sbx_kvlist *want)
+{
+	for (size_t i = 0; i < want->n; i++) {
+		const char *v = sbx_kvlist_get(&sb->labels, want->items[i].key);
+		if (!v || strcmp(v, want->items[i].value))
+			return false;
+	}
+	return true;
+}
+
+void rpc_sandbox_list(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_kvlist want = { 0 };
+	const char *state = NULL;
+	enum sbx_state st = SBX_STATE_STARTED;
+	if (sbx_json_string_map(req->params, "labels", false, &want, &err) < 0 ||
+	    sbx_json_string(req->params, "state", false, &state, &err) < 0)
+		return sbx_reply_error(req, err);
+	if (state && sbx_state_parse(state, &st) < 0 && strcmp(state, "archiving") && strcmp(state, "archived")) {
+		sbx_kvlist_free(&want);
+		sbx_error_param(&err, "state", "unknown state '%.32s'", state);
+		return sbx_reply_error(req, err);
+	}
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_key(g, "sandboxes");
+		yajl_gen_array_open(g);
+		for (struct sbx_sandbox *sb = req->d->sandboxes; sb; sb = sb->next) {
+			if (state && strcmp(state, sbx_state_name(sb->state)))
+				continue;
+			if (!labels_match(sb, &want))
+				continue;
+			sbx_sandbox_gen(g, sb);
+		}
+		yajl_gen_array_close(g);
+		yajl_gen_map_close(g);
+	}
+	sbx_kvlist_free(&want);
+	sbx_reply_end(req, g);
+}
+
+void rpc_sandbox_inspect(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb)
+		return sbx_reply_error(req, err);
+	reply_sandbox(req, sb);
+}

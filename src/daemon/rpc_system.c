@@ -1,0 +1,55 @@
+/* system.* methods: what this daemon is and what the host gives it. */
+#include "config.h"
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+
+void rpc_system_ping(struct sbx_request *req)
+{
+	sbx_reply_empty(req);
+}
+
+void rpc_system_info(struct sbx_request *req)
+{
+	struct sbx_daemon *d = req->d;
+	struct utsname u;
+	uname(&u);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	char started[64];
+	sbx_time_rfc3339(d->started_ns, started);
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "version", PACKAGE_VERSION);
+		sbx_gen_kv_int(g, "api_version", SBX_API_VERSION);
+		sbx_gen_kv_str(g, "hostname", host);
+		sbx_gen_kv_str(g, "kernel", u.release);
+		sbx_gen_kv_str(g, "cgroup", sbx_cgroup_mode_name(d->cg.mode));
+		sbx_gen_kv_str(g, "cgroup_base", d->cg.base);
+		sbx_gen_key(g, "features");
+		yajl_gen_array_open(g);
+		static const char *const features[] = { "overlayfs", "clone3", "pidfd", "cgroup.kill", "openat2" };
+		for (size_t i = 0; i < SBX_ARRAY_SIZE(features); i++)
+			sbx_gen_str(g, features[i]);
+		yajl_gen_array_close(g);
+		sbx_gen_key(g, "sandboxes");
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "total", (int64_t)sbx_sandbox_count(d, false));
+		sbx_gen_kv_int(g, "started", (int64_t)sbx_sandbox_count(d, true));
+		yajl_gen_map_close(g);
+		sbx_gen_key(g, "limits");
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "max_message", d->cfg.max_message);
+		sbx_gen_kv_int(g, "max_sandboxes", d->cfg.max_sandboxes);
+		yajl_gen_map_close(g);
+		sbx_gen_kv_str(g, "default_image", d->cfg.default_image);
+		sbx_gen_kv_str(g, "state_dir", d->cfg.state_dir);
+		sbx_gen_kv_str(g, "started_at", started);
+		sbx_gen_kv_int(g, "pid", getpid());
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end(req, g);
+}

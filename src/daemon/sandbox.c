@@ -1,0 +1,630 @@
+/* Sandbox lifecycle. State on disk is the truth that survives a restart:
+ * sandboxes/<id>/sandbox.json is rewritten atomically at every change, and
+ * recovery reconciles it with the processes and cgroups the kernel has. */
+#include "config.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "images.h"
+#include "sandbox.h"
+#include "spawn.h"
+#include "syscalls.h"
+
+struct sbx_waiter {
+	struct sbx_waiter *next;
+	struct sbx_request *req;
+	bool delete_after;
+};
+
+static const char *const state_names[] = { "creating", "started", "paused", "stopped", "error" };
+
+const char *sbx_state_name(enum sbx_state s)
+{
+	return (size_t)s < SBX_ARRAY_SIZE(state_names) ? state_names[s] : "error";
+}
+
+int sbx_state_parse(const char *s, enum sbx_state *out)
+{
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(state_names); i++) {
+		if (!strcmp(s, state_names[i])) {
+			*out = (enum sbx_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+struct sbx_sandbox *sbx_sandbox_find(struct sbx_daemon *d, const char *id_or_name)
+{
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
+		if (!strcmp(sb->id, id_or_name))
+			return sb;
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
+		if (!strcmp(sb->name, id_or_name))
+			return sb;
+	return NULL;
+}
+
+struct sbx_sandbox *sbx_sandbox_from_params(struct sbx_request *req, sbx_error **err)
+{
+	const char *key = "sandbox";
+	const char *ref = NULL;
+	if (sbx_json_string(req->params, key, true, &ref, err) < 0)
+		return NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_find(req->d, ref);
+	if (!sb)
+		sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox \"%.64s\" not found; run 'sandboxctl ls'", ref);
+	return sb;
+}
+
+size_t sbx_sandbox_count(struct sbx_daemon *d, bool started_only)
+{
+	size_t n = 0;
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
+		if (!started_only || sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
+			n++;
+	return n;
+}
+
+bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id)
+{
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
+		if (sb->image_id && !strcmp(sb->image_id, image_id))
+			return true;
+	return false;
+}
+
+void sbx_sandbox_ref(struct sbx_sandbox *sb)
+{
+	sb->refs++;
+}
+
+void sbx_sandbox_unref(struct sbx_sandbox *sb)
+{
+	if (--sb->refs > 0)
+		return;
+	free(sb->name);
+	free(sb->image);
+	free(sb->image_id);
+	free(sb->user);
+	free(sb->workdir);
+	free(sb->hostname);
+	free(sb->network_mode);
+	free(sb->cgroup);
+	sbx_kvlist_free(&sb->labels);
+	sbx_kvlist_free(&sb->env);
+	free(sb);
+}
+
+static void gen_time(yajl_gen g, const char *key, int64_t ns)
+{
+	if (!ns) {
+		sbx_gen_kv_null(g, key);
+		return;
+	}
+	char ts[64];
+	sbx_time_rfc3339(ns, ts);
+	sbx_gen_kv_str(g, key, ts);
+}
+
+void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
+{
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "id", sb->id);
+	sbx_gen_kv_str(g, "name", sb->name);
+	sbx_gen_kv_str(g, "state", sbx_state_name(sb->state));
+	sbx_gen_kv_str(g, "image", sb->image);
+	gen_time(g, "created_at", sb->created_ns);
+	gen_time(g, "started_at", sb->started_ns);
+	gen_time(g, "last_activity_at", sb->activity_ns);
+	sbx_gen_kvlist(g, "labels", &sb->labels);
+	sbx_gen_kvlist(g, "env", &sb->env);
+	sbx_gen_kv_str(g, "user", sb->user);
+	sbx_gen_kv_str(g, "workdir", sb->workdir);
+	sbx_gen_kv_str(g, "hostname", sb->hostname);
+	sbx_gen_key(g, "resources");
+	yajl_gen_map_open(g);
+	yajl_gen_map_close(g);
+	sbx_gen_key(g, "network");
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "mode", sb->network_mode);
+	sbx_gen_kv_null(g, "ip");
+	sbx_gen_kv_null(g, "gateway");
+	yajl_gen_map_close(g);
+	sbx_gen_key(g, "ports");
+	yajl_gen_array_open(g);
+	yajl_gen_array_close(g);
+	sbx_gen_kv_int(g, "auto_stop_min", sb->auto_stop_min);
+	sbx_gen_kv_int(g, "auto_archive_min", sb->auto_archive_min);
+	sbx_gen_kv_int(g, "auto_delete_min", sb->auto_delete_min);
+	sbx_gen_kv_bool(g, "ephemeral", sb->ephemeral);
+	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
+		sbx_gen_kv_int(g, "init_pid", sb->init_pid);
+	else
+		sbx_gen_kv_null(g, "init_pid");
+	yajl_gen_map_close(g);
+}
+
+/* Persisted form: the public object plus what recovery needs. */
+int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
+{
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	if (!g)
+		return sbx_error_errno(err, ENOMEM, "save sandbox");
+	yajl_gen_map_open(g);
+	sbx_gen_kv_int(g, "version", 1);
+	sbx_gen_key(g, "sandbox");
+	sbx_sandbox_gen(g, sb);
+	sbx_gen_kv_str(g, "image_id", sb->image_id);
+	sbx_gen_kv_int(g, "created_ns", sb->created_ns);
+	sbx_gen_kv_int(g, "started_ns", sb->started_ns);
+	sbx_gen_kv_int(g, "activity_ns", sb->activity_ns);
+	sbx_gen_kv_int(g, "init_pid", sb->init_pid);
+	sbx_gen_kv_int(g, "init_starttime", (int64_t)sb->init_starttime);
+	sbx_gen_kv_str(g, "cgroup", sb->cgroup);
+	sbx_gen_kv_int(g, "exec_seq", (int64_t)sb->exec_seq);
+	yajl_gen_map_close(g);
+	const unsigned char *buf;
+	size_t len;
+	yajl_gen_get_buf(g, &buf, &len);
+	char path[64];
+	snprintf(path, sizeof(path), "sandboxes/%s/sandbox.json", sb->id);
+	if (sbx_write_file_atomic_at(sb->d->state_fd, path, buf, len, 0600, err) < 0)
+		return sbx_error_prefix(err, "sandbox %s: save state", sb->id);
+	return 0;
+}
+
+static void init_exited(struct sbx_watch *w, uint32_t events, void *data);
+
+static void watch_init(struct sbx_sandbox *sb)
+{
+	sb->init_w = sbx_loop_watch(sb->d->loop, sb->init_pidfd, EPOLLIN, init_exited, sb);
+	if (!sb->init_w)
+		sbx_warn("sandbox %s: cannot watch init: %m", sb->id);
+}
+
+static char *hosts_content(const char *hostname)
+{
+	char *s = NULL;
+	if (asprintf(&s,
+		     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname) < 0)
+		return NULL;
+	return s;
+}
+
+int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
+{
+	struct sbx_daemon *d = sb->d;
+	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is already started", sb->name);
+	if (sb->stopping)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is stopping; try again when it has stopped",
+				     sb->name);
+	struct sbx_image *img = sbx_image_find(d, sb->image_id);
+	if (!img)
+		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox %s: its image '%s' was removed", sb->name,
+				     sb->image);
+
+	char cg[512];
+	snprintf(cg, sizeof(cg), "%s/sbx-%s", d->cg.base, sb->id);
+	if (sbx_cgroup_create(&d->cg, cg, err) < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->id);
+	_cleanup_close_ int cgfd = sbx_cgroup_open(&d->cg, cg, err);
+	if (cgfd < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->id);
+
+	char rel[64];
+	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
+	if (mkdirat(d->run_fd, "sandboxes", 0700) < 0 && errno != EEXIST)
+		return sbx_error_errno(err, errno, "create %s/sandboxes", d->cfg.run_dir);
+	char reldir[64];
+	snprintf(reldir, sizeof(reldir), "sandboxes/%s", sb->id);
+	if ((mkdirat(d->run_fd, reldir, 0700) < 0 && errno != EEXIST) ||
+	    (mkdirat(d->run_fd, rel, 0755) < 0 && errno != EEXIST))
+		return sbx_error_errno(err, errno, "create %s/%s", d->cfg.run_dir, rel);
+
+	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, img);
+	_cleanup_free_ char *mnt = NULL, *upper = NULL, *work = NULL, *hosts = hosts_content(sb->hostname);
+	_cleanup_free_ char *resolv = NULL;
+	if (asprintf(&mnt, "%s/%s", d->cfg.run_dir, rel) < 0 ||
+	    asprintf(&upper, "%s/sandboxes/%s/upper", d->cfg.state_dir, sb->id) < 0 ||
+	    asprintf(&work, "%s/sandboxes/%s/work", d->cfg.state_dir, sb->id) < 0 || !lower || !hosts)
+		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
+	if (sbx_read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &resolv, NULL, NULL) < 0)
+		resolv = strdup("");
+
+	struct sbx_init_config ic = {
+		.rootfs = {
+			.mountpoint = mnt,
+			.lowerdir = lower,
+			.upperdir = upper,
+			.workdir = work,
+			.hostname = sb->hostname,
+			.hosts = hosts,
+			.resolv = resolv ? resolv : "",
+			.workspace = sb->workdir,
+		},
+		.cgroup_fd = cgfd,
+		.init_exe_fd = d->init_exe_fd,
+		.id = sb->id,
+	};
+	struct sbx_spawned sp;
+	if (sbx_spawn_init(&ic, &sp, err) < 0) {
+		sbx_cgroup_kill(&d->cg, cg, NULL);
+		sbx_cgroup_remove(&d->cg, cg, NULL);
+		return sbx_error_prefix(err, "sandbox %s: start", sb->id);
+	}
+	free(sb->cgroup);
+	sb->cgroup = strdup(cg);
+	sb->init_pid = sp.pid;
+	sb->init_pidfd = sp.pidfd;
+	sb->init_starttime = sp.starttime;
+	sb->state = SBX_STATE_STARTED;
+	sb->started_ns = sb->activity_ns = sbx_now_ns();
+	watch_init(sb);
+	sbx_sandbox_save(sb, NULL);
+	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sp.pid);
+	return 0;
+}
+
+static void answer_waiters(struct sbx_sandbox *sb, sbx_error *err);
+
+/* Last step of a stop: the cgroup is empty (or we gave up waiting). */
+static void stop_finish(struct sbx_sandbox *sb)
+{
+	struct sbx_daemon *d = sb->d;
+	sbx_error *err = NULL;
+	if (sb->cgroup && sbx_cgroup_remove(&d->cg, sb->cgroup, &err) < 0) {
+		sbx_warn("sandbox %s: %s", sb->id, err->msg);
+		sbx_error_free(err);
+		err = NULL;
+	}
+	char rel[64];
+	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	sb->stopping = false;
+	sb->state = SBX_STATE_STOPPED;
+	sb->init_pid = 0;
+	sb->init_starttime = 0;
+	if (!sb->deleted)
+		sbx_sandbox_save(sb, NULL);
+	sbx_info("sandbox %s (%s) stopped", sb->id, sb->name);
+	answer_waiters(sb, NULL);
+}
+
+static void empty_check(struct sbx_watch *t, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	sb->empty_timer = NULL;
+	int populated = sb->cgroup ? sbx_cgroup_populated(&sb->d->cg, sb->cgroup) : 0;
+	if (populated > 0 && ++sb->empty_tries < 500) {
+		if (sb->empty_tries % 50 == 0)
+			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		sb->empty_timer = sbx_loop_timer(sb->d->loop, 10, empty_check, sb);
+		if (sb->empty_timer)
+			return;
+	}
+	if (populated > 0)
+		sbx_warn("sandbox %s: processes linger in cgroup %s after kill", sb->id, sb->cgroup);
+	stop_finish(sb);
+	sbx_sandbox_unref(sb);
+}
+
+/* init is gone: everything else in its pid namespace was killed by the
+ * kernel; make sure of it through the cgroup, then wait for it to empty. */
+static void init_gone(struct sbx_sandbox *sb)
+{
+	if (sb->init_w) {
+		sbx_loop_unwatch(sb->init_w);
+		sb->init_w = NULL;
+	}
+	if (sb->init_pidfd >= 0) {
+		/* Our child unless we restarted since; then its new parent reaps it. */
+		waitid((idtype_t)P_PIDFD, (id_t)sb->init_pidfd, NULL, WEXITED | WNOHANG);
+		close(sb->init_pidfd);
+		sb->init_pidfd = -1;
+	}
+	if (sb->stop_timer) {
+		sbx_loop_unwatch(sb->stop_timer);
+		sb->stop_timer = NULL;
+	}
+	if (!sb->stopping) {
+		sbx_warn("sandbox %s (%s): init exited on its own; sandbox is now stopped", sb->id, sb->name);
+		sb->stopping = true;
+	}
+	if (sb->cgroup)
+		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+	sbx_exec_kill_all(sb);
+	sb->empty_tries = 0;
+	sbx_sandbox_ref(sb);
+	sb->empty_timer = sbx_loop_timer(sb->d->loop, 0, empty_check, sb);
+	if (!sb->empty_timer) {
+		stop_finish(sb);
+		sbx_sandbox_unref(sb);
+	}
+}
+
+static void init_exited(struct sbx_watch *w, uint32_t events, void *data)
+{
+	init_gone(data);
+}
+
+static void stop_timeout(struct sbx_watch *t, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	sb->stop_timer = NULL;
+	sbx_info("sandbox %s: stop timeout passed; killing what is left", sb->id);
+	if (sb->cgroup)
+		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+}
+
+void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after)
+{
+	if (req || delete_after) {
+		struct sbx_waiter *w = calloc(1, sizeof(*w));
+		if (!w) {
+			sbx_error *err = NULL;
+			sbx_error_errno(&err, ENOMEM, "stop");
+			if (req)
+				sbx_reply_error(req, err);
+			else
+				sbx_error_free(err);
+			return;
+		}
+		w->req = req;
+		w->delete_after = delete_after;
+		struct sbx_waiter **pp = &sb->waiters;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = w;
+	}
+	if (sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) {
+		if (!sb->stopping)
+			answer_waiters(sb, NULL);
+		return;
+	}
+	if (sb->stopping) {
+		if (timeout_ms == 0 && sb->cgroup)
+			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		return;
+	}
+	sb->stopping = true;
+	sbx_info("sandbox %s (%s): stopping (timeout %lld ms)", sb->id, sb->name, (long long)timeout_ms);
+	if (timeout_ms == 0 || sbx_pidfd_send_signal(sb->init_pidfd, SIGTERM, NULL, 0) < 0) {
+		if (sb->cgroup)
+			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+	} else {
+		sb->stop_timer = sbx_loop_timer(sb->d->loop, timeout_ms, stop_timeout, sb);
+	}
+	if (!sb->init_w)
+		init_gone(sb);
+}
+
+static void unlink_sandbox(struct sbx_sandbox *sb)
+{
+	for (struct sbx_sandbox **pp = &sb->d->sandboxes; *pp; pp = &(*pp)->next) {
+		if (*pp == sb) {
+			*pp = sb->next;
+			sb->next = NULL;
+			return;
+		}
+	}
+}
+
+int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
+{
+	struct sbx_daemon *d = sb->d;
+	char rel[64];
+	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
+	/* Renaming away first makes delete atomic: after a crash the sandbox
+	 * is either fully there or in the trash. */
+	if (sbx_trash(d, rel, err) < 0)
+		return sbx_error_prefix(err, "sandbox %s: delete", sb->id);
+	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	if (sb->cgroup)
+		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
+	sb->deleted = true;
+	unlink_sandbox(sb);
+	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
+	sbx_sandbox_unref(sb);
+	return 0;
+}
+
+static void answer_waiters(struct sbx_sandbox *sb, sbx_error *err)
+{
+	struct sbx_waiter *list = sb->waiters;
+	sb->waiters = NULL;
+	bool destroy = false;
+	sbx_sandbox_ref(sb);
+	for (struct sbx_waiter *w = list; w; w = w->next)
+		destroy |= w->delete_after;
+	sbx_error *derr = NULL;
+	if (destroy && !sb->deleted)
+		sbx_sandbox_destroy(sb, &derr);
+	while (list) {
+		struct sbx_waiter *w = list;
+		list = w->next;
+		if (w->req) {
+			if (derr && w->delete_after) {
+				sbx_error *copy = NULL;
+				sbx_error_set(&copy, derr->code, "%s", derr->msg);
+				sbx_reply_error(w->req, copy);
+			} else {
+				sbx_reply_empty(w->req);
+			}
+		}
+		free(w);
+	}
+	sbx_error_free(derr);
+	sbx_sandbox_unref(sb);
+}
+
+/* ---- recovery ---- */
+
+static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sbx_error **err)
+{
+	char path[320];
+	snprintf(path, sizeof(path), "sandboxes/%s/sandbox.json", id);
+	_cleanup_free_ char *text = NULL;
+	if (sbx_read_file_at(d->state_fd, path, 1 << 20, &text, NULL, err) < 0)
+		return NULL;
+	_cleanup_json_ yajl_val root = sbx_json_parse(text, err);
+	if (!root)
+		return NULL;
+	yajl_val o = NULL;
+	const char *name, *state, *image, *image_id = NULL, *user = NULL, *workdir = NULL, *hostname = NULL;
+	const char *cgroup = NULL, *netmode = NULL;
+	int64_t created = 0, started = 0, activity = 0, pid = 0, starttime = 0, seq = 0;
+	int64_t auto_stop = 15, auto_archive = 10080, auto_delete = -1;
+	bool ephemeral = false;
+	yajl_val net = NULL;
+	if (sbx_json_object(root, "sandbox", true, &o, err) < 0 || sbx_json_string(o, "name", true, &name, err) < 0 ||
+	    sbx_json_string(o, "state", true, &state, err) < 0 || sbx_json_string(o, "image", true, &image, err) < 0)
+		return NULL;
+	sbx_json_string(root, "image_id", false, &image_id, NULL);
+	sbx_json_string(o, "user", false, &user, NULL);
+	sbx_json_string(o, "workdir", false, &workdir, NULL);
+	sbx_json_string(o, "hostname", false, &hostname, NULL);
+	sbx_json_object(o, "network", false, &net, NULL);
+	sbx_json_string(net, "mode", false, &netmode, NULL);
+	sbx_json_int(o, "auto_stop_min", false, INT64_MIN, INT64_MAX, &auto_stop, NULL);
+	sbx_json_int(o, "auto_archive_min", false, INT64_MIN, INT64_MAX, &auto_archive, NULL);
+	sbx_json_int(o, "auto_delete_min", false, INT64_MIN, INT64_MAX, &auto_delete, NULL);
+	sbx_json_bool(o, "ephemeral", false, &ephemeral, NULL);
+	sbx_json_string(root, "cgroup", false, &cgroup, NULL);
+	sbx_json_int(root, "created_ns", false, 0, INT64_MAX, &created, NULL);
+	sbx_json_int(root, "started_ns", false, 0, INT64_MAX, &started, NULL);
+	sbx_json_int(root, "activity_ns", false, 0, INT64_MAX, &activity, NULL);
+	sbx_json_int(root, "init_pid", false, 0, INT32_MAX, &pid, NULL);
+	sbx_json_int(root, "init_starttime", false, 0, INT64_MAX, &starttime, NULL);
+	sbx_json_int(root, "exec_seq", false, 0, INT64_MAX, &seq, NULL);
+
+	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		sbx_error_errno(err, ENOMEM, "load");
+		return NULL;
+	}
+	sb->d = d;
+	sb->refs = 1;
+	sb->init_pidfd = -1;
+	memcpy(sb->id, id, 12);
+	sb->id[12] = '\0';
+	sb->name = strdup(name);
+	sb->image = strdup(image);
+	sb->image_id = strdup(image_id ? image_id : image);
+	sb->user = strdup(user ? user : "root");
+	sb->workdir = strdup(workdir ? workdir : "/");
+	sb->hostname = strdup(hostname ? hostname : name);
+	sb->network_mode = strdup(netmode ? netmode : "none");
+	sb->cgroup = cgroup ? strdup(cgroup) : NULL;
+	sb->created_ns = created;
+	sb->started_ns = started;
+	sb->activity_ns = activity;
+	sb->auto_stop_min = auto_stop;
+	sb->auto_archive_min = auto_archive;
+	sb->auto_delete_min = auto_delete;
+	sb->ephemeral = ephemeral;
+	sb->init_pid = (pid_t)pid;
+	sb->init_starttime = (uint64_t)starttime;
+	sb->exec_seq = (uint64_t)seq;
+	if (sbx_state_parse(state, &sb->state) < 0)
+		sb->state = SBX_STATE_ERROR;
+	sbx_json_string_map(o, "labels", false, &sb->labels, NULL);
+	sbx_json_string_map(o, "env", false, &sb->env, NULL);
+	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
+	    !sb->network_mode) {
+		sbx_sandbox_unref(sb);
+		sbx_error_errno(err, ENOMEM, "load");
+		return NULL;
+	}
+	return sb;
+}
+
+/* A sandbox that was running when the daemon went away: adopt its init if
+ * it is still the same process, otherwise clean up what it left. */
+static void reconcile(struct sbx_sandbox *sb)
+{
+	struct sbx_daemon *d = sb->d;
+	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) {
+		int pfd = sb->init_pid > 0 ? sbx_pidfd_open(sb->init_pid, 0) : -1;
+		if (pfd >= 0 && sbx_proc_starttime(sb->init_pid) == sb->init_starttime && sb->init_starttime) {
+			sb->init_pidfd = pfd;
+			watch_init(sb);
+			/* Leftovers of execs that ran while we were away. */
+			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
+			sbx_info("sandbox %s (%s) recovered, init pid %d", sb->id, sb->name, (int)sb->init_pid);
+			return;
+		}
+		if (pfd >= 0)
+			close(pfd);
+		sbx_warn("sandbox %s (%s): init is gone; marking it stopped", sb->id, sb->name);
+	}
+	if (sb->cgroup) {
+		sbx_cgroup_kill(&d->cg, sb->cgroup, NULL);
+		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
+	}
+	if (sb->state != SBX_STATE_STOPPED && sb->state != SBX_STATE_ERROR) {
+		sb->state = SBX_STATE_STOPPED;
+		sb->init_pid = 0;
+		sb->init_starttime = 0;
+		sbx_sandbox_save(sb, NULL);
+	}
+}
+
+int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
+{
+	if (mkdirat(d->state_fd, "sandboxes", 0700) < 0 && errno != EEXIST)
+		return sbx_error_errno(err, errno, "create %s/sandboxes", d->cfg.state_dir);
+	int fd = openat(d->state_fd, "sandboxes", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "open %s/sandboxes", d->cfg.state_dir);
+	_cleanup_closedir_ DIR *dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return sbx_error_errno(err, errno, "read %s/sandboxes", d->cfg.state_dir);
+	}
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (!sbx_id_valid(de->d_name))
+			continue;
+		sbx_error *e = NULL;
+		struct sbx_sandbox *sb = sandbox_load(d, de->d_name, &e);
+		if (!sb || sb->state == SBX_STATE_CREATING) {
+			/* Never answered to its client: a half-made sandbox is removed. */
+			sbx_warn("sandbox %s: %s; removing it", de->d_name,
+				 sb ? "creation was interrupted" : (e && e->msg ? e->msg : "unreadable state"));
+			sbx_error_free(e);
+			e = NULL;
+			if (sb && sb->cgroup) {
+				sbx_cgroup_kill(&d->cg, sb->cgroup, NULL);
+				sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
+			}
+			char rel[320];
+			snprintf(rel, sizeof(rel), "sandboxes/%s", de->d_name);
+			if (sbx_rm_rf_at(d->state_fd, rel, &e) < 0)
+				sbx_warn("remove %s: %s", rel, e->msg);
+			sbx_error_free(e);
+			if (sb)
+				sbx_sandbox_unref(sb);
+			continue;
+		}
+		sb->next = d->sandboxes;
+		d->sandboxes = sb;
+		reconcile(sb);
+	}
+	return 0;
+}

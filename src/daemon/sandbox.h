@@ -1,0 +1,76 @@
+/* Sandboxes as the daemon tracks them: lifecycle (create, start, stop,
+ * delete), persistence, recovery after a restart, and running execs. */
+#ifndef SBX_SANDBOX_H
+#define SBX_SANDBOX_H
+
+#include "daemon.h"
+
+enum sbx_state { SBX_STATE_CREATING, SBX_STATE_STARTED, SBX_STATE_PAUSED, SBX_STATE_STOPPED, SBX_STATE_ERROR };
+
+struct sbx_exec;
+struct sbx_waiter;
+
+struct sbx_sandbox {
+	struct sbx_sandbox *next;
+	struct sbx_daemon *d;
+	int refs;
+	char id[13];
+	char *name;
+	char *image;    /* image name at creation */
+	char *image_id; /* the image's directory */
+	char *user;
+	char *workdir;
+	char *hostname;
+	char *network_mode;
+	struct sbx_kvlist labels;
+	struct sbx_kvlist env;
+	enum sbx_state state;
+	int64_t created_ns, started_ns, activity_ns;
+	int64_t auto_stop_min, auto_archive_min, auto_delete_min;
+	bool ephemeral;
+	/* running */
+	pid_t init_pid;
+	uint64_t init_starttime;
+	int init_pidfd;
+	struct sbx_watch *init_w;
+	char *cgroup; /* relative to the unified mount */
+	uint64_t exec_seq;
+	struct sbx_exec *execs;
+	/* stopping */
+	bool stopping;
+	bool deleted;
+	struct sbx_waiter *waiters;
+	struct sbx_watch *stop_timer;
+	struct sbx_watch *empty_timer;
+	int empty_tries;
+};
+
+const char *sbx_state_name(enum sbx_state s);
+int sbx_state_parse(const char *s, enum sbx_state *out);
+
+struct sbx_sandbox *sbx_sandbox_find(struct sbx_daemon *d, const char *id_or_name);
+/* Lookup from params["sandbox"], filling a not-found error with a hint. */
+struct sbx_sandbox *sbx_sandbox_from_params(struct sbx_request *req, sbx_error **err);
+void sbx_sandbox_ref(struct sbx_sandbox *sb);
+void sbx_sandbox_unref(struct sbx_sandbox *sb);
+size_t sbx_sandbox_count(struct sbx_daemon *d, bool started_only);
+
+int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err);
+/* Load every sandbox from the state dir and reconcile with the kernel. */
+int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err);
+
+int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
+/* Stops asynchronously; req (may be NULL) is answered when it is done. */
+void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after);
+/* Removes every trace of a stopped sandbox. */
+int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err);
+
+void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
+
+/* Is any sandbox using this image? */
+bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
+
+/* Exec bookkeeping (rpc_process.c). */
+void sbx_exec_kill_all(struct sbx_sandbox *sb);
+
+#endif

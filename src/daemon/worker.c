@@ -1,0 +1,140 @@
+/* Forked workers for slow file work, so the loop keeps serving. A worker
+ * only runs its function and exits; it never touches sockets or the loop. */
+#include "config.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "syscalls.h"
+
+struct worker {
+	struct sbx_daemon *d;
+	int pidfd;
+	int report_fd;
+	struct sbx_watch *w;
+	sbx_worker_done done;
+	void *ctx;
+};
+
+static void worker_exited(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct worker *wk = data;
+	sbx_loop_unwatch(w);
+	char text[2048];
+	ssize_t n = read(wk->report_fd, text, sizeof(text) - 1);
+	text[n > 0 ? n : 0] = '\0';
+	siginfo_t si = { 0 };
+	waitid((idtype_t)P_PIDFD, (id_t)wk->pidfd, &si, WEXITED);
+	sbx_error *err = NULL;
+	if (n > 0) {
+		int code = SBX_ERR_INTERNAL, off = 0;
+		if (sscanf(text, "%d %n", &code, &off) >= 1 && off > 0)
+			sbx_error_set(&err, code, "%s", text + off);
+		else
+			sbx_error_set(&err, SBX_ERR_INTERNAL, "%s", text);
+	} else if (si.si_code != CLD_EXITED || si.si_status != 0) {
+		sbx_error_set(&err, SBX_ERR_INTERNAL, "worker process died (%s %d)",
+			      si.si_code == CLD_EXITED ? "exit" : "signal", si.si_status);
+	}
+	close(wk->pidfd);
+	close(wk->report_fd);
+	wk->done(wk->d, wk->ctx, err);
+	sbx_error_free(err);
+	free(wk);
+}
+
+int sbx_worker_start(struct sbx_daemon *d, sbx_worker_fn fn, void *arg, sbx_worker_done done, void *ctx,
+		     sbx_error **err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return sbx_error_errno(err, errno, "pipe");
+	int pidfd = -1;
+	struct clone_args args = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&pidfd, .exit_signal = SIGCHLD };
+	pid_t pid = sbx_clone3(&args);
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return sbx_error_errno(err, e, "fork worker");
+	}
+	if (pid == 0) {
+		close(p[0]);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sbx_error *werr = NULL;
+		if (fn(arg, &werr) < 0) {
+			dprintf(p[1], "%d %s", werr ? werr->code : SBX_ERR_INTERNAL,
+				werr && werr->msg ? werr->msg : "worker failed");
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	struct worker *wk = calloc(1, sizeof(*wk));
+	if (wk) {
+		wk->d = d;
+		wk->pidfd = pidfd;
+		wk->report_fd = p[0];
+		wk->done = done;
+		wk->ctx = ctx;
+		wk->w = sbx_loop_watch(d->loop, pidfd, EPOLLIN, worker_exited, wk);
+	}
+	if (!wk || !wk->w) {
+		/* Cannot track it: wait for it here rather than leak a zombie. */
+		waitid((idtype_t)P_PIDFD, (id_t)pidfd, NULL, WEXITED);
+		close(pidfd);
+		close(p[0]);
+		free(wk);
+		return sbx_error_errno(err, ENOMEM, "track worker");
+	}
+	return 0;
+}
+
+int sbx_worker_run_sync(sbx_worker_fn fn, void *arg, sbx_error **err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return sbx_error_errno(err, errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return sbx_error_errno(err, e, "fork worker");
+	}
+	if (pid == 0) {
+		close(p[0]);
+		sbx_error *werr = NULL;
+		if (fn(arg, &werr) < 0) {
+			dprintf(p[1], "%d %s", werr ? werr->code : SBX_ERR_INTERNAL,
+				werr && werr->msg ? werr->msg : "worker failed");
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	char text[2048];
+	ssize_t n = sbx_read_all(p[0], text, sizeof(text) - 1);
+	close(p[0]);
+	text[n > 0 ? n : 0] = '\0';
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n > 0) {
+		int code = SBX_ERR_INTERNAL, off = 0;
+		if (sscanf(text, "%d %n", &code, &off) >= 1 && off > 0)
+			return sbx_error_set(err, code, "%s", text + off);
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "%s", text);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "worker process failed");
+	return 0;
+}

@@ -1,0 +1,23 @@
+/* Building a sandbox's root inside its fresh mount namespace: overlayfs,
+ * /proc, a minimal /dev, read-only /sys, generated /etc files, then
+ * pivot_root. Runs only in the child between clone3 and exec of init. */
+#ifndef SBX_ROOTFS_H
+#define SBX_ROOTFS_H
+
+#include "error.h"
+
+struct sbx_rootfs_config {
+	const char *mountpoint; /* host path of an empty dir: the merged root */
+	const char *lowerdir;   /* image rootfs (read-only layer) */
+	const char *upperdir;   /* per-sandbox writable layer */
+	const char *workdir;    /* overlay work dir, same fs as upperdir */
+	const char *hostname;
+	const char *hosts;      /* content of /etc/hosts */
+	const char *resolv;     /* content of /etc/resolv.conf */
+	const char *workspace;  /* directory created if missing (e.g. /workspace) */
+};
+
+/* Everything up to and including pivot_root; afterwards "/" is the sandbox. */
+int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err);
+
+#endif

@@ -1,0 +1,343 @@
+/* clone3-based creation of sandboxes and of processes inside them. Child
+ * code between clone and exec must only use what is safe after fork of a
+ * single-threaded process; it never returns to the caller's code. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "inroot.h"
+#include "passwd.h"
+#include "spawn.h"
+#include "syscalls.h"
+#include "util.h"
+
+#define SYNC_TIMEOUT_MS 10000
+
+/* In a child: write an error line for the parent and exit. */
+__attribute__((noreturn)) static void child_fail(int report_fd, sbx_error *err)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line) - 1, "E%d %d %s", err ? err->code : SBX_ERR_INTERNAL,
+			 err ? err->errnum : 0, err && err->msg ? err->msg : "unknown error");
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	for (int i = 0; i < n; i++)
+		if (line[i] == '\n')
+			line[i] = ' ';
+	line[n++] = '\n';
+	sbx_write_all(report_fd, line, (size_t)n);
+	_exit(126);
+}
+
+static void reset_signals(void)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+}
+
+/* Read a child's report until EOF (its exec closed the CLOEXEC pipe).
+ * Returns 0 with the text in buf (possibly empty), -1 on timeout. */
+static int read_report(int fd, char *buf, size_t size)
+{
+	size_t len = 0;
+	int64_t deadline = sbx_monotonic_ms() + SYNC_TIMEOUT_MS;
+	for (;;) {
+		int left = (int)(deadline - sbx_monotonic_ms());
+		if (left <= 0)
+			return -1;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == size - 1)
+			break;
+	}
+	buf[len] = '\0';
+	return 0;
+}
+
+/* The line of a report that starts with tag, or NULL. */
+static const char *report_line(const char *text, char tag)
+{
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (*l == tag)
+			return l;
+	return NULL;
+}
+
+/* Turn a line "E<code> <errno> <msg>" into an error; 0 if there is none. */
+static int report_error(const char *text, sbx_error **err)
+{
+	const char *e = report_line(text, 'E');
+	if (!e)
+		return 0;
+	int code = SBX_ERR_INTERNAL, errnum = 0, off = 0;
+	if (sscanf(e, "E%d %d %n", &code, &errnum, &off) < 2 || off == 0)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "%.*s", (int)strcspn(e + 1, "\n"), e + 1);
+	sbx_error_set(err, code, "%.*s", (int)strcspn(e + off, "\n"), e + off);
+	if (err && *err)
+		(*err)->errnum = errnum;
+	return -1;
+}
+
+uint64_t sbx_proc_starttime(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	_cleanup_free_ char *data = NULL;
+	if (sbx_read_file_at(AT_FDCWD, path, 4096, &data, NULL, NULL) < 0)
+		return 0;
+	/* comm may contain spaces and parens: fields start after the last ')'. */
+	char *p = strrchr(data, ')');
+	if (!p)
+		return 0;
+	p++;
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+int sbx_init_exe_load(const char *path, sbx_error **err)
+{
+	_cleanup_close_ int src = open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return sbx_error_errno(err, errno, "open init binary '%s'", path);
+	_cleanup_close_ int mfd = memfd_create("sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		return sbx_error_errno(err, errno, "memfd_create");
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(src, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sbx_error_errno(err, errno, "read '%s'", path);
+		if (n == 0)
+			break;
+		if (sbx_write_all(mfd, buf, (size_t)n) < 0)
+			return sbx_error_errno(err, errno, "copy init binary");
+	}
+	if (fchmod(mfd, 0555) < 0)
+		return sbx_error_errno(err, errno, "chmod init memfd");
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		return sbx_error_errno(err, errno, "seal init memfd");
+	return sbx_take_fd(&mfd);
+}
+
+__attribute__((noreturn)) static void init_child(const struct sbx_init_config *cfg, int report_fd)
+{
+	sbx_error *err = NULL;
+	reset_signals();
+	if (setsid() < 0) {
+		sbx_error_errno(&err, errno, "setsid");
+		child_fail(report_fd, err);
+	}
+	if (sbx_rootfs_setup(&cfg->rootfs, &err) < 0)
+		child_fail(report_fd, err);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0) {
+		sbx_error_errno(&err, errno, "open /dev/null in sandbox");
+		child_fail(report_fd, err);
+	}
+	for (int i = 0; i < 3; i++)
+		dup2(devnull, i);
+	/* Every fd inherited from sandboxd disappears at exec. */
+	sbx_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	char *const argv[] = { (char *)"sandbox-init", (char *)cfg->id, NULL };
+	char *const envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	syscall(SYS_execveat, cfg->init_exe_fd, "", argv, envp, AT_EMPTY_PATH);
+	sbx_error_errno(&err, errno, "exec sandbox-init");
+	child_fail(report_fd, err);
+}
+
+int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, sbx_error **err)
+{
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return sbx_error_errno(err, errno, "pipe");
+	_cleanup_close_ int rd = pipefd[0];
+	_cleanup_close_ int wr = pipefd[1];
+
+	int pidfd = -1;
+	struct clone_args args = {
+		.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP |
+			 CLONE_PIDFD | CLONE_INTO_CGROUP,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)cfg->cgroup_fd,
+	};
+	pid_t pid = sbx_clone3(&args);
+	if (pid < 0)
+		return sbx_error_errno(err, errno, "clone3 sandbox init");
+	if (pid == 0) {
+		close(rd);
+		init_child(cfg, wr);
+	}
+	sbx_closep(&wr);
+	_cleanup_close_ int pfd = pidfd;
+	char text[1024];
+	if (read_report(rd, text, sizeof(text)) < 0) {
+		sbx_pidfd_send_signal(pfd, SIGKILL, NULL, 0);
+		waitid((idtype_t)P_PIDFD, (id_t)pfd, NULL, WEXITED);
+		return sbx_error_set(err, SBX_ERR_TIMEOUT, "sandbox init did not start within %d s", SYNC_TIMEOUT_MS / 1000);
+	}
+	if (report_error(text, err) < 0) {
+		waitid((idtype_t)P_PIDFD, (id_t)pfd, NULL, WEXITED);
+		return -1;
+	}
+	out->pid = pid;
+	out->pidfd = sbx_take_fd(&pfd);
+	out->starttime = sbx_proc_starttime(pid);
+	return 0;
+}
+
+/* The command process: inside every namespace of the sandbox already. */
+__attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *cfg, int report_fd)
+{
+	sbx_error *err = NULL;
+	reset_signals();
+	/* Mount namespace entry put us at the sandbox root: resolve there. */
+	_cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct sbx_user u;
+	if (rootfd < 0) {
+		sbx_error_errno(&err, errno, "open sandbox root");
+		child_fail(report_fd, err);
+	}
+	if (sbx_user_resolve(rootfd, cfg->user, &u, &err) < 0)
+		child_fail(report_fd, err);
+	_cleanup_close_ int cwdfd = sbx_inroot_open(rootfd, cfg->cwd, O_PATH | O_DIRECTORY, 0);
+	if (cwdfd < 0) {
+		sbx_error_errno(&err, errno, "working directory '%s'", cfg->cwd);
+		child_fail(report_fd, err);
+	}
+	if (fchdir(cwdfd) < 0) {
+		sbx_error_errno(&err, errno, "chdir '%s'", cfg->cwd);
+		child_fail(report_fd, err);
+	}
+	if (setsid() < 0 || setgroups(u.ngroups, u.groups) < 0 || setresgid(u.gid, u.gid, u.gid) < 0 ||
+	    setresuid(u.uid, u.uid, u.uid) < 0) {
+		sbx_error_errno(&err, errno, "switch to user '%s'", cfg->user ? cfg->user : "root");
+		child_fail(report_fd, err);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (dup2(cfg->stdio[i], i) < 0) {
+			sbx_error_errno(&err, errno, "dup2");
+			child_fail(report_fd, err);
+		}
+	}
+	sbx_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	extern char **environ;
+	environ = (char **)cfg->envp;
+	if (!getenv("HOME"))
+		setenv("HOME", u.home, 1);
+	if (!getenv("USER") && u.name[0])
+		setenv("USER", u.name, 1);
+	execvp(cfg->argv[0], cfg->argv);
+	int e = errno;
+	dprintf(2, "sandboxd: exec '%s': %s\n", cfg->argv[0], strerror(e));
+	_exit(e == ENOENT ? 127 : 126);
+}
+
+int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, sbx_error **err)
+{
+	if (!cfg->argv || !cfg->argv[0])
+		return sbx_error_param(err, "cmd", "empty command");
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return sbx_error_errno(err, errno, "pipe");
+	_cleanup_close_ int rd = pipefd[0];
+	_cleanup_close_ int wr = pipefd[1];
+
+	int helper_pidfd = -1;
+	struct clone_args args = {
+		.flags = CLONE_PIDFD | CLONE_INTO_CGROUP,
+		.pidfd = (uint64_t)(uintptr_t)&helper_pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)cfg->cgroup_fd,
+	};
+	pid_t helper = sbx_clone3(&args);
+	if (helper < 0)
+		return sbx_error_errno(err, errno, "clone3 exec helper");
+	if (helper == 0) {
+		sbx_error *cerr = NULL;
+		close(rd);
+		/* Not dumpable before entering: nothing inside may ptrace or open
+		 * /proc/PID of a process that still holds sandboxd's memory. */
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		if (setns(cfg->init_pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+						     CLONE_NEWCGROUP) < 0) {
+			sbx_error_errno(&cerr, errno, "join sandbox namespaces");
+			child_fail(wr, cerr);
+		}
+		/* CLONE_PARENT: the command becomes sandboxd's child, so sandboxd
+		 * reaps it and reads its exit status; this helper just leaves. */
+		struct clone_args cargs = { .flags = CLONE_PARENT, .exit_signal = 0 };
+		pid_t cmd = sbx_clone3(&cargs);
+		if (cmd < 0) {
+			sbx_error_errno(&cerr, errno, "clone3 command");
+			child_fail(wr, cerr);
+		}
+		if (cmd == 0)
+			exec_child(cfg, wr);
+		dprintf(wr, "P%d\n", (int)cmd);
+		_exit(0);
+	}
+	sbx_closep(&wr);
+	_cleanup_close_ int hfd = helper_pidfd;
+	char text[1024];
+	int r = read_report(rd, text, sizeof(text));
+	siginfo_t si;
+	waitid((idtype_t)P_PIDFD, (id_t)hfd, &si, WEXITED);
+	int cmd_pid = 0;
+	const char *p = report_line(text, 'P');
+	if (r == 0 && p)
+		cmd_pid = atoi(p + 1);
+	if (r < 0) {
+		if (cmd_pid > 0)
+			kill(cmd_pid, SIGKILL);
+		return sbx_error_set(err, SBX_ERR_TIMEOUT, "command setup did not finish within %d s",
+				     SYNC_TIMEOUT_MS / 1000);
+	}
+	if (report_error(text, err) < 0) {
+		if (cmd_pid > 0)
+			waitpid(cmd_pid, NULL, 0);
+		return -1;
+	}
+	if (cmd_pid <= 0)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "exec helper exited without starting the command");
+	/* Safe against pid reuse: it is our unreaped child. */
+	int pidfd = sbx_pidfd_open(cmd_pid, 0);
+	if (pidfd < 0)
+		return sbx_error_errno(err, errno, "pidfd_open");
+	out->pid = cmd_pid;
+	out->pidfd = pidfd;
+	out->starttime = 0;
+	return 0;
+}
