@@ -1,0 +1,106 @@
+#!/bin/bash
+# The whole test suite, from a fresh Debian/Ubuntu machine: dependencies,
+# a normal and an ASan/UBSan build, the Check unit tests, the end-to-end
+# suite against a real daemon, and make distcheck. Ends with one line
+# "N passed, N failed, N skipped" counting individual tests.
+set -u
+cd "$(dirname "$0")/.."
+top=$(pwd)
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run-all: run as root: the suites create namespaces, mounts and cgroups" >&2
+	exit 1
+fi
+jobs=$(nproc)
+passed=0 failed=0 skipped=0
+failures=()
+
+note() { printf '\n=== %s ===\n' "$*"; }
+count() { # count PASSED FAILED SKIPPED STAGE
+	passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
+	[ "$2" -eq 0 ] || failures+=("$4")
+}
+fatal_stage() { # a stage that could not run at all counts as one failure
+	echo "run-all: $1 failed" >&2
+	count 0 1 0 "$1"
+}
+
+note "dependencies"
+./contrib/install-deps.sh || { echo "run-all: cannot install dependencies" >&2; exit 1; }
+
+note "autogen"
+./autogen.sh >/dev/null 2>&1 || { echo "run-all: autogen.sh failed" >&2; exit 1; }
+
+# build DIR [configure args...]
+build() {
+	local dir=$1; shift
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" --quiet "$@" && make -j"$jobs" >make.log 2>&1) || {
+		tail -40 "$dir/make.log" 2>/dev/null
+		return 1
+	}
+}
+
+# Check prints "NN%: Checks: N, Failures: F, Errors: E" per program.
+unit_tests() { # unit_tests DIR LABEL
+	local dir=$1 label=$2
+	(cd "$dir" && make -j"$jobs" check >check.log 2>&1)
+	local rc=$?
+	local p=0 f=0 s=0 n fl er
+	while read -r n fl er; do
+		p=$((p + n - fl - er)); f=$((f + fl + er))
+	done < <(cat "$dir"/tests/unit/*.log 2>/dev/null |
+		sed -n 's/.*Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p')
+	s=$(grep -c '^SKIP:' "$dir/check.log" || true)
+	if [ $rc -ne 0 ] && [ $f -eq 0 ]; then f=1; fi
+	cat "$dir"/tests/unit/*.log 2>/dev/null | grep -E '^[^:]+:[0-9]+:[EF]:' || true
+	echo "$label: $p passed, $f failed, $s skipped"
+	count $p $f $s "$label"
+}
+
+integration() { # integration BUILDDIR LABEL
+	local out
+	out=$(mktemp)
+	python3 tests/integration/run.py --builddir "$1" 2>&1 | tee "$out"
+	local line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -1)
+	rm -f "$out"
+	if [ -z "$line" ]; then
+		fatal_stage "$2"
+		return
+	fi
+	set -- $line
+	count "$1" "$3" "$5" "$2"
+	echo "$2: $line"
+}
+
+note "build"
+if build build; then
+	note "unit tests"
+	unit_tests build "unit tests"
+	note "integration tests"
+	integration "$top/build" "integration tests"
+else
+	fatal_stage "build"
+fi
+
+note "ASan/UBSan build"
+if build build-asan --enable-sanitizers; then
+	note "unit tests under ASan/UBSan"
+	ASAN_OPTIONS=detect_leaks=1 unit_tests build-asan "unit tests (asan)"
+else
+	fatal_stage "sanitizer build"
+fi
+
+note "distcheck"
+if (cd build && make -j"$jobs" distcheck >distcheck.log 2>&1); then
+	echo "distcheck: passed"
+	count 1 0 0 distcheck
+else
+	tail -40 build/distcheck.log
+	fatal_stage "distcheck"
+fi
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -22,6 +22,8 @@ int sbx_client_connect(struct sbx_client *c, const char *path, sbx_error **err)
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->next_id = 1;
+	/* Replies carry command output: allow far more than requests. */
+	sbx_framer_init(&c->in, (size_t)1 << 30);
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "socket path '%s' is too long", path);
@@ -43,26 +45,28 @@ void sbx_client_close(struct sbx_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	sbx_buf_free(&c->in);
+	sbx_framer_free(&c->in);
 }
 
-/* Next full line from the socket, NUL-terminated in place; NULL at EOF. */
-static char *read_line(struct sbx_client *c, size_t *len, sbx_error **err)
+/* Next full line from the socket, valid until the next call; NULL at EOF. */
+static char *read_line(struct sbx_client *c, sbx_error **err)
 {
-	size_t scanned = 0;
 	for (;;) {
-		char *nl = c->in.len > scanned ? memchr(c->in.data + scanned, '\n', c->in.len - scanned) : NULL;
-		if (nl) {
-			*nl = '\0';
-			*len = (size_t)(nl - c->in.data);
-			return c->in.data;
+		char *line;
+		size_t len;
+		enum sbx_frame fr = sbx_framer_next(&c->in, &line, &len);
+		if (fr == SBX_FRAME_LINE)
+			return line;
+		if (fr == SBX_FRAME_OVERSIZE) {
+			sbx_error_set(err, SBX_ERR_LIMIT, "reply from sandboxd exceeds %zu bytes", c->in.max);
+			return NULL;
 		}
-		scanned = c->in.len;
-		if (sbx_buf_reserve(&c->in, 65536) < 0) {
+		char *space = sbx_framer_space(&c->in, 65536);
+		if (!space) {
 			sbx_error_errno(err, ENOMEM, "read reply");
 			return NULL;
 		}
-		ssize_t n = read(c->fd, c->in.data + c->in.len, 65536);
+		ssize_t n = read(c->fd, space, 65536);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -73,8 +77,7 @@ static char *read_line(struct sbx_client *c, size_t *len, sbx_error **err)
 			sbx_error_set(err, SBX_ERR_INTERNAL, "sandboxd closed the connection");
 			return NULL;
 		}
-		c->in.len += (size_t)n;
-		c->in.data[c->in.len] = '\0';
+		sbx_framer_commit(&c->in, (size_t)n);
 	}
 }
 
@@ -100,12 +103,10 @@ yajl_val sbx_client_call(struct sbx_client *c, const char *method, const char *p
 	}
 	sbx_buf_free(&req);
 	for (;;) {
-		size_t len;
-		char *line = read_line(c, &len, err);
+		char *line = read_line(c, err);
 		if (!line)
 			return NULL;
 		yajl_val root = sbx_json_parse(line, err);
-		sbx_buf_consume(&c->in, len + 1);
 		if (!root)
 			return NULL;
 		yajl_val rid = sbx_json_get(root, "id");

@@ -6,12 +6,13 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "framing.h"
 #include "json.h"
 #include "util.h"
 
 struct sbx_client {
 	int fd;
-	struct sbx_buf in;
+	struct sbx_framer in;
 	int64_t next_id;
 };
 

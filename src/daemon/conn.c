@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "framing.h"
 
 #define READ_CHUNK 65536
 /* A client that stops reading may not make us hold unbounded replies. */
@@ -24,10 +25,8 @@ struct sbx_conn {
 	struct sbx_daemon *d;
 	int fd;
 	struct sbx_watch *w;
-	struct sbx_buf in;
+	struct sbx_framer in;
 	struct sbx_buf out;
-	size_t scan; /* bytes of in already searched for '\n' */
-	bool skipping; /* discarding the rest of an oversized line */
 	bool closed;   /* socket gone; replies are dropped */
 	bool read_eof;
 	int refs;
@@ -39,7 +38,7 @@ static void conn_unref(struct sbx_conn *c)
 {
 	if (--c->refs > 0)
 		return;
-	sbx_buf_free(&c->in);
+	sbx_framer_free(&c->in);
 	sbx_buf_free(&c->out);
 	free(c);
 }
@@ -292,42 +291,25 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 
 static void process_input(struct sbx_conn *c)
 {
-	size_t max = (size_t)c->d->cfg.max_message;
 	while (!c->closed) {
-		char *nl = c->in.len > c->scan ? memchr(c->in.data + c->scan, '\n', c->in.len - c->scan) : NULL;
-		if (!nl) {
-			c->scan = c->in.len;
-			if (c->in.len > max) {
-				if (!c->skipping) {
-					char msg[128];
-					snprintf(msg, sizeof(msg), "invalid request: message exceeds %zu bytes", max);
-					send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST, msg);
-				}
-				c->skipping = true;
-				sbx_buf_consume(&c->in, c->in.len);
-				c->scan = 0;
-			}
+		char *line;
+		size_t len;
+		enum sbx_frame fr = sbx_framer_next(&c->in, &line, &len);
+		if (fr == SBX_FRAME_NEED_MORE)
 			return;
-		}
-		size_t len = (size_t)(nl - c->in.data);
-		if (c->skipping) {
-			c->skipping = false;
-		} else if (len > max) {
+		if (fr == SBX_FRAME_OVERSIZE) {
 			char msg[128];
-			snprintf(msg, sizeof(msg), "invalid request: message exceeds %zu bytes", max);
+			snprintf(msg, sizeof(msg), "invalid request: message exceeds %zu bytes", c->in.max);
 			send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST, msg);
-		} else {
-			*nl = '\0';
-			/* handle_line may reply synchronously; the buffer is ours until consume. */
-			c->refs++;
-			handle_line(c, c->in.data, len);
-			bool gone = c->closed;
-			conn_unref(c);
-			if (gone)
-				return;
+			continue;
 		}
-		sbx_buf_consume(&c->in, len + 1);
-		c->scan = 0;
+		/* The line stays valid until the next sbx_framer_next call. */
+		c->refs++;
+		handle_line(c, line, len);
+		bool gone = c->closed;
+		conn_unref(c);
+		if (gone)
+			return;
 	}
 }
 
@@ -337,11 +319,12 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 	c->refs++;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		for (int rounds = 0; rounds < 16 && !c->closed && !c->read_eof; rounds++) {
-			if (sbx_buf_reserve(&c->in, READ_CHUNK) < 0) {
+			char *space = sbx_framer_space(&c->in, READ_CHUNK);
+			if (!space) {
 				conn_close(c);
 				break;
 			}
-			ssize_t n = recv(c->fd, c->in.data + c->in.len, READ_CHUNK, MSG_DONTWAIT);
+			ssize_t n = recv(c->fd, space, READ_CHUNK, MSG_DONTWAIT);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -352,15 +335,14 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 			if (n == 0) {
 				c->read_eof = true;
 				process_input(c);
-				if (!c->closed && c->in.len && !c->skipping)
+				if (!c->closed && sbx_framer_partial(&c->in))
 					send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST,
 							"invalid request: connection closed in the middle of a message "
 							"(every message must end with a newline)");
-				sbx_buf_free(&c->in);
+				sbx_framer_free(&c->in);
 				break;
 			}
-			c->in.len += (size_t)n;
-			c->in.data[c->in.len] = '\0';
+			sbx_framer_commit(&c->in, (size_t)n);
 			process_input(c);
 		}
 	}
@@ -391,6 +373,7 @@ static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 		c->d = d;
 		c->fd = fd;
 		c->refs = 1;
+		sbx_framer_init(&c->in, (size_t)d->cfg.max_message);
 		socklen_t len = sizeof(c->peer);
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len);
 		c->w = sbx_loop_watch(d->loop, fd, EPOLLIN, conn_event, c);
