@@ -9,7 +9,7 @@
 
 #include "ctl.h"
 
-enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM, OPT_HOSTNAME, OPT_NETWORK };
+enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM, OPT_HOSTNAME, OPT_NETWORK, OPT_CPUS, OPT_MEMORY, OPT_PIDS, OPT_DISK };
 
 static int relay(yajl_val res, const char *key, int fd)
 {
@@ -165,6 +165,8 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 		{ "user", required_argument, NULL, 'u' },	    { "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
 		{ "interactive", no_argument, NULL, 'i' },	    { "json", no_argument, NULL, OPT_JSON },
+		{ "cpus", required_argument, NULL, OPT_CPUS },	    { "memory", required_argument, NULL, OPT_MEMORY },
+		{ "pids", required_argument, NULL, OPT_PIDS },	    { "disk", required_argument, NULL, OPT_DISK },
 		{ "help", no_argument, NULL, 'h' },		    { NULL, 0, NULL, 0 },
 	};
 	struct create_opts o = { 0 };
@@ -178,6 +180,10 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+n:e:l:w:u:ih", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_RM: rm = true; break;
+		case OPT_CPUS: o.cpus = optarg; break;
+		case OPT_MEMORY: o.memory = optarg; break;
+		case OPT_PIDS: o.pids = optarg; break;
+		case OPT_DISK: o.disk = optarg; break;
 		case 'n': o.name = optarg; break;
 		case 'I': o.image = optarg; break;
 		case 'e': env[o.nenv++] = optarg; break;
@@ -194,7 +200,8 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 		case OPT_JSON: ctl->json = true; break;
 		case 'h':
 			printf("Usage: sandboxctl run [--rm] [--name NAME] [-e K=V]... [-l K=V]... [-w DIR] [-u USER]\n"
-			       "                     [--timeout SECONDS] [-i] [IMAGE] -- CMD [ARG]...\n"
+			       "                     [--timeout SECONDS] [--cpus N] [--memory SIZE] [--pids N] [--disk SIZE]\n"
+			       "                     [-i] [IMAGE] -- CMD [ARG]...\n"
 			       "Create a sandbox, run one command in it and exit with its exit code;\n"
 			       "--rm deletes the sandbox afterwards.\n");
 			return 0;

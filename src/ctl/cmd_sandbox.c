@@ -1,5 +1,6 @@
 /* sandboxctl create, ls, inspect, start, stop, rm */
 #include "config.h"
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,69 @@ static bool want_help(int argc, char **argv)
 	return false;
 }
 
+int ctl_parse_mb(const char *s, long long *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -1;
+	double mul = 1;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mul = 1.0 / 1024; break;
+		case 'm': case 'M': mul = 1; break;
+		case 'g': case 'G': mul = 1024; break;
+		case 't': case 'T': mul = 1024 * 1024; break;
+		default: return -1;
+		}
+		end++;
+		if (*end == 'i')
+			end++;
+		if (*end == 'b' || *end == 'B')
+			end++;
+		if (*end)
+			return -1;
+	}
+	*out = (long long)(v * mul + 0.5);
+	return 0;
+}
+
+int ctl_gen_resources(yajl_gen g, const struct create_opts *o)
+{
+	if (!o->cpus && !o->memory && !o->pids && !o->disk)
+		return 0;
+	sbx_gen_key(g, "resources");
+	yajl_gen_map_open(g);
+	if (o->cpus) {
+		char *end;
+		double v = strtod(o->cpus, &end);
+		if (*end || end == o->cpus || v < 0)
+			return ctl_fail("invalid --cpus '%s': expected a number such as 1 or 0.5", o->cpus);
+		sbx_gen_kv_double(g, "cpus", v);
+	}
+	const struct {
+		const char *val, *key, *opt;
+		bool size;
+	} ints[] = {
+		{ o->memory, "memory_mb", "--memory", true },
+		{ o->disk, "disk_mb", "--disk", true },
+		{ o->pids, "pids", "--pids", false },
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(ints); i++) {
+		if (!ints[i].val)
+			continue;
+		long long v;
+		int64_t iv;
+		if (ints[i].size ? ctl_parse_mb(ints[i].val, &v) < 0 : sbx_parse_int64(ints[i].val, 0, INT64_MAX, &iv) < 0)
+			return ctl_fail("invalid %s '%s': expected %s", ints[i].opt, ints[i].val,
+					ints[i].size ? "a size in MiB or with a unit (512m, 2g)" : "a whole number");
+		sbx_gen_kv_int(g, ints[i].key, ints[i].size ? v : iv);
+	}
+	yajl_gen_map_close(g);
+	return 0;
+}
+
 int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 {
 	yajl_gen_map_open(g);
@@ -33,6 +97,8 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 		sbx_gen_kv_str(g, "hostname", o->hostname);
 	if (o->no_start)
 		sbx_gen_kv_bool(g, "start", false);
+	if (ctl_gen_resources(g, o) != 0)
+		return CTL_EXIT_FAIL;
 	if (o->network) {
 		sbx_gen_key(g, "network");
 		yajl_gen_map_open(g);
@@ -55,7 +121,8 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 	return 0;
 }
 
-enum { OPT_JSON = 300, OPT_NO_START, OPT_HOSTNAME, OPT_NETWORK };
+enum { OPT_JSON = 300, OPT_NO_START, OPT_HOSTNAME, OPT_NETWORK, OPT_CPUS, OPT_MEMORY, OPT_PIDS, OPT_DISK,
+       OPT_AUTO_STOP };
 
 int cmd_create(struct ctl *ctl, int argc, char **argv)
 {
@@ -70,11 +137,18 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 		{ "workdir", required_argument, NULL, 'w' },	  { "user", required_argument, NULL, 'u' },
 		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
 		{ "no-start", no_argument, NULL, OPT_NO_START }, { "json", no_argument, NULL, OPT_JSON },
+		{ "cpus", required_argument, NULL, OPT_CPUS },	  { "memory", required_argument, NULL, OPT_MEMORY },
+		{ "pids", required_argument, NULL, OPT_PIDS },	  { "disk", required_argument, NULL, OPT_DISK },
 		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "n:i:e:l:w:u:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:i:e:l:w:u:m:h", opts, NULL)) != -1) {
 		switch (c) {
+		case OPT_CPUS: o.cpus = optarg; break;
+		case 'm':
+		case OPT_MEMORY: o.memory = optarg; break;
+		case OPT_PIDS: o.pids = optarg; break;
+		case OPT_DISK: o.disk = optarg; break;
 		case 'n': o.name = optarg; break;
 		case 'i': o.image = optarg; break;
 		case 'e': env[o.nenv++] = optarg; break;
@@ -88,7 +162,8 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 		case 'h':
 			printf("Usage: sandboxctl create [--name NAME] [--image IMAGE | IMAGE] [--env K=V]... [--label K=V]...\n"
 			       "                        [--workdir DIR] [--user USER] [--hostname NAME] [--network none]\n"
-			       "                        [--no-start] [--json]\n"
+			       "                        [--cpus N] [--memory SIZE] [--pids N] [--disk SIZE] [--no-start] [--json]\n"
+			       "SIZE is in MiB or has a unit: 512m, 2g. 0 means unlimited; omitted means the daemon's default.\n"
 			       "Create a sandbox (started unless --no-start) and print its id.\n");
 			return 0;
 		default:
@@ -303,4 +378,87 @@ int cmd_rm(struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	return for_each_sandbox(ctl, "rm", "sandbox.delete", argc, argv, force, -1);
+}
+
+int cmd_pause(struct ctl *ctl, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		printf("Usage: sandboxctl pause SANDBOX...\nFreeze every process of sandboxes; memory is kept.\n");
+		return 0;
+	}
+	optind = 1;
+	return for_each_sandbox(ctl, "pause", "sandbox.pause", argc, argv, false, -1);
+}
+
+int cmd_resume(struct ctl *ctl, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		printf("Usage: sandboxctl resume SANDBOX...\nThaw paused sandboxes.\n");
+		return 0;
+	}
+	optind = 1;
+	return for_each_sandbox(ctl, "resume", "sandbox.resume", argc, argv, false, -1);
+}
+
+int cmd_update(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cpus", required_argument, NULL, OPT_CPUS },	  { "memory", required_argument, NULL, OPT_MEMORY },
+		{ "pids", required_argument, NULL, OPT_PIDS },	  { "label", required_argument, NULL, 'l' },
+		{ "auto-stop", required_argument, NULL, OPT_AUTO_STOP }, { "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
+	};
+	struct create_opts o = { 0 };
+	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
+	const char *auto_stop = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "l:m:h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CPUS: o.cpus = optarg; break;
+		case 'm':
+		case OPT_MEMORY: o.memory = optarg; break;
+		case OPT_PIDS: o.pids = optarg; break;
+		case 'l': labels[o.nlabels++] = optarg; break;
+		case OPT_AUTO_STOP: auto_stop = optarg; break;
+		case OPT_JSON: ctl->json = true; break;
+		case 'h':
+			printf("Usage: sandboxctl update [--cpus N] [--memory SIZE] [--pids N] [--label K=V]... [--auto-stop MIN]\n"
+			       "                        SANDBOX\n"
+			       "Change a sandbox's limits (live when it runs) or replace its labels.\n");
+			return 0;
+		default:
+			return ctl_usage_error("update", "invalid option");
+		}
+	}
+	if (optind + 1 != argc)
+		return ctl_usage_error("update", "give exactly one sandbox");
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "sandbox", argv[optind]);
+	if (ctl_gen_resources(g, &o) != 0)
+		return CTL_EXIT_FAIL;
+	if (o.nlabels) {
+		sbx_gen_key(g, "labels");
+		yajl_gen_map_open(g);
+		for (int i = 0; i < o.nlabels; i++)
+			if (ctl_gen_kv_arg(g, labels[i]) < 0)
+				return ctl_fail("invalid --label '%s': expected KEY=VALUE", labels[i]);
+		yajl_gen_map_close(g);
+	}
+	if (auto_stop) {
+		int64_t v;
+		if (sbx_parse_int64(auto_stop, 0, 525600, &v) < 0)
+			return ctl_usage_error("update", "invalid --auto-stop '%s'", auto_stop);
+		sbx_gen_kv_int(g, "auto_stop_min", v);
+	}
+	yajl_gen_map_close(g);
+	yajl_val res;
+	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.update", g, &res);
+	if (!root)
+		return CTL_EXIT_FAIL;
+	if (ctl->json)
+		ctl_print_json(res);
+	else
+		printf("%s\n", argv[optind]);
+	return 0;
 }

@@ -46,6 +46,10 @@ int cmd_rm(struct ctl *ctl, int argc, char **argv);
 int cmd_exec(struct ctl *ctl, int argc, char **argv);
 int cmd_run(struct ctl *ctl, int argc, char **argv);
 int cmd_image(struct ctl *ctl, int argc, char **argv);
+int cmd_pause(struct ctl *ctl, int argc, char **argv);
+int cmd_resume(struct ctl *ctl, int argc, char **argv);
+int cmd_update(struct ctl *ctl, int argc, char **argv);
+int cmd_stats(struct ctl *ctl, int argc, char **argv);
 
 /* Shared by create and run: parse create options into params. */
 struct create_opts {
@@ -60,7 +64,16 @@ struct create_opts {
 	char **labels;
 	int nlabels;
 	bool no_start;
+	/* resources as typed; NULL when not given */
+	const char *cpus;
+	const char *memory;
+	const char *pids;
+	const char *disk;
 };
+/* Generate "resources":{...} from the options that were given; -1 on a bad value. */
+int ctl_gen_resources(yajl_gen g, const struct create_opts *o);
+/* "512", "512m", "2g" -> MiB. */
+int ctl_parse_mb(const char *s, long long *out);
 int ctl_gen_create_params(yajl_gen g, const struct create_opts *o);
 /* Run a command in a sandbox and relay its output; returns its exit code. */
 int ctl_exec_and_relay(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,

@@ -21,6 +21,9 @@ static void usage(FILE *out)
 		"  start SANDBOX...              start stopped sandboxes\n"
 		"  stop [-t SECONDS] SANDBOX...  stop sandboxes (TERM, then KILL)\n"
 		"  rm [-f] SANDBOX...            delete sandboxes\n"
+		"  pause | resume SANDBOX...     freeze or thaw every process of sandboxes\n"
+		"  update [OPTIONS] SANDBOX      change limits and labels of a sandbox\n"
+		"  stats [--watch] [SANDBOX...]  live resource usage\n"
 		"  exec [OPTIONS] SANDBOX -- CMD...  run a command in a sandbox\n"
 		"  run [--rm] [OPTIONS] [IMAGE] -- CMD...  create a sandbox and run a command\n"
 		"  image ls | import NAME PATH | rm NAME\n\n"
@@ -87,7 +90,8 @@ static const struct {
 	{ "info", cmd_info }, { "create", cmd_create }, { "ls", cmd_ls },	  { "list", cmd_ls },
 	{ "ps", cmd_ls },     { "inspect", cmd_inspect }, { "start", cmd_start }, { "stop", cmd_stop },
 	{ "rm", cmd_rm },     { "delete", cmd_rm },     { "exec", cmd_exec },	  { "run", cmd_run },
-	{ "image", cmd_image }, { "images", cmd_image },
+	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "resume", cmd_resume },
+	{ "unpause", cmd_resume }, { "update", cmd_update }, { "stats", cmd_stats },
 };
 
 int main(int argc, char **argv)

@@ -94,11 +94,11 @@ long long ctl_int(yajl_val obj, const char *key, long long dflt)
 
 void ctl_human_size(long long bytes, char *out, size_t len)
 {
-	static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	double v = (double)bytes;
 	size_t u = 0;
-	while (v >= 1000 && u + 1 < SBX_ARRAY_SIZE(units)) {
-		v /= 1000;
+	while (v >= 1024 && u + 1 < SBX_ARRAY_SIZE(units)) {
+		v /= 1024;
 		u++;
 	}
 	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);

@@ -26,6 +26,10 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	cfg->max_message = 16 * 1024 * 1024;
 	cfg->max_sandboxes = 1000;
 	cfg->default_stop_timeout_s = 10;
+	cfg->default_cpus = 1;
+	cfg->default_memory_mb = 1024;
+	cfg->default_pids = 1024;
+	cfg->default_disk_mb = 10240;
 	if (set_str(&cfg->config_path, SBX_DEFAULT_CONFIG) < 0 || set_str(&cfg->socket_path, SBX_DEFAULT_SOCKET) < 0 ||
 	    set_str(&cfg->state_dir, LOCALSTATEDIR "/lib/sandboxd") < 0 || set_str(&cfg->run_dir, "/run/sandboxd") < 0 ||
 	    set_str(&cfg->init_path, PKGLIBEXECDIR "/sandbox-init") < 0 || set_str(&cfg->default_image, "minimal") < 0 ||
@@ -89,6 +93,31 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 		return set_int(key, value, 1, 1000000, &cfg->max_sandboxes, err);
 	if (!strcmp(key, "stop_timeout_s"))
 		return set_int(key, value, 0, 3600, &cfg->default_stop_timeout_s, err);
+	if (!strcmp(key, "default_memory_mb"))
+		return set_int(key, value, 0, (int64_t)1 << 30, &cfg->default_memory_mb, err);
+	if (!strcmp(key, "default_pids"))
+		return set_int(key, value, 0, 4194304, &cfg->default_pids, err);
+	if (!strcmp(key, "default_disk_mb"))
+		return set_int(key, value, 0, (int64_t)1 << 30, &cfg->default_disk_mb, err);
+	if (!strcmp(key, "default_cpus")) {
+		char *end;
+		errno = 0;
+		double v = strtod(value, &end);
+		if (errno || *end || end == value || v < 0 || v > 4096)
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not a number between 0 and 4096", key,
+					     value);
+		cfg->default_cpus = v;
+		return 0;
+	}
+	if (!strcmp(key, "allow_swap")) {
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1"))
+			cfg->allow_swap = true;
+		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0"))
+			cfg->allow_swap = false;
+		else
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not true or false", key, value);
+		return 0;
+	}
 	return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "unknown setting '%s'", key);
 }
 

@@ -33,6 +33,12 @@ struct sbx_config {
 	int64_t max_message;      /* bytes per protocol line */
 	int64_t max_sandboxes;
 	int64_t default_stop_timeout_s;
+	/* resources given to a sandbox that does not ask; 0 = unlimited */
+	double default_cpus;
+	int64_t default_memory_mb;
+	int64_t default_pids;
+	int64_t default_disk_mb;
+	bool allow_swap;
 };
 
 int sbx_config_defaults(struct sbx_config *cfg);
@@ -103,6 +109,11 @@ void rpc_sandbox_stop(struct sbx_request *req);
 void rpc_sandbox_delete(struct sbx_request *req);
 void rpc_sandbox_list(struct sbx_request *req);
 void rpc_sandbox_inspect(struct sbx_request *req);
+void rpc_sandbox_pause(struct sbx_request *req);
+void rpc_sandbox_resume(struct sbx_request *req);
+void rpc_sandbox_update(struct sbx_request *req);
+void rpc_sandbox_stats(struct sbx_request *req);
+void rpc_sandbox_touch(struct sbx_request *req);
 void rpc_process_exec(struct sbx_request *req);
 
 /* Work that may take long (unpacking, copying, removing trees) runs in a

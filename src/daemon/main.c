@@ -91,6 +91,46 @@ static int open_dir(const char *path, mode_t mode, int *fd, sbx_error **err)
 	return 0;
 }
 
+static void oom_tick(struct sbx_watch *t, void *data)
+{
+	struct sbx_daemon *d = data;
+	sbx_sandboxes_watch_oom(d);
+	if (!sbx_loop_timer(d->loop, 1000, oom_tick, d))
+		sbx_warn("cannot re-arm the OOM watch timer");
+}
+
+/* A default limit the host cannot enforce would make every create fail;
+ * say so once, loudly, and run those sandboxes without it. */
+static void adapt_defaults(struct sbx_daemon *d)
+{
+	struct {
+		bool set;
+		enum sbx_ctrl c;
+		const char *key;
+	} defs[] = {
+		{ d->cfg.default_cpus > 0, SBX_CTRL_CPU, "default_cpus" },
+		{ d->cfg.default_memory_mb > 0, SBX_CTRL_MEMORY, "default_memory_mb" },
+		{ d->cfg.default_pids > 0, SBX_CTRL_PIDS, "default_pids" },
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(defs); i++) {
+		if (!defs[i].set || d->cg.ctrl[defs[i].c])
+			continue;
+		sbx_warn("the %s cgroup controller is not available; %s is ignored and sandboxes get no %s limit unless "
+			 "they ask (and then they get an error)",
+			 sbx_ctrl_name(defs[i].c), defs[i].key, sbx_ctrl_name(defs[i].c));
+		if (defs[i].c == SBX_CTRL_CPU)
+			d->cfg.default_cpus = 0;
+		else if (defs[i].c == SBX_CTRL_MEMORY)
+			d->cfg.default_memory_mb = 0;
+		else
+			d->cfg.default_pids = 0;
+	}
+	if (d->cfg.default_disk_mb > 0 && access("/dev/loop-control", F_OK) < 0) {
+		sbx_warn("no /dev/loop-control: default_disk_mb is ignored (load the loop module for disk limits)");
+		d->cfg.default_disk_mb = 0;
+	}
+}
+
 struct sigctx {
 	struct sbx_daemon *d;
 	int fd;
@@ -271,6 +311,7 @@ int main(int argc, char **argv)
 	}
 	if (sbx_cgroup_root_init(&d->cg, d->cfg.cgroup_parent, &err) < 0)
 		goto out;
+	adapt_defaults(d);
 	d->init_exe_fd = sbx_init_exe_load(d->cfg.init_path, &err);
 	if (d->init_exe_fd < 0)
 		goto out;
@@ -281,6 +322,7 @@ int main(int argc, char **argv)
 
 	sbx_info("sandboxd %s serving on %s (state %s, cgroup %s mode, base %s/%s)", PACKAGE_VERSION,
 		 d->cfg.socket_path, d->cfg.state_dir, sbx_cgroup_mode_name(d->cg.mode), d->cg.mount, d->cg.base);
+	oom_tick(NULL, d);
 	if (ready[1] >= 0) {
 		sbx_write_all(ready[1], "R", 1);
 		sbx_closep(&ready[1]);

@@ -22,6 +22,11 @@ static const struct {
 	{ "sandbox.delete", rpc_sandbox_delete, true },
 	{ "sandbox.list", rpc_sandbox_list, false },
 	{ "sandbox.inspect", rpc_sandbox_inspect, false },
+	{ "sandbox.pause", rpc_sandbox_pause, true },
+	{ "sandbox.resume", rpc_sandbox_resume, true },
+	{ "sandbox.update", rpc_sandbox_update, true },
+	{ "sandbox.stats", rpc_sandbox_stats, false },
+	{ "sandbox.touch", rpc_sandbox_touch, false },
 	{ "process.exec", rpc_process_exec, true },
 };
 

@@ -304,6 +304,9 @@ void rpc_process_exec(struct sbx_request *req)
 		sbx_error_errno(&err, errno, "pipe");
 		goto fail;
 	}
+	int v1[SBX_CTRL_COUNT];
+	if (sbx_cgroup_v1_open_procs(&d->cg, sb->cgroup, v1, &err) < 0)
+		goto fail;
 	struct sbx_exec_config ec = {
 		.init_pidfd = sb->init_pidfd,
 		.cgroup_fd = cgfd,
@@ -313,9 +316,13 @@ void rpc_process_exec(struct sbx_request *req)
 		.user = user ? user : sb->user,
 		.stdio = { in_p[0], out_p[1], err_p[1] },
 	};
+	memcpy(ec.v1_procs, v1, sizeof(v1));
 	struct sbx_spawned sp;
 	ex->start_ms = sbx_monotonic_ms();
-	if (sbx_spawn_exec(&ec, &sp, &err) < 0) {
+	int spawned = sbx_spawn_exec(&ec, &sp, &err);
+	for (int c = 0; c < SBX_CTRL_COUNT; c++)
+		sbx_closep(&v1[c]);
+	if (spawned < 0) {
 		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
 		goto fail;
 	}

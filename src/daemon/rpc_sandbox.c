@@ -7,6 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/statfs.h>
+
+#include "disk.h"
+#include "image.h"
 #include "images.h"
 #include "sandbox.h"
 
@@ -125,10 +129,18 @@ void rpc_sandbox_create(struct sbx_request *req)
 			      "network mode \"bridge\" is not available in this version; use \"none\" (loopback only)");
 		goto fail;
 	}
-	if (res && res->u.object.len > 0) {
-		sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "resource limits are not available in this version");
+	struct sbx_resources resources = {
+		.cpus = d->cfg.default_cpus,
+		.memory_mb = d->cfg.default_memory_mb,
+		.pids = d->cfg.default_pids,
+		.disk_mb = d->cfg.default_disk_mb,
+	};
+	if (sbx_resources_parse(res, &resources, &err) < 0)
 		goto fail;
-	}
+	struct sbx_limits lim;
+	sbx_resources_to_limits(d, &resources, &lim);
+	if (sbx_cgroup_limits_check(&d->cg, &lim, &err) < 0)
+		goto fail;
 	if ((int64_t)sbx_sandbox_count(d, false) >= d->cfg.max_sandboxes) {
 		sbx_error_set(&err, SBX_ERR_LIMIT, "the daemon already has %lld sandboxes (max_sandboxes); delete some first",
 			      (long long)d->cfg.max_sandboxes);
@@ -169,6 +181,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	sb->auto_archive_min = auto_archive;
 	sb->auto_delete_min = auto_delete;
 	sb->ephemeral = ephemeral;
+	sb->res = resources;
 	sb->state = SBX_STATE_CREATING;
 	sb->created_ns = sb->activity_ns = sbx_now_ns();
 	if (asprintf(&sb->cgroup, "%s/sbx-%s", d->cg.base, sb->id) < 0)
@@ -196,6 +209,21 @@ void rpc_sandbox_create(struct sbx_request *req)
 		sbx_rm_rf_at(d->state_fd, rel, NULL);
 		sandbox_free_new(sb);
 		goto fail;
+	}
+	if (sb->res.disk_mb > 0) {
+		_cleanup_free_ char *disk_img = NULL, *tpl = NULL;
+		if (asprintf(&disk_img, "%s/%s/disk.img", d->cfg.state_dir, rel) < 0 ||
+		    asprintf(&tpl, "%s/disk-templates", d->cfg.state_dir) < 0) {
+			disk_img = tpl = NULL;
+		}
+		if (!disk_img || !tpl || sbx_disk_create(disk_img, sb->res.disk_mb, tpl, &err) < 0) {
+			if (!err)
+				sbx_error_errno(&err, ENOMEM, "disk");
+			sbx_error_prefix(&err, "sandbox %s: disk of %lld MB", sb->id, (long long)sb->res.disk_mb);
+			sbx_rm_rf_at(d->state_fd, rel, NULL);
+			sandbox_free_new(sb);
+			goto fail;
+		}
 	}
 	sb->next = d->sandboxes;
 	d->sandboxes = sb;
@@ -313,4 +341,172 @@ void rpc_sandbox_inspect(struct sbx_request *req)
 	if (!sb)
 		return sbx_reply_error(req, err);
 	reply_sandbox(req, sb);
+}
+
+void rpc_sandbox_pause(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_sandbox_pause(sb, true, &err) < 0)
+		return sbx_reply_error(req, err);
+	reply_sandbox(req, sb);
+}
+
+void rpc_sandbox_resume(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_sandbox_pause(sb, false, &err) < 0)
+		return sbx_reply_error(req, err);
+	reply_sandbox(req, sb);
+}
+
+void rpc_sandbox_touch(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb)
+		return sbx_reply_error(req, err);
+	sb->activity_ns = sbx_now_ns();
+	sbx_reply_empty(req);
+}
+
+void rpc_sandbox_update(struct sbx_request *req)
+{
+	struct sbx_daemon *d = req->d;
+	sbx_error *err = NULL;
+	yajl_val p = req->params;
+	struct sbx_kvlist labels = { 0 };
+	yajl_val res = NULL, net = NULL;
+	int64_t auto_stop, auto_archive, auto_delete;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb)
+		return sbx_reply_error(req, err);
+	auto_stop = sb->auto_stop_min;
+	auto_archive = sb->auto_archive_min;
+	auto_delete = sb->auto_delete_min;
+	int has_labels = sbx_json_string_map(p, "labels", false, &labels, &err);
+	if (has_labels < 0 || sbx_json_int(p, "auto_stop_min", false, 0, 525600, &auto_stop, &err) < 0 ||
+	    sbx_json_int(p, "auto_archive_min", false, 0, 5256000, &auto_archive, &err) < 0 ||
+	    sbx_json_int(p, "auto_delete_min", false, -1, 5256000, &auto_delete, &err) < 0 ||
+	    sbx_json_object(p, "resources", false, &res, &err) < 0 || sbx_json_object(p, "network", false, &net, &err) < 0)
+		goto fail;
+	if (net && net->u.object.len > 0) {
+		sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "network egress lists are not available in this version");
+		goto fail;
+	}
+	struct sbx_resources r = sb->res;
+	if (sbx_resources_parse(res, &r, &err) < 0)
+		goto fail;
+	if (r.disk_mb != sb->res.disk_mb) {
+		sbx_error_set(&err, SBX_ERR_UNSUPPORTED,
+			      "disk_mb cannot change after creation (the writable layer is a fixed-size filesystem)");
+		goto fail;
+	}
+	struct sbx_limits lim;
+	sbx_resources_to_limits(d, &r, &lim);
+	if (sbx_cgroup_limits_check(&d->cg, &lim, &err) < 0)
+		goto fail;
+	if ((sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) && !sb->stopping &&
+	    sbx_cgroup_apply(&d->cg, sb->cgroup, &lim, &err) < 0) {
+		sbx_error_prefix(&err, "sandbox %s: update limits", sb->name);
+		/* Put back what was there: a half-applied change is worse. */
+		struct sbx_limits old;
+		sbx_resources_to_limits(d, &sb->res, &old);
+		sbx_cgroup_apply(&d->cg, sb->cgroup, &old, NULL);
+		goto fail;
+	}
+	sb->res = r;
+	if (has_labels > 0) {
+		sbx_kvlist_free(&sb->labels);
+		sb->labels = labels;
+		labels = (struct sbx_kvlist){ 0 };
+	}
+	sb->auto_stop_min = auto_stop;
+	sb->auto_archive_min = auto_archive;
+	sb->auto_delete_min = auto_delete;
+	if (sbx_sandbox_save(sb, &err) < 0)
+		goto fail;
+	reply_sandbox(req, sb);
+	return;
+fail:
+	sbx_kvlist_free(&labels);
+	sbx_reply_error(req, err);
+}
+
+/* Bytes received and sent on the sandbox's interfaces other than lo. */
+static void net_counters(pid_t pid, int64_t *rx, int64_t *tx)
+{
+	*rx = *tx = 0;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/net/dev", (int)pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char line[512];
+	while (f && fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		char *name = line;
+		while (*name == ' ')
+			name++;
+		if (!strcmp(name, "lo"))
+			continue;
+		long long r = 0, t = 0, skip;
+		if (sscanf(colon + 1, "%lld %lld %lld %lld %lld %lld %lld %lld %lld", &r, &skip, &skip, &skip, &skip, &skip,
+			   &skip, &skip, &t) == 9) {
+			*rx += r;
+			*tx += t;
+		}
+	}
+}
+
+void rpc_sandbox_stats(struct sbx_request *req)
+{
+	struct sbx_daemon *d = req->d;
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb)
+		return sbx_reply_error(req, err);
+	bool running = (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) && !sb->stopping;
+	struct sbx_cgroup_stats st = { 0 };
+	if (running)
+		sbx_cgroup_stats(&d->cg, sb->cgroup, &st);
+	int64_t disk = 0, rx = 0, tx = 0;
+	if (running && sb->res.disk_mb > 0) {
+		/* overlayfs reports its upper layer's filesystem: the disk image. */
+		char root[64];
+		snprintf(root, sizeof(root), "/proc/%d/root", (int)sb->init_pid);
+		struct statfs sf;
+		if (statfs(root, &sf) == 0)
+			disk = (int64_t)(sf.f_blocks - sf.f_bfree) * (int64_t)sf.f_bsize;
+	} else if (sb->res.disk_mb <= 0) {
+		char upper[64];
+		snprintf(upper, sizeof(upper), "sandboxes/%s/upper", sb->id);
+		disk = sbx_tree_size(d->state_fd, upper);
+	}
+	if (running)
+		net_counters(sb->init_pid, &rx, &tx);
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "state", sbx_state_name(sb->state));
+		sbx_gen_kv_int(g, "cpu_usage_us", st.cpu_usage_us);
+		sbx_gen_kv_int(g, "memory_bytes", st.memory_bytes);
+		sbx_gen_kv_int(g, "memory_peak_bytes", st.memory_peak_bytes);
+		sbx_gen_kv_int(g, "memory_max_bytes", st.memory_max_bytes);
+		sbx_gen_kv_int(g, "pids", st.pids);
+		sbx_gen_kv_int(g, "pids_max", sb->res.pids);
+		sbx_gen_kv_int(g, "disk_bytes", disk);
+		sbx_gen_kv_int(g, "disk_max_bytes", sb->res.disk_mb * 1024 * 1024);
+		sbx_gen_kv_int(g, "oom_kills", st.oom_kills);
+		sbx_gen_kv_double(g, "cpus", sb->res.cpus);
+		sbx_gen_key(g, "net");
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "rx_bytes", rx);
+		sbx_gen_kv_int(g, "tx_bytes", tx);
+		yajl_gen_map_close(g);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end(req, g);
 }

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "images.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -133,6 +134,10 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
 	sbx_gen_kv_str(g, "hostname", sb->hostname);
 	sbx_gen_key(g, "resources");
 	yajl_gen_map_open(g);
+	sbx_gen_kv_double(g, "cpus", sb->res.cpus);
+	sbx_gen_kv_int(g, "memory_mb", sb->res.memory_mb);
+	sbx_gen_kv_int(g, "pids", sb->res.pids);
+	sbx_gen_kv_int(g, "disk_mb", sb->res.disk_mb);
 	yajl_gen_map_close(g);
 	sbx_gen_key(g, "network");
 	yajl_gen_map_open(g);
@@ -172,6 +177,7 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_kv_int(g, "init_starttime", (int64_t)sb->init_starttime);
 	sbx_gen_kv_str(g, "cgroup", sb->cgroup);
 	sbx_gen_kv_int(g, "exec_seq", (int64_t)sb->exec_seq);
+	sbx_gen_kv_int(g, "oom_seen", sb->oom_seen);
 	yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
@@ -221,6 +227,13 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	_cleanup_close_ int cgfd = sbx_cgroup_open(&d->cg, cg, err);
 	if (cgfd < 0)
 		return sbx_error_prefix(err, "sandbox %s", sb->id);
+	struct sbx_limits lim;
+	sbx_resources_to_limits(d, &sb->res, &lim);
+	int v1[SBX_CTRL_COUNT];
+	if (sbx_cgroup_apply(&d->cg, cg, &lim, err) < 0 || sbx_cgroup_v1_open_procs(&d->cg, cg, v1, err) < 0) {
+		sbx_cgroup_remove(&d->cg, cg, NULL);
+		return sbx_error_prefix(err, "sandbox %s: limits", sb->id);
+	}
 
 	char rel[64];
 	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
@@ -242,6 +255,25 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	if (sbx_read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &resolv, NULL, NULL) < 0)
 		resolv = strdup("");
 
+	_cleanup_close_ int loopfd = -1;
+	char loopdev[32] = "";
+	_cleanup_free_ char *disk_img = NULL, *disk_mnt = NULL;
+	if (sb->res.disk_mb > 0) {
+		char dm[80];
+		snprintf(dm, sizeof(dm), "sandboxes/%s/disk", sb->id);
+		if (asprintf(&disk_img, "%s/sandboxes/%s/disk.img", d->cfg.state_dir, sb->id) < 0 ||
+		    asprintf(&disk_mnt, "%s/%s", d->cfg.run_dir, dm) < 0)
+			disk_img = disk_mnt = NULL;
+		if (!disk_img || !disk_mnt || (mkdirat(d->run_fd, dm, 0700) < 0 && errno != EEXIST) ||
+		    (loopfd = sbx_disk_attach(disk_img, loopdev, err)) < 0) {
+			if (err && !*err)
+				sbx_error_errno(err, errno, "disk of sandbox %s", sb->id);
+			for (int c = 0; c < SBX_CTRL_COUNT; c++)
+				sbx_closep(&v1[c]);
+			sbx_cgroup_remove(&d->cg, cg, NULL);
+			return sbx_error_prefix(err, "sandbox %s", sb->id);
+		}
+	}
 	struct sbx_init_config ic = {
 		.rootfs = {
 			.mountpoint = mnt,
@@ -252,13 +284,19 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 			.hosts = hosts,
 			.resolv = resolv ? resolv : "",
 			.workspace = sb->workdir,
+			.disk_dev = loopfd >= 0 ? loopdev : NULL,
+			.disk_mnt = disk_mnt,
 		},
 		.cgroup_fd = cgfd,
 		.init_exe_fd = d->init_exe_fd,
 		.id = sb->id,
 	};
+	memcpy(ic.v1_procs, v1, sizeof(v1));
 	struct sbx_spawned sp;
-	if (sbx_spawn_init(&ic, &sp, err) < 0) {
+	int spawned = sbx_spawn_init(&ic, &sp, err);
+	for (int c = 0; c < SBX_CTRL_COUNT; c++)
+		sbx_closep(&v1[c]);
+	if (spawned < 0) {
 		sbx_cgroup_kill(&d->cg, cg, NULL);
 		sbx_cgroup_remove(&d->cg, cg, NULL);
 		return sbx_error_prefix(err, "sandbox %s: start", sb->id);
@@ -269,6 +307,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	sb->init_pidfd = sp.pidfd;
 	sb->init_starttime = sp.starttime;
 	sb->state = SBX_STATE_STARTED;
+	sb->oom_seen = 0; /* a new cgroup counts from zero */
 	sb->started_ns = sb->activity_ns = sbx_now_ns();
 	watch_init(sb);
 	sbx_sandbox_save(sb, NULL);
@@ -290,6 +329,8 @@ static void stop_finish(struct sbx_sandbox *sb)
 	}
 	char rel[64];
 	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	snprintf(rel, sizeof(rel), "sandboxes/%s/disk", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
@@ -401,6 +442,13 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 	}
 	sb->stopping = true;
 	sbx_info("sandbox %s (%s): stopping (timeout %lld ms)", sb->id, sb->name, (long long)timeout_ms);
+	if (sb->state == SBX_STATE_PAUSED && sb->cgroup) {
+		/* Frozen processes cannot act on SIGTERM; KILL works either way. */
+		sbx_error *e = NULL;
+		if (sbx_cgroup_freeze(&sb->d->cg, sb->cgroup, false, &e) < 0)
+			sbx_warn("sandbox %s: thaw before stop: %s", sb->id, e->msg);
+		sbx_error_free(e);
+	}
 	if (timeout_ms == 0 || sbx_pidfd_send_signal(sb->init_pidfd, SIGTERM, NULL, 0) < 0) {
 		if (sb->cgroup)
 			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
@@ -432,6 +480,8 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	if (sbx_trash(d, rel, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s: delete", sb->id);
 	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	snprintf(rel, sizeof(rel), "sandboxes/%s/disk", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
@@ -545,6 +595,10 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 		sb->state = SBX_STATE_ERROR;
 	sbx_json_string_map(o, "labels", false, &sb->labels, NULL);
 	sbx_json_string_map(o, "env", false, &sb->env, NULL);
+	yajl_val res = NULL;
+	if (sbx_json_object(o, "resources", false, &res, NULL) > 0)
+		sbx_resources_parse(res, &sb->res, NULL);
+	sbx_json_int(root, "oom_seen", false, 0, INT64_MAX, &sb->oom_seen, NULL);
 	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
 	    !sb->network_mode) {
 		sbx_sandbox_unref(sb);
@@ -627,4 +681,71 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 		reconcile(sb);
 	}
 	return 0;
+}
+
+int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err)
+{
+	struct sbx_resources r = *io;
+	if (!obj)
+		return 0;
+	if (sbx_json_number(obj, "cpus", false, 0, 4096, &r.cpus, err) < 0 ||
+	    sbx_json_int(obj, "memory_mb", false, 0, (int64_t)1 << 30, &r.memory_mb, err) < 0 ||
+	    sbx_json_int(obj, "pids", false, 0, 4194304, &r.pids, err) < 0 ||
+	    sbx_json_int(obj, "disk_mb", false, 0, (int64_t)1 << 30, &r.disk_mb, err) < 0)
+		return -1;
+	for (size_t i = 0; i < obj->u.object.len; i++) {
+		const char *k = obj->u.object.keys[i];
+		if (strcmp(k, "cpus") && strcmp(k, "memory_mb") && strcmp(k, "pids") && strcmp(k, "disk_mb"))
+			return sbx_error_param(err, "resources", "unknown resource '%.32s': use cpus, memory_mb, pids, disk_mb", k);
+	}
+	if (r.cpus > 0 && r.cpus < 0.01)
+		return sbx_error_param(err, "resources", "cpus must be 0 (unlimited) or at least 0.01");
+	if (r.memory_mb > 0 && r.memory_mb < 8)
+		return sbx_error_param(err, "resources", "memory_mb must be 0 (unlimited) or at least 8");
+	if (r.pids > 0 && r.pids < 8)
+		return sbx_error_param(err, "resources", "pids must be 0 (unlimited) or at least 8");
+	if (r.disk_mb > 0 && r.disk_mb < 16)
+		return sbx_error_param(err, "resources", "disk_mb must be 0 (unlimited) or at least 16");
+	*io = r;
+	return 0;
+}
+
+void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r, struct sbx_limits *l)
+{
+	l->cpus = r->cpus;
+	l->memory_bytes = r->memory_mb * 1024 * 1024;
+	l->pids = r->pids;
+	l->allow_swap = d->cfg.allow_swap;
+}
+
+int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
+{
+	enum sbx_state want = pause ? SBX_STATE_STARTED : SBX_STATE_PAUSED;
+	if (sb->stopping || sb->state != want)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; only a %s sandbox can be %s", sb->name,
+				     sb->stopping ? "stopping" : sbx_state_name(sb->state), sbx_state_name(want),
+				     pause ? "paused" : "resumed");
+	if (sbx_cgroup_freeze(&sb->d->cg, sb->cgroup, pause, err) < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->name);
+	sb->state = pause ? SBX_STATE_PAUSED : SBX_STATE_STARTED;
+	sb->activity_ns = sbx_now_ns();
+	sbx_sandbox_save(sb, NULL);
+	sbx_info("sandbox %s (%s) %s", sb->id, sb->name, pause ? "paused" : "resumed");
+	return 0;
+}
+
+void sbx_sandboxes_watch_oom(struct sbx_daemon *d)
+{
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
+		if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || !sb->cgroup)
+			continue;
+		struct sbx_cgroup_stats st;
+		if (sbx_cgroup_stats(&d->cg, sb->cgroup, &st) < 0 || st.oom_kills <= sb->oom_seen)
+			continue;
+		sbx_warn("sandbox %s (%s): %lld process(es) killed at the memory limit of %lld MB (%lld in total)", sb->id,
+			 sb->name, (long long)(st.oom_kills - sb->oom_seen), (long long)sb->res.memory_mb,
+			 (long long)st.oom_kills);
+		sb->oom_seen = st.oom_kills;
+		sbx_sandbox_save(sb, NULL);
+	}
 }

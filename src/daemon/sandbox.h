@@ -10,6 +10,14 @@ enum sbx_state { SBX_STATE_CREATING, SBX_STATE_STARTED, SBX_STATE_PAUSED, SBX_ST
 struct sbx_exec;
 struct sbx_waiter;
 
+/* What a sandbox may use; 0 means unlimited. */
+struct sbx_resources {
+	double cpus;
+	int64_t memory_mb;
+	int64_t pids;
+	int64_t disk_mb;
+};
+
 struct sbx_sandbox {
 	struct sbx_sandbox *next;
 	struct sbx_daemon *d;
@@ -28,6 +36,8 @@ struct sbx_sandbox {
 	int64_t created_ns, started_ns, activity_ns;
 	int64_t auto_stop_min, auto_archive_min, auto_delete_min;
 	bool ephemeral;
+	struct sbx_resources res;
+	int64_t oom_seen; /* oom_kill count already logged */
 	/* running */
 	pid_t init_pid;
 	uint64_t init_starttime;
@@ -66,6 +76,14 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err);
 
 void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
+
+/* Parse a "resources" object over the values in *io (which it updates). */
+int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err);
+void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r, struct sbx_limits *l);
+/* Freeze or thaw; pause keeps memory, processes stop running. */
+int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
+/* Once a second: notice OOM kills and log them. */
+void sbx_sandboxes_watch_oom(struct sbx_daemon *d);
 
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);

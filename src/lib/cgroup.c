@@ -21,6 +21,133 @@
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
+#ifndef CGROUP_SUPER_MAGIC
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#endif
+
+static const char *const ctrl_names[SBX_CTRL_COUNT] = { "cpu", "memory", "pids" };
+
+const char *sbx_ctrl_name(enum sbx_ctrl c)
+{
+	return (unsigned)c < SBX_CTRL_COUNT ? ctrl_names[c] : "?";
+}
+
+static const char *leaf_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* Write a value to a cgroup file below dirfd. */
+static int cg_write(int dirfd, const char *file, const char *value)
+{
+	_cleanup_close_ int fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = strlen(value);
+	ssize_t n = write(fd, value, len);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static int64_t cg_read_int(int dirfd, const char *file, const char *key)
+{
+	_cleanup_free_ char *data = NULL;
+	if (sbx_read_file_at(dirfd, file, 1 << 16, &data, NULL, NULL) < 0)
+		return -1;
+	const char *p = data;
+	if (key) {
+		size_t kl = strlen(key);
+		p = NULL;
+		for (char *l = data; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+			if (!strncmp(l, key, kl) && l[kl] == ' ') {
+				p = l + kl + 1;
+				break;
+			}
+		}
+		if (!p)
+			return -1;
+	}
+	if (!strncmp(p, "max", 3))
+		return 0;
+	return strtoll(p, NULL, 10);
+}
+
+/* Our own group in a v1 hierarchy that carries controller name. */
+static char *own_v1_cgroup(const char *name)
+{
+	_cleanup_free_ char *data = NULL;
+	if (sbx_read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, &data, NULL, NULL) < 0)
+		return NULL;
+	for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		for (char *tok = strtok_r(c1 + 1, ",", &c1); tok; tok = strtok_r(NULL, ",", &c1))
+			if (!strcmp(tok, name))
+				return strdup(c2 + 1);
+	}
+	return NULL;
+}
+
+/* Hybrid hosts: a base group of ours in each v1 controller hierarchy. */
+static void init_v1(struct sbx_cgroup_root *root)
+{
+	for (int c = 0; c < SBX_CTRL_COUNT; c++) {
+		char mnt[64];
+		snprintf(mnt, sizeof(mnt), "/sys/fs/cgroup/%s", ctrl_names[c]);
+		struct statfs sf;
+		if (statfs(mnt, &sf) < 0 || (unsigned long)sf.f_type != (unsigned long)CGROUP_SUPER_MAGIC)
+			continue;
+		_cleanup_free_ char *own = own_v1_cgroup(ctrl_names[c]);
+		if (!own)
+			continue;
+		const char *rel = own;
+		while (*rel == '/')
+			rel++;
+		char base[PATH_MAX];
+		if (*rel)
+			snprintf(base, sizeof(base), "%s/%s/sandboxd", mnt, rel);
+		else
+			snprintf(base, sizeof(base), "%s/sandboxd", mnt);
+		if (mkdir(base, 0755) < 0 && errno != EEXIST) {
+			continue;
+		}
+		int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		root->v1_fd[c] = fd;
+		root->v1_path[c] = strdup(base);
+		root->ctrl[c] = true;
+	}
+	if (root->v1_fd[SBX_CTRL_MEMORY] >= 0)
+		root->swap_files = faccessat(root->v1_fd[SBX_CTRL_MEMORY], "memory.memsw.limit_in_bytes", F_OK, 0) == 0;
+}
+
+/* Pure v2: make cpu, memory and pids available to sandbox groups. */
+static void init_v2_controllers(struct sbx_cgroup_root *root, bool at_top)
+{
+	for (int c = 0; c < SBX_CTRL_COUNT; c++) {
+		char add[32];
+		snprintf(add, sizeof(add), "+%s", ctrl_names[c]);
+		if (at_top)
+			cg_write(root->mount_fd, "cgroup.subtree_control", add);
+		cg_write(root->base_fd, "cgroup.subtree_control", add);
+	}
+	_cleanup_free_ char *enabled = NULL;
+	if (sbx_read_file_at(root->base_fd, "cgroup.subtree_control", 4096, &enabled, NULL, NULL) < 0)
+		return;
+	for (char *tok = strtok(enabled, " \n"); tok; tok = strtok(NULL, " \n"))
+		for (int c = 0; c < SBX_CTRL_COUNT; c++)
+			if (!strcmp(tok, ctrl_names[c]))
+				root->ctrl[c] = true;
+	/* memory.swap.max only exists in children; probe with a scratch group. */
+	if (root->ctrl[SBX_CTRL_MEMORY] && mkdirat(root->base_fd, ".probe", 0755) == 0) {
+		root->swap_files = faccessat(root->base_fd, ".probe/memory.swap.max", F_OK, 0) == 0;
+		unlinkat(root->base_fd, ".probe", AT_REMOVEDIR);
+	}
+}
 
 const char *sbx_cgroup_mode_name(enum sbx_cgroup_mode mode)
 {
@@ -59,6 +186,8 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_e
 {
 	memset(root, 0, sizeof(*root));
 	root->mount_fd = root->base_fd = -1;
+	for (int c = 0; c < SBX_CTRL_COUNT; c++)
+		root->v1_fd[c] = -1;
 	const char *mnt;
 	if (is_cgroup2("/sys/fs/cgroup")) {
 		root->mode = SBX_CGROUP_V2;
@@ -78,6 +207,7 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_e
 		return sbx_error_errno(err, errno, "open %s", mnt);
 
 	_cleanup_free_ char *base = NULL;
+	bool at_top = false;
 	if (parent && *parent) {
 		while (*parent == '/')
 			parent++;
@@ -92,6 +222,7 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_e
 		size_t n = strlen(rel);
 		if (n == 0) {
 			base = strdup("sandboxd");
+			at_top = true;
 		} else if (n >= 11 && !strcmp(rel + n - 11, "/supervisor")) {
 			/* A previous run of ours already moved this process family. */
 			base = strndup(rel, n - 11);
@@ -116,6 +247,10 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_e
 	if (root->base_fd < 0)
 		return sbx_error_errno(err, errno, "open cgroup %s/%s", mnt, base);
 	root->base = sbx_take_ptr(&base);
+	if (root->mode == SBX_CGROUP_V2)
+		init_v2_controllers(root, at_top);
+	else
+		init_v1(root);
 	return 0;
 }
 
@@ -125,6 +260,11 @@ void sbx_cgroup_root_fini(struct sbx_cgroup_root *root)
 	free(root->base);
 	sbx_closep(&root->mount_fd);
 	sbx_closep(&root->base_fd);
+	for (int c = 0; c < SBX_CTRL_COUNT; c++) {
+		sbx_closep(&root->v1_fd[c]);
+		free(root->v1_path[c]);
+		root->v1_path[c] = NULL;
+	}
 	root->mount = root->base = NULL;
 }
 
@@ -222,6 +362,9 @@ int sbx_cgroup_remove(struct sbx_cgroup_root *root, const char *path, sbx_error 
 {
 	/* A group empties asynchronously after the last process is reaped;
 	 * give the kernel a moment before calling it busy. */
+	for (int c = 0; c < SBX_CTRL_COUNT; c++)
+		if (root->v1_fd[c] >= 0)
+			unlinkat(root->v1_fd[c], leaf_of(path), AT_REMOVEDIR);
 	for (int i = 0; i < 100; i++) {
 		if (remove_tree(root->mount_fd, path) == 0)
 			return 0;
@@ -244,4 +387,251 @@ void sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, c
 		if (de->d_type == DT_DIR && !strncmp(de->d_name, prefix, strlen(prefix)))
 			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR); /* EBUSY keeps it */
 	}
+}
+
+int sbx_cgroup_limits_check(const struct sbx_cgroup_root *root, const struct sbx_limits *l, sbx_error **err)
+{
+	const struct {
+		bool wanted;
+		enum sbx_ctrl c;
+		const char *what;
+	} need[] = {
+		{ l->cpus > 0, SBX_CTRL_CPU, "cpus" },
+		{ l->memory_bytes > 0, SBX_CTRL_MEMORY, "memory_mb" },
+		{ l->pids > 0, SBX_CTRL_PIDS, "pids" },
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(need); i++)
+		if (need[i].wanted && !root->ctrl[need[i].c])
+			return sbx_error_set(err, SBX_ERR_UNSUPPORTED,
+					     "cannot enforce %s: the %s cgroup controller is not available to sandboxd on "
+					     "this host (cgroup mode %s); set it to 0 for no limit",
+					     need[i].what, ctrl_names[need[i].c], sbx_cgroup_mode_name(root->mode));
+	return 0;
+}
+
+static int write_or_fail(int dirfd, const char *where, const char *file, const char *value, sbx_error **err)
+{
+	if (cg_write(dirfd, file, value) < 0)
+		return sbx_error_errno(err, errno, "cgroup %s: set %s to %s", where, file, value);
+	return 0;
+}
+
+static int apply_v2(struct sbx_cgroup_root *root, const char *path, const struct sbx_limits *l, sbx_error **err)
+{
+	_cleanup_close_ int dfd = sbx_cgroup_open(root, path, err);
+	if (dfd < 0)
+		return -1;
+	char v[64];
+	if (root->ctrl[SBX_CTRL_CPU]) {
+		if (l->cpus > 0)
+			snprintf(v, sizeof(v), "%lld 100000", (long long)(l->cpus * 100000 < 1000 ? 1000 : l->cpus * 100000));
+		else
+			snprintf(v, sizeof(v), "max 100000");
+		if (write_or_fail(dfd, path, "cpu.max", v, err) < 0)
+			return -1;
+		long long w = l->cpus > 0 ? (long long)(l->cpus * 100) : 100;
+		snprintf(v, sizeof(v), "%lld", w < 1 ? 1 : w > 10000 ? 10000 : w);
+		if (write_or_fail(dfd, path, "cpu.weight", v, err) < 0)
+			return -1;
+	}
+	if (root->ctrl[SBX_CTRL_MEMORY]) {
+		if (l->memory_bytes > 0)
+			snprintf(v, sizeof(v), "%lld", (long long)l->memory_bytes);
+		else
+			snprintf(v, sizeof(v), "max");
+		if (write_or_fail(dfd, path, "memory.max", v, err) < 0)
+			return -1;
+		if (root->swap_files && write_or_fail(dfd, path, "memory.swap.max", l->allow_swap ? "max" : "0", err) < 0)
+			return -1;
+	}
+	if (root->ctrl[SBX_CTRL_PIDS]) {
+		if (l->pids > 0)
+			snprintf(v, sizeof(v), "%lld", (long long)l->pids);
+		else
+			snprintf(v, sizeof(v), "max");
+		if (write_or_fail(dfd, path, "pids.max", v, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* v1 memory: limit_in_bytes must never exceed memsw.limit_in_bytes, so the
+ * order of the two writes depends on the direction of the change. */
+static int apply_v1_memory(int dfd, const char *where, const struct sbx_limits *l, bool swap_files, sbx_error **err)
+{
+	char mem[32], sw[32];
+	snprintf(mem, sizeof(mem), "%lld", l->memory_bytes > 0 ? (long long)l->memory_bytes : -1LL);
+	snprintf(sw, sizeof(sw), "%lld", l->memory_bytes > 0 && !l->allow_swap ? (long long)l->memory_bytes : -1LL);
+	if (!swap_files)
+		return write_or_fail(dfd, where, "memory.limit_in_bytes", mem, err);
+	if (cg_write(dfd, "memory.limit_in_bytes", mem) == 0)
+		return write_or_fail(dfd, where, "memory.memsw.limit_in_bytes", sw, err);
+	if (write_or_fail(dfd, where, "memory.memsw.limit_in_bytes", sw, err) < 0)
+		return -1;
+	return write_or_fail(dfd, where, "memory.limit_in_bytes", mem, err);
+}
+
+static int apply_v1(struct sbx_cgroup_root *root, const char *path, const struct sbx_limits *l, sbx_error **err)
+{
+	const char *leaf = leaf_of(path);
+	for (int c = 0; c < SBX_CTRL_COUNT; c++) {
+		if (root->v1_fd[c] < 0)
+			continue;
+		if (mkdirat(root->v1_fd[c], leaf, 0755) < 0 && errno != EEXIST)
+			return sbx_error_errno(err, errno, "create cgroup %s/%s", root->v1_path[c], leaf);
+		_cleanup_close_ int dfd = openat(root->v1_fd[c], leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return sbx_error_errno(err, errno, "open cgroup %s/%s", root->v1_path[c], leaf);
+		char where[PATH_MAX + 64];
+		snprintf(where, sizeof(where), "%s/%s", root->v1_path[c], leaf);
+		char v[64];
+		switch (c) {
+		case SBX_CTRL_CPU:
+			if (write_or_fail(dfd, where, "cpu.cfs_period_us", "100000", err) < 0)
+				return -1;
+			snprintf(v, sizeof(v), "%lld",
+				 l->cpus > 0 ? (long long)(l->cpus * 100000 < 1000 ? 1000 : l->cpus * 100000) : -1LL);
+			if (write_or_fail(dfd, where, "cpu.cfs_quota_us", v, err) < 0)
+				return -1;
+			snprintf(v, sizeof(v), "%lld", l->cpus > 0 ? (long long)(l->cpus * 1024 < 2 ? 2 : l->cpus * 1024) : 1024LL);
+			if (write_or_fail(dfd, where, "cpu.shares", v, err) < 0)
+				return -1;
+			break;
+		case SBX_CTRL_MEMORY:
+			if (apply_v1_memory(dfd, where, l, root->swap_files, err) < 0)
+				return -1;
+			break;
+		case SBX_CTRL_PIDS:
+			if (l->pids > 0)
+				snprintf(v, sizeof(v), "%lld", (long long)l->pids);
+			else
+				snprintf(v, sizeof(v), "max");
+			if (write_or_fail(dfd, where, "pids.max", v, err) < 0)
+				return -1;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+int sbx_cgroup_apply(struct sbx_cgroup_root *root, const char *path, const struct sbx_limits *l, sbx_error **err)
+{
+	if (sbx_cgroup_limits_check(root, l, err) < 0)
+		return -1;
+	return root->mode == SBX_CGROUP_V2 ? apply_v2(root, path, l, err) : apply_v1(root, path, l, err);
+}
+
+int sbx_cgroup_v1_open_procs(struct sbx_cgroup_root *root, const char *path, int fds[SBX_CTRL_COUNT], sbx_error **err)
+{
+	for (int c = 0; c < SBX_CTRL_COUNT; c++)
+		fds[c] = -1;
+	if (root->mode == SBX_CGROUP_V2)
+		return 0;
+	for (int c = 0; c < SBX_CTRL_COUNT; c++) {
+		if (root->v1_fd[c] < 0)
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/cgroup.procs", leaf_of(path));
+		fds[c] = openat(root->v1_fd[c], p, O_WRONLY | O_CLOEXEC);
+		if (fds[c] < 0) {
+			int e = errno;
+			for (int k = 0; k < c; k++)
+				sbx_closep(&fds[k]);
+			return sbx_error_errno(err, e, "open cgroup %s/%s", root->v1_path[c], p);
+		}
+	}
+	return 0;
+}
+
+int sbx_cgroup_freeze(struct sbx_cgroup_root *root, const char *path, bool frozen, sbx_error **err)
+{
+	_cleanup_close_ int dfd = sbx_cgroup_open(root, path, err);
+	if (dfd < 0)
+		return -1;
+	if (cg_write(dfd, "cgroup.freeze", frozen ? "1" : "0") < 0) {
+		if (errno == ENOENT)
+			return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "this kernel has no cgroup.freeze (needs 5.2)");
+		return sbx_error_errno(err, errno, "cgroup %s: %s", path, frozen ? "freeze" : "thaw");
+	}
+	/* Freezing completes asynchronously, usually within microseconds. */
+	for (int i = 0; i < 200; i++) {
+		if (cg_read_int(dfd, "cgroup.events", "frozen") == (frozen ? 1 : 0))
+			return 0;
+		struct timespec ts = { 0, 500 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return sbx_error_set(err, SBX_ERR_TIMEOUT, "cgroup %s did not %s within 100 ms", path,
+			     frozen ? "freeze" : "thaw");
+}
+
+static int64_t count_procs(int dfd)
+{
+	int64_t n = 0;
+	_cleanup_close_ int pfd = openat(dfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	if (pfd >= 0) {
+		_cleanup_fclose_ FILE *f = fdopen(sbx_take_fd(&pfd), "r");
+		int pid;
+		while (f && fscanf(f, "%d", &pid) == 1)
+			n++;
+	}
+	_cleanup_close_ int dup_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(sbx_take_fd(&dup_fd)) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		_cleanup_close_ int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sub >= 0)
+			n += count_procs(sub);
+	}
+	return n;
+}
+
+int sbx_cgroup_stats(struct sbx_cgroup_root *root, const char *path, struct sbx_cgroup_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	_cleanup_close_ int dfd = openat(root->mount_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	/* cpu.stat's usage_usec is kept on every v2 group, controller or not. */
+	int64_t v = cg_read_int(dfd, "cpu.stat", "usage_usec");
+	st->cpu_usage_us = v > 0 ? v : 0;
+	if (root->mode == SBX_CGROUP_V2) {
+		if (root->ctrl[SBX_CTRL_MEMORY]) {
+			st->memory_bytes = cg_read_int(dfd, "memory.current", NULL);
+			st->memory_peak_bytes = cg_read_int(dfd, "memory.peak", NULL);
+			st->memory_max_bytes = cg_read_int(dfd, "memory.max", NULL);
+			st->oom_kills = cg_read_int(dfd, "memory.events", "oom_kill");
+		}
+		if (root->ctrl[SBX_CTRL_PIDS])
+			st->pids = cg_read_int(dfd, "pids.current", NULL);
+	} else {
+		const char *leaf = leaf_of(path);
+		if (root->v1_fd[SBX_CTRL_MEMORY] >= 0) {
+			_cleanup_close_ int m = openat(root->v1_fd[SBX_CTRL_MEMORY], leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (m >= 0) {
+				st->memory_bytes = cg_read_int(m, "memory.usage_in_bytes", NULL);
+				st->memory_peak_bytes = cg_read_int(m, "memory.max_usage_in_bytes", NULL);
+				st->memory_max_bytes = cg_read_int(m, "memory.limit_in_bytes", NULL);
+				/* v1 reports "unlimited" as a page-rounded LLONG_MAX. */
+				if (st->memory_max_bytes >= (INT64_MAX >> 1))
+					st->memory_max_bytes = 0;
+				st->oom_kills = cg_read_int(m, "memory.oom_control", "oom_kill");
+			}
+		}
+		if (root->v1_fd[SBX_CTRL_PIDS] >= 0) {
+			_cleanup_close_ int p = openat(root->v1_fd[SBX_CTRL_PIDS], leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (p >= 0)
+				st->pids = cg_read_int(p, "pids.current", NULL);
+		}
+	}
+	if (!root->ctrl[SBX_CTRL_PIDS])
+		st->pids = count_procs(dfd); /* no pids controller: count by hand */
+	int64_t *fields[] = { &st->memory_bytes, &st->memory_peak_bytes, &st->memory_max_bytes, &st->oom_kills, &st->pids };
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(fields); i++)
+		if (*fields[i] < 0)
+			*fields[i] = 0;
+	return 0;
 }

@@ -11,13 +11,41 @@
 
 enum sbx_cgroup_mode { SBX_CGROUP_V2, SBX_CGROUP_HYBRID, SBX_CGROUP_V1 };
 
+/* Controllers sandboxd uses for limits. */
+enum sbx_ctrl { SBX_CTRL_CPU, SBX_CTRL_MEMORY, SBX_CTRL_PIDS, SBX_CTRL_COUNT };
+
 struct sbx_cgroup_root {
 	enum sbx_cgroup_mode mode;
 	char *mount;  /* where the unified hierarchy is mounted */
 	char *base;   /* path below mount that holds sandbox groups, no leading '/' */
 	int mount_fd; /* O_PATH of mount */
 	int base_fd;  /* O_DIRECTORY of mount/base */
+	/* Which controllers can limit a sandbox, and where (v2: in base's
+	 * subtree_control; hybrid: a v1 hierarchy with our own base group). */
+	bool ctrl[SBX_CTRL_COUNT];
+	int v1_fd[SBX_CTRL_COUNT]; /* hybrid: O_DIRECTORY of the v1 base group, else -1 */
+	char *v1_path[SBX_CTRL_COUNT];
+	bool swap_files; /* memory.swap.max / memory.memsw.* exist */
 };
+
+/* Limits of one sandbox; 0 means unlimited. */
+struct sbx_limits {
+	double cpus;          /* fractions allowed: 0.5 is half a core */
+	int64_t memory_bytes;
+	int64_t pids;
+	bool allow_swap;
+};
+
+struct sbx_cgroup_stats {
+	int64_t cpu_usage_us;
+	int64_t memory_bytes;
+	int64_t memory_peak_bytes;
+	int64_t memory_max_bytes; /* 0: unlimited */
+	int64_t pids;
+	int64_t oom_kills;
+};
+
+const char *sbx_ctrl_name(enum sbx_ctrl c);
 
 const char *sbx_cgroup_mode_name(enum sbx_cgroup_mode mode);
 
@@ -40,5 +68,19 @@ int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path);
 int sbx_cgroup_remove(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
 /* Remove empty child groups whose names start with prefix; keeps busy ones. */
 void sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, const char *prefix);
+
+/* Refuse limits this host cannot enforce (SBX_ERR_UNSUPPORTED). */
+int sbx_cgroup_limits_check(const struct sbx_cgroup_root *root, const struct sbx_limits *l, sbx_error **err);
+/* Write limits to a sandbox group (and its v1 twins on hybrid hosts),
+ * creating the v1 groups if needed. Safe to call again to change them. */
+int sbx_cgroup_apply(struct sbx_cgroup_root *root, const char *path, const struct sbx_limits *l, sbx_error **err);
+/* Hybrid hosts: open the cgroup.procs files of the v1 groups so that a
+ * child can move itself in ("0") before it runs anything of the sandbox.
+ * fds[] gets -1 where there is nothing to join. */
+int sbx_cgroup_v1_open_procs(struct sbx_cgroup_root *root, const char *path, int fds[SBX_CTRL_COUNT],
+			     sbx_error **err);
+/* Freeze or thaw every process of the group; waits briefly for the state. */
+int sbx_cgroup_freeze(struct sbx_cgroup_root *root, const char *path, bool frozen, sbx_error **err);
+int sbx_cgroup_stats(struct sbx_cgroup_root *root, const char *path, struct sbx_cgroup_stats *st);
 
 #endif

@@ -136,11 +136,29 @@ int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return sbx_error_errno(err, errno, "make / private");
 
+	const char *upper = cfg->upperdir, *work = cfg->workdir;
+	char disk_upper[4096], disk_work[4096];
+	if (cfg->disk_dev) {
+		_cleanup_close_ int dm = open(cfg->disk_mnt, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (dm < 0)
+			return sbx_error_errno(err, errno, "open disk mount point '%s'", cfg->disk_mnt);
+		const char *const ext4_opts[] = { "source", cfg->disk_dev, NULL };
+		if (mount_new(dm, "ext4", ext4_opts, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err) < 0)
+			return sbx_error_prefix(err, "disk %s", cfg->disk_dev);
+		_cleanup_close_ int disk = open(cfg->disk_mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (disk < 0)
+			return sbx_error_errno(err, errno, "open disk '%s'", cfg->disk_mnt);
+		if ((mkdirat(disk, "upper", 0755) < 0 && errno != EEXIST) || (mkdirat(disk, "work", 0700) < 0 && errno != EEXIST))
+			return sbx_error_errno(err, errno, "prepare disk %s", cfg->disk_dev);
+		snprintf(disk_upper, sizeof(disk_upper), "%s/upper", cfg->disk_mnt);
+		snprintf(disk_work, sizeof(disk_work), "%s/work", cfg->disk_mnt);
+		upper = disk_upper;
+		work = disk_work;
+	}
 	_cleanup_close_ int target = open(cfg->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (target < 0)
 		return sbx_error_errno(err, errno, "open mount point '%s'", cfg->mountpoint);
-	const char *const ovl_opts[] = { "lowerdir", cfg->lowerdir, "upperdir", cfg->upperdir, "workdir", cfg->workdir,
-					 NULL };
+	const char *const ovl_opts[] = { "lowerdir", cfg->lowerdir, "upperdir", upper, "workdir", work, NULL };
 	if (mount_new(target, "overlay", ovl_opts, MOUNT_ATTR_NODEV, err) < 0)
 		return sbx_error_prefix(err, "overlay root");
 

@@ -15,6 +15,10 @@ struct sbx_rootfs_config {
 	const char *hosts;      /* content of /etc/hosts */
 	const char *resolv;     /* content of /etc/resolv.conf */
 	const char *workspace;  /* directory created if missing (e.g. /workspace) */
+	/* With a disk limit: an attached loop device with an ext4 image that
+	 * holds upper/ and work/, mounted (privately) on disk_mnt first. */
+	const char *disk_dev;
+	const char *disk_mnt;
 };
 
 /* Everything up to and including pivot_root; afterwards "/" is the sandbox. */

@@ -44,6 +44,16 @@ __attribute__((noreturn)) static void child_fail(int report_fd, sbx_error *err)
 	_exit(126);
 }
 
+/* Hybrid hosts: enter the sandbox's v1 groups before any of its code runs
+ * (v1 has no CLONE_INTO_CGROUP). */
+static int join_v1(const int fds[SBX_CTRL_COUNT], sbx_error **err)
+{
+	for (int c = 0; c < SBX_CTRL_COUNT; c++)
+		if (fds[c] >= 0 && write(fds[c], "0", 1) != 1)
+			return sbx_error_errno(err, errno, "join v1 %s cgroup", sbx_ctrl_name(c));
+	return 0;
+}
+
 static void reset_signals(void)
 {
 	sigset_t all;
@@ -155,6 +165,14 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 {
 	sbx_error *err = NULL;
 	reset_signals();
+	if (join_v1(cfg->v1_procs, &err) < 0)
+		child_fail(report_fd, err);
+	/* The cgroup namespace is made here, not at clone, so that it is rooted
+	 * at the sandbox's groups in the v1 hierarchies too. */
+	if (unshare(CLONE_NEWCGROUP) < 0) {
+		sbx_error_errno(&err, errno, "new cgroup namespace");
+		child_fail(report_fd, err);
+	}
 	if (setsid() < 0) {
 		sbx_error_errno(&err, errno, "setsid");
 		child_fail(report_fd, err);
@@ -187,8 +205,8 @@ int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, s
 
 	int pidfd = -1;
 	struct clone_args args = {
-		.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP |
-			 CLONE_PIDFD | CLONE_INTO_CGROUP,
+		.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD |
+			 CLONE_INTO_CGROUP,
 		.pidfd = (uint64_t)(uintptr_t)&pidfd,
 		.exit_signal = SIGCHLD,
 		.cgroup = (uint64_t)cfg->cgroup_fd,
@@ -291,6 +309,8 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 		/* Not dumpable before entering: nothing inside may ptrace or open
 		 * /proc/PID of a process that still holds sandboxd's memory. */
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		if (join_v1(cfg->v1_procs, &cerr) < 0)
+			child_fail(wr, cerr);
 		if (setns(cfg->init_pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
 						     CLONE_NEWCGROUP) < 0) {
 			sbx_error_errno(&cerr, errno, "join sandbox namespaces");

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "error.h"
 #include "rootfs.h"
 
@@ -15,6 +16,7 @@ struct sbx_init_config {
 	int cgroup_fd;   /* CLONE_INTO_CGROUP target */
 	int init_exe_fd; /* sealed memfd with the sandbox-init binary */
 	const char *id;
+	int v1_procs[SBX_CTRL_COUNT]; /* hybrid hosts: v1 groups to join first, or -1 */
 };
 
 struct sbx_spawned {
@@ -33,6 +35,7 @@ struct sbx_exec_config {
 	const char *cwd;       /* absolute path inside the sandbox */
 	const char *user;      /* user spec, see passwd.h */
 	int stdio[3];          /* fds to become 0, 1, 2 */
+	int v1_procs[SBX_CTRL_COUNT];
 };
 
 /* The command runs as a child of the caller (so the caller reaps it and

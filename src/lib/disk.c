@@ -1,0 +1,151 @@
+/* Disk images for sandboxes whose writable layer has a size limit. The
+ * image file is only ever written by the kernel's ext4 driver: nothing in
+ * a sandbox can reach its raw blocks, so mounting it is no attack surface
+ * beyond the files the sandbox could write anyway. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "disk.h"
+#include "util.h"
+
+int sbx_copy_sparse(int src, int dst, sbx_error **err)
+{
+	struct stat st;
+	if (fstat(src, &st) < 0)
+		return sbx_error_errno(err, errno, "stat image");
+	if (ftruncate(dst, st.st_size) < 0)
+		return sbx_error_errno(err, errno, "size image");
+	off_t pos = 0;
+	while (pos < st.st_size) {
+		off_t data = lseek(src, pos, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* only a hole is left */
+			return sbx_error_errno(err, errno, "seek image");
+		}
+		off_t hole = lseek(src, data, SEEK_HOLE);
+		if (hole < 0)
+			return sbx_error_errno(err, errno, "seek image");
+		off_t in = data, out = data;
+		while (in < hole) {
+			ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)(hole - in), 0);
+			if (n < 0)
+				return sbx_error_errno(err, errno, "copy image");
+			if (n == 0)
+				break;
+		}
+		pos = hole;
+	}
+	return 0;
+}
+
+static int run_mkfs(const char *path, int64_t mb, sbx_error **err)
+{
+	static const char *const candidates[] = { "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4" };
+	const char *mkfs = NULL;
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(candidates); i++)
+		if (access(candidates[i], X_OK) == 0)
+			mkfs = candidates[i];
+	if (!mkfs)
+		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "disk limits need mkfs.ext4 (Debian package e2fsprogs)");
+	pid_t pid = fork();
+	if (pid < 0)
+		return sbx_error_errno(err, errno, "fork mkfs");
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+		}
+		/* Lazy init keeps formatting of a large sparse image in the
+		 * milliseconds; no reserved blocks: the whole size is the sandbox's. */
+		/* No online-resize reserve, and a journal sized to the disk: both
+		 * would be copied for every sandbox otherwise. */
+		execl(mkfs, "mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^resize_inode", "-J", mb >= 256 ? "size=16" : "size=4",
+		      "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", "-L", "sandbox", path, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return sbx_error_errno(err, errno, "wait mkfs");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "mkfs.ext4 %s failed (status %d)", path, status);
+	return 0;
+}
+
+int sbx_disk_create(const char *dest, int64_t mb, const char *template_dir, sbx_error **err)
+{
+	if (sbx_mkdir_p(template_dir, 0700, err) < 0)
+		return -1;
+	char tpl[4096];
+	snprintf(tpl, sizeof(tpl), "%s/ext4-%lld.img", template_dir, (long long)mb);
+	_cleanup_close_ int src = open(tpl, O_RDONLY | O_CLOEXEC);
+	if (src < 0) {
+		char tmp[4200];
+		snprintf(tmp, sizeof(tmp), "%s.tmp-%d", tpl, (int)getpid());
+		_cleanup_close_ int t = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (t < 0)
+			return sbx_error_errno(err, errno, "create %s", tmp);
+		if (ftruncate(t, mb * 1024 * 1024) < 0) {
+			unlink(tmp);
+			return sbx_error_errno(err, errno, "size %s", tmp);
+		}
+		if (run_mkfs(tmp, mb, err) < 0 || rename(tmp, tpl) < 0) {
+			int e = errno;
+			unlink(tmp);
+			if (err && *err)
+				return -1;
+			return sbx_error_errno(err, e, "rename %s", tmp);
+		}
+		src = open(tpl, O_RDONLY | O_CLOEXEC);
+		if (src < 0)
+			return sbx_error_errno(err, errno, "open %s", tpl);
+	}
+	_cleanup_close_ int dst = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (dst < 0)
+		return sbx_error_errno(err, errno, "create %s", dest);
+	if (sbx_copy_sparse(src, dst, err) < 0) {
+		unlink(dest);
+		return -1;
+	}
+	return 0;
+}
+
+int sbx_disk_attach(const char *image, char devpath[32], sbx_error **err)
+{
+	_cleanup_close_ int img = open(image, O_RDWR | O_CLOEXEC);
+	if (img < 0)
+		return sbx_error_errno(err, errno, "open disk image %s", image);
+	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return sbx_error_errno(err, errno, "open /dev/loop-control (is the loop module loaded?)");
+	for (int attempt = 0; attempt < 16; attempt++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0)
+			return sbx_error_errno(err, errno, "find a free loop device");
+		snprintf(devpath, 32, "/dev/loop%d", n);
+		int loop = open(devpath, O_RDWR | O_CLOEXEC);
+		if (loop < 0)
+			return sbx_error_errno(err, errno, "open %s", devpath);
+		struct loop_config lc = { .fd = (uint32_t)img, .block_size = 0 };
+		lc.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+		snprintf((char *)lc.info.lo_file_name, sizeof(lc.info.lo_file_name), "%s", image);
+		if (ioctl(loop, LOOP_CONFIGURE, &lc) == 0)
+			return loop;
+		int e = errno;
+		close(loop);
+		if (e != EBUSY) /* EBUSY: someone took it between GET_FREE and now */
+			return sbx_error_errno(err, e, "attach %s to %s", image, devpath);
+	}
+	return sbx_error_set(err, SBX_ERR_LIMIT, "no free loop device for %s", image);
+}
