@@ -9,7 +9,7 @@
 
 #include "ctl.h"
 
-enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM, OPT_HOSTNAME, OPT_NETWORK, OPT_CPUS, OPT_MEMORY, OPT_PIDS, OPT_DISK };
+enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM, OPT_HOSTNAME, OPT_NETWORK, OPT_CPUS, OPT_MEMORY, OPT_PIDS, OPT_DISK, OPT_IMAGE };
 
 static int relay(yajl_val res, const char *key, int fd)
 {
@@ -160,7 +160,7 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "rm", no_argument, NULL, OPT_RM },		    { "name", required_argument, NULL, 'n' },
-		{ "image", required_argument, NULL, 'I' },	    { "env", required_argument, NULL, 'e' },
+		{ "image", required_argument, NULL, OPT_IMAGE },	    { "env", required_argument, NULL, 'e' },
 		{ "label", required_argument, NULL, 'l' },	    { "workdir", required_argument, NULL, 'w' },
 		{ "user", required_argument, NULL, 'u' },	    { "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
@@ -185,7 +185,7 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 		case OPT_PIDS: o.pids = optarg; break;
 		case OPT_DISK: o.disk = optarg; break;
 		case 'n': o.name = optarg; break;
-		case 'I': o.image = optarg; break;
+		case OPT_IMAGE: o.image = optarg; break;
 		case 'e': env[o.nenv++] = optarg; break;
 		case 'l': labels[o.nlabels++] = optarg; break;
 		case 'w': o.workdir = optarg; break;
@@ -210,14 +210,19 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	int dashdash = -1;
-	for (int i = optind; i < argc; i++) {
+	/* getopt consumed a "--" that came right after the options. */
+	if (optind > 1 && !strcmp(argv[optind - 1], "--"))
+		dashdash = optind - 1;
+	for (int i = optind; dashdash < 0 && i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			dashdash = i;
 			break;
 		}
 	}
 	int cmd_start;
-	if (dashdash >= 0) {
+	if (dashdash >= 0 && dashdash < optind) {
+		cmd_start = optind;
+	} else if (dashdash >= 0) {
 		if (dashdash - optind > 1)
 			return ctl_usage_error("run", "expected at most one IMAGE before '--'");
 		if (dashdash - optind == 1) {

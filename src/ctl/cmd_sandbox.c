@@ -122,7 +122,7 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 }
 
 enum { OPT_JSON = 300, OPT_NO_START, OPT_HOSTNAME, OPT_NETWORK, OPT_CPUS, OPT_MEMORY, OPT_PIDS, OPT_DISK,
-       OPT_AUTO_STOP };
+       OPT_AUTO_STOP, OPT_IMAGE };
 
 int cmd_create(struct ctl *ctl, int argc, char **argv)
 {
@@ -132,7 +132,7 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 	o.env = env;
 	o.labels = labels;
 	static const struct option opts[] = {
-		{ "name", required_argument, NULL, 'n' },	  { "image", required_argument, NULL, 'i' },
+		{ "name", required_argument, NULL, 'n' },	  { "image", required_argument, NULL, OPT_IMAGE },
 		{ "env", required_argument, NULL, 'e' },	  { "label", required_argument, NULL, 'l' },
 		{ "workdir", required_argument, NULL, 'w' },	  { "user", required_argument, NULL, 'u' },
 		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
@@ -142,7 +142,7 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "n:i:e:l:w:u:m:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:e:l:w:u:m:h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_CPUS: o.cpus = optarg; break;
 		case 'm':
@@ -150,7 +150,7 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 		case OPT_PIDS: o.pids = optarg; break;
 		case OPT_DISK: o.disk = optarg; break;
 		case 'n': o.name = optarg; break;
-		case 'i': o.image = optarg; break;
+		case OPT_IMAGE: o.image = optarg; break;
 		case 'e': env[o.nenv++] = optarg; break;
 		case 'l': labels[o.nlabels++] = optarg; break;
 		case 'w': o.workdir = optarg; break;
@@ -289,7 +289,12 @@ static int for_each_sandbox(struct ctl *ctl, const char *verb, const char *metho
 	if (optind >= argc)
 		return ctl_usage_error(verb, "which sandbox?");
 	int rc = 0;
+	for (int i = optind; i < argc; i++)
+		if (!strcmp(argv[i], "--json"))
+			ctl->json = true;
 	for (int i = optind; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
 		_cleanup_gen_ yajl_gen g = sbx_gen_new();
 		yajl_gen_map_open(g);
 		sbx_gen_kv_str(g, "sandbox", argv[i]);

@@ -143,6 +143,9 @@ int sbx_config_load(struct sbx_config *cfg, const char *path, bool must_exist, s
 	int lineno = 0;
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
+		if (!strchr(line, '\n') && !feof(f))
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s:%d: line longer than %zu bytes", path, lineno,
+					     sizeof(line) - 2);
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';

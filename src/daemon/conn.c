@@ -19,7 +19,7 @@
 
 #define READ_CHUNK 65536
 /* A client that stops reading may not make us hold unbounded replies. */
-#define MAX_PENDING_OUTPUT (256 * 1024 * 1024)
+#define MAX_PENDING_OUTPUT ((size_t)1 << 30)
 
 struct sbx_conn {
 	struct sbx_daemon *d;

@@ -91,12 +91,12 @@ static int open_dir(const char *path, mode_t mode, int *fd, sbx_error **err)
 	return 0;
 }
 
-static void oom_tick(struct sbx_watch *t, void *data)
+static void tick(struct sbx_watch *t, void *data)
 {
 	struct sbx_daemon *d = data;
-	sbx_sandboxes_watch_oom(d);
-	if (!sbx_loop_timer(d->loop, 1000, oom_tick, d))
-		sbx_warn("cannot re-arm the OOM watch timer");
+	sbx_sandboxes_tick(d);
+	if (!sbx_loop_timer(d->loop, 1000, tick, d))
+		sbx_warn("cannot re-arm the policy timer");
 }
 
 /* A default limit the host cannot enforce would make every create fail;
@@ -239,7 +239,8 @@ int main(int argc, char **argv)
 	default_beside_exe(&d->cfg.init_path, "sandbox-init");
 	default_beside_exe(&d->cfg.default_image_path, "../images/minimal.tar.gz");
 	if (make_absolute(&d->cfg.state_dir, &err) < 0 || make_absolute(&d->cfg.run_dir, &err) < 0 ||
-	    make_absolute(&d->cfg.socket_path, &err) < 0 || make_absolute(&d->cfg.default_image_path, &err) < 0) {
+	    make_absolute(&d->cfg.socket_path, &err) < 0 || make_absolute(&d->cfg.default_image_path, &err) < 0 ||
+	    make_absolute(&d->cfg.init_path, &err) < 0) {
 		fprintf(stderr, "sandboxd: %s\n", err->msg);
 		return 1;
 	}
@@ -309,7 +310,16 @@ int main(int argc, char **argv)
 		sbx_error_errno(&err, errno, "event loop");
 		goto out;
 	}
-	if (sbx_cgroup_root_init(&d->cg, d->cfg.cgroup_parent, &err) < 0)
+	/* Daemons with different state dirs (tests, a second instance) get
+	 * cgroup bases of their own. */
+	char cgname[32] = "sandboxd";
+	if (strcmp(d->cfg.state_dir, LOCALSTATEDIR "/lib/sandboxd") != 0) {
+		uint32_t h = 2166136261u;
+		for (const char *p = d->cfg.state_dir; *p; p++)
+			h = (h ^ (unsigned char)*p) * 16777619u;
+		snprintf(cgname, sizeof(cgname), "sandboxd-%08x", h);
+	}
+	if (sbx_cgroup_root_init(&d->cg, d->cfg.cgroup_parent, cgname, &err) < 0)
 		goto out;
 	adapt_defaults(d);
 	d->init_exe_fd = sbx_init_exe_load(d->cfg.init_path, &err);
@@ -322,13 +332,14 @@ int main(int argc, char **argv)
 
 	sbx_info("sandboxd %s serving on %s (state %s, cgroup %s mode, base %s/%s)", PACKAGE_VERSION,
 		 d->cfg.socket_path, d->cfg.state_dir, sbx_cgroup_mode_name(d->cg.mode), d->cg.mount, d->cg.base);
-	oom_tick(NULL, d);
+	tick(NULL, d);
 	if (ready[1] >= 0) {
 		sbx_write_all(ready[1], "R", 1);
 		sbx_closep(&ready[1]);
 	}
 	rc = sbx_loop_run(d->loop) < 0 ? 1 : 0;
 	sbx_server_close(d);
+	sbx_cgroup_root_cleanup(&d->cg);
 out:
 	if (err) {
 		sbx_error_log("%s", err->msg);

@@ -248,7 +248,7 @@ void rpc_process_exec(struct sbx_request *req)
 	    sbx_json_string(p, "stdin", false, &stdin_text, &err) < 0 ||
 	    sbx_json_string(p, "encoding", false, &encoding, &err) < 0 ||
 	    sbx_json_number(p, "timeout_s", false, 0, 31536000, &timeout, &err) < 0 ||
-	    sbx_json_int(p, "max_output_bytes", false, 0, 256 * 1024 * 1024, &max_output, &err) < 0 ||
+	    sbx_json_int(p, "max_output_bytes", false, 0, 64 * 1024 * 1024, &max_output, &err) < 0 ||
 	    sbx_json_string_map(p, "env", false, &env, &err) < 0)
 		goto fail;
 	if (!!argv == !!command) {

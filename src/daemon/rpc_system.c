@@ -1,5 +1,7 @@
 /* system.* methods: what this daemon is and what the host gives it. */
 #include "config.h"
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -31,10 +33,29 @@ void rpc_system_info(struct sbx_request *req)
 		sbx_gen_kv_str(g, "cgroup_base", d->cg.base);
 		sbx_gen_key(g, "features");
 		yajl_gen_array_open(g);
-		static const char *const features[] = { "overlayfs", "clone3", "pidfd", "cgroup.kill", "openat2" };
+		static const char *const features[] = { "overlayfs", "clone3", "pidfd", "openat2" };
 		for (size_t i = 0; i < SBX_ARRAY_SIZE(features); i++)
 			sbx_gen_str(g, features[i]);
+		if (faccessat(d->cg.base_fd, "cgroup.kill", F_OK, 0) == 0)
+			sbx_gen_str(g, "cgroup.kill");
+		if (faccessat(d->cg.base_fd, "cgroup.freeze", F_OK, 0) == 0)
+			sbx_gen_str(g, "cgroup.freeze");
+		for (int c = 0; c < SBX_CTRL_COUNT; c++) {
+			char f[32];
+			snprintf(f, sizeof(f), "limit.%s", sbx_ctrl_name(c));
+			if (d->cg.ctrl[c])
+				sbx_gen_str(g, f);
+		}
+		if (access("/dev/loop-control", F_OK) == 0)
+			sbx_gen_str(g, "limit.disk");
 		yajl_gen_array_close(g);
+		sbx_gen_key(g, "resource_defaults");
+		yajl_gen_map_open(g);
+		sbx_gen_kv_double(g, "cpus", d->cfg.default_cpus);
+		sbx_gen_kv_int(g, "memory_mb", d->cfg.default_memory_mb);
+		sbx_gen_kv_int(g, "pids", d->cfg.default_pids);
+		sbx_gen_kv_int(g, "disk_mb", d->cfg.default_disk_mb);
+		yajl_gen_map_close(g);
 		sbx_gen_key(g, "sandboxes");
 		yajl_gen_map_open(g);
 		sbx_gen_kv_int(g, "total", (int64_t)sbx_sandbox_count(d, false));

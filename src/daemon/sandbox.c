@@ -336,6 +336,7 @@ static void stop_finish(struct sbx_sandbox *sb)
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	sb->stopping = false;
 	sb->state = SBX_STATE_STOPPED;
+	sb->activity_ns = sbx_now_ns(); /* auto_delete_min counts from here */
 	sb->init_pid = 0;
 	sb->init_starttime = 0;
 	if (!sb->deleted)
@@ -502,6 +503,9 @@ static void answer_waiters(struct sbx_sandbox *sb, sbx_error *err)
 	sbx_sandbox_ref(sb);
 	for (struct sbx_waiter *w = list; w; w = w->next)
 		destroy |= w->delete_after;
+	/* Policies that delete on stop: ephemeral sandboxes, auto_delete_min 0. */
+	if (sb->state == SBX_STATE_STOPPED && (sb->ephemeral || sb->auto_delete_min == 0))
+		destroy = true;
 	sbx_error *derr = NULL;
 	if (destroy && !sb->deleted)
 		sbx_sandbox_destroy(sb, &derr);
@@ -631,6 +635,12 @@ static void reconcile(struct sbx_sandbox *sb)
 		sbx_cgroup_kill(&d->cg, sb->cgroup, NULL);
 		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
 	}
+	static const char *const leftovers[] = { "rootfs", "disk", "" };
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(leftovers); i++) {
+		char rel[80];
+		snprintf(rel, sizeof(rel), "sandboxes/%s/%s", sb->id, leftovers[i]);
+		unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	}
 	if (sb->state != SBX_STATE_STOPPED && sb->state != SBX_STATE_ERROR) {
 		sb->state = SBX_STATE_STOPPED;
 		sb->init_pid = 0;
@@ -732,6 +742,38 @@ int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
 	sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) %s", sb->id, sb->name, pause ? "paused" : "resumed");
 	return 0;
+}
+
+/* auto_stop_min and auto_delete_min: idle sandboxes stop, stopped ones go. */
+static void apply_policies(struct sbx_sandbox *sb, int64_t now)
+{
+	int64_t idle_min = (now - sb->activity_ns) / (60LL * 1000000000LL);
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
+	if (running && !sb->stopping && sb->auto_stop_min > 0 && !sb->execs && idle_min >= sb->auto_stop_min) {
+		sbx_info("sandbox %s (%s): idle for %lld min; stopping it (auto_stop_min %lld)", sb->id, sb->name,
+			 (long long)idle_min, (long long)sb->auto_stop_min);
+		sbx_sandbox_stop(sb, sb->d->cfg.default_stop_timeout_s * 1000, NULL, false);
+		return;
+	}
+	if (sb->state == SBX_STATE_STOPPED && !sb->stopping && sb->auto_delete_min > 0 &&
+	    idle_min >= sb->auto_delete_min) {
+		sbx_info("sandbox %s (%s): stopped for %lld min; deleting it (auto_delete_min %lld)", sb->id, sb->name,
+			 (long long)idle_min, (long long)sb->auto_delete_min);
+		sbx_error *e = NULL;
+		if (sbx_sandbox_destroy(sb, &e) < 0)
+			sbx_warn("%s", e->msg);
+		sbx_error_free(e);
+	}
+}
+
+void sbx_sandboxes_tick(struct sbx_daemon *d)
+{
+	int64_t now = sbx_now_ns();
+	for (struct sbx_sandbox *sb = d->sandboxes, *next; sb; sb = next) {
+		next = sb->next;
+		apply_policies(sb, now);
+	}
+	sbx_sandboxes_watch_oom(d);
 }
 
 void sbx_sandboxes_watch_oom(struct sbx_daemon *d)

@@ -84,6 +84,8 @@ void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r
 int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
 /* Once a second: notice OOM kills and log them. */
 void sbx_sandboxes_watch_oom(struct sbx_daemon *d);
+/* Once a second: OOM watch, auto-stop and auto-delete. */
+void sbx_sandboxes_tick(struct sbx_daemon *d);
 
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);

@@ -108,9 +108,9 @@ static void init_v1(struct sbx_cgroup_root *root)
 			rel++;
 		char base[PATH_MAX];
 		if (*rel)
-			snprintf(base, sizeof(base), "%s/%s/sandboxd", mnt, rel);
+			snprintf(base, sizeof(base), "%s/%s/%s", mnt, rel, root->name);
 		else
-			snprintf(base, sizeof(base), "%s/sandboxd", mnt);
+			snprintf(base, sizeof(base), "%s/%s", mnt, root->name);
 		if (mkdir(base, 0755) < 0 && errno != EEXIST) {
 			continue;
 		}
@@ -182,10 +182,13 @@ static int own_cgroup(char **out, sbx_error **err)
 	return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "this process is not in a cgroup v2 hierarchy");
 }
 
-int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_error **err)
+int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, const char *name, sbx_error **err)
 {
 	memset(root, 0, sizeof(*root));
 	root->mount_fd = root->base_fd = -1;
+	root->name = strdup(name && *name ? name : "sandboxd");
+	if (!root->name)
+		return sbx_error_errno(err, ENOMEM, "cgroup");
 	for (int c = 0; c < SBX_CTRL_COUNT; c++)
 		root->v1_fd[c] = -1;
 	const char *mnt;
@@ -221,7 +224,7 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_e
 			rel++;
 		size_t n = strlen(rel);
 		if (n == 0) {
-			base = strdup("sandboxd");
+			base = strdup(root->name);
 			at_top = true;
 		} else if (n >= 11 && !strcmp(rel + n - 11, "/supervisor")) {
 			/* A previous run of ours already moved this process family. */
@@ -247,6 +250,7 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_e
 	if (root->base_fd < 0)
 		return sbx_error_errno(err, errno, "open cgroup %s/%s", mnt, base);
 	root->base = sbx_take_ptr(&base);
+	root->own_base = at_top;
 	if (root->mode == SBX_CGROUP_V2)
 		init_v2_controllers(root, at_top);
 	else
@@ -265,7 +269,17 @@ void sbx_cgroup_root_fini(struct sbx_cgroup_root *root)
 		free(root->v1_path[c]);
 		root->v1_path[c] = NULL;
 	}
-	root->mount = root->base = NULL;
+	free(root->name);
+	root->mount = root->base = root->name = NULL;
+}
+
+void sbx_cgroup_root_cleanup(struct sbx_cgroup_root *root)
+{
+	for (int c = 0; c < SBX_CTRL_COUNT; c++)
+		if (root->v1_path[c])
+			rmdir(root->v1_path[c]);
+	if (root->own_base && root->base && root->mount_fd >= 0)
+		unlinkat(root->mount_fd, root->base, AT_REMOVEDIR);
 }
 
 int sbx_cgroup_create(struct sbx_cgroup_root *root, const char *path, sbx_error **err)

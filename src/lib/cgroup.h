@@ -26,6 +26,8 @@ struct sbx_cgroup_root {
 	int v1_fd[SBX_CTRL_COUNT]; /* hybrid: O_DIRECTORY of the v1 base group, else -1 */
 	char *v1_path[SBX_CTRL_COUNT];
 	bool swap_files; /* memory.swap.max / memory.memsw.* exist */
+	bool own_base;   /* we made base ourselves (not a delegated group) */
+	char *name;      /* leaf name of our base groups, e.g. "sandboxd" */
 };
 
 /* Limits of one sandbox; 0 means unlimited. */
@@ -52,9 +54,13 @@ const char *sbx_cgroup_mode_name(enum sbx_cgroup_mode mode);
 /* Find the unified hierarchy and settle the base group. With parent NULL the
  * base is "sandboxd" when the caller sits in the root group; otherwise the
  * caller's own (delegated) group, after moving the caller into a leaf
- * "supervisor" child so that the no-internal-processes rule holds. */
-int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, sbx_error **err);
+ * "supervisor" child so that the no-internal-processes rule holds. name
+ * replaces "sandboxd" so that daemons with different state dirs do not
+ * share groups. */
+int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, const char *name, sbx_error **err);
 void sbx_cgroup_root_fini(struct sbx_cgroup_root *root);
+/* At clean shutdown: remove base groups we made, if nothing is left in them. */
+void sbx_cgroup_root_cleanup(struct sbx_cgroup_root *root);
 
 /* Group paths are relative to root->mount, e.g. "sandboxd/sbx-3fa9c2e1b07d". */
 int sbx_cgroup_create(struct sbx_cgroup_root *root, const char *path, sbx_error **err);

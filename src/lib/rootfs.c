@@ -79,7 +79,10 @@ static int bind_device(int rootfd, const char *name, unsigned int major_nr, unsi
 static int setup_dev(int rootfd, sbx_error **err)
 {
 	static const char *const tmpfs_opts[] = { "mode", "0755", "size", "65536", NULL };
-	if (mount_new_at(rootfd, "/dev", "tmpfs", tmpfs_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err) < 0)
+	/* nodev: the bound device nodes are mounts of their own and keep
+	 * working; a node made with mknod on this tmpfs does not. */
+	if (mount_new_at(rootfd, "/dev", "tmpfs", tmpfs_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV,
+			 err) < 0)
 		return -1;
 	static const struct {
 		const char *name;

@@ -1,0 +1,153 @@
+#!/bin/bash
+# Run a command inside a QEMU guest with a pure cgroup v2 hierarchy, using
+# Debian's own kernel package (fetched with apt-get download), a busybox
+# initramfs, and this machine's / shared read-only over 9p. The guest runs
+# the command as root from the same paths as the host, with tmpfs on /tmp,
+# /run and /var/tmp, and its exit code becomes ours.
+#
+#   tests/vm/run.sh [--timeout SECONDS] [--mem MB] -- COMMAND [ARG]...
+#
+# Exit 77 (skip) when the guest cannot be built or booted here.
+set -euo pipefail
+timeout_s=2400
+mem_mb=3072
+while [ $# -gt 0 ]; do
+	case $1 in
+	--timeout) timeout_s=$2; shift 2 ;;
+	--mem) mem_mb=$2; shift 2 ;;
+	--) shift; break ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "usage: $0 [--timeout S] [--mem MB] -- COMMAND..." >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${SBX_VM_CACHE:-/var/cache/sandboxd-vm}
+skip() { echo "vm: SKIP: $*" >&2; exit 77; }
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (apt-get download and shared /)"
+need=
+command -v qemu-system-x86_64 >/dev/null || need="$need qemu-system-x86"
+[ -x /bin/busybox ] || need="$need busybox-static"
+command -v cpio >/dev/null || need="$need cpio"
+PATH=$PATH:/usr/sbin:/sbin
+command -v depmod >/dev/null || need="$need kmod"
+if [ -n "$need" ]; then
+	echo "vm: installing$need"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null; } ||
+		skip "cannot install$need"
+fi
+ldd /bin/busybox >/dev/null 2>&1 && skip "/bin/busybox is not static (install busybox-static)"
+mkdir -p "$cache"
+
+# The kernel: Debian's current amd64 kernel package, unpacked once.
+pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$pkg" ]; then
+	apt-get update -qq || true
+	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+fi
+[ -n "$pkg" ] || skip "no linux-image-amd64 package known to apt"
+kdir=$cache/$pkg
+if [ ! -d "$kdir/lib/modules" ]; then
+	echo "vm: fetching $pkg"
+	rm -rf "$kdir" "$cache/dl"
+	mkdir -p "$cache/dl"
+	(cd "$cache/dl" && apt-get download "$pkg" >/dev/null 2>&1) || skip "apt-get download $pkg failed"
+	dpkg-deb -x "$cache"/dl/*.deb "$kdir.tmp" && mv "$kdir.tmp" "$kdir"
+	rm -rf "$cache/dl"
+fi
+kver=$(ls "$kdir/lib/modules" | head -1)
+vmlinuz=$kdir/boot/vmlinuz-$kver
+# The package ships no modules.dep: depmod makes it at install time.
+[ -s "$kdir/lib/modules/$kver/modules.dep" ] || depmod -b "$kdir" "$kver" || skip "depmod failed"
+[ -r "$vmlinuz" ] || skip "no kernel image in $pkg"
+
+# The initramfs: busybox, the modules needed to reach the shared root and
+# to run sandboxes, and the init below. Rebuilt when this script changes.
+initrd=$cache/initrd-$kver.cpio.gz
+stamp=$(cat "$0" "$here/guest-init.sh" | md5sum | cut -c1-12)
+if [ ! -r "$initrd" ] || [ "$(cat "$initrd.stamp" 2>/dev/null)" != "$stamp" ]; then
+	echo "vm: building initramfs for $kver"
+	ird=$(mktemp -d)
+	trap 'rm -rf "$ird"' EXIT
+	mkdir -p "$ird"/{bin,sbin,proc,sys,dev,host,lib/modules}
+	cp /bin/busybox "$ird/bin/busybox"
+	want="virtio_pci 9pnet_virtio 9p overlay loop crc32c_generic crc32c-intel libcrc32c ext4 veth bridge nf_tables nft_chain_nat nf_nat nft_ct
+	      nft_masq nft_fib_inet nf_conntrack br_netfilter tun"
+	moddir=$kdir/lib/modules/$kver
+	: > "$ird/modules.order"
+	declare -A seen
+	add_mod() { # depth-first: dependencies first
+		local name=$1 line path deps
+		line=$(grep -E "(^|/)${name//_/[_-]}\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" | head -1) || return 0
+		[ -n "$line" ] || return 0
+		path=${line%%:*}
+		[ -z "${seen[$path]:-}" ] || return 0
+		seen[$path]=1
+		deps=${line#*:}
+		for d in $deps; do
+			d=$(basename "$d"); d=${d%%.ko*}
+			add_mod "$d"
+		done
+		mkdir -p "$ird/lib/modules/$(dirname "$path")"
+		case $path in
+		*.xz) xz -dc "$moddir/$path" > "$ird/lib/modules/${path%.xz}"; path=${path%.xz} ;;
+		*.zst) zstd -qdc "$moddir/$path" > "$ird/lib/modules/${path%.zst}"; path=${path%.zst} ;;
+		*) cp "$moddir/$path" "$ird/lib/modules/$path" ;;
+		esac
+		echo "$path" >> "$ird/modules.order"
+	}
+	for m in $want; do add_mod "$m"; done
+	cat > "$ird/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /modules.order); do insmod /lib/modules/$m 2>/dev/null; done
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host || {
+	echo "vm-init: cannot mount the host's root"; echo o > /proc/sysrq-trigger; }
+mount --move /dev /host/dev
+mount --move /proc /host/proc
+mount --move /sys /host/sys
+exec switch_root /host /bin/sh "$(sed -n 's/.*sbx.init=\([^ ]*\).*/\1/p' /host/proc/cmdline)"
+INIT
+	chmod 755 "$ird/init"
+	(cd "$ird" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp"
+	mv "$initrd.tmp" "$initrd"
+	echo "$stamp" > "$initrd.stamp"
+	rm -rf "$ird"
+	trap - EXIT
+fi
+
+# The command and its results travel through a shared writable directory.
+xfer=$(mktemp -d /tmp/sbx-vm.XXXXXX)
+trap 'rm -rf "$xfer"' EXIT
+printf '%q ' "$@" > "$xfer/cmd"
+echo "$PWD" > "$xfer/cwd"
+env | grep -E '^(SBX_|SANDBOXD_)' > "$xfer/env" || true
+console=$xfer/console.log
+echo "vm: booting $kver under TCG (${mem_mb} MiB, 2 cpus)"
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem_mb" \
+	-nographic -no-reboot -monitor none -serial "file:$console" \
+	-kernel "$vmlinuz" -initrd "$initrd" \
+	-append "console=ttyS0 panic=-1 quiet loglevel=3 sbx.init=$here/guest-init.sh sbx.xfer=$xfer" \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+	-virtfs "local,path=$xfer,mount_tag=xfer,security_model=none" \
+	-nic none </dev/null
+qrc=$?
+set -e
+echo "vm: guest ran for $(( $(date +%s) - start )) s"
+if [ -r "$xfer/output" ]; then
+	cat "$xfer/output"
+fi
+if [ ! -r "$xfer/rc" ]; then
+	echo "vm: the guest did not report a result (qemu exit $qrc); console follows" >&2
+	tail -50 "$console" >&2
+	[ $qrc -eq 124 ] && exit 1
+	grep -q "cannot mount the host's root" "$console" && skip "9p root not available in the guest"
+	exit 1
+fi
+exit "$(cat "$xfer/rc")"
