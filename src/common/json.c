@@ -18,7 +18,9 @@ yajl_val sbx_json_parse(const char *text, sbx_error **err)
 		char *nl = strchr(ebuf, '\n');
 		if (nl)
 			*nl = '\0';
-		sbx_error_set(err, SBX_ERR_PARSE, "parse error: %s", ebuf[0] ? ebuf : "invalid JSON");
+		/* yajl's own text already starts with "parse error". */
+		const char *m = ebuf[0] ? ebuf : "invalid JSON";
+		sbx_error_set(err, SBX_ERR_PARSE, "%s%s", strncmp(m, "parse error", 11) ? "parse error: " : "", m);
 	}
 	return v;
 }

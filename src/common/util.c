@@ -49,6 +49,8 @@ void sbx_closedirp(void *d)
 
 int sbx_buf_reserve(struct sbx_buf *b, size_t extra)
 {
+	if (extra > SIZE_MAX / 2 - b->len)
+		return -ENOMEM;
 	if (b->len + extra + 1 <= b->cap)
 		return 0;
 	size_t cap = b->cap ? b->cap : 256;
@@ -227,9 +229,23 @@ int sbx_write_file_at(int dirfd, const char *path, const char *data, sbx_error *
 	return 0;
 }
 
+/* mkdir that accepts an existing directory at the end of the path, and
+ * only a directory; a file in the middle fails at the next component. */
+static int mkdir_one(const char *path, mode_t mode, bool last, sbx_error **err)
+{
+	if (mkdir(path, mode) == 0)
+		return 0;
+	struct stat st;
+	if (errno == EEXIST && (!last || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))))
+		return 0;
+	return sbx_error_errno(err, errno == EEXIST ? EEXIST : errno, "mkdir '%s'", path);
+}
+
 int sbx_mkdir_p(const char *path, mode_t mode, sbx_error **err)
 {
 	char buf[PATH_MAX];
+	if (!*path)
+		return sbx_error_errno(err, ENOENT, "mkdir ''");
 	if (strlen(path) >= sizeof(buf))
 		return sbx_error_set(err, SBX_ERR_INTERNAL, "path too long: '%s'", path);
 	strcpy(buf, path);
@@ -237,13 +253,11 @@ int sbx_mkdir_p(const char *path, mode_t mode, sbx_error **err)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return sbx_error_errno(err, errno, "mkdir '%s'", buf);
+		if (mkdir_one(buf, mode, false, err) < 0)
+			return -1;
 		*p = '/';
 	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return sbx_error_errno(err, errno, "mkdir '%s'", buf);
-	return 0;
+	return mkdir_one(buf, mode, true, err);
 }
 
 static int rm_rf_children(int dfd, dev_t dev, sbx_error **err)
@@ -359,10 +373,16 @@ int sbx_random_id(char out[13], sbx_error **err)
 
 void sbx_time_rfc3339(int64_t unix_ns, char out[64])
 {
-	time_t secs = (time_t)(unix_ns / 1000000000);
+	/* Floor division: before 1970 the fraction still counts upwards. */
+	int64_t s = unix_ns / 1000000000, rem = unix_ns % 1000000000;
+	if (rem < 0) {
+		s--;
+		rem += 1000000000;
+	}
+	time_t secs = (time_t)s;
 	struct tm tm;
 	gmtime_r(&secs, &tm);
-	int ms = (int)((unix_ns / 1000000) % 1000);
+	int ms = (int)(rem / 1000000);
 	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 		 tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
@@ -560,7 +580,8 @@ int sbx_signal_from_name(const char *name)
 
 int sbx_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-	if (!s || !*s)
+	/* Strictly decimal: strtoll alone would take " 42" and "+42". */
+	if (!s || !*s || !(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
 		return -EINVAL;
 	errno = 0;
 	char *end;

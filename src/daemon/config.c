@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon.h"
 
@@ -139,6 +140,13 @@ int sbx_config_load(struct sbx_config *cfg, const char *path, bool must_exist, s
 			return 0;
 		return sbx_error_errno(err, errno, "config file '%s'", path);
 	}
+	struct stat st;
+	if (fstat(fileno(f), &st) < 0)
+		return sbx_error_errno(err, errno, "config file '%s'", path);
+	if (S_ISDIR(st.st_mode))
+		return sbx_error_errno(err, EISDIR, "config file '%s'", path);
+	if (!S_ISREG(st.st_mode))
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "config file '%s' is not a regular file", path);
 	char line[4096];
 	int lineno = 0;
 	while (fgets(line, sizeof(line), f)) {
@@ -166,5 +174,7 @@ int sbx_config_load(struct sbx_config *cfg, const char *path, bool must_exist, s
 		if (sbx_config_set(cfg, key, value, err) < 0)
 			return sbx_error_prefix(err, "%s:%d", path, lineno);
 	}
+	if (ferror(f))
+		return sbx_error_errno(err, errno ? errno : EIO, "read config file '%s'", path);
 	return 0;
 }

@@ -32,6 +32,20 @@ static FILE *open_db(int rootfd, const char *path)
 	return f;
 }
 
+/* glibc's fgetpwent_r/fgetgrent_r return ERANGE for an entry larger than
+ * the buffer and leave the stream at its start: skip that line and go on. */
+static bool skip_long_entry(FILE *f, int r)
+{
+	if (r != ERANGE)
+		return false;
+	int ch;
+	while ((ch = fgetc(f)) != EOF && ch != '\n')
+		;
+	return ch != EOF;
+}
+
+#define DB_BUF 16384
+
 static int parse_id(const char *s, unsigned long *out)
 {
 	int64_t v;
@@ -47,9 +61,10 @@ static int lookup_group(int rootfd, const char *name, gid_t *gid)
 	if (!f)
 		return -1;
 	struct group gr, *res;
-	char buf[4096];
-	while (fgetgrent_r(f, &gr, buf, sizeof(buf), &res) == 0) {
-		if (!strcmp(gr.gr_name, name)) {
+	static char buf[DB_BUF];
+	int r;
+	while ((r = fgetgrent_r(f, &gr, buf, sizeof(buf), &res)) == 0 || skip_long_entry(f, r)) {
+		if (r == 0 && !strcmp(gr.gr_name, name)) {
 			*gid = gr.gr_gid;
 			return 0;
 		}
@@ -64,9 +79,11 @@ static void supplementary_groups(int rootfd, struct sbx_user *u)
 	if (!f || !u->name[0])
 		return;
 	struct group gr, *res;
-	char buf[4096];
-	while (u->ngroups < SBX_MAX_GROUPS && fgetgrent_r(f, &gr, buf, sizeof(buf), &res) == 0) {
-		if (gr.gr_gid == u->gid)
+	static char buf[DB_BUF];
+	int r;
+	while (u->ngroups < SBX_MAX_GROUPS &&
+	       ((r = fgetgrent_r(f, &gr, buf, sizeof(buf), &res)) == 0 || skip_long_entry(f, r))) {
+		if (r != 0 || gr.gr_gid == u->gid)
 			continue;
 		for (char **m = gr.gr_mem; m && *m; m++) {
 			if (!strcmp(*m, u->name)) {
@@ -97,8 +114,11 @@ int sbx_user_resolve(int rootfd, const char *spec, struct sbx_user *out, sbx_err
 	_cleanup_fclose_ FILE *f = open_db(rootfd, "/etc/passwd");
 	if (f) {
 		struct passwd pw, *res;
-		char buf[4096];
-		while (fgetpwent_r(f, &pw, buf, sizeof(buf), &res) == 0) {
+		static char buf[DB_BUF];
+		int r;
+		while ((r = fgetpwent_r(f, &pw, buf, sizeof(buf), &res)) == 0 || skip_long_entry(f, r)) {
+			if (r != 0)
+				continue;
 			if (numeric ? pw.pw_uid == (uid_t)id : !strcmp(pw.pw_name, user)) {
 				out->uid = pw.pw_uid;
 				out->gid = pw.pw_gid;
