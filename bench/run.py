@@ -1,0 +1,1000 @@
+#!/usr/bin/env python3
+"""Start-up and exec latency of sandboxd compared with runc and bubblewrap.
+
+Run as root from the top of a built tree:
+
+    sudo bench/run.py [--builddir DIR] [--iterations N] [--out bench/RESULTS.md]
+
+Everything is measured in one run, on one machine, on the same busybox
+rootfs (images/minimal.tar.gz unpacked into a temporary directory):
+
+  1. full cycle   sandboxd create+start, exec `true`, delete
+                  (persistent socket connection, and `sandboxctl run --rm`)
+                  vs `runc run` of /bin/true vs a `bwrap` start of /bin/true
+  2. exec         process.exec of `true` in a running sandbox
+                  (persistent socket connection, and `sandboxctl exec`)
+                  vs `runc exec` into a running container vs a `bwrap` start
+
+plus the daemon's RSS and the memory of an idle sandbox. The report is
+written to --out (default bench/RESULTS.md), replacing the file.
+
+Python 3.11 standard library only. Command-line lines are timed with
+hyperfine (installed with apt-get when missing); socket lines are timed in
+this process with time.perf_counter_ns().
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_BUILDDIR = os.path.dirname(HERE)
+APT_PACKAGES = {"runc": "runc", "bwrap": "bubblewrap", "hyperfine": "hyperfine"}
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def on_signal(signum, _frame):
+    # Turn SIGTERM/SIGHUP into an exception so that the cleanup stack runs,
+    # just as it does for Ctrl-C (KeyboardInterrupt).
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+# --------------------------------------------------------------------------
+# Statistics
+
+
+def summarize(samples_ms):
+    xs = sorted(samples_ms)
+    n = len(xs)
+    if n == 0:
+        raise BenchError("no samples")
+    return {
+        "n": n,
+        "mean": statistics.fmean(xs),
+        "median": statistics.median(xs),
+        "p95": xs[max(0, math.ceil(0.95 * n) - 1)],  # nearest rank
+        "min": xs[0],
+        "max": xs[-1],
+        "stdev": statistics.stdev(xs) if n > 1 else 0.0,
+    }
+
+
+# --------------------------------------------------------------------------
+# Tools
+
+
+def run(argv, check=True, timeout=120, **kw):
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    p = subprocess.run(argv, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise BenchError("%s failed (exit %d): %s" % (shlex.join(argv), p.returncode,
+                                                     (p.stderr or p.stdout or "").strip()))
+    return p
+
+
+def ensure_tools():
+    """runc and bwrap are needed; hyperfine is preferred for timing commands
+    (without it the script times them itself). Missing ones are installed
+    with apt-get when running as root on a system that has it."""
+    missing = [t for t in APT_PACKAGES if shutil.which(t) is None]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        pkgs = sorted({APT_PACKAGES[t] for t in missing})
+        log("installing %s with apt-get" % " ".join(pkgs))
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update"], timeout=600, env=env)
+        run(["apt-get", "install", "-y", "--no-install-recommends"] + pkgs, timeout=1200, env=env)
+    needed = [t for t in ("runc", "bwrap") if shutil.which(t) is None]
+    if needed:
+        raise BenchError("missing %s; install the packages %s"
+                         % (", ".join(needed), " ".join(APT_PACKAGES[t] for t in needed)))
+    if shutil.which("hyperfine") is None:
+        log("hyperfine is not available; timing commands with the script's own timer")
+
+
+def first_line(argv):
+    try:
+        p = run(argv, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    out = (p.stdout or p.stderr or "").strip().splitlines()
+    return out[0].strip() if out else "unknown"
+
+
+# --------------------------------------------------------------------------
+# Cleanup
+
+
+class Cleanup:
+    """A stack of undo actions, run in reverse order; each failure is logged
+    and does not stop the others."""
+
+    def __init__(self):
+        self.stack = []
+
+    def push(self, what, fn, *args):
+        self.stack.append((what, fn, args))
+
+    def run(self):
+        while self.stack:
+            what, fn, args = self.stack.pop()
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: BLE001 - keep cleaning up
+                log("cleanup of %s failed: %s" % (what, e))
+
+
+def mounts_under(path):
+    path = os.path.realpath(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].encode().decode("unicode_escape")
+            if mp == path or mp.startswith(path + "/"):
+                found.append(mp)
+    return sorted(found, key=len, reverse=True)
+
+
+def remove_tempdir(path):
+    for mp in mounts_under(path):
+        subprocess.run(["umount", "-l", mp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    left = mounts_under(path)
+    if left:
+        # Never recurse into something still mounted: it may be a host path.
+        log("left %s in place: still mounted: %s" % (path, ", ".join(left)))
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Protocol client
+
+
+class RpcError(BenchError):
+    def __init__(self, method, err):
+        super().__init__("%s: %s (code %s)" % (method, err.get("message"), err.get("code")))
+        self.code = err.get("code")
+
+
+class Client:
+    """JSON-RPC 2.0 over JSON lines on a unix socket; one request at a time."""
+
+    def __init__(self, path, timeout=60):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.rfile = self.sock.makefile("rb")
+        self.next_id = 0
+
+    def call(self, method, params=None):
+        self.next_id += 1
+        rid = self.next_id
+        msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
+        self.sock.sendall(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                raise BenchError("daemon closed the connection during %s" % method)
+            resp = json.loads(line)
+            if resp.get("id") != rid:
+                continue  # a notification
+            if "error" in resp:
+                raise RpcError(method, resp["error"])
+            return resp["result"]
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+            self.sock.close()
+
+
+# --------------------------------------------------------------------------
+# Memory
+
+
+def proc_status(pid):
+    vals = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if v.strip().endswith("kB"):
+                vals[k] = int(v.split()[0])
+    return vals
+
+
+def proc_pss_kb(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[0] == "cgroup2":
+                return pre.split()[4]
+    return None
+
+
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree_pids(root):
+    kids = children_map()
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def sandbox_pids(init_pid):
+    """Processes of a sandbox: its cgroup v2 group when the init is in one of
+    its own, else the init and its descendants."""
+    try:
+        with open("/proc/%d/cgroup" % init_pid) as f:
+            rel = next((ln.strip()[3:] for ln in f if ln.startswith("0::")), None)
+        mnt = cgroup2_mount()
+        if rel and rel != "/" and mnt:
+            with open(os.path.join(mnt, rel.lstrip("/"), "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+            if init_pid in pids:
+                return pids, "cgroup " + rel
+    except (OSError, ValueError):
+        pass
+    return tree_pids(init_pid), "process tree"
+
+
+def mem_of(pids):
+    rss = pss = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            rss += proc_status(p).get("VmRSS", 0)
+            pss += proc_pss_kb(p)
+    return rss, pss
+
+
+def cpu_busy_ticks():
+    """Busy clock ticks of the whole machine, all CPUs, since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return sum(v[:8]) - idle  # guest time is already inside user
+
+
+def own_cpu_ticks(daemon_pid):
+    """Clock ticks used by this process, its reaped children (hyperfine and
+    what it ran) and the daemon with its reaped children."""
+    hz = os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    own = (t.user + t.system + t.children_user + t.children_system) * hz
+    with contextlib.suppress(OSError):
+        with open("/proc/%d/stat" % daemon_pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        own += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return own
+
+
+# --------------------------------------------------------------------------
+# Timing
+
+
+def time_cli(name, argv, iterations, warmup, tmp, use_hyperfine=True):
+    """Wall time of running argv to completion, in ms, one sample per run."""
+    if use_hyperfine and shutil.which("hyperfine"):
+        out = os.path.join(tmp, "hyperfine-%d.json" % time.monotonic_ns())
+        hf = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(iterations),
+              "--export-json", out, "--", shlex.join(argv)]
+        # In a process group of its own, so that an interruption ends the
+        # command hyperfine is running too, not only hyperfine.
+        p = subprocess.Popen(hf, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+        try:
+            _, err = p.communicate(timeout=3600)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise
+        if p.returncode != 0:
+            raise BenchError("%s: hyperfine failed (exit %d): %s" % (name, p.returncode, err.strip()))
+        with open(out) as f:
+            res = json.load(f)["results"][0]
+        codes = [c for c in res.get("exit_codes", []) if c != 0]
+        if codes:
+            raise BenchError("%s: %d runs failed" % (name, len(codes)))
+        return [t * 1000.0 for t in res["times"]]
+    samples = []
+    for i in range(warmup + iterations):
+        t0 = time.perf_counter_ns()
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        dt = (time.perf_counter_ns() - t0) / 1e6
+        if p.returncode != 0:
+            raise BenchError("%s failed (exit %d): %s" % (name, p.returncode, p.stderr.decode().strip()))
+        if i >= warmup:
+            samples.append(dt)
+    return samples
+
+
+def check_exec(res):
+    if res.get("exit_code") != 0:
+        raise BenchError("process.exec of true returned %r" % (res,))
+
+
+# --------------------------------------------------------------------------
+# The benchmark
+
+
+class Bench:
+    def __init__(self, args, cleanup):
+        self.args = args
+        self.cleanup = cleanup
+        self.builddir = os.path.abspath(args.builddir)
+        self.sandboxd = os.path.join(self.builddir, "src", "sandboxd")
+        self.sandboxctl = os.path.join(self.builddir, "src", "sandboxctl")
+        self.tarball = os.path.join(self.builddir, "images", "minimal.tar.gz")
+        self.daemon = None
+        self.client = None
+        self.sandboxes = set()
+        self.runc_ids = set()
+        self.results = {}
+        self.notes = []
+        self.memory = {}
+        self.facts = {}
+
+    # -- setup ------------------------------------------------------------
+
+    def check_build(self):
+        for p in (self.sandboxd, self.sandboxctl, os.path.join(self.builddir, "src", "sandbox-init"),
+                  self.tarball):
+            if not os.path.exists(p):
+                raise BenchError("%s is missing; build first: cd %s && make -j%d"
+                                 % (p, self.builddir, os.cpu_count() or 1))
+
+    def make_tmp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sandboxd-bench.")
+        os.chmod(self.tmp, 0o755)
+        self.cleanup.push("temporary directory " + self.tmp, remove_tempdir, self.tmp)
+
+    def snapshot_build(self):
+        """Copy the binaries and the image into the temporary directory, in
+        the layout of the build tree, so that a rebuild during the run cannot
+        mix two versions. sandboxd finds sandbox-init beside itself and the
+        default image in ../images."""
+        top = os.path.join(self.tmp, "build")
+        for sub in ("src", "images"):
+            os.makedirs(os.path.join(top, sub))
+        for name in ("sandboxd", "sandboxctl", "sandbox-init"):
+            shutil.copy2(os.path.join(self.builddir, "src", name), os.path.join(top, "src", name))
+        shutil.copy2(self.tarball, os.path.join(top, "images", "minimal.tar.gz"))
+        self.sandboxd = os.path.join(top, "src", "sandboxd")
+        self.sandboxctl = os.path.join(top, "src", "sandboxctl")
+        self.tarball = os.path.join(top, "images", "minimal.tar.gz")
+
+    def make_bundles(self):
+        self.rootfs = os.path.join(self.tmp, "rootfs")
+        os.mkdir(self.rootfs)
+        run(["tar", "-xzf", self.tarball, "-C", self.rootfs, "--numeric-owner"])
+        for sub in ("bin/true", "bin/sleep"):
+            if not os.path.exists(os.path.join(self.rootfs, sub)):
+                raise BenchError("%s has no /%s" % (self.tarball, sub))
+        self.bundle_true = self._bundle("bundle-true", ["/bin/true"])
+        self.bundle_sleep = self._bundle("bundle-sleep", ["/bin/sleep", "1000000"])
+
+    def _bundle(self, name, args):
+        b = os.path.join(self.tmp, name)
+        os.mkdir(b)
+        run(["runc", "spec", "--bundle", b])
+        cfgp = os.path.join(b, "config.json")
+        with open(cfgp) as f:
+            cfg = json.load(f)
+        cfg["process"]["terminal"] = False
+        cfg["process"]["args"] = args
+        cfg["root"]["path"] = self.rootfs  # both bundles share the one rootfs (read-only by default)
+        with open(cfgp, "w") as f:
+            json.dump(cfg, f, indent=2)
+        return b
+
+    def start_daemon(self):
+        d = os.path.join(self.tmp, "sandboxd")
+        os.mkdir(d)
+        self.sock = os.path.join(d, "sock")
+        self.daemon_log = os.path.join(d, "log")
+        argv = [self.sandboxd, "-f", "--state-dir", os.path.join(d, "state"), "--run-dir",
+                os.path.join(d, "run"), "--socket", self.sock, "--log-level", "warn"]
+        self.daemon_argv = argv
+        logf = open(self.daemon_log, "wb")
+        self.daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                       start_new_session=True)
+        logf.close()
+        self.cleanup.push("sandboxd (pid %d)" % self.daemon.pid, self.stop_daemon)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.daemon.poll() is not None:
+                raise BenchError("sandboxd exited with %d at start: %s" % (self.daemon.returncode, self.daemon_tail()))
+            if os.path.exists(self.sock):
+                try:
+                    c = Client(self.sock)
+                    c.call("system.ping")
+                    self.client = c
+                    break
+                except (OSError, BenchError):
+                    pass
+            if time.monotonic() > deadline:
+                raise BenchError("sandboxd did not answer on %s within 60 s: %s" % (self.sock, self.daemon_tail()))
+            time.sleep(0.05)
+        info = self.client.call("system.info")
+        self.facts["sandboxd_info"] = info
+        images = [i["name"] for i in self.client.call("image.list").get("images", [])]
+        if "minimal" not in images:
+            raise BenchError("sandboxd has no image 'minimal' (has %s)" % images)
+
+    def daemon_tail(self):
+        with contextlib.suppress(OSError), open(self.daemon_log, "rb") as f:
+            return f.read()[-2000:].decode(errors="replace").strip() or "(empty log)"
+        return "(no log)"
+
+    def daemon_alive(self):
+        if self.daemon.poll() is not None:
+            raise BenchError("sandboxd died (exit %s): %s" % (self.daemon.returncode, self.daemon_tail()))
+
+    def stop_daemon(self):
+        if self.client:
+            # Every sandbox of this daemon is ours: it has its own state dir.
+            try:
+                for _ in range(3):
+                    for sb in self.client.call("sandbox.list").get("sandboxes", []):
+                        self.sandboxes.add(sb["id"])
+                    if not self.sandboxes:
+                        break
+                    for sid in list(self.sandboxes):
+                        self.delete_sandbox(sid)
+            except (OSError, BenchError, ValueError) as e:
+                log("could not delete sandboxes through the daemon: %s" % e)
+            self.client.close()
+            self.client = None
+        if self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(15)
+            except subprocess.TimeoutExpired:
+                log("sandboxd ignored SIGTERM for 15 s; killing it")
+                self.daemon.kill()
+                self.daemon.wait()
+        # Sandboxes the daemon could not delete: end their init by exact id.
+        for sid in list(self.sandboxes):
+            for d in os.listdir("/proc"):
+                if not d.isdigit():
+                    continue
+                with contextlib.suppress(OSError), open("/proc/%s/cmdline" % d, "rb") as fh:
+                    if fh.read().split(b"\0")[:2] == [b"sandbox-init", sid.encode()]:
+                        log("killing init %s of sandbox %s" % (d, sid))
+                        os.kill(int(d), signal.SIGKILL)
+
+    # -- sandboxes and containers ----------------------------------------
+
+    def create_sandbox(self, client=None):
+        sb = (client or self.client).call("sandbox.create", {"image": "minimal"})
+        self.sandboxes.add(sb["id"])
+        return sb
+
+    def delete_sandbox(self, sid, client=None):
+        try:
+            (client or self.client).call("sandbox.delete", {"sandbox": sid, "force": True})
+        except RpcError as e:
+            if e.code != 1:  # not_found: already gone
+                raise
+        self.sandboxes.discard(sid)
+
+    def runc_delete(self, cid):
+        subprocess.run(["runc", "delete", "--force", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.runc_ids.discard(cid)
+
+    def runc_detached(self, cid):
+        """`runc run -d` of the sleep bundle. The container inherits runc's
+        stdio, so give it files, not pipes we would wait on."""
+        errf = os.path.join(self.tmp, cid + ".err")
+        with open(errf, "w+") as err:
+            p = subprocess.run(["runc", "run", "-d", "--bundle", self.bundle_sleep, cid], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+            if p.returncode != 0:
+                err.seek(0)
+                raise BenchError("runc run -d %s failed (exit %d): %s" % (cid, p.returncode, err.read().strip()))
+
+    def runc_id(self, what):
+        cid = "sandboxd-bench-%d-%s" % (os.getpid(), what)
+        self.runc_ids.add(cid)
+        self.cleanup.push("runc container " + cid, self.runc_delete, cid)
+        return cid
+
+    # -- measurements ----------------------------------------------------
+
+    # -- measurements ----------------------------------------------------
+    #
+    # Every line is a function (iterations, warmup) -> samples in ms. The
+    # lines run in rounds, round-robin, so that a slow spell of the machine
+    # is spread over all of them instead of landing on one.
+
+    def line_cycle_socket(self, n, w):
+        for i in range(w + n):
+            t0 = time.perf_counter_ns()
+            sb = self.create_sandbox()
+            t1 = time.perf_counter_ns()
+            check_exec(self.client.call("process.exec", {"sandbox": sb["id"], "cmd": ["true"]}))
+            t2 = time.perf_counter_ns()
+            self.delete_sandbox(sb["id"])
+            t3 = time.perf_counter_ns()
+            if i >= w:
+                self.phases["create"].append((t1 - t0) / 1e6)
+                self.phases["exec"].append((t2 - t1) / 1e6)
+                self.phases["delete"].append((t3 - t2) / 1e6)
+                yield (t3 - t0) / 1e6
+
+    def line_exec_socket(self, n, w):
+        for i in range(w + n):
+            t0 = time.perf_counter_ns()
+            check_exec(self.client.call("process.exec", {"sandbox": self.exec_sandbox, "cmd": ["true"]}))
+            if i >= w:
+                yield (time.perf_counter_ns() - t0) / 1e6
+
+    def cli_line(self, key, argv):
+        return lambda n, w: time_cli(key, argv, n, w, self.tmp)
+
+    def prepare_lines(self):
+        """The lines to time, in the order they run within a round, with the
+        label each gets in the report."""
+        ctl = [self.sandboxctl, "-s", self.sock]
+        form = ctl + ["run", "--rm", "--", "true"]
+        p = subprocess.run(form, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if p.returncode != 0:
+            self.notes.append("`sandboxctl run --rm -- true` (no image named) exits %d here (%s); "
+                              "the CLI line names the default image instead: `sandboxctl run --rm minimal -- true`."
+                              % (p.returncode, (p.stderr or "").strip().replace("\n", " ")))
+            form = ctl + ["run", "--rm", "minimal", "--", "true"]
+        self.ctl_run_form = form
+
+        # The running sandbox and the running runc container that exec goes into.
+        self.exec_sandbox = self.create_sandbox()["id"]
+        self.runc_exec_id = self.runc_id("exec")
+        self.runc_detached(self.runc_exec_id)
+
+        self.phases = {"create": [], "exec": [], "delete": []}
+        bwrap = ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", self.rootfs, "/", "--proc", "/proc",
+                 "--dev", "/dev", "/bin/true"]
+        lines = [
+            ("cycle_socket", "sandboxd: create+exec+delete, one socket connection", "socket",
+             lambda n, w: list(self.line_cycle_socket(n, w))),
+            ("cycle_ctl", "sandboxd: `sandboxctl run --rm`", "cli", self.cli_line("cycle_ctl", form)),
+            ("cycle_runc", "runc run (create+start+delete)", "cli",
+             self.cli_line("cycle_runc", ["runc", "run", "--bundle", self.bundle_true, self.runc_id("run")])),
+            ("bwrap", "bwrap start of /bin/true", "cli", self.cli_line("bwrap", bwrap)),
+            ("exec_socket", "sandboxd: process.exec, one socket connection", "socket",
+             lambda n, w: list(self.line_exec_socket(n, w))),
+            ("exec_ctl", "sandboxd: `sandboxctl exec`", "cli",
+             self.cli_line("exec_ctl", ctl + ["exec", self.exec_sandbox, "--", "true"])),
+            ("exec_runc", "runc exec into a running container", "cli",
+             self.cli_line("exec_runc", ["runc", "exec", self.runc_exec_id, "/bin/true"])),
+            ("host_true", "reference: host /bin/true, no isolation", "cli", self.cli_line("host_true", ["/bin/true"])),
+        ]
+        self.commands = {"cycle_ctl": form, "bwrap": bwrap,
+                         "cycle_runc": ["runc", "run", "--bundle", self.bundle_true, self.runc_id("run")],
+                         "exec_ctl": ctl + ["exec", self.exec_sandbox, "--", "true"],
+                         "exec_runc": ["runc", "exec", self.runc_exec_id, "/bin/true"]}
+        for key, argv in self.commands.items():
+            log("%-12s %s" % (key, shlex.join(argv)))
+        return lines
+
+    def run_lines(self, lines):
+        n, w, rounds = self.args.iterations, self.args.warmup, min(self.args.rounds, self.args.iterations)
+        per = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+        rewarm = min(w, 2)  # after the first round, a short warm-up per block
+        samples = {key: [] for key, *_ in lines}
+        busy0, own0, wall0 = cpu_busy_ticks(), own_cpu_ticks(self.daemon.pid), time.monotonic()
+        for r in range(rounds):
+            log("round %d of %d (%d iterations per line)" % (r + 1, rounds, per[r]))
+            for key, _label, _how, fn in lines:
+                samples[key] += fn(per[r], w if r == 0 else rewarm)
+                self.daemon_alive()
+        busy1, own1, wall1 = cpu_busy_ticks(), own_cpu_ticks(self.daemon.pid), time.monotonic()
+        capacity = (wall1 - wall0) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+        self.facts["timed_s"] = wall1 - wall0
+        self.facts["busy_share"] = (busy1 - busy0) / capacity
+        self.facts["other_share"] = max(0.0, (busy1 - busy0) - (own1 - own0)) / capacity
+        for key, label, how, _fn in lines:
+            self.results[key] = dict(summarize(samples[key]), label=label, how=how)
+            x = self.results[key]
+            log("  %-12s mean %7.2f  median %7.2f  p95 %7.2f  min %7.2f ms"
+                % (key, x["mean"], x["median"], x["p95"], x["min"]))
+        self.results["cycle_socket"]["phases"] = {
+            "`sandbox.create` (creates and starts)": summarize(self.phases["create"]),
+            "`process.exec` of `true`": summarize(self.phases["exec"]),
+            "`sandbox.delete` with force": summarize(self.phases["delete"]),
+        }
+
+    def finish_lines(self):
+        self.delete_sandbox(self.exec_sandbox)
+        self.runc_delete(self.runc_exec_id)
+        # Everything else was deleted as it went; `sandboxctl run --rm` included.
+        left = self.client.call("sandbox.list").get("sandboxes", [])
+        if left:
+            self.notes.append("%d sandbox(es) were left behind after the timed lines (expected none)." % len(left))
+
+    def measure_memory(self):
+        log("memory")
+        pid = self.daemon.pid
+        st = proc_status(pid)
+        self.memory["daemon_rss_kb"] = st.get("VmRSS", 0)
+        self.memory["daemon_hwm_kb"] = st.get("VmHWM", 0)
+        self.memory["daemon_pss_kb"] = proc_pss_kb(pid)
+
+        sb = self.create_sandbox()
+        try:
+            time.sleep(0.5)  # let it settle
+            init_pid = self.client.call("sandbox.inspect", {"sandbox": sb["id"]}).get("init_pid")
+            if not init_pid:
+                raise BenchError("sandbox.inspect gives no init_pid")
+            pids, how = sandbox_pids(init_pid)
+            rss, pss = mem_of(pids)
+            names = []
+            for p in pids:
+                with contextlib.suppress(OSError), open("/proc/%d/comm" % p) as f:
+                    names.append(f.read().strip())
+            self.memory.update(sandbox_id=sb["id"], sandbox_rss_kb=rss, sandbox_pss_kb=pss, sandbox_procs=names, sandbox_how=how,
+                               daemon_rss_with_sandbox_kb=proc_status(pid).get("VmRSS", 0))
+            with contextlib.suppress(BenchError):
+                self.memory["sandbox_stats"] = self.client.call("sandbox.stats", {"sandbox": sb["id"]})
+        finally:
+            self.delete_sandbox(sb["id"])
+
+        # Daemon growth per idle sandbox, over a handful of them.
+        k = 10
+        before = proc_status(pid).get("VmRSS", 0)
+        made = []
+        try:
+            for _ in range(k):
+                made.append(self.create_sandbox()["id"])
+            time.sleep(0.5)
+            after = proc_status(pid).get("VmRSS", 0)
+            inits = [self.client.call("sandbox.inspect", {"sandbox": s}).get("init_pid") for s in made]
+            allp = []
+            for ip in inits:
+                allp += sandbox_pids(ip)[0]
+            rss_k, pss_k = mem_of(allp)
+            self.memory.update(k=k, daemon_rss_k_before_kb=before, daemon_rss_k_after_kb=after,
+                               sandboxes_k_rss_kb=rss_k, sandboxes_k_pss_kb=pss_k)
+        finally:
+            for s in made:
+                self.delete_sandbox(s)
+
+        # runc's idle container for comparison: its processes are the payload only.
+        cid = self.runc_id("mem")
+        self.runc_detached(cid)
+        try:
+            st = json.loads(run(["runc", "state", cid]).stdout)
+            rss, pss = mem_of(tree_pids(st["pid"]))
+            self.memory.update(runc_rss_kb=rss, runc_pss_kb=pss)
+        finally:
+            self.runc_delete(cid)
+
+    def final_daemon_memory(self):
+        st = proc_status(self.daemon.pid)
+        self.memory["daemon_rss_end_kb"] = st.get("VmRSS", 0)
+        self.memory["daemon_hwm_end_kb"] = st.get("VmHWM", 0)
+
+    # -- facts -----------------------------------------------------------
+
+    def collect_facts(self):
+        f = self.facts
+        f["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        f["kernel"] = platform.release()
+        cpu = "unknown"
+        with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        f["cpu"] = cpu
+        f["cores"] = os.cpu_count()
+        with contextlib.suppress(OSError), open("/proc/meminfo") as fh:
+            f["mem_gib"] = int(fh.readline().split()[1]) / 1024 / 1024
+        os_name = "unknown"
+        with contextlib.suppress(OSError), open("/etc/os-release") as fh:
+            for line in fh:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
+        f["os"] = os_name
+        f["runc"] = first_line(["runc", "--version"])
+        f["bwrap"] = first_line(["bwrap", "--version"])
+        f["hyperfine"] = first_line(["hyperfine", "--version"]) if shutil.which("hyperfine") else "not used"
+        f["sandboxd"] = first_line([self.sandboxd, "--version"])
+        f["python"] = platform.python_version()
+        rev = run(["git", "-C", self.builddir, "rev-parse", "--short", "HEAD"], check=False)
+        if rev.returncode == 0:
+            dirty = run(["git", "-C", self.builddir, "status", "--porcelain", "--", "src", "images"],
+                        check=False).stdout.strip()
+            f["git"] = rev.stdout.strip() + (", with uncommitted changes in src/" if dirty else "")
+        with contextlib.suppress(OSError), open("/proc/loadavg") as fh:
+            f["load_start"] = " ".join(fh.read().split()[:3])
+
+    # -- main ------------------------------------------------------------
+
+    def run(self):
+        self.check_build()
+        self.make_tmp()
+        self.snapshot_build()
+        self.collect_facts()
+        self.make_bundles()
+        self.start_daemon()
+        self.measure_memory()
+        lines = self.prepare_lines()
+        self.run_lines(lines)
+        self.finish_lines()
+        self.final_daemon_memory()
+        with contextlib.suppress(OSError), open("/proc/loadavg") as fh:
+            self.facts["load_end"] = " ".join(fh.read().split()[:3])
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def fmt(x):
+    return "%.2f" % x
+
+
+def ratio(a, b):
+    return "%.2f×" % (a / b) if b else "n/a"
+
+
+def mib(kb):
+    return "%.1f MiB" % (kb / 1024.0)
+
+
+def table(results, keys, runc_key):
+    bw = results["bwrap"]["mean"]
+    rc = results[runc_key]["mean"]
+    rows = ["| what | mean | median | p95 | min | stdev | vs runc | vs bwrap |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for k in keys:
+        r = results[k]
+        rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["label"], fmt(r["mean"]), fmt(r["median"]), fmt(r["p95"]), fmt(r["min"]), fmt(r["stdev"]),
+            ratio(r["mean"], rc), ratio(r["mean"], bw)))
+    return rows
+
+
+def verdict(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def render(b, command):
+    f, R, M, a = b.facts, b.results, b.memory, b.args
+    info = f.get("sandboxd_info", {})
+    L = []
+    L.append("# sandboxd benchmark results")
+    L.append("")
+    L.append("Latency of starting and using a sandbox with sandboxd, against runc (an OCI runtime, "
+             "`runc run` = create+start+delete) and bubblewrap (`bwrap`), on the same busybox rootfs "
+             "(`images/minimal.tar.gz`, unpacked once for runc and bwrap; imported as the image `minimal` "
+             "by sandboxd). Everything below comes from one run of `bench/run.py` on one machine; the "
+             "script rewrites this file each time it runs. See `bench/README.md` for what each line "
+             "measures.")
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append("- date: %s" % f["date"])
+    L.append("- OS: %s, kernel %s, cgroup mode reported by sandboxd: %s"
+             % (f["os"], f["kernel"], info.get("cgroup", "unknown")))
+    L.append("- CPU: %s, %d cores, %.1f GiB RAM" % (f["cpu"], f["cores"], f.get("mem_gib", 0)))
+    L.append("- sandboxd: %s (git commit %s)" % (f["sandboxd"], f.get("git", "unknown")))
+    L.append("- runc: %s" % f["runc"])
+    L.append("- bwrap: %s" % f["bwrap"])
+    L.append("- hyperfine: %s; Python %s" % (f["hyperfine"], f["python"]))
+    L.append("- load average at start / end: %s / %s" % (f.get("load_start", "?"), f.get("load_end", "?")))
+    L.append("- during the %.0f s of timed lines the CPUs were %.0f%% busy; %.0f%% of their time went to "
+             "processes other than the benchmark's own (other programs, kernel threads)"
+             % (f["timed_s"], 100 * f["busy_share"], 100 * f["other_share"]))
+    L.append("")
+    L.append("Command:")
+    L.append("")
+    L.append("```")
+    L.append(command)
+    L.append("```")
+    L.append("")
+    L.append("%d timed iterations per line, after %d warm-up iterations, taken in %d rounds that go "
+             "through all the lines in turn (so a slow spell of the machine is shared by all lines rather "
+             "than landing on one; each later round starts with %d warm-up iterations per line); times in "
+             "milliseconds. "
+             "The lines that say \"one socket connection\" are timed inside the benchmark process around "
+             "the JSON-RPC calls, on one unix-socket connection kept open for the whole line, as an agent "
+             "backend would use the daemon; the other lines are whole commands timed by %s (fork, exec "
+             "and wait of the command included). \"vs runc\" and \"vs bwrap\" are ratios of the means."
+             % (a.iterations, a.warmup, min(a.rounds, a.iterations), min(a.warmup, 2),
+                "hyperfine -N" if shutil.which("hyperfine") else "the script"))
+    L.append("")
+    L.append("## 1. Full cycle: create and start, run `true`, delete")
+    L.append("")
+    L += table(R, ["cycle_socket", "cycle_ctl", "cycle_runc", "bwrap"], "cycle_runc")
+    L.append("")
+    ph = R["cycle_socket"].get("phases", {})
+    if ph:
+        L.append("Where the socket full cycle spends its time:")
+        L.append("")
+        L.append("| phase | mean | median | p95 |")
+        L.append("|---|---:|---:|---:|")
+        for name, s in ph.items():
+            L.append("| %s | %s | %s | %s |" % (name, fmt(s["mean"]), fmt(s["median"]), fmt(s["p95"])))
+        L.append("")
+    L.append("## 2. Exec of `true` into a running sandbox")
+    L.append("")
+    L += table(R, ["exec_socket", "exec_ctl", "exec_runc", "bwrap", "host_true"], "exec_runc")
+    L.append("")
+    L.append("The bwrap line is the same measurement as in table 1 (a cold start): it is the bar an exec "
+             "into an already running sandbox has to beat. The host `/bin/true` line is no sandbox at "
+             "all; it shows what spawning and waiting for a process costs the timer itself.")
+    L.append("")
+    L.append("## Memory")
+    L.append("")
+    L.append("| what | RSS | PSS |")
+    L.append("|---|---:|---:|")
+    L.append("| sandboxd daemon, idle after start | %s | %s |" % (mib(M["daemon_rss_kb"]), mib(M["daemon_pss_kb"])))
+    L.append("| sandboxd daemon, with one idle sandbox | %s | |" % mib(M["daemon_rss_with_sandbox_kb"]))
+    L.append("| sandboxd daemon, at the end of the run (peak %s) | %s | |"
+             % (mib(M["daemon_hwm_end_kb"]), mib(M["daemon_rss_end_kb"])))
+    L.append("| one idle sandbox: %s (%s) | %s | %s |"
+             % (", ".join(M["sandbox_procs"]), M["sandbox_how"].replace(M.get("sandbox_id", "-"), "ID"),
+                mib(M["sandbox_rss_kb"]), mib(M["sandbox_pss_kb"])))
+    L.append("| %d idle sandboxes together | %s | %s |" % (M["k"], mib(M["sandboxes_k_rss_kb"]), mib(M["sandboxes_k_pss_kb"])))
+    L.append("| sandboxd daemon growth for %d idle sandboxes | %s | |"
+             % (M["k"], mib(M["daemon_rss_k_after_kb"] - M["daemon_rss_k_before_kb"])))
+    L.append("| reference: idle runc container (`sleep`) | %s | %s |" % (mib(M["runc_rss_kb"]), mib(M["runc_pss_kb"])))
+    L.append("")
+    L.append("RSS counts shared pages (such as the sandbox init binary, which is shared by all sandboxes) "
+             "in full for every process; PSS divides them among the processes sharing them.")
+    L.append("")
+    L.append("## Reading")
+    L.append("")
+    cs, cr, es, bw = R["cycle_socket"], R["cycle_runc"], R["exec_socket"], R["bwrap"]
+    cc, ec = R["cycle_ctl"], R["exec_ctl"]
+    t1 = cs["mean"] < 0.5 * cr["mean"] and cs["median"] < 0.5 * cr["median"]
+    t2 = es["mean"] < bw["mean"] and es["median"] < bw["median"]
+    para = []
+    para.append("Target \"full cycle below half of runc's time\": %s. Over a persistent connection a "
+                "sandboxd create+exec+delete takes %s ms on average (median %s) against %s ms (median %s) "
+                "for `runc run`, %s of runc's time; through the CLI, `sandboxctl run --rm` takes %s ms (%s of "
+                "runc)."
+                % (verdict(t1), fmt(cs["mean"]), fmt(cs["median"]), fmt(cr["mean"]), fmt(cr["median"]),
+                   ratio(cs["mean"], cr["mean"]), fmt(cc["mean"]), ratio(cc["mean"], cr["mean"])))
+    if ph:
+        parts = sorted(ph.items(), key=lambda kv: -kv[1]["mean"])
+        para.append("Of the socket cycle, %s." % ", ".join(
+            "%s takes %s ms" % (name, fmt(st["mean"])) for name, st in parts))
+    para.append("Target \"exec into a running sandbox faster than a bwrap start\": %s. `process.exec` of "
+                "`true` takes %s ms on average (median %s, p95 %s) against %s ms (median %s) for a bwrap "
+                "start, %s of it; `sandboxctl exec` takes %s ms (%s of bwrap), and `runc exec` %s ms."
+                % (verdict(t2), fmt(es["mean"]), fmt(es["median"]), fmt(es["p95"]), fmt(bw["mean"]),
+                   fmt(bw["median"]), ratio(es["mean"], bw["mean"]), fmt(ec["mean"]),
+                   ratio(ec["mean"], bw["mean"]), fmt(R["exec_runc"]["mean"])))
+    if bw["mean"] < cs["mean"]:
+        para.append("A one-shot bwrap start (%s ms) is still cheaper than a sandboxd full cycle (%s of it): bwrap "
+                    "sets up namespaces and mounts and nothing else (no cgroup, no persistent state, no "
+                    "writable layer, nothing to delete afterwards), so sandboxd's advantage is in exec into a "
+                    "sandbox that is already running." % (fmt(bw["mean"]), ratio(cs["mean"], bw["mean"])))
+    else:
+        para.append("The sandboxd full cycle is even below a one-shot bwrap start (%s ms)." % fmt(bw["mean"]))
+    if f["other_share"] > 0.10:
+        para.append("Other processes used %.0f%% of the CPU time during the timed lines, so the absolute "
+                    "times are higher and noisier than on an idle machine; the rounds spread that over all "
+                    "lines, so the ratios hold up better than the absolute times." % (100 * f["other_share"]))
+    L.append(" ".join(para))
+    L.append("")
+    if b.notes:
+        L.append("Notes:")
+        L.append("")
+        for n in b.notes:
+            L.append("- " + n)
+        L.append("")
+    return "\n".join(L)
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Benchmark sandboxd against runc and bubblewrap.")
+    ap.add_argument("--builddir", default=DEFAULT_BUILDDIR,
+                    help="top of the built tree with src/sandboxd (default: %(default)s)")
+    ap.add_argument("--iterations", "-n", type=int, default=200, help="timed iterations per line (default 200)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up iterations per line (default N/10, at least 5)")
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="interleave the lines in this many rounds of N/rounds iterations each (default 10)")
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="report file (default bench/RESULTS.md)")
+    args = ap.parse_args()
+    if args.iterations < 2:
+        ap.error("--iterations must be at least 2")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    if args.warmup is None:
+        args.warmup = max(5, args.iterations // 10)
+    if os.geteuid() != 0:
+        print("bench/run.py: must run as root (sudo bench/run.py)", file=sys.stderr)
+        return 2
+
+    # Record the command line as given, so that the report says how to redo it.
+    command = shlex.join([sys.argv[0]] + sys.argv[1:])
+    if os.environ.get("SUDO_USER"):
+        command = "sudo " + command
+
+    # Ctrl-C raises KeyboardInterrupt even when the script was started with
+    # SIGINT ignored (as a background job of a non-interactive shell is).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    cleanup = Cleanup()
+    try:
+        ensure_tools()
+        b = Bench(args, cleanup)
+        b.run()
+        # Tear down before writing, so a cleanup failure shows up first.
+        cleanup.run()
+        text = render(b, command)
+        out = os.path.abspath(args.out)
+        tmp_out = out + ".tmp"
+        with open(tmp_out, "w") as fh:
+            fh.write(text)
+        os.replace(tmp_out, out)
+        log("wrote " + out)
+        return 0
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    except (BenchError, OSError, subprocess.SubprocessError) as e:
+        log("error: %s" % e)
+        return 1
+    finally:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)  # don't cut the cleanup short
+        cleanup.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

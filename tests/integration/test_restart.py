@@ -1,0 +1,243 @@
+"""Daemon restarts: sandboxes outlive the daemon and are adopted again."""
+
+import os
+import signal
+import subprocess
+import time
+
+from sbxtest import (DaemonError, SandboxdTestCase, cgroup_procs_recursive, main, pid_alive, sandbox_init_processes,
+                     wait_until)
+
+BAD_STATE = 3
+
+
+class RestartTest(SandboxdTestCase):
+    def test_running_sandbox_survives_sigkill(self):
+        sb = self.create("alive", labels={"k": "v"}, env={"E": "1"})
+        self.sh("alive", "echo persisted > /workspace/f; sleep 4321 </dev/null >/dev/null 2>&1 &")
+        init = sb["init_pid"]
+        cg = self.daemon.sandbox_cgroup(sb["id"])
+        before = self.inspect("alive")
+
+        self.daemon.kill9()
+        # While the daemon is down, the sandbox keeps running.
+        self.assertTrue(pid_alive(init))
+        self.assertGreaterEqual(len(cgroup_procs_recursive(cg)), 2)
+        time.sleep(0.3)
+        self.assertTrue(pid_alive(init))
+
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        after = self.inspect("alive")
+        self.assertEqual(after["state"], "started")
+        self.assertEqual(after["init_pid"], init)
+        for key in ("id", "name", "labels", "env", "image", "created_at", "started_at", "user", "workdir",
+                    "hostname"):
+            self.assertEqual(after[key], before[key], key)
+        self.assertEqual(self.sh("alive", "cat /workspace/f; echo $E"), "persisted\n1\n")
+        self.assertIn("sleep 4321", self.sh("alive", "ps -o args"))
+        self.assertEqual(self.sh("alive", "cat /proc/1/comm"), "sandbox-init\n")
+
+    def test_stopped_sandbox_stays_stopped(self):
+        self.create("cold", start=False)
+        sb = self.create("warm")
+        self.sh("warm", "echo keep > /workspace/f")
+        self.call("sandbox.stop", {"sandbox": "warm"})
+        self.daemon.restart()
+        self.rpc = self.daemon.client()
+        for name in ("cold", "warm"):
+            st = self.inspect(name)
+            self.assertEqual(st["state"], "stopped", name)
+            self.assertIsNone(st["init_pid"], name)
+            self.assertRpcError(BAD_STATE, "process.exec", {"sandbox": name, "cmd": ["true"]})
+        self.assertFalse(os.path.exists(self.daemon.sandbox_cgroup(sb["id"])))
+        self.call("sandbox.start", {"sandbox": "warm"})
+        self.assertEqual(self.sh("warm", "cat /workspace/f"), "keep\n")
+
+    def test_files_persist_across_restart_and_stop_start(self):
+        self.create("files")
+        self.sh("files", "mkdir -p /data && echo one > /data/x")
+        self.daemon.restart()
+        self.rpc = self.daemon.client()
+        self.sh("files", "echo two >> /data/x")
+        self.call("sandbox.stop", {"sandbox": "files"})
+        self.call("sandbox.start", {"sandbox": "files"})
+        self.assertEqual(self.sh("files", "cat /data/x"), "one\ntwo\n")
+
+    def test_graceful_shutdown_keeps_sandboxes(self):
+        sb = self.create("term")
+        self.assertEqual(self.daemon.stop(), 0)
+        self.assertTrue(pid_alive(sb["init_pid"]))
+        self.assertFalse(os.path.exists(self.daemon.socket))
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.inspect("term")["init_pid"], sb["init_pid"])
+        self.assertEqual(self.sh("term", "echo ok"), "ok\n")
+
+    def test_stop_and_delete_adopted_sandbox(self):
+        a = self.create("a")
+        b = self.create("b")
+        self.daemon.restart()
+        self.rpc = self.daemon.client()
+        self.call("sandbox.stop", {"sandbox": "a"})
+        self.assertEqual(self.inspect("a")["state"], "stopped")
+        wait_until(lambda: not pid_alive(a["init_pid"]), 5)
+        self.assertFalse(os.path.exists(self.daemon.sandbox_cgroup(a["id"])))
+        self.call("sandbox.delete", {"sandbox": "b", "force": True})
+        wait_until(lambda: not pid_alive(b["init_pid"]), 5)
+        self.assertFalse(os.path.exists(self.daemon.sandbox_cgroup(b["id"])))
+        self.call("sandbox.start", {"sandbox": "a"})
+        self.assertEqual(self.sh("a", "echo again"), "again\n")
+
+    def test_adopted_init_exit_is_noticed(self):
+        sb = self.create("watched")
+        self.daemon.restart()
+        self.rpc = self.daemon.client()
+        os.kill(sb["init_pid"], signal.SIGKILL)
+        wait_until(lambda: self.inspect("watched")["state"] == "stopped", 10)
+
+    def test_init_killed_while_daemon_down(self):
+        sb = self.create("orphan")
+        self.daemon.kill9()
+        os.kill(sb["init_pid"], signal.SIGKILL)
+        wait_until(lambda: not pid_alive(sb["init_pid"]), 5)
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        st = self.inspect("orphan")
+        self.assertEqual(st["state"], "stopped")
+        self.assertIsNone(st["init_pid"])
+        self.assertFalse(os.path.exists(self.daemon.sandbox_cgroup(sb["id"])))
+        self.call("sandbox.start", {"sandbox": "orphan"})
+        self.assertEqual(self.sh("orphan", "echo revived"), "revived\n")
+
+    def test_many_restarts(self):
+        sb = self.create("steady")
+        for i in range(3):
+            self.daemon.restart(hard=(i % 2 == 0))
+            self.rpc = self.daemon.client()
+            self.assertEqual(self.sh("steady", "echo %d >> /workspace/log; cat /workspace/log" % i),
+                             "".join("%d\n" % j for j in range(i + 1)))
+        self.assertEqual(self.inspect("steady")["init_pid"], sb["init_pid"])
+
+    def test_exec_after_restart_does_not_join_old_exec_cgroup(self):
+        # A command left running by an exec before the restart must not be
+        # killed by the timeout of an unrelated exec after it.
+        self.create("reuse")
+        self.sh("reuse", "sleep 999 </dev/null >/dev/null 2>&1 &")
+        old = self.sh("reuse", "pidof sleep").strip()
+        self.daemon.restart()
+        self.rpc = self.daemon.client()
+        r = self.exec("reuse", "grep '^0::' /proc/self/cgroup; sleep 30", timeout_s=0.5)
+        self.assertIs(r["timed_out"], True)
+        self.assertEqual(self.sh("reuse", "pidof sleep || echo none").strip(), old,
+                         "a background process from before the restart was killed by a later exec's "
+                         "timeout (that exec ran in cgroup %s)" % r["stdout"].strip())
+
+    def test_exec_interrupted_by_restart(self):
+        self.create("inflight")
+        c = self.daemon.client()
+        c.request("process.exec", {"sandbox": "inflight", "command": "sleep 1; echo late > /workspace/late"})
+        time.sleep(0.2)
+        self.daemon.kill9()
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.sh("inflight", "echo fine"), "fine\n")
+        # Whatever became of the old command, the sandbox keeps serving.
+        wait_until(lambda: "sleep 1" not in self.sh("inflight", "ps -o args"), 5)
+        self.assertEqual(self.inspect("inflight")["state"], "started")
+
+    def test_second_daemon_on_same_state_dir_is_refused(self):
+        self.create("mine")
+        other_sock = os.path.join(self.daemon.dir, "other.sock")
+        cmd = self.daemon.command()
+        cmd[cmd.index("--socket") + 1] = other_sock
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("already running", p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(other_sock))
+        self.assertEqual(self.sh("mine", "echo unaffected"), "unaffected\n")
+
+    def test_deleted_sandbox_stays_deleted(self):
+        sb = self.create("temp")
+        self.call("sandbox.delete", {"sandbox": "temp", "force": True})
+        trash = os.path.join(self.daemon.state_dir, "trash")
+        wait_until(lambda: not os.path.isdir(trash) or not os.listdir(trash), 10)
+        self.daemon.restart()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
+        self.assertNotIn(sb["id"], sandbox_init_processes().values())
+
+    def test_restart_right_after_delete(self):
+        # Deleting a sandbox with many files leaves its removal running in the
+        # background; a daemon that dies meanwhile must still come back at once.
+        sb = self.create("bulky")
+        self.sh("bulky", "for i in $(seq 20); do mkdir /workspace/c$i; cp -a /bin /sbin /usr /workspace/c$i/; done")
+        self.call("sandbox.delete", {"sandbox": "bulky", "force": True})
+        self.daemon.kill9()
+        try:
+            self.daemon.start()
+        except DaemonError:
+            self.fail("sandboxd did not start again right after a delete and a crash: %s"
+                      % self.daemon.log().splitlines()[-1])
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
+        self.assertNotIn(sb["id"], sandbox_init_processes().values())
+
+    def edit_state(self, sandbox_id, edit):
+        path = os.path.join(self.daemon.state_dir, "sandboxes", sandbox_id, "sandbox.json")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(edit(text))
+
+    def test_unknown_saved_state_becomes_error(self):
+        sb = self.create("odd", start=False)
+        self.daemon.stop()
+        self.edit_state(sb["id"], lambda t: t.replace('"state":"stopped"', '"state":"melted"'))
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        st = self.inspect("odd")
+        self.assertEqual(st["state"], "error")
+        self.assertIn(sb["id"], [s["id"] for s in self.call("sandbox.list", {"state": "error"})["sandboxes"]])
+        self.assertEqual(self.call("sandbox.delete", {"sandbox": "odd"}), {})
+        self.assertFalse(os.path.exists(os.path.join(self.daemon.state_dir, "sandboxes", sb["id"])))
+
+    def test_unreadable_saved_state_is_removed(self):
+        # Documented in sandboxd(8): a sandbox whose state file cannot be
+        # read is removed entirely at the next start.
+        sb = self.create("garbled", start=False)
+        self.daemon.stop()
+        self.edit_state(sb["id"], lambda t: t[: len(t) // 2])
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
+        self.assertFalse(os.path.exists(os.path.join(self.daemon.state_dir, "sandboxes", sb["id"])))
+
+    def test_unreadable_state_of_running_sandbox_leaves_no_processes(self):
+        # "Removed entirely" includes what runs: its init and its cgroup.
+        sb = self.create("garbled")
+        self.daemon.stop()
+        self.edit_state(sb["id"], lambda t: t[: len(t) // 2])
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
+        self.assertFalse(os.path.exists(os.path.join(self.daemon.state_dir, "sandboxes", sb["id"])))
+        try:
+            wait_until(lambda: not pid_alive(sb["init_pid"]) and
+                       not os.path.exists(self.daemon.sandbox_cgroup(sb["id"])), 5)
+        except AssertionError:
+            self.fail("the sandbox was forgotten but still runs: init pid %d alive=%s, cgroup %s exists=%s"
+                      % (sb["init_pid"], pid_alive(sb["init_pid"]), self.daemon.sandbox_cgroup(sb["id"]),
+                         os.path.exists(self.daemon.sandbox_cgroup(sb["id"]))))
+
+    def test_restart_keeps_imported_images(self):
+        self.call("image.import", {"name": "copy", "path": os.path.join(self.daemon.state_dir, "images",
+                                   self.call("image.inspect", {"name": "minimal"})["id"], "rootfs")})
+        before = sorted((i["name"], i["id"]) for i in self.call("image.list")["images"])
+        self.daemon.restart()
+        self.rpc = self.daemon.client()
+        self.assertEqual(sorted((i["name"], i["id"]) for i in self.call("image.list")["images"]), before)
+
+
+if __name__ == "__main__":
+    main()
