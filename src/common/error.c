@@ -48,6 +48,7 @@ int sbx_error_code_for_errno(int errnum)
 		return SBX_ERR_DENIED;
 	case ENOSPC:
 	case EDQUOT:
+	case EAGAIN: /* fork at the pids limit */
 	case EMFILE:
 	case ENFILE:
 	case E2BIG:

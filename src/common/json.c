@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <yajl/yajl_parse.h>
+
 #include "json.h"
 #include "util.h"
 
@@ -241,6 +244,12 @@ void sbx_strv_free(char **v)
 	free(v);
 }
 
+void sbx_strv_freep(char ***v)
+{
+	sbx_strv_free(*v);
+	*v = NULL;
+}
+
 size_t sbx_strv_len(char *const *v)
 {
 	size_t n = 0;
@@ -371,4 +380,79 @@ void sbx_gen_value(yajl_gen g, yajl_val v)
 			sbx_gen_value(g, v->u.array.values[i]);
 		yajl_gen_array_close(g);
 	}
+}
+
+/* A NUL in a JSON string (written \u0000) cannot survive in a C string:
+ * find the member of the request's params that holds one, so that the
+ * request can be refused rather than silently cut short. */
+struct nul_scan {
+	char keys[4][64];
+	int depth; /* map nesting */
+	int found;
+	char where[64];
+};
+
+static void nul_found(struct nul_scan *s)
+{
+	if (s->found)
+		return;
+	s->found = 1;
+	if (s->depth >= 2 && !strcmp(s->keys[0], "params"))
+		snprintf(s->where, sizeof(s->where), "%s", s->keys[1]);
+	else if (s->depth >= 1)
+		snprintf(s->where, sizeof(s->where), "%s", s->keys[0]);
+}
+
+static int nul_string(void *ctx, const unsigned char *str, size_t len)
+{
+	if (memchr(str, '\0', len))
+		nul_found(ctx);
+	return 1;
+}
+
+static int nul_key(void *ctx, const unsigned char *key, size_t len)
+{
+	struct nul_scan *s = ctx;
+	if (s->depth >= 1 && s->depth <= 4)
+		snprintf(s->keys[s->depth - 1], sizeof(s->keys[0]), "%.*s", (int)(len < 63 ? len : 63), key);
+	if (memchr(key, '\0', len)) {
+		s->depth--;
+		nul_found(s);
+		s->depth++;
+	}
+	return 1;
+}
+
+static int nul_map_open(void *ctx)
+{
+	((struct nul_scan *)ctx)->depth++;
+	return 1;
+}
+
+static int nul_map_close(void *ctx)
+{
+	((struct nul_scan *)ctx)->depth--;
+	return 1;
+}
+
+int sbx_json_find_nul(const char *text, size_t len, char *param, size_t cap)
+{
+	if (!memmem(text, len, "\\u0000", 6))
+		return 0;
+	static const yajl_callbacks cb = {
+		.yajl_string = nul_string,
+		.yajl_map_key = nul_key,
+		.yajl_start_map = nul_map_open,
+		.yajl_end_map = nul_map_close,
+	};
+	struct nul_scan s = { .depth = 0 };
+	yajl_handle h = yajl_alloc(&cb, NULL, &s);
+	if (!h)
+		return 0;
+	yajl_parse(h, (const unsigned char *)text, len);
+	yajl_complete_parse(h);
+	yajl_free(h);
+	if (s.found)
+		snprintf(param, cap, "%s", s.where[0] ? s.where : "params");
+	return s.found;
 }

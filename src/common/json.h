@@ -16,6 +16,9 @@ void sbx_json_freep(yajl_val *v);
 #define _cleanup_json_ __attribute__((cleanup(sbx_json_freep)))
 
 yajl_val sbx_json_get(yajl_val obj, const char *key);
+/* 1 if some string in text holds U+0000; param gets the member of "params"
+ * it is in. Cheap when there is none (a substring search). */
+int sbx_json_find_nul(const char *text, size_t len, char *param, size_t cap);
 
 /* Each returns 1 when found, 0 when absent (or null) and not required,
  * -1 with an SBX_ERR_INVALID_PARAMS error otherwise. */
@@ -44,6 +47,8 @@ const char *sbx_kvlist_get(const struct sbx_kvlist *l, const char *key);
 int sbx_kvlist_copy(struct sbx_kvlist *dst, const struct sbx_kvlist *src);
 
 void sbx_strv_free(char **v);
+void sbx_strv_freep(char ***v);
+#define _cleanup_strv_ __attribute__((cleanup(sbx_strv_freep)))
 size_t sbx_strv_len(char *const *v);
 char **sbx_strv_copy(char *const *v);
 

@@ -131,7 +131,7 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv)
 			       "exits with its exit code. -i sends sandboxctl's stdin to the command.\n");
 			return 0;
 		default:
-			return ctl_usage_error("exec", "invalid option");
+			return ctl_bad_option("exec", argv);
 		}
 	}
 	if (optind >= argc)
@@ -206,7 +206,7 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 			       "--rm deletes the sandbox afterwards.\n");
 			return 0;
 		default:
-			return ctl_usage_error("run", "invalid option");
+			return ctl_bad_option("run", argv);
 		}
 	}
 	int dashdash = -1;

@@ -167,7 +167,7 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 			       "Create a sandbox (started unless --no-start) and print its id.\n");
 			return 0;
 		default:
-			return ctl_usage_error("create", "invalid option");
+			return ctl_bad_option("create", argv);
 		}
 	}
 	if (optind < argc) {
@@ -220,7 +220,7 @@ int cmd_ls(struct ctl *ctl, int argc, char **argv)
 			printf("Usage: sandboxctl ls [--label K=V]... [--state STATE] [-q] [--json]\nList sandboxes.\n");
 			return 0;
 		default:
-			return ctl_usage_error("ls", "invalid option");
+			return ctl_bad_option("ls", argv);
 		}
 	}
 	if (optind < argc)
@@ -354,7 +354,7 @@ int cmd_stop(struct ctl *ctl, int argc, char **argv)
 			       "-f kills at once. Files in the sandbox are kept.\n");
 			return 0;
 		default:
-			return ctl_usage_error("stop", "invalid option");
+			return ctl_bad_option("stop", argv);
 		}
 	}
 	return for_each_sandbox(ctl, "stop", "sandbox.stop", argc, argv, force, timeout);
@@ -379,7 +379,7 @@ int cmd_rm(struct ctl *ctl, int argc, char **argv)
 			       "kills running ones.\n");
 			return 0;
 		default:
-			return ctl_usage_error("rm", "invalid option");
+			return ctl_bad_option("rm", argv);
 		}
 	}
 	return for_each_sandbox(ctl, "rm", "sandbox.delete", argc, argv, force, -1);
@@ -432,7 +432,7 @@ int cmd_update(struct ctl *ctl, int argc, char **argv)
 			       "Change a sandbox's limits (live when it runs) or replace its labels.\n");
 			return 0;
 		default:
-			return ctl_usage_error("update", "invalid option");
+			return ctl_bad_option("update", argv);
 		}
 	}
 	if (optind + 1 != argc)

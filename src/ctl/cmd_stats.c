@@ -154,7 +154,7 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 			       "--watch redraws the table every interval until interrupted.\n");
 			return 0;
 		default:
-			return ctl_usage_error("stats", "invalid option");
+			return ctl_bad_option("stats", argv);
 		}
 	}
 	static char ids[MAX_SANDBOXES][64];

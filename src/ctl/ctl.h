@@ -20,6 +20,8 @@ struct ctl {
 yajl_val ctl_call(struct ctl *ctl, const char *method, yajl_gen params, yajl_val *result);
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt met something it does not know: one line naming it. */
+int ctl_bad_option(const char *verb, char **argv);
 
 /* Output */
 void ctl_print_json(yajl_val v);

@@ -46,6 +46,13 @@ int ctl_fail(const char *fmt, ...)
 	return CTL_EXIT_FAIL;
 }
 
+int ctl_bad_option(const char *verb, char **argv)
+{
+	if (optopt && optopt != '?')
+		return ctl_usage_error(verb, "unknown option or missing value for '-%c'", optopt);
+	return ctl_usage_error(verb, "unknown option or missing value for '%s'", argv[optind - 1]);
+}
+
 int ctl_usage_error(const char *verb, const char *fmt, ...)
 {
 	va_list ap;
@@ -103,6 +110,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
+	/* Errors are reported by us, in one line. */
+	opterr = 0;
 	/* '+': stop at the verb; its options are its own. */
 	while ((c = getopt_long(argc, argv, "+s:Vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -119,8 +128,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
-			return CTL_EXIT_FAIL;
+			return ctl_fail("unknown option '%s'; see 'sandboxctl --help'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc) {

@@ -31,6 +31,9 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	cfg->default_memory_mb = 1024;
 	cfg->default_pids = 1024;
 	cfg->default_disk_mb = 10240;
+	cfg->userns = true;
+	cfg->userns_start = 1000000000;
+	cfg->userns_count = 65536LL * 8192;
 	if (set_str(&cfg->config_path, SBX_DEFAULT_CONFIG) < 0 || set_str(&cfg->socket_path, SBX_DEFAULT_SOCKET) < 0 ||
 	    set_str(&cfg->state_dir, LOCALSTATEDIR "/lib/sandboxd") < 0 || set_str(&cfg->run_dir, "/run/sandboxd") < 0 ||
 	    set_str(&cfg->init_path, PKGLIBEXECDIR "/sandbox-init") < 0 || set_str(&cfg->default_image, "minimal") < 0 ||
@@ -108,6 +111,32 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not a number between 0 and 4096", key,
 					     value);
 		cfg->default_cpus = v;
+		return 0;
+	}
+	if (!strcmp(key, "userns_range")) {
+		/* START:COUNT, as in /etc/subuid */
+		char *colon = strchr(value, ':');
+		int64_t start, count;
+		if (!colon)
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: expected START:COUNT", key);
+		*colon = '\0';
+		int r1 = sbx_parse_int64(value, 1, 4294901760LL, &start);
+		int r2 = sbx_parse_int64(colon + 1, 65536, 4294901760LL, &count);
+		*colon = ':';
+		if (r1 < 0 || r2 < 0 || start + count > 4294967295LL)
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not START:COUNT within 32-bit ids, "
+					     "COUNT at least 65536", key, value);
+		cfg->userns_start = start;
+		cfg->userns_count = count;
+		return 0;
+	}
+	if (!strcmp(key, "userns")) {
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1"))
+			cfg->userns = true;
+		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0"))
+			cfg->userns = false;
+		else
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not true or false", key, value);
 		return 0;
 	}
 	if (!strcmp(key, "allow_swap")) {

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "seccomp_filter.h"
 #include "error.h"
 #include "json.h"
 #include "log.h"
@@ -39,6 +40,10 @@ struct sbx_config {
 	int64_t default_pids;
 	int64_t default_disk_mb;
 	bool allow_swap;
+	/* isolation */
+	bool userns;             /* sandboxes get a user namespace unless they opt out */
+	int64_t userns_start;    /* host ids handed out to sandboxes, 65536 each */
+	int64_t userns_count;
 };
 
 int sbx_config_defaults(struct sbx_config *cfg);
@@ -59,6 +64,7 @@ struct sbx_daemon {
 	int run_fd;      /* run_dir */
 	int lock_fd;
 	int init_exe_fd; /* sealed memfd of sandbox-init */
+	struct sbx_bpf default_filter; /* the default seccomp profile, compiled once */
 	struct sbx_cgroup_root cg;
 	struct sbx_sandbox *sandboxes;
 	struct sbx_image *images;

@@ -24,6 +24,9 @@ char *sbx_image_rootfs_path(struct sbx_daemon *d, const struct sbx_image *img);
 int sbx_images_ensure_default(struct sbx_daemon *d, sbx_error **err);
 /* Move state_dir/relpath aside at once and delete it in a worker. */
 int sbx_trash(struct sbx_daemon *d, const char *relpath, sbx_error **err);
+/* Images removed by force while in use wait as images/removed-<id> until
+ * no sandbox uses them; this deletes the ones that are free now. */
+void sbx_images_sweep_removed(struct sbx_daemon *d);
 /* Delete what an earlier run left in the trash (at start-up). */
 void sbx_trash_empty(struct sbx_daemon *d);
 

@@ -325,10 +325,13 @@ int main(int argc, char **argv)
 	d->init_exe_fd = sbx_init_exe_load(d->cfg.init_path, &err);
 	if (d->init_exe_fd < 0)
 		goto out;
+	if (sbx_seccomp_compile_default(&d->default_filter, &err) < 0)
+		goto out;
 	sbx_trash_empty(d);
 	if (sbx_images_load(d, &err) < 0 || sbx_images_ensure_default(d, &err) < 0 ||
 	    sbx_sandboxes_recover(d, &err) < 0 || sbx_server_listen(d, &err) < 0)
 		goto out;
+	sbx_images_sweep_removed(d);
 
 	sbx_info("sandboxd %s serving on %s (state %s, cgroup %s mode, base %s/%s)", PACKAGE_VERSION,
 		 d->cfg.socket_path, d->cfg.state_dir, sbx_cgroup_mode_name(d->cg.mode), d->cg.mount, d->cg.base);

@@ -180,9 +180,12 @@ static int import_run(void *arg, sbx_error **err)
 	if (r < 0)
 		return -1;
 	chmod(job->dest, 0755);
-	_cleanup_close_ int tfd = openat(job->d->state_fd, job->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Workers hold none of the daemon's fds: go by path. */
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s/%s", job->d->cfg.state_dir, job->tmpdir);
+	_cleanup_close_ int tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0)
-		return sbx_error_errno(err, errno, "open %s", job->tmpdir);
+		return sbx_error_errno(err, errno, "open %s", tmp);
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
 	char ts[64];
 	int64_t now = sbx_now_ns();
@@ -458,6 +461,25 @@ int sbx_trash(struct sbx_daemon *d, const char *relpath, sbx_error **err)
 	return 0;
 }
 
+void sbx_images_sweep_removed(struct sbx_daemon *d)
+{
+	_cleanup_close_ int fd = openat(d->state_fd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *dir = fd >= 0 ? fdopendir(sbx_take_fd(&fd)) : NULL;
+	struct dirent *de;
+	while (dir && (de = readdir(dir))) {
+		if (strncmp(de->d_name, "removed-", 8) || !sbx_id_valid(de->d_name + 8))
+			continue;
+		if (sbx_image_in_use(d, de->d_name + 8))
+			continue;
+		char rel[300];
+		snprintf(rel, sizeof(rel), "images/%s", de->d_name);
+		sbx_error *e = NULL;
+		if (sbx_trash(d, rel, &e) < 0)
+			sbx_warn("%s", e->msg);
+		sbx_error_free(e);
+	}
+}
+
 void sbx_trash_empty(struct sbx_daemon *d)
 {
 	sbx_error *e = NULL;
@@ -474,6 +496,8 @@ void rpc_image_remove(struct sbx_request *req)
 	if (!img || sbx_json_bool(req->params, "force", false, &force, &err) < 0)
 		return sbx_reply_error(req, err);
 	struct sbx_daemon *d = req->d;
+	char rel[32];
+	snprintf(rel, sizeof(rel), "images/%s", img->id);
 	if (sbx_image_in_use(d, img->id)) {
 		if (!force) {
 			sbx_error_set(&err, SBX_ERR_BAD_STATE,
@@ -481,14 +505,18 @@ void rpc_image_remove(struct sbx_request *req)
 				      img->name);
 			return sbx_reply_error(req, err);
 		}
-		/* Forced: running sandboxes keep their mounted lower layer alive;
-		 * the files vanish from disk once they stop. */
-		sbx_warn("image '%s' removed while sandboxes use it", img->name);
-	}
-	char rel[32];
-	snprintf(rel, sizeof(rel), "images/%s", img->id);
-	if (sbx_trash(d, rel, &err) < 0)
+		/* Forced: the name is free at once; the files stay (under another
+		 * name) while a sandbox still uses them, and go with the last one. */
+		char removed[48];
+		snprintf(removed, sizeof(removed), "images/removed-%s", img->id);
+		if (renameat(d->state_fd, rel, d->state_fd, removed) < 0) {
+			sbx_error_errno(&err, errno, "image '%s': set aside", img->name);
+			return sbx_reply_error(req, err);
+		}
+		sbx_warn("image '%s' removed while sandboxes use it; its files stay until they are deleted", img->name);
+	} else if (sbx_trash(d, rel, &err) < 0) {
 		return sbx_reply_error(req, err);
+	}
 	for (struct sbx_image **pp = &d->images; *pp; pp = &(*pp)->next) {
 		if (*pp == img) {
 			*pp = img->next;

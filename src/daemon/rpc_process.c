@@ -259,6 +259,10 @@ void rpc_process_exec(struct sbx_request *req)
 		sbx_error_param(&err, "cmd", "'cmd' must not be empty");
 		goto fail;
 	}
+	if (user && !*user) {
+		sbx_error_param(&err, "user", "user must not be empty: give a name, uid or uid:gid");
+		goto fail;
+	}
 	if (strcmp(encoding, "utf-8") && strcmp(encoding, "base64")) {
 		sbx_error_param(&err, "encoding", "encoding must be \"utf-8\" or \"base64\"");
 		goto fail;
@@ -295,11 +299,20 @@ void rpc_process_exec(struct sbx_request *req)
 	sbx_sandbox_ref(sb);
 	ex->next = sb->execs;
 	sb->execs = ex;
-	snprintf(ex->cgroup, sizeof(ex->cgroup), "%s/exec-%llu", sb->cgroup, (unsigned long long)++sb->exec_seq);
-	if (sbx_cgroup_create(&d->cg, ex->cgroup, &err) < 0 || (cgfd = sbx_cgroup_open(&d->cg, ex->cgroup, &err)) < 0) {
-		ex->cgroup[0] = '\0';
-		goto fail;
+	/* A fresh group: one left by a command that outlived a daemon restart
+	 * must never be shared (a timeout here would kill that command). */
+	for (int tries = 0;; tries++) {
+		snprintf(ex->cgroup, sizeof(ex->cgroup), "%s/exec-%llu", sb->cgroup, (unsigned long long)++sb->exec_seq);
+		if (mkdirat(d->cg.mount_fd, ex->cgroup, 0755) == 0)
+			break;
+		if (errno != EEXIST || tries > 10000) {
+			sbx_error_errno(&err, errno, "create cgroup %s", ex->cgroup);
+			ex->cgroup[0] = '\0';
+			goto fail;
+		}
 	}
+	if ((cgfd = sbx_cgroup_open(&d->cg, ex->cgroup, &err)) < 0)
+		goto fail;
 	if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 || pipe2(in_p, O_CLOEXEC) < 0) {
 		sbx_error_errno(&err, errno, "pipe");
 		goto fail;
@@ -315,6 +328,9 @@ void rpc_process_exec(struct sbx_request *req)
 		.cwd = cwd,
 		.user = user ? user : sb->user,
 		.stdio = { in_p[0], out_p[1], err_p[1] },
+		.userns = sb->userns_base != 0,
+		.caps = sb->caps,
+		.seccomp = sbx_sandbox_filter(sb),
 	};
 	memcpy(ec.v1_procs, v1, sizeof(v1));
 	struct sbx_spawned sp;

@@ -1,15 +1,20 @@
 /* sandbox.* methods: parameter checking and the calls into sandbox.c. */
 #include "config.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <sys/statfs.h>
 
+#include "caps.h"
 #include "disk.h"
+#include "userns.h"
 #include "image.h"
 #include "images.h"
 #include "sandbox.h"
@@ -76,6 +81,10 @@ void rpc_sandbox_create(struct sbx_request *req)
 	struct sbx_kvlist labels = { 0 }, env = { 0 };
 	yajl_val net = NULL, res = NULL;
 	const char *netmode = "none";
+	/* Declared before the first goto: cleanup must never see garbage. */
+	bool userns = d->cfg.userns;
+	const char *seccomp = "default";
+	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
 
 	if (sbx_json_string(p, "name", false, &name, &err) < 0 || sbx_json_string(p, "image", false, &image, &err) < 0 ||
 	    sbx_json_string(p, "user", false, &user, &err) < 0 || sbx_json_string(p, "workdir", false, &workdir, &err) < 0 ||
@@ -137,6 +146,37 @@ void rpc_sandbox_create(struct sbx_request *req)
 	};
 	if (sbx_resources_parse(res, &resources, &err) < 0)
 		goto fail;
+	if (sbx_json_bool(p, "userns", false, &userns, &err) < 0 ||
+	    sbx_json_string(p, "seccomp_profile", false, &seccomp, &err) < 0 ||
+	    sbx_json_string_array(p, "cap_add", false, &cap_add, &err) < 0 ||
+	    sbx_json_string_array(p, "cap_drop", false, &cap_drop, &err) < 0)
+		goto fail;
+	uint64_t caps = sbx_caps_default();
+	for (int pass = 0; pass < 2; pass++) {
+		char **list = pass ? cap_drop : cap_add;
+		for (size_t i = 0; list && list[i]; i++) {
+			if (!strcasecmp(list[i], "ALL")) {
+				caps = pass ? 0 : ~0ULL >> (63 - CAP_LAST_CAP);
+				continue;
+			}
+			int c = sbx_caps_from_name(list[i]);
+			if (c < 0) {
+				sbx_error_param(&err, pass ? "cap_drop" : "cap_add", "unknown capability '%.32s'", list[i]);
+				goto fail;
+			}
+			caps = pass ? caps & ~(1ULL << c) : caps | (1ULL << c);
+		}
+	}
+	if (strcmp(seccomp, "default") && strcmp(seccomp, "unconfined") && seccomp[0] != '/') {
+		sbx_error_param(&err, "seccomp_profile",
+				"seccomp_profile must be \"default\", \"unconfined\" or the absolute path of a profile file");
+		goto fail;
+	}
+	uint32_t userns_base = 0;
+	if (userns && !(userns_base = sbx_userns_allocate(d))) {
+		sbx_error_set(&err, SBX_ERR_LIMIT, "every id range of userns_range is taken; delete sandboxes or widen it");
+		goto fail;
+	}
 	struct sbx_limits lim;
 	sbx_resources_to_limits(d, &resources, &lim);
 	if (sbx_cgroup_limits_check(&d->cg, &lim, &err) < 0)
@@ -182,12 +222,15 @@ void rpc_sandbox_create(struct sbx_request *req)
 	sb->auto_delete_min = auto_delete;
 	sb->ephemeral = ephemeral;
 	sb->res = resources;
+	sb->userns_base = userns_base;
+	sb->caps = caps;
+	sb->seccomp = strdup(seccomp);
 	sb->state = SBX_STATE_CREATING;
 	sb->created_ns = sb->activity_ns = sbx_now_ns();
 	if (asprintf(&sb->cgroup, "%s/sbx-%s", d->cg.base, sb->id) < 0)
 		sb->cgroup = NULL;
 	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
-	    !sb->network_mode || !sb->cgroup) {
+	    !sb->network_mode || !sb->cgroup || !sb->seccomp) {
 		sandbox_free_new(sb);
 		sbx_error_errno(&err, ENOMEM, "create");
 		goto fail;
@@ -198,8 +241,10 @@ void rpc_sandbox_create(struct sbx_request *req)
 	char up[80], wk[80];
 	snprintf(up, sizeof(up), "%s/upper", rel);
 	snprintf(wk, sizeof(wk), "%s/work", rel);
+	/* The writable layer belongs to the sandbox's root (mapped or not). */
 	if (mkdirat(d->state_fd, rel, 0700) < 0 || mkdirat(d->state_fd, up, 0755) < 0 ||
-	    mkdirat(d->state_fd, wk, 0700) < 0) {
+	    mkdirat(d->state_fd, wk, 0700) < 0 ||
+	    (userns_base && fchownat(d->state_fd, up, userns_base, userns_base, AT_SYMLINK_NOFOLLOW) < 0)) {
 		sbx_error_errno(&err, errno, "sandbox %s: create %s/%s", sb->id, d->cfg.state_dir, rel);
 		sbx_rm_rf_at(d->state_fd, rel, NULL);
 		sandbox_free_new(sb);

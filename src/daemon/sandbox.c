@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "disk.h"
+#include "seccomp_profile.h"
+#include "userns.h"
 #include "images.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -101,6 +105,8 @@ void sbx_sandbox_unref(struct sbx_sandbox *sb)
 	free(sb->hostname);
 	free(sb->network_mode);
 	free(sb->cgroup);
+	free(sb->seccomp);
+	sbx_bpf_free(&sb->filter);
 	sbx_kvlist_free(&sb->labels);
 	sbx_kvlist_free(&sb->env);
 	free(sb);
@@ -152,6 +158,19 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
 	sbx_gen_kv_int(g, "auto_archive_min", sb->auto_archive_min);
 	sbx_gen_kv_int(g, "auto_delete_min", sb->auto_delete_min);
 	sbx_gen_kv_bool(g, "ephemeral", sb->ephemeral);
+	sbx_gen_key(g, "security");
+	yajl_gen_map_open(g);
+	sbx_gen_kv_bool(g, "userns", sb->userns_base != 0);
+	if (sb->userns_base)
+		sbx_gen_kv_int(g, "uid_base", sb->userns_base);
+	sbx_gen_key(g, "capabilities");
+	yajl_gen_array_open(g);
+	for (int c = 0; c < 64; c++)
+		if (sb->caps & (1ULL << c) && sbx_caps_name(c))
+			sbx_gen_str(g, sbx_caps_name(c));
+	yajl_gen_array_close(g);
+	sbx_gen_kv_str(g, "seccomp", sb->seccomp);
+	yajl_gen_map_close(g);
 	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
 		sbx_gen_kv_int(g, "init_pid", sb->init_pid);
 	else
@@ -178,6 +197,8 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_kv_str(g, "cgroup", sb->cgroup);
 	sbx_gen_kv_int(g, "exec_seq", (int64_t)sb->exec_seq);
 	sbx_gen_kv_int(g, "oom_seen", sb->oom_seen);
+	sbx_gen_kv_int(g, "userns_base", sb->userns_base);
+	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->caps);
 	yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
@@ -274,6 +295,37 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 			return sbx_error_prefix(err, "sandbox %s", sb->id);
 		}
 	}
+	_cleanup_close_ int userns_fd = -1;
+	_cleanup_free_ char *lower_mnt = NULL;
+	if (sb->userns_base) {
+		char lm[80];
+		snprintf(lm, sizeof(lm), "sandboxes/%s/lower", sb->id);
+		if (asprintf(&lower_mnt, "%s/%s", d->cfg.run_dir, lm) < 0)
+			lower_mnt = NULL;
+		if (!lower_mnt || (mkdirat(d->run_fd, lm, 0700) < 0 && errno != EEXIST) ||
+		    (userns_fd = sbx_userns_create(sb->userns_base, SBX_USERNS_SIZE, err)) < 0) {
+			if (err && !*err)
+				sbx_error_errno(err, errno, "user namespace");
+			for (int c = 0; c < SBX_CTRL_COUNT; c++)
+				sbx_closep(&v1[c]);
+			sbx_cgroup_remove(&d->cg, cg, NULL);
+			return sbx_error_prefix(err, "sandbox %s", sb->id);
+		}
+	}
+	if (strcmp(sb->seccomp, "default") && strcmp(sb->seccomp, "unconfined") && !sb->filter.insns) {
+		struct sbx_seccomp_profile prof;
+		int r = sbx_seccomp_profile_load(sb->seccomp, &prof, err);
+		if (r == 0) {
+			r = sbx_seccomp_compile(&prof, &sb->filter, err);
+			sbx_seccomp_profile_free(&prof);
+		}
+		if (r < 0) {
+			for (int c = 0; c < SBX_CTRL_COUNT; c++)
+				sbx_closep(&v1[c]);
+			sbx_cgroup_remove(&d->cg, cg, NULL);
+			return sbx_error_prefix(err, "sandbox %s", sb->id);
+		}
+	}
 	struct sbx_init_config ic = {
 		.rootfs = {
 			.mountpoint = mnt,
@@ -286,10 +338,16 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 			.workspace = sb->workdir,
 			.disk_dev = loopfd >= 0 ? loopdev : NULL,
 			.disk_mnt = disk_mnt,
+			.userns_fd = userns_fd,
+			.lower_mnt = lower_mnt,
+			.root_uid = sb->userns_base,
+			.root_gid = sb->userns_base,
 		},
 		.cgroup_fd = cgfd,
 		.init_exe_fd = d->init_exe_fd,
 		.id = sb->id,
+		.caps = sb->caps,
+		.seccomp = sbx_sandbox_filter(sb),
 	};
 	memcpy(ic.v1_procs, v1, sizeof(v1));
 	struct sbx_spawned sp;
@@ -331,6 +389,8 @@ static void stop_finish(struct sbx_sandbox *sb)
 	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	snprintf(rel, sizeof(rel), "sandboxes/%s/disk", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	snprintf(rel, sizeof(rel), "sandboxes/%s/lower", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
@@ -484,6 +544,8 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	snprintf(rel, sizeof(rel), "sandboxes/%s/disk", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	snprintf(rel, sizeof(rel), "sandboxes/%s/lower", sb->id);
+	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	if (sb->cgroup)
@@ -491,6 +553,7 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	sb->deleted = true;
 	unlink_sandbox(sb);
 	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
+	sbx_images_sweep_removed(d);
 	sbx_sandbox_unref(sb);
 	return 0;
 }
@@ -603,8 +666,18 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	if (sbx_json_object(o, "resources", false, &res, NULL) > 0)
 		sbx_resources_parse(res, &sb->res, NULL);
 	sbx_json_int(root, "oom_seen", false, 0, INT64_MAX, &sb->oom_seen, NULL);
+	int64_t ub = 0, caps = (int64_t)sbx_caps_default();
+	sbx_json_int(root, "userns_base", false, 0, UINT32_MAX, &ub, NULL);
+	sbx_json_int(root, "caps_mask", false, INT64_MIN, INT64_MAX, &caps, NULL);
+	sb->userns_base = (uint32_t)ub;
+	sb->caps = (uint64_t)caps;
+	yajl_val sec = NULL;
+	const char *profile = NULL;
+	if (sbx_json_object(o, "security", false, &sec, NULL) > 0)
+		sbx_json_string(sec, "seccomp", false, &profile, NULL);
+	sb->seccomp = strdup(profile ? profile : "default");
 	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
-	    !sb->network_mode) {
+	    !sb->network_mode || !sb->seccomp) {
 		sbx_sandbox_unref(sb);
 		sbx_error_errno(err, ENOMEM, "load");
 		return NULL;
@@ -619,7 +692,11 @@ static void reconcile(struct sbx_sandbox *sb)
 	struct sbx_daemon *d = sb->d;
 	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) {
 		int pfd = sb->init_pid > 0 ? sbx_pidfd_open(sb->init_pid, 0) : -1;
-		if (pfd >= 0 && sbx_proc_starttime(sb->init_pid) == sb->init_starttime && sb->init_starttime) {
+		/* A pidfd polls readable once the process has exited (a zombie
+		 * nobody reaped yet included): that init is gone too. */
+		struct pollfd pp = { .fd = pfd, .events = POLLIN };
+		bool exited = pfd >= 0 && poll(&pp, 1, 0) > 0;
+		if (pfd >= 0 && !exited && sbx_proc_starttime(sb->init_pid) == sb->init_starttime && sb->init_starttime) {
 			sb->init_pidfd = pfd;
 			watch_init(sb);
 			/* Leftovers of execs that ran while we were away. */
@@ -635,7 +712,7 @@ static void reconcile(struct sbx_sandbox *sb)
 		sbx_cgroup_kill(&d->cg, sb->cgroup, NULL);
 		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
 	}
-	static const char *const leftovers[] = { "rootfs", "disk", "" };
+	static const char *const leftovers[] = { "rootfs", "disk", "lower", "" };
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(leftovers); i++) {
 		char rel[80];
 		snprintf(rel, sizeof(rel), "sandboxes/%s/%s", sb->id, leftovers[i]);
@@ -673,9 +750,17 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 				 sb ? "creation was interrupted" : (e && e->msg ? e->msg : "unreadable state"));
 			sbx_error_free(e);
 			e = NULL;
-			if (sb && sb->cgroup) {
-				sbx_cgroup_kill(&d->cg, sb->cgroup, NULL);
-				sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
+			/* Without a readable state the group's path follows from the id. */
+			char cgpath[512];
+			snprintf(cgpath, sizeof(cgpath), "%s/sbx-%s", d->cg.base, de->d_name);
+			const char *cgp = sb && sb->cgroup ? sb->cgroup : cgpath;
+			sbx_cgroup_kill(&d->cg, cgp, NULL);
+			sbx_cgroup_remove(&d->cg, cgp, NULL);
+			static const char *const leftovers[] = { "rootfs", "disk", "lower", "" };
+			for (size_t i = 0; i < SBX_ARRAY_SIZE(leftovers); i++) {
+				char rr[320];
+				snprintf(rr, sizeof(rr), "sandboxes/%s/%s", de->d_name, leftovers[i]);
+				unlinkat(d->run_fd, rr, AT_REMOVEDIR);
 			}
 			char rel[320];
 			snprintf(rel, sizeof(rel), "sandboxes/%s", de->d_name);
@@ -771,6 +856,10 @@ void sbx_sandboxes_tick(struct sbx_daemon *d)
 	int64_t now = sbx_now_ns();
 	for (struct sbx_sandbox *sb = d->sandboxes, *next; sb; sb = next) {
 		next = sb->next;
+		/* Groups of finished commands whose last process has gone since;
+		 * rmdir refuses the busy ones. */
+		if (sb->state == SBX_STATE_STARTED && sb->cgroup && !sb->stopping)
+			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
 		apply_policies(sb, now);
 	}
 	sbx_sandboxes_watch_oom(d);
@@ -790,4 +879,27 @@ void sbx_sandboxes_watch_oom(struct sbx_daemon *d)
 		sb->oom_seen = st.oom_kills;
 		sbx_sandbox_save(sb, NULL);
 	}
+}
+
+uint32_t sbx_userns_allocate(struct sbx_daemon *d)
+{
+	int64_t slots = d->cfg.userns_count / SBX_USERNS_SIZE;
+	for (int64_t k = 0; k < slots; k++) {
+		uint32_t base = (uint32_t)(d->cfg.userns_start + k * SBX_USERNS_SIZE);
+		bool used = false;
+		for (struct sbx_sandbox *sb = d->sandboxes; sb && !used; sb = sb->next)
+			used = sb->userns_base == base;
+		if (!used)
+			return base;
+	}
+	return 0;
+}
+
+const struct sbx_bpf *sbx_sandbox_filter(struct sbx_sandbox *sb)
+{
+	if (!strcmp(sb->seccomp, "unconfined"))
+		return NULL;
+	if (!strcmp(sb->seccomp, "default"))
+		return &sb->d->default_filter;
+	return &sb->filter;
 }

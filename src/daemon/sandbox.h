@@ -38,6 +38,11 @@ struct sbx_sandbox {
 	bool ephemeral;
 	struct sbx_resources res;
 	int64_t oom_seen; /* oom_kill count already logged */
+	/* isolation */
+	uint32_t userns_base;   /* host id of the sandbox's root; 0: no user namespace */
+	uint64_t caps;          /* capability set of the sandbox's root */
+	char *seccomp;          /* "default", "unconfined" or a profile path */
+	struct sbx_bpf filter;  /* compiled profile when it is not the default */
 	/* running */
 	pid_t init_pid;
 	uint64_t init_starttime;
@@ -86,6 +91,11 @@ int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
 void sbx_sandboxes_watch_oom(struct sbx_daemon *d);
 /* Once a second: OOM watch, auto-stop and auto-delete. */
 void sbx_sandboxes_tick(struct sbx_daemon *d);
+
+/* A free 65536-id range for a new sandbox; 0 when the pool is exhausted. */
+uint32_t sbx_userns_allocate(struct sbx_daemon *d);
+/* The seccomp program for a sandbox's processes, NULL for unconfined. */
+const struct sbx_bpf *sbx_sandbox_filter(struct sbx_sandbox *sb);
 
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);

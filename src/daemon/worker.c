@@ -65,7 +65,12 @@ int sbx_worker_start(struct sbx_daemon *d, sbx_worker_fn fn, void *arg, sbx_work
 		return sbx_error_errno(err, e, "fork worker");
 	}
 	if (pid == 0) {
-		close(p[0]);
+		/* Hold nothing of the daemon's: not the state lock (a new daemon
+		 * must start while we finish), not a client's socket. */
+		if (p[1] != 3 && dup2(p[1], 3) < 0)
+			_exit(1);
+		p[1] = 3;
+		sbx_close_range(4, ~0U, 0);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);

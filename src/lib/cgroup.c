@@ -125,14 +125,26 @@ static void init_v1(struct sbx_cgroup_root *root)
 		root->swap_files = faccessat(root->v1_fd[SBX_CTRL_MEMORY], "memory.memsw.limit_in_bytes", F_OK, 0) == 0;
 }
 
-/* Pure v2: make cpu, memory and pids available to sandbox groups. */
-static void init_v2_controllers(struct sbx_cgroup_root *root, bool at_top)
+/* Pure v2: make cpu, memory and pids available to sandbox groups. With a
+ * base of our own (not a delegated group) that means every group from the
+ * root down to it; in a delegated group only the group itself. */
+static void init_v2_controllers(struct sbx_cgroup_root *root, bool whole_path)
 {
 	for (int c = 0; c < SBX_CTRL_COUNT; c++) {
 		char add[32];
 		snprintf(add, sizeof(add), "+%s", ctrl_names[c]);
-		if (at_top)
+		if (whole_path) {
+			char prefix[PATH_MAX];
+			snprintf(prefix, sizeof(prefix), "%s", root->base);
 			cg_write(root->mount_fd, "cgroup.subtree_control", add);
+			for (char *slash = strchr(prefix, '/'); slash; slash = strchr(slash + 1, '/')) {
+				*slash = '\0';
+				char f[PATH_MAX + 32];
+				snprintf(f, sizeof(f), "%s/cgroup.subtree_control", prefix);
+				cg_write(root->mount_fd, f, add);
+				*slash = '/';
+			}
+		}
 		cg_write(root->base_fd, "cgroup.subtree_control", add);
 	}
 	_cleanup_free_ char *enabled = NULL;
@@ -215,6 +227,7 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, const
 		while (*parent == '/')
 			parent++;
 		base = strdup(parent);
+		at_top = true; /* a path given by the administrator is ours to set up */
 	} else {
 		_cleanup_free_ char *own = NULL;
 		if (own_cgroup(&own, err) < 0)

@@ -76,9 +76,13 @@ static int bind_device(int rootfd, const char *name, unsigned int major_nr, unsi
 	return 0;
 }
 
-static int setup_dev(int rootfd, sbx_error **err)
+static int setup_dev(int rootfd, const struct sbx_rootfs_config *cfg, sbx_error **err)
 {
-	static const char *const tmpfs_opts[] = { "mode", "0755", "size", "65536", NULL };
+	char uid[16], gid[16], ttygid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)cfg->root_uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)cfg->root_gid);
+	snprintf(ttygid, sizeof(ttygid), "%u", (unsigned)cfg->root_gid + 5);
+	const char *const tmpfs_opts[] = { "mode", "0755", "size", "65536", "uid", uid, "gid", gid, NULL };
 	/* nodev: the bound device nodes are mounts of their own and keep
 	 * working; a node made with mknod on this tmpfs does not. */
 	if (mount_new_at(rootfd, "/dev", "tmpfs", tmpfs_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV,
@@ -94,7 +98,8 @@ static int setup_dev(int rootfd, sbx_error **err)
 		if (bind_device(rootfd, devs[i].name, devs[i].major_nr, devs[i].minor_nr, err) < 0)
 			return -1;
 
-	static const char *const pts_opts[] = { "newinstance", NULL, "ptmxmode", "0666", "mode", "0620", "gid", "5", NULL };
+	/* gid 5 is "tty" inside; devpts takes ids of the mounter's namespace. */
+	const char *const pts_opts[] = { "newinstance", NULL, "ptmxmode", "0666", "mode", "0620", "gid", ttygid, NULL };
 	if (mount_new_at(rootfd, "/dev/pts", "devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err) < 0)
 		return -1;
 	static const char *const shm_opts[] = { "mode", "1777", "size", "67108864", NULL };
@@ -115,6 +120,123 @@ static int setup_dev(int rootfd, sbx_error **err)
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(links); i++)
 		if (symlinkat(links[i][0], dev, links[i][1]) < 0 && errno != EEXIST)
 			return sbx_error_errno(err, errno, "symlink /dev/%s", links[i][1]);
+	return 0;
+}
+
+/* What we create in the sandbox belongs to its root, not to host root. An
+ * existing entry owned by someone else (the image, through the idmap) is
+ * left alone. */
+static int give_to_root(int fd, const struct sbx_rootfs_config *cfg, sbx_error **err)
+{
+	if (!cfg->root_uid && !cfg->root_gid)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return sbx_error_errno(err, errno, "stat");
+	if (st.st_uid != 0 && st.st_gid != 0)
+		return 0;
+	if (fchownat(fd, "", cfg->root_uid, cfg->root_gid, AT_EMPTY_PATH) < 0)
+		return sbx_error_errno(err, errno, "chown to the sandbox's root");
+	return 0;
+}
+
+static int mkdir_for_root(int rootfd, const char *path, mode_t mode, const struct sbx_rootfs_config *cfg,
+			  sbx_error **err)
+{
+	_cleanup_close_ int d = sbx_inroot_mkdir_p(rootfd, path, mode, err);
+	if (d < 0 || give_to_root(d, cfg, err) < 0)
+		return sbx_error_prefix(err, "%s", path);
+	return 0;
+}
+
+static int write_for_root(int rootfd, const char *path, const char *data, const struct sbx_rootfs_config *cfg,
+			  sbx_error **err)
+{
+	if (sbx_inroot_write_file(rootfd, path, data, 0644, err) < 0)
+		return -1;
+	_cleanup_close_ int fd = sbx_inroot_open(rootfd, path, O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "open '%s'", path);
+	if (give_to_root(fd, cfg, err) < 0)
+		return sbx_error_prefix(err, "%s", path);
+	return 0;
+}
+
+/* Bind the host's /dev/null over a file, or an empty read-only tmpfs over a
+ * directory, so that its contents cannot be read. Missing paths are fine. */
+static int mask_path(int rootfd, const char *path, sbx_error **err)
+{
+	_cleanup_close_ int target = sbx_inroot_open(rootfd, path, O_PATH | O_NOFOLLOW, 0);
+	if (target < 0)
+		return errno == ENOENT ? 0 : sbx_error_errno(err, errno, "open %s", path);
+	struct stat st;
+	if (fstat(target, &st) < 0)
+		return sbx_error_errno(err, errno, "stat %s", path);
+	if (S_ISDIR(st.st_mode)) {
+		static const char *const opts[] = { "size", "4096", "mode", "0555", NULL };
+		if (mount_new(target, "tmpfs", opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+							     MOUNT_ATTR_NOEXEC, err) < 0)
+			return sbx_error_prefix(err, "mask %s", path);
+		return 0;
+	}
+	/* The source must really be the null device (CVE-2025-31133). */
+	_cleanup_close_ int null = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	if (null < 0)
+		return sbx_error_errno(err, errno, "open_tree /dev/null");
+	struct stat ns;
+	if (fstat(null, &ns) < 0 || !S_ISCHR(ns.st_mode) || major(ns.st_rdev) != 1 || minor(ns.st_rdev) != 3)
+		return sbx_error_set(err, SBX_ERR_DENIED, "/dev/null is not the null device; refusing to mask %s", path);
+	if (move_mount(null, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return sbx_error_errno(err, errno, "mask %s", path);
+	return 0;
+}
+
+/* Remount a path read-only in place. */
+static int readonly_path(int rootfd, const char *path, sbx_error **err)
+{
+	_cleanup_close_ int target = sbx_inroot_open(rootfd, path, O_PATH | O_NOFOLLOW, 0);
+	if (target < 0)
+		return errno == ENOENT ? 0 : sbx_error_errno(err, errno, "open %s", path);
+	_cleanup_close_ int tree = open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+	if (tree < 0)
+		return sbx_error_errno(err, errno, "open_tree %s", path);
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					       MOUNT_ATTR_NOEXEC };
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		return sbx_error_errno(err, errno, "read-only %s", path);
+	if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return sbx_error_errno(err, errno, "mount read-only %s", path);
+	return 0;
+}
+
+/* The OCI runtime spec's defaults, plus what leaks host detail. */
+static const char *const masked_paths[] = {
+	"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/key-users", "/proc/latency_stats",
+	"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+	"/proc/kallsyms", "/proc/kpagecount", "/proc/kpageflags", "/proc/kpagecgroup", "/proc/vmallocinfo",
+	"/sys/firmware", "/sys/devices/virtual/powercap", "/sys/kernel/debug", "/sys/kernel/security", NULL,
+};
+static const char *const readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+					       NULL };
+
+/* Settings of the sandbox's own network namespace that let an unprivileged
+ * root (user namespace) bind low ports and ping, as root could before. */
+static int net_sysctls(int rootfd, sbx_error **err)
+{
+	static const char *const kv[][2] = {
+		{ "/proc/sys/net/ipv4/ip_unprivileged_port_start", "0" },
+		{ "/proc/sys/net/ipv4/ping_group_range", "0 2147483647" },
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(kv); i++) {
+		_cleanup_close_ int fd = sbx_inroot_open(rootfd, kv[i][0], O_WRONLY, 0);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return sbx_error_errno(err, errno, "open %s", kv[i][0]);
+		}
+		if (write(fd, kv[i][1], strlen(kv[i][1])) < 0)
+			return sbx_error_errno(err, errno, "write %s", kv[i][0]);
+	}
 	return 0;
 }
 
@@ -153,15 +275,41 @@ int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
 			return sbx_error_errno(err, errno, "open disk '%s'", cfg->disk_mnt);
 		if ((mkdirat(disk, "upper", 0755) < 0 && errno != EEXIST) || (mkdirat(disk, "work", 0700) < 0 && errno != EEXIST))
 			return sbx_error_errno(err, errno, "prepare disk %s", cfg->disk_dev);
+		if ((cfg->root_uid || cfg->root_gid) && fchownat(disk, "upper", cfg->root_uid, cfg->root_gid, 0) < 0)
+			return sbx_error_errno(err, errno, "chown disk %s", cfg->disk_dev);
 		snprintf(disk_upper, sizeof(disk_upper), "%s/upper", cfg->disk_mnt);
 		snprintf(disk_work, sizeof(disk_work), "%s/work", cfg->disk_mnt);
 		upper = disk_upper;
 		work = disk_work;
 	}
+	const char *lower = cfg->lowerdir;
+	if (cfg->userns_fd >= 0) {
+		/* The image keeps its ownership on disk; through this mount its
+		 * root-owned files belong to the sandbox's root. */
+		_cleanup_close_ int tree = open_tree(AT_FDCWD, cfg->lowerdir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (tree < 0)
+			return sbx_error_errno(err, errno, "open_tree image '%s'", cfg->lowerdir);
+		struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV,
+					   .userns_fd = (uint64_t)cfg->userns_fd };
+		if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+			if (errno == EINVAL)
+				return sbx_error_set(err, SBX_ERR_UNSUPPORTED,
+						     "the filesystem of '%s' cannot be idmapped; put the state dir on "
+						     "ext4, xfs or btrfs, or create the sandbox with userns false",
+						     cfg->lowerdir);
+			return sbx_error_errno(err, errno, "idmap image '%s'", cfg->lowerdir);
+		}
+		_cleanup_close_ int lt = open(cfg->lower_mnt, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (lt < 0)
+			return sbx_error_errno(err, errno, "open '%s'", cfg->lower_mnt);
+		if (move_mount(tree, "", lt, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return sbx_error_errno(err, errno, "attach idmapped image");
+		lower = cfg->lower_mnt;
+	}
 	_cleanup_close_ int target = open(cfg->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (target < 0)
 		return sbx_error_errno(err, errno, "open mount point '%s'", cfg->mountpoint);
-	const char *const ovl_opts[] = { "lowerdir", cfg->lowerdir, "upperdir", upper, "workdir", work, NULL };
+	const char *const ovl_opts[] = { "lowerdir", lower, "upperdir", upper, "workdir", work, NULL };
 	if (mount_new(target, "overlay", ovl_opts, MOUNT_ATTR_NODEV, err) < 0)
 		return sbx_error_prefix(err, "overlay root");
 
@@ -174,35 +322,36 @@ int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
 	if (mount_new_at(rootfd, "/proc", "proc", no_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
 			 err) < 0)
 		return -1;
-	if (setup_dev(rootfd, err) < 0)
+	if (net_sysctls(rootfd, err) < 0)
+		return -1;
+	if (setup_dev(rootfd, cfg, err) < 0)
 		return sbx_error_prefix(err, "/dev");
 	if (mount_new_at(rootfd, "/sys", "sysfs", no_opts,
 			 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err) < 0)
 		return -1;
 
-	_cleanup_close_ int etc = sbx_inroot_mkdir_p(rootfd, "/etc", 0755, err);
-	if (etc < 0)
+	for (const char *const *m = masked_paths; *m; m++)
+		if (mask_path(rootfd, *m, err) < 0)
+			return -1;
+	for (const char *const *r = readonly_paths; *r; r++)
+		if (readonly_path(rootfd, *r, err) < 0)
+			return -1;
+
+	if (mkdir_for_root(rootfd, "/etc", 0755, cfg, err) < 0)
 		return -1;
 	char hn[128];
 	snprintf(hn, sizeof(hn), "%s\n", cfg->hostname);
-	if (sbx_inroot_write_file(rootfd, "/etc/hostname", hn, 0644, err) < 0 ||
-	    sbx_inroot_write_file(rootfd, "/etc/hosts", cfg->hosts, 0644, err) < 0 ||
-	    sbx_inroot_write_file(rootfd, "/etc/resolv.conf", cfg->resolv, 0644, err) < 0)
+	if (write_for_root(rootfd, "/etc/hostname", hn, cfg, err) < 0 ||
+	    write_for_root(rootfd, "/etc/hosts", cfg->hosts, cfg, err) < 0 ||
+	    write_for_root(rootfd, "/etc/resolv.conf", cfg->resolv, cfg, err) < 0)
 		return -1;
 	static const char *const tmp_dirs[] = { "/tmp", "/var/tmp" };
-	for (size_t i = 0; i < SBX_ARRAY_SIZE(tmp_dirs); i++) {
-		_cleanup_close_ int d = sbx_inroot_mkdir_p(rootfd, tmp_dirs[i], 01777, err);
-		if (d < 0)
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(tmp_dirs); i++)
+		if (mkdir_for_root(rootfd, tmp_dirs[i], 01777, cfg, err) < 0)
 			return -1;
-	}
-	if (cfg->workspace && *cfg->workspace) {
-		_cleanup_close_ int d = sbx_inroot_mkdir_p(rootfd, cfg->workspace, 0755, err);
-		if (d < 0)
-			return sbx_error_prefix(err, "workdir");
-	}
+	if (cfg->workspace && *cfg->workspace && mkdir_for_root(rootfd, cfg->workspace, 0755, cfg, err) < 0)
+		return sbx_error_prefix(err, "workdir");
 
-	if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
-		return sbx_error_errno(err, errno, "sethostname");
 	if (loopback_up(err) < 0)
 		return -1;
 

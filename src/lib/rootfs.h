@@ -4,6 +4,8 @@
 #ifndef SBX_ROOTFS_H
 #define SBX_ROOTFS_H
 
+#include <sys/types.h>
+
 #include "error.h"
 
 struct sbx_rootfs_config {
@@ -19,6 +21,13 @@ struct sbx_rootfs_config {
 	 * holds upper/ and work/, mounted (privately) on disk_mnt first. */
 	const char *disk_dev;
 	const char *disk_mnt;
+	/* With a user namespace: the image is mounted idmapped through it on
+	 * lower_mnt, and what we create belongs to root_uid/root_gid, the host
+	 * ids of the sandbox's root. Without: userns_fd is -1 and both are 0. */
+	int userns_fd;
+	const char *lower_mnt;
+	uid_t root_uid;
+	gid_t root_gid;
 };
 
 /* Everything up to and including pivot_root; afterwards "/" is the sandbox. */

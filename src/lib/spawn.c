@@ -14,10 +14,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "inroot.h"
 #include "passwd.h"
 #include "spawn.h"
@@ -51,6 +53,35 @@ static int join_v1(const int fds[SBX_CTRL_COUNT], sbx_error **err)
 	for (int c = 0; c < SBX_CTRL_COUNT; c++)
 		if (fds[c] >= 0 && write(fds[c], "0", 1) != 1)
 			return sbx_error_errno(err, errno, "join v1 %s cgroup", sbx_ctrl_name(c));
+	return 0;
+}
+
+/* The last steps before sandbox code runs, for init and every command:
+ * limits, no_new_privs, then the seccomp filter (after which setns, mount
+ * and the like are refused anyway). */
+static int lock_down(uint64_t caps, bool root, const struct sbx_bpf *filter, sbx_error **err)
+{
+	if (sbx_caps_apply(caps, root, err) < 0)
+		return -1;
+	struct rlimit core = { 0, 0 };
+	struct rlimit nofile = { 65536, 65536 };
+	struct rlimit cur;
+	if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max < nofile.rlim_max)
+		nofile.rlim_cur = nofile.rlim_max = cur.rlim_max;
+	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		return sbx_error_errno(err, errno, "set resource limits");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return sbx_error_errno(err, errno, "set no_new_privs");
+	return sbx_seccomp_load(filter, err);
+}
+
+/* Become root of the sandbox's user namespace (or stay host root without one). */
+static int become_root(int userns_fd, sbx_error **err)
+{
+	if (userns_fd >= 0 && setns(userns_fd, CLONE_NEWUSER) < 0)
+		return sbx_error_errno(err, errno, "join user namespace");
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		return sbx_error_errno(err, errno, "become the sandbox's root");
 	return 0;
 }
 
@@ -179,6 +210,20 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 	}
 	if (sbx_rootfs_setup(&cfg->rootfs, &err) < 0)
 		child_fail(report_fd, err);
+	if (become_root(cfg->rootfs.userns_fd, &err) < 0)
+		child_fail(report_fd, err);
+	/* UTS and IPC namespaces made now belong to the sandbox's user
+	 * namespace: its root may set its own hostname and own its IPC. */
+	if (cfg->rootfs.userns_fd >= 0 && unshare(CLONE_NEWUTS | CLONE_NEWIPC) < 0) {
+		sbx_error_errno(&err, errno, "new uts and ipc namespaces");
+		child_fail(report_fd, err);
+	}
+	if (sethostname(cfg->rootfs.hostname, strlen(cfg->rootfs.hostname)) < 0) {
+		sbx_error_errno(&err, errno, "sethostname");
+		child_fail(report_fd, err);
+	}
+	if (sbx_caps_limit_bounding(cfg->caps, &err) < 0)
+		child_fail(report_fd, err);
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0) {
 		sbx_error_errno(&err, errno, "open /dev/null in sandbox");
@@ -188,6 +233,8 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 		dup2(devnull, i);
 	/* Every fd inherited from sandboxd disappears at exec. */
 	sbx_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (lock_down(cfg->caps, true, cfg->seccomp, &err) < 0)
+		child_fail(report_fd, err);
 	char *const argv[] = { (char *)"sandbox-init", (char *)cfg->id, NULL };
 	char *const envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	syscall(SYS_execveat, cfg->init_exe_fd, "", argv, envp, AT_EMPTY_PATH);
@@ -204,9 +251,11 @@ int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, s
 	_cleanup_close_ int wr = pipefd[1];
 
 	int pidfd = -1;
+	uint64_t ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET;
+	if (cfg->rootfs.userns_fd < 0)
+		ns |= CLONE_NEWUTS | CLONE_NEWIPC;
 	struct clone_args args = {
-		.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD |
-			 CLONE_INTO_CGROUP,
+		.flags = ns | CLONE_PIDFD | CLONE_INTO_CGROUP,
 		.pidfd = (uint64_t)(uintptr_t)&pidfd,
 		.exit_signal = SIGCHLD,
 		.cgroup = (uint64_t)cfg->cgroup_fd,
@@ -259,6 +308,8 @@ __attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *c
 		sbx_error_errno(&err, errno, "chdir '%s'", cfg->cwd);
 		child_fail(report_fd, err);
 	}
+	if (sbx_caps_limit_bounding(cfg->caps, &err) < 0)
+		child_fail(report_fd, err);
 	if (setsid() < 0 || setgroups(u.ngroups, u.groups) < 0 || setresgid(u.gid, u.gid, u.gid) < 0 ||
 	    setresuid(u.uid, u.uid, u.uid) < 0) {
 		sbx_error_errno(&err, errno, "switch to user '%s'", cfg->user ? cfg->user : "root");
@@ -271,6 +322,8 @@ __attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *c
 		}
 	}
 	sbx_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (lock_down(cfg->caps, u.uid == 0, cfg->seccomp, &err) < 0)
+		child_fail(report_fd, err);
 	extern char **environ;
 	environ = (char **)cfg->envp;
 	if (!getenv("HOME"))
@@ -311,9 +364,17 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		if (join_v1(cfg->v1_procs, &cerr) < 0)
 			child_fail(wr, cerr);
-		if (setns(cfg->init_pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-						     CLONE_NEWCGROUP) < 0) {
+		/* Namespaces of the initial user namespace first (that needs host
+		 * root), then the sandbox's user namespace and those it owns. */
+		int uts_ipc = CLONE_NEWUTS | CLONE_NEWIPC;
+		if (setns(cfg->init_pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP |
+						   (cfg->userns ? 0 : uts_ipc)) < 0) {
 			sbx_error_errno(&cerr, errno, "join sandbox namespaces");
+			child_fail(wr, cerr);
+		}
+		if (cfg->userns &&
+		    (setns(cfg->init_pidfd, CLONE_NEWUSER) < 0 || setns(cfg->init_pidfd, uts_ipc) < 0)) {
+			sbx_error_errno(&cerr, errno, "join sandbox user namespace");
 			child_fail(wr, cerr);
 		}
 		/* CLONE_PARENT: the command becomes sandboxd's child, so sandboxd

@@ -4,12 +4,14 @@
 #ifndef SBX_SPAWN_H
 #define SBX_SPAWN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "cgroup.h"
 #include "error.h"
 #include "rootfs.h"
+#include "seccomp_filter.h"
 
 struct sbx_init_config {
 	struct sbx_rootfs_config rootfs;
@@ -17,6 +19,8 @@ struct sbx_init_config {
 	int init_exe_fd; /* sealed memfd with the sandbox-init binary */
 	const char *id;
 	int v1_procs[SBX_CTRL_COUNT]; /* hybrid hosts: v1 groups to join first, or -1 */
+	uint64_t caps;                /* capability set of the sandbox's root */
+	const struct sbx_bpf *seccomp; /* NULL: no filter */
 };
 
 struct sbx_spawned {
@@ -36,6 +40,9 @@ struct sbx_exec_config {
 	const char *user;      /* user spec, see passwd.h */
 	int stdio[3];          /* fds to become 0, 1, 2 */
 	int v1_procs[SBX_CTRL_COUNT];
+	bool userns;           /* the sandbox has a user namespace to join */
+	uint64_t caps;
+	const struct sbx_bpf *seccomp;
 };
 
 /* The command runs as a child of the caller (so the caller reaps it and

@@ -253,13 +253,15 @@ class CtlRunTest(SandboxdTestCase):
         self.assertEqual(err, "e\n")
         self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
 
-    def test_run_without_image_takes_first_word(self):
-        # Documented in sandboxctl(1): with neither an IMAGE before -- nor
-        # --image, the first word of the command is taken for the image.
-        rc, out, err = self.ctl("run", "--rm", "--", "nosuchimage", "true")
+    def test_run_without_image_uses_the_default(self):
+        # With nothing between the options and "--", the default image is used
+        # and everything after "--" is the command.
+        rc, out, err = self.ctl("run", "--rm", "--", "echo", "hi")
+        self.assertEqual((rc, out, err), (0, "hi\n", ""))
+        rc, out, err = self.ctl("run", "--rm", "nosuchimage", "--", "true")
         self.assertCtlFails((rc, out, err))
         self.assertIn("nosuchimage", err)
-        rc, out, err = self.ctl("run", "--rm", "--", "minimal", "echo", "hi")
+        rc, out, err = self.ctl("run", "--rm", "--image", "minimal", "--", "echo", "hi")
         self.assertEqual((rc, out, err), (0, "hi\n", ""))
         self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
 

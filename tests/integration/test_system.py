@@ -175,14 +175,20 @@ class DefaultCgroupTest(SandboxdTestCase):
         if own != ["/"]:
             self.skipTest("harness is not in the root cgroup (%r); default base differs" % own)
         info = self.call("system.info")
-        self.assertEqual(info["cgroup_base"], "sandboxd")
+        # "sandboxd" for the default state dir; a daemon with another state
+        # dir (as here) gets a base of its own, named after a hash of it.
+        self.assertRegex(info["cgroup_base"], r"^sandboxd-[0-9a-f]{8}$")
         sb = self.create("dflt")
         path = self.daemon.sandbox_cgroup(sb["id"])
-        self.assertEqual(path, os.path.join(self.daemon.cgroup_mount(), "sandboxd", "sbx-" + sb["id"]))
+        self.assertEqual(path, os.path.join(self.daemon.cgroup_mount(), info["cgroup_base"], "sbx-" + sb["id"]))
         self.assertTrue(os.path.isdir(path))
         self.assertIn(sb["init_pid"], [int(p) for p in open(os.path.join(path, "cgroup.procs")).read().split()])
         self.call("sandbox.delete", {"sandbox": sb["id"], "force": True})
         self.assertFalse(os.path.exists(path))
+        # A clean shutdown removes the base it made.
+        base = os.path.join(self.daemon.cgroup_mount(), info["cgroup_base"])
+        self.daemon.stop()
+        self.assertFalse(os.path.exists(base))
 
 
 if __name__ == "__main__":
