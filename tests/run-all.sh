@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole test suite, from a fresh Debian/Ubuntu machine: dependencies,
 # a normal and an ASan/UBSan build, the Check unit tests, the end-to-end
-# suite against a real daemon, and make distcheck. Ends with one line
+# suite against a real daemon on this host and again in a QEMU guest with
+# a pure cgroup v2 hierarchy, and make distcheck. Ends with one line
 # "N passed, N failed, N skipped" counting individual tests.
 set -u
 cd "$(dirname "$0")/.."
@@ -57,10 +58,18 @@ unit_tests() { # unit_tests DIR LABEL
 	count $p $f $s "$label"
 }
 
-integration() { # integration BUILDDIR LABEL
-	local out
+integration() { # integration BUILDDIR LABEL [RUNNER...]
+	local out bd=$1 label=$2
+	shift 2
 	out=$(mktemp)
-	python3 tests/integration/run.py --builddir "$1" 2>&1 | tee "$out"
+	"$@" python3 tests/integration/run.py --builddir "$bd" 2>&1 | tee "$out"
+	local rc=${PIPESTATUS[0]}
+	if [ "$rc" -eq 77 ] && ! grep -qE '^[0-9]+ passed' "$out"; then
+		echo "$label: skipped (see above)"
+		count 0 0 1 "$label"
+		rm -f "$out"
+		return
+	fi
 	local line
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -1)
 	rm -f "$out"
@@ -69,16 +78,18 @@ integration() { # integration BUILDDIR LABEL
 		return
 	fi
 	set -- $line
-	count "$1" "$3" "$5" "$2"
-	echo "$2: $line"
+	count "$1" "$3" "$5" "$label"
+	echo "$label: $line"
 }
 
 note "build"
 if build build; then
 	note "unit tests"
 	unit_tests build "unit tests"
-	note "integration tests"
+	note "integration tests (this host: cgroup $(stat -fc %T /sys/fs/cgroup))"
 	integration "$top/build" "integration tests"
+	note "integration tests (QEMU guest: cgroup v2)"
+	integration "$top/build" "integration tests (cgroup v2 guest)" tests/vm/run.sh --timeout 3000 --
 else
 	fatal_stage "build"
 fi

@@ -5,7 +5,9 @@
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 xfer=$(sed -n 's/.*sbx.xfer=\([^ ]*\).*/\1/p' /proc/cmdline)
-for d in /tmp /run /var/tmp /root; do mount -t tmpfs -o mode=1777,size=75% tmpfs "$d"; done
+for d in /tmp /run /root; do mount -t tmpfs -o mode=1777,size=50% tmpfs "$d"; done
+# The scratch disk: where tests keep state (ext4 takes idmapped mounts).
+mount -t ext4 /dev/vda /var/tmp && chmod 1777 /var/tmp || mount -t tmpfs -o mode=1777 tmpfs /var/tmp
 chmod 700 /root
 mkdir -p /tmp/xfer
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 xfer /tmp/xfer
@@ -15,7 +17,7 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 ip link set lo up 2>/dev/null
 hostname sbx-vm
-export HOME=/root PYTHONDONTWRITEBYTECODE=1 SBX_IN_VM=1
+export HOME=/root PYTHONDONTWRITEBYTECODE=1 SBX_IN_VM=1 TMPDIR=/var/tmp
 set -a
 . /tmp/xfer/env 2>/dev/null
 set +a
@@ -24,6 +26,7 @@ echo "vm-guest: kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), contro
 eval "$(cat /tmp/xfer/cmd)" >> /tmp/xfer/output 2>&1
 echo $? > /tmp/xfer/rc
 sync
+umount /var/tmp 2>/dev/null
 umount /tmp/xfer
 echo o > /proc/sysrq-trigger
 sleep 10

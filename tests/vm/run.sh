@@ -72,7 +72,7 @@ if [ ! -r "$initrd" ] || [ "$(cat "$initrd.stamp" 2>/dev/null)" != "$stamp" ]; t
 	trap 'rm -rf "$ird"' EXIT
 	mkdir -p "$ird"/{bin,sbin,proc,sys,dev,host,lib/modules}
 	cp /bin/busybox "$ird/bin/busybox"
-	want="virtio_pci 9pnet_virtio 9p overlay loop crc32c_generic crc32c-intel libcrc32c ext4 veth bridge nf_tables nft_chain_nat nf_nat nft_ct
+	want="virtio_pci virtio_blk 9pnet_virtio 9p overlay loop crc32c_generic crc32c-intel libcrc32c ext4 veth bridge nf_tables nft_chain_nat nf_nat nft_ct
 	      nft_masq nft_fib_inet nf_conntrack br_netfilter tun"
 	moddir=$kdir/lib/modules/$kver
 	: > "$ird/modules.order"
@@ -124,6 +124,11 @@ fi
 xfer=$(mktemp -d /tmp/sbx-vm.XXXXXX)
 trap 'rm -rf "$xfer"' EXIT
 printf '%q ' "$@" > "$xfer/cmd"
+# A scratch disk for the guest: ext4 (unlike the guest's tmpfs) takes
+# idmapped mounts, loop-mounted images and overlay upper layers.
+scratch=$xfer/scratch.img
+truncate -s 16G "$scratch"
+mkfs.ext4 -q -F -m 0 -E lazy_itable_init=1,lazy_journal_init=1 "$scratch" || skip "mkfs.ext4 failed"
 echo "$PWD" > "$xfer/cwd"
 env | grep -E '^(SBX_|SANDBOXD_)' > "$xfer/env" || true
 console=$xfer/console.log
@@ -136,6 +141,7 @@ timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp
 	-append "console=ttyS0 panic=-1 quiet loglevel=3 sbx.init=$here/guest-init.sh sbx.xfer=$xfer" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$xfer,mount_tag=xfer,security_model=none" \
+	-drive "file=$scratch,if=virtio,format=raw,cache=unsafe" \
 	-nic none </dev/null
 qrc=$?
 set -e
