@@ -512,8 +512,15 @@ class Bench:
 
     # -- sandboxes and containers ----------------------------------------
 
-    def create_sandbox(self, client=None):
-        sb = (client or self.client).call("sandbox.create", {"image": "minimal"})
+    # What the defences cost: the same cycle with every one of them off.
+    BARE = {"userns": False, "seccomp_profile": "unconfined", "cap_add": ["ALL"],
+            "resources": {"cpus": 0, "memory_mb": 0, "pids": 0, "disk_mb": 0}}
+    NODISK = {"resources": {"disk_mb": 0}}
+
+    def create_sandbox(self, client=None, extra=None):
+        params = {"image": "minimal"}
+        params.update(extra or {})
+        sb = (client or self.client).call("sandbox.create", params)
         self.sandboxes.add(sb["id"])
         return sb
 
@@ -554,25 +561,26 @@ class Bench:
     # lines run in rounds, round-robin, so that a slow spell of the machine
     # is spread over all of them instead of landing on one.
 
-    def line_cycle_socket(self, n, w):
+    def line_cycle_socket(self, n, w, extra=None):
         for i in range(w + n):
             t0 = time.perf_counter_ns()
-            sb = self.create_sandbox()
+            sb = self.create_sandbox(extra=extra)
             t1 = time.perf_counter_ns()
             check_exec(self.client.call("process.exec", {"sandbox": sb["id"], "cmd": ["true"]}))
             t2 = time.perf_counter_ns()
             self.delete_sandbox(sb["id"])
             t3 = time.perf_counter_ns()
             if i >= w:
-                self.phases["create"].append((t1 - t0) / 1e6)
-                self.phases["exec"].append((t2 - t1) / 1e6)
-                self.phases["delete"].append((t3 - t2) / 1e6)
+                if extra is None:
+                    self.phases["create"].append((t1 - t0) / 1e6)
+                    self.phases["exec"].append((t2 - t1) / 1e6)
+                    self.phases["delete"].append((t3 - t2) / 1e6)
                 yield (t3 - t0) / 1e6
 
-    def line_exec_socket(self, n, w):
+    def line_exec_socket(self, n, w, sandbox=None):
         for i in range(w + n):
             t0 = time.perf_counter_ns()
-            check_exec(self.client.call("process.exec", {"sandbox": self.exec_sandbox, "cmd": ["true"]}))
+            check_exec(self.client.call("process.exec", {"sandbox": sandbox or self.exec_sandbox, "cmd": ["true"]}))
             if i >= w:
                 yield (time.perf_counter_ns() - t0) / 1e6
 
@@ -594,6 +602,7 @@ class Bench:
 
         # The running sandbox and the running runc container that exec goes into.
         self.exec_sandbox = self.create_sandbox()["id"]
+        self.exec_sandbox_bare = self.create_sandbox(extra=self.BARE)["id"]
         self.runc_exec_id = self.runc_id("exec")
         self.runc_detached(self.runc_exec_id)
 
@@ -603,12 +612,18 @@ class Bench:
         lines = [
             ("cycle_socket", "sandboxd: create+exec+delete, one socket connection", "socket",
              lambda n, w: list(self.line_cycle_socket(n, w))),
+            ("cycle_nodisk", "sandboxd: the same, without a disk limit (`disk_mb` 0)", "socket",
+             lambda n, w: list(self.line_cycle_socket(n, w, self.NODISK))),
+            ("cycle_bare", "sandboxd: the same with every defence off (no user namespace, seccomp, "
+             "capability drop, limits or disk)", "socket", lambda n, w: list(self.line_cycle_socket(n, w, self.BARE))),
             ("cycle_ctl", "sandboxd: `sandboxctl run --rm`", "cli", self.cli_line("cycle_ctl", form)),
             ("cycle_runc", "runc run (create+start+delete)", "cli",
              self.cli_line("cycle_runc", ["runc", "run", "--bundle", self.bundle_true, self.runc_id("run")])),
             ("bwrap", "bwrap start of /bin/true", "cli", self.cli_line("bwrap", bwrap)),
             ("exec_socket", "sandboxd: process.exec, one socket connection", "socket",
              lambda n, w: list(self.line_exec_socket(n, w))),
+            ("exec_bare", "sandboxd: process.exec into a sandbox with every defence off", "socket",
+             lambda n, w: list(self.line_exec_socket(n, w, self.exec_sandbox_bare))),
             ("exec_ctl", "sandboxd: `sandboxctl exec`", "cli",
              self.cli_line("exec_ctl", ctl + ["exec", self.exec_sandbox, "--", "true"])),
             ("exec_runc", "runc exec into a running container", "cli",
@@ -652,6 +667,7 @@ class Bench:
 
     def finish_lines(self):
         self.delete_sandbox(self.exec_sandbox)
+        self.delete_sandbox(self.exec_sandbox_bare)
         self.runc_delete(self.runc_exec_id)
         # Everything else was deleted as it went; `sandboxctl run --rm` included.
         left = self.client.call("sandbox.list").get("sandboxes", [])
@@ -853,7 +869,7 @@ def render(b, command):
     L.append("")
     L.append("## 1. Full cycle: create and start, run `true`, delete")
     L.append("")
-    L += table(R, ["cycle_socket", "cycle_ctl", "cycle_runc", "bwrap"], "cycle_runc")
+    L += table(R, ["cycle_socket", "cycle_nodisk", "cycle_bare", "cycle_ctl", "cycle_runc", "bwrap"], "cycle_runc")
     L.append("")
     ph = R["cycle_socket"].get("phases", {})
     if ph:
@@ -866,7 +882,7 @@ def render(b, command):
         L.append("")
     L.append("## 2. Exec of `true` into a running sandbox")
     L.append("")
-    L += table(R, ["exec_socket", "exec_ctl", "exec_runc", "bwrap", "host_true"], "exec_runc")
+    L += table(R, ["exec_socket", "exec_bare", "exec_ctl", "exec_runc", "bwrap", "host_true"], "exec_runc")
     L.append("")
     L.append("The bwrap line is the same measurement as in table 1 (a cold start): it is the bar an exec "
              "into an already running sandbox has to beat. The host `/bin/true` line is no sandbox at "

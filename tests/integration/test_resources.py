@@ -205,5 +205,62 @@ class ResourceTests(SandboxdTestCase):
         self.assertIn("--memory", err)
 
 
+class DelegatedSubtreeTest(SandboxdTestCase):
+    """Under systemd with Delegate=yes, sandboxd starts in a group of its own
+    that it may manage: it moves itself to a leaf and puts sandboxes beside
+    it (no internal processes), touching nothing above."""
+
+    start_daemon = False
+
+    def test_runs_inside_a_delegated_group(self):
+        if not os.path.exists("/sys/fs/cgroup/cgroup.subtree_control"):
+            self.skipTest("needs a pure cgroup v2 host (runs in the tests/vm guest)")
+        deleg = "/sys/fs/cgroup/sbxdeleg-%d" % os.getpid()
+        os.mkdir(deleg)
+        self.addCleanup(self.remove_tree, deleg)
+        # What systemd does for a delegated unit: controllers available to it.
+        for c in ("cpu", "memory", "pids"):
+            with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+                f.write("+" + c)
+        d = self.new_daemon(start=False, own_cgroup=False)
+        cmd = d.command()
+        d.command = lambda: ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', deleg] + cmd
+        d.start()
+        self.daemon = d
+        self.rpc = d.client()
+        info = self.call("system.info")
+        self.assertEqual(info["cgroup_base"], os.path.basename(deleg))
+        with open("/proc/%d/cgroup" % info["pid"]) as f:
+            self.assertEqual(f.read().strip(), "0::/%s/supervisor" % os.path.basename(deleg))
+        sb = self.create("deleg", resources={"memory_mb": 64})
+        path = os.path.join(deleg, "sbx-" + sb["id"])
+        with open(os.path.join(path, "memory.max")) as f:
+            self.assertEqual(int(f.read()), 64 * MiB)
+        with open(os.path.join(deleg, "cgroup.procs")) as f:
+            self.assertEqual(f.read().strip(), "", "processes left in the delegated group itself")
+        self.call("sandbox.delete", {"sandbox": sb["id"], "force": True})
+        self.assertFalse(os.path.exists(path))
+        # A restart: the group itself now has controllers enabled and takes no
+        # process, so the service manager starts the daemon in the leaf
+        # (systemd's DelegateSubgroup=supervisor), where it settles as before.
+        d.stop()
+        d.command = lambda: ["sh", "-c", 'echo $$ > "$0/supervisor/cgroup.procs" && exec "$@"', deleg] + cmd
+        d.start()
+        self.rpc = d.client()
+        self.assertEqual(self.call("system.info")["cgroup_base"], os.path.basename(deleg))
+        d.stop()
+
+    def remove_tree(self, path):
+        for sub in sorted((os.path.join(r, n) for r, ds, _ in os.walk(path) for n in ds), key=len, reverse=True):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
 if __name__ == "__main__":
     sbxtest.main()
