@@ -86,7 +86,11 @@ note "build"
 if build build; then
 	note "unit tests"
 	unit_tests build "unit tests"
-	note "integration tests (this host: cgroup $(stat -fc %T /sys/fs/cgroup))"
+	case $(stat -fc %T /sys/fs/cgroup) in
+	cgroup2fs) mode=v2 ;;
+	*) [ -d /sys/fs/cgroup/unified ] && mode=hybrid || mode=v1 ;;
+	esac
+	note "integration tests (this host: cgroup $mode)"
 	integration "$top/build" "integration tests"
 	note "integration tests (QEMU guest: cgroup v2)"
 	integration "$top/build" "integration tests (cgroup v2 guest)" tests/vm/run.sh --timeout 3000 --
