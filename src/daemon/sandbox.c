@@ -450,11 +450,8 @@ static void init_gone(struct sbx_sandbox *sb)
 	sbx_exec_kill_all(sb);
 	sb->empty_tries = 0;
 	sbx_sandbox_ref(sb);
-	sb->empty_timer = sbx_loop_timer(sb->d->loop, 0, empty_check, sb);
-	if (!sb->empty_timer) {
-		stop_finish(sb);
-		sbx_sandbox_unref(sb);
-	}
+	/* Usually empty already: check now, and poll only if it is not. */
+	empty_check(NULL, sb);
 }
 
 static void init_exited(struct sbx_watch *w, uint32_t events, void *data)
