@@ -44,6 +44,8 @@ int ctl_parse_mb(const char *s, long long *out)
 			return -1;
 	}
 	*out = (long long)(v * mul + 0.5);
+	if (v > 0 && *out == 0)
+		return -1; /* below 1 MiB: refuse rather than read it as unlimited */
 	return 0;
 }
 

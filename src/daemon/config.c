@@ -97,18 +97,33 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 		return set_int(key, value, 1, 1000000, &cfg->max_sandboxes, err);
 	if (!strcmp(key, "stop_timeout_s"))
 		return set_int(key, value, 0, 3600, &cfg->default_stop_timeout_s, err);
-	if (!strcmp(key, "default_memory_mb"))
-		return set_int(key, value, 0, (int64_t)1 << 30, &cfg->default_memory_mb, err);
-	if (!strcmp(key, "default_pids"))
-		return set_int(key, value, 0, 4194304, &cfg->default_pids, err);
-	if (!strcmp(key, "default_disk_mb"))
-		return set_int(key, value, 0, (int64_t)1 << 30, &cfg->default_disk_mb, err);
+	/* Defaults obey the minimums a request must (0 is unlimited). */
+	static const struct {
+		const char *key;
+		size_t off;
+		int64_t min;
+	} limits[] = {
+		{ "default_memory_mb", offsetof(struct sbx_config, default_memory_mb), 8 },
+		{ "default_pids", offsetof(struct sbx_config, default_pids), 8 },
+		{ "default_disk_mb", offsetof(struct sbx_config, default_disk_mb), 16 },
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(limits); i++) {
+		if (strcmp(key, limits[i].key))
+			continue;
+		int64_t *slot = (int64_t *)((char *)cfg + limits[i].off);
+		if (set_int(key, value, 0, (int64_t)1 << 30, slot, err) < 0)
+			return -1;
+		if (*slot > 0 && *slot < limits[i].min)
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: must be 0 (unlimited) or at least %lld", key,
+					     (long long)limits[i].min);
+		return 0;
+	}
 	if (!strcmp(key, "default_cpus")) {
 		char *end;
 		errno = 0;
 		double v = strtod(value, &end);
-		if (errno || *end || end == value || v < 0 || v > 4096)
-			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not a number between 0 and 4096", key,
+		if (errno || *end || end == value || v < 0 || v > 4096 || (v > 0 && v < 0.01))
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not 0 or a number between 0.01 and 4096", key,
 					     value);
 		cfg->default_cpus = v;
 		return 0;

@@ -265,17 +265,17 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 		yajl_tree_free(root);
 		return;
 	}
+	if (!id) {
+		/* A notification from a client: nothing to answer, nothing we act on. */
+		yajl_tree_free(root);
+		return;
+	}
 	char nul_param[64];
 	if (sbx_json_find_nul(line, len, nul_param, sizeof(nul_param))) {
 		sbx_error e = { .code = SBX_ERR_INVALID_PARAMS,
 				.msg = (char *)"a string holds a NUL character (\\u0000), which sandboxd cannot pass on",
 				.param = nul_param };
 		send_error(c, id, &e);
-		yajl_tree_free(root);
-		return;
-	}
-	if (!id) {
-		/* A notification from a client: nothing to answer, nothing we act on. */
 		yajl_tree_free(root);
 		return;
 	}

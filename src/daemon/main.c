@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "disk.h"
 #include "images.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -125,8 +126,8 @@ static void adapt_defaults(struct sbx_daemon *d)
 		else
 			d->cfg.default_pids = 0;
 	}
-	if (d->cfg.default_disk_mb > 0 && access("/dev/loop-control", F_OK) < 0) {
-		sbx_warn("no /dev/loop-control: default_disk_mb is ignored (load the loop module for disk limits)");
+	if (d->cfg.default_disk_mb > 0 && !sbx_disk_supported()) {
+		sbx_warn("disk limits need /dev/loop-control and mkfs.ext4: default_disk_mb is ignored");
 		d->cfg.default_disk_mb = 0;
 	}
 }

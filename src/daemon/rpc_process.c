@@ -274,8 +274,10 @@ void rpc_process_exec(struct sbx_request *req)
 		}
 	}
 	if (sb->state != SBX_STATE_STARTED || sb->stopping) {
-		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start it with 'sandboxctl start %s'", sb->name,
-			      sb->stopping ? "stopping" : sbx_state_name(sb->state), sb->name);
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; %s it with 'sandboxctl %s %s'", sb->name,
+			      sb->stopping ? "stopping" : sbx_state_name(sb->state),
+			      sb->state == SBX_STATE_PAUSED ? "resume" : "start",
+			      sb->state == SBX_STATE_PAUSED ? "resume" : "start", sb->name);
 		goto fail;
 	}
 	if (command) {
@@ -317,6 +319,11 @@ void rpc_process_exec(struct sbx_request *req)
 		sbx_error_errno(&err, errno, "pipe");
 		goto fail;
 	}
+	const struct sbx_bpf *filter = NULL;
+	if (sbx_sandbox_filter(sb, &filter, &err) < 0) {
+		sbx_error_prefix(&err, "sandbox %s: seccomp profile", sb->name);
+		goto fail;
+	}
 	int v1[SBX_CTRL_COUNT];
 	if (sbx_cgroup_v1_open_procs(&d->cg, sb->cgroup, v1, &err) < 0)
 		goto fail;
@@ -330,7 +337,7 @@ void rpc_process_exec(struct sbx_request *req)
 		.stdio = { in_p[0], out_p[1], err_p[1] },
 		.userns = sb->userns_base != 0,
 		.caps = sb->caps,
-		.seccomp = sbx_sandbox_filter(sb),
+		.seccomp = filter,
 	};
 	memcpy(ec.v1_procs, v1, sizeof(v1));
 	struct sbx_spawned sp;

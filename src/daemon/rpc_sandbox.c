@@ -535,6 +535,8 @@ void rpc_sandbox_stats(struct sbx_request *req)
 	yajl_gen g = sbx_reply_begin(req);
 	if (g) {
 		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "id", sb->id);
+		sbx_gen_kv_str(g, "name", sb->name);
 		sbx_gen_kv_str(g, "state", sbx_state_name(sb->state));
 		sbx_gen_kv_int(g, "cpu_usage_us", st.cpu_usage_us);
 		sbx_gen_kv_int(g, "memory_bytes", st.memory_bytes);

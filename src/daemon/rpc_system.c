@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "sandbox.h"
 
 void rpc_system_ping(struct sbx_request *req)
@@ -46,7 +47,7 @@ void rpc_system_info(struct sbx_request *req)
 			if (d->cg.ctrl[c])
 				sbx_gen_str(g, f);
 		}
-		if (access("/dev/loop-control", F_OK) == 0)
+		if (sbx_disk_supported())
 			sbx_gen_str(g, "limit.disk");
 		yajl_gen_array_close(g);
 		sbx_gen_key(g, "resource_defaults");

@@ -312,19 +312,12 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 			return sbx_error_prefix(err, "sandbox %s", sb->id);
 		}
 	}
-	if (strcmp(sb->seccomp, "default") && strcmp(sb->seccomp, "unconfined") && !sb->filter.insns) {
-		struct sbx_seccomp_profile prof;
-		int r = sbx_seccomp_profile_load(sb->seccomp, &prof, err);
-		if (r == 0) {
-			r = sbx_seccomp_compile(&prof, &sb->filter, err);
-			sbx_seccomp_profile_free(&prof);
-		}
-		if (r < 0) {
-			for (int c = 0; c < SBX_CTRL_COUNT; c++)
-				sbx_closep(&v1[c]);
-			sbx_cgroup_remove(&d->cg, cg, NULL);
-			return sbx_error_prefix(err, "sandbox %s", sb->id);
-		}
+	const struct sbx_bpf *filter = NULL;
+	if (sbx_sandbox_filter(sb, &filter, err) < 0) {
+		for (int c = 0; c < SBX_CTRL_COUNT; c++)
+			sbx_closep(&v1[c]);
+		sbx_cgroup_remove(&d->cg, cg, NULL);
+		return sbx_error_prefix(err, "sandbox %s", sb->id);
 	}
 	struct sbx_init_config ic = {
 		.rootfs = {
@@ -347,7 +340,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 		.init_exe_fd = d->init_exe_fd,
 		.id = sb->id,
 		.caps = sb->caps,
-		.seccomp = sbx_sandbox_filter(sb),
+		.seccomp = filter,
 	};
 	memcpy(ic.v1_procs, v1, sizeof(v1));
 	struct sbx_spawned sp;
@@ -892,11 +885,25 @@ uint32_t sbx_userns_allocate(struct sbx_daemon *d)
 	return 0;
 }
 
-const struct sbx_bpf *sbx_sandbox_filter(struct sbx_sandbox *sb)
+int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_error **err)
 {
+	*out = NULL;
 	if (!strcmp(sb->seccomp, "unconfined"))
-		return NULL;
-	if (!strcmp(sb->seccomp, "default"))
-		return &sb->d->default_filter;
-	return &sb->filter;
+		return 0;
+	if (!strcmp(sb->seccomp, "default")) {
+		*out = &sb->d->default_filter;
+		return 0;
+	}
+	/* A profile file: compiled on first use, also after a daemon restart. */
+	if (!sb->filter.insns) {
+		struct sbx_seccomp_profile prof;
+		if (sbx_seccomp_profile_load(sb->seccomp, &prof, err) < 0)
+			return -1;
+		int r = sbx_seccomp_compile(&prof, &sb->filter, err);
+		sbx_seccomp_profile_free(&prof);
+		if (r < 0)
+			return -1;
+	}
+	*out = &sb->filter;
+	return 0;
 }

@@ -94,8 +94,9 @@ void sbx_sandboxes_tick(struct sbx_daemon *d);
 
 /* A free 65536-id range for a new sandbox; 0 when the pool is exhausted. */
 uint32_t sbx_userns_allocate(struct sbx_daemon *d);
-/* The seccomp program for a sandbox's processes, NULL for unconfined. */
-const struct sbx_bpf *sbx_sandbox_filter(struct sbx_sandbox *sb);
+/* The seccomp program for a sandbox's processes (NULL for unconfined),
+ * compiling a profile file when needed; fails closed. */
+int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_error **err);
 
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);

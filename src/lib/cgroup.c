@@ -257,13 +257,16 @@ int sbx_cgroup_root_init(struct sbx_cgroup_root *root, const char *parent, const
 	}
 	if (!base)
 		return sbx_error_errno(err, ENOMEM, "cgroup base");
-	if (mkdirat(root->mount_fd, base, 0755) < 0 && errno != EEXIST)
+	bool made = mkdirat(root->mount_fd, base, 0755) == 0;
+	if (!made && errno != EEXIST)
 		return sbx_error_errno(err, errno, "create cgroup %s/%s", mnt, base);
 	root->base_fd = openat(root->mount_fd, base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root->base_fd < 0)
 		return sbx_error_errno(err, errno, "open cgroup %s/%s", mnt, base);
 	root->base = sbx_take_ptr(&base);
-	root->own_base = at_top;
+	/* Removed at shutdown only if it is ours: made by us now, or named by
+	 * us (the default base, left over from an earlier run). */
+	root->own_base = at_top && (made || !(parent && *parent));
 	if (root->mode == SBX_CGROUP_V2)
 		init_v2_controllers(root, at_top);
 	else

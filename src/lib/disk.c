@@ -48,13 +48,23 @@ int sbx_copy_sparse(int src, int dst, sbx_error **err)
 	return 0;
 }
 
-static int run_mkfs(const char *path, int64_t mb, sbx_error **err)
+static const char *mkfs_path(void)
 {
 	static const char *const candidates[] = { "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4" };
-	const char *mkfs = NULL;
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(candidates); i++)
 		if (access(candidates[i], X_OK) == 0)
-			mkfs = candidates[i];
+			return candidates[i];
+	return NULL;
+}
+
+bool sbx_disk_supported(void)
+{
+	return access("/dev/loop-control", F_OK) == 0 && mkfs_path();
+}
+
+static int run_mkfs(const char *path, int64_t mb, sbx_error **err)
+{
+	const char *mkfs = mkfs_path();
 	if (!mkfs)
 		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "disk limits need mkfs.ext4 (Debian package e2fsprogs)");
 	pid_t pid = fork();

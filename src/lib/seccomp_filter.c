@@ -189,8 +189,10 @@ void sbx_bpf_free(struct sbx_bpf *b)
 
 int sbx_seccomp_load(const struct sbx_bpf *b, sbx_error **err)
 {
-	if (!b || !b->insns)
-		return 0;
+	if (!b)
+		return 0; /* unconfined, by request */
+	if (!b->insns || !b->len)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "seccomp filter missing; refusing to run unfiltered");
 	struct sock_fprog prog = { .len = b->len, .filter = b->insns };
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		return sbx_error_errno(err, errno, "load seccomp filter");

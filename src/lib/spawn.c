@@ -2,6 +2,7 @@
  * code between clone and exec must only use what is safe after fork of a
  * single-threaded process; it never returns to the caller's code. */
 #include "config.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -44,6 +45,33 @@ __attribute__((noreturn)) static void child_fail(int report_fd, sbx_error *err)
 	line[n++] = '\n';
 	sbx_write_all(report_fd, line, (size_t)n);
 	_exit(126);
+}
+
+/* Mark every fd above stdio close-on-exec; without close_range (before
+ * 5.11) walk /proc/self/fd. Nothing of sandboxd may reach sandbox code. */
+static int cloexec_all(sbx_error **err)
+{
+	if (sbx_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return 0;
+	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return sbx_error_errno(err, errno, "list open fds");
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return sbx_error_errno(err, errno, "list open fds");
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		if (fd > 2 && fd != dfd && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) {
+			int e = errno;
+			closedir(d);
+			return sbx_error_errno(err, e, "mark fd %d close-on-exec", fd);
+		}
+	}
+	closedir(d);
+	return 0;
 }
 
 /* Hybrid hosts: enter the sandbox's v1 groups before any of its code runs
@@ -232,8 +260,7 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 	for (int i = 0; i < 3; i++)
 		dup2(devnull, i);
 	/* Every fd inherited from sandboxd disappears at exec. */
-	sbx_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-	if (lock_down(cfg->caps, true, cfg->seccomp, &err) < 0)
+	if (cloexec_all(&err) < 0 || lock_down(cfg->caps, true, cfg->seccomp, &err) < 0)
 		child_fail(report_fd, err);
 	char *const argv[] = { (char *)"sandbox-init", (char *)cfg->id, NULL };
 	char *const envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
@@ -321,8 +348,7 @@ __attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *c
 			child_fail(report_fd, err);
 		}
 	}
-	sbx_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-	if (lock_down(cfg->caps, u.uid == 0, cfg->seccomp, &err) < 0)
+	if (cloexec_all(&err) < 0 || lock_down(cfg->caps, u.uid == 0, cfg->seccomp, &err) < 0)
 		child_fail(report_fd, err);
 	extern char **environ;
 	environ = (char **)cfg->envp;
