@@ -37,7 +37,8 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	if (set_str(&cfg->config_path, SBX_DEFAULT_CONFIG) < 0 || set_str(&cfg->socket_path, SBX_DEFAULT_SOCKET) < 0 ||
 	    set_str(&cfg->state_dir, LOCALSTATEDIR "/lib/sandboxd") < 0 || set_str(&cfg->run_dir, "/run/sandboxd") < 0 ||
 	    set_str(&cfg->init_path, PKGLIBEXECDIR "/sandbox-init") < 0 || set_str(&cfg->default_image, "minimal") < 0 ||
-	    set_str(&cfg->default_image_path, PKGDATADIR "/images/minimal.tar.gz") < 0)
+	    set_str(&cfg->default_image_path, PKGDATADIR "/images/minimal.tar.gz") < 0 ||
+	    set_str(&cfg->disk_quota, "auto") < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -52,6 +53,7 @@ void sbx_config_free(struct sbx_config *cfg)
 	free(cfg->default_image);
 	free(cfg->default_image_path);
 	free(cfg->cgroup_parent);
+	free(cfg->disk_quota);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -127,6 +129,11 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 					     value);
 		cfg->default_cpus = v;
 		return 0;
+	}
+	if (!strcmp(key, "disk_quota")) {
+		if (strcmp(value, "auto") && strcmp(value, "project") && strcmp(value, "loop"))
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not auto, project or loop", key, value);
+		return set_str(&cfg->disk_quota, value) < 0 ? sbx_error_errno(err, ENOMEM, "%s", key) : 0;
 	}
 	if (!strcmp(key, "userns_range")) {
 		/* START:COUNT, as in /etc/subuid */

@@ -44,6 +44,7 @@ struct sbx_config {
 	bool userns;             /* sandboxes get a user namespace unless they opt out */
 	int64_t userns_start;    /* host ids handed out to sandboxes, 65536 each */
 	int64_t userns_count;
+	char *disk_quota; /* "auto", "project" or "loop" */
 };
 
 int sbx_config_defaults(struct sbx_config *cfg);
@@ -65,6 +66,7 @@ struct sbx_daemon {
 	int lock_fd;
 	int init_exe_fd; /* sealed memfd of sandbox-init */
 	struct sbx_bpf default_filter; /* the default seccomp profile, compiled once */
+	bool prjquota;                 /* disk limits by project quota (else loop images) */
 	struct sbx_cgroup_root cg;
 	struct sbx_sandbox *sandboxes;
 	struct sbx_image *images;

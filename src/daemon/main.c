@@ -126,7 +126,13 @@ static void adapt_defaults(struct sbx_daemon *d)
 		else
 			d->cfg.default_pids = 0;
 	}
-	if (d->cfg.default_disk_mb > 0 && !sbx_disk_supported()) {
+	bool project = sbx_prjquota_supported(d->state_fd);
+	if (!strcmp(d->cfg.disk_quota, "project") && !project)
+		sbx_warn("disk_quota is 'project' but %s does not enforce project quotas (mount it with prjquota); "
+			 "using disk images", d->cfg.state_dir);
+	d->prjquota = project && strcmp(d->cfg.disk_quota, "loop") != 0;
+	sbx_info("disk limits by %s", d->prjquota ? "project quota" : "loop-mounted ext4 images");
+	if (d->cfg.default_disk_mb > 0 && !d->prjquota && !sbx_disk_supported()) {
 		sbx_warn("disk limits need /dev/loop-control and mkfs.ext4: default_disk_mb is ignored");
 		d->cfg.default_disk_mb = 0;
 	}
@@ -322,12 +328,12 @@ int main(int argc, char **argv)
 	}
 	if (sbx_cgroup_root_init(&d->cg, d->cfg.cgroup_parent, cgname, &err) < 0)
 		goto out;
-	adapt_defaults(d);
 	d->init_exe_fd = sbx_init_exe_load(d->cfg.init_path, &err);
 	if (d->init_exe_fd < 0)
 		goto out;
 	if (sbx_seccomp_compile_default(&d->default_filter, &err) < 0)
 		goto out;
+	adapt_defaults(d);
 	sbx_trash_empty(d);
 	if (sbx_images_load(d, &err) < 0 || sbx_images_ensure_default(d, &err) < 0 ||
 	    sbx_sandboxes_recover(d, &err) < 0 || sbx_server_listen(d, &err) < 0)

@@ -255,7 +255,27 @@ void rpc_sandbox_create(struct sbx_request *req)
 		sandbox_free_new(sb);
 		goto fail;
 	}
-	if (sb->res.disk_mb > 0) {
+	if (sb->res.disk_mb > 0 && d->prjquota) {
+		sb->projid = sbx_projid_allocate(d, sb->id);
+		static const char *const dirs[] = { "upper", "work" };
+		for (size_t i = 0; i < SBX_ARRAY_SIZE(dirs); i++) {
+			char dir[80];
+			snprintf(dir, sizeof(dir), "%s/%s", rel, dirs[i]);
+			_cleanup_close_ int dfd = openat(d->state_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (dfd < 0 || sbx_prjquota_assign(dfd, sb->projid, &err) < 0) {
+				if (!err)
+					sbx_error_errno(&err, errno, "open %s", dir);
+				break;
+			}
+		}
+		if (err || sbx_prjquota_limit(d->state_fd, sb->projid, sb->res.disk_mb, &err) < 0 ||
+		    sbx_sandbox_save(sb, &err) < 0) {
+			sbx_error_prefix(&err, "sandbox %s: disk quota of %lld MB", sb->id, (long long)sb->res.disk_mb);
+			sbx_rm_rf_at(d->state_fd, rel, NULL);
+			sandbox_free_new(sb);
+			goto fail;
+		}
+	} else if (sb->res.disk_mb > 0) {
 		_cleanup_free_ char *disk_img = NULL, *tpl = NULL;
 		if (asprintf(&disk_img, "%s/%s/disk.img", d->cfg.state_dir, rel) < 0 ||
 		    asprintf(&tpl, "%s/disk-templates", d->cfg.state_dir) < 0) {
@@ -444,9 +464,15 @@ void rpc_sandbox_update(struct sbx_request *req)
 	if (sbx_resources_parse(res, &r, &err) < 0)
 		goto fail;
 	if (r.disk_mb != sb->res.disk_mb) {
-		sbx_error_set(&err, SBX_ERR_UNSUPPORTED,
-			      "disk_mb cannot change after creation (the writable layer is a fixed-size filesystem)");
-		goto fail;
+		/* A project quota changes live; a disk image has a fixed size. */
+		if (!sb->projid || r.disk_mb <= 0) {
+			sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "disk_mb cannot change after creation here (%s)",
+				      sb->projid ? "a limit cannot be lifted from a quota-limited sandbox"
+						 : "the writable layer is a fixed-size filesystem");
+			goto fail;
+		}
+		if (sbx_prjquota_limit(d->state_fd, sb->projid, r.disk_mb, &err) < 0)
+			goto fail;
 	}
 	struct sbx_limits lim;
 	sbx_resources_to_limits(d, &r, &lim);
@@ -518,7 +544,11 @@ void rpc_sandbox_stats(struct sbx_request *req)
 	if (running)
 		sbx_cgroup_stats(&d->cg, sb->cgroup, &st);
 	int64_t disk = 0, rx = 0, tx = 0;
-	if (running && sb->res.disk_mb > 0) {
+	if (sb->projid) {
+		disk = sbx_prjquota_used(d->state_fd, sb->projid);
+		if (disk < 0)
+			disk = 0;
+	} else if (running && sb->res.disk_mb > 0) {
 		/* overlayfs reports its upper layer's filesystem: the disk image. */
 		char root[64];
 		snprintf(root, sizeof(root), "/proc/%d/root", (int)sb->init_pid);

@@ -47,8 +47,10 @@ void rpc_system_info(struct sbx_request *req)
 			if (d->cg.ctrl[c])
 				sbx_gen_str(g, f);
 		}
-		if (sbx_disk_supported())
+		if (d->prjquota || sbx_disk_supported())
 			sbx_gen_str(g, "limit.disk");
+		if (d->prjquota)
+			sbx_gen_str(g, "disk.project_quota");
 		yajl_gen_array_close(g);
 		sbx_gen_key(g, "resource_defaults");
 		yajl_gen_map_open(g);

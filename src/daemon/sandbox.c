@@ -198,6 +198,7 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_kv_int(g, "exec_seq", (int64_t)sb->exec_seq);
 	sbx_gen_kv_int(g, "oom_seen", sb->oom_seen);
 	sbx_gen_kv_int(g, "userns_base", sb->userns_base);
+	sbx_gen_kv_int(g, "projid", sb->projid);
 	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->caps);
 	yajl_gen_map_close(g);
 	const unsigned char *buf;
@@ -279,7 +280,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	_cleanup_close_ int loopfd = -1;
 	char loopdev[32] = "";
 	_cleanup_free_ char *disk_img = NULL, *disk_mnt = NULL;
-	if (sb->res.disk_mb > 0) {
+	if (sb->res.disk_mb > 0 && !sb->projid) {
 		char dm[80];
 		snprintf(dm, sizeof(dm), "sandboxes/%s/disk", sb->id);
 		if (asprintf(&disk_img, "%s/sandboxes/%s/disk.img", d->cfg.state_dir, sb->id) < 0 ||
@@ -540,6 +541,8 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
 	if (sb->cgroup)
 		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
+	if (sb->projid)
+		sbx_prjquota_limit(d->state_fd, sb->projid, 0, NULL); /* the files go with the trash */
 	sb->deleted = true;
 	unlink_sandbox(sb);
 	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
@@ -658,6 +661,9 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	sbx_json_int(root, "oom_seen", false, 0, INT64_MAX, &sb->oom_seen, NULL);
 	int64_t ub = 0, caps = (int64_t)sbx_caps_default();
 	sbx_json_int(root, "userns_base", false, 0, UINT32_MAX, &ub, NULL);
+	int64_t projid = 0;
+	sbx_json_int(root, "projid", false, 0, UINT32_MAX, &projid, NULL);
+	sb->projid = (uint32_t)projid;
 	sbx_json_int(root, "caps_mask", false, INT64_MIN, INT64_MAX, &caps, NULL);
 	sb->userns_base = (uint32_t)ub;
 	sb->caps = (uint64_t)caps;
@@ -906,4 +912,22 @@ int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_e
 	}
 	*out = &sb->filter;
 	return 0;
+}
+
+uint32_t sbx_projid_allocate(struct sbx_daemon *d, const char *id)
+{
+	/* From the id, so that a reused number is unlikely to meet files of an
+	 * earlier owner still being deleted from the trash. */
+	uint32_t h = 2166136261u;
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	uint32_t projid = 0x100000 + h % 0x7fe00000u;
+	for (;;) {
+		bool used = false;
+		for (struct sbx_sandbox *sb = d->sandboxes; sb && !used; sb = sb->next)
+			used = sb->projid == projid;
+		if (!used)
+			return projid;
+		projid = projid + 1 >= 0x7ff00000u ? 0x100000 : projid + 1;
+	}
 }

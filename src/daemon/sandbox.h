@@ -43,6 +43,7 @@ struct sbx_sandbox {
 	uint64_t caps;          /* capability set of the sandbox's root */
 	char *seccomp;          /* "default", "unconfined" or a profile path */
 	struct sbx_bpf filter;  /* compiled profile when it is not the default */
+	uint32_t projid;        /* project quota id of the writable layer; 0: none */
 	/* running */
 	pid_t init_pid;
 	uint64_t init_starttime;
@@ -92,6 +93,8 @@ void sbx_sandboxes_watch_oom(struct sbx_daemon *d);
 /* Once a second: OOM watch, auto-stop and auto-delete. */
 void sbx_sandboxes_tick(struct sbx_daemon *d);
 
+/* A project id for a new sandbox's writable layer. */
+uint32_t sbx_projid_allocate(struct sbx_daemon *d, const char *id);
 /* A free 65536-id range for a new sandbox; 0 when the pool is exhausted. */
 uint32_t sbx_userns_allocate(struct sbx_daemon *d);
 /* The seccomp program for a sandbox's processes (NULL for unconfined),

@@ -5,7 +5,10 @@
 #include "config.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/loop.h>
+#include <linux/quota.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,4 +161,58 @@ int sbx_disk_attach(const char *image, char devpath[32], sbx_error **err)
 			return sbx_error_errno(err, e, "attach %s to %s", image, devpath);
 	}
 	return sbx_error_set(err, SBX_ERR_LIMIT, "no free loop device for %s", image);
+}
+
+/* ---- project quotas ----
+ * Where the state dir's filesystem enforces project quotas (xfs, or ext4
+ * with the project feature mounted prjquota), a sandbox's upper and work
+ * dirs get a project id of their own, inherited by everything created in
+ * them, and the project gets a block limit. No image, no loop device. */
+
+#ifndef SYS_quotactl_fd
+#define SYS_quotactl_fd 443
+#endif
+
+static int quotactl_fd(int fd, int cmd, uint32_t id, void *addr)
+{
+	return (int)syscall(SYS_quotactl_fd, fd, (unsigned int)cmd, id, addr);
+}
+
+bool sbx_prjquota_supported(int dirfd)
+{
+	struct if_dqinfo info;
+	if (quotactl_fd(dirfd, QCMD(Q_GETINFO, PRJQUOTA), 0, &info) < 0)
+		return false;
+	struct fsxattr fsx;
+	return ioctl(dirfd, FS_IOC_FSGETXATTR, &fsx) == 0;
+}
+
+int sbx_prjquota_assign(int dirfd, uint32_t projid, sbx_error **err)
+{
+	struct fsxattr fsx;
+	if (ioctl(dirfd, FS_IOC_FSGETXATTR, &fsx) < 0)
+		return sbx_error_errno(err, errno, "get project of directory");
+	fsx.fsx_projid = projid;
+	fsx.fsx_xflags |= FS_XFLAG_PROJINHERIT;
+	if (ioctl(dirfd, FS_IOC_FSSETXATTR, &fsx) < 0)
+		return sbx_error_errno(err, errno, "set project %u on directory", projid);
+	return 0;
+}
+
+int sbx_prjquota_limit(int fd, uint32_t projid, int64_t mb, sbx_error **err)
+{
+	struct if_dqblk dq = { 0 };
+	dq.dqb_bhardlimit = dq.dqb_bsoftlimit = (uint64_t)mb * 1024; /* in 1 KiB quota blocks */
+	dq.dqb_valid = QIF_BLIMITS;
+	if (quotactl_fd(fd, QCMD(Q_SETQUOTA, PRJQUOTA), projid, &dq) < 0)
+		return sbx_error_errno(err, errno, "set quota of project %u", projid);
+	return 0;
+}
+
+int64_t sbx_prjquota_used(int fd, uint32_t projid)
+{
+	struct if_dqblk dq = { 0 };
+	if (quotactl_fd(fd, QCMD(Q_GETQUOTA, PRJQUOTA), projid, &dq) < 0)
+		return -1;
+	return (int64_t)dq.dqb_curspace;
 }

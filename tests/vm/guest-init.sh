@@ -7,7 +7,7 @@ export PATH
 xfer=$(sed -n 's/.*sbx.xfer=\([^ ]*\).*/\1/p' /proc/cmdline)
 for d in /tmp /run /root; do mount -t tmpfs -o mode=1777,size=50% tmpfs "$d"; done
 # The scratch disk: where tests keep state (ext4 takes idmapped mounts).
-mount -t ext4 /dev/vda /var/tmp && chmod 1777 /var/tmp || mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+mount -t ext4 -o prjquota /dev/vda /var/tmp && chmod 1777 /var/tmp || mount -t tmpfs -o mode=1777 tmpfs /var/tmp
 chmod 700 /root
 mkdir -p /tmp/xfer
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 xfer /tmp/xfer

@@ -72,7 +72,7 @@ if [ ! -r "$initrd" ] || [ "$(cat "$initrd.stamp" 2>/dev/null)" != "$stamp" ]; t
 	trap 'rm -rf "$ird"' EXIT
 	mkdir -p "$ird"/{bin,sbin,proc,sys,dev,host,lib/modules}
 	cp /bin/busybox "$ird/bin/busybox"
-	want="virtio_pci virtio_blk 9pnet_virtio 9p overlay loop crc32c_generic crc32c-intel libcrc32c ext4 veth bridge nf_tables nft_chain_nat nf_nat nft_ct
+	want="virtio_pci virtio_blk 9pnet_virtio 9p overlay loop quota_tree quota_v2 crc32c_generic crc32c-intel libcrc32c ext4 veth bridge nf_tables nft_chain_nat nf_nat nft_ct
 	      nft_masq nft_fib_inet nf_conntrack br_netfilter tun"
 	moddir=$kdir/lib/modules/$kver
 	: > "$ird/modules.order"
@@ -128,7 +128,10 @@ printf '%q ' "$@" > "$xfer/cmd"
 # idmapped mounts, loop-mounted images and overlay upper layers.
 scratch=$xfer/scratch.img
 truncate -s 16G "$scratch"
-mkfs.ext4 -q -F -m 0 -E lazy_itable_init=1,lazy_journal_init=1 "$scratch" || skip "mkfs.ext4 failed"
+# With project quotas, so that disk limits there take that path (the host
+# tests the loop-mounted images).
+mkfs.ext4 -q -F -m 0 -O quota,project -E lazy_itable_init=1,lazy_journal_init=1 "$scratch" ||
+	skip "mkfs.ext4 failed"
 echo "$PWD" > "$xfer/cwd"
 env | grep -E '^(SBX_|SANDBOXD_)' > "$xfer/env" || true
 console=$xfer/console.log
