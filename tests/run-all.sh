@@ -93,7 +93,10 @@ if build build; then
 	note "integration tests (this host: cgroup $mode)"
 	integration "$top/build" "integration tests"
 	note "integration tests (QEMU guest: cgroup v2)"
-	integration "$top/build" "integration tests (cgroup v2 guest)" tests/vm/run.sh --timeout 3000 --
+	# Under emulation the guest is several times slower: it runs the suites
+	# whose behaviour depends on the cgroup version and the kernel.
+	integration "$top/build" "integration tests (cgroup v2 guest)" tests/vm/run.sh --timeout 2400 -- \
+		env SBX_TEST_FILTER="test_resources test_sandbox test_restart test_security test_exec"
 else
 	fatal_stage "build"
 fi

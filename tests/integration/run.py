@@ -173,6 +173,10 @@ def main(argv=None):
     ap.add_argument("-v", "--verbose", action="store_true", help="print failure details as they happen")
     ap.add_argument("-x", "--failfast", action="store_true", help="stop at the first failure")
     args = ap.parse_args(argv)
+    # Patterns may also come from the environment (space-separated), for
+    # wrappers such as tests/vm/run.sh that pass a command through.
+    if not args.patterns and os.environ.get("SBX_TEST_FILTER"):
+        args.patterns = os.environ["SBX_TEST_FILTER"].split()
 
     if args.builddir:
         os.environ["SBX_BUILDDIR"] = os.path.abspath(args.builddir)
