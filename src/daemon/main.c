@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -61,16 +62,52 @@ static int make_absolute(char **path, sbx_error **err)
 	return 0;
 }
 
-/* Running from a build tree: find sandbox-init and the image beside us. */
-static void default_beside_exe(char **path, const char *relative)
+#define SEALED_ENV "SANDBOXD_SEALED_FROM"
+
+/* Every process sandboxd starts in a sandbox is a clone of sandboxd until
+ * it calls execve, and /proc/self/exe of a clone is sandboxd's binary: a
+ * script starting "#!/proc/self/exe" would run it inside the sandbox with
+ * a handle on it (CVE-2019-5736). So the daemon runs from a sealed,
+ * in-memory copy of itself, which nothing can write. */
+static void run_from_sealed_copy(char **argv)
 {
-	if (access(*path, R_OK) == 0)
+	if (getenv(SEALED_ENV))
 		return;
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
 		return;
 	exe[n] = '\0';
+	sbx_error *err = NULL;
+	int fd = sbx_sealed_copy("/proc/self/exe", "sandboxd", &err);
+	if (fd < 0) {
+		fprintf(stderr, "sandboxd: warning: cannot run from a sealed copy: %s\n", err->msg);
+		sbx_error_free(err);
+		return;
+	}
+	setenv(SEALED_ENV, exe, 1);
+	extern char **environ;
+	syscall(SYS_execveat, fd, "", argv, environ, AT_EMPTY_PATH);
+	fprintf(stderr, "sandboxd: warning: cannot run from a sealed copy: %s\n", strerror(errno));
+	unsetenv(SEALED_ENV);
+	close(fd);
+}
+
+/* Running from a build tree: find sandbox-init and the image beside us. */
+static void default_beside_exe(char **path, const char *relative)
+{
+	if (access(*path, R_OK) == 0)
+		return;
+	char exe[PATH_MAX];
+	const char *from = getenv(SEALED_ENV);
+	if (from) {
+		snprintf(exe, sizeof(exe), "%s", from);
+	} else {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return;
+		exe[n] = '\0';
+	}
 	char *candidate = NULL;
 	if (asprintf(&candidate, "%s/%s", dirname(exe), relative) < 0)
 		return;
@@ -162,6 +199,7 @@ int main(int argc, char **argv)
 {
 	static struct sbx_daemon daemon_state;
 	struct sbx_daemon *d = &daemon_state;
+	run_from_sealed_copy(argv);
 	d->listen_fd = d->state_fd = d->run_fd = d->lock_fd = d->init_exe_fd = -1;
 	sbx_error *err = NULL;
 	if (sbx_config_defaults(&d->cfg) < 0) {
@@ -245,6 +283,8 @@ int main(int argc, char **argv)
 	}
 	default_beside_exe(&d->cfg.init_path, "sandbox-init");
 	default_beside_exe(&d->cfg.default_image_path, "../images/minimal.tar.gz");
+	/* Not for the commands it starts. */
+	unsetenv(SEALED_ENV);
 	if (make_absolute(&d->cfg.state_dir, &err) < 0 || make_absolute(&d->cfg.run_dir, &err) < 0 ||
 	    make_absolute(&d->cfg.socket_path, &err) < 0 || make_absolute(&d->cfg.default_image_path, &err) < 0 ||
 	    make_absolute(&d->cfg.init_path, &err) < 0) {

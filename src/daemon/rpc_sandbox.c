@@ -250,6 +250,20 @@ void rpc_sandbox_create(struct sbx_request *req)
 		sandbox_free_new(sb);
 		goto fail;
 	}
+	/* A profile file is read and compiled now, so that a bad one fails the
+	 * create with a clear error rather than the first start. */
+	const struct sbx_bpf *filter;
+	if (sbx_sandbox_filter(sb, &filter, &err) < 0) {
+		if (err->code != SBX_ERR_NOT_FOUND && err->code != SBX_ERR_DENIED) {
+			sbx_error *perr = NULL;
+			sbx_error_param(&perr, "seccomp_profile", "%s", err->msg);
+			sbx_error_free(err);
+			err = perr;
+		}
+		sbx_rm_rf_at(d->state_fd, rel, NULL);
+		sandbox_free_new(sb);
+		goto fail;
+	}
 	if (sbx_sandbox_save(sb, &err) < 0) {
 		sbx_rm_rf_at(d->state_fd, rel, NULL);
 		sandbox_free_new(sb);

@@ -15,13 +15,17 @@
 #include "passwd.h"
 #include "util.h"
 
+#define SBX_PASSWD_MAX (4 << 20)
+
 static FILE *open_db(int rootfd, const char *path)
 {
 	int fd = sbx_inroot_open(rootfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd < 0)
 		return NULL;
+	/* Sandbox content: a huge (say sparse) file must not make the
+	 * lookup, which the daemon waits for, take long. */
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > SBX_PASSWD_MAX) {
 		close(fd);
 		errno = EINVAL;
 		return NULL;

@@ -195,10 +195,15 @@ uint64_t sbx_proc_starttime(pid_t pid)
 
 int sbx_init_exe_load(const char *path, sbx_error **err)
 {
+	return sbx_sealed_copy(path, "sandbox-init", err);
+}
+
+int sbx_sealed_copy(const char *path, const char *name, sbx_error **err)
+{
 	_cleanup_close_ int src = open(path, O_RDONLY | O_CLOEXEC);
 	if (src < 0)
-		return sbx_error_errno(err, errno, "open init binary '%s'", path);
-	_cleanup_close_ int mfd = memfd_create("sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		return sbx_error_errno(err, errno, "open binary '%s'", path);
+	_cleanup_close_ int mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return sbx_error_errno(err, errno, "memfd_create");
 	char buf[65536];

@@ -54,5 +54,7 @@ uint64_t sbx_proc_starttime(pid_t pid);
 
 /* Copy the init binary into a sealed, executable memfd (see CVE-2019-5736). */
 int sbx_init_exe_load(const char *path, sbx_error **err);
+/* The same for any binary, with a name for the memfd. */
+int sbx_sealed_copy(const char *path, const char *name, sbx_error **err);
 
 #endif
