@@ -159,6 +159,7 @@ static void delete_sandbox(struct ctl *ctl, const char *id)
 int cmd_run(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CTL_ISOLATION_OPTIONS,
 		{ "rm", no_argument, NULL, OPT_RM },		    { "name", required_argument, NULL, 'n' },
 		{ "image", required_argument, NULL, OPT_IMAGE },	    { "env", required_argument, NULL, 'e' },
 		{ "label", required_argument, NULL, 'l' },	    { "workdir", required_argument, NULL, 'w' },
@@ -172,12 +173,18 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 	struct create_opts o = { 0 };
 	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
 	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
+	_cleanup_free_ char **cap_add = calloc((size_t)argc, sizeof(char *));
+	_cleanup_free_ char **cap_drop = calloc((size_t)argc, sizeof(char *));
 	o.env = env;
 	o.labels = labels;
+	o.cap_add = cap_add;
+	o.cap_drop = cap_drop;
 	bool rm = false, interactive = false;
 	double timeout = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "+n:e:l:w:u:ih", opts, NULL)) != -1) {
+		if (ctl_isolation_option(&o, c, optarg))
+			continue;
 		switch (c) {
 		case OPT_RM: rm = true; break;
 		case OPT_CPUS: o.cpus = optarg; break;
@@ -201,6 +208,7 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 		case 'h':
 			printf("Usage: sandboxctl run [--rm] [--name NAME] [-e K=V]... [-l K=V]... [-w DIR] [-u USER]\n"
 			       "                     [--timeout SECONDS] [--cpus N] [--memory SIZE] [--pids N] [--disk SIZE]\n"
+			       "                     [--no-userns] [--cap-add CAP]... [--cap-drop CAP]... [--seccomp-profile P]\n"
 			       "                     [-i] [IMAGE] -- CMD [ARG]...\n"
 			       "Create a sandbox, run one command in it and exit with its exit code;\n"
 			       "--rm deletes the sandbox afterwards.\n");

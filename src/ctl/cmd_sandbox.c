@@ -49,6 +49,26 @@ int ctl_parse_mb(const char *s, long long *out)
 	return 0;
 }
 
+int ctl_isolation_option(struct create_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case CTL_OPT_NO_USERNS:
+		o->no_userns = true;
+		return 1;
+	case CTL_OPT_SECCOMP:
+		o->seccomp = arg;
+		return 1;
+	case CTL_OPT_CAP_ADD:
+		o->cap_add[o->ncap_add++] = (char *)arg;
+		return 1;
+	case CTL_OPT_CAP_DROP:
+		o->cap_drop[o->ncap_drop++] = (char *)arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int ctl_gen_resources(yajl_gen g, const struct create_opts *o)
 {
 	if (!o->cpus && !o->memory && !o->pids && !o->disk)
@@ -99,6 +119,24 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 		sbx_gen_kv_str(g, "hostname", o->hostname);
 	if (o->no_start)
 		sbx_gen_kv_bool(g, "start", false);
+	if (o->no_userns)
+		sbx_gen_kv_bool(g, "userns", false);
+	if (o->seccomp)
+		sbx_gen_kv_str(g, "seccomp_profile", o->seccomp);
+	if (o->ncap_add) {
+		sbx_gen_key(g, "cap_add");
+		yajl_gen_array_open(g);
+		for (int i = 0; i < o->ncap_add; i++)
+			sbx_gen_str(g, o->cap_add[i]);
+		yajl_gen_array_close(g);
+	}
+	if (o->ncap_drop) {
+		sbx_gen_key(g, "cap_drop");
+		yajl_gen_array_open(g);
+		for (int i = 0; i < o->ncap_drop; i++)
+			sbx_gen_str(g, o->cap_drop[i]);
+		yajl_gen_array_close(g);
+	}
 	if (ctl_gen_resources(g, o) != 0)
 		return CTL_EXIT_FAIL;
 	if (o->network) {
@@ -131,9 +169,14 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 	struct create_opts o = { 0 };
 	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
 	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
+	_cleanup_free_ char **cap_add = calloc((size_t)argc, sizeof(char *));
+	_cleanup_free_ char **cap_drop = calloc((size_t)argc, sizeof(char *));
 	o.env = env;
 	o.labels = labels;
+	o.cap_add = cap_add;
+	o.cap_drop = cap_drop;
 	static const struct option opts[] = {
+		CTL_ISOLATION_OPTIONS,
 		{ "name", required_argument, NULL, 'n' },	  { "image", required_argument, NULL, OPT_IMAGE },
 		{ "env", required_argument, NULL, 'e' },	  { "label", required_argument, NULL, 'l' },
 		{ "workdir", required_argument, NULL, 'w' },	  { "user", required_argument, NULL, 'u' },
@@ -145,6 +188,8 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "n:e:l:w:u:m:h", opts, NULL)) != -1) {
+		if (ctl_isolation_option(&o, c, optarg))
+			continue;
 		switch (c) {
 		case OPT_CPUS: o.cpus = optarg; break;
 		case 'm':
@@ -165,7 +210,9 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 			printf("Usage: sandboxctl create [--name NAME] [--image IMAGE | IMAGE] [--env K=V]... [--label K=V]...\n"
 			       "                        [--workdir DIR] [--user USER] [--hostname NAME] [--network none]\n"
 			       "                        [--cpus N] [--memory SIZE] [--pids N] [--disk SIZE] [--no-start] [--json]\n"
+			       "                        [--no-userns] [--cap-add CAP]... [--cap-drop CAP]... [--seccomp-profile P]\n"
 			       "SIZE is in MiB or has a unit: 512m, 2g. 0 means unlimited; omitted means the daemon's default.\n"
+			       "--no-userns and --seccomp-profile unconfined weaken isolation; see sandboxd(8).\n"
 			       "Create a sandbox (started unless --no-start) and print its id.\n");
 			return 0;
 		default:

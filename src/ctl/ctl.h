@@ -66,12 +66,27 @@ struct create_opts {
 	char **labels;
 	int nlabels;
 	bool no_start;
+	/* isolation: weaker or stronger than the daemon's defaults */
+	bool no_userns;
+	const char *seccomp;
+	char **cap_add;
+	int ncap_add;
+	char **cap_drop;
+	int ncap_drop;
 	/* resources as typed; NULL when not given */
 	const char *cpus;
 	const char *memory;
 	const char *pids;
 	const char *disk;
 };
+/* Parse an isolation option into o; 1 if opt was one, 0 if not. */
+int ctl_isolation_option(struct create_opts *o, int opt, const char *arg);
+enum { CTL_OPT_NO_USERNS = 400, CTL_OPT_CAP_ADD, CTL_OPT_CAP_DROP, CTL_OPT_SECCOMP };
+#define CTL_ISOLATION_OPTIONS                                                                                      \
+	{ "no-userns", no_argument, NULL, CTL_OPT_NO_USERNS },                                                     \
+		{ "cap-add", required_argument, NULL, CTL_OPT_CAP_ADD },                                           \
+		{ "cap-drop", required_argument, NULL, CTL_OPT_CAP_DROP },                                         \
+		{ "seccomp-profile", required_argument, NULL, CTL_OPT_SECCOMP }
 /* Generate "resources":{...} from the options that were given; -1 on a bad value. */
 int ctl_gen_resources(yajl_gen g, const struct create_opts *o);
 /* "512", "512m", "2g" -> MiB. */

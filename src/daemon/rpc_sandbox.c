@@ -151,20 +151,23 @@ void rpc_sandbox_create(struct sbx_request *req)
 	    sbx_json_string_array(p, "cap_add", false, &cap_add, &err) < 0 ||
 	    sbx_json_string_array(p, "cap_drop", false, &cap_drop, &err) < 0)
 		goto fail;
+	/* Drops first, then adds, as docker does: cap_drop ALL plus cap_add X
+	 * leaves exactly X. */
 	uint64_t caps = sbx_caps_default();
 	for (int pass = 0; pass < 2; pass++) {
-		char **list = pass ? cap_drop : cap_add;
+		bool add = pass == 1;
+		char **list = add ? cap_add : cap_drop;
 		for (size_t i = 0; list && list[i]; i++) {
 			if (!strcasecmp(list[i], "ALL")) {
-				caps = pass ? 0 : ~0ULL >> (63 - CAP_LAST_CAP);
+				caps = add ? ~0ULL >> (63 - CAP_LAST_CAP) : 0;
 				continue;
 			}
 			int c = sbx_caps_from_name(list[i]);
 			if (c < 0) {
-				sbx_error_param(&err, pass ? "cap_drop" : "cap_add", "unknown capability '%.32s'", list[i]);
+				sbx_error_param(&err, add ? "cap_add" : "cap_drop", "unknown capability '%.32s'", list[i]);
 				goto fail;
 			}
-			caps = pass ? caps & ~(1ULL << c) : caps | (1ULL << c);
+			caps = add ? caps | (1ULL << c) : caps & ~(1ULL << c);
 		}
 	}
 	if (strcmp(seccomp, "default") && strcmp(seccomp, "unconfined") && seccomp[0] != '/') {

@@ -833,6 +833,18 @@ class PrivilegeTest(SecurityTestCase):
         self.assertEqual(int(self.status("s")["CapEff"], 16), want)
         self.assertEqual(self.inspect("s")["security"]["capabilities"], caps)
 
+    def test_drop_all_then_add_leaves_exactly_the_added(self):
+        # Drops apply before adds, as with docker's --cap-drop ALL --cap-add X.
+        sb = self.create("s", cap_drop=["ALL"], cap_add=["CHOWN"])
+        self.assertEqual(sb["security"]["capabilities"], ["CAP_CHOWN"])
+        self.assertEqual(int(self.status("s")["CapEff"], 16), 1 << 0)
+        rc, out, err = self.daemon.ctl("run", "--rm", "--cap-drop", "ALL", "--cap-add", "KILL", "--",
+                                       "grep", "CapBnd", "/proc/self/status")
+        self.assertEqual((rc, out), (0, "CapBnd:\t%016x\n" % (1 << 5)), err)
+        rc, out, err = self.daemon.ctl("run", "--rm", "--no-userns", "--seccomp-profile", "unconfined", "--",
+                                       "grep", "-E", "^Seccomp:", "/proc/self/status")
+        self.assertEqual((rc, out), (0, "Seccomp:\t0\n"), err)
+
 
 # --------------------------------------------------------------------------
 # Entering a sandbox: the runtime binary and what a command inherits
