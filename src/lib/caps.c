@@ -51,18 +51,31 @@ const char *sbx_caps_name(int cap)
 	return names[cap];
 }
 
-static void fill(uint64_t mask, capng_type_t type)
+/* Add the caps of mask to the given sets, except those the process does
+ * not have itself (have is read before clearing): "ALL" on a host whose
+ * root lacks some capability means all the rest. */
+static void fill(uint64_t mask, uint64_t have, capng_type_t type)
 {
 	for (int c = 0; c <= CAP_LAST_CAP && c < 64; c++)
-		if (mask & (1ULL << c))
+		if (mask & have & (1ULL << c))
 			capng_update(CAPNG_ADD, type, (unsigned int)c);
+}
+
+static uint64_t current(capng_type_t type)
+{
+	uint64_t m = 0;
+	capng_get_caps_process();
+	for (int c = 0; c <= CAP_LAST_CAP && c < 64; c++)
+		if (capng_have_capability(type, (unsigned int)c))
+			m |= 1ULL << c;
+	return m;
 }
 
 int sbx_caps_limit_bounding(uint64_t mask, sbx_error **err)
 {
-	capng_get_caps_process();
+	uint64_t have = current(CAPNG_BOUNDING_SET);
 	capng_clear(CAPNG_SELECT_BOUNDS);
-	fill(mask, CAPNG_BOUNDING_SET);
+	fill(mask, have, CAPNG_BOUNDING_SET);
 	if (capng_apply(CAPNG_SELECT_BOUNDS) < 0)
 		return sbx_error_errno(err, errno ? errno : EPERM, "limit capability bounding set");
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
@@ -72,9 +85,10 @@ int sbx_caps_limit_bounding(uint64_t mask, sbx_error **err)
 
 int sbx_caps_apply(uint64_t mask, bool root, sbx_error **err)
 {
+	uint64_t have = current(CAPNG_PERMITTED);
 	capng_clear(CAPNG_SELECT_CAPS);
 	if (root)
-		fill(mask, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE);
+		fill(mask, have, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE);
 	if (capng_apply(CAPNG_SELECT_CAPS) < 0)
 		return sbx_error_errno(err, errno ? errno : EPERM, "set capabilities");
 	return 0;

@@ -833,6 +833,15 @@ class PrivilegeTest(SecurityTestCase):
         self.assertEqual(int(self.status("s")["CapEff"], 16), want)
         self.assertEqual(self.inspect("s")["security"]["capabilities"], caps)
 
+    def test_add_all_without_userns_is_what_host_root_has(self):
+        # "ALL" means every capability the host's root has; a host (or a
+        # container running the tests) may lack some, which must not make
+        # the sandbox fail to start.
+        with open("/proc/self/status") as f:
+            bnd = int([l.split()[1] for l in f if l.startswith("CapBnd:")][0], 16)
+        sb = self.create("s", userns=False, cap_add=["ALL"])
+        self.assertEqual(int(self.status("s")["CapEff"], 16), bnd)
+
     def test_drop_all_then_add_leaves_exactly_the_added(self):
         # Drops apply before adds, as with docker's --cap-drop ALL --cap-add X.
         sb = self.create("s", cap_drop=["ALL"], cap_add=["CHOWN"])
