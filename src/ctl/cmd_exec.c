@@ -9,7 +9,7 @@
 
 #include "ctl.h"
 
-enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM, OPT_HOSTNAME, OPT_NETWORK, OPT_CPUS, OPT_MEMORY, OPT_PIDS, OPT_DISK, OPT_IMAGE };
+enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM };
 
 static int relay(yajl_val res, const char *key, int fd)
 {
@@ -159,47 +159,27 @@ static void delete_sandbox(struct ctl *ctl, const char *id)
 int cmd_run(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		CTL_ISOLATION_OPTIONS,
-		{ "rm", no_argument, NULL, OPT_RM },		    { "name", required_argument, NULL, 'n' },
-		{ "image", required_argument, NULL, OPT_IMAGE },	    { "env", required_argument, NULL, 'e' },
-		{ "label", required_argument, NULL, 'l' },	    { "workdir", required_argument, NULL, 'w' },
-		{ "user", required_argument, NULL, 'u' },	    { "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
-		{ "interactive", no_argument, NULL, 'i' },	    { "json", no_argument, NULL, OPT_JSON },
-		{ "cpus", required_argument, NULL, OPT_CPUS },	    { "memory", required_argument, NULL, OPT_MEMORY },
-		{ "pids", required_argument, NULL, OPT_PIDS },	    { "disk", required_argument, NULL, OPT_DISK },
-		{ "help", no_argument, NULL, 'h' },		    { NULL, 0, NULL, 0 },
+		CTL_CREATE_OPTIONS,
+		{ "rm", no_argument, NULL, OPT_RM },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "interactive", no_argument, NULL, 'i' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct create_opts o = { 0 };
-	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
-	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
-	_cleanup_free_ char **cap_add = calloc((size_t)argc, sizeof(char *));
-	_cleanup_free_ char **cap_drop = calloc((size_t)argc, sizeof(char *));
-	o.env = env;
-	o.labels = labels;
-	o.cap_add = cap_add;
-	o.cap_drop = cap_drop;
+	struct create_opts o;
+	_cleanup_free_ char **lists = NULL;
+	if (ctl_create_opts_init(&o, argc, &lists) < 0)
+		return CTL_EXIT_FAIL;
 	bool rm = false, interactive = false;
 	double timeout = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "+n:e:l:w:u:ih", opts, NULL)) != -1) {
-		if (ctl_isolation_option(&o, c, optarg))
+	while ((c = getopt_long(argc, argv, "+" CTL_CREATE_SHORT "ih", opts, NULL)) != -1) {
+		if (ctl_create_option(&o, c, optarg))
 			continue;
 		switch (c) {
 		case OPT_RM: rm = true; break;
-		case OPT_CPUS: o.cpus = optarg; break;
-		case OPT_MEMORY: o.memory = optarg; break;
-		case OPT_PIDS: o.pids = optarg; break;
-		case OPT_DISK: o.disk = optarg; break;
-		case 'n': o.name = optarg; break;
-		case OPT_IMAGE: o.image = optarg; break;
-		case 'e': env[o.nenv++] = optarg; break;
-		case 'l': labels[o.nlabels++] = optarg; break;
-		case 'w': o.workdir = optarg; break;
-		case 'u': o.user = optarg; break;
 		case 'i': interactive = true; break;
-		case OPT_HOSTNAME: o.hostname = optarg; break;
-		case OPT_NETWORK: o.network = optarg; break;
 		case OPT_TIMEOUT:
 			if (parse_timeout("run", optarg, &timeout))
 				return CTL_EXIT_FAIL;

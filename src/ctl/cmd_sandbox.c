@@ -49,24 +49,44 @@ int ctl_parse_mb(const char *s, long long *out)
 	return 0;
 }
 
-int ctl_isolation_option(struct create_opts *o, int opt, const char *arg)
+int ctl_create_opts_init(struct create_opts *o, int argc, char ***lists)
 {
+	memset(o, 0, sizeof(*o));
+	size_t n = (size_t)argc + 1;
+	*lists = calloc(4 * n, sizeof(char *));
+	if (!*lists)
+		return ctl_fail("out of memory");
+	o->env = *lists;
+	o->labels = *lists + n;
+	o->cap_add = *lists + 2 * n;
+	o->cap_drop = *lists + 3 * n;
+	return 0;
+}
+
+int ctl_create_option(struct create_opts *o, int opt, const char *arg)
+{
+	char *a = (char *)arg;
 	switch (opt) {
-	case CTL_OPT_NO_USERNS:
-		o->no_userns = true;
-		return 1;
-	case CTL_OPT_SECCOMP:
-		o->seccomp = arg;
-		return 1;
-	case CTL_OPT_CAP_ADD:
-		o->cap_add[o->ncap_add++] = (char *)arg;
-		return 1;
-	case CTL_OPT_CAP_DROP:
-		o->cap_drop[o->ncap_drop++] = (char *)arg;
-		return 1;
-	default:
-		return 0;
+	case 'n': o->name = a; break;
+	case 'e': o->env[o->nenv++] = a; break;
+	case 'l': o->labels[o->nlabels++] = a; break;
+	case 'w': o->workdir = a; break;
+	case 'u': o->user = a; break;
+	case 'm':
+	case CTL_OPT_MEMORY: o->memory = a; break;
+	case CTL_OPT_IMAGE: o->image = a; break;
+	case CTL_OPT_HOSTNAME: o->hostname = a; break;
+	case CTL_OPT_NETWORK: o->network = a; break;
+	case CTL_OPT_CPUS: o->cpus = a; break;
+	case CTL_OPT_PIDS: o->pids = a; break;
+	case CTL_OPT_DISK: o->disk = a; break;
+	case CTL_OPT_NO_USERNS: o->no_userns = true; break;
+	case CTL_OPT_SECCOMP: o->seccomp = a; break;
+	case CTL_OPT_CAP_ADD: o->cap_add[o->ncap_add++] = a; break;
+	case CTL_OPT_CAP_DROP: o->cap_drop[o->ncap_drop++] = a; break;
+	default: return 0;
 	}
+	return 1;
 }
 
 int ctl_gen_resources(yajl_gen g, const struct create_opts *o)
@@ -161,49 +181,26 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 	return 0;
 }
 
-enum { OPT_JSON = 300, OPT_NO_START, OPT_HOSTNAME, OPT_NETWORK, OPT_CPUS, OPT_MEMORY, OPT_PIDS, OPT_DISK,
-       OPT_AUTO_STOP, OPT_IMAGE };
+enum { OPT_JSON = 300, OPT_NO_START, OPT_AUTO_STOP };
 
 int cmd_create(struct ctl *ctl, int argc, char **argv)
 {
-	struct create_opts o = { 0 };
-	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
-	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
-	_cleanup_free_ char **cap_add = calloc((size_t)argc, sizeof(char *));
-	_cleanup_free_ char **cap_drop = calloc((size_t)argc, sizeof(char *));
-	o.env = env;
-	o.labels = labels;
-	o.cap_add = cap_add;
-	o.cap_drop = cap_drop;
 	static const struct option opts[] = {
-		CTL_ISOLATION_OPTIONS,
-		{ "name", required_argument, NULL, 'n' },	  { "image", required_argument, NULL, OPT_IMAGE },
-		{ "env", required_argument, NULL, 'e' },	  { "label", required_argument, NULL, 'l' },
-		{ "workdir", required_argument, NULL, 'w' },	  { "user", required_argument, NULL, 'u' },
-		{ "hostname", required_argument, NULL, OPT_HOSTNAME }, { "network", required_argument, NULL, OPT_NETWORK },
-		{ "no-start", no_argument, NULL, OPT_NO_START }, { "json", no_argument, NULL, OPT_JSON },
-		{ "cpus", required_argument, NULL, OPT_CPUS },	  { "memory", required_argument, NULL, OPT_MEMORY },
-		{ "pids", required_argument, NULL, OPT_PIDS },	  { "disk", required_argument, NULL, OPT_DISK },
-		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
+		CTL_CREATE_OPTIONS,
+		{ "no-start", no_argument, NULL, OPT_NO_START },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
+	struct create_opts o;
+	_cleanup_free_ char **lists = NULL;
+	if (ctl_create_opts_init(&o, argc, &lists) < 0)
+		return CTL_EXIT_FAIL;
 	int c;
-	while ((c = getopt_long(argc, argv, "n:e:l:w:u:m:h", opts, NULL)) != -1) {
-		if (ctl_isolation_option(&o, c, optarg))
+	while ((c = getopt_long(argc, argv, CTL_CREATE_SHORT "h", opts, NULL)) != -1) {
+		if (ctl_create_option(&o, c, optarg))
 			continue;
 		switch (c) {
-		case OPT_CPUS: o.cpus = optarg; break;
-		case 'm':
-		case OPT_MEMORY: o.memory = optarg; break;
-		case OPT_PIDS: o.pids = optarg; break;
-		case OPT_DISK: o.disk = optarg; break;
-		case 'n': o.name = optarg; break;
-		case OPT_IMAGE: o.image = optarg; break;
-		case 'e': env[o.nenv++] = optarg; break;
-		case 'l': labels[o.nlabels++] = optarg; break;
-		case 'w': o.workdir = optarg; break;
-		case 'u': o.user = optarg; break;
-		case OPT_HOSTNAME: o.hostname = optarg; break;
-		case OPT_NETWORK: o.network = optarg; break;
 		case OPT_NO_START: o.no_start = true; break;
 		case OPT_JSON: ctl->json = true; break;
 		case 'h':
@@ -227,7 +224,7 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 	if (optind < argc)
 		return ctl_usage_error("create", "unexpected argument '%s'", argv[optind]);
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
-	if (ctl_gen_create_params(g, &o) != 0)
+	if (!g || ctl_gen_create_params(g, &o) != 0)
 		return CTL_EXIT_FAIL;
 	yajl_val res;
 	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.create", g, &res);
@@ -457,8 +454,8 @@ int cmd_resume(struct ctl *ctl, int argc, char **argv)
 int cmd_update(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "cpus", required_argument, NULL, OPT_CPUS },	  { "memory", required_argument, NULL, OPT_MEMORY },
-		{ "pids", required_argument, NULL, OPT_PIDS },	  { "label", required_argument, NULL, 'l' },
+		{ "cpus", required_argument, NULL, CTL_OPT_CPUS }, { "memory", required_argument, NULL, CTL_OPT_MEMORY },
+		{ "pids", required_argument, NULL, CTL_OPT_PIDS }, { "label", required_argument, NULL, 'l' },
 		{ "auto-stop", required_argument, NULL, OPT_AUTO_STOP }, { "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
 	};
@@ -468,10 +465,10 @@ int cmd_update(struct ctl *ctl, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "l:m:h", opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_CPUS: o.cpus = optarg; break;
+		case CTL_OPT_CPUS: o.cpus = optarg; break;
 		case 'm':
-		case OPT_MEMORY: o.memory = optarg; break;
-		case OPT_PIDS: o.pids = optarg; break;
+		case CTL_OPT_MEMORY: o.memory = optarg; break;
+		case CTL_OPT_PIDS: o.pids = optarg; break;
 		case 'l': labels[o.nlabels++] = optarg; break;
 		case OPT_AUTO_STOP: auto_stop = optarg; break;
 		case OPT_JSON: ctl->json = true; break;

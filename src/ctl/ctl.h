@@ -79,14 +79,38 @@ struct create_opts {
 	const char *pids;
 	const char *disk;
 };
-/* Parse an isolation option into o; 1 if opt was one, 0 if not. */
-int ctl_isolation_option(struct create_opts *o, int opt, const char *arg);
-enum { CTL_OPT_NO_USERNS = 400, CTL_OPT_CAP_ADD, CTL_OPT_CAP_DROP, CTL_OPT_SECCOMP };
-#define CTL_ISOLATION_OPTIONS                                                                                      \
+/* The options create and run share (short options n e l w u m).
+ * ctl_create_option() takes one into o and returns 1, or returns 0. */
+enum {
+	CTL_OPT_NO_USERNS = 400,
+	CTL_OPT_CAP_ADD,
+	CTL_OPT_CAP_DROP,
+	CTL_OPT_SECCOMP,
+	CTL_OPT_IMAGE,
+	CTL_OPT_HOSTNAME,
+	CTL_OPT_NETWORK,
+	CTL_OPT_CPUS,
+	CTL_OPT_MEMORY,
+	CTL_OPT_PIDS,
+	CTL_OPT_DISK,
+};
+#define CTL_CREATE_OPTIONS                                                                                         \
 	{ "no-userns", no_argument, NULL, CTL_OPT_NO_USERNS },                                                     \
 		{ "cap-add", required_argument, NULL, CTL_OPT_CAP_ADD },                                           \
 		{ "cap-drop", required_argument, NULL, CTL_OPT_CAP_DROP },                                         \
-		{ "seccomp-profile", required_argument, NULL, CTL_OPT_SECCOMP }
+		{ "seccomp-profile", required_argument, NULL, CTL_OPT_SECCOMP },                                   \
+		{ "name", required_argument, NULL, 'n' }, { "image", required_argument, NULL, CTL_OPT_IMAGE },     \
+		{ "env", required_argument, NULL, 'e' }, { "label", required_argument, NULL, 'l' },                \
+		{ "workdir", required_argument, NULL, 'w' }, { "user", required_argument, NULL, 'u' },             \
+		{ "hostname", required_argument, NULL, CTL_OPT_HOSTNAME },                                         \
+		{ "network", required_argument, NULL, CTL_OPT_NETWORK },                                           \
+		{ "cpus", required_argument, NULL, CTL_OPT_CPUS }, { "memory", required_argument, NULL, CTL_OPT_MEMORY }, \
+		{ "pids", required_argument, NULL, CTL_OPT_PIDS }, { "disk", required_argument, NULL, CTL_OPT_DISK }
+#define CTL_CREATE_SHORT "n:e:l:w:u:m:"
+int ctl_create_option(struct create_opts *o, int opt, const char *arg);
+/* Zero o and give it room for argc entries in each list, in one block
+ * stored in *lists (the caller frees it). */
+int ctl_create_opts_init(struct create_opts *o, int argc, char ***lists);
 /* Generate "resources":{...} from the options that were given; -1 on a bad value. */
 int ctl_gen_resources(yajl_gen g, const struct create_opts *o);
 /* "512", "512m", "2g" -> MiB. */

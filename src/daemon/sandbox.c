@@ -213,6 +213,18 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 
 static void init_exited(struct sbx_watch *w, uint32_t events, void *data);
 
+/* The run dir of a sandbox holds only empty mount points while it is
+ * stopped (its mounts live and die with its mount namespace). */
+static void remove_run_dirs(struct sbx_daemon *d, const char *id)
+{
+	static const char *const dirs[] = { "rootfs", "disk", "lower", "" };
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(dirs); i++) {
+		char rel[320];
+		snprintf(rel, sizeof(rel), "sandboxes/%s/%s", id, dirs[i]);
+		unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	}
+}
+
 static void watch_init(struct sbx_sandbox *sb)
 {
 	sb->init_w = sbx_loop_watch(sb->d->loop, sb->init_pidfd, EPOLLIN, init_exited, sb);
@@ -379,15 +391,7 @@ static void stop_finish(struct sbx_sandbox *sb)
 		sbx_error_free(err);
 		err = NULL;
 	}
-	char rel[64];
-	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	snprintf(rel, sizeof(rel), "sandboxes/%s/disk", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	snprintf(rel, sizeof(rel), "sandboxes/%s/lower", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	remove_run_dirs(d, sb->id);
 	sb->stopping = false;
 	sb->state = SBX_STATE_STOPPED;
 	sb->activity_ns = sbx_now_ns(); /* auto_delete_min counts from here */
@@ -531,14 +535,7 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	 * is either fully there or in the trash. */
 	if (sbx_trash(d, rel, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s: delete", sb->id);
-	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	snprintf(rel, sizeof(rel), "sandboxes/%s/disk", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	snprintf(rel, sizeof(rel), "sandboxes/%s/lower", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
-	unlinkat(d->run_fd, rel, AT_REMOVEDIR);
+	remove_run_dirs(d, sb->id);
 	if (sb->cgroup)
 		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
 	if (sb->projid)
@@ -708,12 +705,7 @@ static void reconcile(struct sbx_sandbox *sb)
 		sbx_cgroup_kill(&d->cg, sb->cgroup, NULL);
 		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
 	}
-	static const char *const leftovers[] = { "rootfs", "disk", "lower", "" };
-	for (size_t i = 0; i < SBX_ARRAY_SIZE(leftovers); i++) {
-		char rel[80];
-		snprintf(rel, sizeof(rel), "sandboxes/%s/%s", sb->id, leftovers[i]);
-		unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	}
+	remove_run_dirs(d, sb->id);
 	if (sb->state != SBX_STATE_STOPPED && sb->state != SBX_STATE_ERROR) {
 		sb->state = SBX_STATE_STOPPED;
 		sb->init_pid = 0;
@@ -752,12 +744,7 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 			const char *cgp = sb && sb->cgroup ? sb->cgroup : cgpath;
 			sbx_cgroup_kill(&d->cg, cgp, NULL);
 			sbx_cgroup_remove(&d->cg, cgp, NULL);
-			static const char *const leftovers[] = { "rootfs", "disk", "lower", "" };
-			for (size_t i = 0; i < SBX_ARRAY_SIZE(leftovers); i++) {
-				char rr[320];
-				snprintf(rr, sizeof(rr), "sandboxes/%s/%s", de->d_name, leftovers[i]);
-				unlinkat(d->run_fd, rr, AT_REMOVEDIR);
-			}
+			remove_run_dirs(d, de->d_name);
 			char rel[320];
 			snprintf(rel, sizeof(rel), "sandboxes/%s", de->d_name);
 			if (sbx_rm_rf_at(d->state_fd, rel, &e) < 0)

@@ -22,6 +22,32 @@ struct worker {
 	void *ctx;
 };
 
+/* The child's side of the report: "<code> <message>" on failure. */
+__attribute__((noreturn)) static void worker_child(int report_fd, sbx_worker_fn fn, void *arg)
+{
+	sbx_error *werr = NULL;
+	if (fn(arg, &werr) < 0) {
+		dprintf(report_fd, "%d %s", werr ? werr->code : SBX_ERR_INTERNAL,
+			werr && werr->msg ? werr->msg : "worker failed");
+		_exit(1);
+	}
+	_exit(0);
+}
+
+/* The parent's side: the report, or how the child ended. */
+static int worker_result(const char *text, ssize_t n, bool exited_ok, const char *how, int status, sbx_error **err)
+{
+	if (n > 0) {
+		int code = SBX_ERR_INTERNAL, off = 0;
+		if (sscanf(text, "%d %n", &code, &off) >= 1 && off > 0)
+			return sbx_error_set(err, code, "%s", text + off);
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "%s", text);
+	}
+	if (!exited_ok)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "worker process died (%s %d)", how, status);
+	return 0;
+}
+
 static void worker_exited(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct worker *wk = data;
@@ -32,16 +58,8 @@ static void worker_exited(struct sbx_watch *w, uint32_t events, void *data)
 	siginfo_t si = { 0 };
 	waitid((idtype_t)P_PIDFD, (id_t)wk->pidfd, &si, WEXITED);
 	sbx_error *err = NULL;
-	if (n > 0) {
-		int code = SBX_ERR_INTERNAL, off = 0;
-		if (sscanf(text, "%d %n", &code, &off) >= 1 && off > 0)
-			sbx_error_set(&err, code, "%s", text + off);
-		else
-			sbx_error_set(&err, SBX_ERR_INTERNAL, "%s", text);
-	} else if (si.si_code != CLD_EXITED || si.si_status != 0) {
-		sbx_error_set(&err, SBX_ERR_INTERNAL, "worker process died (%s %d)",
-			      si.si_code == CLD_EXITED ? "exit" : "signal", si.si_status);
-	}
+	worker_result(text, n, si.si_code == CLD_EXITED && si.si_status == 0,
+		      si.si_code == CLD_EXITED ? "exit" : "signal", si.si_status, &err);
 	close(wk->pidfd);
 	close(wk->report_fd);
 	wk->done(wk->d, wk->ctx, err);
@@ -74,13 +92,7 @@ int sbx_worker_start(struct sbx_daemon *d, sbx_worker_fn fn, void *arg, sbx_work
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		sbx_error *werr = NULL;
-		if (fn(arg, &werr) < 0) {
-			dprintf(p[1], "%d %s", werr ? werr->code : SBX_ERR_INTERNAL,
-				werr && werr->msg ? werr->msg : "worker failed");
-			_exit(1);
-		}
-		_exit(0);
+		worker_child(p[1], fn, arg);
 	}
 	close(p[1]);
 	struct worker *wk = calloc(1, sizeof(*wk));
@@ -117,13 +129,7 @@ int sbx_worker_run_sync(sbx_worker_fn fn, void *arg, sbx_error **err)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		sbx_error *werr = NULL;
-		if (fn(arg, &werr) < 0) {
-			dprintf(p[1], "%d %s", werr ? werr->code : SBX_ERR_INTERNAL,
-				werr && werr->msg ? werr->msg : "worker failed");
-			_exit(1);
-		}
-		_exit(0);
+		worker_child(p[1], fn, arg);
 	}
 	close(p[1]);
 	char text[2048];
@@ -133,13 +139,7 @@ int sbx_worker_run_sync(sbx_worker_fn fn, void *arg, sbx_error **err)
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (n > 0) {
-		int code = SBX_ERR_INTERNAL, off = 0;
-		if (sscanf(text, "%d %n", &code, &off) >= 1 && off > 0)
-			return sbx_error_set(err, code, "%s", text + off);
-		return sbx_error_set(err, SBX_ERR_INTERNAL, "%s", text);
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return sbx_error_set(err, SBX_ERR_INTERNAL, "worker process failed");
-	return 0;
+	return worker_result(text, n, WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			     WIFEXITED(status) ? "exit" : "signal",
+			     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), err);
 }
