@@ -446,6 +446,21 @@ static int write_or_fail(int dirfd, const char *where, const char *file, const c
 	return 0;
 }
 
+/* "max" for unlimited (0), else the number. */
+static const char *limit_str(char *buf, size_t len, int64_t value)
+{
+	if (value <= 0)
+		return "max";
+	snprintf(buf, len, "%lld", (long long)value);
+	return buf;
+}
+
+/* CFS quota per 100 ms period; the kernel refuses less than 1 ms. */
+static long long cpu_quota_us(double cpus)
+{
+	return cpus * 100000 < 1000 ? 1000 : (long long)(cpus * 100000);
+}
+
 static int apply_v2(struct sbx_cgroup_root *root, const char *path, const struct sbx_limits *l, sbx_error **err)
 {
 	_cleanup_close_ int dfd = sbx_cgroup_open(root, path, err);
@@ -454,7 +469,7 @@ static int apply_v2(struct sbx_cgroup_root *root, const char *path, const struct
 	char v[64];
 	if (root->ctrl[SBX_CTRL_CPU]) {
 		if (l->cpus > 0)
-			snprintf(v, sizeof(v), "%lld 100000", (long long)(l->cpus * 100000 < 1000 ? 1000 : l->cpus * 100000));
+			snprintf(v, sizeof(v), "%lld 100000", cpu_quota_us(l->cpus));
 		else
 			snprintf(v, sizeof(v), "max 100000");
 		if (write_or_fail(dfd, path, "cpu.max", v, err) < 0)
@@ -465,23 +480,13 @@ static int apply_v2(struct sbx_cgroup_root *root, const char *path, const struct
 			return -1;
 	}
 	if (root->ctrl[SBX_CTRL_MEMORY]) {
-		if (l->memory_bytes > 0)
-			snprintf(v, sizeof(v), "%lld", (long long)l->memory_bytes);
-		else
-			snprintf(v, sizeof(v), "max");
-		if (write_or_fail(dfd, path, "memory.max", v, err) < 0)
+		if (write_or_fail(dfd, path, "memory.max", limit_str(v, sizeof(v), l->memory_bytes), err) < 0)
 			return -1;
 		if (root->swap_files && write_or_fail(dfd, path, "memory.swap.max", l->allow_swap ? "max" : "0", err) < 0)
 			return -1;
 	}
-	if (root->ctrl[SBX_CTRL_PIDS]) {
-		if (l->pids > 0)
-			snprintf(v, sizeof(v), "%lld", (long long)l->pids);
-		else
-			snprintf(v, sizeof(v), "max");
-		if (write_or_fail(dfd, path, "pids.max", v, err) < 0)
-			return -1;
-	}
+	if (root->ctrl[SBX_CTRL_PIDS] && write_or_fail(dfd, path, "pids.max", limit_str(v, sizeof(v), l->pids), err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -519,8 +524,7 @@ static int apply_v1(struct sbx_cgroup_root *root, const char *path, const struct
 		case SBX_CTRL_CPU:
 			if (write_or_fail(dfd, where, "cpu.cfs_period_us", "100000", err) < 0)
 				return -1;
-			snprintf(v, sizeof(v), "%lld",
-				 l->cpus > 0 ? (long long)(l->cpus * 100000 < 1000 ? 1000 : l->cpus * 100000) : -1LL);
+			snprintf(v, sizeof(v), "%lld", l->cpus > 0 ? cpu_quota_us(l->cpus) : -1LL);
 			if (write_or_fail(dfd, where, "cpu.cfs_quota_us", v, err) < 0)
 				return -1;
 			snprintf(v, sizeof(v), "%lld", l->cpus > 0 ? (long long)(l->cpus * 1024 < 2 ? 2 : l->cpus * 1024) : 1024LL);
@@ -532,11 +536,7 @@ static int apply_v1(struct sbx_cgroup_root *root, const char *path, const struct
 				return -1;
 			break;
 		case SBX_CTRL_PIDS:
-			if (l->pids > 0)
-				snprintf(v, sizeof(v), "%lld", (long long)l->pids);
-			else
-				snprintf(v, sizeof(v), "max");
-			if (write_or_fail(dfd, where, "pids.max", v, err) < 0)
+			if (write_or_fail(dfd, where, "pids.max", limit_str(v, sizeof(v), l->pids), err) < 0)
 				return -1;
 			break;
 		default:
