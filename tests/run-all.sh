@@ -109,6 +109,24 @@ else
 	fatal_stage "sanitizer build"
 fi
 
+note "fuzzing (libFuzzer, 30 s per target)"
+if ! command -v clang >/dev/null || ! dpkg-query -W libclang-rt-14-dev >/dev/null 2>&1; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev \
+		>/dev/null 2>&1 || true
+fi
+out=$(mktemp)
+tests/fuzz/run.sh 30 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 77 ]; then
+	count 0 0 1 fuzzing
+elif line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -1) && [ -n "$line" ]; then
+	set -- $line
+	count "$1" "$3" "$5" fuzzing
+else
+	fatal_stage fuzzing
+fi
+rm -f "$out"
+
 note "distcheck"
 if (cd build && make -j"$jobs" distcheck >distcheck.log 2>&1); then
 	echo "distcheck: passed"

@@ -469,6 +469,12 @@ int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen)
 				return -EINVAL;
 			}
 		}
+		/* Canonical only: the bits padding leaves unused must be zero, so
+		 * that every byte string has exactly one encoding. */
+		if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15))) {
+			free(buf);
+			return -EINVAL;
+		}
 		uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
 		buf[o++] = (char)(x >> 16);
 		if (pad < 2)

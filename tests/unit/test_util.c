@@ -894,6 +894,24 @@ START_TEST(test_base64_binary_round_trip)
 }
 END_TEST
 
+/* Found by tests/fuzz: "WIN=" decoded as if it were "WIM=". Every byte
+ * string has one encoding; the others are refused. */
+START_TEST(test_base64_rejects_noncanonical_padding)
+{
+	char *d = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(sbx_base64_decode("WIN=", 4, &d, &len), -EINVAL);
+	ck_assert_int_eq(sbx_base64_decode("QR==", 4, &d, &len), -EINVAL);
+	ck_assert_int_eq(sbx_base64_decode("WIM=", 4, &d, &len), 0);
+	ck_assert_int_eq(len, 2);
+	free(d);
+	ck_assert_int_eq(sbx_base64_decode("QQ==", 4, &d, &len), 0);
+	ck_assert_int_eq(len, 1);
+	ck_assert_int_eq(d[0], 'A');
+	free(d);
+}
+END_TEST
+
 START_TEST(test_base64_rejects_malformed)
 {
 	const char *bad[] = { "Zg=", "Zg", "Z", "Zm9vY", "Zg=a", "Z===", "====", "=Zg=",
@@ -1205,6 +1223,7 @@ static Suite *util_suite(void)
 	tcase_add_loop_test(tc, test_base64_vectors, 0, (int)SBX_ARRAY_SIZE(b64_vectors));
 	tcase_add_test(tc, test_base64_binary_round_trip);
 	tcase_add_test(tc, test_base64_rejects_malformed);
+	tcase_add_test(tc, test_base64_rejects_noncanonical_padding);
 	tcase_add_loop_test(tc, test_utf8_sanitize, 0, (int)SBX_ARRAY_SIZE(utf8_cases));
 	tcase_add_test(tc, test_utf8_sanitize_respects_length);
 	tcase_add_test(tc, test_signal_names);
