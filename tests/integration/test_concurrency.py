@@ -180,7 +180,7 @@ class ConnectionsTest(SandboxdTestCase):
 
     def test_disconnect_during_stop(self):
         self.create("stopme")
-        self.sh("stopme", "sh -c 'trap \"\" TERM; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 &")
+        self.sh("stopme", "sh -c 'trap \"\" TERM; : > /tmp/.armed; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 & while [ ! -e /tmp/.armed ]; do sleep 0.01; done")
         c = RpcClient(self.daemon.socket)
         c.request("sandbox.stop", {"sandbox": "stopme", "timeout_s": 1})
         c.close()

@@ -113,7 +113,7 @@ class CtlSandboxTest(SandboxdTestCase):
     def test_stop_with_timeout_and_force(self):
         self.create("slow")
         self.create("slow2")
-        script = "sh -c 'trap \"\" TERM; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 &"
+        script = "sh -c 'trap \"\" TERM; : > /tmp/.armed; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 & while [ ! -e /tmp/.armed ]; do sleep 0.01; done"
         self.sh("slow", script)
         self.sh("slow2", script)
         t0 = time.monotonic()

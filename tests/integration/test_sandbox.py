@@ -252,7 +252,7 @@ class LifecycleTest(SandboxdTestCase):
 
     def test_concurrent_stop_requests(self):
         self.create("twice")
-        self.sh("twice", "sh -c 'trap \"\" TERM; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 &")
+        self.sh("twice", "sh -c 'trap \"\" TERM; : > /tmp/.armed; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 & while [ ! -e /tmp/.armed ]; do sleep 0.01; done")
         c1, c2 = self.daemon.client(), self.daemon.client()
         r1 = c1.request("sandbox.stop", {"sandbox": "twice", "timeout_s": 30})
         time.sleep(0.2)
@@ -265,7 +265,7 @@ class LifecycleTest(SandboxdTestCase):
 
     def test_start_and_exec_while_stopping(self):
         self.create("leaving")
-        self.sh("leaving", "sh -c 'trap \"\" TERM; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 &")
+        self.sh("leaving", "sh -c 'trap \"\" TERM; : > /tmp/.armed; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 & while [ ! -e /tmp/.armed ]; do sleep 0.01; done")
         c = self.daemon.client()
         rid = c.request("sandbox.stop", {"sandbox": "leaving", "timeout_s": 2})
         wait_until(lambda: "stopping" in self.daemon.log(), 5)
@@ -277,7 +277,7 @@ class LifecycleTest(SandboxdTestCase):
 
     def test_delete_force_while_stopping(self):
         sb = self.create("leaving")
-        self.sh("leaving", "sh -c 'trap \"\" TERM; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 &")
+        self.sh("leaving", "sh -c 'trap \"\" TERM; : > /tmp/.armed; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 & while [ ! -e /tmp/.armed ]; do sleep 0.01; done")
         c = self.daemon.client()
         rid = c.request("sandbox.stop", {"sandbox": "leaving", "timeout_s": 30})
         wait_until(lambda: "stopping" in self.daemon.log(), 5)
