@@ -201,6 +201,27 @@ void sbx_reply_error(struct sbx_request *req, sbx_error *err)
 	sbx_request_free(req);
 }
 
+struct sbx_conn *sbx_conn_ref(struct sbx_conn *c)
+{
+	c->refs++;
+	return c;
+}
+
+void sbx_conn_release(struct sbx_conn *c)
+{
+	conn_unref(c);
+}
+
+bool sbx_conn_closed(const struct sbx_conn *c)
+{
+	return c->closed;
+}
+
+void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len)
+{
+	conn_send(c, data, len);
+}
+
 void sbx_request_free(struct sbx_request *req)
 {
 	if (!req)

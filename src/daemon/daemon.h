@@ -97,6 +97,21 @@ void sbx_reply_empty(struct sbx_request *req);
 void sbx_reply_error(struct sbx_request *req, sbx_error *err);
 void sbx_request_free(struct sbx_request *req);
 
+/* Connections outliving a request (event subscriptions). */
+struct sbx_conn *sbx_conn_ref(struct sbx_conn *c);
+void sbx_conn_release(struct sbx_conn *c);
+bool sbx_conn_closed(const struct sbx_conn *c);
+/* One message; the newline is added. */
+void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len);
+
+/* Events (events.c): notifications "event" to subscribed connections. */
+struct sbx_sandbox;
+void rpc_events_subscribe(struct sbx_request *req);
+/* type: created, started, stopped, paused, resumed, deleted, oom,
+ * auto_stop, error. detail may be NULL. */
+void sbx_event_emit(struct sbx_daemon *d, const char *type, struct sbx_sandbox *sb, const char *detail);
+void sbx_events_close(struct sbx_daemon *d);
+
 /* Dispatch (rpc.c) */
 void sbx_rpc_dispatch(struct sbx_request *req);
 

@@ -388,6 +388,7 @@ int main(int argc, char **argv)
 		sbx_closep(&ready[1]);
 	}
 	rc = sbx_loop_run(d->loop) < 0 ? 1 : 0;
+	sbx_events_close(d);
 	sbx_server_close(d);
 	sbx_cgroup_root_cleanup(&d->cg);
 out:

@@ -28,6 +28,7 @@ static const struct {
 	{ "sandbox.stats", rpc_sandbox_stats, false },
 	{ "sandbox.touch", rpc_sandbox_touch, false },
 	{ "process.exec", rpc_process_exec, true },
+	{ "events.subscribe", rpc_events_subscribe, false },
 };
 
 void sbx_rpc_dispatch(struct sbx_request *req)

@@ -309,6 +309,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	}
 	sb->next = d->sandboxes;
 	d->sandboxes = sb;
+	sbx_event_emit(d, "created", sb, NULL);
 	if (start) {
 		if (sbx_sandbox_start(sb, &err) < 0) {
 			sbx_error *derr = NULL;

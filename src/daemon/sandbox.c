@@ -376,6 +376,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	watch_init(sb);
 	sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sp.pid);
+	sbx_event_emit(d, "started", sb, NULL);
 	return 0;
 }
 
@@ -400,6 +401,7 @@ static void stop_finish(struct sbx_sandbox *sb)
 	if (!sb->deleted)
 		sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) stopped", sb->id, sb->name);
+	sbx_event_emit(d, "stopped", sb, NULL);
 	answer_waiters(sb, NULL);
 }
 
@@ -441,6 +443,7 @@ static void init_gone(struct sbx_sandbox *sb)
 	}
 	if (!sb->stopping) {
 		sbx_warn("sandbox %s (%s): init exited on its own; sandbox is now stopped", sb->id, sb->name);
+		sbx_event_emit(sb->d, "error", sb, "init exited on its own; the sandbox stops");
 		sb->stopping = true;
 	}
 	if (sb->cgroup)
@@ -543,6 +546,7 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	sb->deleted = true;
 	unlink_sandbox(sb);
 	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
+	sbx_event_emit(d, "deleted", sb, NULL);
 	sbx_images_sweep_removed(d);
 	sbx_sandbox_unref(sb);
 	return 0;
@@ -809,6 +813,7 @@ int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
 	sb->activity_ns = sbx_now_ns();
 	sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) %s", sb->id, sb->name, pause ? "paused" : "resumed");
+	sbx_event_emit(sb->d, pause ? "paused" : "resumed", sb, NULL);
 	return 0;
 }
 
@@ -820,6 +825,7 @@ static void apply_policies(struct sbx_sandbox *sb, int64_t now)
 	if (running && !sb->stopping && sb->auto_stop_min > 0 && !sb->execs && idle_min >= sb->auto_stop_min) {
 		sbx_info("sandbox %s (%s): idle for %lld min; stopping it (auto_stop_min %lld)", sb->id, sb->name,
 			 (long long)idle_min, (long long)sb->auto_stop_min);
+		sbx_event_emit(sb->d, "auto_stop", sb, NULL);
 		sbx_sandbox_stop(sb, sb->d->cfg.default_stop_timeout_s * 1000, NULL, false);
 		return;
 	}
@@ -859,8 +865,12 @@ void sbx_sandboxes_watch_oom(struct sbx_daemon *d)
 		sbx_warn("sandbox %s (%s): %lld process(es) killed at the memory limit of %lld MB (%lld in total)", sb->id,
 			 sb->name, (long long)(st.oom_kills - sb->oom_seen), (long long)sb->res.memory_mb,
 			 (long long)st.oom_kills);
+		char msg[96];
+		snprintf(msg, sizeof(msg), "%lld process(es) killed at the memory limit (%lld in total)",
+			 (long long)(st.oom_kills - sb->oom_seen), (long long)st.oom_kills);
 		sb->oom_seen = st.oom_kills;
 		sbx_sandbox_save(sb, NULL);
+		sbx_event_emit(d, "oom", sb, msg);
 	}
 }
 
