@@ -1,6 +1,6 @@
 /* sandbox-init: PID 1 of every sandbox. It reaps orphans, forwards signals
- * to the sandbox's processes, and on SIGTERM asks everyone to leave and
- * exits once alone. It must stay tiny, static and idle: no allocation, no
+ * from the host to the sandbox's processes, and on SIGTERM from the host
+ * asks everyone to leave and exits once alone. It must stay tiny, static and idle: no allocation, no
  * files, no network; it sleeps in sigwaitinfo until something happens. */
 #include "config.h"
 #include <errno.h>
@@ -47,6 +47,11 @@ int main(void)
 			sig = sigwaitinfo(&all, &si);
 		}
 		if (sig < 0)
+			continue;
+		/* Only sandboxd, outside the sandbox's pid namespace, may stop
+		 * the sandbox or signal all of it: a sender there shows up with
+		 * si_pid 0. Signals from processes inside are ignored. */
+		if (sig != SIGCHLD && si.si_pid != 0)
 			continue;
 		switch (sig) {
 		case SIGCHLD:
