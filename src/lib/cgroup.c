@@ -313,15 +313,16 @@ int sbx_cgroup_open(struct sbx_cgroup_root *root, const char *path, sbx_error **
 	return fd;
 }
 
-/* Fallback for kernels before 5.14: kill what cgroup.procs lists, below too. */
-static void kill_procs_recursive(int dfd)
+/* Call fn for every pid listed in cgroup.procs of the group dfd and of all
+ * groups below it. */
+static void for_each_proc(int dfd, void (*fn)(int pid, void *arg), void *arg)
 {
 	_cleanup_close_ int pfd = openat(dfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
 	if (pfd >= 0) {
 		_cleanup_fclose_ FILE *f = fdopen(sbx_take_fd(&pfd), "r");
 		int pid;
 		while (f && fscanf(f, "%d", &pid) == 1)
-			kill(pid, SIGKILL);
+			fn(pid, arg);
 	}
 	_cleanup_close_ int dup_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(sbx_take_fd(&dup_fd)) : NULL;
@@ -331,8 +332,20 @@ static void kill_procs_recursive(int dfd)
 			continue;
 		_cleanup_close_ int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (sub >= 0)
-			kill_procs_recursive(sub);
+			for_each_proc(sub, fn, arg);
 	}
+}
+
+static void kill_one(int pid, void *arg)
+{
+	(void)arg;
+	kill(pid, SIGKILL);
+}
+
+static void count_one(int pid, void *arg)
+{
+	(void)pid;
+	(*(int64_t *)arg)++;
 }
 
 int sbx_cgroup_kill(struct sbx_cgroup_root *root, const char *path, sbx_error **err)
@@ -350,7 +363,7 @@ int sbx_cgroup_kill(struct sbx_cgroup_root *root, const char *path, sbx_error **
 		return sbx_error_errno(err, errno, "kill cgroup %s/%s", root->mount, path);
 	}
 	for (int i = 0; i < 10 && sbx_cgroup_populated(root, path) > 0; i++) {
-		kill_procs_recursive(dfd);
+		for_each_proc(dfd, kill_one, NULL); /* kernels before 5.14 have no cgroup.kill */
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
@@ -596,29 +609,6 @@ int sbx_cgroup_freeze(struct sbx_cgroup_root *root, const char *path, bool froze
 			     frozen ? "freeze" : "thaw");
 }
 
-static int64_t count_procs(int dfd)
-{
-	int64_t n = 0;
-	_cleanup_close_ int pfd = openat(dfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
-	if (pfd >= 0) {
-		_cleanup_fclose_ FILE *f = fdopen(sbx_take_fd(&pfd), "r");
-		int pid;
-		while (f && fscanf(f, "%d", &pid) == 1)
-			n++;
-	}
-	_cleanup_close_ int dup_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	_cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(sbx_take_fd(&dup_fd)) : NULL;
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		_cleanup_close_ int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (sub >= 0)
-			n += count_procs(sub);
-	}
-	return n;
-}
-
 int sbx_cgroup_stats(struct sbx_cgroup_root *root, const char *path, struct sbx_cgroup_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -657,8 +647,10 @@ int sbx_cgroup_stats(struct sbx_cgroup_root *root, const char *path, struct sbx_
 				st->pids = cg_read_int(p, "pids.current", NULL);
 		}
 	}
-	if (!root->ctrl[SBX_CTRL_PIDS])
-		st->pids = count_procs(dfd); /* no pids controller: count by hand */
+	if (!root->ctrl[SBX_CTRL_PIDS]) {
+		st->pids = 0; /* no pids controller: count by hand */
+		for_each_proc(dfd, count_one, &st->pids);
+	}
 	int64_t *fields[] = { &st->memory_bytes, &st->memory_peak_bytes, &st->memory_max_bytes, &st->oom_kills, &st->pids };
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(fields); i++)
 		if (*fields[i] < 0)
