@@ -28,6 +28,17 @@ static const struct {
 	{ "sandbox.stats", rpc_sandbox_stats, false },
 	{ "sandbox.touch", rpc_sandbox_touch, false },
 	{ "process.exec", rpc_process_exec, true },
+	{ "process.spawn", rpc_process_spawn, true },
+	{ "process.logs", rpc_process_logs, false },
+	{ "process.wait", rpc_process_wait, false },
+	{ "process.kill", rpc_process_kill, true },
+	{ "process.list", rpc_process_list, false },
+	{ "process.stdin", rpc_process_stdin, true },
+	{ "process.resize", rpc_process_resize, true },
+	{ "session.create", rpc_session_create, true },
+	{ "session.exec", rpc_session_exec, true },
+	{ "session.list", rpc_session_list, false },
+	{ "session.delete", rpc_session_delete, true },
 	{ "events.subscribe", rpc_events_subscribe, false },
 };
 
