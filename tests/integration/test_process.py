@@ -204,11 +204,11 @@ class SpawnTest(ProcessTestCase):
 
 class KillTest(ProcessTestCase):
     def test_kill_reaches_the_whole_tree(self):
-        r = self.spawn("setsid sleep 301 & nohup sleep 302 >/dev/null 2>&1 & sleep 303")
-        wait_until(lambda: len([p for p in self.sandbox_pids() if _cmdline(p).startswith(b"sleep\0")]) >= 2,
+        r = self.spawn("setsid sleep 301 & (trap '' HUP; exec sleep 302) & sleep 303")
+        wait_until(lambda: len([p for p in self.sandbox_pids() if _cmdline(p).startswith(b"sleep\0")]) == 3,
                    timeout=10)
         k = self.call("process.kill", {"sandbox": self.sb, "cmd_id": r["cmd_id"], "signal": "KILL"})
-        self.assertGreaterEqual(k["signaled"], 2)
+        self.assertGreaterEqual(k["signaled"], 3)
         w = self.wait(r["cmd_id"])
         self.assertEqual(w["signal"], "KILL")
         wait_until(lambda: not [p for p in self.sandbox_pids() if _cmdline(p).startswith(b"sleep\0")], timeout=10)
