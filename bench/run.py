@@ -41,6 +41,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True
+import background as bench_commands  # noqa: E402
 DEFAULT_BUILDDIR = os.path.dirname(HERE)
 APT_PACKAGES = {"runc": "runc", "bwrap": "bubblewrap", "hyperfine": "hyperfine"}
 
@@ -403,7 +406,7 @@ class Bench:
         top = os.path.join(self.tmp, "build")
         for sub in ("src", "images"):
             os.makedirs(os.path.join(top, sub))
-        for name in ("sandboxd", "sandboxctl", "sandbox-init"):
+        for name in ("sandboxd", "sandboxctl", "sandbox-init", "sandbox-monitor"):
             shutil.copy2(os.path.join(self.builddir, "src", name), os.path.join(top, "src", name))
         shutil.copy2(self.tarball, os.path.join(top, "images", "minimal.tar.gz"))
         self.sandboxd = os.path.join(top, "src", "sandboxd")
@@ -784,6 +787,8 @@ class Bench:
         lines = self.prepare_lines()
         self.run_lines(lines)
         self.finish_lines()
+        log("background commands")
+        self.commands = bench_commands.measure(self)
         self.final_daemon_memory()
         with contextlib.suppress(OSError), open("/proc/loadavg") as fh:
             self.facts["load_end"] = " ".join(fh.read().split()[:3])
@@ -955,6 +960,7 @@ def render(b, command):
                     fmt(cs["mean"] - cn["mean"]), fmt(eb["mean"]), fmt(es["mean"]),
                     fmt(es["mean"] - eb["mean"])))
         L.append("")
+    L += bench_commands.render(b)
     if b.notes:
         L.append("Notes:")
         L.append("")

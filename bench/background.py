@@ -1,0 +1,149 @@
+"""Background commands for bench/run.py: round trips of process.spawn and
+session.exec, and the output throughput of process.logs with follow.
+
+measure(bench) runs against the benchmark's daemon and returns a dict;
+render(bench) turns bench.commands into report lines.
+"""
+
+import json
+import socket
+import statistics
+import subprocess
+import time
+
+FOLLOW_BYTES = 512 * 1024 * 1024
+ROUND_TRIPS = 100
+WARMUP = 10
+
+
+def _summary(xs):
+    xs = sorted(xs)
+    return {"n": len(xs), "mean": statistics.fmean(xs), "median": statistics.median(xs),
+            "p95": xs[max(0, int(0.95 * len(xs) + 0.999) - 1)], "min": xs[0]}
+
+
+def _round_trips(fn):
+    out = []
+    for i in range(WARMUP + ROUND_TRIPS):
+        t0 = time.perf_counter_ns()
+        fn()
+        if i >= WARMUP:
+            out.append((time.perf_counter_ns() - t0) / 1e6)
+    return _summary(out)
+
+
+def _follow(sock_path, sandbox, cmd_id):
+    """Bytes of output received through process.output notifications and
+    the seconds until process.exit, decoding every message as a client must."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    f = s.makefile("rb", buffering=1 << 20)
+    t0 = time.perf_counter()
+    s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "process.logs",
+                          "params": {"sandbox": sandbox, "cmd_id": cmd_id, "follow": True}}).encode() + b"\n")
+    got = 0
+    while True:
+        line = f.readline()
+        if not line:
+            raise RuntimeError("daemon closed the connection while following")
+        msg = json.loads(line)
+        m = msg.get("method")
+        if m == "process.output":
+            got += len(msg["params"]["data"])
+        elif m == "process.exit":
+            break
+        elif "error" in msg:
+            raise RuntimeError("process.logs: %s" % msg["error"].get("message"))
+    dt = time.perf_counter() - t0
+    f.close()
+    s.close()
+    return got, dt
+
+
+def _hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def measure(b):
+    c = b.client
+    sb = b.create_sandbox()["id"]
+    res = {}
+    try:
+        def spawn_wait():
+            r = c.call("process.spawn", {"sandbox": sb, "cmd": ["true"]})
+            w = c.call("process.wait", {"sandbox": sb, "cmd_id": r["cmd_id"], "timeout_s": 30})
+            if w.get("exit_code") != 0:
+                raise RuntimeError("spawned true exited %r" % (w,))
+        res["spawn_wait"] = _round_trips(spawn_wait)
+        c.call("session.create", {"sandbox": sb, "session_id": "bench"})
+
+        def session_exec():
+            r = c.call("session.exec", {"sandbox": sb, "session_id": "bench", "command": "true"})
+            if r.get("exit_code") != 0:
+                raise RuntimeError("session true exited %r" % (r,))
+        res["session_exec"] = _round_trips(session_exec)
+
+        # Output throughput: `yes` into the log and out to a following
+        # client at the same time, then the same log replayed.
+        cmd = "yes | head -c %d" % FOLLOW_BYTES
+        hwm0 = _hwm_kb(b.daemon.pid)
+        r = c.call("process.spawn", {"sandbox": sb, "command": cmd, "log_limit_mb": 1024})
+        got, dt = _follow(b.sock, sb, r["cmd_id"])
+        res["follow_live"] = {"bytes": got, "seconds": dt}
+        got, dt = _follow(b.sock, sb, r["cmd_id"])
+        res["follow_replay"] = {"bytes": got, "seconds": dt}
+        t0 = time.perf_counter()
+        p = subprocess.run([b.sandboxctl, "-s", b.sock, "logs", "-f", sb, r["cmd_id"]],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        res["follow_ctl"] = {"bytes": len(p.stdout), "seconds": time.perf_counter() - t0}
+        res["hwm_kb"] = (hwm0, _hwm_kb(b.daemon.pid))
+    finally:
+        b.delete_sandbox(sb)
+    return res
+
+
+def render(b):
+    R = getattr(b, "commands", None)
+    if not R:
+        return []
+    ex = b.results.get("exec_socket")
+    bw = b.results.get("bwrap")
+    L = ["## 3. Background commands and their output", ""]
+    L.append("Round trips on one socket connection, %d iterations after %d warm-up ones, in "
+             "milliseconds. A background command has a monitor process of its own that writes its log "
+             "and exit status into the state directory, which the one-shot `process.exec` does without."
+             % (ROUND_TRIPS, WARMUP))
+    L.append("")
+    L.append("| what | mean | median | p95 | min |")
+    L.append("|---|---:|---:|---:|---:|")
+    rows = [("`process.spawn` of `true` + `process.wait`", R["spawn_wait"]),
+            ("`session.exec` of `true` (a fresh shell, cwd and exports carried over)", R["session_exec"])]
+    if ex:
+        rows.append(("reference: `process.exec` of `true` (table 2)", ex))
+    if bw:
+        rows.append(("reference: bwrap start of /bin/true (table 1)", bw))
+    for name, s in rows:
+        L.append("| %s | %.2f | %.2f | %.2f | %.2f |" % (name, s["mean"], s["median"], s["p95"], s["min"]))
+    L.append("")
+    L.append("Output throughput of `process.logs` with `follow`: `yes | head -c %d` (%d MiB) in a "
+             "sandbox, received as `process.output` notifications (UTF-8 text in JSON) by a client that "
+             "decodes every message."
+             % (FOLLOW_BYTES, FOLLOW_BYTES >> 20))
+    L.append("")
+    L.append("| what | MiB | seconds | MB/s |")
+    L.append("|---|---:|---:|---:|")
+    for key, name in (("follow_live", "followed while `yes` runs (Python client)"),
+                      ("follow_replay", "the same log replayed after the command ended (Python client)"),
+                      ("follow_ctl", "`sandboxctl logs -f` of that log, to a pipe")):
+        v = R[key]
+        L.append("| %s | %d | %.2f | %.0f |" % (name, v["bytes"] >> 20, v["seconds"], v["bytes"] / v["seconds"] / 1e6))
+    L.append("")
+    L.append("The daemon's peak RSS was %.1f MiB before these and %.1f MiB after them: output is read from "
+             "the log in bounded chunks and sent as fast as the client takes it."
+             % (R["hwm_kb"][0] / 1024, R["hwm_kb"][1] / 1024))
+    L.append("")
+    return L
