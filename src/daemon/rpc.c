@@ -29,6 +29,17 @@ static const struct {
 	{ "sandbox.touch", rpc_sandbox_touch, false },
 	{ "process.exec", rpc_process_exec, true },
 	{ "events.subscribe", rpc_events_subscribe, false },
+	{ "fs.list", rpc_fs_list, false },
+	{ "fs.stat", rpc_fs_stat, false },
+	{ "fs.read", rpc_fs_read, false },
+	{ "fs.write", rpc_fs_write, true },
+	{ "fs.mkdir", rpc_fs_mkdir, true },
+	{ "fs.remove", rpc_fs_remove, true },
+	{ "fs.move", rpc_fs_move, true },
+	{ "fs.chmod", rpc_fs_chmod, true },
+	{ "fs.find", rpc_fs_find, false },
+	{ "fs.search", rpc_fs_search, false },
+	{ "fs.replace", rpc_fs_replace, true },
 };
 
 void sbx_rpc_dispatch(struct sbx_request *req)
