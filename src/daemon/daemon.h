@@ -85,6 +85,7 @@ struct sbx_request {
 	yajl_val params; /* always an object (empty when absent) */
 	const char *method;
 	struct ucred peer;
+	int fd; /* sent with the request ("fd": true) or -1; closed with it unless taken */
 };
 
 typedef void (*sbx_rpc_handler)(struct sbx_request *req);
@@ -92,6 +93,8 @@ typedef void (*sbx_rpc_handler)(struct sbx_request *req);
 /* The result value is written into the returned generator between begin and end. */
 yajl_gen sbx_reply_begin(struct sbx_request *req);
 void sbx_reply_end(struct sbx_request *req, yajl_gen g);
+/* The same, with fd passed to the client on the reply's first byte (owned). */
+void sbx_reply_end_fd(struct sbx_request *req, yajl_gen g, int fd);
 void sbx_reply_empty(struct sbx_request *req);
 /* The one place an sbx_error becomes a JSON-RPC error; takes ownership of err. */
 void sbx_reply_error(struct sbx_request *req, sbx_error *err);
