@@ -153,6 +153,8 @@ void rpc_fs_chmod(struct sbx_request *req);
 void rpc_fs_find(struct sbx_request *req);
 void rpc_fs_search(struct sbx_request *req);
 void rpc_fs_replace(struct sbx_request *req);
+void rpc_fs_archive(struct sbx_request *req);
+void rpc_fs_extract(struct sbx_request *req);
 
 /* Work that may take long (unpacking, copying, removing trees) runs in a
  * forked worker; done is called in the loop with NULL or the error. */

@@ -40,6 +40,8 @@ static const struct {
 	{ "fs.find", rpc_fs_find, false },
 	{ "fs.search", rpc_fs_search, false },
 	{ "fs.replace", rpc_fs_replace, true },
+	{ "fs.archive", rpc_fs_archive, false },
+	{ "fs.extract", rpc_fs_extract, true },
 };
 
 void sbx_rpc_dispatch(struct sbx_request *req)

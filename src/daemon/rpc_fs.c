@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "disk.h"
+#include "fsarchive.h"
 #include "fsops.h"
 #include "images.h"
 #include "passwd.h"
@@ -220,7 +221,6 @@ static int offline_prepare(struct fs_job *job, sbx_error **err)
 static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 {
 	sbx_error *err = NULL;
-	(void)takes_fd;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb) {
 		sbx_reply_error(req, err);
@@ -235,6 +235,8 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 	job->rootfd = job->client_fd = job->init_pidfd = -1;
 	job->op = op;
 	job->sb = sb;
+	if (takes_fd)
+		job->client_fd = sbx_take_fd(&req->fd);
 	sbx_sandbox_ref(sb);
 	job->userns_base = sb->userns_base;
 	job->user = strdup(sb->user ? sb->user : "root");
@@ -1034,7 +1036,53 @@ static int op_replace(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_err
 	return r;
 }
 
+static int gen_archive_stats(yajl_gen g, const struct sbx_fs_archive_stats *st)
+{
+	yajl_gen_map_open(g);
+	sbx_gen_kv_int(g, "entries", st->entries);
+	sbx_gen_kv_int(g, "skipped", st->skipped);
+	sbx_gen_kv_int(g, "bytes", st->bytes);
+	yajl_gen_map_close(g);
+	return 0;
+}
+
+static int op_archive(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err)
+{
+	_cleanup_free_ char *path = NULL;
+	if (param_path(fs, job->req->params, "path", true, &path, err) < 0)
+		return -1;
+	if (job->client_fd < 0)
+		return sbx_error_param(err, "fd", "pass a writable descriptor for the tar stream with \"fd\": true");
+	struct sbx_fs_archive_stats st;
+	if (sbx_fs_archive(fs, path, job->client_fd, &st, err) < 0)
+		return -1;
+	return gen_archive_stats(g, &st);
+}
+
+static int op_extract(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err)
+{
+	_cleanup_free_ char *path = NULL;
+	if (param_path(fs, job->req->params, "path", true, &path, err) < 0)
+		return -1;
+	if (job->client_fd < 0)
+		return sbx_error_param(err, "fd", "pass a readable descriptor with the tar stream with \"fd\": true");
+	struct sbx_fs_archive_stats st;
+	if (sbx_fs_extract(fs, path, job->client_fd, &st, err) < 0)
+		return -1;
+	return gen_archive_stats(g, &st);
+}
+
 /* ---- handlers ---- */
+
+void rpc_fs_archive(struct sbx_request *req)
+{
+	fs_start(req, op_archive, true);
+}
+
+void rpc_fs_extract(struct sbx_request *req)
+{
+	fs_start(req, op_extract, true);
+}
 
 void rpc_fs_list(struct sbx_request *req)
 {
@@ -1088,5 +1136,5 @@ void rpc_fs_search(struct sbx_request *req)
 
 void rpc_fs_replace(struct sbx_request *req)
 {
-	fs_start(req, op_replace, true);
+	fs_start(req, op_replace, false);
 }

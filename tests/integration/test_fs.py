@@ -378,6 +378,129 @@ class TestFsOwnership(FsTestCase):
         self.assertEqual(self.sh("a", "stat -c %u /tmp/u /tmp/u/f"), "%s\n%s\n" % (uid, uid))
 
 
+class TestFsFdPath(FsTestCase):
+    """fs.read/fs.write with a passed descriptor, fs.archive/fs.extract."""
+
+    def call_fd(self, method, params, fd):
+        params = dict(params, fd=True)
+        rid = self.rpc.request(method, params, fds=[fd])
+        reply = self.rpc.wait(rid, timeout=120)
+        if "error" in reply:
+            raise AssertionError("%s failed: %r" % (method, reply["error"]))
+        return reply["result"]
+
+    def test_write_and_read_through_files_and_pipes(self):
+        self.create("a")
+        src = os.path.join(self.daemon.dir, "src.bin")
+        blob = os.urandom(3 * 1024 * 1024 + 17)
+        with open(src, "wb") as f:
+            f.write(blob)
+        with open(src, "rb") as f:
+            info = self.call_fd("fs.write", {"sandbox": "a", "path": "/tmp/up.bin", "mode": "0600"}, f.fileno())
+        self.assertEqual((info["size"], info["mode"]), (len(blob), 0o600))
+        self.assertEqual(self.sh("a", "md5sum < /tmp/up.bin").split()[0], __import__("hashlib").md5(blob).hexdigest())
+        dst = os.path.join(self.daemon.dir, "dst.bin")
+        with open(dst, "wb") as f:
+            r = self.call_fd("fs.read", {"sandbox": "a", "path": "/tmp/up.bin"}, f.fileno())
+        self.assertEqual((r["length"], r["eof"]), (len(blob), True))
+        with open(dst, "rb") as f:
+            self.assertEqual(f.read(), blob)
+        # A pipe each way; the daemon copies while we read.
+        rfd, wfd = os.pipe()
+        got = []
+        t = threading.Thread(target=lambda: got.append(b"".join(iter(lambda: os.read(rfd, 65536), b""))))
+        t.start()
+        try:
+            r = self.call_fd("fs.read", {"sandbox": "a", "path": "/tmp/up.bin", "offset": 10, "length": 1000}, wfd)
+        finally:
+            os.close(wfd)
+        t.join(30)
+        os.close(rfd)
+        self.assertEqual(got[0], blob[10:1010])
+        rfd, wfd = os.pipe()
+        def feed():
+            os.write(wfd, b"piped data\n" * 1000)
+            os.close(wfd)
+        t = threading.Thread(target=feed)
+        t.start()
+        try:
+            self.call_fd("fs.write", {"sandbox": "a", "path": "/tmp/piped"}, rfd)
+        finally:
+            os.close(rfd)
+        t.join(30)
+        self.assertEqual(self.read("a", "/tmp/piped"), "piped data\n" * 1000)
+
+    def test_fd_path_refuses_what_chunks_refuse(self):
+        self.create("a")
+        self.sh("a", "mkfifo /tmp/fifo; ln -s /proc/1/root /tmp/pr")
+        with open(os.devnull, "wb") as f:
+            for path in ("/tmp/fifo", "/tmp/pr/etc/hostname", "/dev/zero", "../../etc/shadow-none"):
+                with self.subTest(path=path):
+                    rid = self.rpc.request("fs.read", {"sandbox": "a", "path": path, "fd": True}, fds=[f.fileno()])
+                    self.assertIn(self.rpc.wait(rid)["error"]["code"], (DENIED, NOT_FOUND))
+        # "fd": true without a descriptor is a parameter error.
+        self.assertRpcError(BAD_PARAMS, "fs.write", {"sandbox": "a", "path": "/tmp/x", "fd": True}, param="fd")
+
+    def test_archive_and_extract_trees(self):
+        import tarfile, io
+        self.create("a")
+        self.sh("a", "mkdir -p /t/sub/deep; echo one > /t/one; echo two > /t/sub/two; chmod 0750 /t/sub; "
+                "ln -s one /t/link; ln -s %s /t/hostlink; mkfifo /t/fifo; touch -t 200102030405.06 /t/one"
+                % self.secret)
+        path = os.path.join(self.daemon.dir, "out.tar")
+        with open(path, "wb") as f:
+            r = self.call_fd("fs.archive", {"sandbox": "a", "path": "/t"}, f.fileno())
+        self.assertEqual(r["skipped"], 1)  # the FIFO
+        with tarfile.open(path) as tf:
+            members = {m.name: m for m in tf.getmembers()}
+            self.assertEqual(sorted(members), ["hostlink", "link", "one", "sub", "sub/deep", "sub/two"])
+            self.assertEqual(tf.extractfile("one").read(), b"one\n")
+            self.assertEqual(members["sub"].mode & 0o777, 0o750)
+            self.assertEqual(members["hostlink"].linkname, self.secret)
+            self.assertEqual(members["one"].mtime, 981173106)
+        # Extract a hostile tar: climbing names, absolute names, a symlink
+        # planted to the host bait and then written through.
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            def add(name, data=None, **kw):
+                ti = tarfile.TarInfo(name)
+                for k, v in kw.items():
+                    setattr(ti, k, v)
+                if data is not None:
+                    ti.size = len(data)
+                    tf.addfile(ti, io.BytesIO(data))
+                else:
+                    tf.addfile(ti)
+            add("ok.txt", b"fine", mode=0o640, mtime=1000000000)
+            add("dir", type=tarfile.DIRTYPE, mode=0o711, mtime=1000000000)
+            add("dir/in.txt", b"in")
+            add("../../../escape.txt", b"escaped")
+            add("/abs.txt", b"abs")
+            add("evil", type=tarfile.SYMTYPE, linkname=self.bait_dir)
+            add("evil/planted", b"through the link")
+            add("dev", type=tarfile.CHRTYPE, devmajor=1, devminor=3)
+        with open(path, "wb") as f:
+            f.write(buf.getvalue())
+        # While the link's target does not exist inside, writing through it fails.
+        with open(path, "rb") as f:
+            rid = self.rpc.request("fs.extract", {"sandbox": "a", "path": "/x", "fd": True}, fds=[f.fileno()])
+            self.assertEqual(self.rpc.wait(rid)["error"]["code"], NOT_FOUND)
+        self.assertBaitUntouched()
+        self.sh("a", "mkdir -p %s" % self.bait_dir)
+        with open(path, "rb") as f:
+            r = self.call_fd("fs.extract", {"sandbox": "a", "path": "/x"}, f.fileno())
+        self.assertEqual(self.sh("a", "cat %s/planted" % self.bait_dir), "through the link")
+        out = self.sh("a", "cd /x && find . | sort && stat -c '%a %Y' ok.txt dir && cat ok.txt dir/in.txt abs.txt")
+        self.assertIn("./ok.txt", out)
+        self.assertIn("640 1000000000\n711 1000000000\n", out)
+        self.assertIn("fineinabs", out)
+        self.assertNotIn("escape", self.sh("a", "ls / /tmp"))
+        self.assertNotIn("./dev", out)
+        # The planted file went inside the sandbox (below its own bait path) or nowhere.
+        self.assertBaitUntouched()
+        self.assertGreaterEqual(r["skipped"], 2)
+
+
 class TestFsRace(FsTestCase):
     """An attacker inside swaps a directory for a symlink to the host bait
     (and to /) as fast as it can while writes, reads and moves go on."""
