@@ -501,6 +501,83 @@ class TestFsFdPath(FsTestCase):
         self.assertGreaterEqual(r["skipped"], 2)
 
 
+class TestFsCtl(FsTestCase):
+    """sandboxctl cp and sandboxctl fs."""
+
+    def test_cp_files_both_ways(self):
+        self.create("a")
+        src = os.path.join(self.daemon.dir, "up.txt")
+        with open(src, "wb") as f:
+            f.write(b"uploaded\n" * 10000)
+        os.chmod(src, 0o640)
+        self.assertEqual(self.ctl("cp", src, "a:/tmp/up.txt")[0], 0)
+        self.assertEqual(self.sh("a", "stat -c %a /tmp/up.txt; wc -c < /tmp/up.txt"), "640\n90000\n")
+        self.sh("a", "mkdir /tmp/into")
+        self.assertEqual(self.ctl("cp", src, "a:/tmp/into")[0], 0)  # into an existing directory
+        self.assertEqual(self.sh("a", "wc -c < /tmp/into/up.txt"), "90000\n")
+        down = os.path.join(self.daemon.dir, "down.txt")
+        self.assertEqual(self.ctl("cp", "a:/tmp/up.txt", down)[0], 0)
+        with open(down, "rb") as f:
+            self.assertEqual(f.read(), b"uploaded\n" * 10000)
+        rc, out, err = self.ctl("cp", "a:/tmp/nonexistent", down)
+        self.assertCtlFails((rc, out, err))
+        rc, out, err = self.ctl("cp", src, down)
+        self.assertCtlFails((rc, out, err))
+
+    def test_cp_directories_both_ways(self):
+        self.create("a")
+        tree = os.path.join(self.daemon.dir, "tree")
+        os.makedirs(os.path.join(tree, "sub", "deep"))
+        with open(os.path.join(tree, "sub", "f.txt"), "w") as f:
+            f.write("deep file\n")
+        os.chmod(os.path.join(tree, "sub"), 0o750)
+        os.symlink("sub/f.txt", os.path.join(tree, "link"))
+        os.utime(os.path.join(tree, "sub", "f.txt"), (1000000000, 1000000000))
+        self.assertEqual(self.ctl("cp", tree, "a:/srv/copy")[0], 0)
+        out = self.sh("a", "cd /srv/copy && find . | sort; stat -c '%a' sub; stat -c '%Y' sub/f.txt; "
+                      "readlink link; cat link")
+        self.assertEqual(out, ".\n./link\n./sub\n./sub/deep\n./sub/f.txt\n750\n1000000000\nsub/f.txt\ndeep file\n")
+        # Into an existing directory: a subdirectory of its name.
+        self.assertEqual(self.ctl("cp", tree, "a:/srv")[0], 0)
+        self.assertEqual(self.sh("a", "cat /srv/tree/sub/f.txt"), "deep file\n")
+        # And back, with a hostile symlink in the sandbox's tree that must stay a symlink.
+        self.sh("a", "ln -s %s /srv/copy/hostile; mkfifo /srv/copy/fifo" % self.secret)
+        back = os.path.join(self.daemon.dir, "back")
+        rc, out, err = self.ctl("cp", "a:/srv/copy", back)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(sorted(os.listdir(back)), ["hostile", "link", "sub"])
+        self.assertEqual(os.readlink(os.path.join(back, "hostile")), self.secret)
+        with open(os.path.join(back, "sub", "f.txt")) as f:
+            self.assertEqual(f.read(), "deep file\n")
+        self.assertEqual(os.stat(os.path.join(back, "sub", "f.txt")).st_mtime, 1000000000)
+        self.assertEqual(os.stat(os.path.join(back, "sub")).st_mode & 0o777, 0o750)
+        self.assertBaitUntouched()
+
+    def test_fs_verbs(self):
+        self.create("a")
+        self.assertEqual(self.ctl("fs", "mkdir", "-p", "a", "/w/x/y")[0], 0)
+        rc, out, err = self.ctl("fs", "write", "a", "/w/x/f.txt", input="line one\nneedle two\n")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.ctl("fs", "cat", "a", "/w/x/f.txt")
+        self.assertEqual((rc, out), (0, "line one\nneedle two\n"), err)
+        rc, out, err = self.ctl("fs", "ls", "-R", "a", "/w")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("/w/x/f.txt", out)
+        self.assertIn("/w/x/y", out)
+        self.assertRegex(out, r"-rw-r--r-- +root +root +20 ")
+        rc, out, err = self.ctl("fs", "find", "a", "needle", "/w")
+        self.assertEqual((rc, out), (0, "/w/x/f.txt:2:needle two\n"), err)
+        self.assertEqual(self.ctl("fs", "find", "a", "nothing-here", "/w")[0], 1)
+        rc, out, err = self.ctl("fs", "stat", "a", "/w/x/f.txt")
+        self.assertIn('"size": 20', out.replace('":20', '": 21'))
+        self.assertEqual(self.ctl("fs", "mv", "a", "/w/x/f.txt", "/w/g.txt")[0], 0)
+        self.assertEqual(self.sh("a", "cat /w/g.txt"), "line one\nneedle two\n")
+        self.assertEqual(self.ctl("fs", "rm", "-r", "a", "/w/x")[0], 0)
+        self.assertEqual(self.sh("a", "ls /w"), "g.txt\n")
+        self.assertCtlFails(self.ctl("fs", "rm", "-r", "a", "/"))
+        self.assertCtlFails(self.ctl("fs", "cat", "a", "/nope"))
+
+
 class TestFsRace(FsTestCase):
     """An attacker inside swaps a directory for a symlink to the host bait
     (and to /) as fast as it can while writes, reads and moves go on."""
