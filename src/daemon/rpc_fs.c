@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "disk.h"
@@ -48,7 +49,15 @@ struct fs_job {
 	char *lower, *upper, *work, *disk_img, *scratch;
 	char *user, *workdir;
 	uint32_t userns_base;
+	/* Written after the generated result members, before the closing
+	 * braces: bulk base64, which needs no escaping, goes out as it is. */
+	char *raw_tail;
+	size_t raw_tail_len;
+	bool in_loop; /* a chunk of a running sandbox's file, done in the loop */
 };
+
+/* Returned by an operation run in the loop that must go to a worker. */
+#define FS_NEEDS_WORKER (-2)
 
 static void job_free(struct fs_job *job)
 {
@@ -72,6 +81,7 @@ static void job_free(struct fs_job *job)
 	free(job->scratch);
 	free(job->user);
 	free(job->workdir);
+	free(job->raw_tail);
 	free(job);
 }
 
@@ -120,18 +130,9 @@ static int offline_root(struct fs_job *job, sbx_error **err)
 	return fd;
 }
 
-static int fs_worker(void *arg, int out_fd, sbx_error **err)
+/* Run the operation on an open root; the reply line goes into out. */
+static int fs_run(struct fs_job *job, int rootfd, struct sbx_buf *out, sbx_error **err)
 {
-	struct fs_job *job = arg;
-	_cleanup_close_ int rootfd = job->rootfd >= 0 ? job->rootfd : offline_root(job, err);
-	job->rootfd = -1;
-	if (rootfd < 0)
-		return sbx_error_prefix(err, "sandbox %s", job->sb->name);
-	/* Files in the sandbox's /proc answer for the namespaces of whoever
-	 * reads them (/proc/sys/kernel/hostname, /proc/PID/net): be in the
-	 * sandbox's, not the host's. Credentials stay the daemon's. */
-	if (job->init_pidfd >= 0 && setns(job->init_pidfd, CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC) < 0)
-		return sbx_error_errno(err, errno, "sandbox %s: join its namespaces", job->sb->name);
 	/* New files belong to the sandbox's user; root when it cannot be found. */
 	struct sbx_user u;
 	if (sbx_user_resolve(rootfd, job->user, &u, NULL) < 0)
@@ -143,15 +144,50 @@ static int fs_worker(void *arg, int out_fd, sbx_error **err)
 	_cleanup_gen_ yajl_gen g = sbx_reply_begin(job->req);
 	if (!g)
 		return sbx_error_errno(err, ENOMEM, "reply");
-	if (job->op(job, &fs, g, err) < 0)
-		return -1;
-	yajl_gen_map_close(g);
+	int r = job->op(job, &fs, g, err);
+	if (r < 0)
+		return r;
+	if (!job->raw_tail)
+		yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
 	yajl_gen_get_buf(g, &buf, &len);
-	if (sbx_write_all(out_fd, buf, len) < 0)
+	if (sbx_buf_append(out, buf, len) < 0 ||
+	    (job->raw_tail && (sbx_buf_append(out, job->raw_tail, job->raw_tail_len) < 0 ||
+			       sbx_buf_append(out, "}}", 2) < 0)))
+		return sbx_error_errno(err, ENOMEM, "result");
+	return 0;
+}
+
+static int fs_worker(void *arg, int out_fd, sbx_error **err)
+{
+	struct fs_job *job = arg;
+	_cleanup_close_ int rootfd = job->rootfd >= 0 ? job->rootfd : offline_root(job, err);
+	job->rootfd = -1;
+	job->in_loop = false;
+	if (rootfd < 0)
+		return sbx_error_prefix(err, "sandbox %s", job->sb->name);
+	/* Files in the sandbox's /proc answer for the namespaces of whoever
+	 * reads them (/proc/sys/kernel/hostname, /proc/PID/net): be in the
+	 * sandbox's, not the host's. Credentials stay the daemon's. */
+	if (job->init_pidfd >= 0 && setns(job->init_pidfd, CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC) < 0)
+		return sbx_error_errno(err, errno, "sandbox %s: join its namespaces", job->sb->name);
+	struct sbx_buf out = { 0 };
+	if (fs_run(job, rootfd, &out, err) < 0)
+		return -1;
+	if (sbx_write_all(out_fd, out.data, out.len) < 0)
 		return sbx_error_errno(err, errno, "result");
 	return 0;
+}
+
+/* A regular file on a virtual filesystem (/proc, /sys) answers for the
+ * namespaces of its reader: only a worker, which joins the sandbox's, may
+ * touch it. */
+static bool needs_worker(struct fs_job *job, int fd)
+{
+	struct statfs sfs;
+	return job->in_loop && (fstatfs(fd, &sfs) < 0 || sfs.f_type == 0x9fa0 /* proc */ ||
+				sfs.f_type == 0x62656572 /* sysfs */);
 }
 
 /* ---- in the loop ---- */
@@ -218,6 +254,9 @@ static int offline_prepare(struct fs_job *job, sbx_error **err)
 	return 0;
 }
 
+static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
+static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
+
 static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 {
 	sbx_error *err = NULL;
@@ -252,6 +291,7 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 			sbx_error_errno(&err, errno, "dup");
 			goto fail;
 		}
+		job->in_loop = (op == op_read || op == op_write) && job->client_fd < 0;
 	} else if (sb->state == SBX_STATE_STOPPED && !sb->stopping) {
 		if (offline_prepare(job, &err) < 0)
 			goto fail;
@@ -262,8 +302,32 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
 		goto fail;
 	}
-	int keep[3] = { job->rootfd, job->client_fd, job->init_pidfd };
 	job->req = req;
+	if (job->in_loop) {
+		/* A chunk (at most FS_CHUNK_MAX bytes) of a running sandbox's
+		 * file: bounded work, done here, because a fork per chunk costs
+		 * more than the copy (the loop's pages turn copy-on-write). */
+		struct sbx_buf out = { 0 };
+		int r = fs_run(job, job->rootfd, &out, &err);
+		if (r == 0) {
+			sbx_conn_send_line(req->conn, out.data, out.len);
+			sbx_buf_free(&out);
+			sbx_request_free(req);
+			job->req = NULL;
+			job_free(job);
+			return;
+		}
+		sbx_buf_free(&out);
+		if (r != FS_NEEDS_WORKER) {
+			job->req = NULL;
+			goto fail;
+		}
+		sbx_error_free(err);
+		err = NULL;
+		free(job->raw_tail);
+		job->raw_tail = NULL;
+	}
+	int keep[3] = { job->rootfd, job->client_fd, job->init_pidfd };
 	if (sbx_worker_start_out(req->d, keep, 3, fs_worker, job, fs_done, job, &err) < 0) {
 		job->req = NULL;
 		goto fail;
@@ -513,6 +577,8 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	_cleanup_close_ int fd = sbx_fs_open_file(fs, path, O_RDONLY, false, false, 0, NULL, err);
 	if (fd < 0)
 		return -1;
+	if (needs_worker(job, fd))
+		return FS_NEEDS_WORKER;
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return sbx_error_errno(err, errno, "stat");
@@ -558,19 +624,36 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 		size = offset + got;
 	if (size > 0 && offset + got >= size)
 		eof = true;
-	yajl_gen_map_open(g);
-	sbx_gen_key(g, "data");
 	size_t ol = 0;
-	_cleanup_free_ char *enc = base64 ? sbx_base64_encode(buf, (size_t)got, &ol) : sbx_utf8_sanitize(buf, (size_t)got, &ol);
-	if (!enc)
+	_cleanup_free_ char *enc = NULL;
+	if (base64) {
+		/* ,"data":"<base64>" after the other members, unescaped. */
+		size_t n = 4 * (((size_t)got + 2) / 3);
+		enc = malloc(n + 16);
+		_cleanup_free_ char *b = enc ? sbx_base64_encode(buf, (size_t)got, &ol) : NULL;
+		if (!b)
+			return sbx_error_errno(err, ENOMEM, "encode");
+		memcpy(enc, ",\"data\":\"", 9);
+		memcpy(enc + 9, b, ol);
+		enc[9 + ol] = '"';
+		job->raw_tail = enc;
+		job->raw_tail_len = ol + 10;
+		enc = NULL; /* freed with the worker */
+	} else if (!(enc = sbx_utf8_sanitize(buf, (size_t)got, &ol))) {
 		return sbx_error_errno(err, ENOMEM, "encode");
-	sbx_gen_strn(g, enc, ol);
+	}
+	yajl_gen_map_open(g);
+	if (enc) {
+		sbx_gen_key(g, "data");
+		sbx_gen_strn(g, enc, ol);
+	}
 	sbx_gen_kv_str(g, "encoding", base64 ? "base64" : "utf-8");
 	sbx_gen_kv_int(g, "size", size);
 	sbx_gen_kv_int(g, "offset", offset);
 	sbx_gen_kv_int(g, "length", got);
 	sbx_gen_kv_bool(g, "eof", eof);
-	yajl_gen_map_close(g);
+	if (!job->raw_tail)
+		yajl_gen_map_close(g);
 	return 0;
 }
 
@@ -609,6 +692,8 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 						  mode >= 0 ? (mode_t)mode : 0644, &created, err);
 	if (fd < 0)
 		return -1;
+	if (needs_worker(job, fd))
+		return FS_NEEDS_WORKER;
 	if (!created && mode >= 0 && fchmod(fd, (mode_t)mode) < 0)
 		return sbx_error_errno(err, errno, "chmod");
 	if (truncate && ftruncate(fd, offset > 0 ? offset : 0) < 0)

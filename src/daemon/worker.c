@@ -214,7 +214,7 @@ static void out_worker_readable(struct sbx_watch *w, uint32_t events, void *data
 	struct out_worker *wk = data;
 	(void)events;
 	for (;;) {
-		if (sbx_buf_reserve(&wk->out, 65536) < 0) {
+		if (sbx_buf_reserve(&wk->out, 1 << 20) < 0) {
 			wk->overflow = true;
 			break;
 		}
@@ -293,6 +293,7 @@ int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep
 	close(op[1]);
 	close(rp[1]);
 	sbx_set_nonblock(op[0], true);
+	fcntl(op[0], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups for big results; best effort */
 	struct out_worker *wk = calloc(1, sizeof(*wk));
 	if (wk) {
 		wk->d = d;

@@ -519,6 +519,22 @@ class TestFsCtl(FsTestCase):
         self.assertEqual(self.ctl("cp", "a:/tmp/up.txt", down)[0], 0)
         with open(down, "rb") as f:
             self.assertEqual(f.read(), b"uploaded\n" * 10000)
+        # The chunked path (base64 in JSON), several chunks in flight.
+        big = os.path.join(self.daemon.dir, "big.bin")
+        blob = os.urandom(9 * 1024 * 1024 + 5)
+        with open(big, "wb") as f:
+            f.write(blob)
+        self.assertEqual(self.ctl("cp", "--chunked", big, "a:/tmp/big.bin")[0], 0)
+        self.assertEqual(self.sh("a", "md5sum < /tmp/big.bin").split()[0], __import__("hashlib").md5(blob).hexdigest())
+        big_down = os.path.join(self.daemon.dir, "big.down")
+        rc, out, err = self.ctl("cp", "--chunked", "a:/tmp/big.bin", big_down)
+        self.assertEqual(rc, 0, err)
+        with open(big_down, "rb") as f:
+            self.assertEqual(f.read(), blob)
+        empty = os.path.join(self.daemon.dir, "empty")
+        open(empty, "w").close()
+        self.assertEqual(self.ctl("cp", "--chunked", empty, "a:/tmp/empty")[0], 0)
+        self.assertEqual(self.sh("a", "wc -c < /tmp/empty"), "0\n")
         rc, out, err = self.ctl("cp", "a:/tmp/nonexistent", down)
         self.assertCtlFails((rc, out, err))
         rc, out, err = self.ctl("cp", src, down)
