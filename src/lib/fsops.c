@@ -490,7 +490,7 @@ static int walk_dir(int dfd, char *path, size_t plen, int level, int depth, sbx_
 		n++;
 	}
 	closedir(dir);
-	if (r == 0)
+	if (r == 0 && n > 1)
 		qsort(names, n, sizeof(*names), cmp_names);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		size_t nl = strlen(names[i]);
