@@ -173,7 +173,20 @@ static int fs_worker(void *arg, int out_fd, sbx_error **err)
 	if (job->init_pidfd >= 0 && setns(job->init_pidfd, CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC) < 0)
 		return sbx_error_errno(err, errno, "sandbox %s: join its namespaces", job->sb->name);
 	struct sbx_buf out = { 0 };
-	if (fs_run(job, rootfd, &out, err) < 0)
+	int r = fs_run(job, rootfd, &out, err);
+	if (job->offline) {
+		/* Unmount before exiting, not lazily with the namespace: the
+		 * sandbox may be started as soon as we are gone, and its ext4
+		 * disk must not be mounted twice even for a moment. */
+		sbx_closep(&rootfd);
+		static const char *const mnts[] = { "root", "lower", "disk" };
+		for (size_t i = 0; i < SBX_ARRAY_SIZE(mnts); i++) {
+			char m[PATH_MAX];
+			snprintf(m, sizeof(m), "%s/%s", job->scratch, mnts[i]);
+			umount2(m, 0);
+		}
+	}
+	if (r < 0)
 		return -1;
 	if (sbx_write_all(out_fd, out.data, out.len) < 0)
 		return sbx_error_errno(err, errno, "result");

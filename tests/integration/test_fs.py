@@ -336,6 +336,44 @@ class TestFsStates(FsTestCase):
         self.call("sandbox.start", {"sandbox": "a"})
         self.assertEqual(self.sh("a", "cat /tmp/offline; test -d /offdir && echo D"), "OD\n")
 
+    def test_stopped_sandbox_leaves_no_mount_on_the_host(self):
+        self.create("a", resources={"disk_mb": 64})
+        self.call("sandbox.stop", {"sandbox": "a"})
+        before = open("/proc/self/mountinfo").read()
+        loops = sorted(os.listdir("/sys/block"))
+        for i in range(5):
+            self.write("a", "/tmp/f%d" % i, "x")
+            self.fs("list", "a", path="/tmp")
+        after = open("/proc/self/mountinfo").read()
+        self.assertNotIn(self.daemon.dir, after)
+        self.assertEqual(before.count("\n"), after.count("\n"))
+        # The loop devices the workers attached clear themselves.
+        wait_until(lambda: sorted(os.listdir("/sys/block")) == loops or
+                   all(not open("/sys/block/%s/loop/backing_file" % b).read().startswith(self.daemon.dir)
+                       for b in os.listdir("/sys/block") if b.startswith("loop") and
+                       os.path.exists("/sys/block/%s/loop/backing_file" % b)),
+                   timeout=10, message="loop devices of the fs workers were not released")
+
+    def test_long_find_does_not_block_the_daemon(self):
+        self.create("a")
+        self.sh("a", "mkdir -p /big; cd /big; i=0; while [ $i -lt 300 ]; do "
+                "yes 'some text line with nothing to find' | head -n 2000 > f$i; i=$((i+1)); done")
+        other = self.daemon.client()
+        rid = self.rpc.request("fs.find", {"sandbox": "a", "path": "/big", "pattern": "(x|y)+z{3}q",
+                                            "max_file_size": 1 << 30})
+        t0 = time.monotonic()
+        self.call("system.ping", client=other)
+        self.call("fs.stat", {"sandbox": "a", "path": "/big/f1"}, client=other)
+        waited = time.monotonic() - t0
+        reply = self.rpc.wait(rid, timeout=120)
+        total = time.monotonic() - t0
+        self.assertEqual(reply["result"]["matches"], [])
+        self.assertEqual(reply["result"]["files_scanned"], 300)
+        self.assertLess(waited, 1.0)
+        # Only meaningful when the search itself took a while.
+        if total > 3 * waited:
+            self.assertLess(waited, total / 2)
+
     def test_paused_sandbox(self):
         self.create("a")
         self.call("sandbox.pause", {"sandbox": "a"})
