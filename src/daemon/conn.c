@@ -46,7 +46,36 @@ struct sbx_conn {
 	} *out_fds;
 	size_t n_out_fds;
 	uint64_t out_base; /* absolute stream position of out.data[0] */
+	/* Producers (log followers) waiting for the backlog to shrink. */
+	struct drain_hook {
+		struct drain_hook *next;
+		void (*fn)(void *data);
+		void *data;
+	} *drain;
+	bool in_drain;
 };
+
+#define DRAIN_LOW_WATER ((size_t)1 << 20)
+
+static void conn_unref(struct sbx_conn *c);
+
+static void run_drain_hooks(struct sbx_conn *c)
+{
+	if (c->in_drain || !c->drain)
+		return;
+	c->in_drain = true;
+	c->refs++;
+	while (c->drain && (c->closed || c->out.len < DRAIN_LOW_WATER)) {
+		struct drain_hook *h = c->drain;
+		c->drain = h->next;
+		void (*fn)(void *) = h->fn;
+		void *data = h->data;
+		free(h);
+		fn(data);
+	}
+	c->in_drain = false;
+	conn_unref(c);
+}
 
 static void close_fds(struct sbx_conn *c)
 {
@@ -84,6 +113,11 @@ static void conn_unref(struct sbx_conn *c)
 {
 	if (--c->refs > 0)
 		return;
+	while (c->drain) {
+		struct drain_hook *h = c->drain;
+		c->drain = h->next;
+		free(h);
+	}
 	sbx_framer_free(&c->in);
 	sbx_buf_free(&c->out);
 	free(c);
@@ -100,6 +134,7 @@ static void conn_close(struct sbx_conn *c)
 	c->fd = -1;
 	sbx_buf_free(&c->out);
 	close_fds(c);
+	run_drain_hooks(c); /* they see the connection closed and let go of it */
 	conn_unref(c);
 }
 
@@ -176,7 +211,9 @@ static void conn_flush(struct sbx_conn *c)
 	/* Release memory of a large reply once it is written. */
 	if (!c->out.len && c->out.cap > (1 << 20))
 		sbx_buf_free(&c->out);
-	conn_update_events(c);
+	run_drain_hooks(c);
+	if (!c->closed)
+		conn_update_events(c);
 }
 
 static void conn_send_fd(struct sbx_conn *c, const char *data, size_t len, int fd)
@@ -341,6 +378,36 @@ bool sbx_conn_closed(const struct sbx_conn *c)
 void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len)
 {
 	conn_send(c, data, len);
+}
+
+size_t sbx_conn_backlog(const struct sbx_conn *c)
+{
+	return c->closed ? 0 : c->out.len;
+}
+
+int sbx_conn_on_drain(struct sbx_conn *c, void (*fn)(void *data), void *data)
+{
+	struct drain_hook *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -1;
+	h->fn = fn;
+	h->data = data;
+	h->next = c->drain;
+	c->drain = h;
+	return 0;
+}
+
+void sbx_conn_cancel_drain(struct sbx_conn *c, void *data)
+{
+	for (struct drain_hook **pp = &c->drain; *pp;) {
+		if ((*pp)->data == data) {
+			struct drain_hook *h = *pp;
+			*pp = h->next;
+			free(h);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
 }
 
 void sbx_request_free(struct sbx_request *req)

@@ -45,6 +45,7 @@ struct sbx_config {
 	int64_t userns_start;    /* host ids handed out to sandboxes, 65536 each */
 	int64_t userns_count;
 	char *disk_quota; /* "auto", "project" or "loop" */
+	int64_t command_log_mb; /* output kept per background command */
 };
 
 int sbx_config_defaults(struct sbx_config *cfg);
@@ -65,6 +66,9 @@ struct sbx_daemon {
 	int run_fd;      /* run_dir */
 	int lock_fd;
 	int init_exe_fd; /* sealed memfd of sandbox-init */
+	int monitor_exe_fd; /* sealed memfd of sandbox-monitor */
+	int inotify_fd;     /* command directories: new output, exit statuses */
+	struct sbx_watch *inotify_w;
 	struct sbx_bpf default_filter; /* the default seccomp profile, compiled once */
 	bool prjquota;                 /* disk limits by project quota (else loop images) */
 	struct sbx_cgroup_root cg;
@@ -106,6 +110,12 @@ void sbx_conn_release(struct sbx_conn *c);
 bool sbx_conn_closed(const struct sbx_conn *c);
 /* One message; the newline is added. */
 void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len);
+/* Bytes queued for the client and not written yet. */
+size_t sbx_conn_backlog(const struct sbx_conn *c);
+/* Call fn(data) once, when the backlog falls below 1 MiB or the connection
+ * closes; a producer that would outrun its client waits for this. */
+int sbx_conn_on_drain(struct sbx_conn *c, void (*fn)(void *data), void *data);
+void sbx_conn_cancel_drain(struct sbx_conn *c, void *data);
 
 /* Events (events.c): notifications "event" to subscribed connections. */
 struct sbx_sandbox;
@@ -141,6 +151,17 @@ void rpc_sandbox_update(struct sbx_request *req);
 void rpc_sandbox_stats(struct sbx_request *req);
 void rpc_sandbox_touch(struct sbx_request *req);
 void rpc_process_exec(struct sbx_request *req);
+void rpc_process_spawn(struct sbx_request *req);
+void rpc_process_logs(struct sbx_request *req);
+void rpc_process_wait(struct sbx_request *req);
+void rpc_process_kill(struct sbx_request *req);
+void rpc_process_list(struct sbx_request *req);
+void rpc_process_stdin(struct sbx_request *req);
+void rpc_process_resize(struct sbx_request *req);
+void rpc_session_create(struct sbx_request *req);
+void rpc_session_exec(struct sbx_request *req);
+void rpc_session_list(struct sbx_request *req);
+void rpc_session_delete(struct sbx_request *req);
 /* fs (rpc_fs.c) */
 void rpc_fs_list(struct sbx_request *req);
 void rpc_fs_stat(struct sbx_request *req);
