@@ -405,7 +405,9 @@ class Bench:
         top = os.path.join(self.tmp, "build")
         for sub in ("src", "images"):
             os.makedirs(os.path.join(top, sub))
-        for name in ("sandboxd", "sandboxctl", "sandbox-init"):
+        for name in ("sandboxd", "sandboxctl", "sandbox-init", "sandbox-monitor"):
+            if name == "sandbox-monitor" and not os.path.exists(os.path.join(self.builddir, "src", name)):
+                continue  # helpers the daemon finds beside itself, when this version has them
             shutil.copy2(os.path.join(self.builddir, "src", name), os.path.join(top, "src", name))
         shutil.copy2(self.tarball, os.path.join(top, "images", "minimal.tar.gz"))
         self.sandboxd = os.path.join(top, "src", "sandboxd")
