@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,10 +153,14 @@ static int fs_run(struct fs_job *job, int rootfd, struct sbx_buf *out, sbx_error
 	const unsigned char *buf;
 	size_t len;
 	yajl_gen_get_buf(g, &buf, &len);
-	if (sbx_buf_append(out, buf, len) < 0 ||
-	    (job->raw_tail && (sbx_buf_append(out, job->raw_tail, job->raw_tail_len) < 0 ||
-			       sbx_buf_append(out, "}}", 2) < 0)))
+	/* One allocation of the exact size: big results must not double. */
+	if (sbx_buf_reserve(out, len + (job->raw_tail ? job->raw_tail_len + 16 : 0)) < 0 ||
+	    sbx_buf_append(out, buf, len) < 0 ||
+	    (job->raw_tail && (sbx_buf_append(out, ",\"data\":\"", 9) < 0 ||
+			       sbx_buf_append(out, job->raw_tail, job->raw_tail_len) < 0 ||
+			       sbx_buf_append(out, "\"}}", 3) < 0)))
 		return sbx_error_errno(err, ENOMEM, "result");
+	free(sbx_take_ptr(&job->raw_tail));
 	return 0;
 }
 
@@ -273,6 +278,13 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 {
 	sbx_error *err = NULL;
+	static bool malloc_tuned;
+	if (!malloc_tuned) {
+		/* Chunks are megabytes: give each back to the kernel when freed,
+		 * instead of glibc raising its mmap threshold and keeping them. */
+		mallopt(M_MMAP_THRESHOLD, 1 << 20);
+		malloc_tuned = true;
+	}
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb) {
 		sbx_reply_error(req, err);
@@ -640,18 +652,12 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	size_t ol = 0;
 	_cleanup_free_ char *enc = NULL;
 	if (base64) {
-		/* ,"data":"<base64>" after the other members, unescaped. */
-		size_t n = 4 * (((size_t)got + 2) / 3);
-		enc = malloc(n + 16);
-		_cleanup_free_ char *b = enc ? sbx_base64_encode(buf, (size_t)got, &ol) : NULL;
-		if (!b)
+		/* "data" goes after the other members, unescaped (fs_run). */
+		job->raw_tail = sbx_base64_encode(buf, (size_t)got, &ol);
+		if (!job->raw_tail)
 			return sbx_error_errno(err, ENOMEM, "encode");
-		memcpy(enc, ",\"data\":\"", 9);
-		memcpy(enc + 9, b, ol);
-		enc[9 + ol] = '"';
-		job->raw_tail = enc;
-		job->raw_tail_len = ol + 10;
-		enc = NULL; /* freed with the worker */
+		job->raw_tail_len = ol;
+		free(sbx_take_ptr(&buf)); /* the content is not needed twice */
 	} else if (!(enc = sbx_utf8_sanitize(buf, (size_t)got, &ol))) {
 		return sbx_error_errno(err, ENOMEM, "encode");
 	}
