@@ -823,6 +823,9 @@ class Bench:
             raise BenchError("no upper dir at %s" % upper)
         hwm_before = self.daemon_kb("VmHWM")
         down = os.path.join(d, "down.bin")
+        with open("/proc/loadavg") as fh:
+            load_start = " ".join(fh.read().split()[:3])
+        busy0, own0, wall0 = cpu_busy_ticks(), own_cpu_ticks(self.daemon.pid), time.monotonic()
         c = self.client
         res = {}
 
@@ -929,7 +932,14 @@ class Bench:
         timed("ctlchunk_up", lambda: run(ctl + [src, "%s:/big-ctl.bin" % sb["id"]], timeout=600),
               same(os.path.join(upper, "big-ctl.bin")))
         timed("ctlchunk_down", lambda: run(ctl + ["%s:/big.bin" % sb["id"], down], timeout=600), same(down))
+        busy, own = cpu_busy_ticks() - busy0, own_cpu_ticks(self.daemon.pid) - own0
+        wall = time.monotonic() - wall0
+        hz, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+        with open("/proc/loadavg") as fh:
+            load_end = " ".join(fh.read().split()[:3])
         self.fs = {"size_mb": size_mb, "reps": reps, "chunk_mb": self.args.fs_chunk_mb, "res": res,
+                   "load": "%s / %s" % (load_start, load_end), "cpus": ncpu,
+                   "busy": busy / (hz * wall * ncpu), "others": max(0.0, busy - own) / (hz * wall * ncpu),
                    "window": window,
                    "hwm_before_kb": hwm_before, "hwm_after_kb": self.daemon_kb("VmHWM"),
                    "rss_after_kb": self.daemon_kb("VmRSS"), "tmpfs": first_line(["stat", "-f", "-c", "%T", d])}
@@ -1158,6 +1168,10 @@ def render_fs(b, command):
              "(`offset`, `length`), one call each, over one connection from Python with %d requests in flight."
              % (F["size_mb"], F["tmpfs"], F["reps"], F["chunk_mb"], F["window"]))
     L.append("")
+    L.append("Machine during these lines: load average %s (start / end); the %d CPUs were %.0f%% busy, and "
+             "%.0f%% of their time went to processes other than the benchmark's own (the machine is shared)."
+             % (F["load"], F["cpus"], 100 * F["busy"], 100 * F["others"]))
+    L.append("")
     L.append("| what | up (into the sandbox) | down (out of it) | up vs cp | down vs cp |")
     L.append("|---|---:|---:|---:|---:|")
     def row(label, key):
@@ -1182,6 +1196,15 @@ def render_fs(b, command):
              "direction): %s; daemon RSS below 64 MiB throughout: %s."
              % (verdict(fd_ok), verdict(ch_ok), verdict(hwm < 64)))
     L.append("")
+    if not ch_ok:
+        L.append("The chunked path falls short: each 4 MiB chunk is 5.6 MB of base64 that is copied from the "
+                 "socket, parsed by yajl into a tree (which copies and checks every byte), decoded and written "
+                 "by the daemon, and encoded, printed and parsed again by the client, on two CPUs shared by "
+                 "both ends (and here by other work). The daemon does a chunk of a running sandbox's file "
+                 "in its loop (a fork per chunk cost more than the copy) and sends replies without "
+                 "re-copying them, but one connection's chunks are still handled one after another. Big "
+                 "files should take the descriptor path, which every local client can use.")
+        L.append("")
     return L
 
 
