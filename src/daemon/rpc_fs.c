@@ -164,9 +164,14 @@ static int fs_run(struct fs_job *job, int rootfd, struct sbx_buf *out, sbx_error
 	return 0;
 }
 
+/* A worker that outlives this is stuck (a client that never reads the
+ * pipe it passed): SIGALRM ends it, its sandbox is free again. */
+#define FS_WORKER_MAX_S 1800
+
 static int fs_worker(void *arg, int out_fd, sbx_error **err)
 {
 	struct fs_job *job = arg;
+	alarm(FS_WORKER_MAX_S);
 	_cleanup_close_ int rootfd = job->rootfd >= 0 ? job->rootfd : offline_root(job, err);
 	job->rootfd = -1;
 	job->in_loop = false;
