@@ -1199,7 +1199,7 @@ def render_fs(b, command):
     if not ch_ok:
         L.append("The chunked path falls short: each 4 MiB chunk is 5.6 MB of base64 that is copied from the "
                  "socket, parsed by yajl into a tree (which copies and checks every byte), decoded and written "
-                 "by the daemon, and encoded, printed and parsed again by the client, on two CPUs shared by "
+                 "by the daemon, and encoded and parsed again by the client, on two CPUs shared by "
                  "both ends (and here by other work). The daemon does a chunk of a running sandbox's file "
                  "in its loop (a fork per chunk cost more than the copy) and sends replies without "
                  "re-copying them, but one connection's chunks are still handled one after another. Big "
