@@ -34,6 +34,7 @@
 #define FS_REPLACE_FILE_MAX ((int64_t)64 << 20)
 #define FS_RESULTS_MAX 100000
 #define FS_LINE_SHOWN 512
+#define FS_BACKLOG_MAX ((size_t)8 << 20) /* replies queued for a client before fs waits */
 
 struct fs_job;
 typedef int (*fs_op)(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
@@ -280,6 +281,54 @@ static int offline_prepare(struct fs_job *job, sbx_error **err)
 static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
 static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
 
+/* Run a prepared job: a chunk in the loop, anything else in a worker. */
+static void fs_dispatch(struct fs_job *job)
+{
+	struct sbx_request *req = job->req;
+	sbx_error *err = NULL;
+	if (sbx_conn_closed(req->conn)) {
+		job->req = NULL;
+		job_free(job);
+		sbx_request_free(req); /* nobody to answer */
+		return;
+	}
+	if (job->in_loop) {
+		/* A chunk (at most FS_CHUNK_MAX bytes) of a running sandbox's
+		 * file: bounded work, done here, because a fork per chunk costs
+		 * more than the copy (the loop's pages turn copy-on-write). */
+		struct sbx_buf out = { 0 };
+		int r = fs_run(job, job->rootfd, &out, &err);
+		if (r == 0) {
+			sbx_conn_send_line(req->conn, out.data, out.len);
+			sbx_buf_free(&out);
+			sbx_request_free(req);
+			job->req = NULL;
+			job_free(job);
+			return;
+		}
+		sbx_buf_free(&out);
+		if (r != FS_NEEDS_WORKER)
+			goto fail;
+		sbx_error_free(err);
+		err = NULL;
+		free(job->raw_tail);
+		job->raw_tail = NULL;
+	}
+	int keep[3] = { job->rootfd, job->client_fd, job->init_pidfd };
+	if (sbx_worker_start_out(req->d, keep, 3, fs_worker, job, fs_done, job, &err) == 0)
+		return;
+fail:
+	job->req = NULL;
+	job_free(job);
+	sbx_reply_error(req, err);
+}
+
+static void fs_resume(void *data)
+{
+	fs_dispatch(data);
+}
+
+
 static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 {
 	sbx_error *err = NULL;
@@ -333,35 +382,12 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 		goto fail;
 	}
 	job->req = req;
-	if (job->in_loop) {
-		/* A chunk (at most FS_CHUNK_MAX bytes) of a running sandbox's
-		 * file: bounded work, done here, because a fork per chunk costs
-		 * more than the copy (the loop's pages turn copy-on-write). */
-		struct sbx_buf out = { 0 };
-		int r = fs_run(job, job->rootfd, &out, &err);
-		if (r == 0) {
-			sbx_conn_send_line(req->conn, out.data, out.len);
-			sbx_buf_free(&out);
-			sbx_request_free(req);
-			job->req = NULL;
-			job_free(job);
-			return;
-		}
-		sbx_buf_free(&out);
-		if (r != FS_NEEDS_WORKER) {
-			job->req = NULL;
-			goto fail;
-		}
-		sbx_error_free(err);
-		err = NULL;
-		free(job->raw_tail);
-		job->raw_tail = NULL;
-	}
-	int keep[3] = { job->rootfd, job->client_fd, job->init_pidfd };
-	if (sbx_worker_start_out(req->d, keep, 3, fs_worker, job, fs_done, job, &err) < 0) {
-		job->req = NULL;
-		goto fail;
-	}
+	/* A client that sends faster than it reads its replies (chunked reads
+	 * in flight) must not make the daemon hold them all: wait until what
+	 * is queued for it is mostly written. */
+	if (sbx_conn_backlog(req->conn) > FS_BACKLOG_MAX && sbx_conn_on_drain(req->conn, fs_resume, job) == 0)
+		return;
+	fs_dispatch(job);
 	return;
 fail:
 	job_free(job);

@@ -374,6 +374,25 @@ class TestFsStates(FsTestCase):
         if total > 3 * waited:
             self.assertLess(waited, total / 2)
 
+    def test_client_that_does_not_read_cannot_balloon_the_daemon(self):
+        self.create("a")
+        blob = os.urandom(4 << 20)
+        self.fs("write", "a", path="/tmp/blob", data=base64.b64encode(blob).decode(), encoding="base64")
+        greedy = self.daemon.client(timeout=120)
+        ids = [greedy.request("fs.read", {"sandbox": "a", "path": "/tmp/blob", "encoding": "base64",
+                                           "length": 4 << 20}) for _ in range(40)]
+        time.sleep(2)
+
+        def rss_kb():
+            for line in open("/proc/%d/status" % self.daemon.pid):
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        # 40 replies of 5.6 MB would be 224 MB; the daemon holds a few.
+        self.assertLess(rss_kb(), 64 * 1024)
+        self.call("system.ping")  # and still serves others
+        for rid in ids:
+            self.assertEqual(base64.b64decode(greedy.wait(rid)["result"]["data"]), blob)
+
     def test_paused_sandbox(self):
         self.create("a")
         self.call("sandbox.pause", {"sandbox": "a"})
