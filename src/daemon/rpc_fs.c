@@ -34,7 +34,7 @@
 #define FS_REPLACE_FILE_MAX ((int64_t)64 << 20)
 #define FS_RESULTS_MAX 100000
 #define FS_LINE_SHOWN 512
-#define FS_BACKLOG_MAX ((size_t)8 << 20) /* replies queued for a client before fs waits */
+#define FS_BACKLOG_MAX ((size_t)16 << 20) /* replies queued for a client before fs waits */
 
 struct fs_job;
 typedef int (*fs_op)(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
