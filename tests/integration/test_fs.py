@@ -388,7 +388,9 @@ class TestFsStates(FsTestCase):
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         # 40 replies of 5.6 MB would be 224 MB; the daemon holds a few.
-        self.assertLess(rss_kb(), 64 * 1024)
+        # (AddressSanitizer keeps freed memory in quarantine: no bound there.)
+        if "libasan" not in open("/proc/%d/maps" % self.daemon.pid).read():
+            self.assertLess(rss_kb(), 64 * 1024)
         self.call("system.ping")  # and still serves others
         for rid in ids:
             self.assertEqual(base64.b64decode(greedy.wait(rid)["result"]["data"]), blob)
