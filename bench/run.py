@@ -829,17 +829,13 @@ class Bench:
         c = self.client
         res = {}
 
+        # Lines are registered, then run in rounds that go through all of
+        # them in turn, so that a slow spell of the (shared, virtual)
+        # machine is spread over every line rather than landing on one.
+        lines = []
+
         def timed(name, fn, check=None):
-            times = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-                if check:
-                    check()
-            best = min(times)
-            res[name] = {"s": statistics.median(times), "best": best, "mbps": size / statistics.median(times) / 1e6}
-            log("fs %s: median %.2f s, %.0f MB/s" % (name, res[name]["s"], res[name]["mbps"]))
+            lines.append((name, fn, check))
 
         def same(path):
             def check():
@@ -847,10 +843,10 @@ class Bench:
                     raise BenchError("%s differs from the source" % path)
             return check
 
+        cp_upper = os.path.join(upper, "cp.bin")
         in_upper = os.path.join(upper, "big.bin")
-        timed("cp_up", lambda: run(["cp", src, in_upper]), same(in_upper))
-        timed("cp_down", lambda: run(["cp", in_upper, down]), same(down))
-        os.unlink(in_upper)
+        timed("cp_up", lambda: run(["cp", src, cp_upper]), same(cp_upper))
+        timed("cp_down", lambda: run(["cp", cp_upper, down]), same(down))
 
         def fd_up():
             with open(src, "rb") as fh:
@@ -932,6 +928,19 @@ class Bench:
         timed("ctlchunk_up", lambda: run(ctl + [src, "%s:/big-ctl.bin" % sb["id"]], timeout=600),
               same(os.path.join(upper, "big-ctl.bin")))
         timed("ctlchunk_down", lambda: run(ctl + ["%s:/big.bin" % sb["id"], down], timeout=600), same(down))
+        times = {name: [] for name, _, _ in lines}
+        for rnd in range(reps):
+            for name, fn, check in lines:
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+                if check:
+                    check()
+            log("fs: round %d of %d done" % (rnd + 1, reps))
+        for name, _, _ in lines:
+            med = statistics.median(times[name])
+            res[name] = {"s": med, "best": min(times[name]), "mbps": size / med / 1e6}
+            log("fs %s: median %.2f s, %.0f MB/s" % (name, med, res[name]["mbps"]))
         busy, own = cpu_busy_ticks() - busy0, own_cpu_ticks(self.daemon.pid) - own0
         wall = time.monotonic() - wall0
         hz, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
@@ -1162,11 +1171,11 @@ def render_fs(b, command):
     L.append("")
     L.append("One file of %d MiB (in page cache, on %s, like the state dir), copied into and out of a started "
              "sandbox without a disk limit; median of %d runs each, every copy compared with the source "
-             "afterwards. `cp` into the sandbox's upper dir on the host is the physical limit. The fd path "
+             "afterwards; the lines run in %d rounds that go through all of them in turn. `cp` into the sandbox's upper dir on the host is the physical limit. The fd path "
              "passes the client's file to `fs.write`/`fs.read` with SCM_RIGHTS and the worker copies with "
              "copy_file_range/sendfile/splice; the chunked path sends %d MiB base64 chunks in JSON "
              "(`offset`, `length`), one call each, over one connection from Python with %d requests in flight."
-             % (F["size_mb"], F["tmpfs"], F["reps"], F["chunk_mb"], F["window"]))
+             % (F["size_mb"], F["tmpfs"], F["reps"], F["reps"], F["chunk_mb"], F["window"]))
     L.append("")
     L.append("Machine during these lines: load average %s (start / end); the %d CPUs were %.0f%% busy, and "
              "%.0f%% of their time went to processes other than the benchmark's own (the machine is shared)."
@@ -1229,7 +1238,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="report file (default bench/RESULTS.md)")
     ap.add_argument("--fs-mb", type=int, default=1024,
                     help="size of the file-transfer benchmark in MiB (default 1024; 0 skips it)")
-    ap.add_argument("--fs-reps", type=int, default=3, help="runs per file-transfer line (default 3)")
+    ap.add_argument("--fs-reps", type=int, default=5, help="rounds of the file-transfer lines (default 5)")
     ap.add_argument("--fs-chunk-mb", type=int, default=4, help="chunk size of the base64 path (default 4)")
     ap.add_argument("--fs-window", type=int, default=3,
                     help="chunked requests in flight on the connection (default 3)")
