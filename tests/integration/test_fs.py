@@ -9,11 +9,8 @@ the error codes alone would not prove that nothing leaked.
 
 import base64
 import os
-import socket
-import stat
 import threading
 import time
-import uuid
 
 from sbxtest import SandboxdTestCase, main, wait_until
 
