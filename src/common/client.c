@@ -161,7 +161,12 @@ static int64_t send_request(struct sbx_client *c, const char *method, const char
 	size_t mlen;
 	yajl_gen_get_buf(g, &m, &mlen);
 	sbx_buf_append(&req, m, mlen);
-	sbx_buf_printf(&req, ",\"params\":%s}\n", params_json ? params_json : "{}");
+	/* Appended, not printed: printf's %s copies a multi-MiB base64 chunk
+	 * byte by byte. */
+	const char *params = params_json ? params_json : "{}";
+	sbx_buf_append(&req, ",\"params\":", 10);
+	sbx_buf_append(&req, params, strlen(params));
+	sbx_buf_append(&req, "}\n", 2);
 	errno = 0;
 	if (!req.data || send_with_fd(c->fd, req.data, req.len, send_fd) < 0) {
 		sbx_error_errno(err, errno ? errno : ENOMEM, "send to sandboxd");

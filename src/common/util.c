@@ -434,37 +434,53 @@ char *sbx_base64_encode(const void *data, size_t len, size_t *outlen)
 	return out;
 }
 
-static int b64_value(char c)
+/* Value of each base64 character, 64 for '=' and 255 for anything else;
+ * a table, not comparisons: the branches of a per-character test cannot be
+ * predicted on random data and made decoding many times slower. */
+static unsigned char b64_rev[256];
+
+static void b64_rev_init(void)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	if (b64_rev['B'] == 1)
+		return;
+	memset(b64_rev, 255, sizeof(b64_rev));
+	for (int i = 0; i < 64; i++)
+		b64_rev[(unsigned char)b64[i]] = (unsigned char)i;
+	b64_rev['='] = 64;
 }
 
 int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen)
 {
 	if (inlen % 4 != 0)
 		return -EINVAL;
+	b64_rev_init();
 	char *buf = malloc(inlen / 4 * 3 + 1);
 	if (!buf)
 		return -ENOMEM;
-	size_t o = 0;
-	for (size_t i = 0; i < inlen; i += 4) {
-		int v[4];
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0, i = 0;
+	/* Every group but the last has no padding. */
+	size_t body = inlen >= 4 ? inlen - 4 : 0;
+	for (; i < body; i += 4) {
+		unsigned a = b64_rev[s[i]], b = b64_rev[s[i + 1]], c = b64_rev[s[i + 2]], d = b64_rev[s[i + 3]];
+		if ((a | b | c | d) & 0xc0) {
+			free(buf);
+			return -EINVAL;
+		}
+		uint32_t x = a << 18 | b << 12 | c << 6 | d;
+		buf[o++] = (char)(x >> 16);
+		buf[o++] = (char)((x >> 8) & 255);
+		buf[o++] = (char)(x & 255);
+	}
+	if (i < inlen) {
+		unsigned v[4];
 		int pad = 0;
 		for (int k = 0; k < 4; k++) {
-			if (in[i + k] == '=' && i + 4 == inlen && k >= 2) {
+			v[k] = b64_rev[s[i + k]];
+			if (v[k] == 64 && k >= 2 && (k == 3 || b64_rev[s[i + 3]] == 64)) {
 				v[k] = 0;
 				pad++;
-			} else if (pad || (v[k] = b64_value(in[i + k])) < 0) {
+			} else if (v[k] > 63 || pad) {
 				free(buf);
 				return -EINVAL;
 			}
@@ -475,7 +491,7 @@ int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen)
 			free(buf);
 			return -EINVAL;
 		}
-		uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		uint32_t x = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
 		buf[o++] = (char)(x >> 16);
 		if (pad < 2)
 			buf[o++] = (char)((x >> 8) & 255);

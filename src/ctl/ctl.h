@@ -56,6 +56,8 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv);
 int cmd_ps(struct ctl *ctl, int argc, char **argv);
 int cmd_kill(struct ctl *ctl, int argc, char **argv);
 int cmd_session(struct ctl *ctl, int argc, char **argv);
+int cmd_cp(struct ctl *ctl, int argc, char **argv);
+int cmd_fs(struct ctl *ctl, int argc, char **argv);
 
 /* Shared by create and run: parse create options into params. */
 struct create_opts {

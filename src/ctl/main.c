@@ -30,7 +30,9 @@ static void usage(FILE *out)
 		"  kill [-s SIG] SANDBOX CMD_ID  signal a background command's processes\n"
 		"  session create|exec|ls|rm     shells whose cwd and exports persist\n"
 		"  run [--rm] [OPTIONS] [IMAGE] -- CMD...  create a sandbox and run a command\n"
-		"  image ls | import NAME PATH | rm NAME\n\n"
+		"  image ls | import NAME PATH | rm NAME\n"
+		"  cp SRC DST                    copy files and directories; SANDBOX:PATH on one side\n"
+		"  fs ls|stat|cat|write|rm|mkdir|mv|find SANDBOX ...  files inside a sandbox\n\n"
 		"Global options:\n"
 		"  -s, --socket PATH   daemon socket (default $SANDBOXD_SOCKET or /run/sandboxd/sandboxd.sock)\n"
 		"      --json          machine-readable output\n"
@@ -104,6 +106,7 @@ static const struct {
 	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "resume", cmd_resume },
 	{ "unpause", cmd_resume }, { "update", cmd_update }, { "stats", cmd_stats },
 	{ "logs", cmd_logs }, { "kill", cmd_kill }, { "session", cmd_session },
+	{ "cp", cmd_cp },     { "fs", cmd_fs },
 };
 
 int main(int argc, char **argv)

@@ -45,7 +45,11 @@ struct sbx_conn {
 		uint64_t pos; /* absolute stream position of that byte */
 	} *out_fds;
 	size_t n_out_fds;
-	uint64_t out_base; /* absolute stream position of out.data[0] */
+	uint64_t out_base; /* absolute stream position of out.data[out_sent] */
+	/* Bytes at the start of out already sent: a big reply goes out in
+	 * socket-buffer pieces, and moving the rest down after each piece
+	 * made writing it quadratic. Compacted when it passes half. */
+	size_t out_sent;
 	/* Producers (log followers) waiting for the backlog to shrink. */
 	struct drain_hook {
 		struct drain_hook *next;
@@ -65,7 +69,7 @@ static void run_drain_hooks(struct sbx_conn *c)
 		return;
 	c->in_drain = true;
 	c->refs++;
-	while (c->drain && (c->closed || c->out.len < DRAIN_LOW_WATER)) {
+	while (c->drain && (c->closed || c->out.len - c->out_sent < DRAIN_LOW_WATER)) {
 		struct drain_hook *h = c->drain;
 		c->drain = h->next;
 		void (*fn)(void *) = h->fn;
@@ -133,6 +137,7 @@ static void conn_close(struct sbx_conn *c)
 	close(c->fd);
 	c->fd = -1;
 	sbx_buf_free(&c->out);
+	c->out_sent = 0;
 	close_fds(c);
 	run_drain_hooks(c); /* they see the connection closed and let go of it */
 	conn_unref(c);
@@ -158,7 +163,8 @@ static void conn_update_events(struct sbx_conn *c)
  * the first byte of its own reply. */
 static ssize_t send_some(struct sbx_conn *c)
 {
-	size_t len = c->out.len;
+	size_t len = c->out.len - c->out_sent;
+	char *data = c->out.data + c->out_sent;
 	int fd = -1;
 	if (c->n_out_fds) {
 		uint64_t at = c->out_fds[0].pos - c->out_base;
@@ -168,13 +174,13 @@ static ssize_t send_some(struct sbx_conn *c)
 			len = (size_t)at;
 	}
 	if (fd < 0)
-		return send(c->fd, c->out.data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	memset(&u, 0, sizeof(u));
-	struct iovec iov = { .iov_base = c->out.data, .iov_len = len };
+	struct iovec iov = { .iov_base = data, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
@@ -195,7 +201,7 @@ static ssize_t send_some(struct sbx_conn *c)
 
 static void conn_flush(struct sbx_conn *c)
 {
-	while (c->out.len) {
+	while (c->out.len > c->out_sent) {
 		ssize_t n = send_some(c);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -205,8 +211,12 @@ static void conn_flush(struct sbx_conn *c)
 			conn_close(c); /* the client went away: drop what it did not read */
 			return;
 		}
-		sbx_buf_consume(&c->out, (size_t)n);
+		c->out_sent += (size_t)n;
 		c->out_base += (uint64_t)n;
+	}
+	if (!c->closed && c->out_sent && (c->out_sent == c->out.len || c->out_sent > c->out.len / 2)) {
+		sbx_buf_consume(&c->out, c->out_sent);
+		c->out_sent = 0;
 	}
 	/* Release memory of a large reply once it is written. */
 	if (!c->out.len && c->out.cap > (1 << 20))
@@ -238,7 +248,7 @@ static void conn_send_fd(struct sbx_conn *c, const char *data, size_t len, int f
 			return;
 		}
 		c->out_fds = n;
-		n[c->n_out_fds++] = (struct out_fd){ .fd = fd, .pos = c->out_base + c->out.len };
+		n[c->n_out_fds++] = (struct out_fd){ .fd = fd, .pos = c->out_base + (c->out.len - c->out_sent) };
 	}
 	if (sbx_buf_append(&c->out, data, len) < 0 || sbx_buf_append(&c->out, "\n", 1) < 0) {
 		conn_close(c);
@@ -382,7 +392,7 @@ void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len)
 
 size_t sbx_conn_backlog(const struct sbx_conn *c)
 {
-	return c->closed ? 0 : c->out.len;
+	return c->closed ? 0 : c->out.len - c->out_sent;
 }
 
 int sbx_conn_on_drain(struct sbx_conn *c, void (*fn)(void *data), void *data)

@@ -162,6 +162,20 @@ void rpc_session_create(struct sbx_request *req);
 void rpc_session_exec(struct sbx_request *req);
 void rpc_session_list(struct sbx_request *req);
 void rpc_session_delete(struct sbx_request *req);
+/* fs (rpc_fs.c) */
+void rpc_fs_list(struct sbx_request *req);
+void rpc_fs_stat(struct sbx_request *req);
+void rpc_fs_read(struct sbx_request *req);
+void rpc_fs_write(struct sbx_request *req);
+void rpc_fs_mkdir(struct sbx_request *req);
+void rpc_fs_remove(struct sbx_request *req);
+void rpc_fs_move(struct sbx_request *req);
+void rpc_fs_chmod(struct sbx_request *req);
+void rpc_fs_find(struct sbx_request *req);
+void rpc_fs_search(struct sbx_request *req);
+void rpc_fs_replace(struct sbx_request *req);
+void rpc_fs_archive(struct sbx_request *req);
+void rpc_fs_extract(struct sbx_request *req);
 
 /* Work that may take long (unpacking, copying, removing trees) runs in a
  * forked worker; done is called in the loop with NULL or the error. */
@@ -171,5 +185,11 @@ int sbx_worker_start(struct sbx_daemon *d, sbx_worker_fn fn, void *arg, sbx_work
 		     sbx_error **err);
 /* The same, waited for in place (start-up only). */
 int sbx_worker_run_sync(sbx_worker_fn fn, void *arg, sbx_error **err);
+/* A worker with a result: fn writes bytes to out_fd, done gets them all
+ * (out is NULL on error). keep_fds stay open in the child. */
+typedef int (*sbx_worker_out_fn)(void *arg, int out_fd, sbx_error **err);
+typedef void (*sbx_worker_out_done)(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sbx_buf *out);
+int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep, sbx_worker_out_fn fn, void *arg,
+			 sbx_worker_out_done done, void *ctx, sbx_error **err);
 
 #endif

@@ -40,6 +40,19 @@ static const struct {
 	{ "session.list", rpc_session_list, false },
 	{ "session.delete", rpc_session_delete, true },
 	{ "events.subscribe", rpc_events_subscribe, false },
+	{ "fs.list", rpc_fs_list, false },
+	{ "fs.stat", rpc_fs_stat, false },
+	{ "fs.read", rpc_fs_read, false },
+	{ "fs.write", rpc_fs_write, true },
+	{ "fs.mkdir", rpc_fs_mkdir, true },
+	{ "fs.remove", rpc_fs_remove, true },
+	{ "fs.move", rpc_fs_move, true },
+	{ "fs.chmod", rpc_fs_chmod, true },
+	{ "fs.find", rpc_fs_find, false },
+	{ "fs.search", rpc_fs_search, false },
+	{ "fs.replace", rpc_fs_replace, true },
+	{ "fs.archive", rpc_fs_archive, false },
+	{ "fs.extract", rpc_fs_extract, true },
 };
 
 void sbx_rpc_dispatch(struct sbx_request *req)

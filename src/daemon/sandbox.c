@@ -253,6 +253,9 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	if (sb->stopping)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is stopping; try again when it has stopped",
 				     sb->name);
+	/* Two overlays on one upper layer at once are undefined behaviour. */
+	if (sb->fs_offline)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s: files are being accessed; try again", sb->name);
 	struct sbx_image *img = sbx_image_find(d, sb->image_id);
 	if (!img)
 		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox %s: its image '%s' was removed", sb->name,

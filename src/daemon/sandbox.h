@@ -53,6 +53,7 @@ struct sbx_sandbox {
 	struct sbx_watch *init_w;
 	char *cgroup; /* relative to the unified mount */
 	uint64_t exec_seq;
+	int fs_offline; /* fs workers that mounted the (stopped) root themselves */
 	struct sbx_exec *execs;
 	struct sbx_command *commands; /* background commands, running or ended */
 	struct sbx_session *sessions;

@@ -151,3 +151,49 @@ int sbx_user_resolve(int rootfd, const char *spec, struct sbx_user *out, sbx_err
 	supplementary_groups(rootfd, out);
 	return 0;
 }
+
+int sbx_user_name(int rootfd, uid_t uid, char *out, size_t size)
+{
+	_cleanup_fclose_ FILE *f = open_db(rootfd, "/etc/passwd");
+	if (!f)
+		return -1;
+	struct passwd pw, *res;
+	static char buf[DB_BUF];
+	int r;
+	while ((r = fgetpwent_r(f, &pw, buf, sizeof(buf), &res)) == 0 || skip_long_entry(f, r)) {
+		if (r == 0 && pw.pw_uid == uid) {
+			snprintf(out, size, "%s", pw.pw_name);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int sbx_group_name(int rootfd, gid_t gid, char *out, size_t size)
+{
+	_cleanup_fclose_ FILE *f = open_db(rootfd, "/etc/group");
+	if (!f)
+		return -1;
+	struct group gr, *res;
+	static char buf[DB_BUF];
+	int r;
+	while ((r = fgetgrent_r(f, &gr, buf, sizeof(buf), &res)) == 0 || skip_long_entry(f, r)) {
+		if (r == 0 && gr.gr_gid == gid) {
+			snprintf(out, size, "%s", gr.gr_name);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int sbx_group_resolve(int rootfd, const char *spec, gid_t *out, sbx_error **err)
+{
+	unsigned long id;
+	if (parse_id(spec, &id) == 0) {
+		*out = (gid_t)id;
+		return 0;
+	}
+	if (lookup_group(rootfd, spec, out) < 0)
+		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "group '%.64s' not found in the sandbox's /etc/group", spec);
+	return 0;
+}

@@ -22,4 +22,10 @@ struct sbx_user {
 /* rootfd: directory fd of the sandbox root. */
 int sbx_user_resolve(int rootfd, const char *spec, struct sbx_user *out, sbx_error **err);
 
+/* Reverse lookups for listings: 0 and the name, -1 when there is none. */
+int sbx_user_name(int rootfd, uid_t uid, char *out, size_t size);
+int sbx_group_name(int rootfd, gid_t gid, char *out, size_t size);
+/* A group name or numeric gid from the sandbox's /etc/group. */
+int sbx_group_resolve(int rootfd, const char *spec, gid_t *out, sbx_error **err);
+
 #endif

@@ -255,12 +255,8 @@ static int loopback_up(sbx_error **err)
 	return 0;
 }
 
-int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
+int sbx_rootfs_mount_overlay(const struct sbx_rootfs_config *cfg, sbx_error **err)
 {
-	/* Nothing we mount from here on may propagate back to the host. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return sbx_error_errno(err, errno, "make / private");
-
 	const char *upper = cfg->upperdir, *work = cfg->workdir;
 	char disk_upper[4096], disk_work[4096];
 	if (cfg->disk_dev) {
@@ -312,6 +308,18 @@ int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
 	const char *const ovl_opts[] = { "lowerdir", lower, "upperdir", upper, "workdir", work, NULL };
 	if (mount_new(target, "overlay", ovl_opts, MOUNT_ATTR_NODEV, err) < 0)
 		return sbx_error_prefix(err, "overlay root");
+	return 0;
+}
+
+
+int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
+{
+	/* Nothing we mount from here on may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return sbx_error_errno(err, errno, "make / private");
+
+	if (sbx_rootfs_mount_overlay(cfg, err) < 0)
+		return -1;
 
 	/* Reopen: the fd taken before the mount still names the covered dir. */
 	_cleanup_close_ int rootfd = open(cfg->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);

@@ -30,6 +30,11 @@ struct sbx_rootfs_config {
 	gid_t root_gid;
 };
 
+/* Only the merged root: the disk image, the idmapped image and the overlay
+ * on cfg->mountpoint, in the caller's (private) mount namespace. Used by
+ * setup, and to reach a stopped sandbox's files. */
+int sbx_rootfs_mount_overlay(const struct sbx_rootfs_config *cfg, sbx_error **err);
+
 /* Everything up to and including pivot_root; afterwards "/" is the sandbox. */
 int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err);
 
