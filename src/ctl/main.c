@@ -26,7 +26,8 @@ static void usage(FILE *out)
 		"  stats [--watch] [SANDBOX...]  live resource usage\n"
 		"  exec [OPTIONS] SANDBOX -- CMD...  run a command in a sandbox\n"
 		"  run [--rm] [OPTIONS] [IMAGE] -- CMD...  create a sandbox and run a command\n"
-		"  image ls | import NAME PATH | rm NAME\n\n"
+		"  image ls | import NAME PATH | rm NAME\n"
+		"  net publish | unpublish | ports | preview  published ports and preview links\n\n"
 		"Global options:\n"
 		"  -s, --socket PATH   daemon socket (default $SANDBOXD_SOCKET or /run/sandboxd/sandboxd.sock)\n"
 		"      --json          machine-readable output\n"
@@ -99,6 +100,7 @@ static const struct {
 	{ "rm", cmd_rm },     { "delete", cmd_rm },     { "exec", cmd_exec },	  { "run", cmd_run },
 	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "resume", cmd_resume },
 	{ "unpause", cmd_resume }, { "update", cmd_update }, { "stats", cmd_stats },
+	{ "net", cmd_net },
 };
 
 int main(int argc, char **argv)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "net.h"
 
 static const struct {
 	const char *name;
@@ -29,6 +30,10 @@ static const struct {
 	{ "sandbox.touch", rpc_sandbox_touch, false },
 	{ "process.exec", rpc_process_exec, true },
 	{ "events.subscribe", rpc_events_subscribe, false },
+	{ "net.publish", rpc_net_publish, true },
+	{ "net.unpublish", rpc_net_unpublish, true },
+	{ "net.ports", rpc_net_ports, false },
+	{ "net.preview", rpc_net_preview, true },
 };
 
 void sbx_rpc_dispatch(struct sbx_request *req)
