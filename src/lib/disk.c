@@ -173,15 +173,19 @@ int sbx_disk_attach(const char *image, char devpath[32], sbx_error **err)
 #define SYS_quotactl_fd 443
 #endif
 
-static int quotactl_fd(int fd, int cmd, uint32_t id, void *addr)
+/* The kernel's QCMD shifts an int: Q_GETINFO (0x800005) << 8 overflows it,
+ * undefined behaviour that UBSan stops the daemon for. Same bits, unsigned. */
+#define SBX_QCMD(cmd, type) (((unsigned int)(cmd) << SUBCMDSHIFT) | ((unsigned int)(type) & SUBCMDMASK))
+
+static int quotactl_fd(int fd, unsigned int cmd, uint32_t id, void *addr)
 {
-	return (int)syscall(SYS_quotactl_fd, fd, (unsigned int)cmd, id, addr);
+	return (int)syscall(SYS_quotactl_fd, fd, cmd, id, addr);
 }
 
 bool sbx_prjquota_supported(int dirfd)
 {
 	struct if_dqinfo info;
-	if (quotactl_fd(dirfd, QCMD(Q_GETINFO, PRJQUOTA), 0, &info) < 0)
+	if (quotactl_fd(dirfd, SBX_QCMD(Q_GETINFO, PRJQUOTA), 0, &info) < 0)
 		return false;
 	struct fsxattr fsx;
 	return ioctl(dirfd, FS_IOC_FSGETXATTR, &fsx) == 0;
@@ -204,7 +208,7 @@ int sbx_prjquota_limit(int fd, uint32_t projid, int64_t mb, sbx_error **err)
 	struct if_dqblk dq = { 0 };
 	dq.dqb_bhardlimit = dq.dqb_bsoftlimit = (uint64_t)mb * 1024; /* in 1 KiB quota blocks */
 	dq.dqb_valid = QIF_BLIMITS;
-	if (quotactl_fd(fd, QCMD(Q_SETQUOTA, PRJQUOTA), projid, &dq) < 0)
+	if (quotactl_fd(fd, SBX_QCMD(Q_SETQUOTA, PRJQUOTA), projid, &dq) < 0)
 		return sbx_error_errno(err, errno, "set quota of project %u", projid);
 	return 0;
 }
@@ -212,7 +216,7 @@ int sbx_prjquota_limit(int fd, uint32_t projid, int64_t mb, sbx_error **err)
 int64_t sbx_prjquota_used(int fd, uint32_t projid)
 {
 	struct if_dqblk dq = { 0 };
-	if (quotactl_fd(fd, QCMD(Q_GETQUOTA, PRJQUOTA), projid, &dq) < 0)
+	if (quotactl_fd(fd, SBX_QCMD(Q_GETQUOTA, PRJQUOTA), projid, &dq) < 0)
 		return -1;
 	return (int64_t)dq.dqb_curspace;
 }
