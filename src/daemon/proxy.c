@@ -23,6 +23,8 @@ struct dir {
 	size_t pending; /* bytes in the pipe */
 	bool eof;       /* the source has no more */
 	bool shut;      /* the destination was told (SHUT_WR) */
+	bool full;      /* the pipe had no room at the last read */
+	size_t cap;     /* the pipe's size */
 };
 
 struct sbx_proxy {
@@ -61,7 +63,9 @@ static void proxy_free(struct sbx_proxy *p)
 	free(p);
 }
 
-/* Moves what it can in direction i; -1 on a broken connection. */
+/* Moves what it can in direction i; -1 on a broken connection. Reading
+ * goes on while the pipe has room, so a fast stream is moved in large
+ * steps without waiting for the pipe to drain first. */
 static int pump(struct sbx_proxy *p, int i)
 {
 	struct dir *d = &p->d[i];
@@ -75,35 +79,38 @@ static int pump(struct sbx_proxy *p, int i)
 		}
 	}
 	for (;;) {
+		bool moved = false;
+		if (!d->eof && !d->full) {
+			ssize_t n = splice(src, NULL, d->pipe[1], NULL, PIPE_BYTES, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n > 0) {
+				d->pending += (size_t)n;
+				moved = true;
+			} else if (n == 0) {
+				d->eof = true;
+			} else if (errno == EAGAIN) {
+				/* The socket is empty, or the pipe is full: only a
+				 * full pipe must stop the reading interest. */
+				d->full = d->pending >= d->cap;
+			} else {
+				return -1;
+			}
+		}
 		if (d->pending > 0) {
 			ssize_t n = splice(d->pipe[0], NULL, dst, NULL, d->pending, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 			if (n > 0) {
 				d->pending -= (size_t)n;
-				continue;
+				d->full = false;
+				moved = true;
+			} else if (n < 0 && errno != EAGAIN) {
+				return -1;
 			}
-			if (n < 0 && errno == EAGAIN)
-				return 0;
-			return -1;
 		}
-		if (d->eof) {
-			if (!d->shut) {
-				shutdown(dst, SHUT_WR);
-				d->shut = true;
-			}
+		if (d->eof && d->pending == 0 && !d->shut) {
+			shutdown(dst, SHUT_WR);
+			d->shut = true;
+		}
+		if (!moved)
 			return 0;
-		}
-		ssize_t n = splice(src, NULL, d->pipe[1], NULL, PIPE_BYTES, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-		if (n > 0) {
-			d->pending += (size_t)n;
-			continue;
-		}
-		if (n == 0) {
-			d->eof = true;
-			continue;
-		}
-		if (errno == EAGAIN)
-			return 0;
-		return -1;
 	}
 }
 
@@ -116,7 +123,7 @@ static int update(struct sbx_proxy *p)
 		if (p->connecting) {
 			ev = i == 1 ? EPOLLOUT : 0;
 		} else {
-			if (!p->d[i].eof && p->d[i].pending == 0 && (i == 1 || p->head_off == p->head_len))
+			if (!p->d[i].eof && !p->d[i].full && (i == 1 || p->head_off == p->head_len))
 				ev |= EPOLLIN;
 			if (p->d[1 - i].pending > 0 || (i == 1 && p->head_off < p->head_len))
 				ev |= EPOLLOUT;
@@ -185,7 +192,11 @@ struct sbx_proxy *sbx_proxy_start(struct sbx_loop *loop, int a, int b, bool b_co
 	for (int i = 0; i < 2; i++) {
 		if (pipe2(p->d[i].pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 			goto fail;
-		fcntl(p->d[i].pipe[1], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: a smaller pipe still works */
+		/* Best effort: a smaller pipe still works, in smaller steps. */
+		int cap = fcntl(p->d[i].pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
+		if (cap < 0)
+			cap = fcntl(p->d[i].pipe[1], F_GETPIPE_SZ);
+		p->d[i].cap = cap > 0 ? (size_t)cap : 65536;
 		sbx_set_nonblock(p->fd[i], true);
 		p->w[i] = sbx_loop_watch(loop, p->fd[i], 0, proxy_event, p);
 		if (!p->w[i])
