@@ -1,5 +1,6 @@
-/* Blocking protocol client. One request at a time is all sandboxctl needs;
- * notifications arriving in between are skipped. */
+/* Blocking protocol client. One request at a time is all most of sandboxctl
+ * needs (notifications in between are skipped); streaming verbs send and
+ * read messages themselves. Descriptors travel as SCM_RIGHTS. */
 #include "config.h"
 #include <errno.h>
 #include <stdio.h>
@@ -45,7 +46,70 @@ void sbx_client_close(struct sbx_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	for (size_t i = 0; i < c->n_fds; i++)
+		close(c->fds[i]);
+	c->n_fds = 0;
 	sbx_framer_free(&c->in);
+}
+
+int sbx_client_take_fd(struct sbx_client *c)
+{
+	if (!c->n_fds)
+		return -1;
+	int fd = c->fds[0];
+	memmove(c->fds, c->fds + 1, (c->n_fds - 1) * sizeof(int));
+	c->n_fds--;
+	return fd;
+}
+
+static ssize_t recv_with_fds(struct sbx_client *c, char *space, size_t n)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * SBX_CLIENT_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = space, .iov_len = n };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *cm = r >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (c->n_fds < SBX_CLIENT_MAX_FDS)
+				c->fds[c->n_fds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return r;
+}
+
+static int send_with_fd(int sock, const char *data, size_t len, int fd)
+{
+	if (fd < 0)
+		return sbx_write_all(sock, data, len) < 0 ? -1 : 0;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	return sbx_write_all(sock, data + n, len - (size_t)n) < 0 ? -1 : 0;
 }
 
 /* Next full line from the socket, valid until the next call; NULL at EOF. */
@@ -66,7 +130,7 @@ static char *read_line(struct sbx_client *c, sbx_error **err)
 			sbx_error_errno(err, ENOMEM, "read reply");
 			return NULL;
 		}
-		ssize_t n = read(c->fd, space, 65536);
+		ssize_t n = recv_with_fds(c, space, 65536);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -81,14 +145,16 @@ static char *read_line(struct sbx_client *c, sbx_error **err)
 	}
 }
 
-yajl_val sbx_client_call(struct sbx_client *c, const char *method, const char *params_json, yajl_val *result,
-			 sbx_error **err)
+static int64_t send_request(struct sbx_client *c, const char *method, const char *params_json, int send_fd,
+			    sbx_error **err)
 {
 	int64_t id = c->next_id++;
 	struct sbx_buf req = { 0 };
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
-	if (!g)
-		return NULL;
+	if (!g) {
+		sbx_error_errno(err, ENOMEM, "request");
+		return -1;
+	}
 	sbx_buf_printf(&req, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":", (long long)id);
 	sbx_gen_str(g, method);
 	const unsigned char *m;
@@ -96,12 +162,37 @@ yajl_val sbx_client_call(struct sbx_client *c, const char *method, const char *p
 	yajl_gen_get_buf(g, &m, &mlen);
 	sbx_buf_append(&req, m, mlen);
 	sbx_buf_printf(&req, ",\"params\":%s}\n", params_json ? params_json : "{}");
-	if (!req.data || sbx_write_all(c->fd, req.data, req.len) < 0) {
+	errno = 0;
+	if (!req.data || send_with_fd(c->fd, req.data, req.len, send_fd) < 0) {
 		sbx_error_errno(err, errno ? errno : ENOMEM, "send to sandboxd");
 		sbx_buf_free(&req);
-		return NULL;
+		return -1;
 	}
 	sbx_buf_free(&req);
+	return id;
+}
+
+int64_t sbx_client_send(struct sbx_client *c, const char *method, const char *params_json, sbx_error **err)
+{
+	return send_request(c, method, params_json, -1, err);
+}
+
+yajl_val sbx_client_next(struct sbx_client *c, sbx_error **err)
+{
+	char *line = read_line(c, err);
+	if (!line)
+		return NULL;
+	return sbx_json_parse(line, err);
+}
+
+yajl_val sbx_client_call_fd(struct sbx_client *c, const char *method, const char *params_json, int send_fd,
+			    yajl_val *result, int *recv_fd, sbx_error **err)
+{
+	if (recv_fd)
+		*recv_fd = -1;
+	int64_t id = send_request(c, method, params_json, send_fd, err);
+	if (id < 0)
+		return NULL;
 	for (;;) {
 		char *line = read_line(c, err);
 		if (!line)
@@ -133,6 +224,20 @@ yajl_val sbx_client_call(struct sbx_client *c, const char *method, const char *p
 			return NULL;
 		}
 		*result = sbx_json_get(root, "result");
+		yajl_val has_fd = sbx_json_get(*result, "fd");
+		if (has_fd && YAJL_IS_TRUE(has_fd)) {
+			int fd = sbx_client_take_fd(c);
+			if (recv_fd)
+				*recv_fd = fd;
+			else if (fd >= 0)
+				close(fd);
+		}
 		return root;
 	}
+}
+
+yajl_val sbx_client_call(struct sbx_client *c, const char *method, const char *params_json, yajl_val *result,
+			 sbx_error **err)
+{
+	return sbx_client_call_fd(c, method, params_json, -1, result, NULL, err);
 }

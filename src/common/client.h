@@ -10,10 +10,14 @@
 #include "json.h"
 #include "util.h"
 
+#define SBX_CLIENT_MAX_FDS 8
+
 struct sbx_client {
 	int fd;
 	struct sbx_framer in;
 	int64_t next_id;
+	int fds[SBX_CLIENT_MAX_FDS]; /* received, not yet claimed by a reply */
+	size_t n_fds;
 };
 
 /* SANDBOXD_SOCKET, or the default path. */
@@ -24,6 +28,18 @@ int sbx_client_connect(struct sbx_client *c, const char *path, sbx_error **err);
  * JSON-RPC error reply becomes err with the server's code and message. */
 yajl_val sbx_client_call(struct sbx_client *c, const char *method, const char *params_json, yajl_val *result,
 			 sbx_error **err);
+/* The same, sending send_fd (unless -1) with the request, whose params must
+ * then say "fd": true; a reply whose result says "fd": true hands its fd to
+ * *recv_fd (-1 otherwise; closed when recv_fd is NULL). */
+yajl_val sbx_client_call_fd(struct sbx_client *c, const char *method, const char *params_json, int send_fd,
+			    yajl_val *result, int *recv_fd, sbx_error **err);
+/* Send a request without waiting; returns its id or -1. */
+int64_t sbx_client_send(struct sbx_client *c, const char *method, const char *params_json, sbx_error **err);
+/* The next message (reply or notification) as a parsed tree, or NULL at an
+ * error; a descriptor received with it is left queued for the caller. */
+yajl_val sbx_client_next(struct sbx_client *c, sbx_error **err);
+/* The oldest received descriptor not yet claimed, or -1. */
+int sbx_client_take_fd(struct sbx_client *c);
 void sbx_client_close(struct sbx_client *c);
 
 #endif

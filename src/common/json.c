@@ -244,6 +244,21 @@ void sbx_strv_free(char **v)
 	free(v);
 }
 
+char **sbx_strv_dup(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	char **r = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; r && i < n; i++) {
+		if (!(r[i] = strdup(v[i]))) {
+			sbx_strv_free(r);
+			return NULL;
+		}
+	}
+	return r;
+}
+
 void sbx_strv_freep(char ***v)
 {
 	sbx_strv_free(*v);

@@ -47,6 +47,7 @@ const char *sbx_kvlist_get(const struct sbx_kvlist *l, const char *key);
 int sbx_kvlist_copy(struct sbx_kvlist *dst, const struct sbx_kvlist *src);
 
 void sbx_strv_free(char **v);
+char **sbx_strv_dup(char *const *v);
 void sbx_strv_freep(char ***v);
 #define _cleanup_strv_ __attribute__((cleanup(sbx_strv_freep)))
 size_t sbx_strv_len(char *const *v);

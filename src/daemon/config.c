@@ -32,6 +32,7 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	cfg->default_pids = 1024;
 	cfg->default_disk_mb = 10240;
 	cfg->userns = true;
+	cfg->command_log_mb = 16;
 	cfg->userns_start = 1000000000;
 	cfg->userns_count = 65536LL * 8192;
 	if (set_str(&cfg->config_path, SBX_DEFAULT_CONFIG) < 0 || set_str(&cfg->socket_path, SBX_DEFAULT_SOCKET) < 0 ||
@@ -117,6 +118,8 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 		return set_int(key, value, 1, 1000000, &cfg->max_sandboxes, err);
 	if (!strcmp(key, "stop_timeout_s"))
 		return set_int(key, value, 0, 3600, &cfg->default_stop_timeout_s, err);
+	if (!strcmp(key, "command_log_mb"))
+		return set_int(key, value, 1, 4096, &cfg->command_log_mb, err);
 	/* Defaults obey the minimums a request must (0 is unlimited). */
 	static const struct {
 		const char *key;

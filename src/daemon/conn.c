@@ -18,6 +18,10 @@
 #include "framing.h"
 
 #define READ_CHUNK 65536
+/* Descriptors a client sent but no request claimed yet; past this many the
+ * oldest are closed, so a client cannot pile up our fds. */
+#define MAX_QUEUED_FDS 16
+#define MAX_FDS_PER_READ 8
 /* A client that stops reading may not make us hold unbounded replies. */
 #define MAX_PENDING_OUTPUT ((size_t)1 << 30)
 
@@ -32,12 +36,88 @@ struct sbx_conn {
 	int refs;
 	int pending; /* requests not answered yet */
 	struct ucred peer;
+	/* SCM_RIGHTS in: claimed in arrival order by requests saying "fd": true */
+	int in_fds[MAX_QUEUED_FDS];
+	size_t n_in_fds;
+	/* SCM_RIGHTS out: each fd leaves with the first byte of its reply */
+	struct out_fd {
+		int fd;
+		uint64_t pos; /* absolute stream position of that byte */
+	} *out_fds;
+	size_t n_out_fds;
+	uint64_t out_base; /* absolute stream position of out.data[0] */
+	/* Producers (log followers) waiting for the backlog to shrink. */
+	struct drain_hook {
+		struct drain_hook *next;
+		void (*fn)(void *data);
+		void *data;
+	} *drain;
+	bool in_drain;
 };
+
+#define DRAIN_LOW_WATER ((size_t)1 << 20)
+
+static void conn_unref(struct sbx_conn *c);
+
+static void run_drain_hooks(struct sbx_conn *c)
+{
+	if (c->in_drain || !c->drain)
+		return;
+	c->in_drain = true;
+	c->refs++;
+	while (c->drain && (c->closed || c->out.len < DRAIN_LOW_WATER)) {
+		struct drain_hook *h = c->drain;
+		c->drain = h->next;
+		void (*fn)(void *) = h->fn;
+		void *data = h->data;
+		free(h);
+		fn(data);
+	}
+	c->in_drain = false;
+	conn_unref(c);
+}
+
+static void close_fds(struct sbx_conn *c)
+{
+	for (size_t i = 0; i < c->n_in_fds; i++)
+		close(c->in_fds[i]);
+	c->n_in_fds = 0;
+	for (size_t i = 0; i < c->n_out_fds; i++)
+		close(c->out_fds[i].fd);
+	free(c->out_fds);
+	c->out_fds = NULL;
+	c->n_out_fds = 0;
+}
+
+static void queue_in_fd(struct sbx_conn *c, int fd)
+{
+	if (c->n_in_fds == MAX_QUEUED_FDS) {
+		close(c->in_fds[0]);
+		memmove(c->in_fds, c->in_fds + 1, (MAX_QUEUED_FDS - 1) * sizeof(int));
+		c->n_in_fds--;
+	}
+	c->in_fds[c->n_in_fds++] = fd;
+}
+
+static int take_in_fd(struct sbx_conn *c)
+{
+	if (!c->n_in_fds)
+		return -1;
+	int fd = c->in_fds[0];
+	memmove(c->in_fds, c->in_fds + 1, (c->n_in_fds - 1) * sizeof(int));
+	c->n_in_fds--;
+	return fd;
+}
 
 static void conn_unref(struct sbx_conn *c)
 {
 	if (--c->refs > 0)
 		return;
+	while (c->drain) {
+		struct drain_hook *h = c->drain;
+		c->drain = h->next;
+		free(h);
+	}
 	sbx_framer_free(&c->in);
 	sbx_buf_free(&c->out);
 	free(c);
@@ -53,6 +133,8 @@ static void conn_close(struct sbx_conn *c)
 	close(c->fd);
 	c->fd = -1;
 	sbx_buf_free(&c->out);
+	close_fds(c);
+	run_drain_hooks(c); /* they see the connection closed and let go of it */
 	conn_unref(c);
 }
 
@@ -72,10 +154,49 @@ static void conn_update_events(struct sbx_conn *c)
 	sbx_loop_modify(c->w, ev);
 }
 
+/* Bytes up to the next fd's position go with plain send; that fd rides on
+ * the first byte of its own reply. */
+static ssize_t send_some(struct sbx_conn *c)
+{
+	size_t len = c->out.len;
+	int fd = -1;
+	if (c->n_out_fds) {
+		uint64_t at = c->out_fds[0].pos - c->out_base;
+		if (at == 0)
+			fd = c->out_fds[0].fd;
+		else if (at < len)
+			len = (size_t)at;
+	}
+	if (fd < 0)
+		return send(c->fd, c->out.data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = { .iov_base = c->out.data, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	/* A lone fd for a later stretch of bytes must not be glued to these. */
+	if (c->n_out_fds > 1 && c->out_fds[1].pos - c->out_base < len)
+		iov.iov_len = (size_t)(c->out_fds[1].pos - c->out_base);
+	ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n > 0) {
+		close(fd);
+		memmove(c->out_fds, c->out_fds + 1, (c->n_out_fds - 1) * sizeof(*c->out_fds));
+		c->n_out_fds--;
+	}
+	return n;
+}
+
 static void conn_flush(struct sbx_conn *c)
 {
 	while (c->out.len) {
-		ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send_some(c);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -85,21 +206,39 @@ static void conn_flush(struct sbx_conn *c)
 			return;
 		}
 		sbx_buf_consume(&c->out, (size_t)n);
+		c->out_base += (uint64_t)n;
 	}
 	/* Release memory of a large reply once it is written. */
 	if (!c->out.len && c->out.cap > (1 << 20))
 		sbx_buf_free(&c->out);
-	conn_update_events(c);
+	run_drain_hooks(c);
+	if (!c->closed)
+		conn_update_events(c);
 }
 
-static void conn_send(struct sbx_conn *c, const char *data, size_t len)
+static void conn_send_fd(struct sbx_conn *c, const char *data, size_t len, int fd)
 {
-	if (c->closed)
+	if (c->closed) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	if (c->out.len + len > MAX_PENDING_OUTPUT) {
 		sbx_warn("client pid %d does not read its replies; closing its connection", (int)c->peer.pid);
+		if (fd >= 0)
+			close(fd);
 		conn_close(c);
 		return;
+	}
+	if (fd >= 0) {
+		struct out_fd *n = realloc(c->out_fds, (c->n_out_fds + 1) * sizeof(*n));
+		if (!n) {
+			close(fd);
+			conn_close(c);
+			return;
+		}
+		c->out_fds = n;
+		n[c->n_out_fds++] = (struct out_fd){ .fd = fd, .pos = c->out_base + c->out.len };
 	}
 	if (sbx_buf_append(&c->out, data, len) < 0 || sbx_buf_append(&c->out, "\n", 1) < 0) {
 		conn_close(c);
@@ -108,12 +247,24 @@ static void conn_send(struct sbx_conn *c, const char *data, size_t len)
 	conn_flush(c);
 }
 
-static void send_gen(struct sbx_conn *c, yajl_gen g)
+static void conn_send(struct sbx_conn *c, const char *data, size_t len)
+{
+	conn_send_fd(c, data, len, -1);
+}
+
+static void send_gen_fd(struct sbx_conn *c, yajl_gen g, int fd)
 {
 	const unsigned char *buf;
 	size_t len;
 	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
-		conn_send(c, (const char *)buf, len);
+		conn_send_fd(c, (const char *)buf, len, fd);
+	else if (fd >= 0)
+		close(fd);
+}
+
+static void send_gen(struct sbx_conn *c, yajl_gen g)
+{
+	send_gen_fd(c, g, -1);
 }
 
 static yajl_gen envelope_begin(yajl_val id)
@@ -165,16 +316,23 @@ yajl_gen sbx_reply_begin(struct sbx_request *req)
 	return g;
 }
 
-void sbx_reply_end(struct sbx_request *req, yajl_gen g)
+void sbx_reply_end_fd(struct sbx_request *req, yajl_gen g, int fd)
 {
 	if (g) {
 		yajl_gen_map_close(g);
-		send_gen(req->conn, g);
+		send_gen_fd(req->conn, g, fd);
 		yajl_gen_free(g);
 	} else {
+		if (fd >= 0)
+			close(fd);
 		send_error_code(req->conn, req->id, SBX_ERR_INTERNAL, "out of memory");
 	}
 	sbx_request_free(req);
+}
+
+void sbx_reply_end(struct sbx_request *req, yajl_gen g)
+{
+	sbx_reply_end_fd(req, g, -1);
 }
 
 void sbx_reply_empty(struct sbx_request *req)
@@ -222,6 +380,36 @@ void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len)
 	conn_send(c, data, len);
 }
 
+size_t sbx_conn_backlog(const struct sbx_conn *c)
+{
+	return c->closed ? 0 : c->out.len;
+}
+
+int sbx_conn_on_drain(struct sbx_conn *c, void (*fn)(void *data), void *data)
+{
+	struct drain_hook *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -1;
+	h->fn = fn;
+	h->data = data;
+	h->next = c->drain;
+	c->drain = h;
+	return 0;
+}
+
+void sbx_conn_cancel_drain(struct sbx_conn *c, void *data)
+{
+	for (struct drain_hook **pp = &c->drain; *pp;) {
+		if ((*pp)->data == data) {
+			struct drain_hook *h = *pp;
+			*pp = h->next;
+			free(h);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+}
+
 void sbx_request_free(struct sbx_request *req)
 {
 	if (!req)
@@ -229,6 +417,7 @@ void sbx_request_free(struct sbx_request *req)
 	struct sbx_conn *c = req->conn;
 	if (req->root)
 		yajl_tree_free(req->root);
+	sbx_closep(&req->fd);
 	free(req);
 	if (c) {
 		c->pending--;
@@ -300,8 +489,23 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 		yajl_tree_free(root);
 		return;
 	}
+	int fd = -1;
+	yajl_val want_fd = params ? sbx_json_get(params, "fd") : NULL;
+	if (want_fd && YAJL_IS_TRUE(want_fd)) {
+		fd = take_in_fd(c);
+		if (fd < 0) {
+			sbx_error e = { .code = SBX_ERR_INVALID_PARAMS,
+					.msg = (char *)"params say \"fd\": true but no file descriptor came with the "
+						       "request; send it as SCM_RIGHTS with the request's bytes",
+					.param = (char *)"fd" };
+			send_error(c, id, &e);
+			yajl_tree_free(root);
+			return;
+		}
+	}
 	struct sbx_request *req = calloc(1, sizeof(*req));
 	if (!req) {
+		sbx_closep(&fd);
 		send_error_code(c, id, SBX_ERR_INTERNAL, "out of memory");
 		yajl_tree_free(root);
 		return;
@@ -314,6 +518,7 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 	req->params = params && YAJL_IS_OBJECT(params) ? params : &empty_object;
 	req->method = YAJL_GET_STRING(method);
 	req->peer = c->peer;
+	req->fd = fd;
 	c->refs++;
 	c->pending++;
 	sbx_rpc_dispatch(req);
@@ -354,7 +559,29 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 				conn_close(c);
 				break;
 			}
-			ssize_t n = recv(c->fd, space, READ_CHUNK, MSG_DONTWAIT);
+			union {
+				char buf[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_READ)];
+				struct cmsghdr align;
+			} u;
+			struct iovec iov = { .iov_base = space, .iov_len = READ_CHUNK };
+			struct msghdr mh = { .msg_iov = &iov,
+					     .msg_iovlen = 1,
+					     .msg_control = u.buf,
+					     .msg_controllen = sizeof(u.buf) };
+			ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+			for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
+				if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+					continue;
+				size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				for (size_t i = 0; i < nfd; i++) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+					queue_in_fd(c, fd);
+				}
+			}
+			if (n >= 0 && (mh.msg_flags & MSG_CTRUNC))
+				sbx_warn("client pid %d sent more than %d descriptors at once; extra ones dropped",
+					 (int)c->peer.pid, MAX_FDS_PER_READ);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;

@@ -53,6 +53,7 @@ struct sbx_config {
 	char *net_forbidden;   /* CIDRs sandboxes may not reach, comma-separated */
 	char *preview_listen;  /* ADDRESS:PORT of the preview gateway; "": none */
 	char *preview_domain;
+	int64_t command_log_mb; /* output kept per background command */
 };
 
 int sbx_config_defaults(struct sbx_config *cfg);
@@ -74,6 +75,9 @@ struct sbx_daemon {
 	int run_fd;      /* run_dir */
 	int lock_fd;
 	int init_exe_fd; /* sealed memfd of sandbox-init */
+	int monitor_exe_fd; /* sealed memfd of sandbox-monitor */
+	int inotify_fd;     /* command directories: new output, exit statuses */
+	struct sbx_watch *inotify_w;
 	struct sbx_bpf default_filter; /* the default seccomp profile, compiled once */
 	bool prjquota;                 /* disk limits by project quota (else loop images) */
 	struct sbx_cgroup_root cg;
@@ -95,6 +99,7 @@ struct sbx_request {
 	yajl_val params; /* always an object (empty when absent) */
 	const char *method;
 	struct ucred peer;
+	int fd; /* sent with the request ("fd": true) or -1; closed with it unless taken */
 };
 
 typedef void (*sbx_rpc_handler)(struct sbx_request *req);
@@ -102,6 +107,8 @@ typedef void (*sbx_rpc_handler)(struct sbx_request *req);
 /* The result value is written into the returned generator between begin and end. */
 yajl_gen sbx_reply_begin(struct sbx_request *req);
 void sbx_reply_end(struct sbx_request *req, yajl_gen g);
+/* The same, with fd passed to the client on the reply's first byte (owned). */
+void sbx_reply_end_fd(struct sbx_request *req, yajl_gen g, int fd);
 void sbx_reply_empty(struct sbx_request *req);
 /* The one place an sbx_error becomes a JSON-RPC error; takes ownership of err. */
 void sbx_reply_error(struct sbx_request *req, sbx_error *err);
@@ -113,6 +120,12 @@ void sbx_conn_release(struct sbx_conn *c);
 bool sbx_conn_closed(const struct sbx_conn *c);
 /* One message; the newline is added. */
 void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len);
+/* Bytes queued for the client and not written yet. */
+size_t sbx_conn_backlog(const struct sbx_conn *c);
+/* Call fn(data) once, when the backlog falls below 1 MiB or the connection
+ * closes; a producer that would outrun its client waits for this. */
+int sbx_conn_on_drain(struct sbx_conn *c, void (*fn)(void *data), void *data);
+void sbx_conn_cancel_drain(struct sbx_conn *c, void *data);
 
 /* Events (events.c): notifications "event" to subscribed connections. */
 struct sbx_sandbox;
@@ -148,6 +161,17 @@ void rpc_sandbox_update(struct sbx_request *req);
 void rpc_sandbox_stats(struct sbx_request *req);
 void rpc_sandbox_touch(struct sbx_request *req);
 void rpc_process_exec(struct sbx_request *req);
+void rpc_process_spawn(struct sbx_request *req);
+void rpc_process_logs(struct sbx_request *req);
+void rpc_process_wait(struct sbx_request *req);
+void rpc_process_kill(struct sbx_request *req);
+void rpc_process_list(struct sbx_request *req);
+void rpc_process_stdin(struct sbx_request *req);
+void rpc_process_resize(struct sbx_request *req);
+void rpc_session_create(struct sbx_request *req);
+void rpc_session_exec(struct sbx_request *req);
+void rpc_session_list(struct sbx_request *req);
+void rpc_session_delete(struct sbx_request *req);
 
 /* Work that may take long (unpacking, copying, removing trees) runs in a
  * forked worker; done is called in the loop with NULL or the error. */

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "daemon.h"
 #include "disk.h"
 #include "images.h"
@@ -202,6 +203,7 @@ int main(int argc, char **argv)
 	struct sbx_daemon *d = &daemon_state;
 	run_from_sealed_copy(argv);
 	d->listen_fd = d->state_fd = d->run_fd = d->lock_fd = d->init_exe_fd = -1;
+	d->monitor_exe_fd = d->inotify_fd = -1;
 	sbx_error *err = NULL;
 	if (sbx_config_defaults(&d->cfg) < 0) {
 		fprintf(stderr, "sandboxd: out of memory\n");
@@ -372,6 +374,17 @@ int main(int argc, char **argv)
 	d->init_exe_fd = sbx_init_exe_load(d->cfg.init_path, &err);
 	if (d->init_exe_fd < 0)
 		goto out;
+	{
+		/* sandbox-monitor is installed beside sandbox-init. */
+		_cleanup_free_ char *dir = strdup(d->cfg.init_path), *mon = NULL;
+		if (!dir || asprintf(&mon, "%s/sandbox-monitor", dirname(dir)) < 0) {
+			sbx_error_errno(&err, ENOMEM, "monitor path");
+			goto out;
+		}
+		d->monitor_exe_fd = sbx_sealed_copy(mon, "sandbox-monitor", &err);
+		if (d->monitor_exe_fd < 0 || sbx_commands_init(d, &err) < 0)
+			goto out;
+	}
 	if (sbx_seccomp_compile_default(&d->default_filter, &err) < 0)
 		goto out;
 	adapt_defaults(d);
@@ -395,6 +408,7 @@ int main(int argc, char **argv)
 	sbx_events_close(d);
 	sbx_server_close(d);
 	sbx_net_shutdown(d);
+	sbx_commands_fini(d);
 	sbx_cgroup_root_cleanup(&d->cg);
 out:
 	if (err) {

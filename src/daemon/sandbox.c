@@ -20,7 +20,9 @@
 #include "seccomp_profile.h"
 #include "userns.h"
 #include "images.h"
+#include "command.h"
 #include "sandbox.h"
+#include "session.h"
 #include "spawn.h"
 #include "syscalls.h"
 
@@ -97,6 +99,8 @@ void sbx_sandbox_unref(struct sbx_sandbox *sb)
 {
 	if (--sb->refs > 0)
 		return;
+	sbx_commands_free(sb);
+	sbx_sessions_free(sb);
 	free(sb->name);
 	free(sb->image);
 	free(sb->image_id);
@@ -543,6 +547,8 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	 * is either fully there or in the trash. */
 	if (sbx_trash(d, rel, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s: delete", sb->id);
+	sbx_commands_free(sb);
+	sbx_sessions_free(sb);
 	remove_run_dirs(d, sb->id);
 	if (sb->cgroup)
 		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
@@ -709,6 +715,7 @@ static void reconcile(struct sbx_sandbox *sb)
 			watch_init(sb);
 			/* Leftovers of execs that ran while we were away. */
 			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
+			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
 			sbx_info("sandbox %s (%s) recovered, init pid %d", sb->id, sb->name, (int)sb->init_pid);
 			return;
 		}
@@ -772,6 +779,8 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 		sb->next = d->sandboxes;
 		d->sandboxes = sb;
 		reconcile(sb);
+		sbx_commands_load(sb);
+		sbx_sessions_load(sb);
 	}
 	return 0;
 }
@@ -858,8 +867,10 @@ void sbx_sandboxes_tick(struct sbx_daemon *d)
 		next = sb->next;
 		/* Groups of finished commands whose last process has gone since;
 		 * rmdir refuses the busy ones. */
-		if (sb->state == SBX_STATE_STARTED && sb->cgroup && !sb->stopping)
+		if (sb->state == SBX_STATE_STARTED && sb->cgroup && !sb->stopping) {
 			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
+			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
+		}
 		apply_policies(sb, now);
 	}
 	sbx_sandboxes_watch_oom(d);

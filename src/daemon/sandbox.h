@@ -10,6 +10,8 @@ enum sbx_state { SBX_STATE_CREATING, SBX_STATE_STARTED, SBX_STATE_PAUSED, SBX_ST
 
 struct sbx_exec;
 struct sbx_waiter;
+struct sbx_command;
+struct sbx_session;
 
 /* What a sandbox may use; 0 means unlimited. */
 struct sbx_resources {
@@ -53,6 +55,8 @@ struct sbx_sandbox {
 	char *cgroup; /* relative to the unified mount */
 	uint64_t exec_seq;
 	struct sbx_exec *execs;
+	struct sbx_command *commands; /* background commands, running or ended */
+	struct sbx_session *sessions;
 	/* stopping */
 	bool stopping;
 	bool deleted;
@@ -107,6 +111,8 @@ int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_e
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
 
+/* The environment of a command: defaults, the sandbox's env, then extra. */
+char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra);
 /* Exec bookkeeping (rpc_process.c). */
 void sbx_exec_kill_all(struct sbx_sandbox *sb);
 

@@ -336,6 +336,19 @@ static void for_each_proc(int dfd, void (*fn)(int pid, void *arg), void *arg)
 	}
 }
 
+int sbx_cgroup_for_each_proc(struct sbx_cgroup_root *root, const char *path, void (*fn)(int pid, void *arg),
+			     void *arg, sbx_error **err)
+{
+	_cleanup_close_ int dfd = openat(root->mount_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return sbx_error_errno(err, errno, "open cgroup %s/%s", root->mount, path);
+	}
+	for_each_proc(dfd, fn, arg);
+	return 0;
+}
+
 static void kill_one(int pid, void *arg)
 {
 	(void)arg;

@@ -68,6 +68,9 @@ int sbx_cgroup_create(struct sbx_cgroup_root *root, const char *path, sbx_error 
 int sbx_cgroup_open(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
 /* SIGKILL every process in the group and its descendants. */
 int sbx_cgroup_kill(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
+/* Call fn for every process of the group and of the groups below it. */
+int sbx_cgroup_for_each_proc(struct sbx_cgroup_root *root, const char *path, void (*fn)(int pid, void *arg),
+			     void *arg, sbx_error **err);
 /* 1 if any process is in the group or below, 0 if empty, -1 on error. */
 int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path);
 /* Remove the group and all child groups (they must be empty). ENOENT is success. */

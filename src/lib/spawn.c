@@ -13,9 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,7 +129,31 @@ static void reset_signals(void)
 
 /* Read a child's report until EOF (its exec closed the CLOEXEC pipe).
  * Returns 0 with the text in buf (possibly empty), -1 on timeout. */
-static int read_report(int fd, char *buf, size_t size)
+/* Reports come over a socket so that a descriptor (a terminal's master)
+ * can come with them; the first one received is kept in *fd_out. */
+static ssize_t recv_report(int fd, char *buf, size_t size, int *fd_out)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			int got;
+			memcpy(&got, CMSG_DATA(cm), sizeof(int));
+			if (fd_out && *fd_out < 0)
+				*fd_out = got;
+			else
+				close(got);
+		}
+	}
+	return n;
+}
+
+static int read_report(int fd, char *buf, size_t size, int *fd_out)
 {
 	size_t len = 0;
 	int64_t deadline = sbx_monotonic_ms() + SYNC_TIMEOUT_MS;
@@ -139,7 +167,7 @@ static int read_report(int fd, char *buf, size_t size)
 			continue;
 		if (r <= 0)
 			return -1;
-		ssize_t n = read(fd, buf + len, size - 1 - len);
+		ssize_t n = recv_report(fd, buf + len, size - 1 - len, fd_out);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -302,7 +330,7 @@ int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, s
 	sbx_closep(&wr);
 	_cleanup_close_ int pfd = pidfd;
 	char text[1024];
-	if (read_report(rd, text, sizeof(text)) < 0) {
+	if (read_report(rd, text, sizeof(text), NULL) < 0) {
 		sbx_pidfd_send_signal(pfd, SIGKILL, NULL, 0);
 		waitid((idtype_t)P_PIDFD, (id_t)pfd, NULL, WEXITED);
 		return sbx_error_set(err, SBX_ERR_TIMEOUT, "sandbox init did not start within %d s", SYNC_TIMEOUT_MS / 1000);
@@ -318,7 +346,7 @@ int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, s
 }
 
 /* The command process: inside every namespace of the sandbox already. */
-__attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *cfg, int report_fd)
+__attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *cfg, int report_fd, int master)
 {
 	sbx_error *err = NULL;
 	reset_signals();
@@ -342,19 +370,44 @@ __attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *c
 	}
 	if (sbx_caps_limit_bounding(cfg->caps, &err) < 0)
 		child_fail(report_fd, err);
-	if (setsid() < 0 || setgroups(u.ngroups, u.groups) < 0 || setresgid(u.gid, u.gid, u.gid) < 0 ||
+	int stdio[3] = { cfg->stdio[0], cfg->stdio[1], cfg->stdio[2] };
+	if (setsid() < 0) {
+		sbx_error_errno(&err, errno, "setsid");
+		child_fail(report_fd, err);
+	}
+	if (master >= 0) {
+		/* TIOCGPTPEER opens the peer through the master's own devpts
+		 * mount: no path in the sandbox is looked up for it. */
+		int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) < 0) {
+			sbx_error_errno(&err, errno, "open the terminal");
+			child_fail(report_fd, err);
+		}
+		if (fchown(slave, u.uid, (gid_t)-1) < 0) {
+			/* cosmetic: the terminal stays usable by its owner's root */
+		}
+		close(master);
+		stdio[0] = stdio[1] = stdio[2] = slave;
+	}
+	if (setgroups(u.ngroups, u.groups) < 0 || setresgid(u.gid, u.gid, u.gid) < 0 ||
 	    setresuid(u.uid, u.uid, u.uid) < 0) {
 		sbx_error_errno(&err, errno, "switch to user '%s'", cfg->user ? cfg->user : "root");
 		child_fail(report_fd, err);
 	}
 	for (int i = 0; i < 3; i++) {
-		if (dup2(cfg->stdio[i], i) < 0) {
+		if (dup2(stdio[i], i) < 0) {
 			sbx_error_errno(&err, errno, "dup2");
 			child_fail(report_fd, err);
 		}
 	}
+	if (cfg->extra_fd > 2 && dup2(cfg->extra_fd, SBX_EXEC_EXTRA_FD) < 0) {
+		sbx_error_errno(&err, errno, "dup2");
+		child_fail(report_fd, err);
+	}
 	if (cloexec_all(&err) < 0 || lock_down(cfg->caps, u.uid == 0, cfg->seccomp, &err) < 0)
 		child_fail(report_fd, err);
+	if (cfg->extra_fd > 2)
+		fcntl(SBX_EXEC_EXTRA_FD, F_SETFD, 0);
 	extern char **environ;
 	environ = (char **)cfg->envp;
 	if (!getenv("HOME"))
@@ -367,13 +420,64 @@ __attribute__((noreturn)) static void exec_child(const struct sbx_exec_config *c
 	_exit(e == ENOENT ? 127 : 126);
 }
 
+/* In the exec helper, inside the sandbox's mount and user namespaces: a new
+ * terminal from the sandbox's own devpts instance. The device is checked,
+ * for /dev/pts is a place the sandbox can write to. */
+static int open_pty_master(const struct sbx_exec_config *cfg, sbx_error **err)
+{
+	_cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return sbx_error_errno(err, errno, "open sandbox root");
+	int fd = sbx_inroot_open(rootfd, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "open /dev/pts/ptmx");
+	struct stat st;
+	int unlock = 0;
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+		close(fd);
+		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "/dev/pts/ptmx in the sandbox is not a terminal multiplexer");
+	}
+	struct winsize ws = { .ws_row = cfg->rows ? cfg->rows : 24, .ws_col = cfg->cols ? cfg->cols : 80 };
+	if (ioctl(fd, TIOCSPTLCK, &unlock) < 0 || ioctl(fd, TIOCSWINSZ, &ws) < 0) {
+		int e = errno;
+		close(fd);
+		return sbx_error_errno(err, e, "set up the terminal");
+	}
+	return fd;
+}
+
+/* "P<pid>" with the terminal's master riding along when there is one. */
+static void report_pid(int report_fd, pid_t pid, int master)
+{
+	char line[32];
+	int n = snprintf(line, sizeof(line), "P%d\n", (int)pid);
+	if (master < 0) {
+		sbx_write_all(report_fd, line, (size_t)n);
+		return;
+	}
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = { .iov_base = line, .iov_len = (size_t)n };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	sendmsg(report_fd, &mh, MSG_NOSIGNAL);
+}
+
 int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, sbx_error **err)
 {
 	if (!cfg->argv || !cfg->argv[0])
 		return sbx_error_param(err, "cmd", "empty command");
+	out->tty_fd = -1;
 	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return sbx_error_errno(err, errno, "pipe");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0)
+		return sbx_error_errno(err, errno, "socketpair");
 	_cleanup_close_ int rd = pipefd[0];
 	_cleanup_close_ int wr = pipefd[1];
 
@@ -408,6 +512,9 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 			sbx_error_errno(&cerr, errno, "join sandbox user namespace");
 			child_fail(wr, cerr);
 		}
+		int master = -1;
+		if (cfg->tty && (master = open_pty_master(cfg, &cerr)) < 0)
+			child_fail(wr, cerr);
 		/* CLONE_PARENT: the command becomes sandboxd's child, so sandboxd
 		 * reaps it and reads its exit status; this helper just leaves. */
 		struct clone_args cargs = { .flags = CLONE_PARENT, .exit_signal = 0 };
@@ -417,20 +524,23 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 			child_fail(wr, cerr);
 		}
 		if (cmd == 0)
-			exec_child(cfg, wr);
-		dprintf(wr, "P%d\n", (int)cmd);
+			exec_child(cfg, wr, master);
+		report_pid(wr, cmd, master);
 		_exit(0);
 	}
 	sbx_closep(&wr);
 	_cleanup_close_ int hfd = helper_pidfd;
 	char text[1024];
-	int r = read_report(rd, text, sizeof(text));
+	int master = -1;
+	int r = read_report(rd, text, sizeof(text), &master);
 	siginfo_t si;
 	waitid((idtype_t)P_PIDFD, (id_t)hfd, &si, WEXITED);
 	int cmd_pid = 0;
 	const char *p = report_line(text, 'P');
 	if (r == 0 && p)
 		cmd_pid = atoi(p + 1);
+	if (r < 0 || report_error(text, NULL) < 0 || cmd_pid <= 0)
+		sbx_closep(&master);
 	if (r < 0) {
 		if (cmd_pid > 0)
 			kill(cmd_pid, SIGKILL);
@@ -446,8 +556,17 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 		return sbx_error_set(err, SBX_ERR_INTERNAL, "exec helper exited without starting the command");
 	/* Safe against pid reuse: it is our unreaped child. */
 	int pidfd = sbx_pidfd_open(cmd_pid, 0);
-	if (pidfd < 0)
+	if (pidfd < 0) {
+		sbx_closep(&master);
 		return sbx_error_errno(err, errno, "pidfd_open");
+	}
+	if (cfg->tty && master < 0) {
+		close(pidfd);
+		kill(cmd_pid, SIGKILL);
+		waitpid(cmd_pid, NULL, 0);
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "the terminal did not come back from the exec helper");
+	}
+	out->tty_fd = master;
 	out->pid = cmd_pid;
 	out->pidfd = pidfd;
 	out->starttime = 0;

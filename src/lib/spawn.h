@@ -26,6 +26,7 @@ struct sbx_init_config {
 struct sbx_spawned {
 	pid_t pid;
 	int pidfd;
+	int tty_fd; /* sbx_spawn_exec with tty: the terminal's master, else -1 */
 	uint64_t starttime; /* /proc/PID/stat field 22, to recognise it after a restart */
 };
 
@@ -43,7 +44,14 @@ struct sbx_exec_config {
 	bool userns;           /* the sandbox has a user namespace to join */
 	uint64_t caps;
 	const struct sbx_bpf *seccomp;
+	/* A pseudo-terminal from the sandbox's own devpts becomes the command's
+	 * controlling terminal and stdio (stdio[] is then ignored). */
+	bool tty;
+	unsigned short rows, cols;
+	int extra_fd; /* > 2: becomes fd SBX_EXEC_EXTRA_FD in the command */
 };
+
+#define SBX_EXEC_EXTRA_FD 9
 
 /* The command runs as a child of the caller (so the caller reaps it and
  * learns its exit status) inside the sandbox's namespaces and cgroup. */

@@ -44,6 +44,11 @@ static inline int sbx_pidfd_send_signal(int pidfd, int sig, siginfo_t *info, uns
 	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags);
 }
 
+static inline int sbx_pidfd_getfd(int pidfd, int targetfd, unsigned int flags)
+{
+	return (int)syscall(SYS_pidfd_getfd, pidfd, targetfd, flags);
+}
+
 static inline int sbx_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
 	return (int)syscall(SYS_close_range, first, last, flags);

@@ -210,25 +210,35 @@ class RpcClient:
         self.null_replies = []  # replies with "id": null, in order
         self.notifications = []
         self.order = []  # ids of replies in the order they arrived
+        self.fds = []  # descriptors received (SCM_RIGHTS), oldest first
 
     # sending
     def send(self, obj):
         """Send one message (a dict or any JSON value) as a line."""
         self.send_raw(json.dumps(obj).encode() + b"\n")
 
-    def send_raw(self, data):
-        self.sock.sendall(data)
+    def send_raw(self, data, fds=None):
+        if fds:
+            n = socket.send_fds(self.sock, [data], list(fds))
+            data = data[n:]
+        if data:
+            self.sock.sendall(data)
 
-    def request(self, method, params=None, id=None):
-        """Send a request and return its id without waiting."""
+    def request(self, method, params=None, id=None, fds=None):
+        """Send a request and return its id without waiting; fds go with
+        its bytes as SCM_RIGHTS."""
         if id is None:
             id = self.next_id
             self.next_id += 1
         msg = {"jsonrpc": "2.0", "id": id, "method": method}
         if params is not None:
             msg["params"] = params
-        self.send(msg)
+        self.send_raw(json.dumps(msg).encode() + b"\n", fds)
         return id
+
+    def take_fd(self):
+        """The oldest received descriptor (the caller owns it)."""
+        return self.fds.pop(0)
 
     def shutdown_write(self):
         self.sock.shutdown(socket.SHUT_WR)
@@ -238,6 +248,9 @@ class RpcClient:
             self.sock.close()
         except OSError:
             pass
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
     # receiving
     def _fill(self, deadline):
@@ -250,7 +263,8 @@ class RpcClient:
         if not r:
             raise TimeoutError("no reply from sandboxd within the time limit")
         try:
-            chunk = self.sock.recv(1 << 20)
+            chunk, fds, _, _ = socket.recv_fds(self.sock, 1 << 20, 16)
+            self.fds.extend(fds)
         except ConnectionResetError:
             chunk = b""
         if not chunk:

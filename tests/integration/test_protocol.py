@@ -1,6 +1,7 @@
 """The wire protocol: framing, envelopes, error codes and bad input."""
 
 import json
+import os
 import socket
 import time
 
@@ -89,10 +90,33 @@ class EnvelopeTest(SandboxdTestCase):
         self.rpc.send_raw(b'{"jsonrpc":"2.0","id":1.5,"method":"system.ping"}\n')
         self.assertEqual(json.loads(self.rpc.recv_line()), {"jsonrpc": "2.0", "id": 1.5, "result": {}})
 
+    def test_fd_flag_without_descriptor(self):
+        self.assertRpcError(BAD_PARAMS, "system.ping", {"fd": True}, param="fd")
+        self.assertStillServes()
+
+    def test_passed_descriptors_never_pile_up(self):
+        base = self.daemon.settled_fd_count(self.rpc)
+        r, w = os.pipe()
+        try:
+            # Claimed by a request that then ignores it, and stray ones no
+            # request claims: both are closed, the queue stays bounded.
+            for i in range(40):
+                rid = self.rpc.request("system.ping", {"fd": True} if i % 2 else {}, fds=[r, w])
+                self.assertEqual(self.rpc.result(rid), {})
+        finally:
+            os.close(r)
+            os.close(w)
+        c = self.daemon.client()
+        self.assertLessEqual(self.daemon.settled_fd_count(c), base + 1 + 16)
+        self.rpc.close()
+        c.call("system.ping")
+        self.assertLessEqual(self.daemon.settled_fd_count(c), base + 1)
+        c.close()
+
     def test_unknown_methods(self):
         # Unknown names, and names of the protocol not implemented by this version.
         for method in ("no.such", "", "system", "system.ping ", "SYSTEM.PING", "sandbox.archive",
-                       "fs.read", "process.spawn", "events.unsubscribe"):
+                       "fs.read", "process.nope", "events.unsubscribe"):
             with self.subTest(method=method):
                 self.rpc.send({"jsonrpc": "2.0", "id": "m", "method": method})
                 reply = self.rpc.wait("m")

@@ -1,0 +1,520 @@
+/* session.*: shells whose working directory and exported variables carry
+ * over from one command to the next. No shell stays running between
+ * commands: each command is a fresh /bin/sh that starts from the state the
+ * last one left (written to fd 9 by an EXIT trap), so a command that reads
+ * stdin, starts background jobs or leaves a heredoc open cannot wedge the
+ * session. State lives in sandboxes/<id>/sessions/<session_id>/. */
+#include "config.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "sandbox.h"
+#include "session.h"
+
+#define MAX_EXPORTS (120 * 1024) /* one argv string must stay below 128 KiB */
+#define DEFAULT_MAX_OUTPUT (1024 * 1024)
+
+/* $1 cwd, $2 exported variables, $3 the command. */
+static const char wrapper[] =
+	"eval \"$2\"\n"
+	"cd -- \"$1\" 2>/dev/null || cd\n"
+	"__sbx_cmd=$3\n"
+	"shift 3\n"
+	"trap '__sbx_rc=$?; { printf \"%s\\n\" \"$PWD\"; export -p; } >&9 2>/dev/null; exit $__sbx_rc' EXIT\n"
+	"eval \"$__sbx_cmd\"\n";
+
+static struct sbx_session *session_find(struct sbx_sandbox *sb, const char *id)
+{
+	for (struct sbx_session *s = sb->sessions; s; s = s->next)
+		if (!strcmp(s->id, id))
+			return s;
+	return NULL;
+}
+
+static void session_free(struct sbx_session *s)
+{
+	free(s->id);
+	free(s->cwd);
+	free(s->exports);
+	free(s);
+}
+
+static int session_save(struct sbx_sandbox *sb, struct sbx_session *s, sbx_error **err)
+{
+	char rel[256];
+	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions", sb->id);
+	if (mkdirat(sb->d->state_fd, rel, 0700) < 0 && errno != EEXIST)
+		return sbx_error_errno(err, errno, "create %s", rel);
+	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%s", sb->id, s->id);
+	if (mkdirat(sb->d->state_fd, rel, 0700) < 0 && errno != EEXIST)
+		return sbx_error_errno(err, errno, "create %s", rel);
+	char created[32];
+	snprintf(created, sizeof(created), "%lld\n", (long long)s->created_ms);
+	const char *files[][2] = { { "cwd", s->cwd }, { "exports", s->exports }, { "created", created } };
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(files); i++) {
+		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%s/%s", sb->id, s->id, files[i][0]);
+		if (sbx_write_file_atomic_at(sb->d->state_fd, rel, files[i][1], strlen(files[i][1]), 0600, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void sbx_sessions_load(struct sbx_sandbox *sb)
+{
+	char rel[256];
+	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions", sb->id);
+	_cleanup_close_ int fd = openat(sb->d->state_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	_cleanup_closedir_ DIR *dir = fdopendir(sbx_take_fd(&fd));
+	struct dirent *de;
+	while (dir && (de = readdir(dir))) {
+		if (!sbx_name_valid(de->d_name))
+			continue;
+		struct sbx_session *s = calloc(1, sizeof(*s));
+		char *created = NULL;
+		if (!s || !(s->id = strdup(de->d_name)))
+			goto bad;
+		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%.64s/cwd", sb->id, de->d_name);
+		if (sbx_read_file_at(sb->d->state_fd, rel, 8192, &s->cwd, NULL, NULL) < 0)
+			goto bad;
+		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%.64s/exports", sb->id, de->d_name);
+		if (sbx_read_file_at(sb->d->state_fd, rel, MAX_EXPORTS + 1, &s->exports, NULL, NULL) < 0)
+			goto bad;
+		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%.64s/created", sb->id, de->d_name);
+		if (sbx_read_file_at(sb->d->state_fd, rel, 64, &created, NULL, NULL) == 0)
+			s->created_ms = strtoll(created, NULL, 10);
+		free(created);
+		s->next = sb->sessions;
+		sb->sessions = s;
+		continue;
+	bad:
+		sbx_warn("sandbox %s: session %s: unreadable state; ignored", sb->id, de->d_name);
+		if (s)
+			session_free(s);
+	}
+}
+
+void sbx_sessions_free(struct sbx_sandbox *sb)
+{
+	while (sb->sessions) {
+		struct sbx_session *s = sb->sessions;
+		sb->sessions = s->next;
+		session_free(s);
+	}
+}
+
+void sbx_session_command_ended(struct sbx_command *c)
+{
+	struct sbx_sandbox *sb = c->sb;
+	struct sbx_session *s = session_find(sb, c->session);
+	if (!s)
+		return; /* deleted meanwhile */
+	char rel[256], *text = NULL;
+	size_t len = 0;
+	snprintf(rel, sizeof(rel), "sandboxes/%s/cmds/%s/session.state", sb->id, c->id);
+	if (sbx_read_file_at(sb->d->state_fd, rel, MAX_EXPORTS + 8192, &text, &len, NULL) < 0)
+		return; /* too big, or gone: the session keeps its last state */
+	char *nl = memchr(text, '\n', len);
+	/* Killed before its EXIT trap ran: nothing to take over. */
+	if (!nl || text[0] != '/' || memchr(text, '\0', len)) {
+		free(text);
+		return;
+	}
+	*nl = '\0';
+	char *cwd = strdup(text), *exports = strdup(nl + 1);
+	free(text);
+	if (!cwd || !exports) {
+		free(cwd);
+		free(exports);
+		return;
+	}
+	free(s->cwd);
+	free(s->exports);
+	s->cwd = cwd;
+	s->exports = exports;
+	sbx_error *err = NULL;
+	if (session_save(sb, s, &err) < 0) {
+		sbx_warn("sandbox %s: session %s: save: %s", sb->id, s->id, err ? err->msg : "?");
+		sbx_error_free(err);
+	}
+}
+
+/* 'value' quoted for the shell. */
+static void shell_quote(struct sbx_buf *b, const char *v)
+{
+	sbx_buf_append(b, "'", 1);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'')
+			sbx_buf_append(b, "'\\''", 4);
+		else
+			sbx_buf_append(b, p, 1);
+	}
+	sbx_buf_append(b, "'", 1);
+}
+
+void rpc_session_create(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	yajl_val p = req->params;
+	const char *id = NULL, *cwd = NULL;
+	char gen_id[13];
+	struct sbx_kvlist env = { 0 };
+	struct sbx_buf ex = { 0 };
+	struct sbx_session *s = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_json_string(p, "session_id", false, &id, &err) < 0 ||
+	    sbx_json_string(p, "cwd", false, &cwd, &err) < 0 || sbx_json_string_map(p, "env", false, &env, &err) < 0)
+		goto fail;
+	if (!id) {
+		if (sbx_random_id(gen_id, &err) < 0)
+			goto fail;
+		id = gen_id;
+	}
+	if (!sbx_name_valid(id)) {
+		sbx_error_param(&err, "session_id",
+				"invalid session id '%.64s': use letters, digits, '_', '.', '-' (up to 63)", id);
+		goto fail;
+	}
+	if (cwd && cwd[0] != '/') {
+		sbx_error_param(&err, "cwd", "'cwd' must be an absolute path in the sandbox");
+		goto fail;
+	}
+	if (session_find(sb, id)) {
+		sbx_error_set(&err, SBX_ERR_EXISTS, "sandbox %s already has a session '%s'", sb->name, id);
+		goto fail;
+	}
+	for (size_t i = 0; i < env.n; i++) {
+		const char *k = env.items[i].key;
+		bool ok = *k && !(k[0] >= '0' && k[0] <= '9');
+		for (const char *q = k; *q && ok; q++)
+			ok = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_';
+		if (!ok) {
+			sbx_error_param(&err, "env", "'%.64s' is not a shell variable name", k);
+			goto fail;
+		}
+		sbx_buf_printf(&ex, "export %s=", k);
+		shell_quote(&ex, env.items[i].value);
+		sbx_buf_append(&ex, "\n", 1);
+	}
+	sbx_buf_append(&ex, "", 0);
+	if (ex.len > MAX_EXPORTS) {
+		sbx_error_param(&err, "env", "the environment is larger than %d bytes", MAX_EXPORTS);
+		goto fail;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->id = strdup(id)) || !(s->cwd = strdup(cwd ? cwd : sb->workdir)) ||
+	    !(s->exports = strdup(ex.data ? ex.data : ""))) {
+		sbx_error_errno(&err, ENOMEM, "session");
+		goto fail;
+	}
+	s->created_ms = sbx_now_ns() / 1000000;
+	if (session_save(sb, s, &err) < 0)
+		goto fail;
+	s->next = sb->sessions;
+	sb->sessions = s;
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "session_id", s->id);
+		sbx_gen_kv_str(g, "cwd", s->cwd);
+		yajl_gen_map_close(g);
+	}
+	sbx_kvlist_free(&env);
+	sbx_buf_free(&ex);
+	sbx_reply_end(req, g);
+	return;
+fail:
+	if (s)
+		session_free(s);
+	sbx_kvlist_free(&env);
+	sbx_buf_free(&ex);
+	sbx_reply_error(req, err);
+}
+
+static struct sbx_session *session_from_params(struct sbx_sandbox *sb, yajl_val p, sbx_error **err)
+{
+	const char *id = NULL;
+	if (sbx_json_string(p, "session_id", true, &id, err) < 0)
+		return NULL;
+	struct sbx_session *s = session_find(sb, id);
+	if (!s)
+		sbx_error_set(err, SBX_ERR_NOT_FOUND, "no session '%.64s' in sandbox %s; see 'sandboxctl session ls %s'", id,
+			      sb->name, sb->name);
+	return s;
+}
+
+void rpc_session_list(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb) {
+		sbx_reply_error(req, err);
+		return;
+	}
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_key(g, "sessions");
+		yajl_gen_array_open(g);
+		for (struct sbx_session *s = sb->sessions; s; s = s->next) {
+			yajl_gen_map_open(g);
+			sbx_gen_kv_str(g, "session_id", s->id);
+			sbx_gen_kv_str(g, "cwd", s->cwd);
+			char ts[64];
+			sbx_time_rfc3339(s->created_ms * 1000000, ts);
+			sbx_gen_kv_str(g, "created_at", ts);
+			sbx_gen_key(g, "running");
+			yajl_gen_array_open(g);
+			for (struct sbx_command *c = sb->commands; c; c = c->next)
+				if (!c->exited && c->session && !strcmp(c->session, s->id))
+					sbx_gen_str(g, c->id);
+			yajl_gen_array_close(g);
+			yajl_gen_map_close(g);
+		}
+		yajl_gen_array_close(g);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end(req, g);
+}
+
+/* A process is detached from its session command when it made a session of
+ * its own (setsid) or ignores hang-ups (nohup). */
+struct hangup_ctx {
+	pid_t leader;
+	int killed;
+};
+
+static bool detached(pid_t pid, pid_t leader)
+{
+	char path[64], *text = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (sbx_read_file_at(AT_FDCWD, path, 4096, &text, NULL, NULL) < 0)
+		return true; /* gone already */
+	char *rp = strrchr(text, ')');
+	int sid = 0;
+	bool other = !rp || sscanf(rp + 2, "%*c %*d %*d %d", &sid) != 1 || sid != leader;
+	free(text);
+	if (other)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (sbx_read_file_at(AT_FDCWD, path, 16384, &text, NULL, NULL) < 0)
+		return true;
+	char *ign = strstr(text, "\nSigIgn:");
+	unsigned long long mask = ign ? strtoull(ign + 8, NULL, 16) : 0;
+	free(text);
+	return mask & (1ULL << (SIGHUP - 1));
+}
+
+static void hangup_one(int pid, void *arg)
+{
+	struct hangup_ctx *h = arg;
+	if (!detached(pid, h->leader) && kill(pid, SIGKILL) == 0)
+		h->killed++;
+}
+
+void rpc_session_delete(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	struct sbx_session *s = sb ? session_from_params(sb, req->params, &err) : NULL;
+	if (!s) {
+		sbx_reply_error(req, err);
+		return;
+	}
+	int killed = 0;
+	for (struct sbx_command *c = sb->commands; c; c = c->next) {
+		if (c->exited || !c->session || strcmp(c->session, s->id))
+			continue;
+		/* Repeat: a process may fork while we walk. */
+		for (int round = 0; round < 20; round++) {
+			struct hangup_ctx h = { .leader = c->pid };
+			sbx_cgroup_for_each_proc(&sb->d->cg, c->cgroup, hangup_one, &h, NULL);
+			killed += h.killed;
+			if (!h.killed)
+				break;
+		}
+	}
+	for (struct sbx_session **pp = &sb->sessions; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	char rel[256];
+	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%s", sb->id, s->id);
+	sbx_rm_rf_at(sb->d->state_fd, rel, NULL);
+	session_free(s);
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "killed", killed);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end(req, g);
+}
+
+struct session_wait {
+	struct sbx_request *req;
+	size_t max_output;
+	bool base64;
+	int64_t start_ms;
+};
+
+struct out_bufs {
+	struct sbx_buf out, err;
+	size_t max;
+	bool truncated;
+};
+
+static void collect(void *ctx, int stream, const char *data, size_t len, uint64_t end)
+{
+	struct out_bufs *b = ctx;
+	struct sbx_buf *t = stream == 2 ? &b->err : &b->out;
+	size_t keep = len;
+	if (t->len + keep > b->max) {
+		keep = b->max > t->len ? b->max - t->len : 0;
+		b->truncated = true;
+	}
+	sbx_buf_append(t, data, keep);
+}
+
+static void gen_text(yajl_gen g, const char *key, struct sbx_buf *b, bool base64)
+{
+	size_t len = 0;
+	char *s = base64 ? sbx_base64_encode(b->data ? b->data : "", b->len, &len)
+			 : sbx_utf8_sanitize(b->data ? b->data : "", b->len, &len);
+	sbx_gen_key(g, key);
+	if (s)
+		sbx_gen_strn(g, s, len);
+	else
+		yajl_gen_null(g);
+	free(s);
+}
+
+static void session_exec_done(struct sbx_command *c, void *data)
+{
+	struct session_wait *w = data;
+	struct sbx_request *req = w->req;
+	if (!c->exited) {
+		sbx_error *err = NULL;
+		sbx_error_set(&err, SBX_ERR_NOT_FOUND, "sandbox %s was deleted before command %s ended", c->sb->name,
+			      c->id);
+		sbx_reply_error(req, err);
+		free(w);
+		return;
+	}
+	struct out_bufs b = { .max = w->max_output };
+	uint64_t pos = 0;
+	bool more = false;
+	sbx_command_log_read(c, &pos, SIZE_MAX / 2, collect, &b, &more, NULL);
+	struct sbx_session *s = session_find(c->sb, c->session);
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "cmd_id", c->id);
+		sbx_command_gen_status(g, c);
+		gen_text(g, "stdout", &b.out, w->base64);
+		gen_text(g, "stderr", &b.err, w->base64);
+		sbx_gen_kv_bool(g, "truncated", b.truncated || sbx_command_log_dropped(c) > 0);
+		sbx_gen_kv_int(g, "duration_ms", sbx_monotonic_ms() - w->start_ms);
+		sbx_gen_kv_str(g, "cwd", s ? s->cwd : NULL);
+		yajl_gen_map_close(g);
+	}
+	sbx_buf_free(&b.out);
+	sbx_buf_free(&b.err);
+	free(w);
+	sbx_reply_end(req, g);
+}
+
+void rpc_session_exec(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	yajl_val p = req->params;
+	const char *command = NULL, *encoding = "utf-8";
+	bool run_async = false;
+	double timeout = 0;
+	int64_t max_output = DEFAULT_MAX_OUTPUT;
+	char **envp = NULL;
+	struct sbx_command *c = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	struct sbx_session *s = sb ? session_from_params(sb, p, &err) : NULL;
+	if (!s || sbx_json_string(p, "command", true, &command, &err) < 0 ||
+	    sbx_json_bool(p, "run_async", false, &run_async, &err) < 0 ||
+	    sbx_json_number(p, "timeout_s", false, 0, 31536000, &timeout, &err) < 0 ||
+	    sbx_json_int(p, "max_output_bytes", false, 0, 64 * 1024 * 1024, &max_output, &err) < 0 ||
+	    sbx_json_string(p, "encoding", false, &encoding, &err) < 0)
+		goto fail;
+	if (strcmp(encoding, "utf-8") && strcmp(encoding, "base64")) {
+		sbx_error_param(&err, "encoding", "encoding must be \"utf-8\" or \"base64\"");
+		goto fail;
+	}
+	if (strlen(command) > MAX_EXPORTS) {
+		sbx_error_param(&err, "command", "the command is longer than %d bytes; put it in a file", MAX_EXPORTS);
+		goto fail;
+	}
+	if (sb->state != SBX_STATE_STARTED || sb->stopping) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start or resume it first", sb->name,
+			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
+		goto fail;
+	}
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)wrapper, (char *)"sh", s->cwd, s->exports,
+			 (char *)command, NULL };
+	struct sbx_kvlist none = { 0 };
+	envp = sbx_sandbox_env(sb, &none);
+	if (!envp) {
+		sbx_error_errno(&err, ENOMEM, "session");
+		goto fail;
+	}
+	struct sbx_spawn_opts o = {
+		.argv = argv,
+		.envp = envp,
+		.cwd = "/",
+		.user = sb->user,
+		.timeout_s = timeout,
+		.session = s->id,
+		.log_cap = sb->d->cfg.command_log_mb * 1024 * 1024,
+	};
+	int64_t start = sbx_monotonic_ms();
+	if (sbx_command_spawn(sb, &o, &c, NULL, &err) < 0)
+		goto fail;
+	sbx_strv_free(envp);
+	envp = NULL;
+	if (run_async) {
+		yajl_gen g = sbx_reply_begin(req);
+		if (g) {
+			yajl_gen_map_open(g);
+			sbx_gen_kv_str(g, "cmd_id", c->id);
+			sbx_gen_kv_int(g, "pid", c->pid);
+			yajl_gen_map_close(g);
+		}
+		sbx_reply_end(req, g);
+		return;
+	}
+	struct session_wait *w = calloc(1, sizeof(*w));
+	if (!w) {
+		sbx_error_errno(&err, ENOMEM, "session");
+		goto fail;
+	}
+	w->req = req;
+	w->max_output = (size_t)max_output;
+	w->base64 = !strcmp(encoding, "base64");
+	w->start_ms = start;
+	if (sbx_command_on_exit(c, session_exec_done, NULL, w, 0) < 0) {
+		free(w);
+		sbx_error_errno(&err, ENOMEM, "session");
+		goto fail;
+	}
+	return;
+fail:
+	sbx_strv_free(envp);
+	sbx_reply_error(req, err);
+}

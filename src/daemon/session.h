@@ -1,0 +1,24 @@
+/* Sessions: a shell state (working directory and exported variables) that
+ * each session command starts from and leaves behind for the next. */
+#ifndef SBX_SESSION_H
+#define SBX_SESSION_H
+
+#include "daemon.h"
+
+struct sbx_command;
+struct sbx_sandbox;
+
+struct sbx_session {
+	struct sbx_session *next;
+	char *id;
+	char *cwd;
+	char *exports; /* `export -p` text of the shell */
+	int64_t created_ms;
+};
+
+/* A session command ended: keep the state it left. */
+void sbx_session_command_ended(struct sbx_command *c);
+void sbx_sessions_load(struct sbx_sandbox *sb);
+void sbx_sessions_free(struct sbx_sandbox *sb);
+
+#endif
