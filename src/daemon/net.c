@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -764,6 +765,43 @@ static void gw_reply(struct gw_conn *c, const char *status, const char *extra)
 	gw_conn_free(c);
 }
 
+static void forward_head(struct sbx_buf *out, const char *buf, size_t len, const struct sbx_http_head *h)
+{
+	const char *eol = memchr(buf, '\n', h->len);
+	if (!eol || sbx_buf_append(out, buf, (size_t)(eol - buf) + 1) < 0)
+		goto fail;
+	for (size_t i = 0; i < h->n_headers; i++) {
+		const struct sbx_http_header *hd = &h->headers[i];
+		if (hd->name.n == 15 && !strncasecmp(hd->name.p, "X-Sandbox-Token", 15))
+			continue;
+		if (hd->name.n == 6 && !strncasecmp(hd->name.p, "Cookie", 6)) {
+			struct sbx_buf ck = { 0 };
+			const char *p = hd->value.p, *end = hd->value.p + hd->value.n;
+			while (p < end) {
+				const char *semi = memchr(p, ';', (size_t)(end - p));
+				const char *e = semi ? semi : end;
+				while (p < e && (*p == ' ' || *p == '\t'))
+					p++;
+				size_t n = (size_t)(e - p);
+				if (n && !(n > sizeof(COOKIE_NAME) - 1 && !memcmp(p, COOKIE_NAME "=", sizeof(COOKIE_NAME))))
+					sbx_buf_printf(&ck, "%s%.*s", ck.len ? "; " : "", (int)n, p);
+				p = e + 1;
+			}
+			if (ck.len)
+				sbx_buf_printf(out, "Cookie: %.*s\r\n", (int)ck.len, ck.data);
+			sbx_buf_free(&ck);
+			continue;
+		}
+		sbx_buf_printf(out, "%.*s: %.*s\r\n", (int)hd->name.n, hd->name.p, (int)hd->value.n, hd->value.p);
+	}
+	if (sbx_buf_append(out, "\r\n", 2) < 0 || sbx_buf_append(out, buf + h->len, len - h->len) < 0)
+		goto fail;
+	return;
+fail:
+	sbx_buf_free(out);
+	*out = (struct sbx_buf){ 0 };
+}
+
 static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 {
 	struct sbx_net *net = c->net;
@@ -818,8 +856,15 @@ static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 	/* epoll knows an fd once: the proxy's watch replaces ours. */
 	sbx_loop_unwatch(c->w);
 	c->w = NULL;
-	/* Everything read so far, head and any body bytes after it, goes first. */
-	sbx_proxy_start(net->d->loop, a, b, true, c->buf, c->len, sb->id);
+	/* The head without the credentials of the gateway (the app has no
+	 * use for them), then any body bytes already read, as they came. */
+	struct sbx_buf fwd = { 0 };
+	forward_head(&fwd, c->buf, c->len, h);
+	if (fwd.data)
+		sbx_proxy_start(net->d->loop, a, b, true, fwd.data, fwd.len, sb->id);
+	else
+		sbx_proxy_start(net->d->loop, a, b, true, c->buf, c->len, sb->id);
+	sbx_buf_free(&fwd);
 	gw_conn_free(c);
 }
 

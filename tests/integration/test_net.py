@@ -211,6 +211,7 @@ class NetTestBase(SandboxdTestCase):
 
 class BridgeTest(NetTestBase):
     def test_bridge_sandbox_has_address_route_and_resolver(self):
+        self.assertIn("network.bridge", self.call("system.info")["features"])
         sb = self.create()
         net = sb["network"]
         self.assertEqual(net["mode"], "bridge")
@@ -378,19 +379,24 @@ class BridgeTest(NetTestBase):
         head = ("GET /ws HTTP/1.1\r\nHost: 9000-%s.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "X-Sandbox-Token: %s\r\n\r\n" % (sb["id"], pv["token"])).encode()
 
+        # The gateway passes the head on without its own token.
+        expected = head.replace(("X-Sandbox-Token: %s\r\n" % pv["token"]).encode(), b"")
+
         def connect():
             s = socket.create_connection((h, int(p)), timeout=5)
             s.sendall(head)
             got = b""
-            while len(got) < len(head):
+            while len(got) < len(expected):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
                 got += chunk
-            return s, got
+            if got != expected:
+                s.close()
+                return None
+            return s
 
-        s, got = wait_until(lambda: (lambda r: r if r[1] == head else None)(connect()), 10,
-                            message="echo server behind the gateway")
+        s = wait_until(connect, 10, message="echo server behind the gateway")
         with s:
             for i in range(5):
                 msg = b"message %d\n" % i
@@ -411,6 +417,18 @@ class BridgeTest(NetTestBase):
             s.sendall(big)
             t.join(30)
             self.assertEqual(bytes(received), big)
+        # A token in a cookie is taken out too; the app's cookies stay.
+        with socket.create_connection((h, int(p)), timeout=5) as s2:
+            s2.sendall(("GET / HTTP/1.1\r\nHost: 9000-%s.localhost\r\nCookie: a=1; sbx_preview_token=%s; b=2\r\n"
+                        "\r\n" % (sb["id"], pv["token"])).encode())
+            got = b""
+            while b"\r\n\r\n" not in got:
+                chunk = s2.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertIn(b"Cookie: a=1; b=2\r\n", got)
+            self.assertNotIn(pv["token"].encode(), got)
 
     def test_nothing_left_after_delete_and_shutdown(self):
         a = self.create(network={"deny_out": ["198.51.100.0/24"]})
