@@ -28,6 +28,7 @@
 #define HEAD_MAX 16384
 #define HEAD_TIMEOUT_MS 15000
 #define COOKIE_NAME "sbx_preview_token"
+#define GW_MAX_PENDING 256
 
 struct sbx_publish {
 	struct sbx_publish *next;
@@ -72,6 +73,7 @@ struct sbx_net {
 	char gw_addr[96]; /* host:port */
 	struct token *tokens;
 	struct gw_conn *conns;
+	size_t n_conns;
 };
 
 bool sbx_net_available(struct sbx_daemon *d)
@@ -276,7 +278,17 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 		sbx_info("bridge %s %s/%d, mtu %u, nftables table inet %s", net->bridge, gw, net->subnet.prefix,
 			 net->mtu, net->table);
 	}
-	return gateway_listen(net, err);
+	/* A taken port disables previews, not the daemon. */
+	sbx_error *ge = NULL;
+	if (gateway_listen(net, &ge) < 0) {
+		if (ge->code == SBX_ERR_INVALID_PARAMS) {
+			*err = ge;
+			return -1;
+		}
+		sbx_warn("%s; net.preview is unavailable", ge->msg);
+		sbx_error_free(ge);
+	}
+	return 0;
 }
 
 /* ---- addresses ---- */
@@ -741,6 +753,7 @@ static void gw_conn_free(struct gw_conn *c)
 	for (struct gw_conn **pp = &c->net->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
+			c->net->n_conns--;
 			break;
 		}
 	}
@@ -911,6 +924,14 @@ static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
 		int fd = accept4(net->gw_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		/* Heads being read hold 16 KiB each: bounded, oldest dropped. */
+		if (net->n_conns >= GW_MAX_PENDING) {
+			struct gw_conn *oldest = net->conns;
+			while (oldest && oldest->next)
+				oldest = oldest->next;
+			if (oldest)
+				gw_conn_free(oldest);
+		}
 		struct gw_conn *c = malloc(sizeof(*c));
 		if (!c) {
 			close(fd);
@@ -921,6 +942,7 @@ static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
 		c->len = 0;
 		c->next = net->conns;
 		net->conns = c;
+		net->n_conns++;
 		c->w = sbx_loop_watch(net->d->loop, fd, EPOLLIN, gw_read, c);
 		c->timer = sbx_loop_timer(net->d->loop, HEAD_TIMEOUT_MS, gw_timeout, c);
 		if (!c->w || !c->timer)
