@@ -114,14 +114,22 @@ static bool param_matches(const char *p, size_t n, const char *name, struct sbx_
 	return true;
 }
 
+/* The query is what lies between the first "?" and a "#"; a "?" after the
+ * "#" belongs to the fragment. */
+static const char *query_start(struct sbx_http_str target, const char **qend)
+{
+	const char *hash = memchr(target.p, '#', target.n);
+	const char *end = hash ? hash : target.p + target.n;
+	*qend = end;
+	return memchr(target.p, '?', (size_t)(end - target.p));
+}
+
 bool sbx_http_query_get(struct sbx_http_str target, const char *name, struct sbx_http_str *value)
 {
-	const char *q = memchr(target.p, '?', target.n);
+	const char *end;
+	const char *q = query_start(target, &end);
 	if (!q)
 		return false;
-	const char *end = target.p + target.n, *hash = memchr(q, '#', (size_t)(end - q));
-	if (hash)
-		end = hash;
 	const char *p = q + 1;
 	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -142,14 +150,13 @@ size_t sbx_http_query_remove(struct sbx_http_str target, const char *name, char 
 			if (outsz && need < outsz - 1)                                  \
 				out[need] = (ptr)[k_];                                  \
 	} while (0)
-	const char *q = memchr(target.p, '?', target.n);
-	const char *end = target.p + target.n;
+	const char *end = target.p + target.n, *qend;
+	const char *q = query_start(target, &qend);
 	if (!q) {
 		EMIT(target.p, target.n);
 	} else {
 		EMIT(target.p, (size_t)(q - target.p));
-		const char *hash = memchr(q, '#', (size_t)(end - q));
-		const char *qend = hash ? hash : end;
+		const char *hash = qend < end ? qend : NULL;
 		bool first = true;
 		const char *p = q + 1;
 		while (p < qend) {

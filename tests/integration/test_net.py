@@ -74,7 +74,7 @@ class Internet:
         os.makedirs(self.www, exist_ok=True)
         with open(os.path.join(self.www, "hello.txt"), "w") as f:
             f.write("hello from the internet\n")
-        for addr, port in ((self.ip, 8080), (self.metadata, 80)):
+        for addr, port in ((self.ip, 8080), (self.ip, 53), (self.metadata, 80)):
             self.procs.append(subprocess.Popen(ns + [sys.executable, "-c", HTTP_SERVER, addr, str(port), self.www],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_until(lambda: self.host_get(self.ip, 8080) is not None, 10, message="internet http server")
@@ -466,6 +466,15 @@ class BridgeTest(NetTestBase):
                 if table is not None:
                     self.assertIn("203.0.113.0/24", table)
 
+    def test_stop_start_keeps_address_and_network(self):
+        sb = self.create()
+        self.call("sandbox.stop", {"sandbox": sb["id"]})
+        self.assertNotIn("sv" + sb["id"], our_links())
+        self.assertEqual(self.inspect(sb["id"])["network"]["ip"], sb["network"]["ip"])
+        self.call("sandbox.start", {"sandbox": sb["id"]})
+        self.assertIn(sb["network"]["ip"], self.sh(sb["id"], "ip -4 -o addr show eth0"))
+        self.assertTrue(self.reaches_internet(sb["id"]))
+
     def test_addresses_are_not_reused_at_once(self):
         a = self.create()
         self.call("sandbox.delete", {"sandbox": a["id"], "force": True})
@@ -475,6 +484,28 @@ class BridgeTest(NetTestBase):
         self.rpc = self.daemon.client()
         c = self.create()
         self.assertNotIn(c["network"]["ip"], (a["network"]["ip"], b["network"]["ip"]))
+
+
+class ForbiddenRangeTest(NetTestBase):
+    """forbidden_out and dns from the configuration; allow_out opens a range."""
+
+    def setUp(self):
+        self.daemon_options = {"config": {"forbidden_out": "198.51.100.0/24", "dns": self.inet.ip}}
+        super().setUp()
+
+    def test_forbidden_range_dns_exception_and_allow_out(self):
+        sb = self.create()
+        self.assertEqual(self.sh(sb["id"], "grep nameserver /etc/resolv.conf"), "nameserver %s\n" % self.inet.ip)
+        self.assertFalse(self.reaches_internet(sb["id"]))
+        # port 53 of the resolver it was given stays reachable
+        self.assertIn("hello from the internet", self.http(sb["id"], self.inet.ip, 53))
+        self.call("sandbox.update", {"sandbox": sb["id"], "network": {"allow_out": [self.inet.ip + "/32"]}})
+        self.assertTrue(self.reaches_internet(sb["id"]))
+        # allow_out does not open other sandboxes
+        other = self.create()
+        self.call("sandbox.update", {"sandbox": sb["id"], "network": {"allow_out": ["0.0.0.0/0"]}})
+        self.start_httpd(other, 8000, "neighbour")
+        self.assertNotIn("neighbour", self.http(sb["id"], other["network"]["ip"], 8000, "/index.html"))
 
 
 if __name__ == "__main__":

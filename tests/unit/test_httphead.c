@@ -112,6 +112,14 @@ START_TEST(test_query_token)
 	ck_assert_str_eq(out, "/x");
 	sbx_http_query_remove(S("/?token=abc#frag"), "token", out, sizeof(out));
 	ck_assert_str_eq(out, "/#frag");
+	/* a "?" inside a parameter is part of it, not a second query */
+	ck_assert_int_eq((int)sbx_http_query_remove(S("/p?tokH?token=2&token=3"), "token", out, sizeof(out)), 15);
+	ck_assert_str_eq(out, "/p?tokH?token=2");
+	ck_assert(!sbx_http_query_get(S(out), "token", &v));
+	/* nor is a "?" in the fragment */
+	ck_assert(!sbx_http_query_get(S("/p#x?token=1"), "token", &v));
+	sbx_http_query_remove(S("/p#x?token=1"), "token", out, sizeof(out));
+	ck_assert_str_eq(out, "/p#x?token=1");
 	char tiny[4];
 	ck_assert_int_eq((int)sbx_http_query_remove(S("/abcdef"), "token", tiny, sizeof(tiny)), 7);
 	ck_assert_str_eq(tiny, "/ab");
