@@ -231,6 +231,18 @@ class BridgeTest(NetTestBase):
             self.assertIn("mtu %s" % mtu, self.sh(sb["id"], "ip link show eth0"))
         self.assertIn("sv" + sb["id"], our_links())
 
+    def test_root_inside_cannot_change_the_network(self):
+        # The network namespace belongs to the host's user namespace: even
+        # CAP_NET_ADMIN inside a user namespace does not reach it.
+        for params in ({}, {"cap_add": ["NET_ADMIN"]}):
+            with self.subTest(**params):
+                sb = self.create(**params)
+                for cmd in ("ip addr add 10.1.2.3/32 dev eth0", "ip link set eth0 down",
+                            "ip route del default", "ip link add x type dummy"):
+                    r = self.exec(sb["id"], cmd)
+                    self.assertNotEqual(r["exit_code"], 0, cmd)
+                self.assertTrue(self.reaches_internet(sb["id"]))
+
     def test_none_has_only_loopback(self):
         sb = self.create(network={"mode": "none"})
         self.assertEqual(sb["network"]["mode"], "none")
