@@ -266,6 +266,8 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 	    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1", &e) < 0) {
 		sbx_warn("bridge networking is unavailable: %s", e ? e->msg : "bridge not found");
 		sbx_error_free(e);
+		if (nl.sock)
+			sbx_nl_link_delete(&nl, net->bridge, NULL); /* nothing half made stays */
 		sbx_nl_close(&nl);
 		net->enabled = false;
 	} else {
