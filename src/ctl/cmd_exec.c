@@ -105,16 +105,19 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv)
 		{ "env", required_argument, NULL, 'e' },	    { "workdir", required_argument, NULL, 'w' },
 		{ "user", required_argument, NULL, 'u' },	    { "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "interactive", no_argument, NULL, 'i' },	    { "json", no_argument, NULL, OPT_JSON },
+		{ "tty", no_argument, NULL, 't' },		    { "detach", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },		    { NULL, 0, NULL, 0 },
 	};
 	_cleanup_free_ char **env = calloc((size_t)argc, sizeof(char *));
 	int nenv = 0;
 	const char *workdir = NULL, *user = NULL;
 	double timeout = 0;
-	bool interactive = false;
+	bool interactive = false, tty = false, detach = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "+e:w:u:ih", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:w:u:itdh", opts, NULL)) != -1) {
 		switch (c) {
+		case 't': tty = true; break;
+		case 'd': detach = true; break;
 		case 'e': env[nenv++] = optarg; break;
 		case 'w': workdir = optarg; break;
 		case 'u': user = optarg; break;
@@ -125,10 +128,12 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv)
 			break;
 		case OPT_JSON: ctl->json = true; break;
 		case 'h':
-			printf("Usage: sandboxctl exec [-e K=V]... [-w DIR] [-u USER] [--timeout SECONDS] [-i] [--json]\n"
-			       "                      SANDBOX [--] CMD [ARG]...\n"
+			printf("Usage: sandboxctl exec [-e K=V]... [-w DIR] [-u USER] [--timeout SECONDS] [-i] [-t] [-d]\n"
+			       "                      [--json] SANDBOX [--] CMD [ARG]...\n"
 			       "Run a command in a running sandbox. Its stdout and stderr are relayed and sandboxctl\n"
-			       "exits with its exit code. -i sends sandboxctl's stdin to the command.\n");
+			       "exits with its exit code. -i sends sandboxctl's stdin to the command; -t runs it on a\n"
+			       "terminal of the sandbox (-it: an interactive shell); -d starts it in the background\n"
+			       "and prints its CMD_ID (see 'sandboxctl logs').\n");
 			return 0;
 		default:
 			return ctl_bad_option("exec", argv);
@@ -141,6 +146,13 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv)
 		optind++;
 	if (optind >= argc)
 		return ctl_usage_error("exec", "no command given");
+	if (tty && detach)
+		return ctl_usage_error("exec", "-t and -d do not go together: a detached command has no terminal here");
+	if (tty)
+		return ctl_exec_tty(ctl, sandbox, argv + optind, argc - optind, env, nenv, workdir, user, timeout);
+	if (detach)
+		return ctl_exec_detached(ctl, sandbox, argv + optind, argc - optind, env, nenv, workdir, user, timeout,
+					 interactive);
 	return ctl_exec_and_relay(ctl, sandbox, argv + optind, argc - optind, env, nenv, workdir, user, timeout,
 				  interactive);
 }

@@ -53,6 +53,10 @@ int cmd_resume(struct ctl *ctl, int argc, char **argv);
 int cmd_update(struct ctl *ctl, int argc, char **argv);
 int cmd_stats(struct ctl *ctl, int argc, char **argv);
 int cmd_net(struct ctl *ctl, int argc, char **argv);
+int cmd_logs(struct ctl *ctl, int argc, char **argv);
+int cmd_ps(struct ctl *ctl, int argc, char **argv);
+int cmd_kill(struct ctl *ctl, int argc, char **argv);
+int cmd_session(struct ctl *ctl, int argc, char **argv);
 
 /* Shared by create and run: parse create options into params. */
 struct create_opts {
@@ -120,5 +124,11 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o);
 /* Run a command in a sandbox and relay its output; returns its exit code. */
 int ctl_exec_and_relay(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
 		       const char *workdir, const char *user, double timeout, bool interactive);
+/* Start it in the background and print its CMD_ID. */
+int ctl_exec_detached(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
+		      const char *workdir, const char *user, double timeout, bool keep_stdin);
+/* Run it on a terminal of the sandbox relayed to ours; returns its exit code. */
+int ctl_exec_tty(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
+		 const char *workdir, const char *user, double timeout);
 
 #endif

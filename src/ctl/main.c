@@ -24,7 +24,11 @@ static void usage(FILE *out)
 		"  pause | resume SANDBOX...     freeze or thaw every process of sandboxes\n"
 		"  update [OPTIONS] SANDBOX      change limits and labels of a sandbox\n"
 		"  stats [--watch] [SANDBOX...]  live resource usage\n"
-		"  exec [OPTIONS] SANDBOX -- CMD...  run a command in a sandbox\n"
+		"  exec [OPTIONS] SANDBOX -- CMD...  run a command in a sandbox (-it: a terminal, -d: background)\n"
+		"  ps SANDBOX                    list a sandbox's background commands\n"
+		"  logs [-f] SANDBOX CMD_ID      output of a background command\n"
+		"  kill [-s SIG] SANDBOX CMD_ID  signal a background command's processes\n"
+		"  session create|exec|ls|rm     shells whose cwd and exports persist\n"
 		"  run [--rm] [OPTIONS] [IMAGE] -- CMD...  create a sandbox and run a command\n"
 		"  image ls | import NAME PATH | rm NAME\n"
 		"  net publish | unpublish | ports | preview  published ports and preview links\n\n"
@@ -96,11 +100,12 @@ static const struct {
 	int (*fn)(struct ctl *, int, char **);
 } verbs[] = {
 	{ "info", cmd_info }, { "create", cmd_create }, { "ls", cmd_ls },	  { "list", cmd_ls },
-	{ "ps", cmd_ls },     { "inspect", cmd_inspect }, { "start", cmd_start }, { "stop", cmd_stop },
+	{ "ps", cmd_ps },     { "inspect", cmd_inspect }, { "start", cmd_start }, { "stop", cmd_stop },
 	{ "rm", cmd_rm },     { "delete", cmd_rm },     { "exec", cmd_exec },	  { "run", cmd_run },
 	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "resume", cmd_resume },
 	{ "unpause", cmd_resume }, { "update", cmd_update }, { "stats", cmd_stats },
 	{ "net", cmd_net },
+	{ "logs", cmd_logs }, { "kill", cmd_kill }, { "session", cmd_session },
 };
 
 int main(int argc, char **argv)

@@ -204,9 +204,14 @@ int sbx_command_log_read(struct sbx_command *c, uint64_t *pos, size_t max, sbx_l
 			uint64_t rec_end = p + HDR + len;
 			if (rec_end > *pos) {
 				uint64_t skip = *pos > p + HDR ? *pos - (p + HDR) : 0;
-				emit(ctx, stream, (const char *)h + HDR + skip, len - skip, rec_end);
-				emitted += len - skip;
-				*pos = rec_end;
+				size_t take = len - skip;
+				if (take > max - emitted)
+					take = max - emitted; /* the rest of the record next time */
+				emit(ctx, stream, (const char *)h + HDR + skip, take, p + HDR + skip + take);
+				emitted += take;
+				*pos = p + HDR + skip + take;
+				if (*pos < rec_end)
+					break;
 			}
 			p = rec_end;
 		}
@@ -1284,6 +1289,20 @@ void sbx_commands_load(struct sbx_sandbox *sb)
 			continue;
 		c->next = sb->commands;
 		sb->commands = c;
+	}
+}
+
+void sbx_commands_end_monitors(struct sbx_sandbox *sb)
+{
+	for (struct sbx_command *c = sb->commands; c; c = c->next) {
+		if (c->monitor_pidfd < 0)
+			continue;
+		/* The sandbox is stopped: its commands are dead, and the monitor
+		 * must not write into a directory that is being removed. */
+		sbx_pidfd_send_signal(c->monitor_pidfd, SIGKILL, NULL, 0);
+		struct pollfd p = { .fd = c->monitor_pidfd, .events = POLLIN };
+		poll(&p, 1, 1000);
+		waitid((idtype_t)P_PIDFD, (id_t)c->monitor_pidfd, NULL, WEXITED | WNOHANG);
 	}
 }
 

@@ -98,6 +98,8 @@ int sbx_commands_init(struct sbx_daemon *d, sbx_error **err);
 void sbx_commands_fini(struct sbx_daemon *d);
 /* After a restart: the sandbox's commands from its state directory. */
 void sbx_commands_load(struct sbx_sandbox *sb);
+/* Before a stopped sandbox's state is removed: no monitor may write there. */
+void sbx_commands_end_monitors(struct sbx_sandbox *sb);
 /* The sandbox goes away: end followers and waiters, forget the commands. */
 void sbx_commands_free(struct sbx_sandbox *sb);
 bool sbx_commands_running(struct sbx_sandbox *sb);

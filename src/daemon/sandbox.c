@@ -545,6 +545,7 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
 	/* Renaming away first makes delete atomic: after a crash the sandbox
 	 * is either fully there or in the trash. */
+	sbx_commands_end_monitors(sb);
 	if (sbx_trash(d, rel, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s: delete", sb->id);
 	sbx_commands_free(sb);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -55,6 +56,17 @@ struct source {
 	unsigned char held[4]; /* an incomplete UTF-8 sequence waiting for its rest */
 	size_t nheld;
 };
+
+/* Close what fd refers to but keep its number taken (by /dev/null), so a
+ * later open never lands on a number this program gives a meaning to. */
+static void release(int fd)
+{
+	int n = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (n < 0 || dup3(n, fd, O_CLOEXEC) < 0)
+		close(fd);
+	if (n >= 0)
+		close(n);
+}
 
 static void write_dropped(void)
 {
@@ -157,7 +169,7 @@ static int pump(struct source *s, int all)
 			return 1;
 		if (n <= 0) { /* EOF, or EIO from a terminal whose last user left */
 			flush_held(s);
-			close(s->fd);
+			release(s->fd);
 			s->fd = -1;
 			return 0;
 		}
@@ -218,10 +230,22 @@ int main(int argc, char **argv)
 	long long timeout_ms = strtoll(argv[3], NULL, 10);
 	if (cmd <= 0 || cap < 2 * SEG)
 		return 2;
+	/* Fill the numbers of absent descriptors with /dev/null first, so that
+	 * nothing opened below can take one of them. */
+	int absent[FD_CGROUP + 1] = { 0 };
+	for (int fd = FD_OUT; fd <= FD_CGROUP; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		absent[fd] = 1;
+		int n = open("/dev/null", O_RDWR);
+		if (n < 0 || (n != fd && (dup2(n, fd) < 0 || close(n) < 0)))
+			return 1;
+	}
 	nslots = (size_t)(cap / SEG) + 3;
 	seg_payload = calloc(nslots, sizeof(*seg_payload));
 	if (!seg_payload)
 		return 1;
+	prctl(PR_SET_NAME, "sandbox-monitor", 0, 0, 0);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -245,11 +269,12 @@ int main(int argc, char **argv)
 		pos = start = (uint64_t)st.st_size;
 	struct source src[2] = { { FD_OUT, 1, { 0 }, 0 }, { FD_ERR, 2, { 0 }, 0 } };
 	for (int i = 0; i < 2; i++) {
-		int fl = fcntl(src[i].fd, F_GETFL);
-		if (fl < 0)
+		if (absent[src[i].fd]) {
 			src[i].fd = -1;
-		else
-			fcntl(src[i].fd, F_SETFL, fl | O_NONBLOCK);
+			continue;
+		}
+		int fl = fcntl(src[i].fd, F_GETFL);
+		fcntl(src[i].fd, F_SETFL, fl | O_NONBLOCK);
 	}
 	int exited = 0, timed_out = 0;
 	siginfo_t status = { 0 };
@@ -282,7 +307,7 @@ int main(int argc, char **argv)
 			struct signalfd_siginfo ssi;
 			while (read(sfd, &ssi, sizeof(ssi)) == sizeof(ssi)) {
 				if (ssi.ssi_signo == SIGUSR1)
-					close(FD_STDIN);
+					release(FD_STDIN);
 			}
 			siginfo_t si = { 0 };
 			if (!exited && waitid(P_PID, (id_t)cmd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == cmd) {
@@ -296,7 +321,7 @@ int main(int argc, char **argv)
 						flush_held(&src[i]);
 					}
 				}
-				close(FD_STDIN);
+				release(FD_STDIN);
 				write_status(&status, timed_out);
 			}
 		}
