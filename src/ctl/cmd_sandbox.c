@@ -205,7 +205,7 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 		case OPT_JSON: ctl->json = true; break;
 		case 'h':
 			printf("Usage: sandboxctl create [--name NAME] [--image IMAGE | IMAGE] [--env K=V]... [--label K=V]...\n"
-			       "                        [--workdir DIR] [--user USER] [--hostname NAME] [--network none]\n"
+			       "                        [--workdir DIR] [--user USER] [--hostname NAME] [--network bridge|none]\n"
 			       "                        [--cpus N] [--memory SIZE] [--pids N] [--disk SIZE] [--no-start] [--json]\n"
 			       "                        [--no-userns] [--cap-add CAP]... [--cap-drop CAP]... [--seccomp-profile P]\n"
 			       "SIZE is in MiB or has a unit: 512m, 2g. 0 means unlimited; omitted means the daemon's default.\n"

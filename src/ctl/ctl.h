@@ -52,6 +52,7 @@ int cmd_pause(struct ctl *ctl, int argc, char **argv);
 int cmd_resume(struct ctl *ctl, int argc, char **argv);
 int cmd_update(struct ctl *ctl, int argc, char **argv);
 int cmd_stats(struct ctl *ctl, int argc, char **argv);
+int cmd_net(struct ctl *ctl, int argc, char **argv);
 int cmd_logs(struct ctl *ctl, int argc, char **argv);
 int cmd_ps(struct ctl *ctl, int argc, char **argv);
 int cmd_kill(struct ctl *ctl, int argc, char **argv);

@@ -33,6 +33,7 @@ static void usage(FILE *out)
 		"  image ls | import NAME PATH | rm NAME\n"
 		"  cp SRC DST                    copy files and directories; SANDBOX:PATH on one side\n"
 		"  fs ls|stat|cat|write|rm|mkdir|mv|find SANDBOX ...  files inside a sandbox\n\n"
+		"  net publish | unpublish | ports | preview  published ports and preview links\n\n"
 		"Global options:\n"
 		"  -s, --socket PATH   daemon socket (default $SANDBOXD_SOCKET or /run/sandboxd/sandboxd.sock)\n"
 		"      --json          machine-readable output\n"
@@ -105,6 +106,7 @@ static const struct {
 	{ "rm", cmd_rm },     { "delete", cmd_rm },     { "exec", cmd_exec },	  { "run", cmd_run },
 	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "resume", cmd_resume },
 	{ "unpause", cmd_resume }, { "update", cmd_update }, { "stats", cmd_stats },
+	{ "net", cmd_net },
 	{ "logs", cmd_logs }, { "kill", cmd_kill }, { "session", cmd_session },
 	{ "cp", cmd_cp },     { "fs", cmd_fs },
 };

@@ -41,6 +41,11 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	    set_str(&cfg->default_image_path, PKGDATADIR "/images/minimal.tar.gz") < 0 ||
 	    set_str(&cfg->disk_quota, "auto") < 0)
 		return -ENOMEM;
+	if (set_str(&cfg->default_network, "bridge") < 0 || set_str(&cfg->net_bridge, "sbx0") < 0 ||
+	    set_str(&cfg->net_subnet, "10.88.0.0/16") < 0 ||
+	    set_str(&cfg->net_forbidden, "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10") < 0 ||
+	    set_str(&cfg->preview_listen, "127.0.0.1:8480") < 0 || set_str(&cfg->preview_domain, "localhost") < 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -55,6 +60,13 @@ void sbx_config_free(struct sbx_config *cfg)
 	free(cfg->default_image_path);
 	free(cfg->cgroup_parent);
 	free(cfg->disk_quota);
+	free(cfg->default_network);
+	free(cfg->net_bridge);
+	free(cfg->net_subnet);
+	free(cfg->net_dns);
+	free(cfg->net_forbidden);
+	free(cfg->preview_listen);
+	free(cfg->preview_domain);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -79,6 +91,12 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 		{ "default_image", offsetof(struct sbx_config, default_image) },
 		{ "default_image_path", offsetof(struct sbx_config, default_image_path) },
 		{ "cgroup_parent", offsetof(struct sbx_config, cgroup_parent) },
+		{ "bridge", offsetof(struct sbx_config, net_bridge) },
+		{ "subnet", offsetof(struct sbx_config, net_subnet) },
+		{ "dns", offsetof(struct sbx_config, net_dns) },
+		{ "forbidden_out", offsetof(struct sbx_config, net_forbidden) },
+		{ "preview_listen", offsetof(struct sbx_config, preview_listen) },
+		{ "preview_domain", offsetof(struct sbx_config, preview_domain) },
 	};
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(strings); i++) {
 		if (strcmp(key, strings[i].key) != 0)
@@ -132,6 +150,11 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 					     value);
 		cfg->default_cpus = v;
 		return 0;
+	}
+	if (!strcmp(key, "network")) {
+		if (strcmp(value, "bridge") && strcmp(value, "none"))
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not bridge or none", key, value);
+		return set_str(&cfg->default_network, value) < 0 ? sbx_error_errno(err, ENOMEM, "%s", key) : 0;
 	}
 	if (!strcmp(key, "disk_quota")) {
 		if (strcmp(value, "auto") && strcmp(value, "project") && strcmp(value, "loop"))

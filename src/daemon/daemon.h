@@ -45,6 +45,14 @@ struct sbx_config {
 	int64_t userns_start;    /* host ids handed out to sandboxes, 65536 each */
 	int64_t userns_count;
 	char *disk_quota; /* "auto", "project" or "loop" */
+	/* networking (net.c) */
+	char *default_network; /* "bridge" or "none" */
+	char *net_bridge;      /* bridge name; also names the nftables table */
+	char *net_subnet;      /* IPv4 CIDR; the bridge takes the first address */
+	char *net_dns;         /* resolvers for sandboxes, comma-separated; NULL: the host's */
+	char *net_forbidden;   /* CIDRs sandboxes may not reach, comma-separated */
+	char *preview_listen;  /* ADDRESS:PORT of the preview gateway; "": none */
+	char *preview_domain;
 	int64_t command_log_mb; /* output kept per background command */
 };
 
@@ -57,6 +65,7 @@ void sbx_config_free(struct sbx_config *cfg);
 struct sbx_sandbox;
 struct sbx_image;
 struct sbx_conn;
+struct sbx_net;
 
 struct sbx_daemon {
 	struct sbx_config cfg;
@@ -77,6 +86,7 @@ struct sbx_daemon {
 	int64_t started_ns;
 	uint64_t conn_count;
 	bool shutting_down;
+	struct sbx_net *net; /* net.c */
 };
 
 /* One JSON-RPC call. A handler must end it exactly once with one of the

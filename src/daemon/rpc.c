@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "net.h"
 
 static const struct {
 	const char *name;
@@ -53,6 +54,10 @@ static const struct {
 	{ "fs.replace", rpc_fs_replace, true },
 	{ "fs.archive", rpc_fs_archive, false },
 	{ "fs.extract", rpc_fs_extract, true },
+	{ "net.publish", rpc_net_publish, true },
+	{ "net.unpublish", rpc_net_unpublish, true },
+	{ "net.ports", rpc_net_ports, false },
+	{ "net.preview", rpc_net_preview, true },
 };
 
 void sbx_rpc_dispatch(struct sbx_request *req)

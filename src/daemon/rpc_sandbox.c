@@ -17,6 +17,7 @@
 #include "userns.h"
 #include "image.h"
 #include "images.h"
+#include "net.h"
 #include "sandbox.h"
 
 static bool env_key_valid(const char *k)
@@ -80,7 +81,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	int64_t auto_stop = 15, auto_archive = 10080, auto_delete = -1;
 	struct sbx_kvlist labels = { 0 }, env = { 0 };
 	yajl_val net = NULL, res = NULL;
-	const char *netmode = "none";
+	const char *netmode = d->cfg.default_network;
 	/* Declared before the first goto: cleanup must never see garbage. */
 	bool userns = d->cfg.userns;
 	const char *seccomp = "default";
@@ -133,10 +134,14 @@ void rpc_sandbox_create(struct sbx_request *req)
 		sbx_error_param(&err, "network", "network mode must be \"bridge\" or \"none\"");
 		goto fail;
 	}
-	if (!strcmp(netmode, "bridge") && sbx_json_get(net, "mode")) {
-		sbx_error_set(&err, SBX_ERR_UNSUPPORTED,
-			      "network mode \"bridge\" is not available in this version; use \"none\" (loopback only)");
-		goto fail;
+	if (!strcmp(netmode, "bridge") && !sbx_net_available(d)) {
+		/* The default falls back; an explicit request does not. */
+		if (sbx_json_get(net, "mode")) {
+			sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "bridge networking is unavailable on this host (see the "
+				      "daemon's log); use network mode \"none\"");
+			goto fail;
+		}
+		netmode = "none";
 	}
 	struct sbx_resources resources = {
 		.cpus = d->cfg.default_cpus,
@@ -215,7 +220,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	sb->user = strdup(user);
 	sb->workdir = strdup(workdir);
 	sb->hostname = strdup(hostname ? hostname : sb->name);
-	sb->network_mode = strdup("none");
+	sb->network_mode = strdup(netmode);
 	sb->labels = labels;
 	sb->env = env;
 	labels = (struct sbx_kvlist){ 0 };
@@ -236,6 +241,11 @@ void rpc_sandbox_create(struct sbx_request *req)
 	    !sb->network_mode || !sb->cgroup || !sb->seccomp) {
 		sandbox_free_new(sb);
 		sbx_error_errno(&err, ENOMEM, "create");
+		goto fail;
+	}
+	if (sbx_net_parse_egress(net, &sb->net, &err) < 0 ||
+	    (!strcmp(netmode, "bridge") && sbx_net_allocate(d, &sb->net.ip, &err) < 0)) {
+		sandbox_free_new(sb);
 		goto fail;
 	}
 
@@ -309,6 +319,14 @@ void rpc_sandbox_create(struct sbx_request *req)
 	}
 	sb->next = d->sandboxes;
 	d->sandboxes = sb;
+	/* Its own egress rules exist before anything in it runs. */
+	if ((sb->net.n_allow || sb->net.n_deny) && sbx_net_apply_rules(d, &err) < 0) {
+		sbx_error *derr = NULL;
+		if (sbx_sandbox_destroy(sb, &derr) < 0)
+			sbx_warn("%s", derr->msg);
+		sbx_error_free(derr);
+		goto fail;
+	}
 	sbx_event_emit(d, "created", sb, NULL);
 	if (start) {
 		if (sbx_sandbox_start(sb, &err) < 0) {
@@ -474,9 +492,25 @@ void rpc_sandbox_update(struct sbx_request *req)
 	    sbx_json_int(p, "auto_delete_min", false, -1, 5256000, &auto_delete, &err) < 0 ||
 	    sbx_json_object(p, "resources", false, &res, &err) < 0 || sbx_json_object(p, "network", false, &net, &err) < 0)
 		goto fail;
-	if (net && net->u.object.len > 0) {
-		sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "network egress lists are not available in this version");
-		goto fail;
+	if (net) {
+		/* Checked before anything changes; applied after the limits. */
+		struct sbx_sandbox_net scratch = { 0 };
+		for (size_t i = 0; i < net->u.object.len; i++) {
+			if (strcmp(net->u.object.keys[i], "allow_out") && strcmp(net->u.object.keys[i], "deny_out")) {
+				sbx_error_param(&err, "network", "only allow_out and deny_out can change; not '%.32s'",
+						net->u.object.keys[i]);
+				goto fail;
+			}
+		}
+		int pr = sbx_net_parse_egress(net, &scratch, &err);
+		sbx_net_free(&scratch);
+		if (pr < 0)
+			goto fail;
+		if (!sb->net.ip.s_addr && net->u.object.len) {
+			sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s has network mode %s; egress lists need bridge",
+				      sb->name, sb->network_mode);
+			goto fail;
+		}
 	}
 	struct sbx_resources r = sb->res;
 	if (sbx_resources_parse(res, &r, &err) < 0)
@@ -506,6 +540,10 @@ void rpc_sandbox_update(struct sbx_request *req)
 		goto fail;
 	}
 	sb->res = r;
+	if (net && net->u.object.len && (sbx_net_parse_egress(net, &sb->net, &err) < 0 || sbx_net_apply_rules(d, &err) < 0)) {
+		sbx_error_prefix(&err, "sandbox %s: egress rules", sb->name);
+		goto fail;
+	}
 	if (has_labels > 0) {
 		sbx_kvlist_free(&sb->labels);
 		sb->labels = labels;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "disk.h"
+#include "net.h"
 #include "sandbox.h"
 
 void rpc_system_ping(struct sbx_request *req)
@@ -51,6 +52,8 @@ void rpc_system_info(struct sbx_request *req)
 			sbx_gen_str(g, "limit.disk");
 		if (d->prjquota)
 			sbx_gen_str(g, "disk.project_quota");
+		if (sbx_net_available(d))
+			sbx_gen_str(g, "network.bridge");
 		yajl_gen_array_close(g);
 		sbx_gen_key(g, "resource_defaults");
 		yajl_gen_map_open(g);

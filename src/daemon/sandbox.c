@@ -108,6 +108,7 @@ void sbx_sandbox_unref(struct sbx_sandbox *sb)
 	free(sb->workdir);
 	free(sb->hostname);
 	free(sb->network_mode);
+	sbx_net_free(&sb->net);
 	free(sb->cgroup);
 	free(sb->seccomp);
 	sbx_bpf_free(&sb->filter);
@@ -149,15 +150,7 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
 	sbx_gen_kv_int(g, "pids", sb->res.pids);
 	sbx_gen_kv_int(g, "disk_mb", sb->res.disk_mb);
 	yajl_gen_map_close(g);
-	sbx_gen_key(g, "network");
-	yajl_gen_map_open(g);
-	sbx_gen_kv_str(g, "mode", sb->network_mode);
-	sbx_gen_kv_null(g, "ip");
-	sbx_gen_kv_null(g, "gateway");
-	yajl_gen_map_close(g);
-	sbx_gen_key(g, "ports");
-	yajl_gen_array_open(g);
-	yajl_gen_array_close(g);
+	sbx_net_gen(g, sb);
 	sbx_gen_kv_int(g, "auto_stop_min", sb->auto_stop_min);
 	sbx_gen_kv_int(g, "auto_archive_min", sb->auto_archive_min);
 	sbx_gen_kv_int(g, "auto_delete_min", sb->auto_delete_min);
@@ -293,7 +286,9 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	    asprintf(&upper, "%s/sandboxes/%s/upper", d->cfg.state_dir, sb->id) < 0 ||
 	    asprintf(&work, "%s/sandboxes/%s/work", d->cfg.state_dir, sb->id) < 0 || !lower || !hosts)
 		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
-	if (sbx_read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &resolv, NULL, NULL) < 0)
+	if (sb->net.ip.s_addr)
+		resolv = sbx_net_resolv(d);
+	else if (sbx_read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &resolv, NULL, NULL) < 0)
 		resolv = strdup("");
 
 	_cleanup_close_ int loopfd = -1;
@@ -377,6 +372,15 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	sb->init_pid = sp.pid;
 	sb->init_pidfd = sp.pidfd;
 	sb->init_starttime = sp.starttime;
+	if (sb->net.ip.s_addr && sbx_net_attach(sb, err) < 0) {
+		sbx_cgroup_kill(&d->cg, cg, NULL);
+		waitid((idtype_t)P_PIDFD, (id_t)sp.pidfd, NULL, WEXITED);
+		close(sp.pidfd);
+		sb->init_pidfd = -1;
+		sb->init_pid = 0;
+		sbx_cgroup_remove(&d->cg, cg, NULL);
+		return sbx_error_prefix(err, "sandbox %s: start", sb->id);
+	}
 	sb->state = SBX_STATE_STARTED;
 	sb->oom_seen = 0; /* a new cgroup counts from zero */
 	sb->started_ns = sb->activity_ns = sbx_now_ns();
@@ -400,6 +404,7 @@ static void stop_finish(struct sbx_sandbox *sb)
 		err = NULL;
 	}
 	remove_run_dirs(d, sb->id);
+	sbx_net_detach(sb);
 	sb->stopping = false;
 	sb->state = SBX_STATE_STOPPED;
 	sb->activity_ns = sbx_now_ns(); /* auto_delete_min counts from here */
@@ -555,6 +560,11 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 		sbx_prjquota_limit(d->state_fd, sb->projid, 0, NULL); /* the files go with the trash */
 	sb->deleted = true;
 	unlink_sandbox(sb);
+	sbx_net_release(sb);
+	sbx_error *nerr = NULL;
+	if (sb->net.ip.s_addr && sbx_net_apply_rules(d, &nerr) < 0)
+		sbx_warn("%s", nerr->msg);
+	sbx_error_free(nerr);
 	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
 	sbx_event_emit(d, "deleted", sb, NULL);
 	sbx_images_sweep_removed(d);
@@ -683,6 +693,7 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	if (sbx_json_object(o, "security", false, &sec, NULL) > 0)
 		sbx_json_string(sec, "seccomp", false, &profile, NULL);
 	sb->seccomp = strdup(profile ? profile : "default");
+	sbx_net_load(sb, o);
 	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
 	    !sb->network_mode || !sb->seccomp) {
 		sbx_sandbox_unref(sb);

@@ -4,6 +4,7 @@
 #define SBX_SANDBOX_H
 
 #include "daemon.h"
+#include "net.h"
 
 enum sbx_state { SBX_STATE_CREATING, SBX_STATE_STARTED, SBX_STATE_PAUSED, SBX_STATE_STOPPED, SBX_STATE_ERROR };
 
@@ -64,6 +65,8 @@ struct sbx_sandbox {
 	struct sbx_watch *stop_timer;
 	struct sbx_watch *empty_timer;
 	int empty_tries;
+	/* network (net.c) */
+	struct sbx_sandbox_net net;
 };
 
 const char *sbx_state_name(enum sbx_state s);

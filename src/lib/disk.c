@@ -173,14 +173,14 @@ int sbx_disk_attach(const char *image, char devpath[32], sbx_error **err)
 #define SYS_quotactl_fd 443
 #endif
 
-static int quotactl_fd(int fd, int cmd, uint32_t id, void *addr)
-{
-	return (int)syscall(SYS_quotactl_fd, fd, (unsigned int)cmd, id, addr);
-}
+/* The kernel's QCMD shifts an int: Q_GETINFO (0x800005) << 8 overflows it,
+ * undefined behaviour that UBSan stops the daemon for. Same bits, unsigned. */
+#define SBX_QCMD(cmd, type) (((unsigned int)(cmd) << SUBCMDSHIFT) | ((unsigned int)(type) & SUBCMDMASK))
 
-/* QCMD() shifts a signed int into its sign bit (undefined behaviour that
- * UBSan stops on); the same command word, computed unsigned. */
-#define SBX_QCMD(cmd, type) ((int)(((unsigned int)(cmd) << SUBCMDSHIFT) | ((unsigned int)(type) & SUBCMDMASK)))
+static int quotactl_fd(int fd, unsigned int cmd, uint32_t id, void *addr)
+{
+	return (int)syscall(SYS_quotactl_fd, fd, cmd, id, addr);
+}
 
 bool sbx_prjquota_supported(int dirfd)
 {

@@ -20,11 +20,11 @@ cat > "$out/config.h" <<'H'
 #define _GNU_SOURCE 1
 #define PACKAGE_VERSION "fuzz"
 H
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$out -I$common $(pkg-config --cflags yajl)"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$out -I$common -I$top/src/lib $(pkg-config --cflags yajl)"
 libs="$(pkg-config --libs yajl)"
-srcs="$common/util.c $common/error.c $common/json.c $common/framing.c $common/log.c"
+srcs="$common/util.c $common/error.c $common/json.c $common/framing.c $common/log.c $top/src/lib/httphead.c"
 passed=0 failed=0
-for t in fuzz_framing fuzz_request fuzz_text; do
+for t in fuzz_framing fuzz_request fuzz_text fuzz_httphead; do
 	if ! "$cc" $flags "$here/$t.c" $srcs $libs -o "$out/$t" 2>"$out/$t.log"; then
 		cat "$out/$t.log"
 		echo "fuzz: $t: build failed"

@@ -394,6 +394,13 @@ class Daemon:
         cfg = dict(config or {})
         if self.cgroup_parent:
             cfg.setdefault("cgroup_parent", self.cgroup_parent)
+        # A bridge, subnet and gateway port of its own: daemons of concurrent
+        # tests (and a system daemon on sbx0) never share network state.
+        self.net_tag = "%06x" % random.getrandbits(24)
+        cfg.setdefault("bridge", "sbt" + self.net_tag)
+        cfg.setdefault("subnet", "10.%d.%d.0/24" % (100 + random.randrange(100), random.randrange(256)))
+        cfg.setdefault("preview_listen", "127.0.0.1:0")
+        self.config = cfg
         with open(self.config_path, "w") as f:
             for k, v in cfg.items():
                 f.write("%s = %s\n" % (k, v))
@@ -611,6 +618,16 @@ class Daemon:
         elif self.cgroup_base_seen:
             for sid in self.known_ids:
                 cgroup_kill_and_remove(os.path.join(mount, self.cgroup_base_seen, "sbx-" + sid))
+        # Network state of a daemon that could not shut down cleanly.
+        bridge = self.config.get("bridge")
+        if bridge:
+            cmds = [["ip", "link", "del", "sv" + sid] for sid in self.known_ids]
+            cmds += [["ip", "link", "del", bridge], ["nft", "delete", "table", "inet", "sandboxd-" + bridge]]
+            for cmd in cmds:
+                try:
+                    subprocess.run(cmd, capture_output=True)
+                except OSError:
+                    pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -144,7 +144,7 @@ class LeakTest(SandboxdTestCase):
         self.assertFalse(os.path.exists(cg))
 
     def test_failed_create_leaves_nothing(self):
-        for params in ({"name": "x", "image": "nope"}, {"name": "bad name"}, {"network": {"mode": "bridge"}}):
+        for params in ({"name": "x", "image": "nope"}, {"name": "bad name"}, {"network": {"deny_out": ["nope"]}}):
             reply = self.rpc.call_reply("sandbox.create", params)
             self.assertIn("error", reply)
         self.assertEqual(self.leftovers(set()), {})

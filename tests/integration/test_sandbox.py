@@ -6,6 +6,7 @@ import time
 from sbxtest import ID_RE, RFC3339_RE, SandboxdTestCase, main, pid_alive, proc_cmdline, wait_until
 
 NOT_FOUND, EXISTS, BAD_STATE, LIMIT, UNSUPPORTED = 1, 2, 3, 4, 7
+INVALID_PARAMS = -32602
 BAD_PARAMS = -32602
 
 
@@ -21,7 +22,7 @@ class CreateTest(SandboxdTestCase):
         self.assertEqual(sb["user"], "root")
         self.assertEqual(sb["workdir"], "/workspace")
         self.assertEqual(sb["hostname"], sb["id"])
-        self.assertEqual(sb["network"]["mode"], "none")
+        self.assertEqual(sb["network"]["mode"], "bridge")
         self.assertEqual(sb["ports"], [])
         self.assertEqual(sb["auto_stop_min"], 15)
         self.assertEqual(sb["auto_archive_min"], 10080)
@@ -105,8 +106,8 @@ class CreateTest(SandboxdTestCase):
                 self.assertEqual(sb["name"], name)
                 self.assertEqual(self.inspect(name)["id"], sb["id"])
 
-    def test_unsupported_network_and_resources(self):
-        self.assertRpcError(UNSUPPORTED, "sandbox.create", {"network": {"mode": "bridge"}})
+    def test_invalid_egress_list(self):
+        self.assertRpcError(INVALID_PARAMS, "sandbox.create", {"network": {"mode": "bridge", "deny_out": ["10.0.0.0/99"]}})
         self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
 
 
@@ -409,9 +410,10 @@ class InsideTest(SandboxdTestCase):
     def test_root_is_overlay(self):
         self.assertRegex(self.sh("inside", "mount | grep ' on / '"), r"^\S+ on / type overlay ")
 
-    def test_only_loopback_network(self):
+    def test_own_network_namespace(self):
+        # bridge mode (the default): loopback and its end of the veth pair only
         ifaces = sorted(l.split(":")[0].strip() for l in self.sh("inside", "cat /proc/net/dev").splitlines()[2:])
-        self.assertEqual(ifaces, ["lo"])
+        self.assertEqual(ifaces, ["eth0", "lo"])
 
     def test_own_cgroup_namespace(self):
         self.assertRegex(self.sh("inside", "grep '^0::' /proc/self/cgroup"), r"^0::/exec-\d+\n$")

@@ -1,0 +1,75 @@
+/* Sandbox networking in the daemon: the bridge, one veth pair per bridged
+ * sandbox, the address allocator, the nftables table, published ports and
+ * the preview gateway. The kernel work is in lib/netlink.c and lib/nft.c. */
+#ifndef SBX_NET_H
+#define SBX_NET_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon.h"
+#include "nft.h"
+
+struct sbx_sandbox;
+struct sbx_publish;
+
+/* A sandbox's share: its address (kept from create to delete), its egress
+ * lists and its published ports. */
+struct sbx_sandbox_net {
+	struct in_addr ip; /* 0.0.0.0: none (mode none) */
+	struct sbx_cidr *allow, *deny;
+	size_t n_allow, n_deny;
+	struct sbx_publish *ports;
+};
+
+/* Start-up: bridge, forwarding, resolvers, the gateway's listener. A host
+ * that cannot have a bridge leaves bridge mode unavailable, not the daemon. */
+int sbx_net_init(struct sbx_daemon *d, sbx_error **err);
+/* After sandboxes were recovered: links, rules and ports come back. */
+void sbx_net_recover(struct sbx_daemon *d);
+/* Clean shutdown: nothing of ours stays in the kernel. */
+void sbx_net_shutdown(struct sbx_daemon *d);
+bool sbx_net_available(struct sbx_daemon *d);
+/* The bridge's address: every bridged sandbox's default gateway. */
+struct in_addr sbx_net_gateway(struct sbx_daemon *d);
+
+/* The resolv.conf a bridged sandbox gets (caller frees). */
+char *sbx_net_resolv(struct sbx_daemon *d);
+/* A free address for a new bridged sandbox. */
+int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err);
+/* The veth pair of a started sandbox, configured inside; idempotent. */
+int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err);
+/* Stop: the pair goes, preview tokens are revoked, proxied connections end. */
+void sbx_net_detach(struct sbx_sandbox *sb);
+/* Delete: also its published ports and rules. */
+void sbx_net_release(struct sbx_sandbox *sb);
+void sbx_net_free(struct sbx_sandbox_net *n);
+/* Rewrites the nftables table from every sandbox. */
+int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err);
+
+/* JSON side (rpc_net.c). "network" and "ports" of the sandbox object. */
+void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb);
+/* allow_out / deny_out of a "network" object into sb (create, update). */
+int sbx_net_parse_egress(yajl_val net, struct sbx_sandbox_net *io, sbx_error **err);
+/* From a saved sandbox object: address, lists, ports (listeners opened
+ * later by sbx_net_recover). */
+void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj);
+
+/* Published ports (net.c). */
+int sbx_net_publish(struct sbx_sandbox *sb, uint16_t port, uint16_t host_port, const char *host_ip,
+		    uint16_t *bound, sbx_error **err);
+int sbx_net_unpublish(struct sbx_sandbox *sb, uint16_t port, sbx_error **err);
+/* Iteration over a sandbox's publications. */
+struct sbx_publish *sbx_net_ports_next(struct sbx_sandbox *sb, struct sbx_publish *prev, uint16_t *port,
+				       uint16_t *host_port, const char **host_ip);
+/* Preview tokens (net.c): a new one for sandbox+port; expires_ns 0: never. */
+int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, char token[65], char *url,
+		    size_t urlsz, char *gateway, size_t gwsz, sbx_error **err);
+
+void rpc_net_publish(struct sbx_request *req);
+void rpc_net_unpublish(struct sbx_request *req);
+void rpc_net_ports(struct sbx_request *req);
+void rpc_net_preview(struct sbx_request *req);
+
+#endif

@@ -1,0 +1,381 @@
+/* rtnetlink requests over libmnl. Every request asks for an ACK and waits
+ * for it, so an error comes back as the errno of the request that caused
+ * it. Set-up inside a sandbox's network namespace uses a socket created
+ * there (sbx_nl_open_in); the thread itself never stays in another
+ * namespace. */
+#include "config.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/if_bridge.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "netlink.h"
+#include "util.h"
+
+/* Room for one request, or one read of replies (the kernel sends at most
+ * a page or 8 KiB per message). */
+#define NL_BUF 32768
+
+int sbx_nl_open(struct sbx_nl *nl, sbx_error **err)
+{
+	nl->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	if (!nl->sock)
+		return sbx_error_errno(err, errno, "open rtnetlink socket");
+	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		mnl_socket_close(nl->sock);
+		nl->sock = NULL;
+		return sbx_error_errno(err, e, "bind rtnetlink socket");
+	}
+	nl->portid = mnl_socket_get_portid(nl->sock);
+	nl->seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err)
+{
+	_cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return sbx_error_errno(err, errno, "open own network namespace");
+	if (setns(netns_fd, CLONE_NEWNET) < 0)
+		return sbx_error_errno(err, errno, "enter the sandbox's network namespace");
+	int r = sbx_nl_open(nl, err);
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* Staying in a sandbox's namespace would put every later host
+		 * operation of the daemon there: there is no safe way on. */
+		perror("sandboxd: cannot return to its own network namespace");
+		abort();
+	}
+	return r;
+}
+
+void sbx_nl_close(struct sbx_nl *nl)
+{
+	if (nl->sock)
+		mnl_socket_close(nl->sock);
+	nl->sock = NULL;
+}
+
+typedef int (*nl_data_cb)(const struct nlmsghdr *nlh, void *data);
+
+/* Sends one request and reads until its ACK (or the end of a dump). */
+static int nl_talk(struct sbx_nl *nl, struct nlmsghdr *nlh, nl_data_cb cb, void *data)
+{
+	nlh->nlmsg_seq = ++nl->seq;
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	char buf[NL_BUF];
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		int r = mnl_cb_run(buf, (size_t)n, nl->seq, nl->portid, cb, data);
+		if (r < 0)
+			return -errno;
+		if (r == MNL_CB_STOP)
+			return 0;
+	}
+}
+
+static struct nlmsghdr *link_msg(char *buf, uint16_t type, uint16_t flags, int ifindex)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	return nlh;
+}
+
+struct link_info {
+	int ifindex;
+	uint32_t mtu;
+};
+
+static int link_attr_cb(const struct nlattr *attr, void *data)
+{
+	struct link_info *li = data;
+	if (mnl_attr_get_type(attr) == IFLA_MTU && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+		li->mtu = mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+static int link_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct link_info *li = data;
+	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	li->ifindex = ifi->ifi_index;
+	mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, li);
+	return MNL_CB_OK;
+}
+
+static int link_get(struct sbx_nl *nl, const char *name, int ifindex, struct link_info *li)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_GETLINK, 0, ifindex);
+	if (name)
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	memset(li, 0, sizeof(*li));
+	return nl_talk(nl, nlh, link_cb, li);
+}
+
+int sbx_nl_ifindex(struct sbx_nl *nl, const char *name, sbx_error **err)
+{
+	struct link_info li;
+	int r = link_get(nl, name, 0, &li);
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return sbx_error_errno(err, -r, "look up link %s", name);
+	return li.ifindex;
+}
+
+int sbx_nl_bridge_create(struct sbx_nl *nl, const char *name, sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	struct nlattr *linfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+	mnl_attr_nest_end(nlh, linfo);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0 && r != -EEXIST)
+		return sbx_error_errno(err, -r, "create bridge %s", name);
+	return 0;
+}
+
+int sbx_nl_veth_create(struct sbx_nl *nl, const char *name, const char *peer_name, int peer_netns_fd, uint32_t mtu,
+		       sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	if (mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+	struct nlattr *linfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+	struct nlattr *idata = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	struct nlattr *peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+	struct ifinfomsg *pifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*pifi));
+	pifi->ifi_family = AF_UNSPEC;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name);
+	if (mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)peer_netns_fd);
+	mnl_attr_nest_end(nlh, peer);
+	mnl_attr_nest_end(nlh, idata);
+	mnl_attr_nest_end(nlh, linfo);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "create veth pair %s", name);
+	return 0;
+}
+
+int sbx_nl_link_delete(struct sbx_nl *nl, const char *name, sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_DELLINK, 0, 0);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0 && r != -ENODEV)
+		return sbx_error_errno(err, -r, "delete link %s", name);
+	return 0;
+}
+
+int sbx_nl_link_up(struct sbx_nl *nl, int ifindex, uint32_t mtu, int master, sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, 0, ifindex);
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	if (mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+	if (master)
+		mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)master);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "bring up link %d", ifindex);
+	return 0;
+}
+
+int sbx_nl_bridge_port_isolate(struct sbx_nl *nl, int ifindex, sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_SETLINK, 0, ifindex);
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_family = AF_BRIDGE;
+	struct nlattr *pi = mnl_attr_nest_start(nlh, IFLA_PROTINFO | NLA_F_NESTED);
+	mnl_attr_put_u8(nlh, IFLA_BRPORT_ISOLATED, 1);
+	mnl_attr_nest_end(nlh, pi);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "isolate bridge port %d", ifindex);
+	return 0;
+}
+
+static int addr_change(struct sbx_nl *nl, uint16_t type, uint16_t flags, int ifindex, struct in_addr addr, int prefix)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = (unsigned char)prefix;
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	ifa->ifa_index = (unsigned)ifindex;
+	mnl_attr_put(nlh, IFA_LOCAL, sizeof(addr), &addr);
+	mnl_attr_put(nlh, IFA_ADDRESS, sizeof(addr), &addr);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+int sbx_nl_addr_add(struct sbx_nl *nl, int ifindex, struct in_addr addr, int prefix, sbx_error **err)
+{
+	int r = addr_change(nl, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, addr, prefix);
+	if (r < 0 && r != -EEXIST) {
+		char s[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &addr, s, sizeof(s));
+		return sbx_error_errno(err, -r, "add address %s/%d", s, prefix);
+	}
+	return 0;
+}
+
+int sbx_nl_addr_del(struct sbx_nl *nl, int ifindex, struct in_addr addr, int prefix, sbx_error **err)
+{
+	int r = addr_change(nl, RTM_DELADDR, 0, ifindex, addr, prefix);
+	if (r < 0 && r != -EADDRNOTAVAIL && r != -ENODEV) {
+		char s[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &addr, s, sizeof(s));
+		return sbx_error_errno(err, -r, "remove address %s/%d", s, prefix);
+	}
+	return 0;
+}
+
+int sbx_nl_route_default(struct sbx_nl *nl, struct in_addr gateway, sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
+	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 0;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, RTA_GATEWAY, sizeof(gateway), &gateway);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "add default route");
+	return 0;
+}
+
+struct route_scan {
+	int oif;
+	uint32_t best_metric;
+	bool found;
+};
+
+static int route_attr_cb(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(attr);
+	if (type <= RTA_MAX)
+		tb[type] = attr;
+	return MNL_CB_OK;
+}
+
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct route_scan *rs = data;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	if (rtm->rtm_family != AF_INET || rtm->rtm_dst_len != 0 || rtm->rtm_table != RT_TABLE_MAIN ||
+	    rtm->rtm_type != RTN_UNICAST)
+		return MNL_CB_OK;
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
+	if (!tb[RTA_OIF] || mnl_attr_get_payload_len(tb[RTA_OIF]) < 4)
+		return MNL_CB_OK;
+	uint32_t metric = tb[RTA_PRIORITY] && mnl_attr_get_payload_len(tb[RTA_PRIORITY]) >= 4 ?
+				  mnl_attr_get_u32(tb[RTA_PRIORITY]) :
+				  0;
+	if (!rs->found || metric < rs->best_metric) {
+		rs->found = true;
+		rs->best_metric = metric;
+		rs->oif = (int)mnl_attr_get_u32(tb[RTA_OIF]);
+	}
+	return MNL_CB_OK;
+}
+
+int sbx_nl_uplink_mtu(struct sbx_nl *nl, uint32_t *mtu, sbx_error **err)
+{
+	*mtu = 0;
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	struct route_scan rs = { 0 };
+	int r = nl_talk(nl, nlh, route_cb, &rs);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "read the routing table");
+	if (!rs.found)
+		return 0;
+	struct link_info li;
+	r = link_get(nl, NULL, rs.oif, &li);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "look up the default route's link");
+	*mtu = li.mtu;
+	return 0;
+}
+
+int sbx_cidr_parse(const char *s, struct in_addr *net, int *prefix)
+{
+	char tmp[INET_ADDRSTRLEN + 4];
+	if (strlen(s) >= sizeof(tmp))
+		return -1;
+	strcpy(tmp, s);
+	int p = 32;
+	char *slash = strchr(tmp, '/');
+	if (slash) {
+		*slash = '\0';
+		char *end;
+		if (!slash[1] || slash[1] == '+' || slash[1] == '-')
+			return -1;
+		errno = 0;
+		long v = strtol(slash + 1, &end, 10);
+		if (errno || *end || v < 0 || v > 32)
+			return -1;
+		p = (int)v;
+	}
+	struct in_addr a;
+	if (inet_pton(AF_INET, tmp, &a) != 1)
+		return -1;
+	uint32_t mask = p ? htonl(~0U << (32 - p)) : 0;
+	net->s_addr = a.s_addr & mask;
+	*prefix = p;
+	return 0;
+}
+
+bool sbx_cidr_contains(struct in_addr net, int prefix, struct in_addr addr)
+{
+	uint32_t mask = prefix ? htonl(~0U << (32 - prefix)) : 0;
+	return (addr.s_addr & mask) == (net.s_addr & mask);
+}

@@ -1,0 +1,55 @@
+/* rtnetlink through libmnl: the bridge, veth pairs, addresses, routes and
+ * the host's uplink MTU. IPv4 only. Never runs the `ip` command, and never
+ * touches a link it was not named. */
+#ifndef SBX_NETLINK_H
+#define SBX_NETLINK_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct mnl_socket;
+
+struct sbx_nl {
+	struct mnl_socket *sock;
+	uint32_t seq;
+	uint32_t portid;
+};
+
+/* A NETLINK_ROUTE socket in the caller's network namespace. */
+int sbx_nl_open(struct sbx_nl *nl, sbx_error **err);
+/* The same in another namespace: the thread enters netns_fd just long
+ * enough to create the socket (a socket stays bound to the namespace it was
+ * made in), then returns to its own. */
+int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err);
+void sbx_nl_close(struct sbx_nl *nl);
+
+/* 0 when there is no such link, else its index. */
+int sbx_nl_ifindex(struct sbx_nl *nl, const char *name, sbx_error **err);
+/* A bridge; an existing link of that name is fine. */
+int sbx_nl_bridge_create(struct sbx_nl *nl, const char *name, sbx_error **err);
+/* A veth pair whose peer is created directly in the namespace of
+ * peer_netns_fd under the name peer_name. */
+int sbx_nl_veth_create(struct sbx_nl *nl, const char *name, const char *peer_name, int peer_netns_fd, uint32_t mtu,
+		       sbx_error **err);
+/* Missing links are not an error. */
+int sbx_nl_link_delete(struct sbx_nl *nl, const char *name, sbx_error **err);
+/* Link up, with an MTU (0 keeps it) and a bridge master (0: none). */
+int sbx_nl_link_up(struct sbx_nl *nl, int ifindex, uint32_t mtu, int master, sbx_error **err);
+/* A bridge port that may talk only to the bridge itself, never to another
+ * isolated port: sandboxes cannot reach each other even at layer 2. */
+int sbx_nl_bridge_port_isolate(struct sbx_nl *nl, int ifindex, sbx_error **err);
+/* An address that is already there is fine. */
+int sbx_nl_addr_add(struct sbx_nl *nl, int ifindex, struct in_addr addr, int prefix, sbx_error **err);
+int sbx_nl_addr_del(struct sbx_nl *nl, int ifindex, struct in_addr addr, int prefix, sbx_error **err);
+int sbx_nl_route_default(struct sbx_nl *nl, struct in_addr gateway, sbx_error **err);
+/* MTU of the device of the main table's IPv4 default route; 0 without one. */
+int sbx_nl_uplink_mtu(struct sbx_nl *nl, uint32_t *mtu, sbx_error **err);
+
+/* "a.b.c.d/n" → network address (host bits cleared) and prefix. */
+int sbx_cidr_parse(const char *s, struct in_addr *net, int *prefix);
+bool sbx_cidr_contains(struct in_addr net, int prefix, struct in_addr addr);
+
+#endif
