@@ -1429,32 +1429,38 @@ def main():
         signal.signal(s, on_signal)
     cleanup = Cleanup()
     try:
+        if args.net_only:
+            run_net_only(args, cleanup, command)
+            return 0
+        old = ""
+        with contextlib.suppress(OSError), open(os.path.abspath(args.out)) as fh:
+            old = fh.read()
         b = Bench(args, cleanup)
         if args.fs_only:
             b.run_fs_only()
             cleanup.run()
-            old = ""
-            with contextlib.suppress(OSError), open(os.path.abspath(args.out)) as fh:
-                old = fh.read()
-            text = splice_fs_section(old, render_fs(b, command))
+            keep_net = old_net_section(os.path.abspath(args.out))
+            text = splice_fs_section(old.split(NET_BEGIN, 1)[0], render_fs(b, command))
+            if keep_net:
+                text = splice_net(text, keep_net)
         else:
             ensure_tools()
+            keep_net = old_net_section(os.path.abspath(args.out))
             b.run()
             # Tear down before writing, so a cleanup failure shows up first.
             cleanup.run()
             text = render(b, command)
-        if args.net_only:
-            run_net_only(args, cleanup, command)
-            return 0
-        ensure_tools()
-        keep_net = old_net_section(os.path.abspath(args.out))
-        b = Bench(args, cleanup)
-        b.run()
-        # Tear down before writing, so a cleanup failure shows up first.
-        cleanup.run()
-        text = render(b, command)
-        if keep_net:
-            text = splice_net(text, keep_net)
+            # The file-transfer and network sections come from their own
+            # runs (--fs-only, --net-only): keep what the report had.
+            i = old.find("## 3. File transfers")
+            if i >= 0:
+                fs_part = old[i:]
+                j = fs_part.find(NET_BEGIN)
+                if j >= 0:
+                    fs_part = fs_part[:j]
+                text = text.rstrip("\n") + "\n\n" + fs_part.rstrip("\n") + "\n"
+            if keep_net:
+                text = splice_net(text, keep_net)
         out = os.path.abspath(args.out)
         tmp_out = out + ".tmp"
         with open(tmp_out, "w") as fh:

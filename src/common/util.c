@@ -565,6 +565,65 @@ oom:
 	return NULL;
 }
 
+int sbx_json_append_string(struct sbx_buf *b, const char *data, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)data;
+	/* Worst case: every byte a \u00XX escape or a U+FFFD. */
+	if (sbx_buf_reserve(b, len * 6 + 2) < 0)
+		return -1;
+	char *o = b->data + b->len;
+	*o++ = '"';
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			i++;
+			continue;
+		}
+		if (c < 0x80) {
+			*o++ = '\\';
+			switch (c) {
+			case '"': *o++ = '"'; break;
+			case '\\': *o++ = '\\'; break;
+			case '\n': *o++ = 'n'; break;
+			case '\r': *o++ = 'r'; break;
+			case '\t': *o++ = 't'; break;
+			case '\b': *o++ = 'b'; break;
+			case '\f': *o++ = 'f'; break;
+			default:
+				if (c == 0) { /* as sbx_utf8_sanitize: NUL becomes U+FFFD */
+					o[-1] = '\xef';
+					*o++ = '\xbf';
+					*o++ = '\xbd';
+					break;
+				}
+				*o++ = 'u';
+				*o++ = '0';
+				*o++ = '0';
+				*o++ = hex[c >> 4];
+				*o++ = hex[c & 15];
+			}
+			i++;
+			continue;
+		}
+		size_t l = utf8_seq_len(s + i, len - i);
+		if (l == 0) {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+			continue;
+		}
+		memcpy(o, s + i, l);
+		o += l;
+		i += l;
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->data);
+	return 0;
+}
+
 static const struct {
 	int sig;
 	const char *name;

@@ -78,6 +78,9 @@ int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen);
 
 /* Replace invalid UTF-8 sequences with U+FFFD; returns a new string. */
 char *sbx_utf8_sanitize(const char *data, size_t len, size_t *outlen);
+/* Append data as a quoted JSON string, repaired as sbx_utf8_sanitize does:
+ * the same text yajl would write for the sanitized bytes, in one pass. */
+int sbx_json_append_string(struct sbx_buf *b, const char *data, size_t len);
 
 /* Signal names without the SIG prefix ("TERM" <-> 15). */
 const char *sbx_signal_name(int sig);

@@ -217,12 +217,10 @@ int sbx_command_log_read(struct sbx_command *c, uint64_t *pos, size_t max, sbx_l
 		}
 		if (emitted >= max && p < size)
 			*more = true;
-		if (incomplete) {
-			/* A record being written, or one across this chunk's end. */
-			if ((uint64_t)n < want || p == chunk_start)
-				break;
-			continue;
-		}
+		/* Chunks are whole segments and records never cross one, so an
+		 * incomplete record is the one being written at the end. */
+		if (incomplete)
+			break;
 		if ((uint64_t)n < want)
 			break;
 	}
@@ -235,40 +233,39 @@ int sbx_command_log_read(struct sbx_command *c, uint64_t *pos, size_t max, sbx_l
 
 struct notify_ctx {
 	struct sbx_follower *f;
-	struct sbx_buf data;
+	struct sbx_buf data, line;
 	int stream;
 	uint64_t end;
 };
 
+/* One process.output line. Written directly rather than through yajl_gen:
+ * this is the path `logs --follow` throughput depends on, and escaping in
+ * one pass into one buffer is several times faster. */
 static void send_output(struct notify_ctx *n)
 {
 	if (!n->data.len && !n->stream)
 		return;
 	struct sbx_follower *f = n->f;
-	_cleanup_gen_ yajl_gen g = sbx_gen_new();
-	size_t len = 0;
-	char *s = f->base64 ? sbx_base64_encode(n->data.data ? n->data.data : "", n->data.len, &len)
-			    : sbx_utf8_sanitize(n->data.data ? n->data.data : "", n->data.len, &len);
-	if (g && s) {
-		yajl_gen_map_open(g);
-		sbx_gen_kv_str(g, "jsonrpc", "2.0");
-		sbx_gen_kv_str(g, "method", "process.output");
-		sbx_gen_key(g, "params");
-		yajl_gen_map_open(g);
-		sbx_gen_kv_str(g, "sandbox", f->cmd->sb->id);
-		sbx_gen_kv_str(g, "cmd_id", f->cmd->id);
-		sbx_gen_kv_str(g, "stream", n->stream == 2 ? "stderr" : "stdout");
-		sbx_gen_key(g, "data");
-		sbx_gen_strn(g, s, len);
-		sbx_gen_kv_int(g, "offset", (int64_t)n->end);
-		yajl_gen_map_close(g);
-		yajl_gen_map_close(g);
-		const unsigned char *out;
-		size_t olen;
-		if (yajl_gen_get_buf(g, &out, &olen) == yajl_gen_status_ok)
-			sbx_conn_send_line(f->conn, (const char *)out, olen);
+	struct sbx_buf *line = &n->line;
+	line->len = 0;
+	sbx_buf_printf(line,
+		       "{\"jsonrpc\":\"2.0\",\"method\":\"process.output\",\"params\":{\"sandbox\":\"%s\","
+		       "\"cmd_id\":\"%s\",\"stream\":\"%s\",\"data\":",
+		       f->cmd->sb->id, f->cmd->id, n->stream == 2 ? "stderr" : "stdout");
+	int r;
+	if (f->base64) {
+		size_t blen = 0;
+		char *b64 = sbx_base64_encode(n->data.data ? n->data.data : "", n->data.len, &blen);
+		r = b64 && sbx_buf_append(line, "\"", 1) == 0 && sbx_buf_append(line, b64, blen) == 0 &&
+				    sbx_buf_append(line, "\"", 1) == 0
+			    ? 0
+			    : -1;
+		free(b64);
+	} else {
+		r = sbx_json_append_string(line, n->data.data ? n->data.data : "", n->data.len);
 	}
-	free(s);
+	if (r == 0 && sbx_buf_printf(line, ",\"offset\":%llu}}", (unsigned long long)n->end) >= 0)
+		sbx_conn_send_line(f->conn, line->data, line->len);
 	n->data.len = 0;
 	n->stream = 0;
 }
@@ -349,6 +346,7 @@ static void follower_pump(struct sbx_follower *f)
 		int r = sbx_command_log_read(c, &f->pos, FOLLOW_HIGH_WATER, collect, &n, &more, &err);
 		send_output(&n);
 		sbx_buf_free(&n.data);
+		sbx_buf_free(&n.line);
 		if (r < 0) {
 			sbx_debug("follow %s: %s", c->id, err ? err->msg : "?");
 			sbx_error_free(err);

@@ -279,6 +279,21 @@ class FollowTest(ProcessTestCase):
         self.assertEqual(self.follow(c, r["cmd_id"], offset=first["offset"])[0], {"stdout": "", "stderr": ""})
         c.close()
 
+    def test_follow_a_flood_while_it_is_written(self):
+        # 32 MiB of yes, followed live: every byte arrives, in order, and the
+        # follower ends with the command (a record half written at the end
+        # of the log must be waited for, not re-read in a loop).
+        size = 32 * 1024 * 1024
+        r = self.spawn("yes | head -c %d" % size, log_limit_mb=64)
+        c = self.daemon.client(timeout=60)
+        out, ex = self.follow(c, r["cmd_id"])
+        self.assertEqual(len(out["stdout"]), size)
+        self.assertEqual(out["stdout"][:4], "y\ny\n")
+        self.assertEqual(out["stdout"].count("y\n"), size // 2)
+        self.assertEqual(ex["exit_code"], 0)
+        self.assertEqual(ex["dropped_bytes"], 0)
+        c.close()
+
     def test_many_followers_and_one_that_vanishes(self):
         r = self.spawn("i=0; while [ $i -lt 50 ]; do echo line$i; i=$((i+1)); sleep 0.02; done")
         base = self.daemon.settled_fd_count(self.rpc)

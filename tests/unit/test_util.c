@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "util.h"
 #include "unit.h"
 
@@ -972,6 +973,47 @@ START_TEST(test_utf8_sanitize)
 }
 END_TEST
 
+/* The one-pass JSON string writer must read back as the sanitized text. */
+START_TEST(test_json_append_string_matches_sanitize)
+{
+	struct sbx_buf b = { 0 };
+	sbx_buf_append(&b, "{\"v\":", 5);
+	ck_assert_int_eq(sbx_json_append_string(&b, utf8_cases[_i].in, utf8_cases[_i].inlen), 0);
+	sbx_buf_append(&b, "}", 2); /* with the NUL */
+	sbx_error *err = NULL;
+	yajl_val root = sbx_json_parse(b.data, &err);
+	ck_assert_msg(root != NULL, "not JSON: %s", b.data);
+	const char *v = NULL;
+	ck_assert_int_ge(sbx_json_string(root, "v", true, &v, &err), 0);
+	ck_assert_str_eq(v, utf8_cases[_i].out);
+	yajl_tree_free(root);
+	sbx_buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_json_append_string_escapes)
+{
+	char in[64];
+	for (int c = 0; c < 32; c++)
+		in[c] = (char)(c ? c : 'x');
+	memcpy(in + 32, "\"\\/\x7f end", 8);
+	struct sbx_buf b = { 0 };
+	sbx_buf_append(&b, "[", 1);
+	ck_assert_int_eq(sbx_json_append_string(&b, in, 40), 0);
+	sbx_buf_append(&b, "]", 2);
+	sbx_error *err = NULL;
+	yajl_val root = sbx_json_parse(b.data, &err);
+	ck_assert_msg(root != NULL, "not JSON: %s", b.data);
+	ck_assert(YAJL_IS_ARRAY(root) && root->u.array.len == 1);
+	ck_assert_mem_eq(YAJL_GET_STRING(root->u.array.values[0]), in, 40);
+	/* Nothing but the escapes JSON needs: the line holds no raw control byte. */
+	for (size_t i = 0; i < b.len - 1; i++)
+		ck_assert_uint_ge((unsigned char)b.data[i], 0x20);
+	yajl_tree_free(root);
+	sbx_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_utf8_sanitize_respects_length)
 {
 	size_t len;
@@ -1226,6 +1268,8 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_base64_rejects_noncanonical_padding);
 	tcase_add_loop_test(tc, test_utf8_sanitize, 0, (int)SBX_ARRAY_SIZE(utf8_cases));
 	tcase_add_test(tc, test_utf8_sanitize_respects_length);
+	tcase_add_loop_test(tc, test_json_append_string_matches_sanitize, 0, (int)SBX_ARRAY_SIZE(utf8_cases));
+	tcase_add_test(tc, test_json_append_string_escapes);
 	tcase_add_test(tc, test_signal_names);
 	tcase_add_test(tc, test_signal_from_name);
 	tcase_add_test(tc, test_parse_int64_accepts);
