@@ -1453,7 +1453,7 @@ def main():
             # The file-transfer and network sections come from their own
             # runs (--fs-only, --net-only): keep what the report had.
             i = old.find("## 3. File transfers")
-            if i >= 0:
+            if i >= 0 and "## 3. File transfers" not in text:
                 fs_part = old[i:]
                 j = fs_part.find(NET_BEGIN)
                 if j >= 0:
