@@ -444,12 +444,14 @@ class RestartTest(ProcessTestCase):
         self.assertEqual([p for p in self.sandbox_pids() if _state(p) == "Z"], [])
 
     def test_a_command_running_across_a_clean_restart_is_followed(self):
-        r = self.spawn("sleep 1; echo after-restart; exit 4")
+        # It goes on only when told to, however slow the restart is.
+        r = self.spawn("while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after-restart; exit 4")
         self.rpc.close()
         self.daemon.stop()
         self.daemon.start()
         self.rpc = self.daemon.client()
         self.assertFalse(self.listed(r["cmd_id"])["exited"])
+        self.sh(self.sb, "touch /tmp/go")
         self.assertEqual(self.wait(r["cmd_id"])["exit_code"], 4)
         self.assertEqual(self.logs(r["cmd_id"])["stdout"], "after-restart\n")
 
