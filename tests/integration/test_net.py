@@ -11,6 +11,7 @@ import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -70,8 +71,7 @@ class Internet:
         run(*ns, "ip", "link", "set", "eth0", "up")
         run(*ns, "ip", "route", "add", "default", "via", self.host_ip)
         run("ip", "route", "add", self.metadata + "/32", "via", self.ip)
-        self.www = os.path.abspath("sbxinet-www-" + self.ns)
-        os.makedirs(self.www, exist_ok=True)
+        self.www = tempfile.mkdtemp(prefix="sbxinet-www-")
         with open(os.path.join(self.www, "hello.txt"), "w") as f:
             f.write("hello from the internet\n")
         for addr, port in ((self.ip, 8080), (self.ip, 53), (self.metadata, 80)):
