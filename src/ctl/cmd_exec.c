@@ -11,17 +11,46 @@
 
 enum { OPT_JSON = 300, OPT_TIMEOUT, OPT_RM };
 
-static int relay(yajl_val res, const char *key, int fd)
+int ctl_write_b64(const char *b64, int fd)
 {
-	const char *b64 = ctl_str(res, key);
-	if (!b64)
-		return 0;
 	char *data = NULL;
 	size_t len = 0;
+	if (!b64)
+		return 0;
 	if (sbx_base64_decode(b64, strlen(b64), &data, &len) < 0)
-		return ctl_fail("malformed %s in the reply", key);
+		return ctl_fail("malformed output in a reply");
 	sbx_write_all(fd, data, len);
 	free(data);
+	return 0;
+}
+
+int ctl_gen_command(yajl_gen g, const struct ctl_command *c, const char *term)
+{
+	sbx_gen_kv_str(g, "sandbox", c->sandbox);
+	sbx_gen_key(g, "cmd");
+	yajl_gen_array_open(g);
+	for (int i = 0; i < c->argc; i++)
+		sbx_gen_str(g, c->argv[i]);
+	yajl_gen_array_close(g);
+	sbx_gen_key(g, "env");
+	yajl_gen_map_open(g);
+	bool has_term = false;
+	for (int i = 0; i < c->nenv; i++) {
+		if (ctl_gen_kv_arg(g, c->env[i]) < 0) {
+			ctl_fail("invalid --env '%s': expected KEY=VALUE", c->env[i]);
+			return -1;
+		}
+		has_term |= !strncmp(c->env[i], "TERM=", 5);
+	}
+	if (term && !has_term)
+		sbx_gen_kv_str(g, "TERM", term);
+	yajl_gen_map_close(g);
+	if (c->workdir)
+		sbx_gen_kv_str(g, "cwd", c->workdir);
+	if (c->user)
+		sbx_gen_kv_str(g, "user", c->user);
+	if (c->timeout > 0)
+		sbx_gen_kv_double(g, "timeout_s", c->timeout);
 	return 0;
 }
 
@@ -38,29 +67,12 @@ static char *read_stdin(void)
 	return b.data;
 }
 
-int ctl_exec_and_relay(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
-		       const char *workdir, const char *user, double timeout, bool interactive)
+int ctl_exec_and_relay(struct ctl *ctl, const struct ctl_command *c, bool interactive)
 {
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
 	yajl_gen_map_open(g);
-	sbx_gen_kv_str(g, "sandbox", sandbox);
-	sbx_gen_key(g, "cmd");
-	yajl_gen_array_open(g);
-	for (int i = 0; i < ncmd; i++)
-		sbx_gen_str(g, cmd[i]);
-	yajl_gen_array_close(g);
-	sbx_gen_key(g, "env");
-	yajl_gen_map_open(g);
-	for (int i = 0; i < nenv; i++)
-		if (ctl_gen_kv_arg(g, env[i]) < 0)
-			return ctl_fail("invalid --env '%s': expected KEY=VALUE", env[i]);
-	yajl_gen_map_close(g);
-	if (workdir)
-		sbx_gen_kv_str(g, "cwd", workdir);
-	if (user)
-		sbx_gen_kv_str(g, "user", user);
-	if (timeout > 0)
-		sbx_gen_kv_double(g, "timeout_s", timeout);
+	if (ctl_gen_command(g, c, NULL) < 0)
+		return CTL_EXIT_FAIL;
 	if (!ctl->json)
 		sbx_gen_kv_str(g, "encoding", "base64");
 	if (interactive) {
@@ -78,12 +90,12 @@ int ctl_exec_and_relay(struct ctl *ctl, const char *sandbox, char **cmd, int ncm
 		ctl_print_json(res);
 	} else {
 		fflush(stdout);
-		if (relay(res, "stdout", 1) || relay(res, "stderr", 2))
+		if (ctl_write_b64(ctl_str(res, "stdout"), 1) || ctl_write_b64(ctl_str(res, "stderr"), 2))
 			return CTL_EXIT_FAIL;
 	}
 	yajl_val to = sbx_json_get(res, "timed_out");
 	if (to && YAJL_IS_TRUE(to))
-		fprintf(stderr, "sandboxctl: command timed out after %g s and was killed\n", timeout);
+		fprintf(stderr, "sandboxctl: command timed out after %g s and was killed\n", c->timeout);
 	yajl_val tr = sbx_json_get(res, "truncated");
 	if (tr && YAJL_IS_TRUE(tr) && !ctl->json)
 		fprintf(stderr, "sandboxctl: output was truncated\n");
@@ -148,13 +160,13 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage_error("exec", "no command given");
 	if (tty && detach)
 		return ctl_usage_error("exec", "-t and -d do not go together: a detached command has no terminal here");
+	struct ctl_command cmd = { .sandbox = sandbox, .argv = argv + optind, .argc = argc - optind, .env = env,
+				   .nenv = nenv, .workdir = workdir, .user = user, .timeout = timeout };
 	if (tty)
-		return ctl_exec_tty(ctl, sandbox, argv + optind, argc - optind, env, nenv, workdir, user, timeout);
+		return ctl_exec_tty(ctl, &cmd);
 	if (detach)
-		return ctl_exec_detached(ctl, sandbox, argv + optind, argc - optind, env, nenv, workdir, user, timeout,
-					 interactive);
-	return ctl_exec_and_relay(ctl, sandbox, argv + optind, argc - optind, env, nenv, workdir, user, timeout,
-				  interactive);
+		return ctl_exec_detached(ctl, &cmd, interactive);
+	return ctl_exec_and_relay(ctl, &cmd, interactive);
 }
 
 static void delete_sandbox(struct ctl *ctl, const char *id)
@@ -246,8 +258,8 @@ int cmd_run(struct ctl *ctl, int argc, char **argv)
 	if (!root)
 		return CTL_EXIT_FAIL;
 	_cleanup_free_ char *id = strdup(ctl_str(res, "id") ? ctl_str(res, "id") : "");
-	int rc = ctl_exec_and_relay(ctl, id, argv + cmd_start, argc - cmd_start, NULL, 0, NULL, NULL, timeout,
-				    interactive);
+	struct ctl_command cmd = { .sandbox = id, .argv = argv + cmd_start, .argc = argc - cmd_start, .timeout = timeout };
+	int rc = ctl_exec_and_relay(ctl, &cmd, interactive);
 	if (rm)
 		delete_sandbox(ctl, id);
 	else if (!ctl->json)

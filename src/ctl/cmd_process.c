@@ -19,55 +19,12 @@
 
 enum { OPT_JSON = 300, OPT_OFFSET, OPT_SIGNAL };
 
-static int write_b64(const char *b64, int fd)
+int ctl_exec_detached(struct ctl *ctl, const struct ctl_command *c, bool keep_stdin)
 {
-	char *data = NULL;
-	size_t len = 0;
-	if (!b64)
-		return 0;
-	if (sbx_base64_decode(b64, strlen(b64), &data, &len) < 0)
-		return ctl_fail("malformed output in a reply");
-	sbx_write_all(fd, data, len);
-	free(data);
-	return 0;
-}
-
-static void gen_cmd_params(yajl_gen g, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
-			   const char *workdir, const char *user, double timeout, const char *term)
-{
-	sbx_gen_kv_str(g, "sandbox", sandbox);
-	sbx_gen_key(g, "cmd");
-	yajl_gen_array_open(g);
-	for (int i = 0; i < ncmd; i++)
-		sbx_gen_str(g, cmd[i]);
-	yajl_gen_array_close(g);
-	sbx_gen_key(g, "env");
-	yajl_gen_map_open(g);
-	bool has_term = false;
-	for (int i = 0; i < nenv; i++) {
-		ctl_gen_kv_arg(g, env[i]);
-		has_term |= !strncmp(env[i], "TERM=", 5);
-	}
-	if (term && !has_term)
-		sbx_gen_kv_str(g, "TERM", term);
-	yajl_gen_map_close(g);
-	if (workdir)
-		sbx_gen_kv_str(g, "cwd", workdir);
-	if (user)
-		sbx_gen_kv_str(g, "user", user);
-	if (timeout > 0)
-		sbx_gen_kv_double(g, "timeout_s", timeout);
-}
-
-int ctl_exec_detached(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
-		      const char *workdir, const char *user, double timeout, bool keep_stdin)
-{
-	for (int i = 0; i < nenv; i++)
-		if (!strchr(env[i], '=') || env[i][0] == '=')
-			return ctl_fail("invalid --env '%s': expected KEY=VALUE", env[i]);
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
 	yajl_gen_map_open(g);
-	gen_cmd_params(g, sandbox, cmd, ncmd, env, nenv, workdir, user, timeout, NULL);
+	if (ctl_gen_command(g, c, NULL) < 0)
+		return CTL_EXIT_FAIL;
 	if (keep_stdin)
 		sbx_gen_kv_bool(g, "stdin", true);
 	yajl_gen_map_close(g);
@@ -159,12 +116,8 @@ static int relay_terminal(int master)
 	return 0;
 }
 
-int ctl_exec_tty(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
-		 const char *workdir, const char *user, double timeout)
+int ctl_exec_tty(struct ctl *ctl, const struct ctl_command *c)
 {
-	for (int i = 0; i < nenv; i++)
-		if (!strchr(env[i], '=') || env[i][0] == '=')
-			return ctl_fail("invalid --env '%s': expected KEY=VALUE", env[i]);
 	struct winsize ws = { .ws_row = 24, .ws_col = 80 };
 	bool term = isatty(0);
 	if (term)
@@ -173,7 +126,8 @@ int ctl_exec_tty(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, cha
 	yajl_gen_map_open(g);
 	/* The program draws for our terminal. */
 	const char *t = getenv("TERM");
-	gen_cmd_params(g, sandbox, cmd, ncmd, env, nenv, workdir, user, timeout, t && *t ? t : "xterm");
+	if (ctl_gen_command(g, c, t && *t ? t : "xterm") < 0)
+		return CTL_EXIT_FAIL;
 	sbx_gen_kv_bool(g, "tty", true);
 	sbx_gen_kv_bool(g, "attach", true);
 	sbx_gen_kv_int(g, "rows", ws.ws_row ? ws.ws_row : 24);
@@ -211,7 +165,7 @@ int ctl_exec_tty(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, cha
 	relay_terminal(master);
 	close(master);
 	restore_terminal();
-	return wait_exit_code(ctl, sandbox, cmd_id);
+	return wait_exit_code(ctl, c->sandbox, cmd_id);
 }
 
 int cmd_logs(struct ctl *ctl, int argc, char **argv)
@@ -260,7 +214,7 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv)
 		if (!root)
 			return CTL_EXIT_FAIL;
 		fflush(stdout);
-		if (write_b64(ctl_str(res, "stdout"), 1) || write_b64(ctl_str(res, "stderr"), 2))
+		if (ctl_write_b64(ctl_str(res, "stdout"), 1) || ctl_write_b64(ctl_str(res, "stderr"), 2))
 			return CTL_EXIT_FAIL;
 		offset = ctl_int(res, "offset", offset);
 		yajl_val more = sbx_json_get(res, "more");
@@ -286,7 +240,7 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			return 0;
 		if (!strcmp(method, "process.output")) {
 			const char *stream = ctl_str(params, "stream");
-			if (write_b64(ctl_str(params, "data"), stream && !strcmp(stream, "stderr") ? 2 : 1))
+			if (ctl_write_b64(ctl_str(params, "data"), stream && !strcmp(stream, "stderr") ? 2 : 1))
 				return CTL_EXIT_FAIL;
 		}
 	}
@@ -487,7 +441,7 @@ static int session_exec(struct ctl *ctl, int argc, char **argv)
 		return 0;
 	}
 	fflush(stdout);
-	if (write_b64(ctl_str(res, "stdout"), 1) || write_b64(ctl_str(res, "stderr"), 2))
+	if (ctl_write_b64(ctl_str(res, "stdout"), 1) || ctl_write_b64(ctl_str(res, "stderr"), 2))
 		return CTL_EXIT_FAIL;
 	yajl_val to = sbx_json_get(res, "timed_out");
 	if (to && YAJL_IS_TRUE(to))

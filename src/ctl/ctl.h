@@ -123,14 +123,27 @@ int ctl_gen_resources(yajl_gen g, const struct create_opts *o);
 /* "512", "512m", "2g" -> MiB. */
 int ctl_parse_mb(const char *s, long long *out);
 int ctl_gen_create_params(yajl_gen g, const struct create_opts *o);
+/* A command to run in a sandbox, as exec, run and exec -d/-t take it. */
+struct ctl_command {
+	const char *sandbox;
+	char **argv;
+	int argc;
+	char **env; /* KEY=VALUE */
+	int nenv;
+	const char *workdir, *user;
+	double timeout; /* seconds; 0: none */
+};
+/* The members "sandbox", "cmd", "env", "cwd", "user", "timeout_s" of
+ * process.exec and process.spawn; TERM (when not NULL) goes into env
+ * unless the command sets it. -1 after a message on a bad --env. */
+int ctl_gen_command(yajl_gen g, const struct ctl_command *c, const char *term);
+/* Decode base64 output of a reply and write it to fd; NULL writes nothing. */
+int ctl_write_b64(const char *b64, int fd);
 /* Run a command in a sandbox and relay its output; returns its exit code. */
-int ctl_exec_and_relay(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
-		       const char *workdir, const char *user, double timeout, bool interactive);
+int ctl_exec_and_relay(struct ctl *ctl, const struct ctl_command *c, bool interactive);
 /* Start it in the background and print its CMD_ID. */
-int ctl_exec_detached(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
-		      const char *workdir, const char *user, double timeout, bool keep_stdin);
+int ctl_exec_detached(struct ctl *ctl, const struct ctl_command *c, bool keep_stdin);
 /* Run it on a terminal of the sandbox relayed to ours; returns its exit code. */
-int ctl_exec_tty(struct ctl *ctl, const char *sandbox, char **cmd, int ncmd, char **env, int nenv,
-		 const char *workdir, const char *user, double timeout);
+int ctl_exec_tty(struct ctl *ctl, const struct ctl_command *c);
 
 #endif
