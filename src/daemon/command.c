@@ -980,6 +980,11 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, st
 		c = NULL; /* listed: it ends like any other, lost if need be */
 		goto out;
 	}
+	/* A quick command may have recorded its status before the watch was
+	 * in place; its monitor may live on (a background child keeps the
+	 * output open), so nothing else would tell. */
+	if (read_status(c))
+		command_ended(c);
 	sb->activity_ns = sbx_now_ns();
 	*out = c;
 	c = NULL;
@@ -1261,6 +1266,7 @@ static struct sbx_command *load_one(struct sbx_sandbox *sb, const char *id)
 			sbx_warn("sandbox %s: command %s: %s", sb->id, id, werr ? werr->msg : "?");
 			sbx_error_free(werr);
 		}
+		read_status(c); /* it may have ended just before the watch */
 		return c;
 	}
 	if (pfd >= 0)

@@ -63,6 +63,16 @@ class SessionTest(SandboxdTestCase):
         self.assertLess(time.monotonic() - t, 10)
         self.assertEqual(self.run_in("echo still-fine")["stdout"], "still-fine\n")
 
+    def test_quick_commands_that_leave_a_child_always_finish(self):
+        # The command ends before its monitor does (the child holds the
+        # output open): only the recorded status can tell the daemon, even
+        # when it lands before the daemon watches for it.
+        for i in range(30):
+            with self.subTest(i=i):
+                r = self.call("session.exec", {"sandbox": self.sb, "session_id": "main",
+                                               "command": "sleep 3 & echo %d" % i}, timeout=10)
+                self.assertEqual((r["exit_code"], r["stdout"]), (0, "%d\n" % i))
+
     def test_run_async_and_a_concurrent_command(self):
         r = self.call("session.exec", {"sandbox": self.sb, "session_id": "main", "run_async": True,
                                        "command": "echo server-up; while [ ! -e /tmp/stop ]; do sleep 0.05; done; "
