@@ -228,6 +228,9 @@ class KillTest(ProcessTestCase):
         self.call("process.kill", {"sandbox": self.sb, "cmd_id": r["cmd_id"], "signal": "SIGKILL"})
         w = self.wait(r["cmd_id"])
         self.assertEqual((w["exit_code"], w["signal"]), (137, "KILL"))
+        # The shell is gone; its last `sleep` may still be on its way out,
+        # and a kill reaches whatever of the command is left.
+        wait_until(lambda: not [p for p in self.sandbox_pids() if _cmdline(p).startswith(b"sleep\0")], timeout=10)
         self.assertRpcError(BAD_STATE, "process.kill", {"sandbox": self.sb, "cmd_id": r["cmd_id"]})
 
     def test_term_by_number_and_name(self):
