@@ -102,6 +102,19 @@ void sbx_command_gen_status(yajl_gen g, const struct sbx_command *c)
 	sbx_gen_kv_bool(g, "timed_out", c->timed_out);
 }
 
+void sbx_command_gen_output(yajl_gen g, const char *key, const struct sbx_buf *b, bool base64)
+{
+	size_t len = 0;
+	char *s = base64 ? sbx_base64_encode(b->data ? b->data : "", b->len, &len)
+			 : sbx_utf8_sanitize(b->data ? b->data : "", b->len, &len);
+	sbx_gen_key(g, key);
+	if (s)
+		sbx_gen_strn(g, s, len);
+	else
+		yajl_gen_null(g);
+	free(s);
+}
+
 void sbx_command_gen(yajl_gen g, const struct sbx_command *c)
 {
 	yajl_gen_map_open(g);

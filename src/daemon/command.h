@@ -65,6 +65,9 @@ struct sbx_command *sbx_command_from_params(struct sbx_sandbox *sb, yajl_val par
 void sbx_command_gen(yajl_gen g, const struct sbx_command *c);
 /* Exit status members: exit_code, signal, timed_out. */
 void sbx_command_gen_status(yajl_gen g, const struct sbx_command *c);
+/* key: the collected output as base64 or as UTF-8 text (invalid bytes
+ * replaced); null when out of memory. */
+void sbx_command_gen_output(yajl_gen g, const char *key, const struct sbx_buf *b, bool base64);
 
 /* Signal every process of the command's tree. */
 int sbx_command_signal(struct sbx_command *c, int sig, sbx_error **err);

@@ -125,19 +125,6 @@ static void stdin_event(struct sbx_watch *w, uint32_t events, void *data)
 	sbx_closep(&ex->in_fd);
 }
 
-static void gen_output(yajl_gen g, const char *key, struct sbx_buf *b, bool base64)
-{
-	size_t len = 0;
-	char *s = base64 ? sbx_base64_encode(b->data ? b->data : "", b->len, &len)
-			 : sbx_utf8_sanitize(b->data ? b->data : "", b->len, &len);
-	sbx_gen_key(g, key);
-	if (s)
-		sbx_gen_strn(g, s, len);
-	else
-		yajl_gen_null(g);
-	free(s);
-}
-
 static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct sbx_exec *ex = data;
@@ -166,8 +153,8 @@ static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
 			yajl_gen_map_open(g);
 			sbx_gen_kv_int(g, "exit_code", exit_code);
 			sbx_gen_kv_str(g, "signal", signame);
-			gen_output(g, "stdout", &ex->out, ex->base64);
-			gen_output(g, "stderr", &ex->err, ex->base64);
+			sbx_command_gen_output(g, "stdout", &ex->out, ex->base64);
+			sbx_command_gen_output(g, "stderr", &ex->err, ex->base64);
 			sbx_gen_kv_bool(g, "timed_out", ex->timed_out);
 			sbx_gen_kv_bool(g, "truncated", ex->truncated);
 			sbx_gen_kv_int(g, "duration_ms", sbx_monotonic_ms() - ex->start_ms);
@@ -569,8 +556,8 @@ void rpc_process_logs(struct sbx_request *req)
 	yajl_gen g = sbx_reply_begin(req);
 	if (g) {
 		yajl_gen_map_open(g);
-		gen_output(g, "stdout", &b.out, base64);
-		gen_output(g, "stderr", &b.err, base64);
+		sbx_command_gen_output(g, "stdout", &b.out, base64);
+		sbx_command_gen_output(g, "stderr", &b.err, base64);
 		sbx_gen_kv_int(g, "offset", (int64_t)pos);
 		sbx_gen_kv_bool(g, "exited", exited);
 		sbx_command_gen_status(g, c);

@@ -387,19 +387,6 @@ static void collect(void *ctx, int stream, const char *data, size_t len, uint64_
 	sbx_buf_append(t, data, keep);
 }
 
-static void gen_text(yajl_gen g, const char *key, struct sbx_buf *b, bool base64)
-{
-	size_t len = 0;
-	char *s = base64 ? sbx_base64_encode(b->data ? b->data : "", b->len, &len)
-			 : sbx_utf8_sanitize(b->data ? b->data : "", b->len, &len);
-	sbx_gen_key(g, key);
-	if (s)
-		sbx_gen_strn(g, s, len);
-	else
-		yajl_gen_null(g);
-	free(s);
-}
-
 static void session_exec_done(struct sbx_command *c, void *data)
 {
 	struct session_wait *w = data;
@@ -422,8 +409,8 @@ static void session_exec_done(struct sbx_command *c, void *data)
 		yajl_gen_map_open(g);
 		sbx_gen_kv_str(g, "cmd_id", c->id);
 		sbx_command_gen_status(g, c);
-		gen_text(g, "stdout", &b.out, w->base64);
-		gen_text(g, "stderr", &b.err, w->base64);
+		sbx_command_gen_output(g, "stdout", &b.out, w->base64);
+		sbx_command_gen_output(g, "stderr", &b.err, w->base64);
 		sbx_gen_kv_bool(g, "truncated", b.truncated || sbx_command_log_dropped(c) > 0);
 		sbx_gen_kv_int(g, "duration_ms", sbx_monotonic_ms() - w->start_ms);
 		sbx_gen_kv_str(g, "cwd", s ? s->cwd : NULL);
