@@ -8,6 +8,8 @@ render(bench) turns bench.commands into report lines.
 import base64
 import json
 import os
+import pty
+import select
 import socket
 import statistics
 import subprocess
@@ -16,6 +18,10 @@ import time
 FOLLOW_BYTES = 512 * 1024 * 1024
 ROUND_TRIPS = 100
 WARMUP = 10
+KEYSTROKES = 300
+# A program that echoes each byte itself (raw mode, no echo by the line
+# discipline), so the byte really reaches it and comes back.
+RAW_ECHO = "stty raw -echo && echo ready && exec cat"
 
 
 def _summary(xs):
@@ -71,6 +77,46 @@ def _follow(sock_path, sandbox, cmd_id, encoding="utf-8", decode=True):
     return got, dt
 
 
+def _read_until(fd, want, timeout=10.0):
+    buf = b""
+    end = time.monotonic() + timeout
+    while want not in buf:
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise RuntimeError("no %r from the terminal (got %r)" % (want, buf[-200:]))
+        buf += os.read(fd, 4096)
+    return buf
+
+
+def keystrokes(argv):
+    """Milliseconds from writing one byte into a terminal until the program
+    behind it has echoed it back, for each of KEYSTROKES bytes. argv runs on
+    the slave side of a fresh pty as its controlling terminal."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                         preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
+    os.close(slave)
+    try:
+        _read_until(master, b"ready")
+        time.sleep(0.2)  # whatever else the start printed
+        while select.select([master], [], [], 0)[0]:
+            os.read(master, 4096)
+        out = []
+        for i in range(WARMUP + KEYSTROKES):
+            ch = b"abcdefghijklmnopqrstuvwxyz"[i % 26:i % 26 + 1]
+            t0 = time.perf_counter_ns()
+            os.write(master, ch)
+            _read_until(master, ch)
+            if i >= WARMUP:
+                out.append((time.perf_counter_ns() - t0) / 1e6)
+        return _summary(out)
+    finally:
+        os.write(master, b"\x04")  # raw mode: not an EOF; the kill ends it
+        p.kill()
+        p.wait()
+        os.close(master)
+
+
 def _hwm_kb(pid):
     with open("/proc/%d/status" % pid) as fh:
         for line in fh:
@@ -97,6 +143,12 @@ def measure(b):
             if r.get("exit_code") != 0:
                 raise RuntimeError("session true exited %r" % (r,))
         res["session_exec"] = _round_trips(session_exec)
+
+        # Keystroke round trip through `sandboxctl exec -it` (the sandbox's
+        # terminal handed over by descriptor, relayed by sandboxctl) against
+        # the same program on a local terminal.
+        res["keys_ctl"] = keystrokes([b.sandboxctl, "-s", b.sock, "exec", "-it", sb, "--", "sh", "-c", RAW_ECHO])
+        res["keys_local"] = keystrokes(["sh", "-c", RAW_ECHO])
 
         # Output throughput: `yes` into the log and out to a following
         # client at the same time, then the same log replayed.
@@ -155,6 +207,23 @@ def render(b):
     for name, s in rows:
         L.append("| %s | %.2f | %.2f | %.2f | %.2f |" % (name, s["mean"], s["median"], s["p95"], s["min"]))
     L.append("")
+    if "keys_ctl" in R:
+        L.append("Keystroke round trip: one byte written into a terminal until the program behind it "
+                 "(`stty raw -echo; cat`, which echoes every byte itself) has sent it back, %d bytes one "
+                 "after the other, in milliseconds." % KEYSTROKES)
+        L.append("")
+        L.append("| what | mean | median | p95 | min |")
+        L.append("|---|---:|---:|---:|---:|")
+        for key, name in (("keys_ctl", "`sandboxctl exec -it SANDBOX -- sh -c '...'`: the sandbox's own pty, "
+                                       "relayed by sandboxctl"),
+                          ("keys_local", "the same program on a local pty, no sandbox")):
+            v = R[key]
+            L.append("| %s | %.3f | %.3f | %.3f | %.3f |" % (name, v["mean"], v["median"], v["p95"], v["min"]))
+        L.append("")
+        L.append("sandboxctl holds the terminal's master descriptor, passed over the socket: a keystroke "
+                 "costs one relay hop in sandboxctl and no daemon work; %.3f ms against %.3f ms (median) is "
+                 "far below what a person can notice." % (R["keys_ctl"]["median"], R["keys_local"]["median"]))
+        L.append("")
     L.append("Output throughput of `process.logs` with `follow`: `yes | head -c %d` (%d MiB) in a "
              "sandbox, received as `process.output` notifications (UTF-8 text in JSON) by a client that "
              "decodes every message."
