@@ -393,7 +393,13 @@ out:
 	return 0;
 }
 
-static void revoke_tokens(struct sbx_net *net, const char *id)
+/* ---- preview tokens ----
+ * Kept in memory for the gateway and in sandboxes/<id>/preview (0600, in
+ * the root-only state dir), one "PORT TOKEN EXPIRES_NS" line each, so that
+ * links handed out survive a restart of the daemon. Stop and delete revoke
+ * them: the file goes with them. */
+
+static void forget_tokens(struct sbx_net *net, const char *id)
 {
 	for (struct token **pp = &net->tokens; *pp;) {
 		struct token *t = *pp;
@@ -405,6 +411,92 @@ static void revoke_tokens(struct sbx_net *net, const char *id)
 			pp = &t->next;
 		}
 	}
+}
+
+static void tokens_rel(const char *id, char *rel, size_t n)
+{
+	snprintf(rel, n, "sandboxes/%s/preview", id);
+}
+
+/* Rewrites the file from memory, leaving out expired tokens; no file
+ * when none is left. */
+static int save_tokens(struct sbx_net *net, const char *id, sbx_error **err)
+{
+	char rel[64];
+	tokens_rel(id, rel, sizeof(rel));
+	struct sbx_buf b = { 0 };
+	int64_t now = sbx_now_ns();
+	for (struct token *t = net->tokens; t; t = t->next) {
+		if (strcmp(t->sandbox, id) || (t->expires_ns && t->expires_ns <= now))
+			continue;
+		char line[128];
+		int n = snprintf(line, sizeof(line), "%u %s %lld\n", (unsigned)t->port, t->token, (long long)t->expires_ns);
+		if (sbx_buf_append(&b, line, (size_t)n) < 0) {
+			explicit_bzero(line, sizeof(line));
+			sbx_buf_free(&b);
+			return sbx_error_errno(err, ENOMEM, "preview tokens");
+		}
+		explicit_bzero(line, sizeof(line));
+	}
+	int r = 0;
+	if (!b.len) {
+		if (unlinkat(net->d->state_fd, rel, 0) < 0 && errno != ENOENT)
+			r = sbx_error_errno(err, errno, "remove %s", rel);
+	} else {
+		r = sbx_write_file_atomic_at(net->d->state_fd, rel, b.data, b.len, 0600, err);
+	}
+	if (b.data)
+		explicit_bzero(b.data, b.len);
+	sbx_buf_free(&b);
+	return r;
+}
+
+static void revoke_tokens(struct sbx_net *net, const char *id)
+{
+	forget_tokens(net, id);
+	sbx_error *e = NULL;
+	if (save_tokens(net, id, &e) < 0) {
+		sbx_warn("sandbox %s: %s", id, e->msg);
+		sbx_error_free(e);
+	}
+}
+
+void sbx_net_drop_previews(struct sbx_daemon *d, const char *id)
+{
+	char rel[64];
+	tokens_rel(id, rel, sizeof(rel));
+	unlinkat(d->state_fd, rel, 0);
+}
+
+static void load_tokens(struct sbx_net *net, struct sbx_sandbox *sb)
+{
+	char rel[64], *text = NULL;
+	size_t len = 0;
+	tokens_rel(sb->id, rel, sizeof(rel));
+	if (sbx_read_file_at(net->d->state_fd, rel, 1 << 20, &text, &len, NULL) < 0)
+		return;
+	int64_t now = sbx_now_ns();
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned port = 0;
+		char tok[65] = "";
+		long long exp = 0;
+		if (sscanf(line, "%u %64[0-9a-f] %lld", &port, tok, &exp) != 3 || strlen(tok) != 64 || !port ||
+		    port > 65535 || exp < 0 || (exp && exp <= now))
+			continue;
+		struct token *t = calloc(1, sizeof(*t));
+		if (!t)
+			break;
+		memcpy(t->token, tok, sizeof(t->token));
+		explicit_bzero(tok, sizeof(tok));
+		memcpy(t->sandbox, sb->id, sizeof(t->sandbox));
+		t->port = (uint16_t)port;
+		t->expires_ns = exp;
+		t->next = net->tokens;
+		net->tokens = t;
+	}
+	explicit_bzero(text, len);
+	free(text);
 }
 
 void sbx_net_detach(struct sbx_sandbox *sb)
@@ -628,6 +720,8 @@ void sbx_net_recover(struct sbx_daemon *d)
 			sbx_error_free(e);
 			e = NULL;
 		}
+		if (d->net && sb->net.ip.s_addr && (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED))
+			load_tokens(d->net, sb);
 		for (struct sbx_publish *p = sb->net.ports; p; p = p->next) {
 			if (p->fd < 0 && publish_open(p, &e) < 0) {
 				sbx_warn("sandbox %s: port %u stays unpublished: %s", sb->id, (unsigned)p->port, e->msg);
@@ -656,8 +750,8 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 	if (net->gw_w)
 		sbx_loop_unwatch(net->gw_w);
 	sbx_closep(&net->gw_fd);
-	while (net->tokens)
-		revoke_tokens(net, net->tokens->sandbox);
+	while (net->tokens) /* kept on disk for the next start */
+		forget_tokens(net, net->tokens->sandbox);
 	if (net->enabled) {
 		struct sbx_nl nl = { 0 };
 		sbx_error *e = NULL;
@@ -714,6 +808,12 @@ int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, c
 	t->expires_ns = expires_ns;
 	t->next = net->tokens;
 	net->tokens = t;
+	if (save_tokens(net, sb->id, err) < 0) {
+		net->tokens = t->next;
+		explicit_bzero(t->token, sizeof(t->token));
+		free(t);
+		return -1;
+	}
 	memcpy(token, t->token, 65);
 	const char *colon = strrchr(net->gw_addr, ':');
 	snprintf(url, urlsz, "http://%u-%s.%s%s/", (unsigned)port, sb->id, sb->d->cfg.preview_domain,

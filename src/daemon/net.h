@@ -63,7 +63,10 @@ int sbx_net_unpublish(struct sbx_sandbox *sb, uint16_t port, sbx_error **err);
 /* Iteration over a sandbox's publications. */
 struct sbx_publish *sbx_net_ports_next(struct sbx_sandbox *sb, struct sbx_publish *prev, uint16_t *port,
 				       uint16_t *host_port, const char **host_ip);
-/* Preview tokens (net.c): a new one for sandbox+port; expires_ns 0: never. */
+/* Preview tokens of a sandbox that is not running: gone from disk. */
+void sbx_net_drop_previews(struct sbx_daemon *d, const char *id);
+/* Preview tokens (net.c): a new one for sandbox+port; expires_ns 0: never.
+ * They are kept in the state dir and come back after a restart. */
 int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, char token[65], char *url,
 		    size_t urlsz, char *gateway, size_t gwsz, sbx_error **err);
 

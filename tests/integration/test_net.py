@@ -383,6 +383,35 @@ class BridgeTest(NetTestBase):
         time.sleep(1.5)
         self.assertEqual(self.gateway_request(pv["gateway"], host, "/", {"X-Sandbox-Token": pv["token"]})[0], 401)
 
+    def test_preview_links_survive_a_restart_until_the_sandbox_stops(self):
+        sb = self.create()
+        self.start_httpd(sb, 8000)
+        host = "8000-%s.localhost" % sb["id"]
+        pv = self.call("net.preview", {"sandbox": sb["id"], "port": 8000, "expires_s": 600})
+        short = self.call("net.preview", {"sandbox": sb["id"], "port": 8000, "expires_s": 1})
+        path = os.path.join(self.daemon.state_dir, "sandboxes", sb["id"], "preview")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        for hard in (False, True):
+            with self.subTest(hard=hard):
+                self.daemon.restart(hard=hard)
+                self.rpc = self.daemon.client()
+                gw = self.call("net.preview", {"sandbox": sb["id"], "port": 9})["gateway"]
+                st, _, body = self.gateway_request(gw, host, "/index.html", {"X-Sandbox-Token": pv["token"]})
+                self.assertEqual(st, 200)
+                self.assertIn("inside hello", body)
+        time.sleep(1.2)
+        self.assertEqual(self.gateway_request(gw, host, "/", {"X-Sandbox-Token": short["token"]})[0], 401)
+        # Stop revokes them, on disk too: neither a start nor a restart
+        # brings them back.
+        self.call("sandbox.stop", {"sandbox": sb["id"]})
+        self.assertFalse(os.path.exists(path))
+        self.call("sandbox.start", {"sandbox": sb["id"]})
+        self.daemon.restart(hard=True)
+        self.rpc = self.daemon.client()
+        self.start_httpd(sb, 8000)
+        gw = self.call("net.preview", {"sandbox": sb["id"], "port": 9})["gateway"]
+        self.assertEqual(self.gateway_request(gw, host, "/index.html", {"X-Sandbox-Token": pv["token"]})[0], 401)
+
     def test_upgrade_passes_bytes_both_ways(self):
         sb = self.create()
         self.sh(sb["id"], "nc -ll -p 9000 -e /bin/cat </dev/null >/dev/null 2>&1 &")
