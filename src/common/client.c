@@ -64,49 +64,14 @@ int sbx_client_take_fd(struct sbx_client *c)
 
 static ssize_t recv_with_fds(struct sbx_client *c, char *space, size_t n)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * SBX_CLIENT_MAX_FDS)];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = space, .iov_len = n };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
-	for (struct cmsghdr *cm = r >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (c->n_fds < SBX_CLIENT_MAX_FDS)
-				c->fds[c->n_fds++] = fd;
-			else
-				close(fd);
-		}
-	}
-	return r;
+	return sbx_recv_with_fds(c->fd, space, n, 0, c->fds, SBX_CLIENT_MAX_FDS, &c->n_fds, NULL);
 }
 
 static int send_with_fd(int sock, const char *data, size_t len, int fd)
 {
 	if (fd < 0)
 		return sbx_write_all(sock, data, len) < 0 ? -1 : 0;
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	ssize_t n;
-	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = sbx_send_with_fd(sock, data, len, fd, 0);
 	if (n < 0)
 		return -1;
 	return sbx_write_all(sock, data + n, len - (size_t)n) < 0 ? -1 : 0;

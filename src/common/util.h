@@ -53,6 +53,19 @@ ssize_t sbx_write_all(int fd, const void *buf, size_t len);
 ssize_t sbx_read_all(int fd, void *buf, size_t len);
 int sbx_set_nonblock(int fd, bool on);
 
+/* Descriptors passed over unix sockets (SCM_RIGHTS), at most this many in
+ * one message. */
+#define SBX_PASS_FDS_MAX 16
+/* One sendmsg of buf carrying fd (none when fd < 0); EINTR is retried.
+ * Returns the bytes sent, or -1. */
+ssize_t sbx_send_with_fd(int sock, const void *buf, size_t len, int fd, int flags);
+/* One recvmsg into buf (MSG_CMSG_CLOEXEC added to flags). Descriptors that
+ * come with it are appended to fds while *n_fds < max and closed past
+ * that; *dropped (may be NULL) tells whether any were closed or lost to a
+ * truncated control message. */
+ssize_t sbx_recv_with_fds(int sock, void *buf, size_t len, int flags, int *fds, size_t max, size_t *n_fds,
+			  bool *dropped);
+
 /* Read a whole (small) file below dirfd; fails past max bytes. */
 int sbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *outlen, sbx_error **err);
 /* Write a file atomically: temp file in the same directory, then rename. */

@@ -707,23 +707,7 @@ static int place_fds(const int src[], int count, int first)
 
 static int send_report(int sock, const char *text, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
+	return sbx_send_with_fd(sock, text, strlen(text), fd, 0) < 0 ? -1 : 0;
 }
 
 struct monitor_args {
@@ -800,25 +784,15 @@ static int read_spawn_report(int sock, pid_t *cmd_pid, int *tty_fd, sbx_error **
 			return sbx_error_set(err, SBX_ERR_TIMEOUT, "command setup did not finish within %d s",
 					     REPORT_TIMEOUT_MS / 1000);
 		}
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = { .iov_base = text + len, .iov_len = sizeof(text) - 1 - len };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		int got[1];
+		size_t n_got = 0;
+		ssize_t n = sbx_recv_with_fds(sock, text + len, sizeof(text) - 1 - len, 0, got, 1, &n_got, NULL);
 		if (n < 0 && errno == EINTR)
 			continue;
-		for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-				if (*tty_fd < 0)
-					*tty_fd = fd;
-				else
-					close(fd);
-			}
-		}
+		if (n_got && *tty_fd < 0)
+			*tty_fd = got[0];
+		else if (n_got)
+			close(got[0]);
 		if (n <= 0)
 			break;
 		len += (size_t)n;

@@ -175,22 +175,10 @@ static ssize_t send_some(struct sbx_conn *c)
 	}
 	if (fd < 0)
 		return send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = { .iov_base = data, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
 	/* A lone fd for a later stretch of bytes must not be glued to these. */
 	if (c->n_out_fds > 1 && c->out_fds[1].pos - c->out_base < len)
-		iov.iov_len = (size_t)(c->out_fds[1].pos - c->out_base);
-	ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		len = (size_t)(c->out_fds[1].pos - c->out_base);
+	ssize_t n = sbx_send_with_fd(c->fd, data, len, fd, MSG_DONTWAIT);
 	if (n > 0) {
 		close(fd);
 		memmove(c->out_fds, c->out_fds + 1, (c->n_out_fds - 1) * sizeof(*c->out_fds));
@@ -569,27 +557,14 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 				conn_close(c);
 				break;
 			}
-			union {
-				char buf[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_READ)];
-				struct cmsghdr align;
-			} u;
-			struct iovec iov = { .iov_base = space, .iov_len = READ_CHUNK };
-			struct msghdr mh = { .msg_iov = &iov,
-					     .msg_iovlen = 1,
-					     .msg_control = u.buf,
-					     .msg_controllen = sizeof(u.buf) };
-			ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-			for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
-				if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-					continue;
-				size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				for (size_t i = 0; i < nfd; i++) {
-					int fd;
-					memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-					queue_in_fd(c, fd);
-				}
-			}
-			if (n >= 0 && (mh.msg_flags & MSG_CTRUNC))
+			int fds[MAX_FDS_PER_READ];
+			size_t n_fds = 0;
+			bool dropped = false;
+			ssize_t n = sbx_recv_with_fds(c->fd, space, READ_CHUNK, MSG_DONTWAIT, fds, MAX_FDS_PER_READ, &n_fds,
+						      &dropped);
+			for (size_t i = 0; i < n_fds; i++)
+				queue_in_fd(c, fds[i]);
+			if (dropped)
 				sbx_warn("client pid %d sent more than %d descriptors at once; extra ones dropped",
 					 (int)c->peer.pid, MAX_FDS_PER_READ);
 			if (n < 0) {

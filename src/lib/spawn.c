@@ -133,25 +133,15 @@ static void reset_signals(void)
  * can come with them; the first one received is kept in *fd_out. */
 static ssize_t recv_report(int fd, char *buf, size_t size, int *fd_out)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = buf, .iov_len = size };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	int got[1];
+	size_t n_got = 0;
+	ssize_t n = sbx_recv_with_fds(fd, buf, size, 0, got, 1, &n_got, NULL);
 	if (n < 0 && errno == ENOTSOCK)
 		return read(fd, buf, size); /* the init's report is a pipe */
-	for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
-			int got;
-			memcpy(&got, CMSG_DATA(cm), sizeof(int));
-			if (fd_out && *fd_out < 0)
-				*fd_out = got;
-			else
-				close(got);
-		}
-	}
+	if (n_got && fd_out && *fd_out < 0)
+		*fd_out = got[0];
+	else if (n_got)
+		close(got[0]);
 	return n;
 }
 
@@ -453,23 +443,10 @@ static void report_pid(int report_fd, pid_t pid, int master)
 {
 	char line[32];
 	int n = snprintf(line, sizeof(line), "P%d\n", (int)pid);
-	if (master < 0) {
-		sbx_write_all(report_fd, line, (size_t)n);
-		return;
-	}
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = { .iov_base = line, .iov_len = (size_t)n };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	sendmsg(report_fd, &mh, MSG_NOSIGNAL);
+	if (master < 0)
+		sbx_write_all(report_fd, line, (size_t)n); /* also a pipe */
+	else
+		sbx_send_with_fd(report_fd, line, (size_t)n, master, 0);
 }
 
 int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, sbx_error **err)
