@@ -158,7 +158,7 @@ def host_leftovers(before_tmp):
             continue
         if cg and cg[0].startswith("/" + prefix) and not zombie:
             found.append("process %s in cgroup %s" % (pid, cg[0]))
-    now = set(glob.glob(os.path.join(tempfile.gettempdir(), "sbxtest-*")))
+    now = set(glob.glob(os.path.join(tempfile.gettempdir(), prefix + "*")))
     for d in sorted(now - before_tmp):
         found.append("directory %s" % d)
     return found
@@ -188,7 +188,7 @@ def main(argv=None):
     suite = filter_suite(suite, args.patterns)
 
     print("sandboxd integration tests, build dir %s" % os.environ["SBX_BUILDDIR"], flush=True)
-    before_tmp = set(glob.glob(os.path.join(tempfile.gettempdir(), "sbxtest-*")))
+    before_tmp = set(glob.glob(os.path.join(tempfile.gettempdir(), "sbxtest-%d-*" % os.getpid())))
     result = Result(sys.stdout, verbose=args.verbose, failfast=args.failfast)
     t0 = time.monotonic()
     try:

@@ -378,7 +378,7 @@ class Daemon:
 
     def __init__(self, max_message=None, config=None, extra_args=(), own_cgroup=True, log_level="debug"):
         _counter[0] += 1
-        self.dir = tempfile.mkdtemp(prefix="sbxtest-")
+        self.dir = tempfile.mkdtemp(prefix="sbxtest-%d-" % os.getpid())
         os.chmod(self.dir, 0o755)
         self.state_dir = os.path.join(self.dir, "state")
         self.run_dir = os.path.join(self.dir, "run")
