@@ -1,6 +1,6 @@
 /* Unit tests of src/common/util.c: buffers, fd I/O, the file helpers the
  * state directory is written with, names and ids, time stamps, base64,
- * UTF-8 sanitizing, signal names and integer parsing. */
+ * UTF-8 sanitizing, signal names, integer parsing and descriptor passing. */
 #include "config.h"
 #include <check.h>
 #include <dirent.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -325,6 +326,84 @@ START_TEST(test_set_nonblock)
 	close(p[1]);
 }
 END_TEST
+
+/* Sends n descriptors in one message, as a client may. */
+static void send_fds_raw(int sock, const int *fds, int n)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = { .iov_base = (void *)"x", .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+	ck_assert_int_eq(sendmsg(sock, &mh, 0), 1);
+}
+
+START_TEST(test_fd_passing_round_trip)
+{
+	int sp[2], p[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(sbx_send_with_fd(sp[0], "hello", 5, p[1], 0), 5);
+	ck_assert_int_eq(sbx_send_with_fd(sp[0], "!", 1, -1, 0), 1); /* plain bytes */
+	char buf[16];
+	int got[2] = { -1, -1 };
+	size_t n = 0;
+	bool dropped = true;
+	ck_assert_int_eq(sbx_recv_with_fds(sp[1], buf, 5, 0, got, 2, &n, &dropped), 5);
+	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(!dropped);
+	/* A new descriptor for the same pipe, close-on-exec. */
+	ck_assert_int_ne(got[0], p[1]);
+	ck_assert_int_eq(fcntl(got[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	ck_assert_int_eq(write(got[0], "z", 1), 1);
+	ck_assert_int_eq(read(p[0], buf, 1), 1);
+	ck_assert_int_eq(buf[0], 'z');
+	ck_assert_int_eq(sbx_recv_with_fds(sp[1], buf, sizeof(buf), MSG_DONTWAIT, got + 1, 1, &n, NULL), 1);
+	ck_assert_uint_eq(n, 1); /* nothing more came */
+	ck_assert_int_eq(sbx_recv_with_fds(sp[1], buf, sizeof(buf), MSG_DONTWAIT, got, 2, &n, NULL), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(got[0]);
+	close(sp[0]);
+	close(sp[1]);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+START_TEST(test_fd_passing_closes_what_does_not_fit)
+{
+	int sp[2], p[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	int four[4] = { p[1], p[1], p[1], p[1] };
+	send_fds_raw(sp[0], four, 4);
+	close(p[1]);
+	char buf[4];
+	int got[2];
+	size_t n = 0;
+	bool dropped = false;
+	ck_assert_int_eq(sbx_recv_with_fds(sp[1], buf, sizeof(buf), 0, got, 2, &n, &dropped), 1);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(dropped);
+	/* The two kept are the only write ends left: closing them ends the pipe. */
+	close(got[0]);
+	close(got[1]);
+	ck_assert_int_eq(read(p[0], buf, 1), 0);
+	close(p[0]);
+	close(sp[0]);
+	close(sp[1]);
+}
+END_TEST
+
 
 /* ---- sbx_read_file_at ---- */
 
@@ -1226,6 +1305,8 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_write_all_errors);
 	tcase_add_test(tc, test_read_all_retries_on_eintr);
 	tcase_add_test(tc, test_set_nonblock);
+	tcase_add_test(tc, test_fd_passing_round_trip);
+	tcase_add_test(tc, test_fd_passing_closes_what_does_not_fit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");
