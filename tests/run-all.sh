@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian/Ubuntu machine: dependencies,
 # a normal and an ASan/UBSan build, the Check unit tests, the end-to-end
 # suite against a real daemon on this host and again in a QEMU guest with
-# a pure cgroup v2 hierarchy, and make distcheck. Ends with one line
+# a pure cgroup v2 hierarchy, a part of it against the sanitizer build,
+# fuzzing, and make distcheck. Ends with one line
 # "N passed, N failed, N skipped" counting individual tests.
 set -u
 cd "$(dirname "$0")/.."
@@ -105,6 +106,23 @@ note "ASan/UBSan build"
 if build build-asan --enable-sanitizers; then
 	note "unit tests under ASan/UBSan"
 	ASAN_OPTIONS=detect_leaks=1 unit_tests build-asan "unit tests (asan)"
+	# The real daemon built with the sanitizers, through the suites that
+	# drive its protocol, command, file and network code hardest. A memory
+	# error aborts the daemon (so tests fail) and leaves a report here.
+	# Leak checking stays with the unit tests: the daemon exits without
+	# freeing what the process exit frees anyway.
+	note "integration tests under ASan/UBSan (daemon built with the sanitizers)"
+	asanlog=$(mktemp -d)
+	integration "$top/build-asan" "integration tests (asan)" env \
+		ASAN_OPTIONS="detect_leaks=0:log_path=$asanlog/asan" \
+		UBSAN_OPTIONS="print_stacktrace=1:log_path=$asanlog/ubsan" \
+		SBX_TEST_FILTER="test_protocol.* test_concurrency.* test_events.* test_process.* test_session.* test_fs.* test_net.* test_restart.* test_leaks.*"
+	if compgen -G "$asanlog/*" >/dev/null; then
+		echo "sanitizer reports:"
+		head -n 80 "$asanlog"/*
+		count 0 1 0 "sanitizer reports"
+	fi
+	rm -rf "$asanlog"
 else
 	fatal_stage "sanitizer build"
 fi
