@@ -1,5 +1,5 @@
-/* Byte pumps between two TCP sockets in the loop, for published ports and
- * the preview gateway: splice through a pipe per direction, non-blocking,
+/* Byte pumps between two TCP sockets, for published ports and the preview
+ * gateway: once connected, a thread per direction splices through a pipe,
  * half-close passed on, so WebSocket upgrades and long streams pass
  * through untouched. */
 #ifndef SBX_PROXY_H
