@@ -464,10 +464,10 @@ class BridgeTest(NetTestBase):
         return s
 
     def test_gateway_large_transfers_arrive_whole(self):
-        """64 MiB down from httpd and 16 MiB through an echo server with a
-        half-close, compared by checksum; then a client that vanishes in the
-        middle of a download, and a sandbox stopped under a live connection,
-        leave no descriptor or thread behind in the daemon."""
+        """64 MiB down from httpd, and 200 KiB and 16 MiB through an echo
+        server with a half-close, compared by checksum; then a client that
+        vanishes in the middle of a download, and a sandbox stopped under a
+        live connection, leave no descriptor or thread behind in the daemon."""
         sb = self.create()
         sid = sb["id"]
         self.sh(sid, "mkdir -p /tmp/www && head -c 67108864 /dev/urandom > /tmp/www/big")
@@ -500,11 +500,10 @@ class BridgeTest(NetTestBase):
         # then the end of the stream.
         ev = self.call("net.preview", {"sandbox": sid, "port": 9000})
         h, p = ev["gateway"].rsplit(":", 1)
-        up = os.urandom(16 << 20)
         marker = b"GET /echo HTTP/1.1\r\nHost: 9000-%s.localhost\r\nX-Sandbox-Token: %s\r\n\r\n" % (
             sid.encode(), ev["token"].encode())
 
-        def echo_once():
+        def echo_once(up):
             try:
                 s = socket.create_connection((h, int(p)), timeout=10)
             except OSError:
@@ -532,10 +531,13 @@ class BridgeTest(NetTestBase):
             s.close()
             return bytes(got) if len(got) else None
 
-        expected = marker.replace(b"X-Sandbox-Token: %s\r\n" % ev["token"].encode(), b"") + up
-        got = wait_until(echo_once, 15, message="echo server behind the gateway")
-        self.assertEqual(len(got), len(expected))
-        self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(expected).hexdigest())
+        # A short exchange and a bulk one (the daemon may move them differently).
+        for size in (200 << 10, 16 << 20):
+            up = os.urandom(size)
+            expected = marker.replace(b"X-Sandbox-Token: %s\r\n" % ev["token"].encode(), b"") + up
+            got = wait_until(lambda: echo_once(up), 15, message="echo server behind the gateway")
+            self.assertEqual(len(got), len(expected))
+            self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(expected).hexdigest())
 
         # A client that vanishes (reset) in the middle of a download.
         for _ in range(3):
