@@ -1274,10 +1274,75 @@ def http_get(addr, port, host, path, token=None, buf=None):
     return total
 
 
+class NetCpu:
+    """CPU time of each party of a download, read before and after it: the
+    daemon (all its threads), the sandbox's cgroup (the server), this
+    process (the client), softirq time of all CPUs (packet processing that
+    the kernel does not charge to a process) and the busy time of the
+    whole machine, which includes everything else running on it."""
+
+    def __init__(self, daemon_pid, init_pid):
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.daemon_pid = daemon_pid
+        self.cpu_stat = None
+        with contextlib.suppress(OSError, StopIteration):
+            with open("/proc/%d/cgroup" % init_pid) as f:
+                rel = next(ln.strip()[3:] for ln in f if ln.startswith("0::"))
+            mnt = cgroup2_mount()
+            path = os.path.join(mnt, rel.lstrip("/"), "cpu.stat") if mnt and rel != "/" else None
+            if path and os.path.exists(path):
+                self.cpu_stat = path
+
+    def snapshot(self):
+        snap = {"wall": time.perf_counter()}
+        with open("/proc/%d/stat" % self.daemon_pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        snap["daemon"] = (int(fields[11]) + int(fields[12])) / self.hz
+        snap["server"] = None
+        if self.cpu_stat:
+            with open(self.cpu_stat) as f:
+                for line in f:
+                    if line.startswith("usage_usec "):
+                        snap["server"] = int(line.split()[1]) / 1e6
+        t = os.times()
+        snap["client"] = t.user + t.system
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        snap["busy"] = (sum(v[:8]) - v[3] - v[4]) / self.hz
+        snap["softirq"] = v[6] / self.hz
+        return snap
+
+    @staticmethod
+    def add(acc, a, b):
+        for k in a:
+            if a[k] is None or b[k] is None:
+                acc[k] = None
+            elif k in acc and acc[k] is not None:
+                acc[k] += b[k] - a[k]
+            elif k not in acc:
+                acc[k] = b[k] - a[k]
+
+
+def sandbox_init_pid(sid):
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            with contextlib.suppress(OSError), open("/proc/%s/cmdline" % d, "rb") as fh:
+                if fh.read().split(b"\0")[:2] == [b"sandbox-init", sid.encode()]:
+                    return int(d)
+    return None
+
+
+def link_mtu(name):
+    with contextlib.suppress(OSError, ValueError), open("/sys/class/net/%s/mtu" % name) as f:
+        return int(f.read())
+    return None
+
+
 def net_bench(b, size_mb, latency_n, rounds):
     """Throughput of a big download and latency of a small one, from the
     sandbox's busybox httpd, directly to its address and through the
-    preview gateway (token in the header), interleaved."""
+    preview gateway (token in the header), interleaved; the order of the two
+    paths flips every round, so neither always runs first."""
     sb = b.create_sandbox()
     sid, ip = sb["id"], sb["network"]["ip"]
     b.client.call("process.exec", {"sandbox": sid, "command":
@@ -1287,35 +1352,59 @@ def net_bench(b, size_mb, latency_n, rounds):
     gh, gp = pv["gateway"].rsplit(":", 1)
     host = "8080-%s.localhost" % sid
     paths = {"direct": (ip, 8080, None), "gateway": (gh, int(gp), pv["token"])}
+    cpu = NetCpu(b.daemon.pid, sandbox_init_pid(sid))
     buf = bytearray(1 << 20)
     for name, (a, p, t) in paths.items():  # warm up (page cache, ARP, conntrack)
         http_get(a, p, host, "/big", t, buf)
         http_get(a, p, host, "/small", t)
     thr = {k: [] for k in paths}
     lat = {k: [] for k in paths}
-    for _ in range(rounds):
-        for name, (a, p, t) in paths.items():
+    acc = {k: {} for k in paths}
+    moved = {k: 0 for k in paths}
+    for i in range(rounds):
+        order = list(paths.items()) if i % 2 == 0 else list(reversed(paths.items()))
+        for name, (a, p, t) in order:
+            s0 = cpu.snapshot()
             t0 = time.perf_counter_ns()
             n = http_get(a, p, host, "/big", t, buf)
             dt = (time.perf_counter_ns() - t0) / 1e9
+            NetCpu.add(acc[name], s0, cpu.snapshot())
+            moved[name] += n
             thr[name].append(n / dt / (1 << 20))
-        for name, (a, p, t) in paths.items():
+        for name, (a, p, t) in order:
             for _ in range(max(1, latency_n // rounds)):
                 t0 = time.perf_counter_ns()
                 http_get(a, p, host, "/small", t)
                 lat[name].append((time.perf_counter_ns() - t0) / 1e6)
+    mtu = {"bridge": link_mtu("sbxbench"), "lo": link_mtu("lo")}  # while the sandbox's port is on the bridge
     b.delete_sandbox(sid)
-    return {"size_mb": size_mb, "rounds": rounds, "thr": thr, "lat": lat}
+    return {"size_mb": size_mb, "rounds": rounds, "thr": thr, "lat": lat, "cpu": acc, "moved": moved, "mtu": mtu}
+
+
+def net_cpu_per_gib(r, name):
+    """CPU seconds per GiB of the big downloads of one path, by party."""
+    a, g = r["cpu"][name], r["moved"][name] / float(1 << 30)
+    per = {k: (a[k] / g if a.get(k) is not None else None) for k in ("daemon", "server", "client", "softirq", "busy")}
+    known = sum(per[k] for k in ("daemon", "server", "client", "softirq") if per[k] is not None)
+    per["other"] = per["busy"] - known
+    per["busy_pct"] = 100.0 * a["busy"] / (a["wall"] * (os.cpu_count() or 1))
+    per["client_pct"] = 100.0 * a["client"] / a["wall"]
+    return per
 
 
 def render_net(r, command):
     L = [NET_BEGIN, "## Network: preview gateway vs direct connection", ""]
+    mtu = r.get("mtu", {})
     L.append("A busybox `httpd` in a bridged sandbox serves a %d MiB file and a 3-byte file. The benchmark "
              "process on the host downloads them with HTTP/1.0, one new TCP connection per request, either "
              "directly from the sandbox's address on the bridge or through the daemon's preview gateway "
              "(127.0.0.1, token in the `X-Sandbox-Token` header; the gateway checks it, connects to the same "
-             "address and splices bytes both ways). The two paths alternate, %d big downloads each; latency "
-             "is connect + request + complete response of the small file." % (r["size_mb"], r["rounds"]))
+             "address and splices bytes both ways). Both paths use the same client code and buffer and the same "
+             "server; they alternate, %d big downloads each, the first path of a round switching every round; "
+             "latency is connect + request + complete response of the small file. The bridge's MTU is %s, "
+             "loopback's %s: only the client's leg of the gateway path runs on loopback, and that leg is the "
+             "cheaper one per byte, so the MTUs do not favour the direct path." % (
+                 r["size_mb"], r["rounds"], mtu.get("bridge", "?"), mtu.get("lo", "?")))
     L.append("")
     L.append("Command: `%s` (%s)" % (command, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")))
     L.append("")
@@ -1328,14 +1417,77 @@ def render_net(r, command):
                                                              fmt(s["mean"]), fmt(s["median"]), fmt(s["p95"])))
     d, g = statistics.median(r["thr"]["direct"]), statistics.median(r["thr"]["gateway"])
     ld, lg = summarize(r["lat"]["direct"]), summarize(r["lat"]["gateway"])
+    ncpu = os.cpu_count() or 0
     L.append("")
-    L.append("Gateway throughput: %.0f %% of direct (target: at least 90 %%). Added latency per request: "
-             "%.2f ms (median). Load average at start / end: %s / %s on %d CPUs. The gateway's extra cost is a "
-             "second TCP connection through the kernel (client to gateway on loopback, gateway to sandbox on "
-             "the bridge) and its splice calls, about 1 MiB each; it is CPU time, so it costs throughput when "
-             "the client and the server already keep the CPUs busy, as here." % (
-                 100.0 * g / d, lg["median"] - ld["median"], r.get("load_start", "?"), r.get("load_end", "?"),
-                 os.cpu_count() or 0))
+    L.append("CPU seconds per GiB downloaded, summed over the big downloads of each path (the daemon with all "
+             "its threads from `/proc/PID/stat`; the server is the sandbox's cgroup; the client is the benchmark "
+             "process; softirq is packet processing the kernel charges to no process; the rest is whatever "
+             "else the machine ran meanwhile; busy is the share of all %d CPUs in use during those downloads):"
+             % ncpu)
+    L.append("")
+    L.append("| path | daemon | server | client | softirq | rest of the machine | total | CPUs busy |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    per = {}
+    for name in ("direct", "gateway"):
+        c = per[name] = net_cpu_per_gib(r, name)
+        cell = lambda v: "%.2f" % v if v is not None else "n/a"
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %.0f %% |" % (
+            name, cell(c["daemon"]), cell(c["server"]), cell(c["client"]), cell(c["softirq"]), cell(c["other"]),
+            cell(c["busy"]), c["busy_pct"]))
+    pd, pg = per["direct"], per["gateway"]
+    own = lambda c: sum(c[k] for k in ("daemon", "server", "client", "softirq") if c[k] is not None)
+    met = g >= 0.9 * d
+    # A gateway that costs more CPU per GiB than 1/0.9 of direct can look
+    # like it meets the target only because other work on the machine
+    # slowed the direct path more: say so instead of calling it met.
+    if met and own(pd) / own(pg) < 0.9:
+        verdict_text = "met in this run, but not by CPU cost (see below)"
+    else:
+        verdict_text = "met" if met else "not met"
+    L.append("")
+    text = ("Gateway throughput: %.0f %% of direct (target: at least 90 %%): **%s**. Added latency per request: "
+            "%.2f ms (median). Load average at start / end: %s / %s on %d CPUs. " % (
+                100.0 * g / d, verdict_text, lg["median"] - ld["median"], r.get("load_start", "?"),
+                r.get("load_end", "?"), ncpu))
+    text += ("The gateway's extra cost is a second TCP connection through the kernel (client to gateway on "
+             "loopback, gateway to sandbox on the bridge): its bytes cost the daemon %.2f CPU seconds per GiB, "
+             "nearly all of it in the kernel's TCP code under `splice`, and the path as a whole (daemon, server, "
+             "client, softirq) %.2f against %.2f for direct. " % (pg["daemon"], own(pg), own(pd)))
+    if pd["busy_pct"] >= 85:
+        text += ("The CPUs were %.0f %% busy during the direct downloads and %.0f %% during the gateway ones, "
+                 "much of it other work on this shared machine (rest of the machine), so both paths were held "
+                 "back by CPU time. " % (pd["busy_pct"], pg["busy_pct"]))
+    elif pg["busy_pct"] >= 85:
+        text += ("The CPUs were %.0f %% busy during the gateway downloads against %.0f %% during the direct "
+                 "ones: the direct path leaves CPU time idle (client and server wait on each other), the gateway "
+                 "path is held back by the CPUs, which the client, the server, the daemon's forwarding threads "
+                 "and the rest of the machine share. " % (pg["busy_pct"], pd["busy_pct"]))
+    text += ("The client is not what limits either path: it used %.0f %% of one CPU during the direct downloads "
+             "and %.0f %% during the gateway ones. " % (pd["client_pct"], pg["client_pct"]))
+    # CPU seconds per GiB hold up on a shared machine where throughput does
+    # not: when the benchmark's own parties saturate the CPUs, throughput
+    # goes with the inverse of what a GiB costs.
+    cost_pct = 100.0 * own(pd) / own(pg)
+    need = own(pd) / 0.9
+    allowed = need - (own(pg) - pg["daemon"])
+    text += ("CPU time per GiB is the number that holds up on a shared machine: where the benchmark's own work "
+             "saturates the CPUs, throughput goes with its inverse, which puts the gateway at about %.0f %% of "
+             "direct (with idle CPU time to spare it can come closer). By that measure 90 %% needs the gateway "
+             "path to cost at most %.2f CPU seconds per GiB, the daemon at most %.2f with everything else as it "
+             "was; it took %.2f. " % (cost_pct, need, max(0.0, allowed), pg["daemon"]))
+    if allowed <= 0.05:
+        text += ("So on this %d-CPU machine, whenever CPU time is the limit, the target is out of reach for a "
+                 "gateway that terminates both TCP connections: the second connection's packet processing alone shows in the softirq column "
+                 "(%.2f against %.2f), and the daemon's own share is itself mostly the kernel's TCP work. " % (
+                     ncpu, pg["softirq"] or 0, pd["softirq"] or 0))
+    if abs(100.0 * g / d - cost_pct) > 5:
+        text += "The measured throughput ratio differs from that because the CPUs were shared with other work, "
+        if 100.0 * g / d > cost_pct:
+            text += "from which the gateway path, running more threads, took a larger share. "
+        else:
+            text += ("which took more of them during the gateway downloads (rest of the machine: %.2f against "
+                     "%.2f CPU seconds per GiB). " % (pg["other"], pd["other"]))
+    L.append(text.rstrip())
     L.append(NET_END)
     return "\n".join(L) + "\n"
 

@@ -1,7 +1,8 @@
-/* Byte pumps between two TCP sockets in the loop, for published ports and
- * the preview gateway: splice through a pipe per direction, non-blocking,
- * half-close passed on, so WebSocket upgrades and long streams pass
- * through untouched. */
+/* Byte pumps between two TCP sockets, for published ports and the preview
+ * gateway: splice through a pipe per direction, in the loop at first and in
+ * a thread per direction once a connection carries bulk data; half-close
+ * passed on, so WebSocket upgrades and long streams pass through
+ * untouched. */
 #ifndef SBX_PROXY_H
 #define SBX_PROXY_H
 

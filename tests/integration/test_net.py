@@ -6,10 +6,12 @@ Everything stays on this machine: the "internet" is a network namespace
 made by the test, routed from the host through a veth pair, with
 198.51.100.0/24 (TEST-NET-2) addresses; its "metadata service" answers on
 169.254.169.254 inside it."""
+import hashlib
 import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import sys
@@ -470,6 +472,125 @@ class BridgeTest(NetTestBase):
                 got += chunk
             self.assertIn(b"Cookie: a=1; b=2\r\n", got)
             self.assertNotIn(pv["token"].encode(), got)
+
+    def daemon_fds_and_threads(self):
+        """The daemon's sockets and pipes, and its threads."""
+        fds = 0
+        for fd in os.listdir("/proc/%d/fd" % self.daemon.pid):
+            try:
+                fds += os.readlink("/proc/%d/fd/%s" % (self.daemon.pid, fd)).startswith(("socket:", "pipe:"))
+            except OSError:
+                pass
+        with open("/proc/%d/status" % self.daemon.pid) as f:
+            threads = int([l for l in f if l.startswith("Threads:")][0].split()[1])
+        return fds, threads
+
+    def gateway_connect(self, pv, port, sid):
+        h, p = pv["gateway"].rsplit(":", 1)
+        s = socket.create_connection((h, int(p)), timeout=10)
+        s.sendall(("GET /big HTTP/1.0\r\nHost: %d-%s.localhost\r\nX-Sandbox-Token: %s\r\n\r\n"
+                   % (port, sid, pv["token"])).encode())
+        return s
+
+    def test_gateway_large_transfers_arrive_whole(self):
+        """64 MiB down from httpd, and 200 KiB and 16 MiB through an echo
+        server with a half-close, compared by checksum; then a client that
+        vanishes in the middle of a download, and a sandbox stopped under a
+        live connection, leave no descriptor or thread behind in the daemon."""
+        sb = self.create()
+        sid = sb["id"]
+        self.sh(sid, "mkdir -p /tmp/www && head -c 67108864 /dev/urandom > /tmp/www/big")
+        want = self.exec(sid, "sha256sum /tmp/www/big")["stdout"].split()[0]
+        self.sh(sid, "httpd -p 8000 -h /tmp/www")
+        self.sh(sid, "nc -ll -p 9000 -e /bin/cat </dev/null >/dev/null 2>&1 &")
+        pv = self.call("net.preview", {"sandbox": sid, "port": 8000})
+        threads = self.daemon_fds_and_threads()[1]
+
+        def download():
+            with self.gateway_connect(pv, 8000, sid) as s:
+                data = bytearray()
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        break
+                    data += chunk
+            return bytes(data) or None
+
+        head, _, body = wait_until(download, 15, message="httpd behind the gateway").partition(b"\r\n\r\n")
+        self.assertIn(b" 200 ", head.split(b"\r\n")[0] + b" ")
+        self.assertEqual(len(body), 64 << 20)
+        self.assertEqual(hashlib.sha256(body).hexdigest(), want)
+        # What the daemon holds with no connection open (the first one made
+        # what stays for all of them).
+        wait_until(lambda: self.daemon_fds_and_threads()[1] == threads, 10, message="forwarding threads end")
+        base = self.daemon_fds_and_threads()
+
+        # Half-close: the client stops sending, the echo comes back whole,
+        # then the end of the stream.
+        ev = self.call("net.preview", {"sandbox": sid, "port": 9000})
+        h, p = ev["gateway"].rsplit(":", 1)
+        marker = b"GET /echo HTTP/1.1\r\nHost: 9000-%s.localhost\r\nX-Sandbox-Token: %s\r\n\r\n" % (
+            sid.encode(), ev["token"].encode())
+
+        def echo_once(up):
+            try:
+                s = socket.create_connection((h, int(p)), timeout=10)
+            except OSError:
+                return None
+            got = bytearray()
+
+            def reader():
+                while True:
+                    try:
+                        chunk = s.recv(1 << 20)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    got.extend(chunk)
+
+            t = threading.Thread(target=reader)
+            t.start()
+            try:
+                s.sendall(marker + up)
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            t.join(60)
+            s.close()
+            return bytes(got) if len(got) else None
+
+        # A short exchange and a bulk one (the daemon may move them differently).
+        for size in (200 << 10, 16 << 20):
+            up = os.urandom(size)
+            expected = marker.replace(b"X-Sandbox-Token: %s\r\n" % ev["token"].encode(), b"") + up
+            got = wait_until(lambda: echo_once(up), 15, message="echo server behind the gateway")
+            self.assertEqual(len(got), len(expected))
+            self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(expected).hexdigest())
+
+        # A client that vanishes (reset) in the middle of a download.
+        for _ in range(3):
+            s = self.gateway_connect(pv, 8000, sid)
+            s.recv(1 << 16)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        wait_until(lambda: self.daemon_fds_and_threads() == base, 10,
+                   message="daemon back to %s (descriptors, threads)" % (base,))
+
+        # A sandbox stopped under a connection that is not being read.
+        s = self.gateway_connect(pv, 8000, sid)
+        s.recv(1 << 16)
+        self.assertGreater(self.daemon_fds_and_threads()[0], base[0])
+        self.call("sandbox.stop", {"sandbox": sid})
+        wait_until(lambda: self.daemon_fds_and_threads() == base, 10,
+                   message="daemon back to %s (descriptors, threads) after the stop" % (base,))
+        s.settimeout(10)
+        with self.assertRaises(OSError):
+            while s.recv(1 << 20):
+                pass
+            raise OSError("eof")
+        s.close()
+        self.call("system.ping")
 
     def test_nothing_left_after_delete_and_shutdown(self):
         a = self.create(network={"deny_out": ["198.51.100.0/24"]})
