@@ -5,7 +5,8 @@
  * quiet long-lived streams. Once it has moved BULK_BYTES, each direction
  * goes to a thread of its own that blocks in splice: a bulk transfer then
  * costs no loop wakeup per chunk and does not hold up the loop's other
- * clients. The threads touch nothing but their descriptors: no
+ * clients (up to MAX_THREADED pairs; past that, transfers stay in the
+ * loop). The threads touch nothing but their descriptors: no
  * allocation, no logging, no daemon state. */
 #include "config.h"
 #include <errno.h>
@@ -33,6 +34,12 @@
 #define BULK_BYTES (1 << 20)
 /* A forwarding thread needs a few hundred bytes of stack. */
 #define THREAD_STACK (64 << 10)
+/* At most this many pairs have threads; further transfers stay in the
+ * loop, which moves them as before, so many clients cannot make the
+ * daemon start threads without bound. */
+#define MAX_THREADED 128
+
+static int n_threaded;
 
 struct sbx_proxy;
 
@@ -88,6 +95,8 @@ static void proxy_free(struct sbx_proxy *p)
 	for (int i = 0; i < 2; i++)
 		if (p->d[i].started)
 			pthread_join(p->d[i].thread, NULL);
+	if (p->threaded)
+		n_threaded--;
 	pthread_mutex_lock(&done_lock);
 	if (p->done_queued) {
 		for (struct sbx_proxy **pp = &done_list; *pp; pp = &(*pp)->next_done) {
@@ -311,6 +320,7 @@ static void go_threaded(struct sbx_proxy *p)
 {
 	int started = 0;
 	p->threaded = true;
+	n_threaded++;
 	atomic_store(&p->refs, 3);
 	for (int i = 0; i < 2; i++) {
 		sbx_loop_unwatch(p->w[i]);
@@ -379,7 +389,8 @@ static void proxy_event(struct sbx_watch *w, uint32_t events, void *data)
 	/* A hung-up socket is reported even while nothing is asked of it, so
 	 * the loop cannot wait for its pipe to drain: threads can. */
 	bool hung_up = (events & (EPOLLHUP | EPOLLERR)) && !p->d[i].eof;
-	if (p->d[0].moved >= BULK_BYTES || p->d[1].moved >= BULK_BYTES || hung_up) {
+	bool bulk = (p->d[0].moved >= BULK_BYTES || p->d[1].moved >= BULK_BYTES) && n_threaded < MAX_THREADED;
+	if (bulk || hung_up) {
 		go_threaded(p);
 		return;
 	}
