@@ -8,6 +8,7 @@ the error codes alone would not prove that nothing leaked.
 """
 
 import base64
+import json
 import os
 import threading
 import time
@@ -94,6 +95,52 @@ class TestFsBasics(FsTestCase):
         self.assertFsError(BAD_PARAMS, "write", "a", param="data", path="/tmp/x", data="%%%",
                            encoding="base64")
         self.assertFsError(BAD_PARAMS, "read", "a", param="encoding", path="/tmp/blob", encoding="latin1")
+
+    def test_big_chunks_are_checked_like_small_ones(self):
+        # A long params.data of fs.write skips the JSON tree (it is used
+        # where it lies in the daemon's buffer): everything the tree would
+        # have refused must still be refused, and nothing written.
+        self.create("a")
+        blob = os.urandom(300000)
+        good = base64.b64encode(blob).decode()
+        c = self.daemon.client()
+
+        def raw_write(path, data_json, extra=""):
+            if isinstance(data_json, str):
+                data_json = data_json.encode()
+            line = (b'{"jsonrpc":"2.0","id":1,"method":"fs.write","params":{"sandbox":"a","path":"%s",'
+                    b'"data":%s%s}}\n' % (path.encode(), data_json, extra.encode()))
+            c.send_raw(line)
+            return c.wait(1)
+
+        for bad in (good[:-8] + "!" + good[-7:], good[:1000] + "\\u00e9" + good[1006:], good[:-1]):
+            r = raw_write("/tmp/bad", '"%s"' % bad, ',"encoding":"base64"')
+            self.assertEqual(r["error"]["code"], BAD_PARAMS, r)
+            self.assertEqual(r["error"]["data"]["param"], "data")
+        r = raw_write("/tmp/bad", '"%s"' % ("\x01" * 5000))  # a raw control character
+        self.assertIn(r["error"]["code"], (BAD_PARAMS, -32700), r)
+        r = raw_write("/tmp/bad", b'"' + b"\xff" * 5000 + b'"')  # not UTF-8
+        self.assertIn(r["error"]["code"], (BAD_PARAMS, -32700), r)
+        self.assertFsError(NOT_FOUND, "stat", "a", path="/tmp/bad")
+        # Escaped solidus: valid JSON, parsed the slow way, same bytes.
+        r = raw_write("/tmp/esc", '"%s"' % good.replace("/", "\\/"), ',"encoding":"base64"')
+        self.assertNotIn("error", r)
+        r = self.fs("read", "a", path="/tmp/esc", encoding="base64")
+        self.assertEqual(base64.b64decode(r["data"]), blob)
+        # data before the other members, text encoding, then a big read.
+        text = "caf\u00e9 " * 20000
+        line = ('{"params":{"data":%s,"sandbox":"a","path":"/tmp/text"},"method":"fs.write",'
+                '"id":2,"jsonrpc":"2.0"}\n' % json.dumps(text, ensure_ascii=False))
+        c.send_raw(line.encode())
+        self.assertNotIn("error", c.wait(2))
+        self.assertEqual(self.read("a", "/tmp/text"), text)
+        self.write("a", "/tmp/blob", good, encoding="base64")
+        r = self.fs("read", "a", path="/tmp/blob", encoding="base64", offset=7, length=200000)
+        self.assertEqual(base64.b64decode(r["data"]), blob[7:200007])
+        self.assertEqual((r["size"], r["offset"], r["length"], r["eof"]), (300000, 7, 200000, False))
+        r = self.fs("read", "a", path="/tmp/blob", encoding="base64", offset=200001)
+        self.assertEqual(base64.b64decode(r["data"]), blob[200001:])
+        self.assertTrue(r["eof"])
 
     def test_invalid_utf8_content_is_repaired_in_utf8_and_exact_in_base64(self):
         self.create("a")
