@@ -398,6 +398,44 @@ class TestFsStates(FsTestCase):
                        os.path.exists("/sys/block/%s/loop/backing_file" % b)),
                    timeout=10, message="loop devices of the fs workers were not released")
 
+    def test_delete_waits_for_fs_calls_on_a_stopped_root(self):
+        # An fs call on a stopped sandbox mounts its overlay (and disk) in a
+        # worker; deleting the sandbox meanwhile would pull its layers from
+        # under the mount. It is refused until the call is done, then works
+        # and leaves nothing mounted.
+        self.create("a", resources={"disk_mb": 64})
+        self.write("a", "/tmp/big", base64.b64encode(os.urandom(1 << 20)).decode(), encoding="base64")
+        self.call("sandbox.stop", {"sandbox": "a"})
+        sid = self.inspect("a")["id"]
+        rfd, wfd = os.pipe()
+        c = self.daemon.client(timeout=60)
+        try:
+            # The worker blocks on the full pipe with the overlay mounted.
+            rid = c.request("fs.read", {"sandbox": "a", "path": "/tmp/big", "fd": True}, fds=[wfd])
+            os.close(wfd)
+            wfd = -1
+            time.sleep(0.5)
+            err = self.assertRpcError(BAD_STATE, "sandbox.delete", {"sandbox": "a", "force": True})
+            self.assertIn("in progress", err["message"])
+            self.assertRpcError(BAD_STATE, "sandbox.start", {"sandbox": "a"})
+            got = b"".join(iter(lambda: os.read(rfd, 65536), b""))
+            self.assertEqual(len(got), 1 << 20)
+            self.assertEqual(c.result(rid)["length"], 1 << 20)
+        finally:
+            os.close(rfd)
+            if wfd >= 0:
+                os.close(wfd)
+        wait_until(lambda: self.try_delete("a"), timeout=10)
+        self.assertNotIn(sid, [s["id"] for s in self.call("sandbox.list", {"all": True})["sandboxes"]])
+        self.assertNotIn(self.daemon.dir, open("/proc/self/mountinfo").read())
+
+    def try_delete(self, name):
+        try:
+            self.call("sandbox.delete", {"sandbox": name})
+            return True
+        except Exception:
+            return False
+
     def test_long_find_does_not_block_the_daemon(self):
         self.create("a")
         self.sh("a", "mkdir -p /big; cd /big; i=0; while [ $i -lt 300 ]; do "
