@@ -202,6 +202,46 @@ class TestFsBasics(FsTestCase):
         self.write("a", "/tmp/e/d/x", "x")
         self.assertFsError(EXISTS, "move", "a", src="/tmp/d", dst="/tmp/e")
 
+    def test_move_directories_of_the_image(self):
+        # The overlay cannot rename a directory of the lower layer (EXDEV
+        # without redirect_dir); the move copies it as mv does, keeping
+        # owners, modes, times and symlinks, then removes the source.
+        for state in ("started", "stopped"):
+            name = "m" + state
+            self.create(name)
+            if state == "stopped":
+                self.call("sandbox.stop", {"sandbox": name})
+            r = self.fs("move", name, src="/home", dst="/home2")
+            self.assertEqual(r["path"], "/home2")
+            self.assertEqual(r["type"], "dir")
+            self.assertTrue(r["mtime"].startswith("2024-01-01"), r)
+            st = self.fs("stat", name, path="/home2/sandbox")
+            self.assertEqual((st["uid"], st["gid"], st["mode"]), (1000, 1000, 0o755))
+            self.assertTrue(st["mtime"].startswith("2024-01-01"), st)
+            self.assertFsError(NOT_FOUND, "stat", name, path="/home")
+            # Into an existing directory; the sticky bit comes along.
+            self.fs("mkdir", name, path="/srv")
+            self.assertEqual(self.fs("move", name, src="/var", dst="/srv")["path"], "/srv/var")
+            self.assertEqual(self.fs("stat", name, path="/srv/var/tmp")["mode"], 0o1777)
+            self.assertFsError(NOT_FOUND, "stat", name, path="/var")
+            # Symlinks are copied as links; the copy is in the upper layer
+            # now, so moving it back is a plain rename.
+            self.fs("move", name, src="/bin", dst="/bin2")
+            self.assertEqual(self.fs("stat", name, path="/bin2/cat")["symlink_target"], "/bin/busybox")
+            self.assertEqual(self.fs("stat", name, path="/bin2/busybox")["mode"], 0o755)
+            self.fs("move", name, src="/bin2", dst="/bin")
+            # A taken target is refused and the source kept.
+            self.fs("mkdir", name, path="/taken")
+            self.write(name, "/taken/etc/keep", "K", create_parents=True)
+            self.assertFsError(EXISTS, "move", name, src="/etc", dst="/taken")
+            self.assertEqual(self.read(name, "/etc/hostname").strip(), self.inspect(name)["hostname"])
+            self.assertEqual(self.read(name, "/taken/etc/keep"), "K")
+            names = [e["name"] for e in self.fs("list", name, path="/taken")["entries"]]
+            self.assertEqual(names, ["etc"])  # no temporary copy left behind
+            if state == "stopped":
+                self.call("sandbox.start", {"sandbox": name})
+            self.assertEqual(self.sh(name, "stat -c '%u %a' /home2/sandbox; ls /srv/var"), "1000 755\ntmp\n")
+
     def test_chmod_mode_owner_group(self):
         self.create("a")
         self.write("a", "/tmp/f", "F")
