@@ -34,7 +34,10 @@
 #define FS_REPLACE_FILE_MAX ((int64_t)64 << 20)
 #define FS_RESULTS_MAX 100000
 #define FS_LINE_SHOWN 512
-#define FS_BACKLOG_MAX ((size_t)16 << 20) /* replies queued for a client before fs waits */
+/* Replies queued for a client before its fs calls wait (until it has read
+ * most of them): a little more than one 4 MiB chunk (5.6 MB in base64), so
+ * that one reply is ready while the client takes the previous one. */
+#define FS_BACKLOG_MAX ((size_t)6 << 20)
 
 struct fs_job;
 typedef int (*fs_op)(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
