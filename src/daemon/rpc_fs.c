@@ -59,6 +59,8 @@ struct fs_job {
 	struct sbx_buf *out;
 	bool wrote_line;
 	bool in_loop; /* a chunk of a running sandbox's file, done in the loop */
+	bool offline_mounting; /* holds its stopped sandbox's one mount slot */
+	struct fs_job *next_waiting;
 	bool bulk_decoded; /* fs.write's bulk base64 is decoded in place */
 	size_t bulk_decoded_len;
 };
@@ -66,10 +68,13 @@ struct fs_job {
 /* Returned by an operation run in the loop that must go to a worker. */
 #define FS_NEEDS_WORKER (-2)
 
+static void fs_dispatch(struct fs_job *job);
+
 static void job_free(struct fs_job *job)
 {
 	if (!job)
 		return;
+	struct fs_job *next = NULL;
 	if (job->rootfd >= 0)
 		close(job->rootfd);
 	if (job->init_pidfd >= 0)
@@ -79,6 +84,11 @@ static void job_free(struct fs_job *job)
 	if (job->sb) {
 		if (job->offline)
 			job->sb->fs_offline--;
+		if (job->offline_mounting) {
+			job->sb->fs_offline_busy = false;
+			if ((next = job->sb->fs_offline_queue))
+				job->sb->fs_offline_queue = next->next_waiting;
+		}
 		sbx_sandbox_unref(job->sb);
 	}
 	free(job->lower);
@@ -89,6 +99,8 @@ static void job_free(struct fs_job *job)
 	free(job->user);
 	free(job->workdir);
 	free(job);
+	if (next)
+		fs_dispatch(next); /* the next call on that stopped sandbox */
 }
 
 /* ---- in the worker ---- */
@@ -291,6 +303,19 @@ static void fs_dispatch(struct fs_job *job)
 		job_free(job);
 		sbx_request_free(req); /* nobody to answer */
 		return;
+	}
+	if (job->offline) {
+		struct sbx_sandbox *sb = job->sb;
+		if (sb->fs_offline_busy) {
+			/* In order, after the one that has the overlay mounted. */
+			struct fs_job **pp = &sb->fs_offline_queue;
+			while (*pp)
+				pp = &(*pp)->next_waiting;
+			*pp = job;
+			return;
+		}
+		sb->fs_offline_busy = true;
+		job->offline_mounting = true;
 	}
 	if (job->in_loop) {
 		/* A chunk (at most FS_CHUNK_MAX bytes) of a running sandbox's

@@ -438,6 +438,28 @@ class TestFsStates(FsTestCase):
                        os.path.exists("/sys/block/%s/loop/backing_file" % b)),
                    timeout=10, message="loop devices of the fs workers were not released")
 
+    def test_concurrent_calls_on_a_stopped_sandbox(self):
+        # Each call on a stopped sandbox mounts its overlay in a worker; two
+        # overlays on one upper and work directory at once wreck each
+        # other's work directory ("create overlay: No such file or
+        # directory"). Calls in flight together must all succeed.
+        self.create("a")
+        blob = os.urandom(3 << 20)
+        self.write("a", "/tmp/blob", base64.b64encode(blob).decode(), encoding="base64")
+        self.call("sandbox.stop", {"sandbox": "a"})
+        c = self.daemon.client(timeout=120)
+        reads = [c.request("fs.read", {"sandbox": "a", "path": "/tmp/blob", "encoding": "base64",
+                                       "offset": i << 20, "length": 1 << 20}) for i in range(3)]
+        writes = [c.request("fs.write", {"sandbox": "a", "path": "/tmp/w%d" % i, "data": "W%d" % i})
+                  for i in range(6)]
+        stats = [c.request("fs.stat", {"sandbox": "a", "path": "/etc/hostname"}) for _ in range(6)]
+        got = b"".join(base64.b64decode(c.result(rid)["data"]) for rid in reads)
+        self.assertEqual(got, blob)
+        for rid in writes + stats:
+            c.result(rid)
+        self.call("sandbox.start", {"sandbox": "a"})
+        self.assertEqual(self.sh("a", "cat /tmp/w0 /tmp/w1 /tmp/w2 /tmp/w3 /tmp/w4 /tmp/w5"), "W0W1W2W3W4W5")
+
     def test_delete_waits_for_fs_calls_on_a_stopped_root(self):
         # An fs call on a stopped sandbox mounts its overlay (and disk) in a
         # worker; deleting the sandbox meanwhile would pull its layers from
