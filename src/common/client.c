@@ -77,25 +77,30 @@ static int send_with_fd(int sock, const char *data, size_t len, int fd)
 	return sbx_write_all(sock, data + n, len - (size_t)n) < 0 ? -1 : 0;
 }
 
+#define CLIENT_READ ((size_t)256 << 10)
+
 /* Next full line from the socket, valid until the next call; NULL at EOF. */
-static char *read_line(struct sbx_client *c, sbx_error **err)
+static char *read_line_len(struct sbx_client *c, size_t *line_len, sbx_error **err)
 {
 	for (;;) {
 		char *line;
 		size_t len;
 		enum sbx_frame fr = sbx_framer_next(&c->in, &line, &len);
-		if (fr == SBX_FRAME_LINE)
+		if (fr == SBX_FRAME_LINE) {
+			*line_len = len;
 			return line;
+		}
 		if (fr == SBX_FRAME_OVERSIZE) {
 			sbx_error_set(err, SBX_ERR_LIMIT, "reply from sandboxd exceeds %zu bytes", c->in.max);
 			return NULL;
 		}
-		char *space = sbx_framer_space(&c->in, 65536);
+		/* Big reads: replies may be megabytes of base64. */
+		char *space = sbx_framer_space(&c->in, CLIENT_READ);
 		if (!space) {
 			sbx_error_errno(err, ENOMEM, "read reply");
 			return NULL;
 		}
-		ssize_t n = recv_with_fds(c, space, 65536);
+		ssize_t n = recv_with_fds(c, space, CLIENT_READ);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -108,6 +113,12 @@ static char *read_line(struct sbx_client *c, sbx_error **err)
 		}
 		sbx_framer_commit(&c->in, (size_t)n);
 	}
+}
+
+static char *read_line(struct sbx_client *c, sbx_error **err)
+{
+	size_t len;
+	return read_line_len(c, &len, err);
 }
 
 static int64_t send_request(struct sbx_client *c, const char *method, const char *params_json, int send_fd,
@@ -145,6 +156,79 @@ static int64_t send_request(struct sbx_client *c, const char *method, const char
 int64_t sbx_client_send(struct sbx_client *c, const char *method, const char *params_json, sbx_error **err)
 {
 	return send_request(c, method, params_json, -1, err);
+}
+
+int64_t sbx_client_send_parts(struct sbx_client *c, const char *method, const struct iovec *params, int n,
+			      sbx_error **err)
+{
+	int64_t id = c->next_id++;
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	if (!g) {
+		sbx_error_errno(err, ENOMEM, "request");
+		return -1;
+	}
+	sbx_gen_str(g, method);
+	const unsigned char *m;
+	size_t mlen;
+	yajl_gen_get_buf(g, &m, &mlen);
+	char head[256];
+	int hl = snprintf(head, sizeof(head), "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":%.*s,\"params\":",
+			  (long long)id, (int)mlen, (const char *)m);
+	if (hl < 0 || (size_t)hl >= sizeof(head) || n > 14) {
+		sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "request");
+		return -1;
+	}
+	struct iovec iov[16];
+	iov[0] = (struct iovec){ .iov_base = head, .iov_len = (size_t)hl };
+	memcpy(iov + 1, params, (size_t)n * sizeof(*iov));
+	iov[n + 1] = (struct iovec){ .iov_base = (void *)"}\n", .iov_len = 2 };
+	int cnt = n + 2;
+	struct iovec *v = iov;
+	while (cnt > 0) {
+		ssize_t w = writev(c->fd, v, cnt);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			sbx_error_errno(err, errno, "send to sandboxd");
+			return -1;
+		}
+		while (cnt > 0 && (size_t)w >= v->iov_len) {
+			w -= (ssize_t)v->iov_len;
+			v++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			v->iov_base = (char *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
+	}
+	return id;
+}
+
+yajl_val sbx_client_next_bulk(struct sbx_client *c, const char *outer, const char *inner, char **bulk,
+			      size_t *bulk_len, sbx_error **err)
+{
+	*bulk = NULL;
+	*bulk_len = 0;
+	size_t len;
+	char *line = read_line_len(c, &len, err);
+	if (!line)
+		return NULL;
+	struct sbx_json_cut cut = { 0 };
+	int r = sbx_json_cut_string(line, len, outer, inner, 4096, NULL, NULL, &cut);
+	if (r < 0) {
+		sbx_error_errno(err, ENOMEM, "read reply");
+		return NULL;
+	}
+	if (r == 0)
+		return sbx_json_parse(line, err);
+	yajl_val root = sbx_json_parse(cut.rest, err);
+	free(cut.rest);
+	if (root) {
+		*bulk = cut.value;
+		*bulk_len = cut.value_len;
+	}
+	return root;
 }
 
 yajl_val sbx_client_next(struct sbx_client *c, sbx_error **err)

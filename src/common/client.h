@@ -4,6 +4,7 @@
 #define SBX_CLIENT_H
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "error.h"
 #include "framing.h"
@@ -35,9 +36,20 @@ yajl_val sbx_client_call_fd(struct sbx_client *c, const char *method, const char
 			    yajl_val *result, int *recv_fd, sbx_error **err);
 /* Send a request without waiting; returns its id or -1. */
 int64_t sbx_client_send(struct sbx_client *c, const char *method, const char *params_json, sbx_error **err);
+/* The same, with params given as pieces written with one writev (a big
+ * base64 chunk is sent from where it was encoded, not copied). */
+int64_t sbx_client_send_parts(struct sbx_client *c, const char *method, const struct iovec *params, int n,
+			      sbx_error **err);
 /* The next message (reply or notification) as a parsed tree, or NULL at an
  * error; a descriptor received with it is left queued for the caller. */
 yajl_val sbx_client_next(struct sbx_client *c, sbx_error **err);
+/* The same, but a string member inner of the top-level member outer (such
+ * as result.data of a chunk) that is long and has no escapes is cut out
+ * before parsing (the tree says ""): *bulk points at its bytes in the
+ * client's buffer, valid and writable until the next read; NULL if there
+ * was none. */
+yajl_val sbx_client_next_bulk(struct sbx_client *c, const char *outer, const char *inner, char **bulk,
+			      size_t *bulk_len, sbx_error **err);
 /* The oldest received descriptor not yet claimed, or -1. */
 int sbx_client_take_fd(struct sbx_client *c);
 void sbx_client_close(struct sbx_client *c);

@@ -471,3 +471,106 @@ int sbx_json_find_nul(const char *text, size_t len, char *param, size_t cap)
 		snprintf(param, cap, "%s", s.where[0] ? s.where : "params");
 	return s.found;
 }
+
+/* End of the string whose opening quote is at s[i] (index of the closing
+ * quote), or 0 if it does not end; *escaped tells whether it holds a
+ * backslash. Quotes are found with memchr, so a megabyte string costs about
+ * what copying it would. */
+static size_t string_end(const char *s, size_t len, size_t i, bool *escaped)
+{
+	size_t j = i + 1;
+	*escaped = false;
+	for (;;) {
+		const char *q = j < len ? memchr(s + j, '"', len - j) : NULL;
+		if (!q)
+			return 0;
+		size_t e = (size_t)(q - s), k = e;
+		while (k > i + 1 && s[k - 1] == '\\')
+			k--;
+		if ((e - k) % 2 == 0) {
+			if (!*escaped && memchr(s + i + 1, '\\', e - i - 1))
+				*escaped = true;
+			return e;
+		}
+		*escaped = true;
+		j = e + 1;
+	}
+}
+
+static bool token_is(const char *s, size_t start, size_t end, const char *want)
+{
+	size_t n = strlen(want);
+	return end - start == n && !memcmp(s + start, want, n);
+}
+
+int sbx_json_cut_string(char *text, size_t len, const char *outer, const char *inner, size_t min_len,
+			const char *must_key, const char *must_value, struct sbx_json_cut *cut)
+{
+	size_t i = 0;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+		i++;
+	if (i >= len || text[i] != '{')
+		return 0;
+	int depth = 0;
+	bool in_outer = false, must_ok = !must_key;
+	/* The last key seen at depth 1 and 2 (start and end offsets). */
+	size_t k1s = 0, k1e = 0, k2s = 0, k2e = 0;
+	size_t vs = 0, ve = 0; /* the value found, its bytes between the quotes */
+	for (; i < len; i++) {
+		char c = text[i];
+		if (c == '{' || c == '[') {
+			depth++;
+			if (depth == 2)
+				in_outer = c == '{' && token_is(text, k1s, k1e, outer);
+			k2s = k2e = 0;
+			continue;
+		}
+		if (c == '}' || c == ']') {
+			if (--depth < 0)
+				return 0;
+			if (depth < 2)
+				in_outer = false;
+			continue;
+		}
+		if (c != '"')
+			continue;
+		bool escaped;
+		size_t e = string_end(text, len, i, &escaped);
+		if (!e)
+			return 0;
+		size_t j = e + 1;
+		while (j < len && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r' || text[j] == '\n'))
+			j++;
+		if (j < len && text[j] == ':') {
+			if (depth == 1)
+				k1s = i + 1, k1e = e;
+			else if (depth == 2)
+				k2s = i + 1, k2e = e;
+			i = j;
+			continue;
+		}
+		if (depth == 1 && must_key && token_is(text, k1s, k1e, must_key))
+			must_ok = !escaped && token_is(text, i + 1, e, must_value);
+		if (depth == 2 && in_outer && token_is(text, k2s, k2e, inner)) {
+			if (vs || escaped || e - i - 1 < min_len)
+				return 0; /* twice, or not for us: the tree decides */
+			vs = i + 1;
+			ve = e;
+		}
+		i = e;
+	}
+	if (depth != 0 || !vs || !must_ok)
+		return 0;
+	size_t rest_len = len - (ve - vs);
+	char *rest = malloc(rest_len + 1);
+	if (!rest)
+		return -ENOMEM;
+	memcpy(rest, text, vs);
+	memcpy(rest + vs, text + ve, len - ve);
+	rest[rest_len] = '\0';
+	cut->rest = rest;
+	cut->rest_len = rest_len;
+	cut->value = text + vs;
+	cut->value_len = ve - vs;
+	return 1;
+}

@@ -20,6 +20,25 @@ yajl_val sbx_json_get(yajl_val obj, const char *key);
  * it is in. Cheap when there is none (a substring search). */
 int sbx_json_find_nul(const char *text, size_t len, char *param, size_t cap);
 
+/* A big string member taken out of a message so that the rest parses into
+ * a small tree while the string's bytes stay where they lie (base64 file
+ * chunks: a tree would copy and check megabytes). */
+struct sbx_json_cut {
+	char *rest;      /* the text with the value replaced by "" (allocated) */
+	size_t rest_len;
+	char *value;     /* into the original text: the string's bytes, which hold no escape */
+	size_t value_len;
+};
+/* In text, a JSON object, look for member inner of the object that is
+ * member outer of the top level, whose value is a string of at least
+ * min_len bytes without a backslash; when must_key is given, the top level
+ * must also have must_key equal to the string must_value. Returns 1 and
+ * fills cut, 0 when there is no such member (or the text is not a well
+ * formed object, or the member appears twice: the caller parses the text as
+ * it is and reports what is wrong), -ENOMEM. */
+int sbx_json_cut_string(char *text, size_t len, const char *outer, const char *inner, size_t min_len,
+			const char *must_key, const char *must_value, struct sbx_json_cut *cut);
+
 /* Each returns 1 when found, 0 when absent (or null) and not required,
  * -1 with an SBX_ERR_INVALID_PARAMS error otherwise. */
 int sbx_json_string(yajl_val obj, const char *key, bool required, const char **out, sbx_error **err);

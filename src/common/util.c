@@ -462,100 +462,137 @@ int64_t sbx_monotonic_ms(void)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *sbx_base64_encode(const void *data, size_t len, size_t *outlen)
+/* Tables built once: two output characters per 12 input bits when
+ * encoding, and for decoding each character's value already shifted to its
+ * place in a 24-bit group, with bit 24 set for a character outside the
+ * alphabet, so that a group costs four loads, three ORs and one test. Bulk
+ * file data goes through here at hundreds of MB/s; a branch per character
+ * cannot be predicted on random data. */
+static uint16_t b64_pairs[4096];
+static uint32_t b64_dec[4][256];
+static bool b64_ready;
+
+#define B64_BAD 0x01000000u
+
+static void b64_init(void)
 {
+	if (b64_ready)
+		return;
+	for (int i = 0; i < 4096; i++) {
+		unsigned char two[2] = { (unsigned char)b64[i >> 6], (unsigned char)b64[i & 63] };
+		memcpy(&b64_pairs[i], two, 2);
+	}
+	for (int k = 0; k < 4; k++)
+		for (int c = 0; c < 256; c++)
+			b64_dec[k][c] = B64_BAD;
+	for (int i = 0; i < 64; i++) {
+		unsigned char c = (unsigned char)b64[i];
+		b64_dec[0][c] = (uint32_t)i << 18;
+		b64_dec[1][c] = (uint32_t)i << 12;
+		b64_dec[2][c] = (uint32_t)i << 6;
+		b64_dec[3][c] = (uint32_t)i;
+	}
+	b64_ready = true;
+}
+
+size_t sbx_base64_encode_into(const void *data, size_t len, char *out)
+{
+	b64_init();
 	const unsigned char *in = data;
-	size_t n = 4 * ((len + 2) / 3);
-	char *out = malloc(n + 1);
-	if (!out)
-		return NULL;
-	size_t o = 0;
+	char *o = out;
 	size_t i = 0;
 	for (; i + 2 < len; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = b64[v >> 18];
-		out[o++] = b64[(v >> 12) & 63];
-		out[o++] = b64[(v >> 6) & 63];
-		out[o++] = b64[v & 63];
+		memcpy(o, &b64_pairs[v >> 12], 2);
+		memcpy(o + 2, &b64_pairs[v & 4095], 2);
+		o += 4;
 	}
 	if (i < len) {
 		uint32_t v = (uint32_t)in[i] << 16;
 		if (i + 1 < len)
 			v |= (uint32_t)in[i + 1] << 8;
-		out[o++] = b64[v >> 18];
-		out[o++] = b64[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-		out[o++] = '=';
+		*o++ = b64[v >> 18];
+		*o++ = b64[(v >> 12) & 63];
+		*o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+		*o++ = '=';
 	}
+	return (size_t)(o - out);
+}
+
+char *sbx_base64_encode(const void *data, size_t len, size_t *outlen)
+{
+	char *out = malloc(SBX_BASE64_ENCODED_LEN(len) + 1);
+	if (!out)
+		return NULL;
+	size_t o = sbx_base64_encode_into(data, len, out);
 	out[o] = '\0';
 	if (outlen)
 		*outlen = o;
 	return out;
 }
 
-/* Value of each base64 character, 64 for '=' and 255 for anything else;
- * a table, not comparisons: the branches of a per-character test cannot be
- * predicted on random data and made decoding many times slower. */
-static unsigned char b64_rev[256];
-
-static void b64_rev_init(void)
+int sbx_base64_decode_into(const char *in, size_t inlen, char *out, size_t *outlen)
 {
-	if (b64_rev['B'] == 1)
-		return;
-	memset(b64_rev, 255, sizeof(b64_rev));
-	for (int i = 0; i < 64; i++)
-		b64_rev[(unsigned char)b64[i]] = (unsigned char)i;
-	b64_rev['='] = 64;
+	if (inlen % 4 != 0)
+		return -EINVAL;
+	b64_init();
+	const unsigned char *s = (const unsigned char *)in;
+	unsigned char *d = (unsigned char *)out;
+	size_t o = 0, i = 0;
+	/* Every group but the last has no padding. Output never passes input
+	 * (3 bytes for 4), so out may be in itself. */
+	size_t body = inlen >= 4 ? inlen - 4 : 0;
+	uint32_t bad = 0;
+	for (; i < body; i += 4) {
+		uint32_t x = b64_dec[0][s[i]] | b64_dec[1][s[i + 1]] | b64_dec[2][s[i + 2]] | b64_dec[3][s[i + 3]];
+		bad |= x;
+		d[o] = (unsigned char)(x >> 16);
+		d[o + 1] = (unsigned char)(x >> 8);
+		d[o + 2] = (unsigned char)x;
+		o += 3;
+	}
+	if (bad & B64_BAD)
+		return -EINVAL;
+	if (i < inlen) {
+		unsigned v[4];
+		int pad = 0;
+		for (int k = 0; k < 4; k++) {
+			uint32_t x = b64_dec[3][s[i + k]];
+			if (x == B64_BAD && s[i + k] == '=' && k >= 2 && (k == 3 || s[i + 3] == '=')) {
+				v[k] = 0;
+				pad++;
+			} else if (x == B64_BAD || pad) {
+				return -EINVAL;
+			} else {
+				v[k] = x;
+			}
+		}
+		/* Canonical only: the bits padding leaves unused must be zero, so
+		 * that every byte string has exactly one encoding. */
+		if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15)))
+			return -EINVAL;
+		uint32_t x = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
+		d[o++] = (unsigned char)(x >> 16);
+		if (pad < 2)
+			d[o++] = (unsigned char)((x >> 8) & 255);
+		if (pad < 1)
+			d[o++] = (unsigned char)(x & 255);
+	}
+	*outlen = o;
+	return 0;
 }
 
 int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen)
 {
 	if (inlen % 4 != 0)
 		return -EINVAL;
-	b64_rev_init();
 	char *buf = malloc(inlen / 4 * 3 + 1);
 	if (!buf)
 		return -ENOMEM;
-	const unsigned char *s = (const unsigned char *)in;
-	size_t o = 0, i = 0;
-	/* Every group but the last has no padding. */
-	size_t body = inlen >= 4 ? inlen - 4 : 0;
-	for (; i < body; i += 4) {
-		unsigned a = b64_rev[s[i]], b = b64_rev[s[i + 1]], c = b64_rev[s[i + 2]], d = b64_rev[s[i + 3]];
-		if ((a | b | c | d) & 0xc0) {
-			free(buf);
-			return -EINVAL;
-		}
-		uint32_t x = a << 18 | b << 12 | c << 6 | d;
-		buf[o++] = (char)(x >> 16);
-		buf[o++] = (char)((x >> 8) & 255);
-		buf[o++] = (char)(x & 255);
-	}
-	if (i < inlen) {
-		unsigned v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			v[k] = b64_rev[s[i + k]];
-			if (v[k] == 64 && k >= 2 && (k == 3 || b64_rev[s[i + 3]] == 64)) {
-				v[k] = 0;
-				pad++;
-			} else if (v[k] > 63 || pad) {
-				free(buf);
-				return -EINVAL;
-			}
-		}
-		/* Canonical only: the bits padding leaves unused must be zero, so
-		 * that every byte string has exactly one encoding. */
-		if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15))) {
-			free(buf);
-			return -EINVAL;
-		}
-		uint32_t x = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
-		buf[o++] = (char)(x >> 16);
-		if (pad < 2)
-			buf[o++] = (char)((x >> 8) & 255);
-		if (pad < 1)
-			buf[o++] = (char)(x & 255);
+	size_t o = 0;
+	if (sbx_base64_decode_into(in, inlen, buf, &o) < 0) {
+		free(buf);
+		return -EINVAL;
 	}
 	buf[o] = '\0';
 	*out = buf;

@@ -86,8 +86,15 @@ int64_t sbx_now_ns(void);          /* CLOCK_REALTIME */
 int64_t sbx_monotonic_ms(void);    /* CLOCK_MONOTONIC */
 
 /* Base64 (RFC 4648, with padding). Decode rejects malformed input. */
+#define SBX_BASE64_ENCODED_LEN(n) (4 * (((n) + 2) / 3))
 char *sbx_base64_encode(const void *data, size_t len, size_t *outlen);
+/* Writes SBX_BASE64_ENCODED_LEN(len) characters to out (no terminator). */
+size_t sbx_base64_encode_into(const void *data, size_t len, char *out);
 int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen);
+/* Decodes into out, which needs inlen / 4 * 3 bytes and may be in itself
+ * (decoding in place); no terminator. -EINVAL for anything but canonical
+ * padded base64 (out then holds garbage). */
+int sbx_base64_decode_into(const char *in, size_t inlen, char *out, size_t *outlen);
 
 /* Replace invalid UTF-8 sequences with U+FFFD; returns a new string. */
 char *sbx_utf8_sanitize(const char *data, size_t len, size_t *outlen);

@@ -519,13 +519,19 @@ static yajl_val next_result(struct ctl *ctl, yajl_val *root)
 	return sbx_json_get(*root, "result");
 }
 
+/* Each chunk's request is built in one buffer reused for the whole copy:
+ * base64 encoded straight into it and sent from there with one writev. */
 static int upload_chunked(struct ctl *ctl, const char *sandbox, int fd, const char *path, const char *mode)
 {
 	if (ensure_connected(ctl) < 0)
 		return CTL_EXIT_FAIL;
 	char *buf = malloc(CHUNK_BYTES);
-	if (!buf)
+	char *b64 = malloc(SBX_BASE64_ENCODED_LEN(CHUNK_BYTES));
+	if (!buf || !b64) {
+		free(buf);
+		free(b64);
 		return ctl_fail("out of memory");
+	}
 	int inflight = 0, rc = 0;
 	for (int64_t off = 0;; off += CHUNK_BYTES) {
 		ssize_t n = sbx_read_all(fd, buf, CHUNK_BYTES);
@@ -545,19 +551,16 @@ static int upload_chunked(struct ctl *ctl, const char *sandbox, int fd, const ch
 		const unsigned char *head;
 		size_t hl;
 		yajl_gen_get_buf(g, &head, &hl);
-		size_t bl = 0;
-		_cleanup_free_ char *b64 = sbx_base64_encode(buf, (size_t)n, &bl);
-		struct sbx_buf p = { 0 };
-		/* base64 needs no JSON escaping: spliced in as it is. */
-		if (!b64 || sbx_buf_append(&p, head, hl) < 0 || sbx_buf_append(&p, ",\"data\":\"", 9) < 0 ||
-		    sbx_buf_append(&p, b64, bl) < 0 || sbx_buf_append(&p, "\"}", 2) < 0) {
-			sbx_buf_free(&p);
-			rc = ctl_fail("out of memory");
-			break;
-		}
+		size_t bl = sbx_base64_encode_into(buf, (size_t)n, b64);
+		/* base64 needs no JSON escaping: sent as it is. */
+		struct iovec parts[4] = {
+			{ .iov_base = (void *)head, .iov_len = hl },
+			{ .iov_base = (void *)",\"data\":\"", .iov_len = 9 },
+			{ .iov_base = b64, .iov_len = bl },
+			{ .iov_base = (void *)"\"}", .iov_len = 2 },
+		};
 		sbx_error *err = NULL;
-		int64_t id = sbx_client_send(&ctl->client, "fs.write", p.data, &err);
-		sbx_buf_free(&p);
+		int64_t id = sbx_client_send_parts(&ctl->client, "fs.write", parts, 4, &err);
 		if (id < 0) {
 			rc = ctl_fail("%s", err && err->msg ? err->msg : "send failed");
 			sbx_error_free(err);
@@ -582,7 +585,23 @@ static int upload_chunked(struct ctl *ctl, const char *sandbox, int fd, const ch
 			rc = CTL_EXIT_FAIL;
 	}
 	free(buf);
+	free(b64);
 	return rc;
+}
+
+static int pwrite_all(int fd, const char *p, size_t len, int64_t off)
+{
+	while (len > 0) {
+		ssize_t w = pwrite(fd, p, len, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+		off += w;
+	}
+	return 0;
 }
 
 static int download_chunked(struct ctl *ctl, const char *sandbox, const char *path, int64_t size, int fd)
@@ -602,9 +621,9 @@ static int download_chunked(struct ctl *ctl, const char *sandbox, const char *pa
 			const unsigned char *t;
 			size_t tl;
 			yajl_gen_get_buf(g, &t, &tl);
-			_cleanup_free_ char *text = strndup((const char *)t, tl);
+			struct iovec part = { .iov_base = (void *)t, .iov_len = tl };
 			sbx_error *err = NULL;
-			if (!text || sbx_client_send(&ctl->client, "fs.read", text, &err) < 0) {
+			if (sbx_client_send_parts(&ctl->client, "fs.read", &part, 1, &err) < 0) {
 				rc = ctl_fail("%s", err && err->msg ? err->msg : "send failed");
 				sbx_error_free(err);
 				break;
@@ -614,25 +633,40 @@ static int download_chunked(struct ctl *ctl, const char *sandbox, const char *pa
 		}
 		if (rc || inflight == 0)
 			break;
-		_cleanup_json_ yajl_val root = NULL;
-		yajl_val res = next_result(ctl, &root);
+		/* The chunk's base64 is decoded where it was received. */
+		sbx_error *err = NULL;
+		char *bulk = NULL;
+		size_t bl = 0;
+		_cleanup_json_ yajl_val root = sbx_client_next_bulk(&ctl->client, "result", "data", &bulk, &bl, &err);
 		inflight--;
-		if (!res) {
-			rc = CTL_EXIT_FAIL;
+		if (!root) {
+			rc = ctl_fail("%s", err && err->msg ? err->msg : "connection lost");
+			sbx_error_free(err);
 			break;
 		}
-		yajl_val data = sbx_json_get(res, "data");
-		const char *ds = data && YAJL_IS_STRING(data) ? YAJL_GET_STRING(data) : NULL;
-		char *raw = NULL;
+		yajl_val e = sbx_json_get(root, "error");
+		if (e) {
+			rc = ctl_fail("%s", ctl_str(e, "message"));
+			break;
+		}
+		yajl_val res = sbx_json_get(root, "result");
+		yajl_val data = res ? sbx_json_get(res, "data") : NULL;
 		size_t rl = 0;
-		if (!ds || sbx_base64_decode(ds, strlen(ds), &raw, &rl) < 0) {
+		int dr = -1;
+		if (bulk) {
+			dr = sbx_base64_decode_into(bulk, bl, bulk, &rl);
+		} else if (data && YAJL_IS_STRING(data)) {
+			/* A short chunk came whole in the tree. */
+			char *s = YAJL_GET_STRING(data);
+			dr = sbx_base64_decode_into(s, strlen(s), s, &rl);
+			bulk = s;
+		}
+		if (dr < 0) {
 			rc = ctl_fail("bad chunk from the daemon");
 			break;
 		}
 		/* Replies may come in any order: each lands at its own offset. */
-		ssize_t w = pwrite(fd, raw, rl, (off_t)ctl_int(res, "offset", 0));
-		free(raw);
-		if (w != (ssize_t)rl) {
+		if (pwrite_all(fd, bulk, rl, ctl_int(res, "offset", 0)) < 0) {
 			rc = ctl_fail("write: %s", strerror(errno));
 			break;
 		}

@@ -24,6 +24,16 @@
 #define MAX_FDS_PER_READ 8
 /* A client that stops reading may not make us hold unbounded replies. */
 #define MAX_PENDING_OUTPUT ((size_t)1 << 30)
+/* Past this much output queued for a client, its requests are not read
+ * (the socket pushes back on it) until most of it is written: a client
+ * that asks for chunks faster than it reads them cannot make us hold more
+ * than about this much. */
+#define READ_PAUSE_OUTPUT ((size_t)12 << 20)
+/* params.data of fs.write at least this long is cut out of the line
+ * before parsing and used where it lies. */
+#define BULK_MIN 4096
+/* Buffers bigger than this are given back when the connection is idle. */
+#define IDLE_BUF_MAX ((size_t)1 << 20)
 
 struct sbx_conn {
 	struct sbx_daemon *d;
@@ -57,6 +67,7 @@ struct sbx_conn {
 		void *data;
 	} *drain;
 	bool in_drain;
+	struct sbx_request *bulk_req; /* being dispatched; its bulk is in in */
 };
 
 #define DRAIN_LOW_WATER ((size_t)1 << 20)
@@ -153,7 +164,7 @@ static void conn_update_events(struct sbx_conn *c)
 		conn_close(c);
 		return;
 	}
-	uint32_t ev = c->read_eof ? 0 : EPOLLIN;
+	uint32_t ev = c->read_eof || c->out.len - c->out_sent > READ_PAUSE_OUTPUT ? 0 : EPOLLIN;
 	if (c->out.len)
 		ev |= EPOLLOUT;
 	sbx_loop_modify(c->w, ev);
@@ -206,8 +217,10 @@ static void conn_flush(struct sbx_conn *c)
 		sbx_buf_consume(&c->out, c->out_sent);
 		c->out_sent = 0;
 	}
-	/* Release memory of a large reply once it is written. */
-	if (!c->out.len && c->out.cap > (1 << 20))
+	/* Release memory of large replies once they are written and no more
+	 * are coming; while requests are in flight (chunks) the buffer is
+	 * kept, since fresh pages cost a fault each. */
+	if (!c->out.len && c->out.cap > IDLE_BUF_MAX && !c->pending)
 		sbx_buf_free(&c->out);
 	run_drain_hooks(c);
 	if (!c->closed)
@@ -333,6 +346,25 @@ void sbx_reply_end(struct sbx_request *req, yajl_gen g)
 	sbx_reply_end_fd(req, g, -1);
 }
 
+struct sbx_buf *sbx_conn_line_begin(struct sbx_conn *c, size_t *mark)
+{
+	*mark = c->out.len;
+	return &c->out;
+}
+
+void sbx_conn_line_end(struct sbx_conn *c, size_t mark, bool keep)
+{
+	if (c->closed)
+		return;
+	if (!keep || sbx_buf_append(&c->out, "\n", 1) < 0) {
+		c->out.len = mark;
+		if (c->out.data)
+			c->out.data[mark] = '\0';
+		return;
+	}
+	conn_flush(c);
+}
+
 void sbx_reply_empty(struct sbx_request *req)
 {
 	yajl_gen g = sbx_reply_begin(req);
@@ -416,9 +448,14 @@ void sbx_request_free(struct sbx_request *req)
 	if (req->root)
 		yajl_tree_free(req->root);
 	sbx_closep(&req->fd);
+	free(req->bulk_owned);
+	if (c && c->bulk_req == req)
+		c->bulk_req = NULL;
 	free(req);
 	if (c) {
 		c->pending--;
+		if (!c->closed && !c->pending && !c->out.len && c->out.cap > IDLE_BUF_MAX)
+			sbx_buf_free(&c->out);
 		if (c->closed) {
 			conn_unref(c);
 		} else {
@@ -435,6 +472,13 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 		line[--len] = '\0';
 	if (len == 0)
 		return; /* blank lines between messages are tolerated */
+	struct sbx_json_cut cut = { 0 };
+	if (len > BULK_MIN &&
+	    sbx_json_cut_string(line, len, "params", "data", BULK_MIN, "method", "fs.write", &cut) > 0) {
+		line = cut.rest;
+		len = cut.rest_len;
+	}
+	_cleanup_free_ char *rest = cut.rest;
 	if (memchr(line, '\0', len)) {
 		send_error_code(c, NULL, SBX_ERR_PARSE, "parse error: message contains a NUL byte");
 		return;
@@ -517,9 +561,28 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 	req->method = YAJL_GET_STRING(method);
 	req->peer = c->peer;
 	req->fd = fd;
+	req->bulk = cut.value;
+	req->bulk_len = cut.value_len;
 	c->refs++;
 	c->pending++;
+	if (req->bulk)
+		c->bulk_req = req;
 	sbx_rpc_dispatch(req);
+	if (c->bulk_req) {
+		/* Still running (a worker, or waiting for the client to read):
+		 * the input buffer moves on, the data must not. */
+		struct sbx_request *r = sbx_take_ptr(&c->bulk_req);
+		r->bulk_owned = malloc(r->bulk_len + 1);
+		if (r->bulk_owned) {
+			memcpy(r->bulk_owned, r->bulk, r->bulk_len);
+			r->bulk_owned[r->bulk_len] = '\0';
+		}
+		r->bulk = r->bulk_owned;
+		if (!r->bulk) {
+			r->bulk_len = 0;
+			r->bulk_lost = true;
+		}
+	}
 }
 
 static void process_input(struct sbx_conn *c)
@@ -551,7 +614,9 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 	struct sbx_conn *c = data;
 	c->refs++;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		for (int rounds = 0; rounds < 16 && !c->closed && !c->read_eof; rounds++) {
+		for (int rounds = 0; rounds < 16 && !c->closed && !c->read_eof &&
+				     c->out.len - c->out_sent <= READ_PAUSE_OUTPUT;
+		     rounds++) {
 			char *space = sbx_framer_space(&c->in, READ_CHUNK);
 			if (!space) {
 				conn_close(c);
@@ -587,6 +652,9 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 			sbx_framer_commit(&c->in, (size_t)n);
 			process_input(c);
 		}
+		if (!c->closed && !c->pending && c->in.buf.cap > IDLE_BUF_MAX && !c->in.skipping &&
+		    !sbx_framer_partial(&c->in))
+			sbx_framer_free(&c->in); /* a big message came and went */
 	}
 	if (!c->closed && (events & EPOLLOUT))
 		conn_flush(c);

@@ -100,6 +100,15 @@ struct sbx_request {
 	const char *method;
 	struct ucred peer;
 	int fd; /* sent with the request ("fd": true) or -1; closed with it unless taken */
+	/* fs.write's big params.data, cut out before parsing (its tree value is
+	 * ""): the string's bytes, no escapes, not checked. They lie in the
+	 * connection's input buffer while the handler runs, and are copied to
+	 * bulk_owned if the request outlives that. Handlers may decode them in
+	 * place. */
+	char *bulk;
+	size_t bulk_len;
+	char *bulk_owned;
+	bool bulk_lost; /* that copy failed (out of memory) */
 };
 
 typedef void (*sbx_rpc_handler)(struct sbx_request *req);
@@ -112,6 +121,12 @@ void sbx_reply_end_fd(struct sbx_request *req, yajl_gen g, int fd);
 void sbx_reply_empty(struct sbx_request *req);
 /* The one place an sbx_error becomes a JSON-RPC error; takes ownership of err. */
 void sbx_reply_error(struct sbx_request *req, sbx_error *err);
+/* A reply line written straight into the connection's output queue (a
+ * bulk result, without a copy): append to the returned buffer, then end
+ * with keep false to take it all back, or true to send it (the newline is
+ * added). Nothing else may reply on the connection in between. */
+struct sbx_buf *sbx_conn_line_begin(struct sbx_conn *c, size_t *mark);
+void sbx_conn_line_end(struct sbx_conn *c, size_t mark, bool keep);
 void sbx_request_free(struct sbx_request *req);
 
 /* Connections outliving a request (event subscriptions). */

@@ -34,7 +34,10 @@
 #define FS_REPLACE_FILE_MAX ((int64_t)64 << 20)
 #define FS_RESULTS_MAX 100000
 #define FS_LINE_SHOWN 512
-#define FS_BACKLOG_MAX ((size_t)16 << 20) /* replies queued for a client before fs waits */
+/* Replies queued for a client before its fs calls wait (until it has read
+ * most of them): a little more than one 4 MiB chunk (5.6 MB in base64), so
+ * that one reply is ready while the client takes the previous one. */
+#define FS_BACKLOG_MAX ((size_t)6 << 20)
 
 struct fs_job;
 typedef int (*fs_op)(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
@@ -51,20 +54,27 @@ struct fs_job {
 	char *lower, *upper, *work, *disk_img, *scratch;
 	char *user, *workdir;
 	uint32_t userns_base;
-	/* Written after the generated result members, before the closing
-	 * braces: bulk base64, which needs no escaping, goes out as it is. */
-	char *raw_tail;
-	size_t raw_tail_len;
+	/* The reply line is built here; an operation that writes it whole
+	 * (a base64 chunk, encoded straight into it) sets wrote_line. */
+	struct sbx_buf *out;
+	bool wrote_line;
 	bool in_loop; /* a chunk of a running sandbox's file, done in the loop */
+	bool offline_mounting; /* holds its stopped sandbox's one mount slot */
+	struct fs_job *next_waiting;
+	bool bulk_decoded; /* fs.write's bulk base64 is decoded in place */
+	size_t bulk_decoded_len;
 };
 
 /* Returned by an operation run in the loop that must go to a worker. */
 #define FS_NEEDS_WORKER (-2)
 
+static void fs_dispatch(struct fs_job *job);
+
 static void job_free(struct fs_job *job)
 {
 	if (!job)
 		return;
+	struct fs_job *next = NULL;
 	if (job->rootfd >= 0)
 		close(job->rootfd);
 	if (job->init_pidfd >= 0)
@@ -74,6 +84,11 @@ static void job_free(struct fs_job *job)
 	if (job->sb) {
 		if (job->offline)
 			job->sb->fs_offline--;
+		if (job->offline_mounting) {
+			job->sb->fs_offline_busy = false;
+			if ((next = job->sb->fs_offline_queue))
+				job->sb->fs_offline_queue = next->next_waiting;
+		}
 		sbx_sandbox_unref(job->sb);
 	}
 	free(job->lower);
@@ -83,8 +98,9 @@ static void job_free(struct fs_job *job)
 	free(job->scratch);
 	free(job->user);
 	free(job->workdir);
-	free(job->raw_tail);
 	free(job);
+	if (next)
+		fs_dispatch(next); /* the next call on that stopped sandbox */
 }
 
 /* ---- in the worker ---- */
@@ -132,7 +148,7 @@ static int offline_root(struct fs_job *job, sbx_error **err)
 	return fd;
 }
 
-/* Run the operation on an open root; the reply line goes into out. */
+/* Run the operation on an open root; the reply line is appended to out. */
 static int fs_run(struct fs_job *job, int rootfd, struct sbx_buf *out, sbx_error **err)
 {
 	/* New files belong to the sandbox's user; root when it cannot be found. */
@@ -146,22 +162,18 @@ static int fs_run(struct fs_job *job, int rootfd, struct sbx_buf *out, sbx_error
 	_cleanup_gen_ yajl_gen g = sbx_reply_begin(job->req);
 	if (!g)
 		return sbx_error_errno(err, ENOMEM, "reply");
+	job->out = out;
+	job->wrote_line = false;
 	int r = job->op(job, &fs, g, err);
-	if (r < 0)
+	job->out = NULL;
+	if (r < 0 || job->wrote_line)
 		return r;
-	if (!job->raw_tail)
-		yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
 	yajl_gen_get_buf(g, &buf, &len);
-	/* One allocation of the exact size: big results must not double. */
-	if (sbx_buf_reserve(out, len + (job->raw_tail ? job->raw_tail_len + 16 : 0)) < 0 ||
-	    sbx_buf_append(out, buf, len) < 0 ||
-	    (job->raw_tail && (sbx_buf_append(out, ",\"data\":\"", 9) < 0 ||
-			       sbx_buf_append(out, job->raw_tail, job->raw_tail_len) < 0 ||
-			       sbx_buf_append(out, "\"}}", 3) < 0)))
+	if (sbx_buf_append(out, buf, len) < 0)
 		return sbx_error_errno(err, ENOMEM, "result");
-	free(sbx_take_ptr(&job->raw_tail));
 	return 0;
 }
 
@@ -292,27 +304,37 @@ static void fs_dispatch(struct fs_job *job)
 		sbx_request_free(req); /* nobody to answer */
 		return;
 	}
+	if (job->offline) {
+		struct sbx_sandbox *sb = job->sb;
+		if (sb->fs_offline_busy) {
+			/* In order, after the one that has the overlay mounted. */
+			struct fs_job **pp = &sb->fs_offline_queue;
+			while (*pp)
+				pp = &(*pp)->next_waiting;
+			*pp = job;
+			return;
+		}
+		sb->fs_offline_busy = true;
+		job->offline_mounting = true;
+	}
 	if (job->in_loop) {
 		/* A chunk (at most FS_CHUNK_MAX bytes) of a running sandbox's
 		 * file: bounded work, done here, because a fork per chunk costs
 		 * more than the copy (the loop's pages turn copy-on-write). */
-		struct sbx_buf out = { 0 };
-		int r = fs_run(job, job->rootfd, &out, &err);
+		size_t mark;
+		struct sbx_buf *out = sbx_conn_line_begin(req->conn, &mark);
+		int r = fs_run(job, job->rootfd, out, &err);
+		sbx_conn_line_end(req->conn, mark, r == 0);
 		if (r == 0) {
-			sbx_conn_send_line(req->conn, out.data, out.len);
-			sbx_buf_free(&out);
 			sbx_request_free(req);
 			job->req = NULL;
 			job_free(job);
 			return;
 		}
-		sbx_buf_free(&out);
 		if (r != FS_NEEDS_WORKER)
 			goto fail;
 		sbx_error_free(err);
 		err = NULL;
-		free(job->raw_tail);
-		job->raw_tail = NULL;
 	}
 	int keep[3] = { job->rootfd, job->client_fd, job->init_pidfd };
 	if (sbx_worker_start_out(req->d, keep, 3, fs_worker, job, fs_done, job, &err) == 0)
@@ -620,6 +642,80 @@ static int op_list(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	return 0;
 }
 
+/* A chunk is read in pieces of this size and each is encoded straight
+ * into the reply line: a multiple of 3, so that pieces join without
+ * padding, and at most what sysctl files accept in one read (a kmalloc).
+ * One buffer for the process's life: a fresh multi-MiB buffer per chunk
+ * cost a page fault per 4 KiB, more than the copy. */
+#define FS_READ_PIECE (3 << 18)
+static char read_piece[FS_READ_PIECE];
+
+/* The whole reply line of a base64 fs.read, into job->out: "data" first,
+ * encoded as the file is read, then the members that depend on how much
+ * was read. Base64 needs no JSON escaping. */
+static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_t offset, int64_t want, yajl_gen g,
+		       sbx_error **err)
+{
+	struct sbx_buf *out = job->out;
+	size_t mark = out->len;
+	yajl_gen_map_open(g);
+	sbx_gen_key(g, "data");
+	const unsigned char *head;
+	size_t hl;
+	yajl_gen_get_buf(g, &head, &hl);
+	if (sbx_buf_reserve(out, hl + 2 + SBX_BASE64_ENCODED_LEN((size_t)want) + 192) < 0 ||
+	    sbx_buf_append(out, head, hl) < 0 || sbx_buf_append(out, ":\"", 2) < 0)
+		goto nomem;
+	int64_t got = 0;
+	size_t carry = 0; /* bytes read but not encoded yet (not a multiple of 3) */
+	bool eof = false;
+	while (got < want) {
+		size_t room = FS_READ_PIECE - carry;
+		size_t piece = want - got > (int64_t)room ? room : (size_t)(want - got);
+		ssize_t n = pread(fd, read_piece + carry, piece, offset + got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			out->len = mark;
+			out->data[mark] = '\0';
+			return sbx_error_errno(err, e, "read");
+		}
+		if (n == 0) {
+			eof = true;
+			break;
+		}
+		got += n;
+		size_t have = carry + (size_t)n;
+		size_t whole = got < want ? have / 3 * 3 : have;
+		if (sbx_buf_reserve(out, SBX_BASE64_ENCODED_LEN(have) + 192) < 0)
+			goto nomem;
+		out->len += sbx_base64_encode_into(read_piece, whole, out->data + out->len);
+		carry = have - whole;
+		memmove(read_piece, read_piece + whole, carry);
+	}
+	if (carry)
+		out->len += sbx_base64_encode_into(read_piece, carry, out->data + out->len);
+	int64_t size = st->st_size;
+	if (eof && size < offset + got)
+		size = offset + got;
+	if (size > 0 && offset + got >= size)
+		eof = true;
+	char tail[192];
+	int tl = snprintf(tail, sizeof(tail),
+			  "\",\"encoding\":\"base64\",\"size\":%lld,\"offset\":%lld,\"length\":%lld,\"eof\":%s}}",
+			  (long long)size, (long long)offset, (long long)got, eof ? "true" : "false");
+	if (sbx_buf_append(out, tail, (size_t)tl) < 0)
+		goto nomem;
+	job->wrote_line = true;
+	return 0;
+nomem:
+	out->len = mark;
+	if (out->data)
+		out->data[mark] = '\0';
+	return sbx_error_errno(err, ENOMEM, "read");
+}
+
 static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err)
 {
 	yajl_val p = job->req->params;
@@ -656,6 +752,8 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	int64_t want = length >= 0 ? length : FS_CHUNK_MAX;
 	if (st.st_size > 0 && want > (st.st_size > offset ? st.st_size - offset : 0))
 		want = st.st_size > offset ? st.st_size - offset : 0;
+	if (base64)
+		return read_base64(job, fd, &st, offset, want, g, err);
 	_cleanup_free_ char *buf = malloc((size_t)want + 1);
 	if (!buf)
 		return sbx_error_errno(err, ENOMEM, "read");
@@ -681,30 +779,28 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	if (size > 0 && offset + got >= size)
 		eof = true;
 	size_t ol = 0;
-	_cleanup_free_ char *enc = NULL;
-	if (base64) {
-		/* "data" goes after the other members, unescaped (fs_run). */
-		job->raw_tail = sbx_base64_encode(buf, (size_t)got, &ol);
-		if (!job->raw_tail)
-			return sbx_error_errno(err, ENOMEM, "encode");
-		job->raw_tail_len = ol;
-		free(sbx_take_ptr(&buf)); /* the content is not needed twice */
-	} else if (!(enc = sbx_utf8_sanitize(buf, (size_t)got, &ol))) {
+	_cleanup_free_ char *enc = sbx_utf8_sanitize(buf, (size_t)got, &ol);
+	if (!enc)
 		return sbx_error_errno(err, ENOMEM, "encode");
-	}
 	yajl_gen_map_open(g);
-	if (enc) {
-		sbx_gen_key(g, "data");
-		sbx_gen_strn(g, enc, ol);
-	}
-	sbx_gen_kv_str(g, "encoding", base64 ? "base64" : "utf-8");
+	sbx_gen_key(g, "data");
+	sbx_gen_strn(g, enc, ol);
+	sbx_gen_kv_str(g, "encoding", "utf-8");
 	sbx_gen_kv_int(g, "size", size);
 	sbx_gen_kv_int(g, "offset", offset);
 	sbx_gen_kv_int(g, "length", got);
 	sbx_gen_kv_bool(g, "eof", eof);
-	if (!job->raw_tail)
-		yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
 	return 0;
+}
+
+/* What a JSON string may hold unescaped: UTF-8 without control characters. */
+static bool json_raw_text_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20)
+			return false;
+	return utf8_valid(s, len);
 }
 
 static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err)
@@ -725,18 +821,42 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 	int tr = sbx_json_bool(p, "truncate", false, &truncate, err);
 	if (tr < 0)
 		return -1;
+	size_t data_len = data ? strlen(data) : 0;
+	struct sbx_request *req = job->req;
+	if (req->bulk_lost)
+		return sbx_error_errno(err, ENOMEM, "data");
+	if (req->bulk) {
+		data = req->bulk;
+		data_len = req->bulk_len;
+	}
 	if (!data && job->client_fd < 0)
 		return sbx_error_param(err, "data", "'data' is required (or pass a descriptor with \"fd\": true)");
 	if (data && job->client_fd >= 0)
 		return sbx_error_param(err, "data", "give 'data' or a descriptor, not both");
 	if (append && offset >= 0)
 		return sbx_error_param(err, "offset", "'offset' and 'append' exclude each other");
+	/* Decoded and checked before anything is created: a bad chunk leaves
+	 * no file. */
 	_cleanup_free_ char *raw = NULL;
-	size_t rawlen = 0;
-	if (data && base64) {
-		if (sbx_base64_decode(data, strlen(data), &raw, &rawlen) < 0)
+	const char *src = data;
+	size_t len = data_len;
+	if (base64 && req->bulk) {
+		/* In place: the bulk bytes are this request's own. Once only: a
+		 * worker that takes the job over inherits them decoded. */
+		if (!job->bulk_decoded &&
+		    sbx_base64_decode_into(req->bulk, data_len, req->bulk, &job->bulk_decoded_len) < 0)
 			return sbx_error_param(err, "data", "'data' is not valid base64");
+		job->bulk_decoded = true;
+		len = job->bulk_decoded_len;
+	} else if (data && base64) {
+		if (sbx_base64_decode(data, data_len, &raw, &len) < 0)
+			return sbx_error_param(err, "data", "'data' is not valid base64");
+		src = raw;
 	}
+	/* The bulk string was not seen by the parser: as text, it must be what
+	 * a JSON string may hold raw. */
+	if (req->bulk && !base64 && !json_raw_text_valid(data, data_len))
+		return sbx_error_param(err, "data", "'data' is not valid UTF-8 JSON string content");
 	bool created = false;
 	_cleanup_close_ int fd = sbx_fs_open_file(fs, path, O_WRONLY | (append ? O_APPEND : 0), true, create_parents,
 						  mode >= 0 ? (mode_t)mode : 0644, &created, err);
@@ -759,8 +879,6 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 		if (written < 0)
 			return sbx_error_prefix(err, "copy from the passed descriptor");
 	} else {
-		const char *src = raw ? raw : data;
-		size_t len = raw ? rawlen : strlen(data);
 		if (sbx_write_all(fd, src, len) < 0)
 			return sbx_error_errno(err, errno, "write");
 		written = (int64_t)len;

@@ -544,6 +544,16 @@ static void unlink_sandbox(struct sbx_sandbox *sb)
 int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 {
 	struct sbx_daemon *d = sb->d;
+	/* An fs worker has the stopped sandbox's overlay (and disk image)
+	 * mounted on its upper and work directories: removing them under it
+	 * would leave the worker writing into the trash. Its call ends within
+	 * FS_WORKER_MAX_S at worst; the caller tries again. */
+	if (sb->fs_offline)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE,
+				     "sandbox %s: %d file operation%s in progress on its stopped root; try again "
+				     "when %s",
+				     sb->name, sb->fs_offline, sb->fs_offline == 1 ? " is" : "s are",
+				     sb->fs_offline == 1 ? "it finishes" : "they finish");
 	char rel[64];
 	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
 	/* Renaming away first makes delete atomic: after a crash the sandbox
@@ -855,7 +865,7 @@ static void apply_policies(struct sbx_sandbox *sb, int64_t now)
 		return;
 	}
 	if (sb->state == SBX_STATE_STOPPED && !sb->stopping && sb->auto_delete_min > 0 &&
-	    idle_min >= sb->auto_delete_min) {
+	    idle_min >= sb->auto_delete_min && !sb->fs_offline) {
 		sbx_info("sandbox %s (%s): stopped for %lld min; deleting it (auto_delete_min %lld)", sb->id, sb->name,
 			 (long long)idle_min, (long long)sb->auto_delete_min);
 		sbx_error *e = NULL;

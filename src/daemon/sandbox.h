@@ -21,6 +21,8 @@ struct sbx_resources {
 	int64_t disk_mb;
 };
 
+struct fs_job;
+
 struct sbx_sandbox {
 	struct sbx_sandbox *next;
 	struct sbx_daemon *d;
@@ -54,7 +56,11 @@ struct sbx_sandbox {
 	struct sbx_watch *init_w;
 	char *cgroup; /* relative to the unified mount */
 	uint64_t exec_seq;
-	int fs_offline; /* fs workers that mounted the (stopped) root themselves */
+	int fs_offline; /* fs calls on the stopped root, running or waiting */
+	/* Only one of them at a time mounts the overlay: two overlays on one
+	 * upper and work directory undo each other's work directory. */
+	bool fs_offline_busy;
+	struct fs_job *fs_offline_queue; /* waiting, in order (rpc_fs.c) */
 	struct sbx_exec *execs;
 	struct sbx_command *commands; /* background commands, running or ended */
 	struct sbx_session *sessions;

@@ -342,6 +342,189 @@ int sbx_fs_remove(const struct sbx_fs *fs, const char *abspath, bool recursive, 
 	return 0;
 }
 
+/* ---- moving a tree the overlay cannot rename ----
+ * Without redirect_dir, overlayfs refuses (EXDEV) to rename a directory
+ * that comes from the image. mv copies and removes in that case, and so do
+ * we: into a temporary name beside the target, renamed into place when
+ * whole, then the source removed. Each step opens a single name relative
+ * to a directory fd already inside the root, with openat2 and no symlink
+ * followed, and creates with O_EXCL or *at calls that do not follow
+ * either: a process inside that swaps an entry for a symlink meanwhile
+ * gets a copy of the symlink, never a path outside the root. */
+
+#define COPY_DEPTH_MAX 256
+
+static int child_open(int dfd, const char *name, int flags)
+{
+	int fd;
+	do {
+		fd = sbx_openat2(dfd, name, (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC), 0,
+				 RESOLVE_FLAGS | RESOLVE_NO_SYMLINKS);
+	} while (fd < 0 && errno == EAGAIN);
+	return fd;
+}
+
+/* Owner, then mode (chown clears set-id bits), then times. */
+static int copy_attrs(int fd, const struct stat *st)
+{
+	struct timespec t[2] = { st->st_atim, st->st_mtim };
+	if (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0 || futimens(fd, t) < 0)
+		return -1;
+	return 0;
+}
+
+static int copy_dir_contents(int sdir, int ddir, const char *path, int level, sbx_error **err);
+
+static int copy_entry(int sdir, int ddir, const char *name, const char *path, int level, sbx_error **err)
+{
+	struct stat st, got;
+	if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : fs_errno(err, errno, "copy", path); /* gone meanwhile */
+	if (S_ISDIR(st.st_mode)) {
+		if (level >= COPY_DEPTH_MAX)
+			return fs_fail(err, SBX_ERR_LIMIT, "'%s' is nested too deep to copy", path);
+		if (mkdirat(ddir, name, 0700) < 0)
+			return fs_errno(err, errno, "create", path);
+		_cleanup_close_ int s = child_open(sdir, name, O_RDONLY | O_DIRECTORY);
+		_cleanup_close_ int d = child_open(ddir, name, O_RDONLY | O_DIRECTORY);
+		if (s < 0 || d < 0)
+			return fs_errno(err, errno, "open", path);
+		if (fstat(s, &got) < 0 || got.st_ino != st.st_ino || got.st_dev != st.st_dev)
+			return fs_fail(err, SBX_ERR_INTERNAL, "'%s' changed while being copied", path);
+		if (copy_dir_contents(s, d, path, level + 1, err) < 0)
+			return -1;
+		/* After the contents, which would change its times. */
+		if (copy_attrs(d, &st) < 0)
+			return fs_errno(err, errno, "set owner, mode and times of", path);
+		return 0;
+	}
+	if (S_ISREG(st.st_mode)) {
+		_cleanup_close_ int s = child_open(sdir, name, O_RDONLY | O_NONBLOCK);
+		if (s < 0)
+			return fs_errno(err, errno, "open", path);
+		if (fstat(s, &got) < 0 || !S_ISREG(got.st_mode))
+			return fs_fail(err, SBX_ERR_INTERNAL, "'%s' changed while being copied", path);
+		_cleanup_close_ int d = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (d < 0)
+			return fs_errno(err, errno, "create", path);
+		if (sbx_fs_copy_fd(s, d, -1, err) < 0)
+			return sbx_error_prefix(err, "copy '%s'", path);
+		if (copy_attrs(d, &got) < 0)
+			return fs_errno(err, errno, "set owner, mode and times of", path);
+		return 0;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX + 1];
+		ssize_t n = readlinkat(sdir, name, target, PATH_MAX);
+		if (n < 0)
+			return fs_errno(err, errno, "read link", path);
+		target[n] = '\0';
+		struct timespec t[2] = { st.st_atim, st.st_mtim };
+		if (symlinkat(target, ddir, name) < 0 ||
+		    fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    utimensat(ddir, name, t, AT_SYMLINK_NOFOLLOW) < 0)
+			return fs_errno(err, errno, "create link", path);
+		return 0;
+	}
+	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+		/* The mode goes in whole at creation: chmod by name would follow
+		 * a symlink swapped in meanwhile. */
+		mode_t old = umask(0);
+		int r = mknodat(ddir, name, st.st_mode & (S_IFMT | 07777), 0);
+		umask(old);
+		struct timespec t[2] = { st.st_atim, st.st_mtim };
+		if (r < 0 || fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    utimensat(ddir, name, t, AT_SYMLINK_NOFOLLOW) < 0)
+			return fs_errno(err, errno, "create", path);
+		return 0;
+	}
+	return fs_fail(err, SBX_ERR_UNSUPPORTED, "'%s' is a device node, which is not copied", path);
+}
+
+static int copy_dir_contents(int sdir, int ddir, const char *path, int level, sbx_error **err)
+{
+	int dup_fd = fcntl(sdir, F_DUPFD_CLOEXEC, 3);
+	if (dup_fd < 0)
+		return sbx_error_errno(err, errno, "dup");
+	DIR *dir = fdopendir(dup_fd);
+	if (!dir) {
+		close(dup_fd);
+		return sbx_error_errno(err, errno, "opendir");
+	}
+	int r = 0;
+	struct dirent *de;
+	while (r == 0 && (errno = 0, de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char child[SBX_FS_PATH_MAX + NAME_MAX + 2];
+		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+		r = copy_entry(sdir, ddir, de->d_name, child, level, err);
+	}
+	if (r == 0 && errno)
+		r = fs_errno(err, errno, "list", path);
+	closedir(dir);
+	return r;
+}
+
+/* Copy the directory src_name of src_parent to the new name dst_name of
+ * dst_parent, contents, owners, modes, times and symlinks as they are. */
+static int copy_tree_at(int src_parent, const char *src_name, int dst_parent, const char *dst_name, const char *path,
+			sbx_error **err)
+{
+	struct stat st;
+	_cleanup_close_ int s = child_open(src_parent, src_name, O_RDONLY | O_DIRECTORY);
+	if (s < 0 || fstat(s, &st) < 0)
+		return fs_errno(err, errno, "open", path);
+	if (mkdirat(dst_parent, dst_name, 0700) < 0)
+		return fs_errno(err, errno, "create copy of", path);
+	_cleanup_close_ int d = child_open(dst_parent, dst_name, O_RDONLY | O_DIRECTORY);
+	if (d < 0)
+		return fs_errno(err, errno, "open copy of", path);
+	if (copy_dir_contents(s, d, path, 1, err) < 0 ||
+	    (copy_attrs(d, &st) < 0 && fs_errno(err, errno, "set owner, mode and times of", path) < 0)) {
+		sbx_rm_rf_at(dst_parent, dst_name, NULL); /* ours: made above */
+		return -1;
+	}
+	return 0;
+}
+
+int sbx_fs_copy_tree(const struct sbx_fs *fs, const char *src, const char *dst, sbx_error **err)
+{
+	const char *sn = NULL, *dn = NULL;
+	_cleanup_close_ int sp = sbx_fs_open_parent(fs, src, &sn, err);
+	if (sp < 0)
+		return -1;
+	_cleanup_close_ int dp = sbx_fs_open_parent(fs, dst, &dn, err);
+	if (dp < 0)
+		return -1;
+	return copy_tree_at(sp, sn, dp, dn, src, err);
+}
+
+/* The EXDEV fallback of sbx_fs_move for a directory. */
+static int move_by_copy(int sp, const char *sn, int dp, const char *dn, const char *src, const char *target,
+			bool overwrite, sbx_error **err)
+{
+	struct stat st;
+	if (!overwrite && fstatat(dp, dn, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return fs_fail(err, SBX_ERR_EXISTS, "'%s' exists; pass overwrite true to replace it", target);
+	char rnd[13], tmp[NAME_MAX + 1];
+	if (sbx_random_id(rnd, err) < 0)
+		return -1;
+	snprintf(tmp, sizeof(tmp), ".sbx-move-%s", rnd);
+	if (copy_tree_at(sp, sn, dp, tmp, src, err) < 0)
+		return sbx_error_prefix(err, "move '%s' by copying", src);
+	if (renameat2(dp, tmp, dp, dn, overwrite ? 0 : RENAME_NOREPLACE) < 0) {
+		int e = errno;
+		sbx_rm_rf_at(dp, tmp, NULL);
+		if (e == EEXIST || e == ENOTEMPTY)
+			return fs_fail(err, SBX_ERR_EXISTS, "'%s' exists; pass overwrite true to replace it", target);
+		return fs_errno(err, e, "move to", target);
+	}
+	if (sbx_rm_rf_at(sp, sn, err) < 0)
+		return sbx_error_prefix(err, "copied '%s' to '%s' but could not remove it", src, target);
+	return 0;
+}
+
 int sbx_fs_move(const struct sbx_fs *fs, const char *src, const char *dst, bool overwrite, char **final,
 		sbx_error **err)
 {
@@ -374,13 +557,17 @@ int sbx_fs_move(const struct sbx_fs *fs, const char *src, const char *dst, bool 
 		return -1;
 	if (renameat2(sp, sn, dp, dn, overwrite ? 0 : RENAME_NOREPLACE) < 0) {
 		int e = errno;
-		if (e == EXDEV)
-			return fs_fail(err, SBX_ERR_UNSUPPORTED,
-				       "'%s' is a directory of the image, which the overlay cannot rename; copy it instead",
-				       src);
-		if (e == EEXIST || e == ENOTEMPTY)
+		struct stat st;
+		if (e == EXDEV && fstatat(sp, sn, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+			if (move_by_copy(sp, sn, dp, dn, src, target, overwrite, err) < 0)
+				return -1;
+		} else if (e == EXDEV) {
+			return fs_errno(err, e, "move to", target);
+		} else if (e == EEXIST || e == ENOTEMPTY) {
 			return fs_fail(err, SBX_ERR_EXISTS, "'%s' exists; pass overwrite true to replace it", target);
-		return fs_errno(err, e, "move to", target);
+		} else {
+			return fs_errno(err, e, "move to", target);
+		}
 	}
 	if (final)
 		*final = sbx_take_ptr(&target);

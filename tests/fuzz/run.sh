@@ -24,7 +24,7 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 libs="$(pkg-config --libs yajl)"
 srcs="$common/util.c $common/error.c $common/json.c $common/framing.c $common/log.c $top/src/lib/httphead.c"
 passed=0 failed=0
-for t in fuzz_framing fuzz_request fuzz_text fuzz_httphead; do
+for t in fuzz_framing fuzz_request fuzz_text fuzz_httphead fuzz_cut; do
 	if ! "$cc" $flags "$here/$t.c" $srcs $libs -o "$out/$t" 2>"$out/$t.log"; then
 		cat "$out/$t.log"
 		echo "fuzz: $t: build failed"

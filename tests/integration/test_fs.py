@@ -8,6 +8,7 @@ the error codes alone would not prove that nothing leaked.
 """
 
 import base64
+import json
 import os
 import threading
 import time
@@ -95,6 +96,52 @@ class TestFsBasics(FsTestCase):
                            encoding="base64")
         self.assertFsError(BAD_PARAMS, "read", "a", param="encoding", path="/tmp/blob", encoding="latin1")
 
+    def test_big_chunks_are_checked_like_small_ones(self):
+        # A long params.data of fs.write skips the JSON tree (it is used
+        # where it lies in the daemon's buffer): everything the tree would
+        # have refused must still be refused, and nothing written.
+        self.create("a")
+        blob = os.urandom(300000)
+        good = base64.b64encode(blob).decode()
+        c = self.daemon.client()
+
+        def raw_write(path, data_json, extra=""):
+            if isinstance(data_json, str):
+                data_json = data_json.encode()
+            line = (b'{"jsonrpc":"2.0","id":1,"method":"fs.write","params":{"sandbox":"a","path":"%s",'
+                    b'"data":%s%s}}\n' % (path.encode(), data_json, extra.encode()))
+            c.send_raw(line)
+            return c.wait(1)
+
+        for bad in (good[:-8] + "!" + good[-7:], good[:1000] + "\\u00e9" + good[1006:], good[:-1]):
+            r = raw_write("/tmp/bad", '"%s"' % bad, ',"encoding":"base64"')
+            self.assertEqual(r["error"]["code"], BAD_PARAMS, r)
+            self.assertEqual(r["error"]["data"]["param"], "data")
+        r = raw_write("/tmp/bad", '"%s"' % ("\x01" * 5000))  # a raw control character
+        self.assertIn(r["error"]["code"], (BAD_PARAMS, -32700), r)
+        r = raw_write("/tmp/bad", b'"' + b"\xff" * 5000 + b'"')  # not UTF-8
+        self.assertIn(r["error"]["code"], (BAD_PARAMS, -32700), r)
+        self.assertFsError(NOT_FOUND, "stat", "a", path="/tmp/bad")
+        # Escaped solidus: valid JSON, parsed the slow way, same bytes.
+        r = raw_write("/tmp/esc", '"%s"' % good.replace("/", "\\/"), ',"encoding":"base64"')
+        self.assertNotIn("error", r)
+        r = self.fs("read", "a", path="/tmp/esc", encoding="base64")
+        self.assertEqual(base64.b64decode(r["data"]), blob)
+        # data before the other members, text encoding, then a big read.
+        text = "caf\u00e9 " * 20000
+        line = ('{"params":{"data":%s,"sandbox":"a","path":"/tmp/text"},"method":"fs.write",'
+                '"id":2,"jsonrpc":"2.0"}\n' % json.dumps(text, ensure_ascii=False))
+        c.send_raw(line.encode())
+        self.assertNotIn("error", c.wait(2))
+        self.assertEqual(self.read("a", "/tmp/text"), text)
+        self.write("a", "/tmp/blob", good, encoding="base64")
+        r = self.fs("read", "a", path="/tmp/blob", encoding="base64", offset=7, length=200000)
+        self.assertEqual(base64.b64decode(r["data"]), blob[7:200007])
+        self.assertEqual((r["size"], r["offset"], r["length"], r["eof"]), (300000, 7, 200000, False))
+        r = self.fs("read", "a", path="/tmp/blob", encoding="base64", offset=200001)
+        self.assertEqual(base64.b64decode(r["data"]), blob[200001:])
+        self.assertTrue(r["eof"])
+
     def test_invalid_utf8_content_is_repaired_in_utf8_and_exact_in_base64(self):
         self.create("a")
         self.sh("a", "printf 'a\\377b' > /tmp/bin")
@@ -154,6 +201,46 @@ class TestFsBasics(FsTestCase):
         self.fs("mkdir", "a", path="/tmp/e/d", parents=True)
         self.write("a", "/tmp/e/d/x", "x")
         self.assertFsError(EXISTS, "move", "a", src="/tmp/d", dst="/tmp/e")
+
+    def test_move_directories_of_the_image(self):
+        # The overlay cannot rename a directory of the lower layer (EXDEV
+        # without redirect_dir); the move copies it as mv does, keeping
+        # owners, modes, times and symlinks, then removes the source.
+        for state in ("started", "stopped"):
+            name = "m" + state
+            self.create(name)
+            if state == "stopped":
+                self.call("sandbox.stop", {"sandbox": name})
+            r = self.fs("move", name, src="/home", dst="/home2")
+            self.assertEqual(r["path"], "/home2")
+            self.assertEqual(r["type"], "dir")
+            self.assertTrue(r["mtime"].startswith("2024-01-01"), r)
+            st = self.fs("stat", name, path="/home2/sandbox")
+            self.assertEqual((st["uid"], st["gid"], st["mode"]), (1000, 1000, 0o755))
+            self.assertTrue(st["mtime"].startswith("2024-01-01"), st)
+            self.assertFsError(NOT_FOUND, "stat", name, path="/home")
+            # Into an existing directory; the sticky bit comes along.
+            self.fs("mkdir", name, path="/srv")
+            self.assertEqual(self.fs("move", name, src="/var", dst="/srv")["path"], "/srv/var")
+            self.assertEqual(self.fs("stat", name, path="/srv/var/tmp")["mode"], 0o1777)
+            self.assertFsError(NOT_FOUND, "stat", name, path="/var")
+            # Symlinks are copied as links; the copy is in the upper layer
+            # now, so moving it back is a plain rename.
+            self.fs("move", name, src="/bin", dst="/bin2")
+            self.assertEqual(self.fs("stat", name, path="/bin2/cat")["symlink_target"], "/bin/busybox")
+            self.assertEqual(self.fs("stat", name, path="/bin2/busybox")["mode"], 0o755)
+            self.fs("move", name, src="/bin2", dst="/bin")
+            # A taken target is refused and the source kept.
+            self.fs("mkdir", name, path="/taken")
+            self.write(name, "/taken/etc/keep", "K", create_parents=True)
+            self.assertFsError(EXISTS, "move", name, src="/etc", dst="/taken")
+            self.assertEqual(self.read(name, "/etc/hostname").strip(), self.inspect(name)["hostname"])
+            self.assertEqual(self.read(name, "/taken/etc/keep"), "K")
+            names = [e["name"] for e in self.fs("list", name, path="/taken")["entries"]]
+            self.assertEqual(names, ["etc"])  # no temporary copy left behind
+            if state == "stopped":
+                self.call("sandbox.start", {"sandbox": name})
+            self.assertEqual(self.sh(name, "stat -c '%u %a' /home2/sandbox; ls /srv/var"), "1000 755\ntmp\n")
 
     def test_chmod_mode_owner_group(self):
         self.create("a")
@@ -350,6 +437,66 @@ class TestFsStates(FsTestCase):
                        for b in os.listdir("/sys/block") if b.startswith("loop") and
                        os.path.exists("/sys/block/%s/loop/backing_file" % b)),
                    timeout=10, message="loop devices of the fs workers were not released")
+
+    def test_concurrent_calls_on_a_stopped_sandbox(self):
+        # Each call on a stopped sandbox mounts its overlay in a worker; two
+        # overlays on one upper and work directory at once wreck each
+        # other's work directory ("create overlay: No such file or
+        # directory"). Calls in flight together must all succeed.
+        self.create("a")
+        blob = os.urandom(3 << 20)
+        self.write("a", "/tmp/blob", base64.b64encode(blob).decode(), encoding="base64")
+        self.call("sandbox.stop", {"sandbox": "a"})
+        c = self.daemon.client(timeout=120)
+        reads = [c.request("fs.read", {"sandbox": "a", "path": "/tmp/blob", "encoding": "base64",
+                                       "offset": i << 20, "length": 1 << 20}) for i in range(3)]
+        writes = [c.request("fs.write", {"sandbox": "a", "path": "/tmp/w%d" % i, "data": "W%d" % i})
+                  for i in range(6)]
+        stats = [c.request("fs.stat", {"sandbox": "a", "path": "/etc/hostname"}) for _ in range(6)]
+        got = b"".join(base64.b64decode(c.result(rid)["data"]) for rid in reads)
+        self.assertEqual(got, blob)
+        for rid in writes + stats:
+            c.result(rid)
+        self.call("sandbox.start", {"sandbox": "a"})
+        self.assertEqual(self.sh("a", "cat /tmp/w0 /tmp/w1 /tmp/w2 /tmp/w3 /tmp/w4 /tmp/w5"), "W0W1W2W3W4W5")
+
+    def test_delete_waits_for_fs_calls_on_a_stopped_root(self):
+        # An fs call on a stopped sandbox mounts its overlay (and disk) in a
+        # worker; deleting the sandbox meanwhile would pull its layers from
+        # under the mount. It is refused until the call is done, then works
+        # and leaves nothing mounted.
+        self.create("a", resources={"disk_mb": 64})
+        self.write("a", "/tmp/big", base64.b64encode(os.urandom(1 << 20)).decode(), encoding="base64")
+        self.call("sandbox.stop", {"sandbox": "a"})
+        sid = self.inspect("a")["id"]
+        rfd, wfd = os.pipe()
+        c = self.daemon.client(timeout=60)
+        try:
+            # The worker blocks on the full pipe with the overlay mounted.
+            rid = c.request("fs.read", {"sandbox": "a", "path": "/tmp/big", "fd": True}, fds=[wfd])
+            os.close(wfd)
+            wfd = -1
+            time.sleep(0.5)
+            err = self.assertRpcError(BAD_STATE, "sandbox.delete", {"sandbox": "a", "force": True})
+            self.assertIn("in progress", err["message"])
+            self.assertRpcError(BAD_STATE, "sandbox.start", {"sandbox": "a"})
+            got = b"".join(iter(lambda: os.read(rfd, 65536), b""))
+            self.assertEqual(len(got), 1 << 20)
+            self.assertEqual(c.result(rid)["length"], 1 << 20)
+        finally:
+            os.close(rfd)
+            if wfd >= 0:
+                os.close(wfd)
+        wait_until(lambda: self.try_delete("a"), timeout=10)
+        self.assertNotIn(sid, [s["id"] for s in self.call("sandbox.list", {"all": True})["sandboxes"]])
+        self.assertNotIn(self.daemon.dir, open("/proc/self/mountinfo").read())
+
+    def try_delete(self, name):
+        try:
+            self.call("sandbox.delete", {"sandbox": name})
+            return True
+        except Exception:
+            return False
 
     def test_long_find_does_not_block_the_daemon(self):
         self.create("a")

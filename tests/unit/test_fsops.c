@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -275,6 +276,77 @@ START_TEST(test_mkdir_remove_move)
 }
 END_TEST
 
+/* The copy behind a move the overlay refuses: everything as it was, links
+ * copied as links (never followed out of the root), and a failed copy
+ * leaves nothing behind (nor removes an existing target). */
+START_TEST(test_copy_tree)
+{
+	sbx_error *err = NULL;
+	mk("root/work/src");
+	mk("root/work/src/sub");
+	mk("root/work/src/sub/deeper");
+	unit_write(tfd, "root/work/src/sub/file", "CONTENT");
+	ck_assert_int_eq(fchownat(tfd, "root/work/src/sub/file", 1234, 5678, 0), 0);
+	ck_assert_int_eq(fchmodat(tfd, "root/work/src/sub/file", 04751, 0), 0);
+	ck_assert_int_eq(fchmodat(tfd, "root/work/src/sub", 0711, 0), 0);
+	ln(outside_dir, "root/work/src/out");
+	ln("../../etc/shadow", "root/work/src/sub/rel");
+	ck_assert_int_eq(fchownat(tfd, "root/work/src/sub/rel", 42, 43, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(mkfifoat(tfd, "root/work/src/fifo", 0620), 0);
+	ck_assert_int_eq(fchmodat(tfd, "root/work/src/fifo", 0620, 0), 0);
+	struct timespec t[2] = { { .tv_sec = 1000000000, .tv_nsec = 5 }, { .tv_sec = 1200000000, .tv_nsec = 7 } };
+	ck_assert_int_eq(utimensat(tfd, "root/work/src/sub/file", t, 0), 0);
+	ck_assert_int_eq(utimensat(tfd, "root/work/src/sub/rel", t, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(utimensat(tfd, "root/work/src/sub", t, 0), 0);
+
+	ck_assert_int_eq(sbx_fs_copy_tree(&fs, "/work/src", "/work/dst", &err), 0);
+	struct stat a, b;
+	ck_assert_str_eq(unit_read(tfd, "root/work/dst/sub/file"), "CONTENT");
+	ck_assert_int_eq(fstatat(tfd, "root/work/dst/sub/file", &b, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(b.st_mode & 07777, 04751);
+	ck_assert_int_eq((int)b.st_uid, 1234);
+	ck_assert_int_eq((int)b.st_gid, 5678);
+	ck_assert_int_eq(b.st_mtim.tv_sec, 1200000000);
+	ck_assert_int_eq(b.st_mtim.tv_nsec, 7);
+	ck_assert_int_eq(fstatat(tfd, "root/work/dst/sub", &b, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(b.st_mode & 07777, 0711);
+	ck_assert_int_eq(b.st_mtim.tv_sec, 1200000000);
+	ck_assert_int_eq(fstatat(tfd, "root/work/dst/sub/deeper", &b, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert(S_ISDIR(b.st_mode));
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(tfd, "root/work/dst/out", target, sizeof(target) - 1);
+	ck_assert_int_gt(n, 0);
+	target[n] = '\0';
+	ck_assert_str_eq(target, outside_dir);
+	ck_assert_int_eq(fstatat(tfd, "root/work/dst/sub/rel", &b, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert(S_ISLNK(b.st_mode));
+	ck_assert_int_eq((int)b.st_uid, 42);
+	ck_assert_int_eq(b.st_mtim.tv_sec, 1200000000);
+	ck_assert_int_eq(fstatat(tfd, "root/work/dst/fifo", &b, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert(S_ISFIFO(b.st_mode));
+	ck_assert_int_eq(b.st_mode & 07777, 0620);
+	ck_assert_int_eq(fstatat(tfd, "root/work/src/sub/file", &a, 0), 0); /* the source is still there */
+
+	/* An existing target is refused and kept. */
+	ck_assert_int_lt(sbx_fs_copy_tree(&fs, "/work/src", "/work/dst", &err), 0);
+	sbx_error_free(err);
+	err = NULL;
+	ck_assert_str_eq(unit_read(tfd, "root/work/dst/sub/file"), "CONTENT");
+	/* A device node fails the copy, and the half-made copy is removed. */
+	if (mknodat(tfd, "root/work/src/sub/null", S_IFCHR | 0666, makedev(1, 3)) == 0) {
+		ck_assert_int_lt(sbx_fs_copy_tree(&fs, "/work/src", "/work/dst2", &err), 0);
+		ck_assert_int_eq(err->code, SBX_ERR_UNSUPPORTED);
+		sbx_error_free(err);
+		err = NULL;
+		ck_assert_int_lt(fstatat(tfd, "root/work/dst2", &b, AT_SYMLINK_NOFOLLOW), 0);
+	}
+	/* The source given through a symlink out of the root stays inside. */
+	ck_assert_int_lt(sbx_fs_copy_tree(&fs, "/baitdir", "/work/stolen", &err), 0);
+	sbx_error_free(err);
+	assert_outside_untouched();
+}
+END_TEST
+
 static int count_visit(void *ctx, const char *path, int dirfd, const char *name, const struct stat *st)
 {
 	(void)dirfd;
@@ -470,6 +542,7 @@ static Suite *fsops_suite(void)
 	tcase_add_test(tc, test_create_through_symlinks_stays_inside);
 	tcase_add_test(tc, test_owner_of_created_entries);
 	tcase_add_test(tc, test_mkdir_remove_move);
+	tcase_add_test(tc, test_copy_tree);
 	tcase_add_test(tc, test_walk_does_not_follow_symlinks);
 	tcase_add_test(tc, test_patterns);
 	tcase_add_test(tc, test_copy_fd);

@@ -599,6 +599,74 @@ END_TEST
 
 /* ---- known defects (run with SBX_UNIT_KNOWN_BUGS=1) ---- */
 
+/* The cut a request's bulk data goes through: only params.data of the
+ * right method, only unescaped and long enough, and the rest must parse to
+ * the same tree with the value empty. */
+static int cut(const char *text, struct sbx_json_cut *c)
+{
+	static char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", text);
+	memset(c, 0, sizeof(*c));
+	return sbx_json_cut_string(buf, strlen(buf), "params", "data", 4, "method", "fs.write", c);
+}
+
+START_TEST(test_cut_string)
+{
+	struct sbx_json_cut c;
+	ck_assert_int_eq(cut("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"fs.write\",\"params\":{\"path\":\"/a\","
+			     "\"data\":\"QUJDRA==\",\"x\":{\"data\":\"zz\"}}}",
+			     &c),
+			 1);
+	ck_assert_str_eq(c.rest, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"fs.write\",\"params\":{\"path\":\"/a\","
+				 "\"data\":\"\",\"x\":{\"data\":\"zz\"}}}");
+	ck_assert_uint_eq(c.value_len, 8);
+	ck_assert_int_eq(memcmp(c.value, "QUJDRA==", 8), 0);
+	yajl_val root = sbx_json_parse(c.rest, NULL);
+	ck_assert_ptr_nonnull(root);
+	ck_assert_str_eq(YAJL_GET_STRING(sbx_json_get(sbx_json_get(root, "params"), "data")), "");
+	yajl_tree_free(root);
+	free(c.rest);
+	/* data before method, spaces around the colon, nested arrays */
+	ck_assert_int_eq(cut(" { \"params\" : { \"a\":[1,{\"data\":\"no\"}], \"data\" : \"AAAAAAAA\" } , "
+			     "\"method\" : \"fs.write\" } ",
+			     &c),
+			 1);
+	ck_assert_int_eq(memcmp(c.value, "AAAAAAAA", 8), 0);
+	free(c.rest);
+	/* a key-like text inside a string is not a key */
+	ck_assert_int_eq(cut("{\"method\":\"fs.write\",\"params\":{\"path\":\"\\\"data\\\":\\\"AAAAAAAA\"}}", &c), 0);
+}
+END_TEST
+
+START_TEST(test_cut_string_declines)
+{
+	struct sbx_json_cut c;
+	static const char *const no[] = {
+		/* another method */
+		"{\"method\":\"process.stdin\",\"params\":{\"data\":\"AAAAAAAA\"}}",
+		/* no method */
+		"{\"params\":{\"data\":\"AAAAAAAA\"}}",
+		/* escaped method name */
+		"{\"method\":\"fs.writ\\u0065\",\"params\":{\"data\":\"AAAAAAAA\"}}",
+		/* too short, escaped, not a string, nested too deep, not under params */
+		"{\"method\":\"fs.write\",\"params\":{\"data\":\"AAA\"}}",
+		"{\"method\":\"fs.write\",\"params\":{\"data\":\"AAAA\\u0000AAAA\"}}",
+		"{\"method\":\"fs.write\",\"params\":{\"data\":12345678}}",
+		"{\"method\":\"fs.write\",\"params\":{\"x\":{\"data\":\"AAAAAAAA\"}}}",
+		"{\"method\":\"fs.write\",\"other\":{\"data\":\"AAAAAAAA\"}}",
+		"{\"method\":\"fs.write\",\"params\":[{\"data\":\"AAAAAAAA\"}]}",
+		/* twice */
+		"{\"method\":\"fs.write\",\"params\":{\"data\":\"AAAAAAAA\",\"data\":\"BBBBBBBB\"}}",
+		/* not an object, unterminated */
+		"[\"method\",\"fs.write\"]",
+		"{\"method\":\"fs.write\",\"params\":{\"data\":\"AAAAAAAA}}",
+		"{\"method\":\"fs.write\",\"params\":{\"data\":\"AAAAAAAA\"}",
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(no); i++)
+		ck_assert_msg(cut(no[i], &c) == 0, "cut %s", no[i]);
+}
+END_TEST
+
 START_TEST(bug_parse_error_prefix_doubled)
 {
 	/* yajl's own message already starts with "parse error: " for grammar
@@ -637,6 +705,8 @@ static Suite *json_suite(void)
 	tcase_add_test(tc, test_strv_helpers);
 	tcase_add_test(tc, test_string_map);
 	tcase_add_test(tc, test_kvlist);
+	tcase_add_test(tc, test_cut_string);
+	tcase_add_test(tc, test_cut_string_declines);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("generate");

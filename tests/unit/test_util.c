@@ -992,6 +992,40 @@ START_TEST(test_base64_rejects_noncanonical_padding)
 }
 END_TEST
 
+/* Bulk file data is decoded where it lies (the request's own buffer) and
+ * encoded straight into a reply: the in-place and into-buffer forms must
+ * agree with the allocating ones, and a bad character anywhere in a long
+ * body, whatever its byte value, must still be refused. */
+START_TEST(test_base64_in_place_and_long_bodies)
+{
+	size_t n = 3 * 100000 + 2;
+	unsigned char *plain = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		plain[i] = (unsigned char)(i * 131 + (i >> 9));
+	size_t elen = 0;
+	char *e = sbx_base64_encode(plain, n, &elen);
+	ck_assert_uint_eq(elen, SBX_BASE64_ENCODED_LEN(n));
+	char *e2 = malloc(elen);
+	ck_assert_uint_eq(sbx_base64_encode_into(plain, n, e2), elen);
+	ck_assert_int_eq(memcmp(e, e2, elen), 0);
+	size_t dlen = 0;
+	ck_assert_int_eq(sbx_base64_decode_into(e2, elen, e2, &dlen), 0);
+	ck_assert_uint_eq(dlen, n);
+	ck_assert_int_eq(memcmp(e2, plain, n), 0);
+	static const unsigned char bad[] = { 0, '\n', ' ', '=', '-', '_', '"', '\\', 0x80, 0xc3, 0xff };
+	for (size_t b = 0; b < sizeof(bad); b++) {
+		size_t at = (b * 7919 * 13) % (elen - 4);
+		memcpy(e2, e, elen);
+		e2[at] = (char)bad[b];
+		ck_assert_msg(sbx_base64_decode_into(e2, elen, e2, &dlen) == -EINVAL, "byte %#x at %zu accepted",
+			      bad[b], at);
+	}
+	free(e);
+	free(e2);
+	free(plain);
+}
+END_TEST
+
 START_TEST(test_base64_rejects_malformed)
 {
 	const char *bad[] = { "Zg=", "Zg", "Z", "Zm9vY", "Zg=a", "Z===", "====", "=Zg=",
@@ -1346,6 +1380,7 @@ static Suite *util_suite(void)
 	tcase_add_loop_test(tc, test_base64_vectors, 0, (int)SBX_ARRAY_SIZE(b64_vectors));
 	tcase_add_test(tc, test_base64_binary_round_trip);
 	tcase_add_test(tc, test_base64_rejects_malformed);
+	tcase_add_test(tc, test_base64_in_place_and_long_bodies);
 	tcase_add_test(tc, test_base64_rejects_noncanonical_padding);
 	tcase_add_loop_test(tc, test_utf8_sanitize, 0, (int)SBX_ARRAY_SIZE(utf8_cases));
 	tcase_add_test(tc, test_utf8_sanitize_respects_length);
