@@ -1219,7 +1219,7 @@ def render_fs(b, command):
              % (verdict(fd_ok), verdict(ch_ok), verdict(hwm < 64)))
     L.append("")
     L.append("How the chunked path goes: the daemon does a chunk of a running sandbox's file in its loop (a "
-             "fork per chunk cost more than the copy). An `fs.write` chunk's `data` is found with memchr and "
+             "fork per chunk cost more than the copy). An `fs.write` chunk's `data` is located by a yajl event parse and "
              "cut out of the line before the rest is parsed as a small tree, then decoded in place in the "
              "connection's input buffer (table-driven base64) and written; an `fs.read` chunk is read in "
              "768 KiB pieces from one static buffer and encoded straight into the connection's output queue. "

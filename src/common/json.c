@@ -472,96 +472,145 @@ int sbx_json_find_nul(const char *text, size_t len, char *param, size_t cap)
 	return s.found;
 }
 
-/* End of the string whose opening quote is at s[i] (index of the closing
- * quote), or 0 if it does not end; *escaped tells whether it holds a
- * backslash. Quotes are found with memchr, so a megabyte string costs about
- * what copying it would. */
-static size_t string_end(const char *s, size_t len, size_t i, bool *escaped)
+/* sbx_json_cut_string: yajl's event parser finds the member; only its
+ * position is taken from the parse. For a string without escapes yajl
+ * hands over a pointer into the text itself, which gives that position;
+ * keys are compared against short names, so a longer key matches none. */
+struct cut_scan {
+	const char *text;
+	size_t len;
+	const char *outer, *inner, *must_key, *must_value;
+	size_t min_len;
+	int depth;
+	bool outer_map; /* the map at depth 2 is member outer of the top level */
+	char key1[32], key2[32];
+	bool must_ok, unusable;
+	const char *value;
+	size_t value_len;
+};
+
+static void cut_set_key(char *dst, const unsigned char *k, size_t n)
 {
-	size_t j = i + 1;
-	*escaped = false;
-	for (;;) {
-		const char *q = j < len ? memchr(s + j, '"', len - j) : NULL;
-		if (!q)
-			return 0;
-		size_t e = (size_t)(q - s), k = e;
-		while (k > i + 1 && s[k - 1] == '\\')
-			k--;
-		if ((e - k) % 2 == 0) {
-			if (!*escaped && memchr(s + i + 1, '\\', e - i - 1))
-				*escaped = true;
-			return e;
-		}
-		*escaped = true;
-		j = e + 1;
+	if (n >= 32 || memchr(k, '\0', n)) {
+		snprintf(dst, 32, "%s", "\x01"); /* no name we look for */
+		return;
 	}
+	memcpy(dst, k, n);
+	dst[n] = '\0';
 }
 
-static bool token_is(const char *s, size_t start, size_t end, const char *want)
+static int cut_scalar(struct cut_scan *s, const unsigned char *str, size_t n, bool is_string)
 {
-	size_t n = strlen(want);
-	return end - start == n && !memcmp(s + start, want, n);
+	if (s->depth == 1 && s->must_key && !strcmp(s->key1, s->must_key))
+		s->must_ok = is_string && n == strlen(s->must_value) && !memcmp(str, s->must_value, n);
+	if (s->depth == 2 && s->outer_map && !strcmp(s->key2, s->inner)) {
+		const char *p = (const char *)str;
+		/* Twice, not a string, short, or decoded from escapes (then
+		 * not in the text): the tree decides. */
+		if (s->value || !is_string || n < s->min_len || p <= s->text || p + n >= s->text + s->len ||
+		    p[-1] != '"' || p[n] != '"' || memchr(p, '\\', n)) {
+			s->unusable = true;
+		} else {
+			s->value = p;
+			s->value_len = n;
+		}
+	}
+	return 1;
 }
+
+static int cut_null(void *ctx)
+{
+	return cut_scalar(ctx, NULL, 0, false);
+}
+
+static int cut_boolean(void *ctx, int b)
+{
+	(void)b;
+	return cut_scalar(ctx, NULL, 0, false);
+}
+
+static int cut_number(void *ctx, const char *n, size_t l)
+{
+	(void)n;
+	(void)l;
+	return cut_scalar(ctx, NULL, 0, false);
+}
+
+static int cut_string(void *ctx, const unsigned char *v, size_t l)
+{
+	return cut_scalar(ctx, v, l, true);
+}
+
+static int cut_start_map(void *ctx)
+{
+	struct cut_scan *s = ctx;
+	if (++s->depth == 2)
+		s->outer_map = !strcmp(s->key1, s->outer);
+	return 1;
+}
+
+static int cut_start_array(void *ctx)
+{
+	struct cut_scan *s = ctx;
+	if (++s->depth == 2)
+		s->outer_map = false;
+	return 1;
+}
+
+static int cut_key(void *ctx, const unsigned char *k, size_t l)
+{
+	struct cut_scan *s = ctx;
+	if (s->depth == 1)
+		cut_set_key(s->key1, k, l);
+	else if (s->depth == 2)
+		cut_set_key(s->key2, k, l);
+	return 1;
+}
+
+static int cut_end(void *ctx)
+{
+	struct cut_scan *s = ctx;
+	if (--s->depth < 2)
+		s->outer_map = false;
+	return 1;
+}
+
+static const yajl_callbacks cut_callbacks = {
+	.yajl_null = cut_null,
+	.yajl_boolean = cut_boolean,
+	.yajl_number = cut_number,
+	.yajl_string = cut_string,
+	.yajl_start_map = cut_start_map,
+	.yajl_map_key = cut_key,
+	.yajl_end_map = cut_end,
+	.yajl_start_array = cut_start_array,
+	.yajl_end_array = cut_end,
+};
 
 int sbx_json_cut_string(char *text, size_t len, const char *outer, const char *inner, size_t min_len,
 			const char *must_key, const char *must_value, struct sbx_json_cut *cut)
 {
-	size_t i = 0;
-	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
-		i++;
-	if (i >= len || text[i] != '{')
+	struct cut_scan s = { .text = text,
+			      .len = len,
+			      .outer = outer,
+			      .inner = inner,
+			      .must_key = must_key,
+			      .must_value = must_value,
+			      .min_len = min_len,
+			      .must_ok = !must_key };
+	yajl_handle h = yajl_alloc(&cut_callbacks, NULL, &s);
+	if (!h)
+		return -ENOMEM;
+	/* The tree parse of the rest checks its strings; the cut value is
+	 * checked by whoever decodes it. */
+	yajl_config(h, yajl_dont_validate_strings, 1);
+	bool ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+		  yajl_complete_parse(h) == yajl_status_ok;
+	yajl_free(h);
+	if (!ok || s.unusable || !s.value || !s.must_ok)
 		return 0;
-	int depth = 0;
-	bool in_outer = false, must_ok = !must_key;
-	/* The last key seen at depth 1 and 2 (start and end offsets). */
-	size_t k1s = 0, k1e = 0, k2s = 0, k2e = 0;
-	size_t vs = 0, ve = 0; /* the value found, its bytes between the quotes */
-	for (; i < len; i++) {
-		char c = text[i];
-		if (c == '{' || c == '[') {
-			depth++;
-			if (depth == 2)
-				in_outer = c == '{' && token_is(text, k1s, k1e, outer);
-			k2s = k2e = 0;
-			continue;
-		}
-		if (c == '}' || c == ']') {
-			if (--depth < 0)
-				return 0;
-			if (depth < 2)
-				in_outer = false;
-			continue;
-		}
-		if (c != '"')
-			continue;
-		bool escaped;
-		size_t e = string_end(text, len, i, &escaped);
-		if (!e)
-			return 0;
-		size_t j = e + 1;
-		while (j < len && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r' || text[j] == '\n'))
-			j++;
-		if (j < len && text[j] == ':') {
-			if (depth == 1)
-				k1s = i + 1, k1e = e;
-			else if (depth == 2)
-				k2s = i + 1, k2e = e;
-			i = j;
-			continue;
-		}
-		if (depth == 1 && must_key && token_is(text, k1s, k1e, must_key))
-			must_ok = !escaped && token_is(text, i + 1, e, must_value);
-		if (depth == 2 && in_outer && token_is(text, k2s, k2e, inner)) {
-			if (vs || escaped || e - i - 1 < min_len)
-				return 0; /* twice, or not for us: the tree decides */
-			vs = i + 1;
-			ve = e;
-		}
-		i = e;
-	}
-	if (depth != 0 || !vs || !must_ok)
-		return 0;
-	size_t rest_len = len - (ve - vs);
+	size_t vs = (size_t)(s.value - text), ve = vs + s.value_len;
+	size_t rest_len = len - s.value_len;
 	char *rest = malloc(rest_len + 1);
 	if (!rest)
 		return -ENOMEM;
@@ -571,6 +620,6 @@ int sbx_json_cut_string(char *text, size_t len, const char *outer, const char *i
 	cut->rest = rest;
 	cut->rest_len = rest_len;
 	cut->value = text + vs;
-	cut->value_len = ve - vs;
+	cut->value_len = s.value_len;
 	return 1;
 }
