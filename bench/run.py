@@ -1403,7 +1403,10 @@ def net_cpu_per_gib(r, name):
     a, g = r["cpu"][name], r["moved"][name] / float(1 << 30)
     per = {k: (a[k] / g if a.get(k) is not None else None) for k in ("daemon", "server", "client", "softirq", "busy")}
     known = sum(per[k] for k in ("daemon", "server", "client", "softirq") if per[k] is not None)
-    per["other"] = per["busy"] - known
+    # Without IRQ time accounting the kernel also charges softirq time to
+    # the process it interrupted, so the parties can add up to more than
+    # the CPUs were busy: nothing is then left for the rest.
+    per["other"] = max(0.0, per["busy"] - known)
     per["busy_pct"] = 100.0 * a["busy"] / (a["wall"] * (os.cpu_count() or 1))
     per["client_pct"] = 100.0 * a["client"] / a["wall"]
     return per
