@@ -14,6 +14,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fsops.h"
@@ -350,7 +351,9 @@ int sbx_fs_remove(const struct sbx_fs *fs, const char *abspath, bool recursive, 
  * to a directory fd already inside the root, with openat2 and no symlink
  * followed, and creates with O_EXCL or *at calls that do not follow
  * either: a process inside that swaps an entry for a symlink meanwhile
- * gets a copy of the symlink, never a path outside the root. */
+ * gets a copy of the symlink, never a path outside the root. Extended
+ * attributes of files and directories (file capabilities, user.*) come
+ * along, and files linked more than once inside the tree stay linked. */
 
 #define COPY_DEPTH_MAX 256
 
@@ -364,18 +367,66 @@ static int child_open(int dfd, const char *name, int flags)
 	return fd;
 }
 
-/* Owner, then mode (chown clears set-id bits), then times. */
-static int copy_attrs(int fd, const struct stat *st)
+/* Files met more than once (st_nlink > 1): the first copy's descriptor,
+ * to link the later names to. Past LINKS_MAX such files, later names
+ * become copies of their own. */
+#define LINKS_MAX 256
+struct copy_links {
+	size_t n;
+	struct {
+		dev_t dev;
+		ino_t ino;
+		int fd; /* the copy, for linkat(AT_EMPTY_PATH) */
+	} e[LINKS_MAX];
+};
+
+static void copy_links_free(struct copy_links *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		close(l->e[i].fd);
+	l->n = 0;
+}
+
+/* Every extended attribute of src onto dst, but overlayfs' own. A file
+ * system that takes none (or refuses a namespace) keeps the copy without
+ * them, as mv does. */
+static int copy_xattrs(int src, int dst)
+{
+	char names[16384], value[65536];
+	ssize_t len = flistxattr(src, names, sizeof(names));
+	if (len < 0)
+		return errno == ENOTSUP || errno == ERANGE ? 0 : -1;
+	for (char *n = names; n < names + len; n += strlen(n) + 1) {
+		if (!strncmp(n, "trusted.overlay.", 16))
+			continue;
+		ssize_t vl = fgetxattr(src, n, value, sizeof(value));
+		if (vl < 0) {
+			if (errno == ENODATA || errno == ERANGE)
+				continue;
+			return -1;
+		}
+		if (fsetxattr(dst, n, value, (size_t)vl, 0) < 0 && errno != ENOTSUP && errno != EPERM)
+			return -1;
+	}
+	return 0;
+}
+
+/* Owner, then mode (chown clears set-id bits and file capabilities), then
+ * extended attributes, then times. */
+static int copy_attrs(int src, int fd, const struct stat *st)
 {
 	struct timespec t[2] = { st->st_atim, st->st_mtim };
-	if (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0 || futimens(fd, t) < 0)
+	if (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0 || copy_xattrs(src, fd) < 0 ||
+	    futimens(fd, t) < 0)
 		return -1;
 	return 0;
 }
 
-static int copy_dir_contents(int sdir, int ddir, const char *path, int level, sbx_error **err);
+static int copy_dir_contents(int sdir, int ddir, const char *path, int level, struct copy_links *links,
+			     sbx_error **err);
 
-static int copy_entry(int sdir, int ddir, const char *name, const char *path, int level, sbx_error **err)
+static int copy_entry(int sdir, int ddir, const char *name, const char *path, int level, struct copy_links *links,
+		      sbx_error **err)
 {
 	struct stat st, got;
 	if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -391,10 +442,10 @@ static int copy_entry(int sdir, int ddir, const char *name, const char *path, in
 			return fs_errno(err, errno, "open", path);
 		if (fstat(s, &got) < 0 || got.st_ino != st.st_ino || got.st_dev != st.st_dev)
 			return fs_fail(err, SBX_ERR_INTERNAL, "'%s' changed while being copied", path);
-		if (copy_dir_contents(s, d, path, level + 1, err) < 0)
+		if (copy_dir_contents(s, d, path, level + 1, links, err) < 0)
 			return -1;
 		/* After the contents, which would change its times. */
-		if (copy_attrs(d, &st) < 0)
+		if (copy_attrs(s, d, &st) < 0)
 			return fs_errno(err, errno, "set owner, mode and times of", path);
 		return 0;
 	}
@@ -404,13 +455,31 @@ static int copy_entry(int sdir, int ddir, const char *name, const char *path, in
 			return fs_errno(err, errno, "open", path);
 		if (fstat(s, &got) < 0 || !S_ISREG(got.st_mode))
 			return fs_fail(err, SBX_ERR_INTERNAL, "'%s' changed while being copied", path);
+		if (got.st_nlink > 1) {
+			for (size_t i = 0; i < links->n; i++) {
+				if (links->e[i].dev != got.st_dev || links->e[i].ino != got.st_ino)
+					continue;
+				if (linkat(links->e[i].fd, "", ddir, name, AT_EMPTY_PATH) < 0)
+					return fs_errno(err, errno, "link", path);
+				return 0;
+			}
+		}
 		_cleanup_close_ int d = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (d < 0)
 			return fs_errno(err, errno, "create", path);
 		if (sbx_fs_copy_fd(s, d, -1, err) < 0)
 			return sbx_error_prefix(err, "copy '%s'", path);
-		if (copy_attrs(d, &got) < 0)
+		if (copy_attrs(s, d, &got) < 0)
 			return fs_errno(err, errno, "set owner, mode and times of", path);
+		if (got.st_nlink > 1 && links->n < LINKS_MAX) {
+			int pfd = fcntl(d, F_DUPFD_CLOEXEC, 3);
+			if (pfd >= 0) {
+				links->e[links->n].dev = got.st_dev;
+				links->e[links->n].ino = got.st_ino;
+				links->e[links->n].fd = pfd;
+				links->n++;
+			}
+		}
 		return 0;
 	}
 	if (S_ISLNK(st.st_mode)) {
@@ -441,7 +510,8 @@ static int copy_entry(int sdir, int ddir, const char *name, const char *path, in
 	return fs_fail(err, SBX_ERR_UNSUPPORTED, "'%s' is a device node, which is not copied", path);
 }
 
-static int copy_dir_contents(int sdir, int ddir, const char *path, int level, sbx_error **err)
+static int copy_dir_contents(int sdir, int ddir, const char *path, int level, struct copy_links *links,
+			     sbx_error **err)
 {
 	int dup_fd = fcntl(sdir, F_DUPFD_CLOEXEC, 3);
 	if (dup_fd < 0)
@@ -458,7 +528,7 @@ static int copy_dir_contents(int sdir, int ddir, const char *path, int level, sb
 			continue;
 		char child[SBX_FS_PATH_MAX + NAME_MAX + 2];
 		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-		r = copy_entry(sdir, ddir, de->d_name, child, level, err);
+		r = copy_entry(sdir, ddir, de->d_name, child, level, links, err);
 	}
 	if (r == 0 && errno)
 		r = fs_errno(err, errno, "list", path);
@@ -480,12 +550,20 @@ static int copy_tree_at(int src_parent, const char *src_name, int dst_parent, co
 	_cleanup_close_ int d = child_open(dst_parent, dst_name, O_RDONLY | O_DIRECTORY);
 	if (d < 0)
 		return fs_errno(err, errno, "open copy of", path);
-	if (copy_dir_contents(s, d, path, 1, err) < 0 ||
-	    (copy_attrs(d, &st) < 0 && fs_errno(err, errno, "set owner, mode and times of", path) < 0)) {
-		sbx_rm_rf_at(dst_parent, dst_name, NULL); /* ours: made above */
-		return -1;
+	struct copy_links *links = calloc(1, sizeof(*links));
+	if (!links) {
+		sbx_rm_rf_at(dst_parent, dst_name, NULL);
+		return sbx_error_errno(err, ENOMEM, "copy");
 	}
-	return 0;
+	int r = 0;
+	if (copy_dir_contents(s, d, path, 1, links, err) < 0 ||
+	    (copy_attrs(s, d, &st) < 0 && fs_errno(err, errno, "set owner, mode and times of", path) < 0)) {
+		sbx_rm_rf_at(dst_parent, dst_name, NULL); /* ours: made above */
+		r = -1;
+	}
+	copy_links_free(links);
+	free(links);
+	return r;
 }
 
 int sbx_fs_copy_tree(const struct sbx_fs *fs, const char *src, const char *dst, sbx_error **err)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -347,6 +348,55 @@ START_TEST(test_copy_tree)
 }
 END_TEST
 
+/* What mv keeps across file systems and a plain copy would lose: extended
+ * attributes (a file capability among them) and hard links inside the tree. */
+START_TEST(test_copy_tree_keeps_xattrs_and_links)
+{
+	sbx_error *err = NULL;
+	mk("root/work/xs");
+	mk("root/work/xs/d");
+	unit_write(tfd, "root/work/xs/a", "LINKED");
+	ck_assert_int_eq(linkat(tfd, "root/work/xs/a", tfd, "root/work/xs/d/b", 0), 0);
+	unit_write(tfd, "root/work/xs/plain", "P");
+	int fd = openat(tfd, "root/work/xs/plain", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	bool have_user = fsetxattr(fd, "user.note", "hello", 5, 0) == 0;
+	/* cap_net_raw+ep, version 2 */
+	static const unsigned char cap[20] = { 0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x20 };
+	bool have_cap = fsetxattr(fd, "security.capability", cap, sizeof(cap), 0) == 0;
+	close(fd);
+	int dfd = openat(tfd, "root/work/xs/d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dfd, 0);
+	bool have_dir = fsetxattr(dfd, "user.dir", "x", 1, 0) == 0;
+	close(dfd);
+
+	ck_assert_int_eq(sbx_fs_copy_tree(&fs, "/work/xs", "/work/xd", &err), 0);
+	struct stat a, b;
+	ck_assert_int_eq(fstatat(tfd, "root/work/xd/a", &a, 0), 0);
+	ck_assert_int_eq(fstatat(tfd, "root/work/xd/d/b", &b, 0), 0);
+	ck_assert(a.st_ino == b.st_ino);
+	ck_assert_int_eq((int)a.st_nlink, 2);
+	ck_assert_str_eq(unit_read(tfd, "root/work/xd/d/b"), "LINKED");
+	char v[64];
+	fd = openat(tfd, "root/work/xd/plain", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	if (have_user) {
+		ck_assert_int_eq(fgetxattr(fd, "user.note", v, sizeof(v)), 5);
+		ck_assert_int_eq(memcmp(v, "hello", 5), 0);
+	}
+	if (have_cap) /* after the chown that would have cleared it */
+		ck_assert_int_eq(fgetxattr(fd, "security.capability", v, sizeof(v)), (ssize_t)sizeof(cap));
+	close(fd);
+	if (have_dir) {
+		dfd = openat(tfd, "root/work/xd/d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ck_assert_int_eq(fgetxattr(dfd, "user.dir", v, sizeof(v)), 1);
+		close(dfd);
+	}
+	if (!have_user && !have_cap && !have_dir)
+		fprintf(stderr, "test_copy_tree_keeps_xattrs_and_links: this file system takes no xattrs; links only\n");
+}
+END_TEST
+
 static int count_visit(void *ctx, const char *path, int dirfd, const char *name, const struct stat *st)
 {
 	(void)dirfd;
@@ -543,6 +593,7 @@ static Suite *fsops_suite(void)
 	tcase_add_test(tc, test_owner_of_created_entries);
 	tcase_add_test(tc, test_mkdir_remove_move);
 	tcase_add_test(tc, test_copy_tree);
+	tcase_add_test(tc, test_copy_tree_keeps_xattrs_and_links);
 	tcase_add_test(tc, test_walk_does_not_follow_symlinks);
 	tcase_add_test(tc, test_patterns);
 	tcase_add_test(tc, test_copy_fd);
