@@ -750,8 +750,11 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 	if (net->gw_w)
 		sbx_loop_unwatch(net->gw_w);
 	sbx_closep(&net->gw_fd);
-	while (net->tokens) /* kept on disk for the next start */
-		forget_tokens(net, net->tokens->sandbox);
+	while (net->tokens) { /* kept on disk for the next start */
+		char id[sizeof(net->tokens->sandbox)];
+		memcpy(id, net->tokens->sandbox, sizeof(id)); /* the token holding it goes first */
+		forget_tokens(net, id);
+	}
 	if (net->enabled) {
 		struct sbx_nl nl = { 0 };
 		sbx_error *e = NULL;
