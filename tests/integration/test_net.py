@@ -104,7 +104,7 @@ class HostServer:
     """A TCP server on the host (0.0.0.0) that greets every client."""
 
     def __init__(self, addr="0.0.0.0"):
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((addr, 0))
         self.sock.listen(16)
@@ -309,6 +309,43 @@ class BridgeTest(NetTestBase):
         self.assertNotIn("sandbox b", self.http(a["id"], b["network"]["ip"], 8000, "/index.html"))
         # and the internet still works
         self.assertTrue(self.reaches_internet(a["id"]))
+
+    def link_local(self, sb):
+        """The sandbox's IPv6 link-local address on eth0, once usable (DAD
+        done), or None."""
+        out = ""
+        for _ in range(50):
+            out = self.sh(sb, "ip -6 addr show dev eth0 2>/dev/null || true")
+            if "fe80::" in out and "tentative" not in out:
+                return out.split("inet6 ", 1)[1].split("/", 1)[0]
+            time.sleep(0.1)
+        return None
+
+    def test_ipv6_reaches_neither_the_host_nor_a_neighbour(self):
+        # Sandboxes get IPv6 link-local addresses on the bridge like any
+        # interface; the policy must hold there too.
+        a = self.create()
+        b = self.create()
+        la, lb = self.link_local(a["id"]), self.link_local(b["id"])
+        br = [l.split("inet6 ", 1)[1].split("/", 1)[0]
+              for l in run("ip", "-o", "-6", "addr", "show", "dev", self.bridge).stdout.splitlines()
+              if "inet6 fe80::" in l and "tentative" not in l]
+        if not la or not lb or not br:
+            self.skipTest("no usable IPv6 link-local addresses on the bridge (IPv6 disabled on this host)")
+        srv = HostServer("::")
+        self.addCleanup(srv.close)
+        # the host reaches its own server over the bridge's link-local address
+        with socket.create_connection(("%s%%%s" % (br[0], self.bridge), srv.port), timeout=2) as s:
+            self.assertIn(b"host-secret", s.recv(100))
+        hits = srv.hits
+        self.assertNotIn("host-secret", self.nc(a["id"], "%s%%eth0" % br[0], srv.port, timeout=2))
+        self.assertEqual(srv.hits, hits)
+        # b listens on all addresses; a cannot reach it over IPv6 either
+        self.sh(b["id"], "(echo neighbour-secret | nc -l -p 7000 >/dev/null 2>&1 &)")
+        time.sleep(0.3)
+        self.assertNotIn("neighbour-secret", self.nc(a["id"], "%s%%eth0" % lb, 7000, timeout=2))
+        # while the listener was there all along: b itself gets the greeting
+        self.assertIn("neighbour-secret", self.nc(b["id"], "%s%%eth0" % lb, 7000, timeout=2))
 
     def test_publish_ports(self):
         sb = self.create()
