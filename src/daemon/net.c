@@ -399,14 +399,19 @@ out:
  * links handed out survive a restart of the daemon. Stop and delete revoke
  * them: the file goes with them. */
 
+static void token_free(struct token *t)
+{
+	explicit_bzero(t->token, sizeof(t->token));
+	free(t);
+}
+
 static void forget_tokens(struct sbx_net *net, const char *id)
 {
 	for (struct token **pp = &net->tokens; *pp;) {
 		struct token *t = *pp;
 		if (!strcmp(t->sandbox, id)) {
 			*pp = t->next;
-			explicit_bzero(t->token, sizeof(t->token));
-			free(t);
+			token_free(t);
 		} else {
 			pp = &t->next;
 		}
@@ -751,9 +756,9 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 		sbx_loop_unwatch(net->gw_w);
 	sbx_closep(&net->gw_fd);
 	while (net->tokens) { /* kept on disk for the next start */
-		char id[sizeof(net->tokens->sandbox)];
-		memcpy(id, net->tokens->sandbox, sizeof(id)); /* the token holding it goes first */
-		forget_tokens(net, id);
+		struct token *t = net->tokens;
+		net->tokens = t->next;
+		token_free(t);
 	}
 	if (net->enabled) {
 		struct sbx_nl nl = { 0 };
@@ -813,8 +818,7 @@ int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, c
 	net->tokens = t;
 	if (save_tokens(net, sb->id, err) < 0) {
 		net->tokens = t->next;
-		explicit_bzero(t->token, sizeof(t->token));
-		free(t);
+		token_free(t);
 		return -1;
 	}
 	memcpy(token, t->token, 65);
@@ -843,7 +847,7 @@ static bool token_valid(struct sbx_net *net, const char *id, uint16_t port, stru
 		struct token *t = *pp;
 		if (t->expires_ns && t->expires_ns <= now) {
 			*pp = t->next;
-			free(t);
+			token_free(t);
 			continue;
 		}
 		if (!strcmp(t->sandbox, id) && t->port == port && token_equal(t->token, tok.p, tok.n))
