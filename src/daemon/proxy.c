@@ -204,20 +204,6 @@ static int update(struct sbx_proxy *p)
 
 /* ---- in threads ---- */
 
-static bool send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return false;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 static bool drain(struct dir *d, size_t n)
 {
 	while (n > 0) {
@@ -258,7 +244,7 @@ static void *forward(void *arg)
 	struct dir *d = arg;
 	struct sbx_proxy *p = d->p;
 	bool broken = false;
-	if (d == &p->d[0] && !send_all(d->dst, p->head + p->head_off, p->head_len - p->head_off))
+	if (d == &p->d[0] && sbx_write_all(d->dst, p->head + p->head_off, p->head_len - p->head_off) < 0)
 		broken = true;
 	else if (!drain(d, d->pending))
 		broken = true;
