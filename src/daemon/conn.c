@@ -154,6 +154,15 @@ static void conn_close(struct sbx_conn *c)
 	conn_unref(c);
 }
 
+/* Release memory of large replies once they are written and no more are
+ * coming; while requests are in flight (chunks) the buffer is kept, since
+ * fresh pages cost a fault each. */
+static void trim_idle_out(struct sbx_conn *c)
+{
+	if (!c->closed && !c->pending && !c->out.len && c->out.cap > IDLE_BUF_MAX)
+		sbx_buf_free(&c->out);
+}
+
 /* Once the client has sent EOF, the connection lives until every request
  * it sent is answered and the answers are written. */
 static void conn_update_events(struct sbx_conn *c)
@@ -217,11 +226,7 @@ static void conn_flush(struct sbx_conn *c)
 		sbx_buf_consume(&c->out, c->out_sent);
 		c->out_sent = 0;
 	}
-	/* Release memory of large replies once they are written and no more
-	 * are coming; while requests are in flight (chunks) the buffer is
-	 * kept, since fresh pages cost a fault each. */
-	if (!c->out.len && c->out.cap > IDLE_BUF_MAX && !c->pending)
-		sbx_buf_free(&c->out);
+	trim_idle_out(c);
 	run_drain_hooks(c);
 	if (!c->closed)
 		conn_update_events(c);
@@ -454,8 +459,7 @@ void sbx_request_free(struct sbx_request *req)
 	free(req);
 	if (c) {
 		c->pending--;
-		if (!c->closed && !c->pending && !c->out.len && c->out.cap > IDLE_BUF_MAX)
-			sbx_buf_free(&c->out);
+		trim_idle_out(c);
 		if (c->closed) {
 			conn_unref(c);
 		} else {
