@@ -652,12 +652,13 @@ static char read_piece[FS_READ_PIECE];
 
 /* The whole reply line of a base64 fs.read, into job->out: "data" first,
  * encoded as the file is read, then the members that depend on how much
- * was read. Base64 needs no JSON escaping. */
+ * was read. Base64 needs no JSON escaping. On an error, whatever was
+ * appended is dropped by the caller (sbx_conn_line_end, or the worker,
+ * which sends nothing of it). */
 static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_t offset, int64_t want, yajl_gen g,
 		       sbx_error **err)
 {
 	struct sbx_buf *out = job->out;
-	size_t mark = out->len;
 	yajl_gen_map_open(g);
 	sbx_gen_key(g, "data");
 	const unsigned char *head;
@@ -675,12 +676,8 @@ static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_
 		ssize_t n = pread(fd, read_piece + carry, piece, offset + got);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			int e = errno;
-			out->len = mark;
-			out->data[mark] = '\0';
-			return sbx_error_errno(err, e, "read");
-		}
+		if (n < 0)
+			return sbx_error_errno(err, errno, "read");
 		if (n == 0) {
 			eof = true;
 			break;
@@ -710,9 +707,6 @@ static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_
 	job->wrote_line = true;
 	return 0;
 nomem:
-	out->len = mark;
-	if (out->data)
-		out->data[mark] = '\0';
 	return sbx_error_errno(err, ENOMEM, "read");
 }
 
