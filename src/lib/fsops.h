@@ -53,12 +53,13 @@ int sbx_fs_remove(const struct sbx_fs *fs, const char *abspath, bool recursive, 
  * *final gets the path it ended at (caller frees). A directory the overlay
  * cannot rename (one from the image: EXDEV) is copied, as mv does across
  * file systems, to a temporary name beside the target, renamed into place
- * and then removed; hard links inside it become separate files. */
+ * and then removed. */
 int sbx_fs_move(const struct sbx_fs *fs, const char *src, const char *dst, bool overwrite, char **final,
 		sbx_error **err);
 /* Copy the directory tree src to dst, which must not exist: owners, modes,
- * times and symlinks as they are, FIFOs and sockets recreated, device
- * nodes refused. No symlink is followed; a failed copy is removed. */
+ * times, extended attributes, symlinks and hard links inside the tree as
+ * they are, FIFOs and sockets recreated, device nodes refused. No symlink
+ * is followed; a failed copy is removed. */
 int sbx_fs_copy_tree(const struct sbx_fs *fs, const char *src, const char *dst, sbx_error **err);
 /* mode < 0, uid/gid (inside ids) < 0: leave as is. */
 int sbx_fs_chmod(const struct sbx_fs *fs, const char *abspath, int mode, int64_t uid, int64_t gid, sbx_error **err);
