@@ -15,16 +15,32 @@ mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# The shared directories go over the scratch file systems above, at the
+# paths they have on the host, in the order run.sh exported them.
+n=0
+while read -r d; do
+	mkdir -p "$d" 2>/dev/null
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose "share$n" "$d" ||
+		echo "vm-guest: cannot mount the shared directory $d" >> /tmp/xfer/output
+	n=$((n + 1))
+done < /tmp/xfer/shares
 ip link set lo up 2>/dev/null
 hostname sbx-vm
 export HOME=/root PYTHONDONTWRITEBYTECODE=1 SBX_IN_VM=1 TMPDIR=/var/tmp
 set -a
 . /tmp/xfer/env 2>/dev/null
 set +a
-cd "$(cat /tmp/xfer/cwd)" || cd /
-echo "vm-guest: kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)" > /tmp/xfer/output
-eval "$(cat /tmp/xfer/cmd)" >> /tmp/xfer/output 2>&1
-echo $? > /tmp/xfer/rc
+echo "vm-guest: kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)" >> /tmp/xfer/output
+cwd=$(cat /tmp/xfer/cwd)
+if cd "$cwd" 2>/dev/null; then
+	eval "$(cat /tmp/xfer/cmd)" >> /tmp/xfer/output 2>&1
+	echo $? > /tmp/xfer/rc
+else
+	# Never run the command somewhere else: its relative paths would
+	# name other files, or none.
+	echo "vm-guest: cannot enter the working directory $cwd" >> /tmp/xfer/output
+	echo 1 > /tmp/xfer/rc
+fi
 sync
 umount /var/tmp 2>/dev/null
 umount /tmp/xfer

@@ -3,18 +3,27 @@
 # Debian's own kernel package (fetched with apt-get download), a busybox
 # initramfs, and this machine's / shared read-only over 9p. The guest runs
 # the command as root from the same paths as the host, with tmpfs on /tmp,
-# /run and /var/tmp, and its exit code becomes ours.
+# /run and /root and a scratch disk on /var/tmp, and its exit code becomes
+# ours.
 #
-#   tests/vm/run.sh [--timeout SECONDS] [--mem MB] -- COMMAND [ARG]...
+#   tests/vm/run.sh [--timeout SECONDS] [--mem MB] [--share DIR]... -- COMMAND [ARG]...
+#
+# The working directory, every --share DIR and the directory given to a
+# --builddir option of COMMAND are shared again at their own paths, mounted
+# over the guest's scratch file systems, so that a checkout under /root or
+# /tmp is seen there as on the host. The guest fails at once, naming the
+# path, when it cannot enter the working directory.
 #
 # Exit 77 (skip) when the guest cannot be built or booted here.
 set -euo pipefail
 timeout_s=2400
 mem_mb=3072
+shares=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--timeout) timeout_s=$2; shift 2 ;;
 	--mem) mem_mb=$2; shift 2 ;;
+	--share) shares+=("$2"); shift 2 ;;
 	--) shift; break ;;
 	*) break ;;
 	esac
@@ -133,6 +142,29 @@ truncate -s 16G "$scratch"
 mkfs.ext4 -q -F -m 0 -O quota,project -E lazy_itable_init=1,lazy_journal_init=1 "$scratch" ||
 	skip "mkfs.ext4 failed"
 echo "$PWD" > "$xfer/cwd"
+# Directories shared at their own paths: the working directory, --share,
+# and a --builddir of the command. One 9p export each, read-only like /.
+prev=
+for a in "$@"; do
+	case $prev in --builddir) shares+=("$a") ;; esac
+	case $a in --builddir=*) shares+=("${a#--builddir=}") ;; esac
+	prev=$a
+done
+shares=("$PWD" "${shares[@]}")
+share_args=()
+: > "$xfer/shares"
+n=0
+for d in "${shares[@]}"; do
+	[ -d "$d" ] || continue
+	d=$(cd "$d" && pwd -P)
+	# / is the guest's root already.
+	[ "$d" != / ] || continue
+	grep -qxF "$d" "$xfer/shares" && continue
+	# qemu's option syntax takes a comma in a value doubled.
+	share_args+=(-virtfs "local,path=${d//,/,,},mount_tag=share$n,security_model=none,readonly=on,multidevs=remap")
+	echo "$d" >> "$xfer/shares"
+	n=$((n + 1))
+done
 env | grep -E '^(SBX_|SANDBOXD_)' > "$xfer/env" || true
 console=$xfer/console.log
 echo "vm: booting $kver under TCG (${mem_mb} MiB, 2 cpus)"
@@ -144,6 +176,7 @@ timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp
 	-append "console=ttyS0 panic=-1 quiet loglevel=3 sbx.init=$here/guest-init.sh sbx.xfer=$xfer" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$xfer,mount_tag=xfer,security_model=none" \
+	"${share_args[@]}" \
 	-drive "file=$scratch,if=virtio,format=raw,cache=unsafe" \
 	-nic none </dev/null
 qrc=$?
