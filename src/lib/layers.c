@@ -597,8 +597,21 @@ static la_ssize_t inner_read_cb(struct archive *a, void *ctx, const void **buf)
 				  archive_error_string(b->outer) ? archive_error_string(b->outer) : "decompress");
 		return -1;
 	}
-	if (n == 0)
+	if (n == 0 && !b->outer_eof) {
 		b->outer_eof = true;
+		/* Some writers (Go's archive/tar as umoci insert drives it) end a
+		 * layer without the padding of its last block; Go's reader, and so
+		 * docker, containerd and podman, accept that. Complete the block
+		 * with zeros that are neither hashed nor kept; without the end
+		 * blocks libarchive then ends cleanly. Digests still cover every
+		 * real byte. */
+		size_t pad = (size_t)((512 - b->tar_bytes % 512) % 512);
+		if (pad) {
+			memset(b->tar_buf, 0, pad);
+			*buf = b->tar_buf;
+			return (la_ssize_t)pad;
+		}
+	}
 	sbx_sha256_update(&b->tar_hash, b->tar_buf, (size_t)n);
 	b->tar_bytes += n;
 	keep_tar_bytes(b, b->tar_buf, (size_t)n);
@@ -1285,4 +1298,31 @@ int sbx_layer_store_recover(struct sbx_layer_store *s, sbx_error **err)
 			return -1;
 	}
 	return 0;
+}
+
+int sbx_layer_store_mktemp(struct sbx_layer_store *s, const char *prefix, char **path, sbx_error **err)
+{
+	char id[13], rel[96];
+	if (sbx_random_id(id, err) < 0)
+		return -1;
+	snprintf(rel, sizeof(rel), "tmp/%.32s-%s", prefix, id);
+	if (mkdirat(s->dirfd, rel, 0700) < 0)
+		return sbx_error_errno(err, errno, "layer store: create %s", rel);
+	int fd = openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "layer store: open %s", rel);
+	if (asprintf(path, "%s/%s", s->path, rel) < 0) {
+		close(fd);
+		return sbx_error_errno(err, ENOMEM, "layer store");
+	}
+	return fd;
+}
+
+int sbx_layer_store_rmtemp(struct sbx_layer_store *s, const char *path, sbx_error **err)
+{
+	size_t n = strlen(s->path);
+	if (strncmp(path, s->path, n) != 0 || strncmp(path + n, "/tmp/", 5) != 0 || strchr(path + n + 5, '/') ||
+	    strstr(path + n, ".."))
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "'%s' is not a temporary directory of the store", path);
+	return sbx_rm_rf_at(s->dirfd, path + n + 1, err);
 }
