@@ -227,6 +227,13 @@ int sbx_image_ref_parse(const char *s, const char *param, struct sbx_image_ref *
 			break;
 		p = end + 1;
 	}
+	/* The limit holds for the name a registry is asked for. */
+	bool hub = !r.domain || !strcmp(r.domain, "docker.io") || !strcmp(r.domain, "index.docker.io");
+	size_t full = (hub ? 9 : strlen(r.domain)) + 1 + (hub && !strchr(path, '/') ? 8 : 0) + strlen(path);
+	if (full > NAME_MAX_LEN) {
+		sbx_error_param(err, param, "image reference '%s': the full name is longer than %d bytes", s, NAME_MAX_LEN);
+		goto fail;
+	}
 	r.path = strdup(path);
 	if (!r.path || (at && !r.digest) || (colon && !r.tag) || (r.domain == NULL && path != name)) {
 		sbx_error_errno(err, ENOMEM, "image reference");

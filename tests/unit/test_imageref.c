@@ -99,6 +99,11 @@ START_TEST(invalid_references)
 	memset(longname, 'a', sizeof(longname));
 	longname[sizeof(longname) - 1] = '\0';
 	refused(longname, "longer than 255");
+	/* 240 bytes alone, but docker.io/library/ makes it too long. */
+	char hubname[241];
+	memset(hubname, 'b', sizeof(hubname));
+	hubname[sizeof(hubname) - 1] = '\0';
+	refused(hubname, "full name is longer than 255");
 	char huge[700];
 	memset(huge, 'a', sizeof(huge));
 	huge[sizeof(huge) - 1] = '\0';
