@@ -929,6 +929,133 @@ static int import_docker(struct sbx_layer_store *s, const char *owner, int rootf
 	return 0;
 }
 
+const char *sbx_image_kind_name(enum sbx_image_kind kind)
+{
+	switch (kind) {
+	case SBX_IMAGE_KIND_ROOTFS_DIR:
+		return "dir";
+	case SBX_IMAGE_KIND_ROOTFS_TAR:
+		return "rootfs-tar";
+	case SBX_IMAGE_KIND_OCI:
+		return "oci";
+	default:
+		return "docker-archive";
+	}
+}
+
+/* Top-level names that tell the kinds apart: an OCI layout must have
+ * oci-layout (or at least index.json and blobs/); docker save writes
+ * manifest.json with repositories, <id>/layer.tar or blobs/. */
+struct seen_names {
+	bool oci_layout, index, blobs, manifest, repositories, layer_tar;
+};
+
+static void see_name(struct seen_names *s, const char *raw, bool is_dir)
+{
+	while (raw[0] == '.' && raw[1] == '/')
+		raw += 2;
+	while (*raw == '/')
+		raw++;
+	const char *slash = strchr(raw, '/');
+	if (!slash || !slash[1]) {
+		size_t n = slash ? (size_t)(slash - raw) : strlen(raw);
+		if (n == 10 && !strncmp(raw, "oci-layout", n))
+			s->oci_layout = true;
+		else if (n == 10 && !strncmp(raw, "index.json", n))
+			s->index = true;
+		else if (n == 13 && !strncmp(raw, "manifest.json", n))
+			s->manifest = true;
+		else if (n == 12 && !strncmp(raw, "repositories", n))
+			s->repositories = true;
+		else if (n == 5 && !strncmp(raw, "blobs", n) && (is_dir || slash))
+			s->blobs = true;
+		return;
+	}
+	if (!strncmp(raw, "blobs/", 6))
+		s->blobs = true;
+	if (!strchr(slash + 1, '/') && !strcmp(slash + 1, "layer.tar"))
+		s->layer_tar = true;
+}
+
+static bool kind_of(const struct seen_names *s, enum sbx_image_kind *kind)
+{
+	if (s->oci_layout || (s->index && s->blobs)) {
+		*kind = SBX_IMAGE_KIND_OCI;
+		return true;
+	}
+	if (s->manifest && (s->repositories || s->layer_tar || s->blobs)) {
+		*kind = SBX_IMAGE_KIND_DOCKER_ARCHIVE;
+		return true;
+	}
+	return false;
+}
+
+int sbx_image_detect(const char *path, enum sbx_image_kind *kind, sbx_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "image '%s'", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return sbx_error_errno(err, errno, "image '%s'", path);
+	struct seen_names seen = { 0 };
+	if (S_ISDIR(st.st_mode)) {
+		static const char *const names[] = { "oci-layout", "index.json", "blobs/", "manifest.json", "repositories" };
+		for (size_t i = 0; i < SBX_ARRAY_SIZE(names); i++) {
+			char n[32];
+			snprintf(n, sizeof(n), "%s", names[i]);
+			size_t l = strlen(n);
+			bool dir = n[l - 1] == '/';
+			if (dir)
+				n[l - 1] = '\0';
+			struct stat e;
+			if (fstatat(fd, n, &e, AT_SYMLINK_NOFOLLOW) == 0 && (dir ? S_ISDIR(e.st_mode) : S_ISREG(e.st_mode)))
+				see_name(&seen, names[i], dir);
+		}
+		if (!kind_of(&seen, kind))
+			*kind = SBX_IMAGE_KIND_ROOTFS_DIR;
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "image '%s' is neither a directory nor a file", path);
+	struct archive *a = archive_read_new();
+	if (!a)
+		return sbx_error_errno(err, ENOMEM, "detect");
+	/* The compressions a root file system tarball may have too; named, so
+	 * that no external decompressor is ever started on this input. */
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_zstd(a);
+	archive_read_support_filter_xz(a);
+	archive_read_support_filter_bzip2(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	int rc = 0;
+	if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
+		rc = sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "image '%s': not a tar archive: %s", path,
+				   archive_error_string(a) ? archive_error_string(a) : "unrecognized");
+		goto out;
+	}
+	for (;;) {
+		struct archive_entry *e;
+		int r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			rc = sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "image '%s': %s", path, archive_error_string(a));
+			goto out;
+		}
+		const char *name = archive_entry_pathname(e);
+		if (name)
+			see_name(&seen, name, archive_entry_filetype(e) == AE_IFDIR);
+		if (kind_of(&seen, kind))
+			goto out;
+	}
+	*kind = SBX_IMAGE_KIND_ROOTFS_TAR;
+out:
+	archive_read_free(a);
+	return rc;
+}
+
 int sbx_image_import_dirfd(struct sbx_layer_store *s, const char *owner, int dirfd,
 			   const struct sbx_image_import_opts *opts, struct sbx_oci_image **out, sbx_error **err)
 {

@@ -106,6 +106,19 @@ struct sbx_image_import_opts {
 	void *progress_ctx;
 };
 
+/* What is at path, told from its content: an OCI layout, a docker save
+ * archive (each a directory or a tar, plain or compressed), or a plain
+ * root file system (a directory or a tar). A tar is read to its end when
+ * needed: docker save writes manifest.json last. */
+enum sbx_image_kind {
+	SBX_IMAGE_KIND_ROOTFS_DIR,
+	SBX_IMAGE_KIND_ROOTFS_TAR,
+	SBX_IMAGE_KIND_OCI,
+	SBX_IMAGE_KIND_DOCKER_ARCHIVE,
+};
+int sbx_image_detect(const char *path, enum sbx_image_kind *kind, sbx_error **err);
+const char *sbx_image_kind_name(enum sbx_image_kind kind);
+
 /* Import the image at path: an OCI layout directory, or a file holding an
  * OCI layout or a `docker save` archive as a tar (plain, gzip or zstd),
  * the kind told from the content. Layers not yet stored are unpacked; all

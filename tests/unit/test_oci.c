@@ -427,6 +427,41 @@ START_TEST(bad_inputs)
 }
 END_TEST
 
+START_TEST(kinds_told_from_content)
+{
+	static const struct {
+		const char *path;
+		enum sbx_image_kind kind;
+	} cases[] = {
+		{ "L", SBX_IMAGE_KIND_OCI },
+		{ "L.tar", SBX_IMAGE_KIND_OCI },
+		{ "d.tar", SBX_IMAGE_KIND_DOCKER_ARCHIVE },
+		{ "d.tar.gz", SBX_IMAGE_KIND_DOCKER_ARCHIVE },
+		{ "d.tar.zst", SBX_IMAGE_KIND_DOCKER_ARCHIVE },
+		{ "b1/rootfs", SBX_IMAGE_KIND_ROOTFS_DIR },
+		{ "rootfs.tar.gz", SBX_IMAGE_KIND_ROOTFS_TAR },
+	};
+	ck_assert_int_eq(sh("tar -C '%s' -czf '%s' .", fp("b1/rootfs"), fp("rootfs.tar.gz")), 0);
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(cases); i++) {
+		enum sbx_image_kind k;
+		sbx_error *err = NULL;
+		ck_assert_msg(sbx_image_detect(fp(cases[i].path), &k, &err) == 0, "%s: %s", cases[i].path,
+			      err ? err->msg : "");
+		ck_assert_msg(k == cases[i].kind, "%s: %s", cases[i].path, sbx_image_kind_name(k));
+	}
+	/* Renamed, a docker archive is still one. */
+	ck_assert_int_eq(sh("cp '%s' '%s'", fp("d.tar.gz"), tp("image.bin")), 0);
+	enum sbx_image_kind k;
+	ck_assert_int_eq(sbx_image_detect(tp("image.bin"), &k, NULL), 0);
+	ck_assert_int_eq(k, SBX_IMAGE_KIND_DOCKER_ARCHIVE);
+	ck_assert_int_eq(sh("echo hello > '%s'", tp("text")), 0);
+	sbx_error *err = NULL;
+	ck_assert_int_lt(sbx_image_detect(tp("text"), &k, &err), 0);
+	ck_assert(strstr(err->msg, "not a tar archive"));
+	sbx_error_free(err);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("oci");
@@ -438,6 +473,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, shared_base_stored_once);
 	tcase_add_test(tc, export_read_by_skopeo_and_umoci);
 	tcase_add_test(tc, bad_inputs);
+	tcase_add_test(tc, kinds_told_from_content);
 	suite_add_tcase(s, tc);
 	return s;
 }
