@@ -1326,3 +1326,353 @@ int sbx_layer_store_rmtemp(struct sbx_layer_store *s, const char *path, sbx_erro
 		return sbx_error_set(err, SBX_ERR_INTERNAL, "'%s' is not a temporary directory of the store", path);
 	return sbx_rm_rf_at(s->dirfd, path + n + 1, err);
 }
+
+/* ---- a tree in overlay form as a layer tar ---- */
+
+#define TREE_IDS 65536
+
+struct tar_walk {
+	struct archive *a;
+	uint32_t id_base;
+	char *buf;
+	/* Hard links: the first path of each multiply linked inode. */
+	struct link_seen {
+		dev_t dev;
+		ino_t ino;
+		char *path;
+	} *links;
+	size_t n_links, cap_links;
+	sbx_error **err;
+};
+
+static int tw_fail(struct tar_walk *w, const char *path, const char *what)
+{
+	_cleanup_free_ char *n = shown(path);
+	return sbx_error_set(w->err, SBX_ERR_INTERNAL, "'%s': %s: %s", n ? n : "?", what, archive_error_string(w->a));
+}
+
+static int tw_id(struct tar_walk *w, const char *path, uint32_t host, int64_t *inside)
+{
+	if (host < w->id_base || host - w->id_base >= TREE_IDS) {
+		_cleanup_free_ char *n = shown(path);
+		return sbx_error_set(w->err, SBX_ERR_INVALID_PARAMS,
+				     "'%s' is owned by host id %u, outside the sandbox's ids (%u to %u)", n ? n : "?",
+				     host, w->id_base, w->id_base + TREE_IDS - 1);
+	}
+	*inside = host - w->id_base;
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in a directory, sorted (bytewise: the same on every host). */
+static int sorted_names(int dfd, char ***out, size_t *n, sbx_error **err)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return sbx_error_errno(err, errno, "read directory");
+	}
+	char **v = NULL;
+	size_t len = 0, cap = 0;
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (len == cap) {
+			cap = cap ? cap * 2 : 32;
+			char **nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = sbx_error_errno(err, ENOMEM, "read directory");
+				break;
+			}
+			v = nv;
+		}
+		if (!(v[len] = strdup(de->d_name))) {
+			rc = sbx_error_errno(err, ENOMEM, "read directory");
+			break;
+		}
+		len++;
+	}
+	closedir(d);
+	if (rc < 0) {
+		for (size_t i = 0; i < len; i++)
+			free(v[i]);
+		free(v);
+		return -1;
+	}
+	if (len)
+		qsort(v, len, sizeof(*v), name_cmp);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+static struct archive_entry *tw_entry(struct tar_walk *w, const char *path, const struct stat *st, mode_t type)
+{
+	struct archive_entry *e = archive_entry_new();
+	if (!e)
+		return NULL;
+	int64_t uid = 0, gid = 0;
+	if (tw_id(w, path, st->st_uid, &uid) < 0 || tw_id(w, path, st->st_gid, &gid) < 0) {
+		archive_entry_free(e);
+		return NULL;
+	}
+	archive_entry_copy_pathname(e, path);
+	archive_entry_set_filetype(e, type);
+	archive_entry_set_perm(e, st->st_mode & 07777);
+	archive_entry_set_uid(e, uid);
+	archive_entry_set_gid(e, gid);
+	archive_entry_set_mtime(e, st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	return e;
+}
+
+static int tw_attrs(struct tar_walk *w, struct archive_entry *e, int fd)
+{
+	char names[4096];
+	ssize_t n = flistxattr(fd, names, sizeof(names));
+	if (n < 0)
+		return errno == ENOTSUP || errno == ERANGE ? 0 : sbx_error_errno(w->err, errno, "list attributes");
+	/* Sorted by the list's order, which follows the file system: sort. */
+	char *list[128];
+	size_t k = 0;
+	for (char *p = names; p < names + n && k < SBX_ARRAY_SIZE(list); p += strlen(p) + 1)
+		if (xattr_allowed(p))
+			list[k++] = p;
+	if (k)
+		qsort(list, k, sizeof(*list), name_cmp);
+	for (size_t i = 0; i < k; i++) {
+		char value[4096];
+		ssize_t vn = fgetxattr(fd, list[i], value, sizeof(value));
+		if (vn >= 0)
+			archive_entry_xattr_add_entry(e, list[i], value, (size_t)vn);
+	}
+	return 0;
+}
+
+static int tw_put(struct tar_walk *w, struct archive_entry *e, const char *path)
+{
+	int r = archive_write_header(w->a, e);
+	archive_entry_free(e);
+	return r < ARCHIVE_WARN ? tw_fail(w, path, "write header") : 0;
+}
+
+static int tw_dir(struct tar_walk *w, int dfd, const char *prefix);
+
+static int tw_one(struct tar_walk *w, int dfd, const char *name, const char *path)
+{
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return sbx_error_errno(w->err, errno, "'%s'", path);
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+		/* A whiteout: ".wh.NAME" beside where NAME was. */
+		char wh[PATH_MAX];
+		const char *slash = strrchr(path, '/');
+		size_t plen = slash ? (size_t)(slash - path) + 1 : 0;
+		if (snprintf(wh, sizeof(wh), "%.*s" WHITEOUT_PREFIX "%s", (int)plen, path, name) >= (int)sizeof(wh))
+			return sbx_error_set(w->err, SBX_ERR_LIMIT, "'%s': path too long", path);
+		struct stat zero = st;
+		zero.st_mode = S_IFREG;
+		zero.st_uid = w->id_base;
+		zero.st_gid = w->id_base;
+		struct archive_entry *e = tw_entry(w, wh, &zero, AE_IFREG);
+		if (!e)
+			return *w->err ? -1 : sbx_error_errno(w->err, ENOMEM, "tar");
+		archive_entry_set_size(e, 0);
+		return tw_put(w, e, wh);
+	}
+	if (S_ISSOCK(st.st_mode))
+		return 0; /* as docker and podman leave them out */
+	if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		_cleanup_free_ char *n = shown(path);
+		return sbx_error_set(w->err, SBX_ERR_DENIED, "'%s' is a device node; a layer may not hold one", n ? n : "?");
+	}
+	if (S_ISDIR(st.st_mode)) {
+		char dpath[PATH_MAX];
+		if (snprintf(dpath, sizeof(dpath), "%s/", path) >= (int)sizeof(dpath))
+			return sbx_error_set(w->err, SBX_ERR_LIMIT, "'%s': path too long", path);
+		_cleanup_close_ int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return sbx_error_errno(w->err, errno, "open '%s'", path);
+		struct archive_entry *e = tw_entry(w, dpath, &st, AE_IFDIR);
+		if (!e || tw_attrs(w, e, sub) < 0) {
+			archive_entry_free(e);
+			return *w->err ? -1 : sbx_error_errno(w->err, ENOMEM, "tar");
+		}
+		if (tw_put(w, e, path) < 0)
+			return -1;
+		char v[4];
+		ssize_t n = fgetxattr(sub, OPAQUE_XATTR, v, sizeof(v));
+		if (n == 1 && v[0] == 'y') {
+			char opq[PATH_MAX + 16];
+			snprintf(opq, sizeof(opq), "%s%s", dpath, OPAQUE_NAME);
+			struct stat zero = st;
+			zero.st_mode = S_IFREG;
+			struct archive_entry *o = tw_entry(w, opq, &zero, AE_IFREG);
+			if (!o)
+				return *w->err ? -1 : sbx_error_errno(w->err, ENOMEM, "tar");
+			archive_entry_set_size(o, 0);
+			if (tw_put(w, o, opq) < 0)
+				return -1;
+		}
+		return tw_dir(w, sub, path);
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISFIFO(st.st_mode))
+		return 0;
+	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+		for (size_t i = 0; i < w->n_links; i++) {
+			if (w->links[i].dev == st.st_dev && w->links[i].ino == st.st_ino) {
+				struct archive_entry *e = tw_entry(w, path, &st, AE_IFREG);
+				if (!e)
+					return *w->err ? -1 : sbx_error_errno(w->err, ENOMEM, "tar");
+				archive_entry_copy_hardlink(e, w->links[i].path);
+				archive_entry_set_size(e, 0);
+				return tw_put(w, e, path);
+			}
+		}
+		if (w->n_links == w->cap_links) {
+			size_t cap = w->cap_links ? w->cap_links * 2 : 16;
+			struct link_seen *nl = realloc(w->links, cap * sizeof(*nl));
+			if (!nl)
+				return sbx_error_errno(w->err, ENOMEM, "tar");
+			w->links = nl;
+			w->cap_links = cap;
+		}
+		w->links[w->n_links] = (struct link_seen){ st.st_dev, st.st_ino, strdup(path) };
+		if (!w->links[w->n_links].path)
+			return sbx_error_errno(w->err, ENOMEM, "tar");
+		w->n_links++;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return sbx_error_errno(w->err, errno, "readlink '%s'", path);
+		target[n] = '\0';
+		struct archive_entry *e = tw_entry(w, path, &st, AE_IFLNK);
+		if (!e)
+			return *w->err ? -1 : sbx_error_errno(w->err, ENOMEM, "tar");
+		archive_entry_copy_symlink(e, target);
+		return tw_put(w, e, path);
+	}
+	if (S_ISFIFO(st.st_mode)) {
+		struct archive_entry *e = tw_entry(w, path, &st, AE_IFIFO);
+		return e ? tw_put(w, e, path) : (*w->err ? -1 : sbx_error_errno(w->err, ENOMEM, "tar"));
+	}
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	struct stat fst;
+	if (fd < 0 || fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) || fst.st_ino != st.st_ino)
+		return sbx_error_set(w->err, SBX_ERR_BAD_STATE, "'%s' changed while it was read", path);
+	struct archive_entry *e = tw_entry(w, path, &fst, AE_IFREG);
+	if (!e || tw_attrs(w, e, fd) < 0) {
+		archive_entry_free(e);
+		return *w->err ? -1 : sbx_error_errno(w->err, ENOMEM, "tar");
+	}
+	archive_entry_set_size(e, fst.st_size);
+	if (tw_put(w, e, path) < 0)
+		return -1;
+	int64_t left = fst.st_size;
+	while (left > 0) {
+		ssize_t n = read(fd, w->buf, left < IO_BUF ? (size_t)left : IO_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? sbx_error_errno(w->err, errno, "read '%s'", path)
+				     : sbx_error_set(w->err, SBX_ERR_BAD_STATE, "'%s' shrank while it was read", path);
+		if (archive_write_data(w->a, w->buf, (size_t)n) != n)
+			return tw_fail(w, path, "write");
+		left -= n;
+	}
+	return 0;
+}
+
+static int tw_dir(struct tar_walk *w, int dfd, const char *prefix)
+{
+	char **names = NULL;
+	size_t n = 0;
+	if (sorted_names(dfd, &names, &n, w->err) < 0)
+		return sbx_error_prefix(w->err, "'%s'", *prefix ? prefix : "/");
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		if (rc == 0 && snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "/" : "", names[i]) >= (int)sizeof(path))
+			rc = sbx_error_set(w->err, SBX_ERR_LIMIT, "'%s/%s': path too long", prefix, names[i]);
+		if (rc == 0)
+			rc = tw_one(w, dfd, names[i], path);
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+static la_ssize_t tw_write_cb(struct archive *a, void *ctx, const void *buf, size_t n)
+{
+	(void)a;
+	return sbx_write_all(*(int *)ctx, buf, n) < 0 ? -1 : (la_ssize_t)n;
+}
+
+int sbx_layer_tar_dir(int dirfd, uint32_t id_base, int out_fd, sbx_error **err)
+{
+	_cleanup_error_ sbx_error *local = NULL;
+	if (!err)
+		err = &local; /* the walk reads back what it reported */
+	struct tar_walk w = { .id_base = id_base, .err = err };
+	int rc = -1;
+	w.a = archive_write_new();
+	w.buf = malloc(IO_BUF);
+	if (!w.a || !w.buf) {
+		sbx_error_errno(err, ENOMEM, "tar");
+		goto out;
+	}
+	/* pax only where ustar cannot say it (long names, xattrs), and no
+	 * time or name of the writer's host in the headers. */
+	if (archive_write_set_format_pax_restricted(w.a) != ARCHIVE_OK ||
+	    archive_write_open(w.a, &out_fd, NULL, tw_write_cb, NULL) != ARCHIVE_OK) {
+		sbx_error_set(err, SBX_ERR_INTERNAL, "tar: %s", archive_error_string(w.a));
+		goto out;
+	}
+	rc = tw_dir(&w, dirfd, "");
+	if (rc == 0 && archive_write_close(w.a) != ARCHIVE_OK)
+		rc = sbx_error_set(err, SBX_ERR_INTERNAL, "tar: %s", archive_error_string(w.a));
+out:
+	if (w.a)
+		archive_write_free(w.a);
+	for (size_t i = 0; i < w.n_links; i++)
+		free(w.links[i].path);
+	free(w.links);
+	free(w.buf);
+	return rc;
+}
+
+int sbx_layer_put_dir(struct sbx_layer_store *s, const char *owner, int dirfd, uint32_t id_base,
+		      const struct sbx_layer_put_opts *opts, struct sbx_layer_info *info, sbx_error **err)
+{
+	if (!owner_valid(owner))
+		return sbx_error_param(err, "owner", "'%s' is not a valid layer owner", owner ? owner : "");
+	_cleanup_free_ char *tmp = NULL;
+	_cleanup_close_ int tfd = sbx_layer_store_mktemp(s, "tree", &tmp, err);
+	if (tfd < 0)
+		return -1;
+	int rc = -1;
+	_cleanup_close_ int tar = openat(tfd, "layer.tar", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (tar < 0) {
+		sbx_error_errno(err, errno, "layer store: temporary tar");
+	} else if (sbx_layer_tar_dir(dirfd, id_base, tar, err) == 0) {
+		struct sbx_layer_put_opts o = opts ? *opts : (struct sbx_layer_put_opts){ .size = -1 };
+		o.keep = SBX_LAYER_KEEP_COMPRESSED;
+		if (lseek(tar, 0, SEEK_SET) < 0)
+			sbx_error_errno(err, errno, "layer store: temporary tar");
+		else
+			rc = sbx_layer_put_fd(s, owner, tar, &o, info, err);
+	}
+	sbx_error *ignored = NULL;
+	sbx_layer_store_rmtemp(s, tmp, &ignored);
+	sbx_error_free(ignored);
+	return rc;
+}

@@ -95,6 +95,21 @@ int sbx_layer_put(struct sbx_layer_store *s, const char *owner, sbx_layer_read_f
 int sbx_layer_put_fd(struct sbx_layer_store *s, const char *owner, int fd, const struct sbx_layer_put_opts *opts,
 		     struct sbx_layer_info *info, sbx_error **err);
 
+/* Store the tree at dirfd, a directory in the form overlayfs writes an
+ * upper layer (whiteouts as 0:0 character devices, opaque directories
+ * marked with trusted.overlay.opaque), as a layer: a snapshot of a
+ * sandbox's writable layer. The tree is written as an OCI layer tar in a
+ * fixed order (names sorted, whiteouts as .wh. entries, hard links within
+ * the tree kept, owners less id_base so that the layer holds the ids seen
+ * inside the sandbox), so one tree always gives one diff_id, and that tar
+ * is stored as sbx_layer_put does. Sockets are left out; device nodes
+ * other than whiteouts and ids outside [id_base, id_base + 65536) are
+ * refused. The tree must not change meanwhile (freeze the sandbox). */
+int sbx_layer_put_dir(struct sbx_layer_store *s, const char *owner, int dirfd, uint32_t id_base,
+		      const struct sbx_layer_put_opts *opts, struct sbx_layer_info *info, sbx_error **err);
+/* The same tar written to out_fd, without storing anything. */
+int sbx_layer_tar_dir(int dirfd, uint32_t id_base, int out_fd, sbx_error **err);
+
 /* Add owner's reference to a stored layer (idempotent); SBX_ERR_NOT_FOUND
  * when the store does not hold it. info may be NULL. */
 int sbx_layer_ref(struct sbx_layer_store *s, const char *diff_id, const char *owner, struct sbx_layer_info *info,

@@ -62,6 +62,13 @@ static void file_digest(const char *path, char out[SBX_DIGEST_LEN])
 	snprintf(out, SBX_DIGEST_LEN, "sha256:%s", hex);
 }
 
+static int sh_chown(const char *path, unsigned id)
+{
+	char cmd[PATH_MAX + 64];
+	snprintf(cmd, sizeof(cmd), "chown -hR %u:%u '%s'", id, id, path);
+	return system(cmd);
+}
+
 /* Put the tar at path as owner; returns the result and fills info/err. */
 static int put(const char *path, const char *owner, const struct sbx_layer_put_opts *opts, struct sbx_layer_info *info,
 	       sbx_error **err)
@@ -604,6 +611,92 @@ START_TEST(owner_and_digest_checked)
 }
 END_TEST
 
+/* A sandbox's writable layer (overlay form, host ids) as a layer. */
+START_TEST(tree_becomes_layer)
+{
+	enum { ID = 200000 };
+	const char *up = path_in("upper");
+	ck_assert_int_eq(mkdir(up, 0755), 0);
+	int u = open(up, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	unit_write(u, "a", "a");
+	ck_assert_int_eq(mkdirat(u, "d", 0750), 0);
+	unit_write(u, "d/z", "z");
+	ck_assert_int_eq(mknodat(u, "gone", S_IFCHR, makedev(0, 0)), 0);
+	unit_write(u, "h1", "hard");
+	ck_assert_int_eq(linkat(u, "h1", u, "h2", 0), 0);
+	ck_assert_int_eq(symlinkat("/usr/bin/x", u, "l"), 0);
+	ck_assert_int_eq(mkfifoat(u, "fifo", 0640), 0);
+	unit_write(u, "mine", "m");
+	char p[PATH_MAX + 64];
+	snprintf(p, sizeof(p), "%s/d", up);
+	ck_assert_int_eq(lsetxattr(p, "trusted.overlay.opaque", "y", 1, 0), 0);
+	/* Owners as the idmapped sandbox leaves them: host ids from ID. */
+	ck_assert_int_eq(sh_chown(up, ID), 0);
+	ck_assert_int_eq(fchownat(u, "mine", ID + 1000, ID + 1000, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(fchownat(u, "gone", 0, 0, AT_SYMLINK_NOFOLLOW), 0);
+
+	struct sbx_layer_info info, again;
+	sbx_error *err = NULL;
+	ck_assert_msg(sbx_layer_put_dir(store, "snap", u, ID, NULL, &info, &err) == 0, "%s", err ? err->msg : "");
+	ck_assert_str_eq(info.media_type, SBX_MEDIA_LAYER_ZSTD);
+	ck_assert_msg(sbx_layer_put_dir(store, "snap2", u, ID, NULL, &again, &err) == 0, "%s", err ? err->msg : "");
+	ck_assert_str_eq(again.diff_id, info.diff_id);
+	ck_assert(again.existed);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+
+	int t = tree_fd(info.diff_id);
+	struct stat st, st2;
+	ck_assert_int_eq(fstatat(t, "gone", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
+	ck_assert_int_eq(fstatat(t, "a", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(st.st_uid, 0);
+	ck_assert_int_eq(fstatat(t, "mine", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(st.st_uid, 1000);
+	ck_assert_int_eq(fstatat(t, "h1", &st, 0), 0);
+	ck_assert_int_eq(fstatat(t, "h2", &st2, 0), 0);
+	ck_assert_int_eq(st.st_ino, st2.st_ino);
+	ck_assert_int_eq(fstatat(t, "fifo", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert(S_ISFIFO(st.st_mode));
+	ck_assert_int_eq(fstatat(t, "d", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0750);
+	ck_assert_str_eq(unit_read(t, "d/z"), "z");
+	_cleanup_free_ char *tp = sbx_layer_tree_path(store, info.diff_id);
+	char v[4];
+	snprintf(p, sizeof(p), "%s/d", tp);
+	ck_assert_int_eq(lgetxattr(p, "trusted.overlay.opaque", v, sizeof(v)), 1);
+	close(t);
+
+	/* The tar is the same byte for byte each time. */
+	int o1 = open(path_in("t1.tar"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int o2 = open(path_in("t2.tar"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_eq(sbx_layer_tar_dir(u, ID, o1, &err), 0);
+	ck_assert_int_eq(sbx_layer_tar_dir(u, ID, o2, &err), 0);
+	close(o1);
+	close(o2);
+	char d1[SBX_DIGEST_LEN], d2[SBX_DIGEST_LEN];
+	file_digest(path_in("t1.tar"), d1);
+	file_digest(path_in("t2.tar"), d2);
+	ck_assert_str_eq(d1, d2);
+	ck_assert_str_eq(d1, info.diff_id);
+
+	/* Ids from outside the sandbox's range, and device nodes, are refused. */
+	ck_assert_int_eq(fchownat(u, "a", 5, 5, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_lt(sbx_layer_put_dir(store, "bad", u, ID, NULL, NULL, &err), 0);
+	ck_assert_msg(strstr(err->msg, "outside the sandbox's ids"), "%s", err->msg);
+	sbx_error_free(err);
+	err = NULL;
+	ck_assert_int_eq(fchownat(u, "a", ID, ID, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_eq(mknodat(u, "null", S_IFCHR | 0666, makedev(1, 3)), 0);
+	ck_assert_int_eq(fchownat(u, "null", ID, ID, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_lt(sbx_layer_put_dir(store, "bad", u, ID, NULL, NULL, &err), 0);
+	ck_assert_msg(strstr(err->msg, "device node"), "%s", err->msg);
+	sbx_error_free(err);
+	ck_assert_int_eq(count_entries("layers/sha256"), 1);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	close(u);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("layers");
@@ -625,6 +718,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, recover_clears_leftovers);
 	tcase_add_test(tc, overlay_sees_whiteouts);
 	tcase_add_test(tc, owner_and_digest_checked);
+	tcase_add_test(tc, tree_becomes_layer);
 	suite_add_tcase(s, tc);
 	return s;
 }
