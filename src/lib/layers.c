@@ -156,7 +156,8 @@ static int open_dir(struct unpack *u, const char *rel, bool create, const char *
 	for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
 		int next = open_step(cur, c, O_PATH | O_DIRECTORY);
 		if (next < 0 && errno == ENOENT && create) {
-			if (mkdirat(cur, c, 0755) < 0 && errno != EEXIST)
+			/* 0755 whatever the umask: the tar did not say otherwise. */
+			if ((mkdirat(cur, c, 0755) < 0 && errno != EEXIST) || fchmodat(cur, c, 0755, 0) < 0)
 				return entry_errno(u, errno, entry, "create parent directory");
 			next = open_step(cur, c, O_PATH | O_DIRECTORY);
 		}
@@ -1187,7 +1188,7 @@ int sbx_layer_put(struct sbx_layer_store *s, const char *owner, sbx_layer_read_f
 				 .progress_ctx = opts->progress_ctx };
 	_cleanup_close_ int t = openat(s->dirfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	_cleanup_close_ int keep = -1, diff = -1;
-	if (t < 0 || mkdirat(t, "diff", 0755) < 0 || mkdirat(t, "refs", 0700) < 0 ||
+	if (t < 0 || mkdirat(t, "diff", 0755) < 0 || fchmodat(t, "diff", 0755, 0) < 0 || mkdirat(t, "refs", 0700) < 0 ||
 	    (diff = openat(t, "diff", O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
 	    (keep = openat(t, "blob", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
 		sbx_error_errno(err, errno, "layer store: prepare %s", tmp);

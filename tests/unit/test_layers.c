@@ -144,6 +144,7 @@ START_TEST(put_plain_tar_keeps_metadata)
 {
 	const char *tar = path_in("basic.tar");
 	fix_write_tar(tar, "none", basic, SBX_ARRAY_SIZE(basic));
+	umask(077); /* a daemon's strict umask changes nothing in a layer */
 	char want[SBX_DIGEST_LEN];
 	file_digest(tar, want);
 	struct sbx_layer_info info;
