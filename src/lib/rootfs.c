@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -255,6 +256,183 @@ static int loopback_up(sbx_error **err)
 	return 0;
 }
 
+/* A detached copy of the tree at path, idmapped through the sandbox's
+ * user namespace: the image keeps its ownership on disk, and through this
+ * mount its root-owned files belong to the sandbox's root. */
+static int idmapped_tree(const struct sbx_rootfs_config *cfg, const char *path, sbx_error **err)
+{
+	int tree = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (tree < 0)
+		return sbx_error_errno(err, errno, "open_tree image '%s'", path);
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV, .userns_fd = (uint64_t)cfg->userns_fd };
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+		int e = errno;
+		close(tree);
+		if (e == EINVAL)
+			return sbx_error_set(err, SBX_ERR_UNSUPPORTED,
+					     "the filesystem of '%s' cannot be idmapped; put the state dir on "
+					     "ext4, xfs or btrfs, or create the sandbox with userns false",
+					     path);
+		return sbx_error_errno(err, e, "idmap image '%s'", path);
+	}
+	return tree;
+}
+
+#define FSCONFIG_STRING_MAX 255 /* the kernel copies at most 256 bytes of a value */
+
+/* The overlay over several layers. Layer paths are joined into one
+ * "lowerdir" value only as the last resort: fsconfig takes at most 256
+ * bytes of it, which a few layers under a state dir exceed. */
+static int mount_layers(const struct sbx_rootfs_config *cfg, const char *upper, const char *work, sbx_error **err)
+{
+	size_t n = 0;
+	while (cfg->lowerdirs[n])
+		n++;
+	if (n == 0)
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "an image without layers");
+	int *fds = calloc(n, sizeof(int));
+	char **paths = calloc(n, sizeof(char *));
+	int rc = -1, fs = -1;
+	if (!fds || !paths) {
+		sbx_error_errno(err, ENOMEM, "overlay layers");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		fds[i] = -1;
+	for (size_t i = 0; i < n; i++) {
+		fds[i] = cfg->userns_fd >= 0 ? idmapped_tree(cfg, cfg->lowerdirs[i], err)
+					     : open(cfg->lowerdirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			if (cfg->userns_fd < 0)
+				sbx_error_errno(err, errno, "open layer '%s'", cfg->lowerdirs[i]);
+			goto out;
+		}
+	}
+	int api = cfg->lower_api;
+	fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0) {
+		sbx_error_errno(err, errno, "fsopen overlay");
+		goto out;
+	}
+	if (api == SBX_LOWER_API_BEST || api == SBX_LOWER_API_FD) {
+		size_t i = 0;
+		for (; i < n; i++)
+			if (fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, fds[i]) < 0)
+				break;
+		if (i == n) {
+			api = SBX_LOWER_API_FD;
+		} else if (i > 0 || api == SBX_LOWER_API_FD) {
+			sbx_error_errno(err, errno, "overlay layer %zu of %zu by fd", i + 1, n);
+			goto out;
+		} else {
+			api = SBX_LOWER_API_PATHS;
+		}
+	}
+	if (api != SBX_LOWER_API_FD) {
+		/* Paths: with a user namespace, each idmapped layer is attached
+		 * below lower_mnt first. */
+		for (size_t i = 0; i < n; i++) {
+			if (cfg->userns_fd < 0) {
+				paths[i] = strdup(cfg->lowerdirs[i]);
+			} else if (asprintf(&paths[i], "%s/%zu", cfg->lower_mnt, i) >= 0) {
+				_cleanup_close_ int lm = open(cfg->lower_mnt, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+				char name[24];
+				snprintf(name, sizeof(name), "%zu", i);
+				_cleanup_close_ int mp = -1;
+				if (lm < 0 || (mkdirat(lm, name, 0700) < 0 && errno != EEXIST) ||
+				    (mp = openat(lm, name, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+				    move_mount(fds[i], "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+					sbx_error_errno(err, errno, "attach idmapped layer %zu below '%s'", i + 1, cfg->lower_mnt);
+					goto out;
+				}
+			} else {
+				paths[i] = NULL;
+			}
+			if (!paths[i]) {
+				sbx_error_errno(err, ENOMEM, "overlay layers");
+				goto out;
+			}
+		}
+	}
+	if (api == SBX_LOWER_API_BEST || api == SBX_LOWER_API_PATHS) {
+		size_t i = 0;
+		for (; i < n; i++) {
+			if (strlen(paths[i]) > FSCONFIG_STRING_MAX) {
+				sbx_error_set(err, SBX_ERR_LIMIT, "layer path '%s' is longer than %d bytes", paths[i],
+					      FSCONFIG_STRING_MAX);
+				goto out;
+			}
+			if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", paths[i], 0) < 0)
+				break;
+		}
+		if (i == n) {
+			api = SBX_LOWER_API_PATHS;
+		} else if (i > 0 || cfg->lower_api == SBX_LOWER_API_PATHS) {
+			sbx_error_errno(err, errno, "overlay layer %zu of %zu ('%s')", i + 1, n, paths[i]);
+			goto out;
+		} else {
+			api = SBX_LOWER_API_STRING;
+		}
+	}
+	if (api == SBX_LOWER_API_STRING) {
+		struct sbx_buf joined = { 0 };
+		for (size_t i = 0; i < n; i++)
+			sbx_buf_printf(&joined, "%s%s", i ? ":" : "", paths[i]);
+		if (!joined.data || joined.len > FSCONFIG_STRING_MAX) {
+			sbx_error_set(err, SBX_ERR_LIMIT,
+				      "this kernel takes the %zu layers only as one lowerdir of at most %d bytes; "
+				      "they need %zu (Linux 6.8 lifts the limit)",
+				      n, FSCONFIG_STRING_MAX, joined.len);
+			sbx_buf_free(&joined);
+			goto out;
+		}
+		int r = fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", joined.data, 0);
+		int e = errno;
+		sbx_buf_free(&joined);
+		if (r < 0) {
+			sbx_error_errno(err, e, "overlay lowerdir of %zu layers", n);
+			goto out;
+		}
+	}
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0) {
+		sbx_error_errno(err, errno, "overlay upperdir '%s', workdir '%s'", upper, work);
+		goto out;
+	}
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		sbx_error_errno(err, errno, "create overlay of %zu layers", n);
+		goto out;
+	}
+	_cleanup_close_ int mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
+	if (mnt < 0) {
+		sbx_error_errno(err, errno, "fsmount overlay");
+		goto out;
+	}
+	_cleanup_close_ int target = open(cfg->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (target < 0) {
+		sbx_error_errno(err, errno, "open mount point '%s'", cfg->mountpoint);
+		goto out;
+	}
+	if (move_mount(mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+		sbx_error_errno(err, errno, "move_mount overlay");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fs >= 0)
+		close(fs);
+	for (size_t i = 0; fds && i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	for (size_t i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(fds);
+	free(paths);
+	if (rc < 0)
+		sbx_error_prefix(err, "overlay root");
+	return rc;
+}
+
 int sbx_rootfs_mount_overlay(const struct sbx_rootfs_config *cfg, sbx_error **err)
 {
 	const char *upper = cfg->upperdir, *work = cfg->workdir;
@@ -278,23 +456,13 @@ int sbx_rootfs_mount_overlay(const struct sbx_rootfs_config *cfg, sbx_error **er
 		upper = disk_upper;
 		work = disk_work;
 	}
+	if (cfg->lowerdirs)
+		return mount_layers(cfg, upper, work, err);
 	const char *lower = cfg->lowerdir;
 	if (cfg->userns_fd >= 0) {
-		/* The image keeps its ownership on disk; through this mount its
-		 * root-owned files belong to the sandbox's root. */
-		_cleanup_close_ int tree = open_tree(AT_FDCWD, cfg->lowerdir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		_cleanup_close_ int tree = idmapped_tree(cfg, cfg->lowerdir, err);
 		if (tree < 0)
-			return sbx_error_errno(err, errno, "open_tree image '%s'", cfg->lowerdir);
-		struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV,
-					   .userns_fd = (uint64_t)cfg->userns_fd };
-		if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
-			if (errno == EINVAL)
-				return sbx_error_set(err, SBX_ERR_UNSUPPORTED,
-						     "the filesystem of '%s' cannot be idmapped; put the state dir on "
-						     "ext4, xfs or btrfs, or create the sandbox with userns false",
-						     cfg->lowerdir);
-			return sbx_error_errno(err, errno, "idmap image '%s'", cfg->lowerdir);
-		}
+			return -1;
 		_cleanup_close_ int lt = open(cfg->lower_mnt, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (lt < 0)
 			return sbx_error_errno(err, errno, "open '%s'", cfg->lower_mnt);

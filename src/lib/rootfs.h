@@ -11,6 +11,15 @@
 struct sbx_rootfs_config {
 	const char *mountpoint; /* host path of an empty dir: the merged root */
 	const char *lowerdir;   /* image rootfs (read-only layer) */
+	/* Or, for an image of layers: their directories, topmost first,
+	 * NULL-terminated (lowerdir is then ignored). Each is idmapped on its
+	 * own; with several, below lower_mnt/0, lower_mnt/1, ... */
+	const char *const *lowerdirs;
+	/* How layers reach overlayfs: SBX_LOWER_API_BEST tries, in turn, fds
+	 * of the (idmapped) layers with "lowerdir+" (Linux 6.13), their paths
+	 * with "lowerdir+" (6.8), one "lowerdir" string (whose 256-byte limit
+	 * caps the layers); the others force one of them (tests). */
+	enum { SBX_LOWER_API_BEST, SBX_LOWER_API_FD, SBX_LOWER_API_PATHS, SBX_LOWER_API_STRING } lower_api;
 	const char *upperdir;   /* per-sandbox writable layer */
 	const char *workdir;    /* overlay work dir, same fs as upperdir */
 	const char *hostname;

@@ -20,11 +20,13 @@ cat > "$out/config.h" <<'H'
 #define _GNU_SOURCE 1
 #define PACKAGE_VERSION "fuzz"
 H
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$out -I$common -I$top/src/lib $(pkg-config --cflags yajl)"
-libs="$(pkg-config --libs yajl)"
-srcs="$common/util.c $common/error.c $common/json.c $common/framing.c $common/log.c $top/src/lib/httphead.c"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$out -I$common -I$top/src/lib $(pkg-config --cflags yajl nettle libarchive)"
+libs="$(pkg-config --libs yajl nettle libarchive)"
+lib="$top/src/lib"
+srcs="$common/util.c $common/error.c $common/json.c $common/framing.c $common/log.c $common/imageref.c $lib/httphead.c
+$lib/digest.c $lib/layers.c $lib/oci.c $lib/fsops.c"
 passed=0 failed=0
-for t in fuzz_framing fuzz_request fuzz_text fuzz_httphead fuzz_cut; do
+for t in fuzz_framing fuzz_request fuzz_text fuzz_httphead fuzz_cut fuzz_image; do
 	if ! "$cc" $flags "$here/$t.c" $srcs $libs -o "$out/$t" 2>"$out/$t.log"; then
 		cat "$out/$t.log"
 		echo "fuzz: $t: build failed"
@@ -32,6 +34,21 @@ for t in fuzz_framing fuzz_request fuzz_text fuzz_httphead fuzz_cut; do
 		continue
 	fi
 	mkdir -p "$here/corpus/$t"
+	if [ "$t" = fuzz_image ] && [ -z "$(ls -A "$here/corpus/$t")" ]; then
+		# Seeds: the first byte picks the parser (see fuzz_image.c); 5 is
+		# the layer unpacker, given a small tar with a whiteout, plain and
+		# gzip-compressed.
+		seed=$(mktemp -d)
+		mkdir -p "$seed/t/d" && echo x > "$seed/t/d/f" && : > "$seed/t/.wh.gone" && ln -s /etc "$seed/t/l"
+		{ printf '\005'; tar -C "$seed/t" -cf - .; } > "$here/corpus/$t/tar"
+		{ printf '\005'; tar -C "$seed/t" -czf - .; } > "$here/corpus/$t/tgz"
+		printf '\000{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%064d","size":1},"layers":[]}' 0 \
+			> "$here/corpus/$t/manifest"
+		printf '\002{"os":"linux","config":{"Env":["A=b"],"ExposedPorts":{"80/tcp":{}}},"rootfs":{"type":"layers","diff_ids":[]}}' \
+			> "$here/corpus/$t/config"
+		printf '\004registry.example.com:5000/team/img:tag' > "$here/corpus/$t/ref"
+		rm -rf "$seed"
+	fi
 	if (cd "$out" && "./$t" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=1024 \
 		-artifact_prefix="$here/crash-$t-" "$here/corpus/$t" >"$out/$t.run" 2>&1); then
 		echo "fuzz: $t: $(grep -oE 'Done [0-9]+ runs' "$out/$t.run" | tail -1), no crash"
