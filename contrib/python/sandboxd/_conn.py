@@ -25,6 +25,7 @@ from . import errors
 DEFAULT_SOCKET = "/run/sandboxd/sandboxd.sock"
 MAX_FDS = 16
 _READ_CHUNK = 1 << 20
+_ASK_LIMIT = 1 << 20
 _FD_SIZE = array.array("i").itemsize
 
 
@@ -171,6 +172,8 @@ class Connection:
             sep = b"," if len(pj) > 2 else b""
             parts = [head, b',"params":', pj[:-1], sep, b'"data":"', bulk, b'"}}\n']
         size = sum(len(x) for x in parts)
+        if size > _ASK_LIMIT and self.max_message is None:
+            self._learn_limit()
         if self.max_message is not None and size > self.max_message:
             self._unregister(p)
             raise errors.LimitExceeded("a %s request of %d bytes is longer than the daemon's limit of %d bytes"
@@ -183,6 +186,15 @@ class Connection:
             raise errors.ConnectionError("lost the connection to sandboxd at %s while sending %s: %s"
                                          % (self.path, method, e), method=method) from e
         return p
+
+    def _learn_limit(self) -> None:
+        """The daemon's message limit, asked once before the first big line
+        (a longer one would be answered with an error that has no id)."""
+        try:
+            info = self.call("system.info", timeout=30)
+            self.max_message = int((info.get("limits") or {}).get("max_message") or (16 << 20))
+        except errors.SandboxdError:
+            self.max_message = 16 << 20
 
     def call(self, method: str, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None,
              **kw: Any) -> Dict[str, Any]:

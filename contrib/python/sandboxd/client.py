@@ -76,12 +76,8 @@ class _Base:
 
     def _max_message(self, conn: Connection) -> int:
         if conn.max_message is None:
-            try:
-                info = conn.call("system.info", timeout=30)
-                conn.max_message = int(info.get("limits", {}).get("max_message") or (16 << 20))
-            except errors.SandboxdError:
-                conn.max_message = 16 << 20
-        return conn.max_message
+            conn._learn_limit()
+        return conn.max_message or (16 << 20)
 
 
 class Client(_Base):
