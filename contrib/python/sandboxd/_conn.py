@@ -26,6 +26,7 @@ DEFAULT_SOCKET = "/run/sandboxd/sandboxd.sock"
 MAX_FDS = 16
 _READ_CHUNK = 1 << 20
 _ASK_LIMIT = 1 << 20
+_KEEP_BUFFER = 32 << 20
 _FD_SIZE = array.array("i").itemsize
 
 
@@ -45,7 +46,7 @@ def _dumps(obj: Any) -> bytes:
 class Pending:
     """A request in flight.  result() blocks until its reply is in."""
 
-    __slots__ = ("id", "method", "raw_data", "on_progress", "_done", "_reply", "_error",
+    __slots__ = ("id", "method", "raw_data", "on_progress", "_flag", "_lock", "_reply", "_error",
                  "fd", "_callbacks", "_cb_lock")
 
     def __init__(self, rid: int, method: str, raw_data: bool = False,
@@ -54,7 +55,11 @@ class Pending:
         self.method = method
         self.raw_data = raw_data
         self.on_progress = on_progress
-        self._done = threading.Event()
+        # A lock held until the reply is in: lighter than an Event, whose
+        # wait allocates a lock per waiter (this is the per-call latency).
+        self._flag = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
         self._reply: Optional[Dict[str, Any]] = None
         self._error: Optional[BaseException] = None
         self.fd: Optional[int] = None
@@ -62,14 +67,24 @@ class Pending:
         self._cb_lock = threading.Lock()
 
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._flag
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """True once the reply is in (False when timeout passed first)."""
+        if self._flag:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()  # stays open for any other waiter
+            return True
+        return self._flag
 
     def _finish(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
         self._reply = reply
         self._error = error
         with self._cb_lock:
-            self._done.set()
+            self._flag = True
             cbs, self._callbacks = self._callbacks, []
+        self._lock.release()
         for cb in cbs:
             try:
                 cb(self)
@@ -80,7 +95,7 @@ class Pending:
         """cb(pending) runs once the reply is in (on the reader thread, or
         at once when it already is)."""
         with self._cb_lock:
-            if not self._done.is_set():
+            if not self._flag:
                 self._callbacks.append(cb)
                 return
         cb(self)
@@ -88,7 +103,7 @@ class Pending:
     def result(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The result object; raises the error class of the daemon's answer,
         or ConnectionError when the connection went away first."""
-        if not self._done.wait(timeout):
+        if not self.wait(timeout):
             raise errors.Timeout("no answer to %s within %s s" % (self.method, timeout), method=self.method)
         if self._error is not None:
             raise self._error
@@ -259,9 +274,11 @@ class Connection:
                     self._line(buf, start, nl)
                     start = scan = nl + 1
                 if start == end:
+                    # Keep the room a big line needed (replies of chunked
+                    # reads come one after another); only a huge one's goes.
                     start = end = scan = 0
-                    if len(buf) > 4 * _READ_CHUNK:
-                        buf = bytearray(_READ_CHUNK)  # give back a big line's room
+                    if len(buf) > _KEEP_BUFFER:
+                        buf = bytearray(_READ_CHUNK)
         except OSError as e:
             reason = errors.ConnectionError("lost the connection to sandboxd at %s: %s" % (self.path, e))
         except BaseException as e:  # pragma: no cover - a bug: fail every waiter loudly

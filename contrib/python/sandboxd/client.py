@@ -547,7 +547,7 @@ class FsAPI(_api.FsAPI):
                        total: Optional[int]) -> Dict[str, Any]:
         if progress is None:
             return pend.result(self._client.timeout)
-        while not pend._done.wait(_PROGRESS_TICK):
+        while not pend.wait(_PROGRESS_TICK):
             progress(done_now(), total)
         return pend.result()
 
