@@ -303,16 +303,8 @@ class Connection:
                 with self._lock:
                     p = self._pending.get(rid) if rid is not None else None
                 if p is not None and p.raw_data:
-                    ds = cut + len(self._DATA_MARK)
-                    de = buf.find(b'"', ds, nl)
-                    if de > 0:
-                        mv = memoryview(buf)
-                        try:
-                            data = binascii.a2b_base64(mv[ds:de])
-                        finally:
-                            mv.release()
-                        msg = json.loads(bytes(buf[start:ds - 1]) + b"null" + bytes(buf[de + 1:nl]))
-                        msg["result"]["data"] = data
+                    msg = self._bulk_reply(buf, start, cut + len(self._DATA_MARK), nl)
+                    if msg is not None:
                         self._dispatch(msg)
                         return
         try:
@@ -320,6 +312,25 @@ class Connection:
         except ValueError:
             return  # the daemon only sends JSON; ignore a line that is not
         self._dispatch(msg)
+
+    @staticmethod
+    def _bulk_reply(buf: bytearray, start: int, ds: int, nl: int) -> Optional[Dict[str, Any]]:
+        """The reply with its data decoded, or None to parse it the usual way."""
+        de = buf.find(b'"', ds, nl)
+        if de < 0:
+            return None
+        mv = memoryview(buf)
+        try:
+            data = binascii.a2b_base64(mv[ds:de])
+            msg = json.loads(bytes(buf[start:ds - 1]) + b"null" + bytes(buf[de + 1:nl]))
+        except (ValueError, binascii.Error):
+            return None
+        finally:
+            mv.release()
+        if not isinstance(msg, dict) or not isinstance(msg.get("result"), dict):
+            return None
+        msg["result"]["data"] = data
+        return msg
 
     def _dispatch(self, msg: Any) -> None:
         if not isinstance(msg, dict):
@@ -353,7 +364,10 @@ class Connection:
                     pass
         cb = self.on_notification
         if cb is not None:
-            cb(msg)
+            try:
+                cb(msg)
+            except Exception:  # a consumer's bug must not stop the reader
+                pass
 
     def _die(self, reason: BaseException) -> None:
         with self._lock:

@@ -89,6 +89,11 @@ class AsyncClient:
     async def ping(self) -> None:
         await self.system.ping()
 
+    def progress(self, method: str, params: Any = None) -> "AsyncProgressStream":
+        """Client.progress for asyncio: an async iterator of the call's
+        progress notifications, ending with its reply (``await .result()``)."""
+        return AsyncProgressStream(self, method, params)
+
     async def _in_thread(self, fn: Callable[..., R], *args: Any, **kw: Any) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, functools.partial(fn, *args, **kw))
@@ -177,6 +182,47 @@ class AsyncStream:
 
     async def __aexit__(self, *exc: Any) -> None:
         self.close()
+
+
+class AsyncProgressStream:
+    def __init__(self, client: AsyncClient, method: str, params: Any):
+        self._client = client
+        self.method = method
+        self._params = params
+        self._q: Optional["asyncio.Queue[Optional[Dict[str, Any]]]"] = None
+        self.pending: Optional[Pending] = None
+
+    def _start(self) -> None:
+        if self.pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        q: "asyncio.Queue[Optional[Dict[str, Any]]]" = asyncio.Queue()
+        self._q = q
+
+        def put(item: Optional[Dict[str, Any]]) -> None:
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, item)
+            except RuntimeError:
+                pass
+        self.pending = self._client.sync._connection().start(self.method, self._params, on_progress=put)
+        self.pending.add_done_callback(lambda _p: put(None))
+
+    def __aiter__(self) -> "AsyncProgressStream":
+        return self
+
+    async def __anext__(self) -> t.Notification:
+        self._start()
+        assert self._q is not None
+        item = await self._q.get()
+        if item is None:
+            self._q.put_nowait(None)
+            raise StopAsyncIteration
+        return t.Notification(method=self.method + ".progress", params=item, raw=item)
+
+    async def result(self) -> Dict[str, Any]:
+        self._start()
+        assert self.pending is not None
+        return await _wait(self.pending)
 
 
 class AsyncEventsAPI(_api.Family):

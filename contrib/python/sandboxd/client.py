@@ -124,9 +124,36 @@ class Client(_Base):
     def ping(self) -> None:
         self.system.ping()
 
+    def progress(self, method: str, params: Any = None) -> "ProgressStream":
+        """Start a long call (image.import, and pulls and builds as the
+        daemon gains them) and iterate over the progress notifications it
+        sends while it runs; the iteration ends with the reply, whose
+        result is then ``.result()``."""
+        return ProgressStream(self._connection(), method, params)
+
 
 # ----------------------------------------------------------------------
 # Streams
+
+
+class ProgressStream:
+    """Progress notifications (Notification) of one call in flight."""
+
+    def __init__(self, conn: Connection, method: str, params: Any):
+        self._q: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        self.pending = conn.start(method, params, on_progress=self._q.put)
+        self.pending.add_done_callback(lambda _p: self._q.put(None))
+        self.method = method
+
+    def __iter__(self) -> Iterator[t.Notification]:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            yield t.Notification(method=self.method + ".progress", params=item, raw=item)
+
+    def result(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        return self.pending.result(timeout)
 
 
 class Stream:

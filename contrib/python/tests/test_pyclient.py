@@ -488,6 +488,85 @@ class ClientTest(DaemonTestCase):
         self.assertLess(len(conns), 20)
 
 
+class ProgressTest(DaemonTestCase):
+    def test_progress_of_a_long_call(self):
+        """Against the real daemon: the stream ends with the reply (this
+        version sends no progress for an import yet)."""
+        c = sandboxd.Client(self.daemon.socket)
+        ps = c.progress("image.import", {"name": "prog", "path": support.image_tarball()})
+        notes = list(ps)
+        self.assertTrue(all(isinstance(n, t.Notification) for n in notes))
+        self.assertEqual(ps.result()["name"], "prog")
+        c.close()
+
+    def test_progress_notifications_reach_their_call(self):
+        """A stand-in daemon that sends progress notifications (as pulls
+        will) for two calls at once, with and without a request id."""
+        with FakeDaemon() as fake:
+            c = sandboxd.Client(fake.path)
+            seen = []
+            img = c.image.import_("x", "/x.tar", on_progress=seen.append)
+            self.assertEqual(img.name, "x")
+            self.assertEqual([n["done"] for n in seen], [1, 2])
+            ps = c.progress("image.import", {"name": "y", "path": "/y.tar"})
+            self.assertEqual([n.params["done"] for n in ps], [1, 2])
+            self.assertEqual(ps.result()["name"], "y")
+
+            async def main():
+                ac = sandboxd.AsyncClient(fake.path)
+                aps = ac.progress("image.import", {"name": "z", "path": "/z.tar"})
+                got = [n.params["done"] async for n in aps]
+                return got, (await aps.result())["name"]
+            self.assertEqual(asyncio.run(main()), ([1, 2], "z"))
+            c.close()
+
+
+class FakeDaemon:
+    """Answers image.import with two progress notifications (naming the
+    request by id) before the result."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sbxfake-")
+        self.path = os.path.join(self.dir, "sock")
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(self.path)
+        self.srv.listen(4)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        with s, s.makefile("rwb") as f:
+            for line in f:
+                req = json.loads(line)
+                if req["method"] == "image.import":
+                    for done in (1, 2):
+                        f.write(json.dumps({"jsonrpc": "2.0", "method": "image.progress", "params": {
+                            "request_id": req["id"], "done": done, "total": 2}}).encode() + b"\n")
+                    # another call's progress, which must not reach this one
+                    f.write(json.dumps({"jsonrpc": "2.0", "method": "image.progress", "params": {
+                        "request_id": req["id"] + 1000, "done": 99}}).encode() + b"\n")
+                    res = {"name": req["params"]["name"], "id": "0123456789ab"}
+                else:
+                    res = {}
+                f.write(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": res}).encode() + b"\n")
+                f.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.srv.close()
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class ByteRelay:
     """A unix socket that forwards bytes to another, without the
     descriptors passed along with them."""
