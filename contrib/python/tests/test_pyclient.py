@@ -660,8 +660,9 @@ class AsyncClientTest(DaemonTestCase):
                     e = await asyncio.wait_for(ev.__anext__(), 10)
                     self.assertEqual(e.type, "paused")
                 await ac.sandbox.resume(sb)
-                term = await ac.process.terminal(sb, ["/bin/sh"])
-                await term.write("echo hi-$((2+3)); exit 2\n")
+                term = await ac.process.terminal(sb, ["/bin/sh"], rows=12, cols=34)
+                term.resize(13, 35)
+                await term.write("stty size; echo hi-$((2+3)); exit 2\n")
                 out = b""
                 while True:
                     b = await asyncio.wait_for(term.read(), 10)
@@ -669,6 +670,7 @@ class AsyncClientTest(DaemonTestCase):
                         break
                     out += b
                 self.assertIn(b"hi-5", out)
+                self.assertIn(b"13 35", out)
                 self.assertEqual((await term.wait()).exit_code, 2)
                 term.close()
                 data = os.urandom(2 << 20)
