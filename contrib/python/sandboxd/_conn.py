@@ -39,8 +39,11 @@ def socket_path(path: Optional[str] = None) -> str:
     return env if env else DEFAULT_SOCKET
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 class Pending:

@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 T = TypeVar("T", bound="_Model")
+_FIELDS: Dict[type, tuple] = {}
 
 
 class _Model:
@@ -34,17 +35,21 @@ class _Model:
         if d is None:
             d = {}
         kw = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name == "raw" or f.name not in d:
+        names = _FIELDS.get(cls)
+        if names is None:
+            names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                                         if f.name != "raw")
+        for name in names:
+            if name not in d:
                 continue
-            v = d[f.name]
-            sub = cls._nested.get(f.name)
+            v = d[name]
+            sub = cls._nested.get(name)
             if sub is not None and v is not None:
                 if isinstance(sub, list):
                     v = [sub[0].from_dict(x) for x in v]
                 else:
                     v = sub.from_dict(v)
-            kw[f.name] = v
+            kw[name] = v
         obj = cls(**kw)  # type: ignore[call-arg]
         obj.raw = d  # type: ignore[attr-defined]
         return obj

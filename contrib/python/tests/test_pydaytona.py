@@ -364,9 +364,17 @@ class BackendScriptTest(FacadeTestCase):
             self.assertEqual((sb.cpu, sb.memory, sb.disk), (2, 2, 3))
             await sb.set_autostop_interval(45)
             self.assertEqual((self.c.sandbox.inspect(sb.id).auto_stop_min, sb.auto_stop_interval), (45, 45))
+            # commands and session commands count as activity for auto-stop
+            before = self.c.sandbox.inspect(sb.id).last_activity_at
+            await asyncio.sleep(0.01)
+            await sb.process.exec("true")
+            after_exec = self.c.sandbox.inspect(sb.id).last_activity_at
+            self.assertGreater(after_exec, before)
             await sb.process.create_session("cmd_1a2b3c4d")
+            await asyncio.sleep(0.01)
             r = await sb.process.execute_session_command("cmd_1a2b3c4d", SessionExecuteRequest(
                 command="echo out; echo err >&2; exit 2"))
+            self.assertGreater(self.c.sandbox.inspect(sb.id).last_activity_at, after_exec)
             self.assertEqual((r.exit_code, r.stdout, r.stderr, r.output), (2, "out\n", "err\n", "out\nerr\n"))
             a = await sb.process.execute_session_command("cmd_1a2b3c4d", SessionExecuteRequest(
                 command="for i in 1 2 3; do echo $i; sleep 0.1; done; echo e >&2", run_async=True))
