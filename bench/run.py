@@ -1558,6 +1558,13 @@ def run_net_only(args, cleanup, command):
 # --------------------------------------------------------------------------
 
 
+def bench_pyclient_section(text):
+    """bench/pyclient.py's section of a report (its own markers), or None."""
+    i = text.find("<!-- python client section:")
+    j = text.find("<!-- end of python client section -->")
+    return text[i:j + len("<!-- end of python client section -->")] if 0 <= i < j else None
+
+
 def main():
     ap = argparse.ArgumentParser(description="Benchmark sandboxd against runc and bubblewrap.")
     ap.add_argument("--builddir", default=DEFAULT_BUILDDIR,
@@ -1633,6 +1640,10 @@ def main():
                 text = text.rstrip("\n") + "\n\n" + fs_part.rstrip("\n") + "\n"
             if keep_net:
                 text = splice_net(text, keep_net)
+        # The Python client's section comes from bench/pyclient.py: keep it.
+        keep_py = bench_pyclient_section(old)
+        if keep_py and keep_py not in text:
+            text = text.rstrip("\n") + "\n\n" + keep_py + "\n"
         out = os.path.abspath(args.out)
         tmp_out = out + ".tmp"
         with open(tmp_out, "w") as fh:

@@ -1,0 +1,409 @@
+"""One connection to sandboxd: JSON lines over a unix socket, many requests
+in flight, replies matched by id, descriptors passed both ways.
+
+A reader thread owns the receiving side.  It files every reply into the
+slot of its request and hands notifications to a callback, so that any
+number of threads (and event loops, through AsyncClient) can share one
+connection.  Sending is serialized by a lock; a request's descriptors ride
+on the first bytes of its line, as the protocol asks.
+"""
+
+from __future__ import annotations
+
+import array
+import binascii
+import collections
+import itertools
+import json
+import os
+import socket
+import threading
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import errors
+
+DEFAULT_SOCKET = "/run/sandboxd/sandboxd.sock"
+MAX_FDS = 16
+_READ_CHUNK = 1 << 20
+_ASK_LIMIT = 1 << 20
+_KEEP_BUFFER = 32 << 20
+_FD_SIZE = array.array("i").itemsize
+
+
+def socket_path(path: Optional[str] = None) -> str:
+    """The socket to use: the argument, then $SANDBOXD_SOCKET, then the
+    packaged default."""
+    if path:
+        return os.fspath(path)
+    env = os.environ.get("SANDBOXD_SOCKET")
+    return env if env else DEFAULT_SOCKET
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _dumps(obj: Any) -> bytes:
+    return _ENCODER.encode(obj).encode("utf-8")
+
+
+class Pending:
+    """A request in flight.  result() blocks until its reply is in."""
+
+    __slots__ = ("id", "method", "raw_data", "on_progress", "_flag", "_lock", "_reply", "_error",
+                 "fd", "_callbacks", "_cb_lock")
+
+    def __init__(self, rid: int, method: str, raw_data: bool = False,
+                 on_progress: Optional[Callable[[Dict[str, Any]], None]] = None):
+        self.id = rid
+        self.method = method
+        self.raw_data = raw_data
+        self.on_progress = on_progress
+        # A lock held until the reply is in: lighter than an Event, whose
+        # wait allocates a lock per waiter (this is the per-call latency).
+        self._flag = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._reply: Optional[Dict[str, Any]] = None
+        self._error: Optional[BaseException] = None
+        self.fd: Optional[int] = None
+        self._callbacks: List[Callable[["Pending"], None]] = []
+        self._cb_lock = threading.Lock()
+
+    def done(self) -> bool:
+        return self._flag
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """True once the reply is in (False when timeout passed first)."""
+        if self._flag:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()  # stays open for any other waiter
+            return True
+        return self._flag
+
+    def _finish(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
+        self._reply = reply
+        self._error = error
+        with self._cb_lock:
+            self._flag = True
+            cbs, self._callbacks = self._callbacks, []
+        self._lock.release()
+        for cb in cbs:
+            try:
+                cb(self)
+            except Exception:  # a callback must not kill the reader
+                pass
+
+    def add_done_callback(self, cb: Callable[["Pending"], None]) -> None:
+        """cb(pending) runs once the reply is in (on the reader thread, or
+        at once when it already is)."""
+        with self._cb_lock:
+            if not self._flag:
+                self._callbacks.append(cb)
+                return
+        cb(self)
+
+    def result(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """The result object; raises the error class of the daemon's answer,
+        or ConnectionError when the connection went away first."""
+        if not self.wait(timeout):
+            raise errors.Timeout("no answer to %s within %s s" % (self.method, timeout), method=self.method)
+        if self._error is not None:
+            raise self._error
+        reply = self._reply or {}
+        if "error" in reply:
+            self.close_fd()
+            raise errors.error_from_reply(reply["error"], self.method)
+        res = reply.get("result")
+        return res if isinstance(res, dict) else {"value": res}
+
+    def take_fd(self) -> Optional[int]:
+        """The descriptor the reply brought (the caller owns it now)."""
+        fd, self.fd = self.fd, None
+        return fd
+
+    def close_fd(self) -> None:
+        fd = self.take_fd()
+        if fd is not None:
+            os.close(fd)
+
+
+class Connection:
+    """A connected socket and its reader thread."""
+
+    def __init__(self, path: str, on_notification: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 connect_timeout: float = 10.0):
+        self.path = path
+        self.on_notification = on_notification
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.settimeout(connect_timeout)
+            sock.connect(path)
+            sock.settimeout(None)
+        except OSError as e:
+            sock.close()
+            raise errors.ConnectionError("cannot connect to sandboxd at %s: %s" % (path, e.strerror or e)) from e
+        self.sock = sock
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._pending: Dict[int, Pending] = {}
+        self._ids = itertools.count(1)
+        self._fds: "collections.deque[int]" = collections.deque()
+        self._dead: Optional[BaseException] = None
+        self.max_message: Optional[int] = None
+        self._reader = threading.Thread(target=self._read_loop, name="sandboxd-reader", daemon=True)
+        self._reader.start()
+
+    # ------------------------------------------------------------------
+    # sending
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None
+
+    def _register(self, method: str, raw_data: bool, on_progress) -> Pending:
+        with self._lock:
+            if self._dead is not None:
+                raise errors.ConnectionError(str(self._dead), method=method)
+            p = Pending(next(self._ids), method, raw_data, on_progress)
+            self._pending[p.id] = p
+        return p
+
+    def _unregister(self, p: Pending) -> None:
+        with self._lock:
+            self._pending.pop(p.id, None)
+
+    def start(self, method: str, params: Optional[Dict[str, Any]] = None, fds: Sequence[int] = (),
+              raw_data: bool = False, on_progress=None, bulk: Optional[bytes] = None) -> Pending:
+        """Send a request; return its Pending at once.  With bulk, params'
+        last member is "data" and bulk (ASCII without escapes, such as
+        base64) is its value, sent without copying it into the line."""
+        p = self._register(method, raw_data, on_progress)
+        head = b'{"jsonrpc":"2.0","id":%d,"method":%s' % (p.id, _dumps(method))
+        if bulk is None:
+            if params is not None:
+                parts = [head, b',"params":', _dumps(params), b"}\n"]
+            else:
+                parts = [head, b"}\n"]
+        else:
+            pj = _dumps(params or {})
+            sep = b"," if len(pj) > 2 else b""
+            parts = [head, b',"params":', pj[:-1], sep, b'"data":"', bulk, b'"}}\n']
+        size = sum(len(x) for x in parts)
+        if size > _ASK_LIMIT and self.max_message is None:
+            self._learn_limit()
+        if self.max_message is not None and size > self.max_message:
+            self._unregister(p)
+            raise errors.LimitExceeded("a %s request of %d bytes is longer than the daemon's limit of %d bytes"
+                                       % (method, size, self.max_message), code=4, method=method)
+        try:
+            self._send(parts, fds)
+        except OSError as e:
+            self._unregister(p)
+            self._die(errors.ConnectionError("lost the connection to sandboxd at %s: %s" % (self.path, e)))
+            raise errors.ConnectionError("lost the connection to sandboxd at %s while sending %s: %s"
+                                         % (self.path, method, e), method=method) from e
+        return p
+
+    def _learn_limit(self) -> None:
+        """The daemon's message limit, asked once before the first big line
+        (a longer one would be answered with an error that has no id)."""
+        try:
+            info = self.call("system.info", timeout=30)
+            self.max_message = int((info.get("limits") or {}).get("max_message") or (16 << 20))
+        except errors.SandboxdError:
+            self.max_message = 16 << 20
+
+    def call(self, method: str, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None,
+             **kw: Any) -> Dict[str, Any]:
+        return self.start(method, params, **kw).result(timeout)
+
+    def _send(self, parts: List[bytes], fds: Sequence[int]) -> None:
+        with self._send_lock:
+            if fds:
+                anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", list(fds)).tobytes())]
+                n = self.sock.sendmsg(parts, anc)
+            else:
+                n = self.sock.sendmsg(parts)
+            total = sum(len(x) for x in parts)
+            if n < total:
+                # The rest without descriptors; sendmsg may stop anywhere.
+                rest = memoryview(b"".join(parts))[n:]
+                self.sock.sendall(rest)
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (for tests of the daemon's framing)."""
+        with self._send_lock:
+            self.sock.sendall(data)
+
+    # ------------------------------------------------------------------
+    # receiving
+
+    def _read_loop(self) -> None:
+        buf = bytearray(_READ_CHUNK)
+        start = end = 0
+        scan = 0
+        anc_size = socket.CMSG_SPACE(MAX_FDS * _FD_SIZE)
+        reason: BaseException
+        try:
+            while True:
+                if end == len(buf):
+                    if start > 0:
+                        buf[0:end - start] = buf[start:end]
+                        end -= start
+                        scan -= start
+                        start = 0
+                    else:
+                        buf.extend(bytes(len(buf)))
+                mv = memoryview(buf)
+                try:
+                    n, anc, _flags, _addr = self.sock.recvmsg_into([mv[end:]], anc_size)
+                finally:
+                    mv.release()
+                for level, kind, data in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds = array.array("i")
+                        fds.frombytes(data[:len(data) - len(data) % _FD_SIZE])
+                        self._fds.extend(fds)
+                if n == 0:
+                    reason = errors.ConnectionError("sandboxd at %s closed the connection" % self.path)
+                    break
+                end += n
+                while True:
+                    nl = buf.find(b"\n", scan, end)
+                    if nl < 0:
+                        scan = end
+                        break
+                    self._line(buf, start, nl)
+                    start = scan = nl + 1
+                if start == end:
+                    # Keep the room a big line needed (replies of chunked
+                    # reads come one after another); only a huge one's goes.
+                    start = end = scan = 0
+                    if len(buf) > _KEEP_BUFFER:
+                        buf = bytearray(_READ_CHUNK)
+        except OSError as e:
+            reason = errors.ConnectionError("lost the connection to sandboxd at %s: %s" % (self.path, e))
+        except BaseException as e:  # pragma: no cover - a bug: fail every waiter loudly
+            reason = errors.ConnectionError("reading from sandboxd failed: %r" % (e,))
+        self._die(reason)
+
+    _DATA_MARK = b',"result":{"data":"'
+
+    def _line(self, buf: bytearray, start: int, nl: int) -> None:
+        if nl == start or buf[start:nl].strip() == b"":
+            return
+        p: Optional[Pending] = None
+        # A base64 fs.read reply, asked for as bytes: decode its data where
+        # it lies instead of through a JSON string (data is its first member).
+        if buf.startswith(b'{"jsonrpc":"2.0","id":', start, nl):
+            cut = buf.find(self._DATA_MARK, start, min(nl, start + 64))
+            if cut > 0:
+                try:
+                    rid = int(buf[start + 22:cut])
+                except ValueError:
+                    rid = None
+                with self._lock:
+                    p = self._pending.get(rid) if rid is not None else None
+                if p is not None and p.raw_data:
+                    msg = self._bulk_reply(buf, start, cut + len(self._DATA_MARK), nl)
+                    if msg is not None:
+                        self._dispatch(msg)
+                        return
+        try:
+            msg = json.loads(bytes(buf[start:nl]))
+        except ValueError:
+            return  # the daemon only sends JSON; ignore a line that is not
+        self._dispatch(msg)
+
+    @staticmethod
+    def _bulk_reply(buf: bytearray, start: int, ds: int, nl: int) -> Optional[Dict[str, Any]]:
+        """The reply with its data decoded, or None to parse it the usual way."""
+        de = buf.find(b'"', ds, nl)
+        if de < 0:
+            return None
+        mv = memoryview(buf)
+        try:
+            data = binascii.a2b_base64(mv[ds:de])
+            msg = json.loads(bytes(buf[start:ds - 1]) + b"null" + bytes(buf[de + 1:nl]))
+        except (ValueError, binascii.Error):
+            return None
+        finally:
+            mv.release()
+        if not isinstance(msg, dict) or not isinstance(msg.get("result"), dict):
+            return None
+        msg["result"]["data"] = data
+        return msg
+
+    def _dispatch(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            return
+        if "id" not in msg:
+            if "method" in msg:
+                self._notification(msg)
+            return
+        rid = msg.get("id")
+        with self._lock:
+            p = self._pending.pop(rid, None) if isinstance(rid, int) else None
+        if p is None:
+            return
+        res = msg.get("result")
+        if isinstance(res, dict) and res.get("fd") is True and self._fds:
+            p.fd = self._fds.popleft()
+        p._finish(msg)
+
+    def _notification(self, msg: Dict[str, Any]) -> None:
+        method = msg.get("method") or ""
+        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
+        if method.endswith("progress"):
+            rid = params.get("request_id", params.get("id"))
+            with self._lock:
+                targets = [p for p in self._pending.values()
+                           if p.on_progress and (rid is None or rid == p.id)]
+            for p in targets:
+                try:
+                    p.on_progress(params)  # type: ignore[misc]
+                except Exception:
+                    pass
+        cb = self.on_notification
+        if cb is not None:
+            try:
+                cb(msg)
+            except Exception:  # a consumer's bug must not stop the reader
+                pass
+
+    def _die(self, reason: BaseException) -> None:
+        with self._lock:
+            if self._dead is not None:
+                return
+            self._dead = reason
+            pending, self._pending = self._pending, {}
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        for p in pending.values():
+            p._finish(None, errors.ConnectionError("%s (while waiting for %s)" % (reason, p.method),
+                                                   method=p.method))
+        while self._fds:
+            try:
+                os.close(self._fds.popleft())
+            except OSError:
+                pass
+        cb = self.on_notification
+        if cb is not None:
+            try:
+                cb({"method": "$closed", "params": {"reason": str(reason)}})
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        """Close the connection; requests still in flight fail with
+        ConnectionError."""
+        self._die(errors.ConnectionError("the connection to sandboxd at %s was closed" % self.path))
+        if threading.current_thread() is not self._reader:
+            self._reader.join(5)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
