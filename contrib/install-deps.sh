@@ -3,7 +3,7 @@
 # Packages already present are not reinstalled, so a warm machine is quick.
 set -eu
 pkgs="build-essential autoconf automake pkg-config libseccomp-dev libcap-ng-dev libmnl-dev libnftnl-dev
-libyajl-dev libarchive-dev check busybox-static python3 procps iproute2 groff-base e2fsprogs nftables tmux ${SBX_EXTRA_PACKAGES:-}"
+libyajl-dev libarchive-dev check busybox-static python3 procps iproute2 groff-base e2fsprogs nftables tmux mmdebstrap ${SBX_EXTRA_PACKAGES:-}"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
