@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build image recipes into layers with mmdebstrap, reproducibly.
 
-    images/build-recipe.py [--cache DIR] [--epoch N] [--force] [--json] RECIPE_DIR
+    images/build-recipe.py [--cache DIR] [--debs DIR] [--epoch N] [--force] [--json] RECIPE_DIR
 
 A recipe is a directory holding a file named `recipe` (KEY=value lines,
 see docs/AGENT-IMAGE-draft.md) and the files it adds. A recipe with BASE=
@@ -514,14 +514,13 @@ def log(msg):
     sys.stderr.flush()
 
 
-def build_one(recipe, chain_results, cache, mirrors, epoch, key):
+def build_one(recipe, chain_results, cache, debs, mirrors, epoch, key):
     """Build one recipe into CACHE/NAME-KEY; return its info dict."""
     name = recipe["name"]
     final = os.path.join(cache, "%s-%s" % (name, key[:16]))
     tmp = final + ".tmp-%d" % os.getpid()
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    debs = os.path.join(cache, "debs")
     os.makedirs(debs, exist_ok=True)
     base = chain_results[-1] if chain_results else None
     full = os.path.join(tmp, "full.tar")
@@ -619,7 +618,21 @@ def write_oci(result_dir, chain_infos, config, epoch):
         f.write('{"imageLayoutVersion": "1.0.0"}\n')
 
 
-def build(recipe_dir, cache, epoch, force=False):
+def prune(cache, name, keep):
+    """Old results of a recipe go once a new one is made: each is a
+    gigabyte or more. The most recently used other one stays, for a tree
+    that goes back and forth between two versions."""
+    others = []
+    for entry in os.listdir(cache):
+        path = os.path.join(cache, entry)
+        if entry.startswith(name + "-") and re.match(r"^[0-9a-f]{16}(\.tmp-\d+)?$", entry[len(name) + 1:]) \
+                and path != keep and os.path.isdir(path):
+            others.append((os.stat(path).st_mtime, path))
+    for _, path in sorted(others)[:-1]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def build(recipe_dir, cache, epoch, force=False, debs=None):
     """Build a recipe and its bases (or find them in the cache); return the
     info dicts, bottom first, with paths filled in."""
     chain = recipe_chain(recipe_dir)
@@ -644,9 +657,11 @@ def build(recipe_dir, cache, epoch, force=False):
             if not mirror_checked:
                 check_mirror(mirrors)
                 mirror_checked = True
-            build_one(recipe, results, cache, mirrors, epoch, key)
+            build_one(recipe, results, cache, debs or os.path.join(cache, "debs"), mirrors, epoch, key)
+            prune(cache, recipe["name"], d)
         else:
             log("%s: cached in %s" % (recipe["name"], d))
+            os.utime(d)
         with open(info_path) as f:
             info = json.load(f)
         info["dir"] = d
@@ -665,6 +680,7 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("SANDBOXD_IMAGE_CACHE", DEFAULT_CACHE))
     ap.add_argument("--epoch", type=int, default=int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH)))
     ap.add_argument("--force", action="store_true", help="build again even when cached")
+    ap.add_argument("--debs", help="where downloaded packages are kept (default CACHE/debs)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--check", action="store_true", help="only read and check the recipe")
     a = ap.parse_args()
@@ -673,7 +689,8 @@ def main():
             chain = recipe_chain(a.recipe)
             print(json.dumps(image_config(chain), indent=1, sort_keys=True))
             return 0
-        results = build(a.recipe, os.path.abspath(a.cache), a.epoch, a.force)
+        results = build(a.recipe, os.path.abspath(a.cache), a.epoch, a.force,
+                        a.debs and os.path.abspath(a.debs))
     except RecipeError as e:
         log(str(e))
         return 1
