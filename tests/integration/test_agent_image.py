@@ -150,6 +150,105 @@ class RecipeTest(unittest.TestCase):
         self.assertEqual(sorted(cfg["ExposedPorts"]), ["22/tcp", "80/tcp", "8080/tcp"])
 
 
+def builder_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_recipe", BUILDER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class LayerDiffTest(unittest.TestCase):
+    """The layer arithmetic of the builder on small trees made here: what a
+    recipe on a base keeps, removes and must carry along."""
+
+    EPOCH = 1704067200
+
+    def make_tar(self, path, entries):
+        """entries: (name, kind, data-or-target, mode, mtime)"""
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+            for name, kind, data, mode, mtime in entries:
+                ti = tarfile.TarInfo(name)
+                ti.mode, ti.mtime, ti.uname, ti.gname = mode, mtime, "someone", "group"
+                if kind == "dir":
+                    ti.type = tarfile.DIRTYPE
+                    tf.addfile(ti)
+                elif kind == "file":
+                    ti.size = len(data)
+                    tf.addfile(ti, __import__("io").BytesIO(data))
+                elif kind == "symlink":
+                    ti.type, ti.linkname = tarfile.SYMTYPE, data
+                    tf.addfile(ti)
+                elif kind == "hardlink":
+                    ti.type, ti.linkname = tarfile.LNKTYPE, data
+                    tf.addfile(ti)
+                elif kind == "chr":
+                    ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
+                    tf.addfile(ti)
+
+    def test_diff_whiteouts_parents_and_hard_links(self):
+        m = builder_module()
+        t = self.EPOCH - 100
+        later = self.EPOCH + 5000  # clamped to the epoch
+        base = [("./", "dir", None, 0o755, t), ("./etc", "dir", None, 0o755, t),
+                ("./etc/keep", "file", b"same", 0o644, t), ("./etc/change", "file", b"old", 0o644, t),
+                ("./etc/gone", "file", b"x", 0o644, t), ("./opt", "dir", None, 0o755, t),
+                ("./opt/tree", "dir", None, 0o755, t), ("./opt/tree/a", "file", b"a", 0o644, t),
+                ("./usr", "dir", None, 0o755, t), ("./usr/bin", "dir", None, 0o755, t),
+                ("./usr/bin/tool", "file", b"tool", 0o755, t), ("./usr/bin/same-link", "symlink", "tool", 0o777, t),
+                ("./dev", "dir", None, 0o755, t), ("./dev/null", "chr", None, 0o666, t)]
+        full = [("./", "dir", None, 0o755, t), ("./etc", "dir", None, 0o755, t),
+                ("./etc/keep", "file", b"same", 0o644, t), ("./etc/change", "file", b"new", 0o644, later),
+                ("./opt", "dir", None, 0o755, t),
+                ("./usr", "dir", None, 0o755, t), ("./usr/bin", "dir", None, 0o755, t),
+                ("./usr/bin/tool", "file", b"tool", 0o755, t), ("./usr/bin/tool2", "hardlink", "usr/bin/tool", 0o755, t),
+                ("./usr/bin/same-link", "symlink", "tool", 0o777, t),
+                ("./usr/share", "dir", None, 0o755, later), ("./usr/share/new", "file", b"n", 0o600, later),
+                ("./dev", "dir", None, 0o755, t), ("./dev/null", "chr", None, 0o666, t)]
+        with tempfile.TemporaryDirectory() as d:
+            bp, fp = os.path.join(d, "base.tar"), os.path.join(d, "full.tar")
+            self.make_tar(bp, base)
+            self.make_tar(fp, full)
+            bidx, fidx = m.index_tar(bp, self.EPOCH), m.index_tar(fp, self.EPOCH)
+            self.assertNotIn("dev/null", fidx)  # device nodes are the runtime's
+            entries, whiteouts = m.diff_layer(bidx, fidx)
+            self.assertEqual(sorted(whiteouts), ["etc/.wh.gone", "opt/.wh.tree"])
+            names = sorted(e.name for e in entries)
+            # changed and new entries, the directories above them, and the
+            # file a new hard link points to
+            self.assertEqual(names, ["etc", "etc/change", "opt", "usr", "usr/bin", "usr/bin/tool", "usr/bin/tool2",
+                                     "usr/share", "usr/share/new"])
+            self.assertEqual(m.apply_layer(bidx, entries, whiteouts), {n: e.sig() for n, e in fidx.items()})
+            layer = os.path.join(d, "layer.tar")
+            m.write_tar(layer, fp, entries, whiteouts)
+            with tarfile.open(layer) as tf:
+                members = tf.getmembers()
+                order = [x.name for x in members]
+                self.assertEqual(order, ["etc", "etc/.wh.gone", "etc/change", "opt", "opt/.wh.tree", "usr", "usr/bin",
+                                         "usr/bin/tool", "usr/bin/tool2", "usr/share", "usr/share/new"])
+                for x in members:
+                    self.assertEqual((x.uname, x.gname), ("", ""))
+                    self.assertLessEqual(x.mtime, self.EPOCH)
+                self.assertEqual(tf.extractfile("etc/change").read(), b"new")
+                self.assertTrue(tf.getmember("usr/bin/tool2").islnk())
+            # The same input gives the same bytes.
+            again = os.path.join(d, "again.tar")
+            m.write_tar(again, fp, entries, whiteouts)
+            self.assertEqual(m.sha256_file(again), m.sha256_file(layer))
+
+    def test_a_wrong_layer_is_caught(self):
+        m = builder_module()
+        t = self.EPOCH - 1
+        with tempfile.TemporaryDirectory() as d:
+            bp, fp = os.path.join(d, "base.tar"), os.path.join(d, "full.tar")
+            self.make_tar(bp, [("a", "file", b"1", 0o644, t), ("b", "file", b"2", 0o644, t)])
+            self.make_tar(fp, [("a", "file", b"1", 0o644, t)])
+            bidx, fidx = m.index_tar(bp, self.EPOCH), m.index_tar(fp, self.EPOCH)
+            entries, whiteouts = m.diff_layer(bidx, fidx)
+            self.assertEqual(whiteouts, [".wh.b"])
+            self.assertNotEqual(m.apply_layer(bidx, entries, []), {n: e.sig() for n, e in fidx.items()})
+
+
 class ImageBuildTest(unittest.TestCase):
     """The layers the two recipes give."""
 
