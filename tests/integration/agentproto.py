@@ -91,7 +91,7 @@ class WebSocketError(Exception):
 class WebSocket:
     GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    def __init__(self, gateway, host, path, token=None, protocols=None, timeout=15):
+    def __init__(self, gateway, host, path, token=None, protocols=None, timeout=15, headers=None):
         self.sock = _connect(gateway, timeout)
         self.buf = b""
         key = base64.b64encode(os.urandom(16))
@@ -101,6 +101,7 @@ class WebSocket:
             lines.append("Sec-WebSocket-Protocol: %s" % ", ".join(protocols))
         if token:
             lines.append("X-Sandbox-Token: %s" % token)
+        lines += ["%s: %s" % kv for kv in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(4096)

@@ -476,6 +476,24 @@ class AgentSandboxTest(unittest.TestCase):
         finally:
             ws.close()
 
+    def test_4_novnc_as_a_browser_opens_it(self):
+        """The iframe URL an agent backend hands a browser: the token once as
+        a query parameter becomes a cookie, and noVNC's WebSocket carries it."""
+        gw, host, token = self.s["links"][6080]
+        query = "password=%s&autoconnect=true&scale=local" % VNC_PASSWORD
+        st, hdrs, _ = ap.http_get(gw, host, "/vnc_lite.html?%s&token=%s" % (query, token))
+        self.assertEqual(st, 302)
+        self.assertEqual(hdrs["location"], "/vnc_lite.html?" + query)
+        cookie = hdrs["set-cookie"].split(";")[0]
+        st, _, body = ap.http_get(gw, host, hdrs["location"], headers={"Cookie": cookie})
+        self.assertEqual(st, 200)
+        self.assertIn(b"websockify", body)  # the path the page's WebSocket takes
+        ws = ap.WebSocket(gw, host, "/websockify", protocols=["binary"], headers={"Cookie": cookie})
+        try:
+            self.assertTrue(ap.RFB(ws).handshake(VNC_PASSWORD)[1])
+        finally:
+            ws.close()
+
     def test_5_languages_and_tools(self):
         self.assertEqual(self.sh("python3 -c 'import sys; print(sys.version_info[0] * 10 + 7)'"), "37\n")
         self.assertEqual(self.sh("node -e 'console.log([1, 2, 3].map(x => x * 2).join())'"), "2,4,6\n")
