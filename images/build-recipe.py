@@ -37,7 +37,6 @@ Python 3 standard library only; needs root and mmdebstrap.
 import argparse
 import fcntl
 import hashlib
-import io
 import json
 import os
 import re
@@ -259,12 +258,24 @@ def host_mirrors(suite):
             sorted(comps.items(), key=lambda kv: (order[kv[0][1]], kv[0][0]))]
 
 
+def apt_proxy(scheme):
+    """The proxy apt itself is configured to use for a URI scheme, if any."""
+    out = subprocess.run(["apt-config", "shell", "P", "Acquire::%s::Proxy" % scheme], capture_output=True,
+                         text=True).stdout.strip()
+    value = shlex.split(out.split("=", 1)[1])[0] if out.startswith("P=") else ""
+    return value if "://" in value else None
+
+
 def check_mirror(lines, timeout=15):
-    """Fail with MirrorError when the suite's Release file cannot be fetched."""
+    """Fail with MirrorError when the suite's Release file cannot be fetched
+    the way apt would fetch it (its proxy, or the environment's)."""
     uri, rel = lines[0].split()[1:3]
     url = uri.rstrip("/") + "/dists/%s/InRelease" % rel
+    scheme = url.split(":", 1)[0]
+    proxy = apt_proxy(scheme)
+    opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({scheme: proxy})] if proxy else []))
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as resp:
+        with opener.open(urllib.request.Request(url, method="HEAD"), timeout=timeout) as resp:
             if resp.status != 200:
                 raise MirrorError("%s: HTTP %d" % (url, resp.status))
     except (urllib.error.URLError, OSError) as e:

@@ -11,10 +11,12 @@ session. Every test is skipped, saying so, only when the host's Debian
 mirror cannot be reached and nothing is cached.
 """
 
+import base64
+import hashlib
+import io
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tarfile
@@ -23,12 +25,10 @@ import time
 import unittest
 import uuid
 import zipfile
-import hashlib
-import base64
 
 import agentproto as ap
 import sbxtest
-from sbxtest import Daemon, RpcClient, SRCDIR, wait_until
+from sbxtest import Daemon, SRCDIR, wait_until
 
 BUILDER = os.path.join(SRCDIR, "images", "build-recipe.py")
 CACHE = os.environ.get("SANDBOXD_IMAGE_CACHE", "/var/cache/sandboxd-images")
@@ -175,7 +175,7 @@ class LayerDiffTest(unittest.TestCase):
                     tf.addfile(ti)
                 elif kind == "file":
                     ti.size = len(data)
-                    tf.addfile(ti, __import__("io").BytesIO(data))
+                    tf.addfile(ti, io.BytesIO(data))
                 elif kind == "symlink":
                     ti.type, ti.linkname = tarfile.SYMTYPE, data
                     tf.addfile(ti)
@@ -518,7 +518,7 @@ class AgentSandboxTest(unittest.TestCase):
         record = ["%s,sha256=%s,%d" % (n, base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode(),
                                        len(d)) for n, d in files.items()]
         files["sbxdemo-1.0.dist-info/RECORD"] = ("\n".join(record + ["sbxdemo-1.0.dist-info/RECORD,,"]) + "\n").encode()
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             for n, d in files.items():
                 z.writestr(n, d)
