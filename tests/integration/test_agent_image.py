@@ -1,0 +1,575 @@
+"""The debian and agent images built from images/*/recipe, and the agent
+image at work in a real sandbox, reached only through preview links.
+
+The images are built once per run with images/build-recipe.py and cached
+under $SANDBOXD_IMAGE_CACHE (default /var/cache/sandboxd-images), keyed by
+the recipes, the builder and the mirrors, so later runs reuse them. The
+flattened rootfs tarball of the agent image is imported into a daemon and
+one sandbox is created from it with the environment an agent backend
+(SUNA) passes; supervisord is started the way that backend starts it, in a
+session. Every test is skipped, saying so, only when the host's Debian
+mirror cannot be reached and nothing is cached.
+"""
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import unittest
+import uuid
+import zipfile
+
+import agentproto as ap
+import sbxtest
+from sbxtest import Daemon, SRCDIR, wait_until
+
+BUILDER = os.path.join(SRCDIR, "images", "build-recipe.py")
+CACHE = os.environ.get("SANDBOXD_IMAGE_CACHE", "/var/cache/sandboxd-images")
+EX_MIRROR = 75
+SUPERVISORD = "exec /usr/bin/supervisord -n -c /etc/supervisor/conf.d/supervisord.conf"
+VNC_PASSWORD = str(uuid.uuid4())
+# What SUNA passes to every sandbox it creates (empty values on purpose).
+SUNA_ENV = {
+    "CHROME_PERSISTENT_SESSION": "true", "RESOLUTION": "1048x768x24", "RESOLUTION_WIDTH": "1048",
+    "RESOLUTION_HEIGHT": "768", "VNC_PASSWORD": VNC_PASSWORD, "ANONYMIZED_TELEMETRY": "false",
+    "CHROME_PATH": "", "CHROME_USER_DATA": "", "CHROME_DEBUGGING_PORT": "9222",
+    "CHROME_DEBUGGING_HOST": "localhost", "CHROME_CDP": "",
+}
+PAGE = """<!doctype html><html><head><title>sandboxd agent test</title>
+<style>body{margin:0;background:#fff}div{position:absolute;top:0;width:200px;height:200px}</style></head>
+<body><div style="left:0;background:rgb(255,0,128)"></div><div style="left:300px;background:rgb(0,160,0)"></div>
+</body></html>"""
+
+_state = {}
+
+
+def build(recipe, cache=CACHE, extra=()):
+    """Run the builder; returns its JSON result list, or raises SkipTest
+    when the mirror cannot be reached."""
+    p = subprocess.run([sys.executable, BUILDER, "--json", "--cache", cache] + list(extra) +
+                       [os.path.join(SRCDIR, "images", recipe)], capture_output=True, text=True)
+    if p.returncode == EX_MIRROR:
+        raise unittest.SkipTest("the Debian mirror cannot be reached, nothing cached: %s" % p.stderr.strip())
+    if p.returncode != 0:
+        raise AssertionError("build-recipe.py %s failed (%d):\n%s" % (recipe, p.returncode, p.stderr[-3000:]))
+    return json.loads(p.stdout)
+
+
+def images():
+    """{name: info} of debian and agent, built (or found in the cache) once."""
+    if "skip" in _state:
+        raise unittest.SkipTest(_state["skip"])
+    if "images" not in _state:
+        if shutil.which("mmdebstrap") is None:
+            # Installing it is a set-up step of the host (README); a test
+            # run does not install packages.
+            raise AssertionError("mmdebstrap is not installed: apt-get install mmdebstrap")
+        try:
+            t0 = time.monotonic()
+            res = build("agent")
+            _state["build_s"] = time.monotonic() - t0
+        except unittest.SkipTest as e:
+            _state["skip"] = str(e)
+            raise
+        _state["images"] = {r["name"]: r for r in res}
+    return _state["images"]
+
+
+def check_root():
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("needs root: mmdebstrap and sandboxd")
+
+
+def tar_names(path):
+    with tarfile.open(path, "r:") as tf:
+        return {m.name: m for m in tf}
+
+
+class RecipeTest(unittest.TestCase):
+    """The recipe reader, and what the builder makes of the two recipes."""
+
+    def check(self, text, files=(), base=None):
+        with tempfile.TemporaryDirectory() as d:
+            if base:
+                os.mkdir(os.path.join(d, "base"))
+                with open(os.path.join(d, "base", "recipe"), "w") as f:
+                    f.write(base)
+            os.mkdir(os.path.join(d, "img"))
+            with open(os.path.join(d, "img", "recipe"), "w") as f:
+                f.write(text)
+            for name in files:
+                with open(os.path.join(d, "img", name), "w") as f:
+                    f.write("x\n")
+            p = subprocess.run([sys.executable, BUILDER, "--check", os.path.join(d, "img")],
+                               capture_output=True, text=True)
+            return p.returncode, p.stdout, p.stderr
+
+    def test_recipe_errors_name_the_line(self):
+        cases = [
+            ("SUITE=bookworm\nFROM=debian\n", "recipe:2: unknown key FROM"),
+            ("PACKAGES=bash\n", "needs SUITE"),
+            ("SUITE=bookworm\nPACKAGES=bash Bad_Name\n", "recipe:2: bad package name 'Bad_Name'"),
+            ("SUITE=bookworm\nUSER=root\nUSER=nobody\n", "recipe:3: USER given twice"),
+            ("SUITE=bookworm\nADD=../etc/passwd /x 0644\n", "must be a file of the recipe directory"),
+            ("SUITE=bookworm\nADD=missing /x 0644\n", "is not a regular file"),
+            ("SUITE=bookworm\nWORKDIR=relative\n", "WORKDIR must be an absolute path"),
+            ("SUITE=bookworm\nWORKDIR=/a/../b\n", "must not contain . or .."),
+            ("SUITE=bookworm\nEXPOSE=70000\n", "bad port '70000'"),
+            ("SUITE=bookworm\nENV=1X=y\n", "ENV takes NAME=value"),
+            ("SUITE=bookworm\njust words\n", "recipe:2: expected KEY=value"),
+            ("BASE=img\n", "bad BASE 'img'"),
+            ("BASE=missing\n", "No such file or directory"),
+            ("SUITE=bookworm\nVARIANT=everything\n", "VARIANT must be one of"),
+        ]
+        for text, want in cases:
+            with self.subTest(text=text):
+                rc, out, err = self.check(text)
+                self.assertEqual(rc, 1, (text, out, err))
+                self.assertIn(want, err)
+                self.assertEqual(err.count("\n"), 1, err)
+        rc, _, err = self.check("BASE=base\nSUITE=trixie\n", base="SUITE=bookworm\n")
+        self.assertIn("SUITE trixie differs from its base's bookworm", err)
+
+    def test_config_merges_base_and_own_values(self):
+        rc, out, err = self.check("BASE=base\nENV=A=own\nENV=C=3\nEXPOSE=80 8080/tcp\nCMD=/bin/sh -c true\n"
+                                  "ADD=f /etc/f 0600\n", files=["f"],
+                                  base="SUITE=bookworm\nENV=A=base\nENV=B=2\nWORKDIR=/w\nEXPOSE=22\n")
+        self.assertEqual(rc, 0, err)
+        cfg = json.loads(out)
+        self.assertEqual(cfg["Env"], ["B=2", "A=own", "C=3"])
+        self.assertEqual(cfg["WorkingDir"], "/w")
+        self.assertEqual(cfg["User"], "root")
+        self.assertEqual(cfg["Cmd"], ["/bin/sh", "-c", "true"])
+        self.assertEqual(sorted(cfg["ExposedPorts"]), ["22/tcp", "80/tcp", "8080/tcp"])
+
+
+def builder_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_recipe", BUILDER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class LayerDiffTest(unittest.TestCase):
+    """The layer arithmetic of the builder on small trees made here: what a
+    recipe on a base keeps, removes and must carry along."""
+
+    EPOCH = 1704067200
+
+    def make_tar(self, path, entries):
+        """entries: (name, kind, data-or-target, mode, mtime)"""
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+            for name, kind, data, mode, mtime in entries:
+                ti = tarfile.TarInfo(name)
+                ti.mode, ti.mtime, ti.uname, ti.gname = mode, mtime, "someone", "group"
+                if kind == "dir":
+                    ti.type = tarfile.DIRTYPE
+                    tf.addfile(ti)
+                elif kind == "file":
+                    ti.size = len(data)
+                    tf.addfile(ti, io.BytesIO(data))
+                elif kind == "symlink":
+                    ti.type, ti.linkname = tarfile.SYMTYPE, data
+                    tf.addfile(ti)
+                elif kind == "hardlink":
+                    ti.type, ti.linkname = tarfile.LNKTYPE, data
+                    tf.addfile(ti)
+                elif kind == "chr":
+                    ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
+                    tf.addfile(ti)
+
+    def test_diff_whiteouts_parents_and_hard_links(self):
+        m = builder_module()
+        t = self.EPOCH - 100
+        later = self.EPOCH + 5000  # clamped to the epoch
+        base = [("./", "dir", None, 0o755, t), ("./etc", "dir", None, 0o755, t),
+                ("./etc/keep", "file", b"same", 0o644, t), ("./etc/change", "file", b"old", 0o644, t),
+                ("./etc/gone", "file", b"x", 0o644, t), ("./opt", "dir", None, 0o755, t),
+                ("./opt/tree", "dir", None, 0o755, t), ("./opt/tree/a", "file", b"a", 0o644, t),
+                ("./usr", "dir", None, 0o755, t), ("./usr/bin", "dir", None, 0o755, t),
+                ("./usr/bin/tool", "file", b"tool", 0o755, t), ("./usr/bin/same-link", "symlink", "tool", 0o777, t),
+                ("./dev", "dir", None, 0o755, t), ("./dev/null", "chr", None, 0o666, t)]
+        full = [("./", "dir", None, 0o755, t), ("./etc", "dir", None, 0o755, t),
+                ("./etc/keep", "file", b"same", 0o644, t), ("./etc/change", "file", b"new", 0o644, later),
+                ("./opt", "dir", None, 0o755, t),
+                ("./usr", "dir", None, 0o755, t), ("./usr/bin", "dir", None, 0o755, t),
+                ("./usr/bin/tool", "file", b"tool", 0o755, t), ("./usr/bin/tool2", "hardlink", "usr/bin/tool", 0o755, t),
+                ("./usr/bin/same-link", "symlink", "tool", 0o777, t),
+                ("./usr/share", "dir", None, 0o755, later), ("./usr/share/new", "file", b"n", 0o600, later),
+                ("./dev", "dir", None, 0o755, t), ("./dev/null", "chr", None, 0o666, t)]
+        with tempfile.TemporaryDirectory() as d:
+            bp, fp = os.path.join(d, "base.tar"), os.path.join(d, "full.tar")
+            self.make_tar(bp, base)
+            self.make_tar(fp, full)
+            bidx, fidx = m.index_tar(bp, self.EPOCH), m.index_tar(fp, self.EPOCH)
+            self.assertNotIn("dev/null", fidx)  # device nodes are the runtime's
+            entries, whiteouts = m.diff_layer(bidx, fidx)
+            self.assertEqual(sorted(whiteouts), ["etc/.wh.gone", "opt/.wh.tree"])
+            names = sorted(e.name for e in entries)
+            # changed and new entries, the directories above them, and the
+            # file a new hard link points to
+            self.assertEqual(names, ["etc", "etc/change", "opt", "usr", "usr/bin", "usr/bin/tool", "usr/bin/tool2",
+                                     "usr/share", "usr/share/new"])
+            self.assertEqual(m.apply_layer(bidx, entries, whiteouts), {n: e.sig() for n, e in fidx.items()})
+            layer = os.path.join(d, "layer.tar")
+            m.write_tar(layer, fp, entries, whiteouts)
+            with tarfile.open(layer) as tf:
+                members = tf.getmembers()
+                order = [x.name for x in members]
+                self.assertEqual(order, ["etc", "etc/.wh.gone", "etc/change", "opt", "opt/.wh.tree", "usr", "usr/bin",
+                                         "usr/bin/tool", "usr/bin/tool2", "usr/share", "usr/share/new"])
+                for x in members:
+                    self.assertEqual((x.uname, x.gname), ("", ""))
+                    self.assertLessEqual(x.mtime, self.EPOCH)
+                self.assertEqual(tf.extractfile("etc/change").read(), b"new")
+                self.assertTrue(tf.getmember("usr/bin/tool2").islnk())
+            # The same input gives the same bytes.
+            again = os.path.join(d, "again.tar")
+            m.write_tar(again, fp, entries, whiteouts)
+            self.assertEqual(m.sha256_file(again), m.sha256_file(layer))
+
+    def test_a_wrong_layer_is_caught(self):
+        m = builder_module()
+        t = self.EPOCH - 1
+        with tempfile.TemporaryDirectory() as d:
+            bp, fp = os.path.join(d, "base.tar"), os.path.join(d, "full.tar")
+            self.make_tar(bp, [("a", "file", b"1", 0o644, t), ("b", "file", b"2", 0o644, t)])
+            self.make_tar(fp, [("a", "file", b"1", 0o644, t)])
+            bidx, fidx = m.index_tar(bp, self.EPOCH), m.index_tar(fp, self.EPOCH)
+            entries, whiteouts = m.diff_layer(bidx, fidx)
+            self.assertEqual(whiteouts, [".wh.b"])
+            self.assertNotEqual(m.apply_layer(bidx, entries, []), {n: e.sig() for n, e in fidx.items()})
+
+
+class ImageBuildTest(unittest.TestCase):
+    """The layers the two recipes give."""
+
+    def setUp(self):
+        check_root()
+        self.images = images()
+
+    def test_agent_layer_holds_only_what_debian_lacks(self):
+        deb, agent = self.images["debian"], self.images["agent"]
+        self.assertEqual(agent["diff_ids"], [deb["layer_digest"], agent["layer_digest"]])
+        self.assertLess(agent["layer_bytes"], agent["rootfs_bytes"])
+        names = tar_names(agent["layer_path"])
+        self.assertIn("usr/lib/chromium/chromium", names)
+        self.assertIn("etc/supervisor/conf.d/supervisord.conf", names)
+        self.assertEqual(names["etc/supervisor/conf.d/supervisord.conf"].mode, 0o644)
+        self.assertEqual(names["usr/local/lib/sandboxd-agent/chromium.sh"].mode, 0o755)
+        # Files of the base that the agent recipe left alone are not in it.
+        for unchanged in ("usr/bin/bash", "usr/bin/python3.11", "usr/bin/node"):
+            self.assertNotIn(unchanged, names)
+        # ... but the package database the installs changed is.
+        self.assertIn("var/lib/dpkg/status", names)
+        for m in names.values():
+            self.assertFalse(m.ischr() or m.isblk(), m.name)
+            self.assertLessEqual(m.mtime, agent["epoch"], m.name)
+            self.assertEqual((m.uname, m.gname), ("", ""), m.name)
+
+    def test_images_hold_what_the_recipes_ask(self):
+        deb = self.images["debian"]
+        with open(os.path.join(deb["dir"], "packages.txt")) as f:
+            pkgs = {l.split("=")[0] for l in f.read().split()}
+        for p in ("bash", "python3", "python3-pip", "python3-venv", "nodejs", "npm", "git", "curl",
+                  "ca-certificates", "procps", "tmux", "jq"):
+            self.assertIn(p, pkgs)
+        with open(os.path.join(self.images["agent"]["dir"], "packages.txt")) as f:
+            pkgs = {l.split("=")[0] for l in f.read().split()}
+        for p in ("chromium", "xvfb", "x11vnc", "novnc", "websockify", "supervisor", "poppler-utils",
+                  "fonts-liberation"):
+            self.assertIn(p, pkgs)
+        names = tar_names(deb["rootfs"])
+        self.assertIn("workspace", names)
+        self.assertTrue(names["workspace"].isdir())
+        for gone in ("etc/resolv.conf", "etc/hostname", "var/log/dpkg.log", "dev/null"):
+            self.assertNotIn(gone, names)
+
+    def test_oci_layout_names_both_layers(self):
+        agent = self.images["agent"]
+        oci = os.path.join(agent["dir"], "oci")
+        with open(os.path.join(oci, "index.json")) as f:
+            index = json.load(f)
+        desc = index["manifests"][0]
+        self.assertEqual(desc["annotations"]["org.opencontainers.image.ref.name"], "agent")
+        blob = lambda d: os.path.join(oci, "blobs", "sha256", d.split(":", 1)[1])
+        with open(blob(desc["digest"]), "rb") as f:
+            manifest = json.loads(f.read())
+        self.assertEqual([l["digest"] for l in manifest["layers"]], agent["diff_ids"])
+        for l in manifest["layers"]:
+            self.assertEqual(os.path.getsize(blob(l["digest"])), l["size"])
+        with open(blob(manifest["config"]["digest"]), "rb") as f:
+            config = json.loads(f.read())
+        self.assertEqual(config["rootfs"]["diff_ids"], agent["diff_ids"])
+        self.assertEqual(config["config"]["Cmd"],
+                         ["/usr/bin/supervisord", "-n", "-c", "/etc/supervisor/conf.d/supervisord.conf"])
+        self.assertEqual(config["config"]["WorkingDir"], "/workspace")
+        self.assertIn("DISPLAY=:99", config["config"]["Env"])
+        self.assertEqual(sorted(config["config"]["ExposedPorts"]), ["5901/tcp", "6080/tcp", "8080/tcp", "9222/tcp"])
+
+    def test_debian_builds_reproducibly(self):
+        """A second build of the debian recipe, from scratch, gives the same
+        layer digest. Packages are shared with the cache, not the result."""
+        deb = self.images["debian"]
+        with tempfile.TemporaryDirectory(prefix="sbxtest-%d-repro-" % os.getpid(), dir="/var/tmp") as tmp:
+            again = build("debian", cache=tmp, extra=["--debs", os.path.join(CACHE, "debs")])[0]
+            with open(os.path.join(deb["dir"], "packages.txt")) as f:
+                cached_pkgs = f.read()
+            with open(os.path.join(again["dir"], "packages.txt")) as f:
+                new_pkgs = f.read()
+            if cached_pkgs != new_pkgs:
+                # The mirror moved on since the cached build: compare two
+                # fresh builds instead.
+                deb = again
+                shutil.move(again["dir"], again["dir"] + ".first")
+                again = build("debian", cache=tmp, extra=["--debs", os.path.join(CACHE, "debs"), "--force"])[0]
+            self.assertEqual(again["layer_digest"], deb["layer_digest"])
+            self.assertEqual(again["rootfs_digest"], deb["rootfs_digest"])
+
+
+class AgentSandboxTest(unittest.TestCase):
+    """One sandbox of the agent image, created with SUNA's environment and
+    reached only through preview links. Tests run in name order; each one
+    leaves the sandbox as it found it."""
+
+    @classmethod
+    def shared(cls):
+        if "sandbox" in _state:
+            return _state["sandbox"]
+        imgs = images()
+        d = Daemon()
+        unittest.addModuleCleanup(d.cleanup)
+        d.start()
+        s = {"daemon": d}
+        _state["sandbox"] = s
+        rpc = d.client(timeout=120)
+        s["rpc"] = rpc
+        rpc.call("image.import", {"name": "agent", "path": imgs["agent"]["rootfs"]}, timeout=300)
+        t0 = time.monotonic()
+        sb = rpc.call("sandbox.create", {"image": "agent", "name": "agent", "env": SUNA_ENV})
+        d.known_ids.add(sb["id"])
+        s["id"] = sb["id"]
+        # As SUNA starts it: in a session, asynchronously.
+        rpc.call("session.create", {"sandbox": sb["id"], "session_id": "supervisord-session"})
+        rpc.call("session.exec", {"sandbox": sb["id"], "session_id": "supervisord-session",
+                                  "command": SUPERVISORD, "run_async": True})
+        cls.new_links(s)
+        s["version"] = cls.wait_devtools(s)
+        s["cdp_s"] = time.monotonic() - t0
+        return s
+
+    @staticmethod
+    def new_links(s):
+        s["links"] = {}
+        for port in (6080, 8080, 9222):
+            pv = s["rpc"].call("net.preview", {"sandbox": s["id"], "port": port})
+            s["links"][port] = (pv["gateway"], pv["url"].split("//", 1)[1].split("/", 1)[0], pv["token"])
+
+    @staticmethod
+    def wait_devtools(s):
+        def devtools():
+            try:
+                st, _, body = ap.http_get(*s["links"][9222][:2], path="/json/version", token=s["links"][9222][2])
+            except OSError:
+                return None
+            return st == 200 and json.loads(body)
+
+        return wait_until(devtools, 90, 0.1, "DevTools did not answer through the 9222 preview link")
+
+    def setUp(self):
+        check_root()
+        self.s = self.shared()
+        self.rpc = self.s["rpc"]
+        self.sid = self.s["id"]
+
+    def failure_context(self):
+        s = _state.get("sandbox")
+        if not s:
+            return ""
+        out = s["daemon"].log_tail(40)
+        try:
+            r = self.rpc.call("process.exec", {"sandbox": self.sid, "command":
+                                               "supervisorctl -c /etc/supervisor/conf.d/supervisord.conf status;"
+                                               " tail -n 20 /var/log/supervisor/*.log"})
+            out += "\n--- inside the sandbox ---\n" + r["stdout"] + r["stderr"]
+        except Exception as e:
+            out += "\n(inside the sandbox: %s)" % e
+        return out
+
+    def get(self, port, path):
+        gw, host, token = self.s["links"][port]
+        return ap.http_get(gw, host, path, token)
+
+    def sh(self, command, timeout=120):
+        r = self.rpc.call("process.exec", {"sandbox": self.sid, "command": command, "timeout_s": timeout},
+                          timeout=timeout + 10)
+        self.assertEqual((r["exit_code"], r["signal"]), (0, None), "%r: %r" % (command, r))
+        return r["stdout"]
+
+    def health(self):
+        st, _, body = self.get(8080, "/health")
+        return st, json.loads(body)
+
+    def test_1_health(self):
+        st, h = wait_until(lambda: (lambda r: r[0] == 200 and r)(self.health()), 30, 0.2,
+                           "/health did not report every program running")
+        self.assertEqual(h["status"], "healthy")
+        self.assertEqual(sorted(h["services"]), ["chromium", "devtools", "http", "novnc", "vnc", "xvfb"])
+        # Without the token the gateway forwards nothing.
+        gw, host, _ = self.s["links"][8080]
+        self.assertEqual(ap.http_get(gw, host, "/health")[0], 401)
+
+    def test_2_devtools_version(self):
+        st, _, body = self.get(9222, "/json/version")
+        self.assertEqual(st, 200)
+        v = json.loads(body)
+        self.assertRegex(v["Browser"], r"^Chrome/\d+\.")
+        self.assertIn("Protocol-Version", v)
+        # The WebSocket URL names the preview host, so a client can use it.
+        self.assertTrue(v["webSocketDebuggerUrl"].startswith("ws://%s/devtools/browser/" % self.s["links"][9222][1]),
+                        v["webSocketDebuggerUrl"])
+
+    def test_3_screenshot_of_a_workspace_page(self):
+        self.rpc.call("fs.write", {"sandbox": self.sid, "path": "/workspace/agent-test.html", "data": PAGE})
+        st, _, body = self.get(8080, "/agent-test.html")
+        self.assertEqual((st, body.decode()), (200, PAGE))
+        gw, host, token = self.s["links"][9222]
+        st, _, body = ap.http_get(gw, host, "/json/version", token)
+        path = "/" + json.loads(body)["webSocketDebuggerUrl"].split("/", 3)[3]
+        ws = ap.WebSocket(gw, host, path, token)
+        try:
+            png = ap.screenshot(ap.CDP(ws), "http://localhost:8080/agent-test.html")
+        finally:
+            ws.close()
+        w, h, rows = ap.png_decode(png)
+        self.assertGreaterEqual((w, h), (400, 200))
+        near = lambda px, want: all(abs(a - b) <= 8 for a, b in zip(px, want))
+        self.assertTrue(near(rows[100][100], (255, 0, 128)), rows[100][100])
+        self.assertTrue(near(rows[100][400], (0, 160, 0)), rows[100][400])
+        self.assertTrue(near(rows[100][250], (255, 255, 255)), rows[100][250])
+
+    def test_4_novnc_and_vnc_password(self):
+        for page in ("/vnc_lite.html", "/vnc.html"):
+            st, _, body = self.get(6080, page)
+            self.assertEqual(st, 200, page)
+            self.assertIn(b"noVNC", body)
+        gw, host, token = self.s["links"][6080]
+        ws = ap.WebSocket(gw, host, "/websockify", token, protocols=["binary"])
+        try:
+            banner, ok, init = ap.RFB(ws).handshake(VNC_PASSWORD)
+        finally:
+            ws.close()
+        self.assertRegex(banner, rb"^RFB 003\.00[378]\n$")
+        self.assertTrue(ok, "VNC refused VNC_PASSWORD")
+        self.assertEqual(init[:2], (1048, 768))  # RESOLUTION=1048x768x24
+        ws = ap.WebSocket(gw, host, "/websockify", token, protocols=["binary"])
+        try:
+            self.assertFalse(ap.RFB(ws).handshake("not-" + VNC_PASSWORD)[1], "a wrong password was accepted")
+        finally:
+            ws.close()
+
+    def test_4_novnc_as_a_browser_opens_it(self):
+        """The iframe URL an agent backend hands a browser: the token once as
+        a query parameter becomes a cookie, and noVNC's WebSocket carries it."""
+        gw, host, token = self.s["links"][6080]
+        query = "password=%s&autoconnect=true&scale=local" % VNC_PASSWORD
+        st, hdrs, _ = ap.http_get(gw, host, "/vnc_lite.html?%s&token=%s" % (query, token))
+        self.assertEqual(st, 302)
+        self.assertEqual(hdrs["location"], "/vnc_lite.html?" + query)
+        cookie = hdrs["set-cookie"].split(";")[0]
+        st, _, body = ap.http_get(gw, host, hdrs["location"], headers={"Cookie": cookie})
+        self.assertEqual(st, 200)
+        self.assertIn(b"websockify", body)  # the path the page's WebSocket takes
+        ws = ap.WebSocket(gw, host, "/websockify", protocols=["binary"], headers={"Cookie": cookie})
+        try:
+            self.assertTrue(ap.RFB(ws).handshake(VNC_PASSWORD)[1])
+        finally:
+            ws.close()
+
+    def test_5_languages_and_tools(self):
+        self.assertEqual(self.sh("python3 -c 'import sys; print(sys.version_info[0] * 10 + 7)'"), "37\n")
+        self.assertEqual(self.sh("node -e 'console.log([1, 2, 3].map(x => x * 2).join())'"), "2,4,6\n")
+        self.rpc.call("fs.write", {"sandbox": self.sid, "path": "/workspace/sbxdemo-1.0-py3-none-any.whl",
+                                   "data": base64.b64encode(self.wheel()).decode(), "encoding": "base64"})
+        out = self.sh("python3 -m venv /tmp/venv && /tmp/venv/bin/pip install --no-index -q "
+                      "/workspace/sbxdemo-1.0-py3-none-any.whl && /tmp/venv/bin/python -c "
+                      "'import sbxdemo; print(sbxdemo.hello())'")
+        self.assertEqual(out.splitlines()[-1], "hello from a wheel")
+        out = self.sh("cd /workspace && rm -rf repo && git init -q repo && cd repo && echo hi > a && git add a && "
+                      "git -c user.email=t@example.com -c user.name=t commit -qm first && git log --format=%s")
+        self.assertEqual(out, "first\n")
+        out = self.sh("bash -lc 'cat <<EOF\nhome=$HOME pwd=$(pwd)\nEOF'")
+        self.assertEqual(out, "home=/root pwd=/workspace\n")
+
+    @staticmethod
+    def wheel():
+        files = {"sbxdemo/__init__.py": b"def hello():\n    return 'hello from a wheel'\n",
+                 "sbxdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: sbxdemo\nVersion: 1.0\n",
+                 "sbxdemo-1.0.dist-info/WHEEL":
+                     b"Wheel-Version: 1.0\nGenerator: sbxtest\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+        record = ["%s,sha256=%s,%d" % (n, base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode(),
+                                       len(d)) for n, d in files.items()]
+        files["sbxdemo-1.0.dist-info/RECORD"] = ("\n".join(record + ["sbxdemo-1.0.dist-info/RECORD,,"]) + "\n").encode()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for n, d in files.items():
+                z.writestr(n, d)
+        return buf.getvalue()
+
+    def test_6_supervisord_again_exits_and_services_stay(self):
+        status = "supervisorctl -c /etc/supervisor/conf.d/supervisord.conf status"
+        before = self.sh(status)
+        self.rpc.call("session.create", {"sandbox": self.sid, "session_id": "supervisord-again"})
+        r = self.rpc.call("session.exec", {"sandbox": self.sid, "session_id": "supervisord-again",
+                                           "command": SUPERVISORD, "timeout_s": 30}, timeout=40)
+        self.assertNotEqual(r["exit_code"], 0, r)
+        self.assertIn("Another program is already listening", r["stdout"] + r["stderr"])
+        pids = lambda text: sorted(l.split("pid ")[1].split(",")[0] for l in text.splitlines())
+        self.assertEqual(pids(self.sh(status)), pids(before))
+        self.assertEqual(self.health()[0], 200)
+        self.assertEqual(self.get(9222, "/json/version")[0], 200)
+        self.assertEqual(self.get(6080, "/vnc_lite.html")[0], 200)
+
+    def test_7_fits_the_default_limits(self):
+        st = self.rpc.call("sandbox.stats", {"sandbox": self.sid})
+        self.assertEqual(st["oom_kills"], 0)
+        # The sandbox was created without resources: these are the defaults.
+        self.assertEqual((st["memory_max_bytes"], st["pids_max"]), (1024 << 20, 1024))
+        self.assertLess(st["memory_peak_bytes"], st["memory_max_bytes"] * 0.75,
+                        "an agent sandbox's peak is close to its memory limit: %r" % st)
+        self.assertLess(st["pids"], st["pids_max"] // 2, st)
+
+    def test_8_stop_start_and_supervisord_again(self):
+        """What an agent backend does after an auto-stop: start the sandbox
+        and run the supervisord command in a session of the same name."""
+        self.rpc.call("sandbox.stop", {"sandbox": self.sid}, timeout=60)
+        self.rpc.call("sandbox.start", {"sandbox": self.sid}, timeout=60)
+        try:
+            self.rpc.call("session.create", {"sandbox": self.sid, "session_id": "supervisord-session"})
+        except sbxtest.RpcError as e:
+            # Sessions (a cwd and exports) outlive a stop today, so the
+            # backend's create fails and the old session is used.
+            self.assertEqual(e.code, 2, e)
+        self.rpc.call("session.exec", {"sandbox": self.sid, "session_id": "supervisord-session",
+                                       "command": SUPERVISORD, "run_async": True})
+        self.new_links(self.s)  # links end when a sandbox stops
+        self.assertIn("Browser", self.wait_devtools(self.s))
+        wait_until(lambda: self.health()[0] == 200, 30, 0.2, "/health after a restart")
+        gw, host, token = self.s["links"][6080]
+        ws = ap.WebSocket(gw, host, "/websockify", token, protocols=["binary"])
+        try:
+            self.assertTrue(ap.RFB(ws).handshake(VNC_PASSWORD)[1])
+        finally:
+            ws.close()
+
+
+if __name__ == "__main__":
+    sbxtest.main()
