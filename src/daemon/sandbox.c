@@ -197,6 +197,8 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_kv_int(g, "userns_base", sb->userns_base);
 	sbx_gen_kv_int(g, "projid", sb->projid);
 	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->caps);
+	if (sb->delete_pending)
+		sbx_gen_kv_bool(g, "delete_pending", true);
 	yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
@@ -382,6 +384,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 		return sbx_error_prefix(err, "sandbox %s: start", sb->id);
 	}
 	sb->state = SBX_STATE_STARTED;
+	sb->delete_pending = false; /* a delete that failed after its stop */
 	sb->oom_seen = 0; /* a new cgroup counts from zero */
 	sb->started_ns = sb->activity_ns = sbx_now_ns();
 	watch_init(sb);
@@ -481,8 +484,39 @@ static void stop_timeout(struct sbx_watch *t, void *data)
 		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
 }
 
+/* A stop that ends in a delete: the intent goes to disk before anything is
+ * torn down, so that a crash in between leaves a sandbox that recovery
+ * deletes rather than one that seems to have stopped by itself. */
+static int mark_delete_pending(struct sbx_sandbox *sb, sbx_error **err)
+{
+	if (sb->delete_pending)
+		return 0;
+	sb->delete_pending = true;
+	if (sbx_sandbox_save(sb, err) < 0) {
+		sb->delete_pending = false;
+		return sbx_error_prefix(err, "delete");
+	}
+	return 0;
+}
+
 void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after)
 {
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
+	if (running && (delete_after || sb->ephemeral || sb->auto_delete_min == 0)) {
+		sbx_error *err = NULL;
+		if (mark_delete_pending(sb, &err) < 0) {
+			if (delete_after) {
+				if (req)
+					sbx_reply_error(req, err);
+				else
+					sbx_error_free(err);
+				return;
+			}
+			/* A policy's delete: stopping is still right. */
+			sbx_warn("%s", err->msg);
+			sbx_error_free(err);
+		}
+	}
 	if (req || delete_after) {
 		struct sbx_waiter *w = calloc(1, sizeof(*w));
 		if (!w) {
@@ -501,7 +535,7 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 			pp = &(*pp)->next;
 		*pp = w;
 	}
-	if (sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) {
+	if (!running) {
 		if (!sb->stopping)
 			answer_waiters(sb, NULL);
 		return;
@@ -653,6 +687,8 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	sbx_json_int(root, "init_pid", false, 0, INT32_MAX, &pid, NULL);
 	sbx_json_int(root, "init_starttime", false, 0, INT64_MAX, &starttime, NULL);
 	sbx_json_int(root, "exec_seq", false, 0, INT64_MAX, &seq, NULL);
+	bool delete_pending = false;
+	sbx_json_bool(root, "delete_pending", false, &delete_pending, NULL);
 
 	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb) {
@@ -682,6 +718,7 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	sb->init_pid = (pid_t)pid;
 	sb->init_starttime = (uint64_t)starttime;
 	sb->exec_seq = (uint64_t)seq;
+	sb->delete_pending = delete_pending;
 	if (sbx_state_parse(state, &sb->state) < 0)
 		sb->state = SBX_STATE_ERROR;
 	sbx_json_string_map(o, "labels", false, &sb->labels, NULL);
@@ -747,8 +784,39 @@ static void reconcile(struct sbx_sandbox *sb)
 		sb->state = SBX_STATE_STOPPED;
 		sb->init_pid = 0;
 		sb->init_starttime = 0;
+		/* It stopped while we were away: what its policy does at a stop. */
+		if (sb->ephemeral || sb->auto_delete_min == 0)
+			sb->delete_pending = true;
 		sbx_sandbox_save(sb, NULL);
 	}
+}
+
+/* The daemon went away while this sandbox was being deleted: the client
+ * never got an answer, and the sandbox may be stopped, half stopped or
+ * still running. Finish the delete. */
+static void finish_delete(struct sbx_sandbox *sb, const char *why)
+{
+	struct sbx_daemon *d = sb->d;
+	sbx_warn("sandbox %s (%s): %s; deleting it", sb->id, sb->name, why);
+	sbx_error *e = NULL;
+	if (sb->cgroup) {
+		if (sbx_cgroup_kill_wait(&d->cg, sb->cgroup, 5000, &e) < 0)
+			sbx_warn("sandbox %s: %s", sb->id, e->msg);
+		sbx_error_free(e);
+		e = NULL;
+		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
+	}
+	remove_run_dirs(d, sb->id);
+	sb->state = SBX_STATE_STOPPED;
+	sb->init_pid = 0;
+	sb->init_starttime = 0;
+	/* Their monitors must stop writing before the directory goes. */
+	sbx_commands_load(sb);
+	if (sbx_sandbox_destroy(sb, &e) < 0) {
+		sbx_warn("%s", e->msg);
+		sbx_sandbox_save(sb, NULL);
+	}
+	sbx_error_free(e);
 }
 
 int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
@@ -793,7 +861,15 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 		}
 		sb->next = d->sandboxes;
 		d->sandboxes = sb;
+		if (sb->delete_pending) {
+			finish_delete(sb, "a delete was under way when the daemon went away");
+			continue;
+		}
 		reconcile(sb);
+		if (sb->delete_pending) {
+			finish_delete(sb, "it stopped while the daemon was away, and its policy deletes it at a stop");
+			continue;
+		}
 		sbx_commands_load(sb);
 		sbx_sessions_load(sb);
 	}

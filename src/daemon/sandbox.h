@@ -66,6 +66,10 @@ struct sbx_sandbox {
 	struct sbx_session *sessions;
 	/* stopping */
 	bool stopping;
+	/* On disk before a stop that ends in a delete tears anything down:
+	 * recovery finishes such a delete instead of finding a sandbox that
+	 * seems to have stopped on its own. */
+	bool delete_pending;
 	bool deleted;
 	struct sbx_waiter *waiters;
 	struct sbx_watch *stop_timer;
@@ -90,7 +94,9 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err);
 int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err);
 
 int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
-/* Stops asynchronously; req (may be NULL) is answered when it is done. */
+/* Stops asynchronously; req (may be NULL) is answered when it is done.
+ * With delete_after (or a policy that deletes on stop) the intent to delete
+ * is saved first; when that fails, req gets the error and nothing stops. */
 void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after);
 /* Removes every trace of a stopped sandbox. */
 int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err);

@@ -383,6 +383,23 @@ int sbx_cgroup_kill(struct sbx_cgroup_root *root, const char *path, sbx_error **
 	return 0;
 }
 
+int sbx_cgroup_kill_wait(struct sbx_cgroup_root *root, const char *path, int timeout_ms, sbx_error **err)
+{
+	int64_t start = sbx_monotonic_ms();
+	for (int i = 0;; i++) {
+		if (i % 100 == 0 && sbx_cgroup_kill(root, path, err) < 0)
+			return -1;
+		int populated = sbx_cgroup_populated(root, path);
+		if (populated <= 0)
+			return 0;
+		if (sbx_monotonic_ms() - start >= timeout_ms)
+			return sbx_error_set(err, SBX_ERR_TIMEOUT, "cgroup %s/%s still has processes %d ms after the kill",
+					     root->mount, path, timeout_ms);
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path)
 {
 	char p[PATH_MAX];
