@@ -112,12 +112,25 @@ void sbx_sessions_free(struct sbx_sandbox *sb)
 	}
 }
 
+void sbx_sessions_end(struct sbx_sandbox *sb)
+{
+	sbx_sessions_free(sb);
+	char rel[64];
+	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions", sb->id);
+	sbx_error *err = NULL;
+	if (sbx_rm_rf_at(sb->d->state_fd, rel, &err) < 0)
+		sbx_warn("sandbox %s: end its sessions: %s", sb->id, err->msg);
+	sbx_error_free(err);
+}
+
 void sbx_session_command_ended(struct sbx_command *c)
 {
 	struct sbx_sandbox *sb = c->sb;
 	struct sbx_session *s = session_find(sb, c->session);
-	if (!s)
-		return; /* deleted meanwhile */
+	/* Deleted meanwhile, or ended with a stop and made again since under
+	 * the same id: a command of the old one has nothing to hand over. */
+	if (!s || c->started_ms < s->created_ms)
+		return;
 	char rel[256], *text = NULL;
 	size_t len = 0;
 	snprintf(rel, sizeof(rel), "sandboxes/%s/cmds/%s/session.state", sb->id, c->id);
@@ -186,6 +199,15 @@ void rpc_session_create(struct sbx_request *req)
 	}
 	if (cwd && cwd[0] != '/') {
 		sbx_error_param(&err, "cwd", "'cwd' must be an absolute path in the sandbox");
+		goto fail;
+	}
+	if (sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; a session lives while its sandbox runs: start it first",
+			      sb->name, sbx_state_name(sb->state));
+		goto fail;
+	}
+	if (sb->stopping) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is stopping; its sessions end with it", sb->name);
 		goto fail;
 	}
 	if (session_find(sb, id)) {
@@ -433,6 +455,13 @@ void rpc_session_exec(struct sbx_request *req)
 	char **envp = NULL;
 	struct sbx_command *c = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	/* Sessions end with a stop: say that it is stopped, not that the
+	 * session is unknown. */
+	if (sb && (sb->state != SBX_STATE_STARTED || sb->stopping)) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start or resume it first", sb->name,
+			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
+		goto fail;
+	}
 	struct sbx_session *s = sb ? session_from_params(sb, p, &err) : NULL;
 	if (!s || sbx_json_string(p, "command", true, &command, &err) < 0 ||
 	    sbx_json_bool(p, "run_async", false, &run_async, &err) < 0 ||
@@ -446,11 +475,6 @@ void rpc_session_exec(struct sbx_request *req)
 	}
 	if (strlen(command) > MAX_EXPORTS) {
 		sbx_error_param(&err, "command", "the command is longer than %d bytes; put it in a file", MAX_EXPORTS);
-		goto fail;
-	}
-	if (sb->state != SBX_STATE_STARTED || sb->stopping) {
-		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start or resume it first", sb->name,
-			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
 		goto fail;
 	}
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)wrapper, (char *)"sh", s->cwd, s->exports,

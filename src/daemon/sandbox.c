@@ -408,6 +408,7 @@ static void stop_finish(struct sbx_sandbox *sb)
 	}
 	remove_run_dirs(d, sb->id);
 	sbx_net_detach(sb);
+	sbx_sessions_end(sb);
 	sb->stopping = false;
 	sb->state = SBX_STATE_STOPPED;
 	sb->activity_ns = sbx_now_ns(); /* auto_delete_min counts from here */
@@ -871,7 +872,10 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 			continue;
 		}
 		sbx_commands_load(sb);
-		sbx_sessions_load(sb);
+		if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
+			sbx_sessions_load(sb);
+		else
+			sbx_sessions_end(sb); /* it stopped while we were away */
 	}
 	return 0;
 }
