@@ -715,7 +715,7 @@ struct monitor_args {
 	int report;
 	int log_fd, dir_fd, cg_fd, stdin_keep, out_r, err_r;
 	bool attach;
-	int64_t cap, timeout_ms;
+	int64_t cap, timeout_ms, setup_timeout_ms;
 	int exe_fd;
 };
 
@@ -733,7 +733,7 @@ __attribute__((noreturn)) static void monitor_child(struct monitor_args *a)
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	struct sbx_spawned sp;
-	if (sbx_spawn_exec(&a->ec, &sp, &err) < 0) {
+	if (sbx_spawn_exec(&a->ec, a->setup_timeout_ms, &sp, &err) < 0) {
 		char line[1100];
 		snprintf(line, sizeof(line), "E%d %d %s\n", err ? err->code : SBX_ERR_INTERNAL, err ? err->errnum : 0,
 			 err && err->msg ? err->msg : "exec failed");

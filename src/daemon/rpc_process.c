@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,11 @@ struct sbx_exec {
 	struct sbx_sandbox *sb;
 	struct sbx_request *req;
 	char cgroup[600];
+	/* Set-up, watched in the loop: a slow one holds no one else up. */
+	bool setting_up;
+	double timeout_s;
+	struct sbx_exec_setup setup;
+	struct sbx_watch *report_w, *helper_w, *setup_timer;
 	pid_t pid;
 	int pidfd;
 	struct sbx_watch *pid_w;
@@ -46,6 +52,11 @@ struct sbx_exec {
 
 static void exec_free(struct sbx_exec *ex)
 {
+	sbx_loop_unwatch(ex->report_w);
+	sbx_loop_unwatch(ex->helper_w);
+	sbx_loop_unwatch(ex->setup_timer);
+	if (ex->setting_up)
+		sbx_spawn_exec_abort(&ex->setup);
 	sbx_loop_unwatch(ex->pid_w);
 	sbx_loop_unwatch(ex->out_w);
 	sbx_loop_unwatch(ex->err_w);
@@ -168,12 +179,124 @@ static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
 	exec_free(ex);
 }
 
+/* A set-up that is not over in time: the client hears it now, while what
+ * was started is killed (in a starved group even dying takes a while). */
+static void setup_give_up(struct sbx_exec *ex, const char *what, double seconds)
+{
+	if (ex->req) {
+		sbx_error *err = NULL;
+		sbx_error_set(&err, SBX_ERR_TIMEOUT,
+			      "sandbox %s: exec: %s %g s (the sandbox or the host is very busy); the command was killed "
+			      "before it ran",
+			      ex->sb->name, what, seconds);
+		sbx_reply_error(ex->req, err);
+		ex->req = NULL;
+	}
+	sbx_cgroup_kill(&ex->sb->d->cg, ex->cgroup, NULL);
+}
+
 static void exec_timeout(struct sbx_watch *t, void *data)
 {
 	struct sbx_exec *ex = data;
 	ex->timer = NULL;
 	ex->timed_out = true;
+	if (ex->setting_up && !ex->setup.eof) {
+		setup_give_up(ex, "its set-up took longer than its timeout of", ex->timeout_s);
+		return;
+	}
 	sbx_cgroup_kill(&ex->sb->d->cg, ex->cgroup, NULL);
+}
+
+/* The set-up is over: the command runs (or has already ended), or it never
+ * started. */
+static void setup_done(struct sbx_exec *ex)
+{
+	struct sbx_sandbox *sb = ex->sb;
+	sbx_loop_unwatch(ex->setup_timer);
+	ex->setup_timer = NULL;
+	ex->setting_up = false;
+	struct sbx_spawned sp;
+	sbx_error *err = NULL;
+	if (sbx_spawn_exec_finish(&ex->setup, &sp, &err) < 0) {
+		if (sb->stopping || sb->state != SBX_STATE_STARTED) {
+			sbx_error_free(err);
+			err = NULL;
+			sbx_error_set(&err, SBX_ERR_BAD_STATE, "the sandbox stopped before the command started");
+		}
+		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
+		if (ex->req)
+			sbx_reply_error(ex->req, err);
+		else
+			sbx_error_free(err);
+		ex->req = NULL;
+		exec_free(ex);
+		return;
+	}
+	ex->pid = sp.pid;
+	ex->pidfd = sp.pidfd;
+	ex->pid_w = sbx_loop_watch(sb->d->loop, ex->pidfd, EPOLLIN, exec_exited, ex);
+	if (!ex->pid_w) {
+		/* Cannot follow it: do not leave it running unobserved. */
+		sbx_cgroup_kill(&sb->d->cg, ex->cgroup, NULL);
+		waitid((idtype_t)P_PIDFD, (id_t)ex->pidfd, NULL, WEXITED);
+		sbx_error_errno(&err, ENOMEM, "sandbox %s: exec: watch command", sb->name);
+		if (ex->req)
+			sbx_reply_error(ex->req, err);
+		else
+			sbx_error_free(err);
+		ex->req = NULL;
+		exec_free(ex);
+	}
+}
+
+/* The set-up ends when its report has ended and the helper has exited,
+ * in whichever order the loop sees them. */
+static void setup_check(struct sbx_exec *ex)
+{
+	if (!sbx_spawn_exec_read(&ex->setup))
+		return;
+	if (ex->report_w) {
+		sbx_loop_unwatch(ex->report_w); /* readable for good now */
+		ex->report_w = NULL;
+	}
+	if (ex->setup.helper_pidfd >= 0) {
+		struct pollfd p = { .fd = ex->setup.helper_pidfd, .events = POLLIN };
+		if (poll(&p, 1, 0) <= 0)
+			return; /* its watch fires when it exits */
+		sbx_loop_unwatch(ex->helper_w);
+		ex->helper_w = NULL;
+		sbx_spawn_exec_helper_gone(&ex->setup);
+	}
+	setup_done(ex);
+}
+
+static void report_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	setup_check(data);
+}
+
+static void helper_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_exec *ex = data;
+	if (ex->setup.eof) {
+		setup_check(ex);
+		return;
+	}
+	/* Exited before the command closed its end: wait for that, and reap. */
+	sbx_loop_unwatch(ex->helper_w);
+	ex->helper_w = NULL;
+	sbx_spawn_exec_helper_gone(&ex->setup);
+}
+
+static void setup_expired(struct sbx_watch *t, void *data)
+{
+	struct sbx_exec *ex = data;
+	ex->setup_timer = NULL;
+	if (!ex->setting_up || ex->setup.eof)
+		return;
+	sbx_warn("sandbox %s: the set-up of a command did not finish within %d s; killing it", ex->sb->id,
+		 SBX_EXEC_SETUP_TIMEOUT_MS / 1000);
+	setup_give_up(ex, "its set-up did not finish within", SBX_EXEC_SETUP_TIMEOUT_MS / 1000.0);
 }
 
 void sbx_exec_kill_all(struct sbx_sandbox *sb)
@@ -389,17 +512,16 @@ void rpc_process_exec(struct sbx_request *req)
 		.extra_fd = -1,
 	};
 	memcpy(ec.v1_procs, v1, sizeof(v1));
-	struct sbx_spawned sp;
 	ex->start_ms = sbx_monotonic_ms();
-	int spawned = sbx_spawn_exec(&ec, &sp, &err);
+	int begun = sbx_spawn_exec_begin(&ec, &ex->setup, &err);
 	for (int c = 0; c < SBX_CTRL_COUNT; c++)
 		sbx_closep(&v1[c]);
-	if (spawned < 0) {
+	if (begun < 0) {
 		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
 		goto fail;
 	}
-	ex->pid = sp.pid;
-	ex->pidfd = sp.pidfd;
+	ex->setting_up = true;
+	/* The helper has its own copies of the command's ends. */
 	sbx_closep(&in_p[0]);
 	sbx_closep(&out_p[1]);
 	sbx_closep(&err_p[1]);
@@ -418,13 +540,18 @@ void rpc_process_exec(struct sbx_request *req)
 	} else {
 		sbx_closep(&ex->in_fd); /* the command reads EOF */
 	}
+	ex->timeout_s = cp.timeout;
 	if (cp.timeout > 0)
 		ex->timer = sbx_loop_timer(d->loop, (int64_t)(cp.timeout * 1000), exec_timeout, ex);
-	ex->pid_w = sbx_loop_watch(d->loop, ex->pidfd, EPOLLIN, exec_exited, ex);
-	if (!ex->out_w || !ex->err_w || !ex->pid_w || (cp.timeout > 0 && !ex->timer)) {
-		/* Cannot follow it: do not leave it running unobserved. */
-		sbx_cgroup_kill(&d->cg, ex->cgroup, NULL);
-		waitid((idtype_t)P_PIDFD, (id_t)ex->pidfd, NULL, WEXITED);
+	/* Without a timeout of its own (or a longer one), a set-up stuck for
+	 * good still ends. */
+	if (!(cp.timeout > 0 && cp.timeout * 1000 <= SBX_EXEC_SETUP_TIMEOUT_MS))
+		ex->setup_timer = sbx_loop_timer(d->loop, SBX_EXEC_SETUP_TIMEOUT_MS, setup_expired, ex);
+	ex->report_w = sbx_loop_watch(d->loop, ex->setup.report_fd, EPOLLIN, report_event, ex);
+	ex->helper_w = sbx_loop_watch(d->loop, ex->setup.helper_pidfd, EPOLLIN, helper_event, ex);
+	if (!ex->out_w || !ex->err_w || !ex->report_w || !ex->helper_w || (cp.timeout > 0 && !ex->timer) ||
+	    (ex->setup_timer == NULL && !(cp.timeout > 0 && cp.timeout * 1000 <= SBX_EXEC_SETUP_TIMEOUT_MS))) {
+		/* Cannot follow it: exec_free kills what was started. */
 		sbx_error_errno(&err, ENOMEM, "watch command");
 		goto fail;
 	}
