@@ -299,6 +299,14 @@ static void setup_expired(struct sbx_watch *t, void *data)
 	setup_give_up(ex, "its set-up did not finish within", SBX_EXEC_SETUP_TIMEOUT_MS / 1000.0);
 }
 
+bool sbx_exec_owns_pid(struct sbx_sandbox *sb, pid_t pid)
+{
+	for (struct sbx_exec *ex = sb->execs; ex; ex = ex->next)
+		if (ex->pid == pid || (ex->setting_up && ex->setup.cmd_pid == pid))
+			return true;
+	return false;
+}
+
 void sbx_exec_kill_all(struct sbx_sandbox *sb)
 {
 	for (struct sbx_exec *ex = sb->execs; ex; ex = ex->next)

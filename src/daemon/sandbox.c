@@ -26,6 +26,9 @@
 #include "spawn.h"
 #include "syscalls.h"
 
+/* How long a stop waits for init after the kill, twice (see kill_check). */
+#define STOP_KILL_GRACE_MS 5000
+
 struct sbx_waiter {
 	struct sbx_waiter *next;
 	struct sbx_request *req;
@@ -439,6 +442,133 @@ static void empty_check(struct sbx_watch *t, void *data)
 	sbx_sandbox_unref(sb);
 }
 
+/* A sandbox's init that did not finish exiting in time: reaped, and its
+ * group removed, whenever it does; the sandbox does not wait for it. */
+struct late_init {
+	struct sbx_daemon *d;
+	int pidfd;
+	char *cgroup;
+	struct sbx_watch *w;
+};
+
+static void late_init_exited(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct late_init *l = data;
+	sbx_loop_unwatch(l->w);
+	waitid((idtype_t)P_PIDFD, (id_t)l->pidfd, NULL, WEXITED | WNOHANG);
+	close(l->pidfd);
+	if (l->cgroup) {
+		sbx_cgroup_kill(&l->d->cg, l->cgroup, NULL);
+		sbx_cgroup_remove(&l->d->cg, l->cgroup, NULL);
+	}
+	sbx_info("a sandbox init that was slow to exit is gone; its cgroup %s is removed", l->cgroup ? l->cgroup : "-");
+	free(l->cgroup);
+	free(l);
+}
+
+/* Hand the init over to a late_init; the sandbox forgets it. */
+static void abandon_init(struct sbx_sandbox *sb)
+{
+	/* One watch per descriptor: the sandbox's goes first. */
+	sbx_loop_unwatch(sb->init_w);
+	sb->init_w = NULL;
+	struct late_init *l = calloc(1, sizeof(*l));
+	if (l) {
+		l->d = sb->d;
+		l->pidfd = sb->init_pidfd;
+		l->cgroup = sb->cgroup ? strdup(sb->cgroup) : NULL;
+		l->w = sbx_loop_watch(sb->d->loop, l->pidfd, EPOLLIN, late_init_exited, l);
+	}
+	if (!l || !l->w) {
+		if (l)
+			free(l->cgroup);
+		free(l);
+		close(sb->init_pidfd); /* an unreaped zombie, once it exits */
+	}
+	sb->init_pidfd = -1;
+}
+
+/* Zombie children of ours in the sandbox's pid namespace that no exec
+ * tracks. The kernel lets init finish exiting only once every process of
+ * its namespace is reaped, and a command started by an exec is our child. */
+static int reap_strays(struct sbx_sandbox *sb)
+{
+	char path[64], want[64], have[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)sb->init_pid);
+	ssize_t n = readlink(path, want, sizeof(want) - 1);
+	if (n <= 0)
+		return 0;
+	want[n] = '\0';
+	_cleanup_closedir_ DIR *dir = opendir("/proc");
+	struct dirent *de;
+	int reaped = 0;
+	pid_t self = getpid();
+	while (dir && (de = readdir(dir))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		_cleanup_free_ char *stat = NULL;
+		if (sbx_read_file_at(AT_FDCWD, path, 4096, &stat, NULL, NULL) < 0)
+			continue;
+		char *rp = strrchr(stat, ')');
+		char state = 0;
+		int ppid = 0;
+		if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2 || state != 'Z' || ppid != self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
+		n = readlink(path, have, sizeof(have) - 1);
+		if (n <= 0)
+			continue;
+		have[n] = '\0';
+		if (strcmp(have, want) || sbx_exec_owns_pid(sb, (pid_t)pid))
+			continue;
+		if (waitpid((pid_t)pid, NULL, WNOHANG | __WALL) == (pid_t)pid)
+			reaped++;
+	}
+	return reaped;
+}
+
+static void init_gone(struct sbx_sandbox *sb);
+
+/* init goes within milliseconds of the kill, unless a process of its
+ * namespace stays unreaped (or is stuck in the kernel). First reap what
+ * is ours and kill again; then stop waiting: a stop always ends. */
+static void kill_check(struct sbx_watch *t, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	sb->kill_timer = NULL;
+	if (++sb->kill_checks == 1) {
+		int n = reap_strays(sb);
+		sbx_warn("sandbox %s: init (pid %d) is still there %d s after the kill; reaped %d stray process(es) of its "
+			 "namespace, killing again",
+			 sb->id, (int)sb->init_pid, STOP_KILL_GRACE_MS / 1000, n);
+		if (sb->cgroup)
+			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		sb->kill_timer = sbx_loop_timer(sb->d->loop, STOP_KILL_GRACE_MS, kill_check, sb);
+		if (sb->kill_timer)
+			return;
+	}
+	sbx_warn("sandbox %s (%s): init (pid %d) did not exit within %d s of the kill (a process of its namespace "
+		 "is left unreaped or stuck in the kernel); the sandbox stops without it, and its cgroup goes when it "
+		 "exits",
+		 sb->id, sb->name, (int)sb->init_pid, 2 * STOP_KILL_GRACE_MS / 1000);
+	abandon_init(sb);
+	init_gone(sb);
+}
+
+/* The kill of a stop: everything in the group, and a bound on the wait. */
+static void stop_kill(struct sbx_sandbox *sb)
+{
+	if (sb->cgroup)
+		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+	if (!sb->kill_timer && sb->init_w) {
+		sb->kill_checks = 0;
+		sb->kill_timer = sbx_loop_timer(sb->d->loop, STOP_KILL_GRACE_MS, kill_check, sb);
+	}
+}
+
 /* init is gone: everything else in its pid namespace was killed by the
  * kernel; make sure of it through the cgroup, then wait for it to empty. */
 static void init_gone(struct sbx_sandbox *sb)
@@ -457,6 +587,12 @@ static void init_gone(struct sbx_sandbox *sb)
 		sbx_loop_unwatch(sb->stop_timer);
 		sb->stop_timer = NULL;
 	}
+	bool abandoned = sb->kill_checks > 0 && !sb->kill_timer;
+	if (sb->kill_timer) {
+		sbx_loop_unwatch(sb->kill_timer);
+		sb->kill_timer = NULL;
+	}
+	sb->kill_checks = 0;
 	if (!sb->stopping) {
 		sbx_warn("sandbox %s (%s): init exited on its own; sandbox is now stopped", sb->id, sb->name);
 		sbx_event_emit(sb->d, "error", sb, "init exited on its own; the sandbox stops");
@@ -465,7 +601,8 @@ static void init_gone(struct sbx_sandbox *sb)
 	if (sb->cgroup)
 		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
 	sbx_exec_kill_all(sb);
-	sb->empty_tries = 0;
+	/* An abandoned init is still in the group: one look, no waiting. */
+	sb->empty_tries = abandoned ? 499 : 0;
 	sbx_sandbox_ref(sb);
 	/* Usually empty already: check now, and poll only if it is not. */
 	empty_check(NULL, sb);
@@ -481,8 +618,7 @@ static void stop_timeout(struct sbx_watch *t, void *data)
 	struct sbx_sandbox *sb = data;
 	sb->stop_timer = NULL;
 	sbx_info("sandbox %s: stop timeout passed; killing what is left", sb->id);
-	if (sb->cgroup)
-		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+	stop_kill(sb);
 }
 
 /* A stop that ends in a delete: the intent goes to disk before anything is
@@ -542,8 +678,8 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 		return;
 	}
 	if (sb->stopping) {
-		if (timeout_ms == 0 && sb->cgroup)
-			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		if (timeout_ms == 0)
+			stop_kill(sb);
 		return;
 	}
 	sb->stopping = true;
@@ -556,8 +692,7 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 		sbx_error_free(e);
 	}
 	if (timeout_ms == 0 || sbx_pidfd_send_signal(sb->init_pidfd, SIGTERM, NULL, 0) < 0) {
-		if (sb->cgroup)
-			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		stop_kill(sb);
 	} else {
 		sb->stop_timer = sbx_loop_timer(sb->d->loop, timeout_ms, stop_timeout, sb);
 	}

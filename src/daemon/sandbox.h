@@ -75,6 +75,8 @@ struct sbx_sandbox {
 	struct sbx_watch *stop_timer;
 	struct sbx_watch *empty_timer;
 	int empty_tries;
+	struct sbx_watch *kill_timer; /* init not gone yet after the kill */
+	int kill_checks;
 	/* network (net.c) */
 	struct sbx_sandbox_net net;
 };
@@ -128,5 +130,7 @@ bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
 char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra);
 /* Exec bookkeeping (rpc_process.c). */
 void sbx_exec_kill_all(struct sbx_sandbox *sb);
+/* Is pid the command of one of the sandbox's execs (reaped by it)? */
+bool sbx_exec_owns_pid(struct sbx_sandbox *sb, pid_t pid);
 
 #endif

@@ -1,5 +1,6 @@
 """Daemon restarts: sandboxes outlive the daemon and are adopted again."""
 
+import ctypes
 import os
 import random
 import signal
@@ -8,7 +9,7 @@ import threading
 import time
 
 from sbxtest import (ConnectionClosed, DaemonError, RpcError, SandboxdTestCase, cgroup_procs_recursive, main,
-                     pid_alive, sandbox_init_processes, wait_until)
+                     pid_alive, proc_cmdline, sandbox_init_processes, wait_until)
 
 BAD_STATE = 3
 
@@ -395,6 +396,81 @@ class KilledMidDeleteTest(SandboxdTestCase):
                                   "owner": int(s["name"][2:].split("-")[0])}
         # The storm did storm.
         self.assertTrue(done["create"] >= 8 and done["exec"] >= 8 and done["delete"] >= 4, done)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_subreaper(on):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def children_of(ppid):
+    """{pid: argv} of the processes whose parent is ppid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                data = f.read()
+        except OSError:
+            continue
+        if int(data[data.rindex(")") + 2:].split()[1]) == ppid:
+            found[int(entry)] = proc_cmdline(int(entry)) or []
+    return found
+
+
+class StopAlwaysEndsTest(SandboxdTestCase):
+    def test_delete_ends_when_init_cannot_exit(self):
+        # init finishes exiting only once every process of its namespace is
+        # reaped. Here the command of an exec outlives a killed daemon and
+        # its new parent (a subreaper, as a supervisor may be) leaves it
+        # unreaped: the delete must end all the same.
+        sb = self.create("held", network={"mode": "none"})
+        c = self.daemon.client()
+        c.request("process.exec", {"sandbox": "held", "cmd": ["sleep", "4242"]})
+        daemon_pid = self.daemon.pid
+        cmd = wait_until(lambda: [p for p, argv in children_of(daemon_pid).items() if argv == [b"sleep", b"4242"]], 10)[0]
+        adopted = []
+
+        def reap():
+            # The command first: init cannot end before it is reaped.
+            set_subreaper(False)
+            for pid in sorted(adopted, key=lambda p: p != cmd):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    try:
+                        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                            break
+                    except ChildProcessError:
+                        break
+                    time.sleep(0.02)
+            adopted.clear()
+        self.addCleanup(reap)
+        set_subreaper(True)
+        self.daemon.kill9()
+        wait_until(lambda: cmd in children_of(os.getpid()), 5)
+        set_subreaper(False)
+        adopted += [p for p in children_of(os.getpid()) if p in (cmd, sb["init_pid"])]
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        start = time.monotonic()
+        self.call("sandbox.delete", {"sandbox": "held", "force": True}, timeout=60)
+        self.assertLess(time.monotonic() - start, 20)
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
+        self.assertIn("did not exit within", self.daemon.log())
+        # When the process is reaped at last, init goes, and its group with it.
+        reap()
+        wait_until(lambda: not pid_alive(sb["init_pid"]) and not os.path.exists(self.daemon.sandbox_cgroup(sb["id"])),
+                   10)
+        self.assertIn("slow to exit is gone", self.daemon.log())
 
 
 if __name__ == "__main__":
