@@ -581,6 +581,42 @@ fail:
 
 /* ---- background commands ---- */
 
+struct spawn_ctx {
+	struct sbx_request *req;
+	char *stdin_text; /* written to the command once it runs */
+	bool keep_stdin, tty;
+};
+
+static void spawn_done(struct sbx_command *c, int master, sbx_error *err, void *data)
+{
+	struct spawn_ctx *x = data;
+	struct sbx_request *req = x->req;
+	if (!c) {
+		free(x->stdin_text);
+		free(x);
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (x->stdin_text && !x->tty) {
+		char *text = x->stdin_text;
+		x->stdin_text = NULL;
+		if (sbx_command_queue_input(c, text, strlen(text), !x->keep_stdin, NULL, NULL) < 0)
+			sbx_warn("command %s: could not queue its stdin text", c->id);
+	}
+	free(x->stdin_text);
+	free(x);
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "cmd_id", c->id);
+		sbx_gen_kv_int(g, "pid", c->pid);
+		if (master >= 0)
+			sbx_gen_kv_bool(g, "fd", true);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end_fd(req, g, master);
+}
+
 void rpc_process_spawn(struct sbx_request *req)
 {
 	struct sbx_daemon *d = req->d;
@@ -589,8 +625,7 @@ void rpc_process_spawn(struct sbx_request *req)
 	yajl_val p = req->params;
 	bool tty = false, attach = false;
 	int64_t rows = 0, cols = 0, log_mb = d->cfg.command_log_mb;
-	struct sbx_command *c = NULL;
-	int master = -1;
+	struct spawn_ctx *x = NULL;
 
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb || sbx_json_bool(p, "tty", false, &tty, &err) < 0 || sbx_json_bool(p, "attach", false, &attach, &err) < 0 ||
@@ -603,6 +638,14 @@ void rpc_process_spawn(struct sbx_request *req)
 		sbx_error_param(&err, "attach", "'attach' hands over a terminal: it needs \"tty\": true");
 		goto fail;
 	}
+	x = calloc(1, sizeof(*x));
+	if (!x || (cp.stdin_text && *cp.stdin_text && !(x->stdin_text = strdup(cp.stdin_text)))) {
+		sbx_error_errno(&err, ENOMEM, "spawn");
+		goto fail;
+	}
+	x->req = req;
+	x->keep_stdin = cp.stdin_pipe;
+	x->tty = tty;
 	struct sbx_spawn_opts o = {
 		.argv = cp.argv,
 		.envp = cp.envp,
@@ -616,26 +659,14 @@ void rpc_process_spawn(struct sbx_request *req)
 		.timeout_s = cp.timeout,
 		.log_cap = log_mb * 1024 * 1024,
 	};
-	if (sbx_command_spawn(sb, &o, &c, &master, &err) < 0)
+	if (sbx_command_spawn(sb, &o, spawn_done, x, &err) < 0)
 		goto fail;
-	if (cp.stdin_text && *cp.stdin_text && !tty) {
-		char *text = strdup(cp.stdin_text);
-		if (!text || sbx_command_queue_input(c, text, strlen(text), !cp.stdin_pipe, NULL, NULL) < 0)
-			sbx_warn("command %s: could not queue its stdin text", c->id);
-	}
-	yajl_gen g = sbx_reply_begin(req);
-	if (g) {
-		yajl_gen_map_open(g);
-		sbx_gen_kv_str(g, "cmd_id", c->id);
-		sbx_gen_kv_int(g, "pid", c->pid);
-		if (master >= 0)
-			sbx_gen_kv_bool(g, "fd", true);
-		yajl_gen_map_close(g);
-	}
 	cmd_params_free(&cp);
-	sbx_reply_end_fd(req, g, master);
 	return;
 fail:
+	if (x)
+		free(x->stdin_text);
+	free(x);
 	cmd_params_free(&cp);
 	sbx_reply_error(req, err);
 }

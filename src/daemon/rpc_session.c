@@ -387,7 +387,7 @@ void rpc_session_delete(struct sbx_request *req)
 struct session_wait {
 	struct sbx_request *req;
 	size_t max_output;
-	bool base64;
+	bool base64, run_async;
 	int64_t start_ms;
 };
 
@@ -444,6 +444,34 @@ static void session_exec_done(struct sbx_command *c, void *data)
 	sbx_reply_end(req, g);
 }
 
+static void session_spawned(struct sbx_command *c, int attach_fd, sbx_error *err, void *data)
+{
+	struct session_wait *w = data;
+	struct sbx_request *req = w->req;
+	if (!c) {
+		free(w);
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (w->run_async) {
+		free(w);
+		yajl_gen g = sbx_reply_begin(req);
+		if (g) {
+			yajl_gen_map_open(g);
+			sbx_gen_kv_str(g, "cmd_id", c->id);
+			sbx_gen_kv_int(g, "pid", c->pid);
+			yajl_gen_map_close(g);
+		}
+		sbx_reply_end(req, g);
+		return;
+	}
+	if (sbx_command_on_exit(c, session_exec_done, NULL, w, 0) < 0) {
+		free(w);
+		sbx_error_errno(&err, ENOMEM, "session");
+		sbx_reply_error(req, err);
+	}
+}
+
 void rpc_session_exec(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
@@ -453,7 +481,6 @@ void rpc_session_exec(struct sbx_request *req)
 	double timeout = 0;
 	int64_t max_output = DEFAULT_MAX_OUTPUT;
 	char **envp = NULL;
-	struct sbx_command *c = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	/* Sessions end with a stop: say that it is stopped, not that the
 	 * session is unknown. */
@@ -494,22 +521,6 @@ void rpc_session_exec(struct sbx_request *req)
 		.session = s->id,
 		.log_cap = sb->d->cfg.command_log_mb * 1024 * 1024,
 	};
-	int64_t start = sbx_monotonic_ms();
-	if (sbx_command_spawn(sb, &o, &c, NULL, &err) < 0)
-		goto fail;
-	sbx_strv_free(envp);
-	envp = NULL;
-	if (run_async) {
-		yajl_gen g = sbx_reply_begin(req);
-		if (g) {
-			yajl_gen_map_open(g);
-			sbx_gen_kv_str(g, "cmd_id", c->id);
-			sbx_gen_kv_int(g, "pid", c->pid);
-			yajl_gen_map_close(g);
-		}
-		sbx_reply_end(req, g);
-		return;
-	}
 	struct session_wait *w = calloc(1, sizeof(*w));
 	if (!w) {
 		sbx_error_errno(&err, ENOMEM, "session");
@@ -518,12 +529,13 @@ void rpc_session_exec(struct sbx_request *req)
 	w->req = req;
 	w->max_output = (size_t)max_output;
 	w->base64 = !strcmp(encoding, "base64");
-	w->start_ms = start;
-	if (sbx_command_on_exit(c, session_exec_done, NULL, w, 0) < 0) {
+	w->run_async = run_async;
+	w->start_ms = sbx_monotonic_ms();
+	if (sbx_command_spawn(sb, &o, session_spawned, w, &err) < 0) {
 		free(w);
-		sbx_error_errno(&err, ENOMEM, "session");
 		goto fail;
 	}
+	sbx_strv_free(envp);
 	return;
 fail:
 	sbx_strv_free(envp);

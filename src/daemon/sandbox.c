@@ -1099,7 +1099,10 @@ void sbx_sandboxes_tick(struct sbx_daemon *d)
 		 * rmdir refuses the busy ones. */
 		if (sb->state == SBX_STATE_STARTED && sb->cgroup && !sb->stopping) {
 			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
-			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
+			/* A command being set up has an empty group until its
+			 * monitor's helper is cloned into it. */
+			if (!sb->spawning)
+				sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
 		}
 		apply_policies(sb, now);
 	}

@@ -12,6 +12,7 @@ struct sbx_exec;
 struct sbx_waiter;
 struct sbx_command;
 struct sbx_session;
+struct sbx_spawn_pending;
 
 /* What a sandbox may use; 0 means unlimited. */
 struct sbx_resources {
@@ -63,6 +64,7 @@ struct sbx_sandbox {
 	struct fs_job *fs_offline_queue; /* waiting, in order (rpc_fs.c) */
 	struct sbx_exec *execs;
 	struct sbx_command *commands; /* background commands, running or ended */
+	struct sbx_spawn_pending *spawning; /* commands being set up (command.c) */
 	struct sbx_session *sessions;
 	/* stopping */
 	bool stopping;

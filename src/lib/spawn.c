@@ -618,30 +618,3 @@ void sbx_spawn_exec_abort(struct sbx_exec_setup *st)
 	}
 	setup_close(st);
 }
-
-int sbx_spawn_exec(const struct sbx_exec_config *cfg, int64_t timeout_ms, struct sbx_spawned *out, sbx_error **err)
-{
-	out->tty_fd = -1;
-	struct sbx_exec_setup st;
-	if (sbx_spawn_exec_begin(cfg, &st, err) < 0)
-		return -1;
-	if (timeout_ms <= 0)
-		timeout_ms = SBX_EXEC_SETUP_TIMEOUT_MS;
-	int64_t deadline = sbx_monotonic_ms() + timeout_ms;
-	while (!sbx_spawn_exec_read(&st)) {
-		int64_t left = deadline - sbx_monotonic_ms();
-		if (left <= 0) {
-			sbx_spawn_exec_abort(&st);
-			return sbx_error_set(err, SBX_ERR_TIMEOUT,
-					     "the command's set-up did not finish within %lld s (the sandbox or the host is "
-					     "too busy); it was killed",
-					     (long long)(timeout_ms + 999) / 1000);
-		}
-		struct pollfd p = { .fd = st.report_fd, .events = POLLIN };
-		poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-	}
-	/* The report ends when the helper has closed its end: it is exiting. */
-	waitid((idtype_t)P_PIDFD, (id_t)st.helper_pidfd, NULL, WEXITED);
-	sbx_closep(&st.helper_pidfd);
-	return sbx_spawn_exec_finish(&st, out, err);
-}

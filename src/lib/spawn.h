@@ -63,7 +63,8 @@ struct sbx_exec_config {
  * learns its exit status) inside the sandbox's namespaces and cgroup. A
  * helper process joins the sandbox and clones the command; both report on
  * a socket, which reaches end of file once the command has exec'd (or
- * failed). An event loop drives a set-up step by step: */
+ * failed). The caller drives a set-up step by step, from an event loop or
+ * a poll of its own, and bounds it as it sees fit: */
 struct sbx_exec_setup {
 	int report_fd;    /* non-blocking; watch it for reading until end of file */
 	int helper_pidfd; /* watch it for its exit; -1 once reaped */
@@ -88,9 +89,6 @@ int sbx_spawn_exec_finish(struct sbx_exec_setup *st, struct sbx_spawned *out, sb
 /* Give up on a set-up: kill and reap the helper and the command (if it
  * was cloned), release st. Blocks only while they die. */
 void sbx_spawn_exec_abort(struct sbx_exec_setup *st);
-/* All of the above, blocking, for a caller without a loop: at most
- * timeout_ms (0: SBX_EXEC_SETUP_TIMEOUT_MS), then the set-up is killed. */
-int sbx_spawn_exec(const struct sbx_exec_config *cfg, int64_t timeout_ms, struct sbx_spawned *out, sbx_error **err);
 
 /* Start time of a process from /proc, 0 if it does not exist. */
 uint64_t sbx_proc_starttime(pid_t pid);

@@ -421,11 +421,15 @@ class SlowSetupTest(SandboxdTestCase):
         # A frozen group stands for a set-up that gets no CPU for a while.
         busy = self.create("stalled", network={"mode": "none"})
         self.create("calm", network={"mode": "none"})
+        self.call("session.create", {"sandbox": "stalled", "session_id": "s"})
         self.freeze(busy["id"], True)
         self.addCleanup(lambda: os.path.isdir(self.daemon.sandbox_cgroup(busy["id"])) and
                         self.freeze(busy["id"], False))
         slow = self.daemon.client(timeout=120)
+        # One command of each kind: exec, background, session.
         rid = slow.request("process.exec", {"sandbox": "stalled", "command": "echo ran"})
+        spawn = slow.request("process.spawn", {"sandbox": "stalled", "command": "echo spawned"})
+        session = slow.request("session.exec", {"sandbox": "stalled", "session_id": "s", "command": "echo session"})
         start = time.monotonic()
         # Meanwhile the daemon answers at once, other sandboxes included.
         self.call("system.ping", timeout=2)
@@ -435,9 +439,16 @@ class SlowSetupTest(SandboxdTestCase):
         time.sleep(max(0, start + 12 - time.monotonic()))
         with self.assertRaises(TimeoutError):
             slow.wait(rid, timeout=0.2)
+        self.assertEqual(slow.replies, {}, "a set-up stalled for 12 s failed")
         self.freeze(busy["id"], False)
         r = slow.result(rid)
         self.assertEqual((r["exit_code"], r["stdout"]), (0, "ran\n"), r)
+        cmd = slow.result(spawn)["cmd_id"]
+        r = self.call("process.wait", {"sandbox": "stalled", "cmd_id": cmd, "timeout_s": 30}, timeout=60)
+        self.assertEqual(r["exit_code"], 0, r)
+        self.assertEqual(self.call("process.logs", {"sandbox": "stalled", "cmd_id": cmd})["stdout"], "spawned\n")
+        r = slow.result(session)
+        self.assertEqual((r["exit_code"], r["stdout"]), (0, "session\n"), r)
 
     def test_timeout_during_a_starved_setup_then_delete(self):
         # The sandbox's own busy processes leave its set-up almost no CPU
@@ -448,14 +459,21 @@ class SlowSetupTest(SandboxdTestCase):
         self.call("process.spawn", {"sandbox": "starved",
                                     "command": "for i in $(seq 30); do (while :; do :; done) & done; wait"})
         wait_until(lambda: self.call("sandbox.stats", {"sandbox": "starved"})["pids"] >= 30, 30)
-        start = time.monotonic()
-        try:
-            r = self.exec("starved", "sleep 30", timeout_s=3, timeout=60)
-            self.assertIs(r["timed_out"], True, r)
-        except RpcError as e:
-            self.assertEqual(e.code, TIMEOUT, e)
-            self.assertIn("set-up", e.message)
-        self.assertLess(time.monotonic() - start, 8, "the exec's timeout of 3 s did not hold during its set-up")
+        self.call("session.create", {"sandbox": "starved", "session_id": "s"})
+        for method, params in (("process.exec", {"command": "sleep 30"}),
+                               ("session.exec", {"session_id": "s", "command": "sleep 30"}),
+                               ("process.spawn", {"command": "sleep 30"})):
+            params.update(sandbox="starved", timeout_s=3)
+            start = time.monotonic()
+            try:
+                r = self.call(method, params, timeout=60)
+                if method != "process.spawn":
+                    self.assertIs(r["timed_out"], True, r)
+            except RpcError as e:
+                self.assertEqual(e.code, TIMEOUT, e)
+                self.assertIn("set-up", e.message)
+            self.assertLess(time.monotonic() - start, 8,
+                            "%s: a timeout of 3 s did not hold during the set-up" % method)
         start = time.monotonic()
         self.call("sandbox.delete", {"sandbox": "starved", "force": True}, timeout=60)
         self.assertLess(time.monotonic() - start, 15)
