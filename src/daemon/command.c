@@ -956,6 +956,7 @@ static void pending_report(struct sbx_watch *w, uint32_t events, void *data)
 		sbx_error_set(&err, code, "%.*s", (int)strcspn(p->text + off, "\n"), p->text + off);
 		if (err)
 			err->errnum = errnum;
+		sbx_sandbox_explain_fork_failure(p->c->sb, &err);
 	} else {
 		sbx_error_set(&err, SBX_ERR_INTERNAL, "the command's monitor exited before starting it");
 	}

@@ -222,6 +222,8 @@ static void setup_done(struct sbx_exec *ex)
 			sbx_error_free(err);
 			err = NULL;
 			sbx_error_set(&err, SBX_ERR_BAD_STATE, "the sandbox stopped before the command started");
+		} else {
+			sbx_sandbox_explain_fork_failure(sb, &err);
 		}
 		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
 		if (ex->req)
@@ -525,6 +527,7 @@ void rpc_process_exec(struct sbx_request *req)
 	for (int c = 0; c < SBX_CTRL_COUNT; c++)
 		sbx_closep(&v1[c]);
 	if (begun < 0) {
+		sbx_sandbox_explain_fork_failure(sb, &err);
 		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
 		goto fail;
 	}
@@ -799,9 +802,20 @@ void rpc_process_kill(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
 	const char *signame = "TERM";
+	bool all = false;
+	struct sbx_command *c = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
-	struct sbx_command *c = sb ? sbx_command_from_params(sb, req->params, &err) : NULL;
-	if (!c || sbx_json_string(req->params, "signal", false, &signame, &err) < 0) {
+	if (!sb || sbx_json_bool(req->params, "all", false, &all, &err) < 0 ||
+	    sbx_json_string(req->params, "signal", false, &signame, &err) < 0) {
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (all && sbx_json_get(req->params, "cmd_id")) {
+		sbx_error_param(&err, "cmd_id", "give either 'cmd_id' or 'all', not both");
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (!all && !(c = sbx_command_from_params(sb, req->params, &err))) {
 		sbx_reply_error(req, err);
 		return;
 	}
@@ -811,7 +825,8 @@ void rpc_process_kill(struct sbx_request *req)
 		sbx_reply_error(req, err);
 		return;
 	}
-	int n = sbx_command_signal(c, sig, &err);
+	/* All: every process of the sandbox but init, through its cgroup. */
+	int n = all ? sbx_sandbox_signal_all(sb, sig, &err) : sbx_command_signal(c, sig, &err);
 	if (n < 0) {
 		sbx_reply_error(req, err);
 		return;

@@ -1050,6 +1050,38 @@ void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r
 	l->allow_swap = d->cfg.allow_swap;
 }
 
+void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err)
+{
+	/* clone fails with EAGAIN at pids.max; the kernel says no more. */
+	if (!err || !*err || (*err)->errnum != EAGAIN || sb->res.pids <= 0 || !sb->cgroup)
+		return;
+	struct sbx_cgroup_stats st;
+	if (sbx_cgroup_stats(&sb->d->cg, sb->cgroup, &st) < 0)
+		st.pids = 0;
+	sbx_error *limit = NULL;
+	sbx_error_set(&limit, SBX_ERR_LIMIT,
+		      "the sandbox is at its pids limit of %lld processes (%lld in use), so no process can start; "
+		      "raise the limit with 'sandboxctl update --pids %lld %s' or end its processes with "
+		      "'sandboxctl kill --all %s'",
+		      (long long)sb->res.pids, (long long)st.pids, (long long)sb->res.pids * 2, sb->name, sb->name);
+	if (limit)
+		limit->errnum = EAGAIN;
+	sbx_error_free(*err);
+	*err = limit;
+}
+
+int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err)
+{
+	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->cgroup)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; it has no processes to signal", sb->name,
+				     sb->stopping ? "stopping" : sbx_state_name(sb->state));
+	int n = sbx_cgroup_signal_all(&sb->d->cg, sb->cgroup, sig, sb->init_pid, err);
+	if (n < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->name);
+	sbx_info("sandbox %s (%s): SIG%s sent to its %d process(es) but init", sb->id, sb->name, sbx_signal_name(sig), n);
+	return n;
+}
+
 int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
 {
 	enum sbx_state want = pause ? SBX_STATE_STARTED : SBX_STATE_PAUSED;

@@ -110,6 +110,14 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
 /* Parse a "resources" object over the values in *io (which it updates). */
 int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err);
 void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r, struct sbx_limits *l);
+/* A process could not be made in the sandbox (err holds the failure): at
+ * its pids limit, err becomes a limit error that says so and how to get
+ * out; otherwise it is left as it is. */
+void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err);
+/* Send sig to every process of a running sandbox but its init, so that a
+ * sandbox full of processes (at its pids limit, say) can be helped without
+ * a stop. Returns how many were signalled. */
+int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err);
 /* Freeze or thaw; pause keeps memory, processes stop running. */
 int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
 /* Once a second: notice OOM kills and log them. */
