@@ -1120,11 +1120,10 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 	sb->spawning = pend;
 	c = NULL;
 	if (!pend->w || !pend->timer) {
-		sbx_error *e = NULL;
 		sbx_error_errno(err, ENOMEM, "sandbox %s: spawn: watch the monitor", sb->name);
 		/* Not through done: the caller hears of it from the return. */
 		pend->done = NULL;
-		pending_fail(pend, e);
+		pending_fail(pend, NULL);
 		pend = NULL;
 		goto out;
 	}

@@ -1052,18 +1052,19 @@ void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r
 
 void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err)
 {
-	/* clone fails with EAGAIN at pids.max; the kernel says no more. */
+	/* clone fails with EAGAIN at pids.max, and for host-wide reasons too:
+	 * the sandbox's count tells which. The set-up's own processes (the
+	 * helper, the command) may have left it a pid or two below. */
 	if (!err || !*err || (*err)->errnum != EAGAIN || sb->res.pids <= 0 || !sb->cgroup)
 		return;
 	struct sbx_cgroup_stats st;
-	if (sbx_cgroup_stats(&sb->d->cg, sb->cgroup, &st) < 0)
-		st.pids = 0;
+	if (sbx_cgroup_stats(&sb->d->cg, sb->cgroup, &st) == 0 && st.pids < sb->res.pids - 2)
+		return;
 	sbx_error *limit = NULL;
 	sbx_error_set(&limit, SBX_ERR_LIMIT,
-		      "the sandbox is at its pids limit of %lld processes (%lld in use), so no process can start; "
-		      "raise the limit with 'sandboxctl update --pids %lld %s' or end its processes with "
-		      "'sandboxctl kill --all %s'",
-		      (long long)sb->res.pids, (long long)st.pids, (long long)sb->res.pids * 2, sb->name, sb->name);
+		      "the sandbox is at its pids limit of %lld processes, so no process can start in it; raise the "
+		      "limit with 'sandboxctl update --pids %lld %s' or end its processes with 'sandboxctl kill --all %s'",
+		      (long long)sb->res.pids, (long long)sb->res.pids * 2, sb->name, sb->name);
 	if (limit)
 		limit->errnum = EAGAIN;
 	sbx_error_free(*err);

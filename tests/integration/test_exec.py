@@ -455,10 +455,11 @@ class SlowSetupTest(SandboxdTestCase):
         # (1 % of a core among 30 busy loops): the set-up needs seconds of
         # wall time. The exec's timeout still holds, and the delete after
         # it finishes at once.
-        sb = self.create("starved", network={"mode": "none"}, resources={"cpus": 0.01})
+        sb = self.create("starved", network={"mode": "none"})
         self.call("process.spawn", {"sandbox": "starved",
                                     "command": "for i in $(seq 30); do (while :; do :; done) & done; wait"})
-        wait_until(lambda: self.call("sandbox.stats", {"sandbox": "starved"})["pids"] >= 30, 30)
+        wait_until(lambda: self.call("sandbox.stats", {"sandbox": "starved"})["pids"] >= 30, 60)
+        self.call("sandbox.update", {"sandbox": "starved", "resources": {"cpus": 0.01}})
         self.call("session.create", {"sandbox": "starved", "session_id": "s"})
         for method, params in (("process.exec", {"command": "sleep 30"}),
                                ("session.exec", {"session_id": "s", "command": "sleep 30"}),

@@ -359,7 +359,12 @@ class KilledMidDeleteTest(SandboxdTestCase):
                        for k in range(4)]
             for t in threads:
                 t.start()
-            time.sleep(0.5 + rng.random() * 1.5)
+            # Some of everything first, however slow the host; then a kill
+            # at a random moment.
+            before = dict(done)
+            wait_until(lambda: errors or all(done[k] - before[k] >= 2 for k in done), 120,
+                       message="the clients made no progress: %r; %s" % (done, ctx))
+            time.sleep(rng.random() * 1.0)
             self.daemon.kill9()
             stop.set()
             for t in threads:
