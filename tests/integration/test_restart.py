@@ -291,6 +291,7 @@ class KilledMidDeleteTest(SandboxdTestCase):
         self.daemon.kill9()
         for sb in (eph, keep):
             os.kill(sb["init_pid"], signal.SIGKILL)
+        wait_until(lambda: not pid_alive(eph["init_pid"]) and not pid_alive(keep["init_pid"]), 5)
         self.daemon.start()
         self.rpc = self.daemon.client()
         self.assertEqual([(s["name"], s["state"]) for s in self.call("sandbox.list")["sandboxes"]],

@@ -5,7 +5,7 @@ import os
 import signal
 import time
 
-from sbxtest import SandboxdTestCase, main, wait_until, cgroup_procs_recursive
+from sbxtest import SandboxdTestCase, main, pid_alive, wait_until, cgroup_procs_recursive
 
 NOT_FOUND, EXISTS, BAD_STATE = 1, 2, 3
 BAD_PARAMS = -32602
@@ -179,6 +179,7 @@ class SessionTest(SandboxdTestCase):
         self.rpc.close()
         self.daemon.kill9()
         os.kill(init, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(init), 5)
         self.daemon.start()
         self.rpc = self.daemon.client()
         self.assertEqual(self.inspect(self.sb)["state"], "stopped")
