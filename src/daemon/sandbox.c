@@ -561,8 +561,19 @@ static void kill_check(struct sbx_watch *t, void *data)
 /* The kill of a stop: everything in the group, and a bound on the wait. */
 static void stop_kill(struct sbx_sandbox *sb)
 {
-	if (sb->cgroup)
+	if (sb->cgroup) {
 		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		/* Dying takes CPU too: under a small share, a group of busy
+		 * processes would take seconds to go. Killed, they run no code
+		 * of theirs any more; the next start applies the limit again. */
+		if (sb->res.cpus > 0) {
+			struct sbx_resources r = sb->res;
+			struct sbx_limits l;
+			r.cpus = 0;
+			sbx_resources_to_limits(sb->d, &r, &l);
+			sbx_cgroup_apply(&sb->d->cg, sb->cgroup, &l, NULL);
+		}
+	}
 	if (!sb->kill_timer && sb->init_w) {
 		sb->kill_checks = 0;
 		sb->kill_timer = sbx_loop_timer(sb->d->loop, STOP_KILL_GRACE_MS, kill_check, sb);
