@@ -319,27 +319,38 @@ int cmd_ps(struct ctl *ctl, int argc, char **argv)
 
 int cmd_kill(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "signal", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = { { "signal", required_argument, NULL, 's' },
+					       { "all", no_argument, NULL, 'a' },
+					       { "help", no_argument, NULL, 'h' },
+					       { NULL, 0, NULL, 0 } };
 	const char *sig = "TERM";
+	bool all = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:ah", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': sig = optarg; break;
+		case 'a': all = true; break;
 		case 'h':
 			printf("Usage: sandboxctl kill [-s SIGNAL] SANDBOX CMD_ID\n"
-			       "Send a signal (default TERM) to every process of a background command.\n");
+			       "       sandboxctl kill --all [-s SIGNAL] SANDBOX\n"
+			       "Send a signal (default TERM) to every process of a background command, or with\n"
+			       "--all to every process of the sandbox but its init (a sandbox at its pids limit).\n");
 			return 0;
 		default:
 			return ctl_bad_option("kill", argv);
 		}
 	}
-	if (argc - optind != 2)
-		return ctl_usage_error("kill", "give SANDBOX and CMD_ID");
+	if (!all && argc - optind != 2)
+		return ctl_usage_error("kill", "give SANDBOX and CMD_ID, or --all and SANDBOX");
+	if (all && argc - optind != 1)
+		return ctl_usage_error("kill", "with --all, give only SANDBOX");
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
 	yajl_gen_map_open(g);
 	sbx_gen_kv_str(g, "sandbox", argv[optind]);
-	sbx_gen_kv_str(g, "cmd_id", argv[optind + 1]);
+	if (all)
+		sbx_gen_kv_bool(g, "all", true);
+	else
+		sbx_gen_kv_str(g, "cmd_id", argv[optind + 1]);
 	sbx_gen_kv_str(g, "signal", !strncmp(sig, "SIG", 3) ? sig + 3 : sig);
 	yajl_gen_map_close(g);
 	yajl_val res;

@@ -28,6 +28,7 @@ static void usage(FILE *out)
 		"  ps SANDBOX                    list a sandbox's background commands\n"
 		"  logs [-f] SANDBOX CMD_ID      output of a background command\n"
 		"  kill [-s SIG] SANDBOX CMD_ID  signal a background command's processes\n"
+		"  kill --all [-s SIG] SANDBOX   signal every process of a sandbox but its init\n"
 		"  session create|exec|ls|rm     shells whose cwd and exports persist\n"
 		"  run [--rm] [OPTIONS] [IMAGE] -- CMD...  create a sandbox and run a command\n"
 		"  image ls | import NAME PATH | rm NAME\n"

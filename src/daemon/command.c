@@ -33,7 +33,6 @@
 #define READ_CHUNK (16 * SEG)
 #define FOLLOW_HIGH_WATER ((size_t)4 << 20)
 #define NOTIFY_CHUNK ((size_t)256 << 10)
-#define REPORT_TIMEOUT_MS 10000
 
 /* Fixed descriptors of sandbox-monitor (see src/monitor/monitor.c). */
 enum { MON_OUT = 3, MON_ERR, MON_LOG, MON_DIR, MON_STDIN, MON_CGROUP, MON_NFDS };
@@ -45,6 +44,21 @@ struct sbx_follower {
 	uint64_t pos;
 	bool base64;
 	bool waiting_drain;
+};
+
+/* A command whose monitor has not reported yet. Its set-up may take long
+ * on a busy host; the loop goes on meanwhile. */
+struct sbx_spawn_pending {
+	struct sbx_spawn_pending *next;
+	struct sbx_command *c;
+	int report, mon_pidfd, stdin_keep, tty_fd;
+	pid_t mon;
+	bool stdin_pipe, expired;
+	struct sbx_watch *w, *timer;
+	sbx_spawn_done_fn done;
+	void *data;
+	size_t len;
+	char text[1200];
 };
 
 struct sbx_cmd_waiter {
@@ -665,6 +679,8 @@ static int make_room(struct sbx_sandbox *sb, sbx_error **err)
 	size_t n = 0;
 	for (struct sbx_command *c = sb->commands; c; c = c->next)
 		n++;
+	for (struct sbx_spawn_pending *p = sb->spawning; p; p = p->next)
+		n++;
 	while (n >= SBX_MAX_COMMANDS) {
 		struct sbx_command **oldest = NULL;
 		for (struct sbx_command **pp = &sb->commands; *pp; pp = &(*pp)->next) {
@@ -715,9 +731,45 @@ struct monitor_args {
 	int report;
 	int log_fd, dir_fd, cg_fd, stdin_keep, out_r, err_r;
 	bool attach;
-	int64_t cap, timeout_ms;
+	int64_t cap, timeout_ms, setup_timeout_ms;
 	int exe_fd;
 };
+
+static void report_failure(int sock, const sbx_error *err)
+{
+	char line[1100];
+	snprintf(line, sizeof(line), "E%d %d %s\n", err ? err->code : SBX_ERR_INTERNAL, err ? err->errnum : 0,
+		 err && err->msg ? err->msg : "exec failed");
+	send_report(sock, line, -1);
+}
+
+/* In the forked child: the command's set-up, bounded. When the bound
+ * passes, sandboxd hears it at once, before the wait for what was started
+ * to die (in a starved group dying takes a while too). */
+static int monitor_setup(struct monitor_args *a, struct sbx_spawned *sp, sbx_error **err)
+{
+	struct sbx_exec_setup st;
+	if (sbx_spawn_exec_begin(&a->ec, &st, err) < 0)
+		return -1;
+	int64_t deadline = sbx_monotonic_ms() + a->setup_timeout_ms;
+	while (!sbx_spawn_exec_read(&st)) {
+		int64_t left = deadline - sbx_monotonic_ms();
+		if (left <= 0) {
+			sbx_error_set(err, SBX_ERR_TIMEOUT,
+				      "its set-up took longer than %lld s (the sandbox or the host is very busy); the "
+				      "command was killed before it ran",
+				      (long long)(a->setup_timeout_ms + 999) / 1000);
+			report_failure(a->report, err ? *err : NULL);
+			sbx_spawn_exec_abort(&st);
+			_exit(1);
+		}
+		struct pollfd p = { .fd = st.report_fd, .events = POLLIN };
+		poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+	}
+	/* The report ends when the helper has closed its end: it is exiting. */
+	waitid((idtype_t)P_PIDFD, (id_t)st.helper_pidfd, NULL, WEXITED);
+	return sbx_spawn_exec_finish(&st, sp, err);
+}
 
 /* In the forked child: start the command, report, become the monitor. */
 __attribute__((noreturn)) static void monitor_child(struct monitor_args *a)
@@ -733,11 +785,8 @@ __attribute__((noreturn)) static void monitor_child(struct monitor_args *a)
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	struct sbx_spawned sp;
-	if (sbx_spawn_exec(&a->ec, &sp, &err) < 0) {
-		char line[1100];
-		snprintf(line, sizeof(line), "E%d %d %s\n", err ? err->code : SBX_ERR_INTERNAL, err ? err->errnum : 0,
-			 err && err->msg ? err->msg : "exec failed");
-		send_report(a->report, line, -1);
+	if (monitor_setup(a, &sp, &err) < 0) {
+		report_failure(a->report, err);
 		_exit(1);
 	}
 	char line[64];
@@ -769,55 +818,164 @@ __attribute__((noreturn)) static void monitor_child(struct monitor_args *a)
 	_exit(127);
 }
 
-static int read_spawn_report(int sock, pid_t *cmd_pid, int *tty_fd, sbx_error **err)
+/* The monitor's own bound on the set-up, and a margin over it. */
+#define PENDING_MARGIN_MS 30000
+
+static void pending_unlink(struct sbx_spawn_pending *p)
 {
-	char text[1200];
-	size_t len = 0;
-	int64_t deadline = sbx_monotonic_ms() + REPORT_TIMEOUT_MS;
-	*tty_fd = -1;
-	for (;;) {
-		int left = (int)(deadline - sbx_monotonic_ms());
-		struct pollfd p = { .fd = sock, .events = POLLIN };
-		if (left <= 0 || poll(&p, 1, left) <= 0) {
-			if (errno == EINTR)
-				continue;
-			return sbx_error_set(err, SBX_ERR_TIMEOUT, "command setup did not finish within %d s",
-					     REPORT_TIMEOUT_MS / 1000);
+	for (struct sbx_spawn_pending **pp = &p->c->sb->spawning; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
 		}
-		int got[1];
-		size_t n_got = 0;
-		ssize_t n = sbx_recv_with_fds(sock, text + len, sizeof(text) - 1 - len, 0, got, 1, &n_got, NULL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n_got && *tty_fd < 0)
-			*tty_fd = got[0];
-		else if (n_got)
-			close(got[0]);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (memchr(text, '\n', len) || len >= sizeof(text) - 1)
-			break;
 	}
-	text[len] = '\0';
-	if (text[0] == 'P') {
-		*cmd_pid = (pid_t)atoi(text + 1);
-		if (*cmd_pid > 0)
-			return 0;
-	}
-	sbx_closep(tty_fd);
-	int code = SBX_ERR_INTERNAL, errnum = 0, off = 0;
-	if (text[0] == 'E' && sscanf(text, "E%d %d %n", &code, &errnum, &off) >= 2 && off > 0) {
-		sbx_error_set(err, code, "%.*s", (int)strcspn(text + off, "\n"), text + off);
-		if (err && *err)
-			(*err)->errnum = errnum;
-		return -1;
-	}
-	return sbx_error_set(err, SBX_ERR_INTERNAL, "the command's monitor exited before starting it");
 }
 
-int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, struct sbx_command **out,
-		      int *attach_fd, sbx_error **err)
+/* The spawn failed: nothing of it stays. */
+static void pending_fail(struct sbx_spawn_pending *p, sbx_error *err)
+{
+	struct sbx_command *c = p->c;
+	struct sbx_daemon *d = c->sb->d;
+	sbx_loop_unwatch(p->w);
+	sbx_loop_unwatch(p->timer);
+	pending_unlink(p);
+	sbx_pidfd_send_signal(p->mon_pidfd, SIGKILL, NULL, 0);
+	waitid((idtype_t)P_PIDFD, (id_t)p->mon_pidfd, NULL, WEXITED);
+	sbx_closep(&p->mon_pidfd);
+	/* Its command, if it got that far, is in the group. */
+	sbx_cgroup_kill(&d->cg, c->cgroup, NULL);
+	unlinkat(d->cg.mount_fd, c->cgroup, AT_REMOVEDIR);
+	char rel[128];
+	cmd_dir_rel(c, rel, sizeof(rel), NULL);
+	sbx_rm_rf_at(d->state_fd, rel, NULL);
+	sbx_closep(&p->report);
+	sbx_closep(&p->stdin_keep);
+	sbx_closep(&p->tty_fd);
+	sbx_spawn_done_fn done = p->done;
+	void *data = p->data;
+	free(p);
+	command_free(c);
+	if (done)
+		done(NULL, -1, err, data);
+	else
+		sbx_error_free(err);
+}
+
+/* "P<pid>": the command runs under its monitor. */
+static void pending_started(struct sbx_spawn_pending *p, pid_t cmd_pid)
+{
+	struct sbx_command *c = p->c;
+	struct sbx_sandbox *sb = c->sb;
+	sbx_loop_unwatch(p->w);
+	sbx_loop_unwatch(p->timer);
+	pending_unlink(p);
+	sbx_closep(&p->report);
+	c->pid = cmd_pid;
+	c->monitor_pid = p->mon;
+	c->monitor_start = sbx_proc_starttime(p->mon);
+	c->monitor_pidfd = sbx_take_fd(&p->mon_pidfd);
+	int attach_fd = -1;
+	if (c->tty && c->attached)
+		attach_fd = sbx_take_fd(&p->tty_fd);
+	else if (c->tty)
+		c->input_fd = sbx_take_fd(&p->tty_fd);
+	else if (p->stdin_pipe)
+		c->input_fd = sbx_take_fd(&p->stdin_keep);
+	sbx_closep(&p->stdin_keep);
+	sbx_closep(&p->tty_fd);
+	if (c->input_fd >= 0)
+		sbx_set_nonblock(c->input_fd, true);
+	sbx_spawn_done_fn done = p->done;
+	void *data = p->data;
+	free(p);
+	c->next = sb->commands;
+	sb->commands = c;
+	sbx_error *err = NULL;
+	if (write_meta(c, &err) < 0 || watch_command(c, &err) < 0) {
+		/* Cannot follow it: do not leave it running unobserved. It is
+		 * listed, and ends like any other, lost if need be. */
+		sbx_cgroup_kill(&sb->d->cg, c->cgroup, NULL);
+		sbx_error_prefix(&err, "sandbox %s: spawn", sb->name);
+		sbx_closep(&attach_fd);
+		done(NULL, -1, err, data);
+		return;
+	}
+	/* A quick command may have recorded its status before the watch was
+	 * in place; its monitor may live on (a background child keeps the
+	 * output open), so nothing else would tell. */
+	if (read_status(c))
+		command_ended(c);
+	sb->activity_ns = sbx_now_ns();
+	done(c, attach_fd, NULL, data);
+}
+
+static void pending_report(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_spawn_pending *p = data;
+	bool eof = false;
+	for (;;) {
+		int got[1];
+		size_t n_got = 0;
+		ssize_t n = sbx_recv_with_fds(p->report, p->text + p->len, sizeof(p->text) - 1 - p->len, 0, got, 1,
+					      &n_got, NULL);
+		if (n_got && p->tty_fd < 0)
+			p->tty_fd = got[0];
+		else if (n_got)
+			close(got[0]);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			eof = true;
+			break;
+		}
+		p->len += (size_t)n;
+		if (p->len >= sizeof(p->text) - 1)
+			break;
+	}
+	p->text[p->len] = '\0';
+	char *nl = memchr(p->text, '\n', p->len);
+	if (!nl && !eof && p->len < sizeof(p->text) - 1)
+		return; /* a line comes whole */
+	sbx_error *err = NULL;
+	const char *sbname = p->c->sb->name;
+	if (p->text[0] == 'P' && nl) {
+		pid_t cmd_pid = (pid_t)atoi(p->text + 1);
+		if (cmd_pid > 0) {
+			pending_started(p, cmd_pid);
+			return;
+		}
+	}
+	int code = SBX_ERR_INTERNAL, errnum = 0, off = 0;
+	if (p->expired) {
+		sbx_error_set(&err, SBX_ERR_TIMEOUT,
+			      "its set-up did not finish within %d s (the sandbox or the host is too busy); it was killed",
+			      (SBX_EXEC_SETUP_TIMEOUT_MS + PENDING_MARGIN_MS) / 1000);
+	} else if (p->text[0] == 'E' && sscanf(p->text, "E%d %d %n", &code, &errnum, &off) >= 2 && off > 0) {
+		sbx_error_set(&err, code, "%.*s", (int)strcspn(p->text + off, "\n"), p->text + off);
+		if (err)
+			err->errnum = errnum;
+		sbx_sandbox_explain_fork_failure(p->c->sb, &err);
+	} else {
+		sbx_error_set(&err, SBX_ERR_INTERNAL, "the command's monitor exited before starting it");
+	}
+	sbx_error_prefix(&err, "sandbox %s: spawn", sbname);
+	pending_fail(p, err);
+}
+
+static void pending_expired(struct sbx_watch *t, void *data)
+{
+	struct sbx_spawn_pending *p = data;
+	p->timer = NULL;
+	p->expired = true;
+	sbx_warn("sandbox %s: command %s: its monitor did not report within %d s; killing it", p->c->sb->id, p->c->id,
+		 (SBX_EXEC_SETUP_TIMEOUT_MS + PENDING_MARGIN_MS) / 1000);
+	sbx_pidfd_send_signal(p->mon_pidfd, SIGKILL, NULL, 0); /* its end of the report closes */
+}
+
+int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sbx_spawn_done_fn done, void *data,
+		      sbx_error **err)
 {
 	struct sbx_daemon *d = sb->d;
 	_cleanup_close_ int dirfd = -1, logfd = -1, statefd = -1, cgfd = -1, nullfd = -1, mon_pidfd = -1;
@@ -825,12 +983,10 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, st
 	int v1[SBX_CTRL_COUNT];
 	for (int i = 0; i < SBX_CTRL_COUNT; i++)
 		v1[i] = -1;
-	int tty_fd = -1;
 	int ret = -1;
 	char rel[128];
 	struct sbx_command *c = NULL;
-	if (attach_fd)
-		*attach_fd = -1;
+	struct sbx_spawn_pending *pend = NULL;
 
 	if (make_room(sb, err) < 0)
 		return -1;
@@ -923,9 +1079,19 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, st
 		.attach = o->attach,
 		.cap = o->log_cap,
 		.timeout_ms = (int64_t)(o->timeout_s * 1000),
+		/* A timeout covers the set-up too. */
+		.setup_timeout_ms = o->timeout_s > 0 && o->timeout_s * 1000 < SBX_EXEC_SETUP_TIMEOUT_MS
+					    ? (int64_t)(o->timeout_s * 1000)
+					    : SBX_EXEC_SETUP_TIMEOUT_MS,
 		.exe_fd = d->monitor_exe_fd,
 	};
 	memcpy(a.ec.v1_procs, v1, sizeof(v1));
+	pend = calloc(1, sizeof(*pend));
+	if (!pend) {
+		sbx_error_errno(err, ENOMEM, "spawn");
+		goto out;
+	}
+	pend->report = pend->mon_pidfd = pend->stdin_keep = pend->tty_fd = -1;
 	struct clone_args args = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&mon_pidfd, .exit_signal = SIGCHLD };
 	pid_t mon = sbx_clone3(&args);
 	if (mon < 0) {
@@ -937,44 +1103,31 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, st
 		monitor_child(&a);
 	}
 	sbx_closep(&rep[1]);
-	pid_t cmd_pid = 0;
-	if (read_spawn_report(rep[0], &cmd_pid, &tty_fd, err) < 0) {
-		sbx_pidfd_send_signal(mon_pidfd, SIGKILL, NULL, 0);
-		waitid((idtype_t)P_PIDFD, (id_t)mon_pidfd, NULL, WEXITED);
-		sbx_error_prefix(err, "sandbox %s: spawn", sb->name);
-		unlinkat(d->cg.mount_fd, c->cgroup, AT_REMOVEDIR);
-		goto out;
-	}
-	c->pid = cmd_pid;
-	c->monitor_pid = mon;
-	c->monitor_start = sbx_proc_starttime(mon);
-	c->monitor_pidfd = sbx_take_fd(&mon_pidfd);
-	if (o->tty && o->attach) {
-		*attach_fd = sbx_take_fd(&tty_fd);
-	} else if (o->tty) {
-		c->input_fd = sbx_take_fd(&tty_fd);
-	} else if (o->stdin_pipe) {
-		c->input_fd = sbx_take_fd(&in_p[1]);
-	}
-	if (c->input_fd >= 0)
-		sbx_set_nonblock(c->input_fd, true);
-	c->next = sb->commands;
-	sb->commands = c;
-	if (write_meta(c, err) < 0 || watch_command(c, err) < 0) {
-		/* Cannot follow it: do not leave it running unobserved. */
-		sbx_cgroup_kill(&d->cg, c->cgroup, NULL);
-		sbx_error_prefix(err, "sandbox %s: spawn", sb->name);
-		c = NULL; /* listed: it ends like any other, lost if need be */
-		goto out;
-	}
-	/* A quick command may have recorded its status before the watch was
-	 * in place; its monitor may live on (a background child keeps the
-	 * output open), so nothing else would tell. */
-	if (read_status(c))
-		command_ended(c);
-	sb->activity_ns = sbx_now_ns();
-	*out = c;
+	/* From here the monitor's report says how it went, in the loop. */
+	pend->c = c;
+	pend->mon = mon;
+	pend->mon_pidfd = sbx_take_fd(&mon_pidfd);
+	pend->report = sbx_take_fd(&rep[0]);
+	pend->stdin_pipe = !o->tty && o->stdin_pipe;
+	if (pend->stdin_pipe)
+		pend->stdin_keep = sbx_take_fd(&in_p[1]);
+	pend->done = done;
+	pend->data = data;
+	sbx_set_nonblock(pend->report, true);
+	pend->w = sbx_loop_watch(d->loop, pend->report, EPOLLIN, pending_report, pend);
+	pend->timer = sbx_loop_timer(d->loop, a.setup_timeout_ms + PENDING_MARGIN_MS, pending_expired, pend);
+	pend->next = sb->spawning;
+	sb->spawning = pend;
 	c = NULL;
+	if (!pend->w || !pend->timer) {
+		sbx_error_errno(err, ENOMEM, "sandbox %s: spawn: watch the monitor", sb->name);
+		/* Not through done: the caller hears of it from the return. */
+		pend->done = NULL;
+		pending_fail(pend, NULL);
+		pend = NULL;
+		goto out;
+	}
+	pend = NULL;
 	ret = 0;
 out:
 	for (int i = 0; i < 2; i++) {
@@ -985,12 +1138,14 @@ out:
 	}
 	for (int i = 0; i < SBX_CTRL_COUNT; i++)
 		sbx_closep(&v1[i]);
-	sbx_closep(&tty_fd);
+	free(pend);
 	if (c) {
 		if (dirfd >= 0) {
 			cmd_dir_rel(c, rel, sizeof(rel), NULL);
 			sbx_rm_rf_at(d->state_fd, rel, NULL);
 		}
+		if (c->cgroup)
+			unlinkat(d->cg.mount_fd, c->cgroup, AT_REMOVEDIR);
 		command_free(c);
 	}
 	return ret;
@@ -1299,6 +1454,11 @@ void sbx_commands_end_monitors(struct sbx_sandbox *sb)
 
 void sbx_commands_free(struct sbx_sandbox *sb)
 {
+	while (sb->spawning) {
+		sbx_error *err = NULL;
+		sbx_error_set(&err, SBX_ERR_NOT_FOUND, "sandbox %s was deleted before the command started", sb->name);
+		pending_fail(sb->spawning, err);
+	}
 	while (sb->commands) {
 		struct sbx_command *c = sb->commands;
 		sb->commands = c->next;

@@ -56,9 +56,15 @@ struct sbx_spawn_opts {
 	int64_t log_cap;
 };
 
-/* Start a command; with attach, *attach_fd gets the terminal's master. */
-int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, struct sbx_command **out,
-		      int *attach_fd, sbx_error **err);
+/* How a spawn ended: c runs (with attach, attach_fd is the terminal's
+ * master, the callee's to keep or close), or c is NULL and err (the
+ * callee's) says why it never started. */
+typedef void (*sbx_spawn_done_fn)(struct sbx_command *c, int attach_fd, sbx_error *err, void *data);
+/* Start a command. Its set-up goes on in the loop, however long a busy
+ * host makes it: done is called once it is over, never from inside this
+ * call. A failure before that is returned here, and done is not called. */
+int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sbx_spawn_done_fn done, void *data,
+		      sbx_error **err);
 struct sbx_command *sbx_command_find(struct sbx_sandbox *sb, const char *id);
 /* Lookup from params["cmd_id"] with a not-found error naming the sandbox. */
 struct sbx_command *sbx_command_from_params(struct sbx_sandbox *sb, yajl_val params, sbx_error **err);

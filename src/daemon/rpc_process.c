@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,11 @@ struct sbx_exec {
 	struct sbx_sandbox *sb;
 	struct sbx_request *req;
 	char cgroup[600];
+	/* Set-up, watched in the loop: a slow one holds no one else up. */
+	bool setting_up;
+	double timeout_s;
+	struct sbx_exec_setup setup;
+	struct sbx_watch *report_w, *helper_w, *setup_timer;
 	pid_t pid;
 	int pidfd;
 	struct sbx_watch *pid_w;
@@ -46,6 +52,11 @@ struct sbx_exec {
 
 static void exec_free(struct sbx_exec *ex)
 {
+	sbx_loop_unwatch(ex->report_w);
+	sbx_loop_unwatch(ex->helper_w);
+	sbx_loop_unwatch(ex->setup_timer);
+	if (ex->setting_up)
+		sbx_spawn_exec_abort(&ex->setup);
 	sbx_loop_unwatch(ex->pid_w);
 	sbx_loop_unwatch(ex->out_w);
 	sbx_loop_unwatch(ex->err_w);
@@ -168,12 +179,134 @@ static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
 	exec_free(ex);
 }
 
+/* A set-up that is not over in time: the client hears it now, while what
+ * was started is killed (in a starved group even dying takes a while). */
+static void setup_give_up(struct sbx_exec *ex, const char *what, double seconds)
+{
+	if (ex->req) {
+		sbx_error *err = NULL;
+		sbx_error_set(&err, SBX_ERR_TIMEOUT,
+			      "sandbox %s: exec: %s %g s (the sandbox or the host is very busy); the command was killed "
+			      "before it ran",
+			      ex->sb->name, what, seconds);
+		sbx_reply_error(ex->req, err);
+		ex->req = NULL;
+	}
+	sbx_cgroup_kill(&ex->sb->d->cg, ex->cgroup, NULL);
+}
+
 static void exec_timeout(struct sbx_watch *t, void *data)
 {
 	struct sbx_exec *ex = data;
 	ex->timer = NULL;
 	ex->timed_out = true;
+	if (ex->setting_up && !ex->setup.eof) {
+		setup_give_up(ex, "its set-up took longer than its timeout of", ex->timeout_s);
+		return;
+	}
 	sbx_cgroup_kill(&ex->sb->d->cg, ex->cgroup, NULL);
+}
+
+/* The set-up is over: the command runs (or has already ended), or it never
+ * started. */
+static void setup_done(struct sbx_exec *ex)
+{
+	struct sbx_sandbox *sb = ex->sb;
+	sbx_loop_unwatch(ex->setup_timer);
+	ex->setup_timer = NULL;
+	ex->setting_up = false;
+	struct sbx_spawned sp;
+	sbx_error *err = NULL;
+	if (sbx_spawn_exec_finish(&ex->setup, &sp, &err) < 0) {
+		if (sb->stopping || sb->state != SBX_STATE_STARTED) {
+			sbx_error_free(err);
+			err = NULL;
+			sbx_error_set(&err, SBX_ERR_BAD_STATE, "the sandbox stopped before the command started");
+		} else {
+			sbx_sandbox_explain_fork_failure(sb, &err);
+		}
+		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
+		if (ex->req)
+			sbx_reply_error(ex->req, err);
+		else
+			sbx_error_free(err);
+		ex->req = NULL;
+		exec_free(ex);
+		return;
+	}
+	ex->pid = sp.pid;
+	ex->pidfd = sp.pidfd;
+	ex->pid_w = sbx_loop_watch(sb->d->loop, ex->pidfd, EPOLLIN, exec_exited, ex);
+	if (!ex->pid_w) {
+		/* Cannot follow it: do not leave it running unobserved. */
+		sbx_cgroup_kill(&sb->d->cg, ex->cgroup, NULL);
+		waitid((idtype_t)P_PIDFD, (id_t)ex->pidfd, NULL, WEXITED);
+		sbx_error_errno(&err, ENOMEM, "sandbox %s: exec: watch command", sb->name);
+		if (ex->req)
+			sbx_reply_error(ex->req, err);
+		else
+			sbx_error_free(err);
+		ex->req = NULL;
+		exec_free(ex);
+	}
+}
+
+/* The set-up ends when its report has ended and the helper has exited,
+ * in whichever order the loop sees them. */
+static void setup_check(struct sbx_exec *ex)
+{
+	if (!sbx_spawn_exec_read(&ex->setup))
+		return;
+	if (ex->report_w) {
+		sbx_loop_unwatch(ex->report_w); /* readable for good now */
+		ex->report_w = NULL;
+	}
+	if (ex->setup.helper_pidfd >= 0) {
+		struct pollfd p = { .fd = ex->setup.helper_pidfd, .events = POLLIN };
+		if (poll(&p, 1, 0) <= 0)
+			return; /* its watch fires when it exits */
+		sbx_loop_unwatch(ex->helper_w);
+		ex->helper_w = NULL;
+		sbx_spawn_exec_helper_gone(&ex->setup);
+	}
+	setup_done(ex);
+}
+
+static void report_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	setup_check(data);
+}
+
+static void helper_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_exec *ex = data;
+	if (ex->setup.eof) {
+		setup_check(ex);
+		return;
+	}
+	/* Exited before the command closed its end: wait for that, and reap. */
+	sbx_loop_unwatch(ex->helper_w);
+	ex->helper_w = NULL;
+	sbx_spawn_exec_helper_gone(&ex->setup);
+}
+
+static void setup_expired(struct sbx_watch *t, void *data)
+{
+	struct sbx_exec *ex = data;
+	ex->setup_timer = NULL;
+	if (!ex->setting_up || ex->setup.eof)
+		return;
+	sbx_warn("sandbox %s: the set-up of a command did not finish within %d s; killing it", ex->sb->id,
+		 SBX_EXEC_SETUP_TIMEOUT_MS / 1000);
+	setup_give_up(ex, "its set-up did not finish within", SBX_EXEC_SETUP_TIMEOUT_MS / 1000.0);
+}
+
+bool sbx_exec_owns_pid(struct sbx_sandbox *sb, pid_t pid)
+{
+	for (struct sbx_exec *ex = sb->execs; ex; ex = ex->next)
+		if (ex->pid == pid || (ex->setting_up && ex->setup.cmd_pid == pid))
+			return true;
+	return false;
 }
 
 void sbx_exec_kill_all(struct sbx_sandbox *sb)
@@ -389,17 +522,17 @@ void rpc_process_exec(struct sbx_request *req)
 		.extra_fd = -1,
 	};
 	memcpy(ec.v1_procs, v1, sizeof(v1));
-	struct sbx_spawned sp;
 	ex->start_ms = sbx_monotonic_ms();
-	int spawned = sbx_spawn_exec(&ec, &sp, &err);
+	int begun = sbx_spawn_exec_begin(&ec, &ex->setup, &err);
 	for (int c = 0; c < SBX_CTRL_COUNT; c++)
 		sbx_closep(&v1[c]);
-	if (spawned < 0) {
+	if (begun < 0) {
+		sbx_sandbox_explain_fork_failure(sb, &err);
 		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);
 		goto fail;
 	}
-	ex->pid = sp.pid;
-	ex->pidfd = sp.pidfd;
+	ex->setting_up = true;
+	/* The helper has its own copies of the command's ends. */
 	sbx_closep(&in_p[0]);
 	sbx_closep(&out_p[1]);
 	sbx_closep(&err_p[1]);
@@ -418,13 +551,18 @@ void rpc_process_exec(struct sbx_request *req)
 	} else {
 		sbx_closep(&ex->in_fd); /* the command reads EOF */
 	}
+	ex->timeout_s = cp.timeout;
 	if (cp.timeout > 0)
 		ex->timer = sbx_loop_timer(d->loop, (int64_t)(cp.timeout * 1000), exec_timeout, ex);
-	ex->pid_w = sbx_loop_watch(d->loop, ex->pidfd, EPOLLIN, exec_exited, ex);
-	if (!ex->out_w || !ex->err_w || !ex->pid_w || (cp.timeout > 0 && !ex->timer)) {
-		/* Cannot follow it: do not leave it running unobserved. */
-		sbx_cgroup_kill(&d->cg, ex->cgroup, NULL);
-		waitid((idtype_t)P_PIDFD, (id_t)ex->pidfd, NULL, WEXITED);
+	/* Without a timeout of its own (or a longer one), a set-up stuck for
+	 * good still ends. */
+	if (!(cp.timeout > 0 && cp.timeout * 1000 <= SBX_EXEC_SETUP_TIMEOUT_MS))
+		ex->setup_timer = sbx_loop_timer(d->loop, SBX_EXEC_SETUP_TIMEOUT_MS, setup_expired, ex);
+	ex->report_w = sbx_loop_watch(d->loop, ex->setup.report_fd, EPOLLIN, report_event, ex);
+	ex->helper_w = sbx_loop_watch(d->loop, ex->setup.helper_pidfd, EPOLLIN, helper_event, ex);
+	if (!ex->out_w || !ex->err_w || !ex->report_w || !ex->helper_w || (cp.timeout > 0 && !ex->timer) ||
+	    (ex->setup_timer == NULL && !(cp.timeout > 0 && cp.timeout * 1000 <= SBX_EXEC_SETUP_TIMEOUT_MS))) {
+		/* Cannot follow it: exec_free kills what was started. */
 		sbx_error_errno(&err, ENOMEM, "watch command");
 		goto fail;
 	}
@@ -446,6 +584,42 @@ fail:
 
 /* ---- background commands ---- */
 
+struct spawn_ctx {
+	struct sbx_request *req;
+	char *stdin_text; /* written to the command once it runs */
+	bool keep_stdin, tty;
+};
+
+static void spawn_done(struct sbx_command *c, int master, sbx_error *err, void *data)
+{
+	struct spawn_ctx *x = data;
+	struct sbx_request *req = x->req;
+	if (!c) {
+		free(x->stdin_text);
+		free(x);
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (x->stdin_text && !x->tty) {
+		char *text = x->stdin_text;
+		x->stdin_text = NULL;
+		if (sbx_command_queue_input(c, text, strlen(text), !x->keep_stdin, NULL, NULL) < 0)
+			sbx_warn("command %s: could not queue its stdin text", c->id);
+	}
+	free(x->stdin_text);
+	free(x);
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "cmd_id", c->id);
+		sbx_gen_kv_int(g, "pid", c->pid);
+		if (master >= 0)
+			sbx_gen_kv_bool(g, "fd", true);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end_fd(req, g, master);
+}
+
 void rpc_process_spawn(struct sbx_request *req)
 {
 	struct sbx_daemon *d = req->d;
@@ -454,8 +628,7 @@ void rpc_process_spawn(struct sbx_request *req)
 	yajl_val p = req->params;
 	bool tty = false, attach = false;
 	int64_t rows = 0, cols = 0, log_mb = d->cfg.command_log_mb;
-	struct sbx_command *c = NULL;
-	int master = -1;
+	struct spawn_ctx *x = NULL;
 
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb || sbx_json_bool(p, "tty", false, &tty, &err) < 0 || sbx_json_bool(p, "attach", false, &attach, &err) < 0 ||
@@ -468,6 +641,14 @@ void rpc_process_spawn(struct sbx_request *req)
 		sbx_error_param(&err, "attach", "'attach' hands over a terminal: it needs \"tty\": true");
 		goto fail;
 	}
+	x = calloc(1, sizeof(*x));
+	if (!x || (cp.stdin_text && *cp.stdin_text && !(x->stdin_text = strdup(cp.stdin_text)))) {
+		sbx_error_errno(&err, ENOMEM, "spawn");
+		goto fail;
+	}
+	x->req = req;
+	x->keep_stdin = cp.stdin_pipe;
+	x->tty = tty;
 	struct sbx_spawn_opts o = {
 		.argv = cp.argv,
 		.envp = cp.envp,
@@ -481,26 +662,14 @@ void rpc_process_spawn(struct sbx_request *req)
 		.timeout_s = cp.timeout,
 		.log_cap = log_mb * 1024 * 1024,
 	};
-	if (sbx_command_spawn(sb, &o, &c, &master, &err) < 0)
+	if (sbx_command_spawn(sb, &o, spawn_done, x, &err) < 0)
 		goto fail;
-	if (cp.stdin_text && *cp.stdin_text && !tty) {
-		char *text = strdup(cp.stdin_text);
-		if (!text || sbx_command_queue_input(c, text, strlen(text), !cp.stdin_pipe, NULL, NULL) < 0)
-			sbx_warn("command %s: could not queue its stdin text", c->id);
-	}
-	yajl_gen g = sbx_reply_begin(req);
-	if (g) {
-		yajl_gen_map_open(g);
-		sbx_gen_kv_str(g, "cmd_id", c->id);
-		sbx_gen_kv_int(g, "pid", c->pid);
-		if (master >= 0)
-			sbx_gen_kv_bool(g, "fd", true);
-		yajl_gen_map_close(g);
-	}
 	cmd_params_free(&cp);
-	sbx_reply_end_fd(req, g, master);
 	return;
 fail:
+	if (x)
+		free(x->stdin_text);
+	free(x);
 	cmd_params_free(&cp);
 	sbx_reply_error(req, err);
 }
@@ -633,9 +802,20 @@ void rpc_process_kill(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
 	const char *signame = "TERM";
+	bool all = false;
+	struct sbx_command *c = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
-	struct sbx_command *c = sb ? sbx_command_from_params(sb, req->params, &err) : NULL;
-	if (!c || sbx_json_string(req->params, "signal", false, &signame, &err) < 0) {
+	if (!sb || sbx_json_bool(req->params, "all", false, &all, &err) < 0 ||
+	    sbx_json_string(req->params, "signal", false, &signame, &err) < 0) {
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (all && sbx_json_get(req->params, "cmd_id")) {
+		sbx_error_param(&err, "cmd_id", "give either 'cmd_id' or 'all', not both");
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (!all && !(c = sbx_command_from_params(sb, req->params, &err))) {
 		sbx_reply_error(req, err);
 		return;
 	}
@@ -645,7 +825,8 @@ void rpc_process_kill(struct sbx_request *req)
 		sbx_reply_error(req, err);
 		return;
 	}
-	int n = sbx_command_signal(c, sig, &err);
+	/* All: every process of the sandbox but init, through its cgroup. */
+	int n = all ? sbx_sandbox_signal_all(sb, sig, &err) : sbx_command_signal(c, sig, &err);
 	if (n < 0) {
 		sbx_reply_error(req, err);
 		return;

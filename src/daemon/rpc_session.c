@@ -112,12 +112,25 @@ void sbx_sessions_free(struct sbx_sandbox *sb)
 	}
 }
 
+void sbx_sessions_end(struct sbx_sandbox *sb)
+{
+	sbx_sessions_free(sb);
+	char rel[64];
+	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions", sb->id);
+	sbx_error *err = NULL;
+	if (sbx_rm_rf_at(sb->d->state_fd, rel, &err) < 0)
+		sbx_warn("sandbox %s: end its sessions: %s", sb->id, err->msg);
+	sbx_error_free(err);
+}
+
 void sbx_session_command_ended(struct sbx_command *c)
 {
 	struct sbx_sandbox *sb = c->sb;
 	struct sbx_session *s = session_find(sb, c->session);
-	if (!s)
-		return; /* deleted meanwhile */
+	/* Deleted meanwhile, or ended with a stop and made again since under
+	 * the same id: a command of the old one has nothing to hand over. */
+	if (!s || c->started_ms < s->created_ms)
+		return;
 	char rel[256], *text = NULL;
 	size_t len = 0;
 	snprintf(rel, sizeof(rel), "sandboxes/%s/cmds/%s/session.state", sb->id, c->id);
@@ -186,6 +199,15 @@ void rpc_session_create(struct sbx_request *req)
 	}
 	if (cwd && cwd[0] != '/') {
 		sbx_error_param(&err, "cwd", "'cwd' must be an absolute path in the sandbox");
+		goto fail;
+	}
+	if (sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; a session lives while its sandbox runs: start it first",
+			      sb->name, sbx_state_name(sb->state));
+		goto fail;
+	}
+	if (sb->stopping) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is stopping; its sessions end with it", sb->name);
 		goto fail;
 	}
 	if (session_find(sb, id)) {
@@ -365,7 +387,7 @@ void rpc_session_delete(struct sbx_request *req)
 struct session_wait {
 	struct sbx_request *req;
 	size_t max_output;
-	bool base64;
+	bool base64, run_async;
 	int64_t start_ms;
 };
 
@@ -422,6 +444,34 @@ static void session_exec_done(struct sbx_command *c, void *data)
 	sbx_reply_end(req, g);
 }
 
+static void session_spawned(struct sbx_command *c, int attach_fd, sbx_error *err, void *data)
+{
+	struct session_wait *w = data;
+	struct sbx_request *req = w->req;
+	if (!c) {
+		free(w);
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (w->run_async) {
+		free(w);
+		yajl_gen g = sbx_reply_begin(req);
+		if (g) {
+			yajl_gen_map_open(g);
+			sbx_gen_kv_str(g, "cmd_id", c->id);
+			sbx_gen_kv_int(g, "pid", c->pid);
+			yajl_gen_map_close(g);
+		}
+		sbx_reply_end(req, g);
+		return;
+	}
+	if (sbx_command_on_exit(c, session_exec_done, NULL, w, 0) < 0) {
+		free(w);
+		sbx_error_errno(&err, ENOMEM, "session");
+		sbx_reply_error(req, err);
+	}
+}
+
 void rpc_session_exec(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
@@ -431,8 +481,14 @@ void rpc_session_exec(struct sbx_request *req)
 	double timeout = 0;
 	int64_t max_output = DEFAULT_MAX_OUTPUT;
 	char **envp = NULL;
-	struct sbx_command *c = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	/* Sessions end with a stop: say that it is stopped, not that the
+	 * session is unknown. */
+	if (sb && (sb->state != SBX_STATE_STARTED || sb->stopping)) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start or resume it first", sb->name,
+			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
+		goto fail;
+	}
 	struct sbx_session *s = sb ? session_from_params(sb, p, &err) : NULL;
 	if (!s || sbx_json_string(p, "command", true, &command, &err) < 0 ||
 	    sbx_json_bool(p, "run_async", false, &run_async, &err) < 0 ||
@@ -446,11 +502,6 @@ void rpc_session_exec(struct sbx_request *req)
 	}
 	if (strlen(command) > MAX_EXPORTS) {
 		sbx_error_param(&err, "command", "the command is longer than %d bytes; put it in a file", MAX_EXPORTS);
-		goto fail;
-	}
-	if (sb->state != SBX_STATE_STARTED || sb->stopping) {
-		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start or resume it first", sb->name,
-			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
 		goto fail;
 	}
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)wrapper, (char *)"sh", s->cwd, s->exports,
@@ -470,22 +521,6 @@ void rpc_session_exec(struct sbx_request *req)
 		.session = s->id,
 		.log_cap = sb->d->cfg.command_log_mb * 1024 * 1024,
 	};
-	int64_t start = sbx_monotonic_ms();
-	if (sbx_command_spawn(sb, &o, &c, NULL, &err) < 0)
-		goto fail;
-	sbx_strv_free(envp);
-	envp = NULL;
-	if (run_async) {
-		yajl_gen g = sbx_reply_begin(req);
-		if (g) {
-			yajl_gen_map_open(g);
-			sbx_gen_kv_str(g, "cmd_id", c->id);
-			sbx_gen_kv_int(g, "pid", c->pid);
-			yajl_gen_map_close(g);
-		}
-		sbx_reply_end(req, g);
-		return;
-	}
 	struct session_wait *w = calloc(1, sizeof(*w));
 	if (!w) {
 		sbx_error_errno(&err, ENOMEM, "session");
@@ -494,12 +529,13 @@ void rpc_session_exec(struct sbx_request *req)
 	w->req = req;
 	w->max_output = (size_t)max_output;
 	w->base64 = !strcmp(encoding, "base64");
-	w->start_ms = start;
-	if (sbx_command_on_exit(c, session_exec_done, NULL, w, 0) < 0) {
+	w->run_async = run_async;
+	w->start_ms = sbx_monotonic_ms();
+	if (sbx_command_spawn(sb, &o, session_spawned, w, &err) < 0) {
 		free(w);
-		sbx_error_errno(&err, ENOMEM, "session");
 		goto fail;
 	}
+	sbx_strv_free(envp);
 	return;
 fail:
 	sbx_strv_free(envp);

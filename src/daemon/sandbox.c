@@ -26,6 +26,9 @@
 #include "spawn.h"
 #include "syscalls.h"
 
+/* How long a stop waits for init after the kill, twice (see kill_check). */
+#define STOP_KILL_GRACE_MS 5000
+
 struct sbx_waiter {
 	struct sbx_waiter *next;
 	struct sbx_request *req;
@@ -197,6 +200,8 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_kv_int(g, "userns_base", sb->userns_base);
 	sbx_gen_kv_int(g, "projid", sb->projid);
 	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->caps);
+	if (sb->delete_pending)
+		sbx_gen_kv_bool(g, "delete_pending", true);
 	yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
@@ -382,6 +387,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 		return sbx_error_prefix(err, "sandbox %s: start", sb->id);
 	}
 	sb->state = SBX_STATE_STARTED;
+	sb->delete_pending = false; /* a delete that failed after its stop */
 	sb->oom_seen = 0; /* a new cgroup counts from zero */
 	sb->started_ns = sb->activity_ns = sbx_now_ns();
 	watch_init(sb);
@@ -405,6 +411,7 @@ static void stop_finish(struct sbx_sandbox *sb)
 	}
 	remove_run_dirs(d, sb->id);
 	sbx_net_detach(sb);
+	sbx_sessions_end(sb);
 	sb->stopping = false;
 	sb->state = SBX_STATE_STOPPED;
 	sb->activity_ns = sbx_now_ns(); /* auto_delete_min counts from here */
@@ -435,6 +442,144 @@ static void empty_check(struct sbx_watch *t, void *data)
 	sbx_sandbox_unref(sb);
 }
 
+/* A sandbox's init that did not finish exiting in time: reaped, and its
+ * group removed, whenever it does; the sandbox does not wait for it. */
+struct late_init {
+	struct sbx_daemon *d;
+	int pidfd;
+	char *cgroup;
+	struct sbx_watch *w;
+};
+
+static void late_init_exited(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct late_init *l = data;
+	sbx_loop_unwatch(l->w);
+	waitid((idtype_t)P_PIDFD, (id_t)l->pidfd, NULL, WEXITED | WNOHANG);
+	close(l->pidfd);
+	if (l->cgroup) {
+		sbx_cgroup_kill(&l->d->cg, l->cgroup, NULL);
+		sbx_cgroup_remove(&l->d->cg, l->cgroup, NULL);
+	}
+	sbx_info("a sandbox init that was slow to exit is gone; its cgroup %s is removed", l->cgroup ? l->cgroup : "-");
+	free(l->cgroup);
+	free(l);
+}
+
+/* Hand the init over to a late_init; the sandbox forgets it. */
+static void abandon_init(struct sbx_sandbox *sb)
+{
+	/* One watch per descriptor: the sandbox's goes first. */
+	sbx_loop_unwatch(sb->init_w);
+	sb->init_w = NULL;
+	struct late_init *l = calloc(1, sizeof(*l));
+	if (l) {
+		l->d = sb->d;
+		l->pidfd = sb->init_pidfd;
+		l->cgroup = sb->cgroup ? strdup(sb->cgroup) : NULL;
+		l->w = sbx_loop_watch(sb->d->loop, l->pidfd, EPOLLIN, late_init_exited, l);
+	}
+	if (!l || !l->w) {
+		if (l)
+			free(l->cgroup);
+		free(l);
+		close(sb->init_pidfd); /* an unreaped zombie, once it exits */
+	}
+	sb->init_pidfd = -1;
+}
+
+/* Zombie children of ours in the sandbox's pid namespace that no exec
+ * tracks. The kernel lets init finish exiting only once every process of
+ * its namespace is reaped, and a command started by an exec is our child. */
+static int reap_strays(struct sbx_sandbox *sb)
+{
+	char path[64], want[64], have[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)sb->init_pid);
+	ssize_t n = readlink(path, want, sizeof(want) - 1);
+	if (n <= 0)
+		return 0;
+	want[n] = '\0';
+	_cleanup_closedir_ DIR *dir = opendir("/proc");
+	struct dirent *de;
+	int reaped = 0;
+	pid_t self = getpid();
+	while (dir && (de = readdir(dir))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		_cleanup_free_ char *stat = NULL;
+		if (sbx_read_file_at(AT_FDCWD, path, 4096, &stat, NULL, NULL) < 0)
+			continue;
+		char *rp = strrchr(stat, ')');
+		char state = 0;
+		int ppid = 0;
+		if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2 || state != 'Z' || ppid != self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
+		n = readlink(path, have, sizeof(have) - 1);
+		if (n <= 0)
+			continue;
+		have[n] = '\0';
+		if (strcmp(have, want) || sbx_exec_owns_pid(sb, (pid_t)pid))
+			continue;
+		if (waitpid((pid_t)pid, NULL, WNOHANG | __WALL) == (pid_t)pid)
+			reaped++;
+	}
+	return reaped;
+}
+
+static void init_gone(struct sbx_sandbox *sb);
+
+/* init goes within milliseconds of the kill, unless a process of its
+ * namespace stays unreaped (or is stuck in the kernel). First reap what
+ * is ours and kill again; then stop waiting: a stop always ends. */
+static void kill_check(struct sbx_watch *t, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	sb->kill_timer = NULL;
+	if (++sb->kill_checks == 1) {
+		int n = reap_strays(sb);
+		sbx_warn("sandbox %s: init (pid %d) is still there %d s after the kill; reaped %d stray process(es) of its "
+			 "namespace, killing again",
+			 sb->id, (int)sb->init_pid, STOP_KILL_GRACE_MS / 1000, n);
+		if (sb->cgroup)
+			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		sb->kill_timer = sbx_loop_timer(sb->d->loop, STOP_KILL_GRACE_MS, kill_check, sb);
+		if (sb->kill_timer)
+			return;
+	}
+	sbx_warn("sandbox %s (%s): init (pid %d) did not exit within %d s of the kill (a process of its namespace "
+		 "is left unreaped or stuck in the kernel); the sandbox stops without it, and its cgroup goes when it "
+		 "exits",
+		 sb->id, sb->name, (int)sb->init_pid, 2 * STOP_KILL_GRACE_MS / 1000);
+	abandon_init(sb);
+	init_gone(sb);
+}
+
+/* The kill of a stop: everything in the group, and a bound on the wait. */
+static void stop_kill(struct sbx_sandbox *sb)
+{
+	if (sb->cgroup) {
+		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		/* Dying takes CPU too: under a small share, a group of busy
+		 * processes would take seconds to go. Killed, they run no code
+		 * of theirs any more; the next start applies the limit again. */
+		if (sb->res.cpus > 0) {
+			struct sbx_resources r = sb->res;
+			struct sbx_limits l;
+			r.cpus = 0;
+			sbx_resources_to_limits(sb->d, &r, &l);
+			sbx_cgroup_apply(&sb->d->cg, sb->cgroup, &l, NULL);
+		}
+	}
+	if (!sb->kill_timer && sb->init_w) {
+		sb->kill_checks = 0;
+		sb->kill_timer = sbx_loop_timer(sb->d->loop, STOP_KILL_GRACE_MS, kill_check, sb);
+	}
+}
+
 /* init is gone: everything else in its pid namespace was killed by the
  * kernel; make sure of it through the cgroup, then wait for it to empty. */
 static void init_gone(struct sbx_sandbox *sb)
@@ -453,6 +598,12 @@ static void init_gone(struct sbx_sandbox *sb)
 		sbx_loop_unwatch(sb->stop_timer);
 		sb->stop_timer = NULL;
 	}
+	bool abandoned = sb->kill_checks > 0 && !sb->kill_timer;
+	if (sb->kill_timer) {
+		sbx_loop_unwatch(sb->kill_timer);
+		sb->kill_timer = NULL;
+	}
+	sb->kill_checks = 0;
 	if (!sb->stopping) {
 		sbx_warn("sandbox %s (%s): init exited on its own; sandbox is now stopped", sb->id, sb->name);
 		sbx_event_emit(sb->d, "error", sb, "init exited on its own; the sandbox stops");
@@ -461,7 +612,8 @@ static void init_gone(struct sbx_sandbox *sb)
 	if (sb->cgroup)
 		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
 	sbx_exec_kill_all(sb);
-	sb->empty_tries = 0;
+	/* An abandoned init is still in the group: one look, no waiting. */
+	sb->empty_tries = abandoned ? 499 : 0;
 	sbx_sandbox_ref(sb);
 	/* Usually empty already: check now, and poll only if it is not. */
 	empty_check(NULL, sb);
@@ -477,12 +629,42 @@ static void stop_timeout(struct sbx_watch *t, void *data)
 	struct sbx_sandbox *sb = data;
 	sb->stop_timer = NULL;
 	sbx_info("sandbox %s: stop timeout passed; killing what is left", sb->id);
-	if (sb->cgroup)
-		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+	stop_kill(sb);
+}
+
+/* A stop that ends in a delete: the intent goes to disk before anything is
+ * torn down, so that a crash in between leaves a sandbox that recovery
+ * deletes rather than one that seems to have stopped by itself. */
+static int mark_delete_pending(struct sbx_sandbox *sb, sbx_error **err)
+{
+	if (sb->delete_pending)
+		return 0;
+	sb->delete_pending = true;
+	if (sbx_sandbox_save(sb, err) < 0) {
+		sb->delete_pending = false;
+		return sbx_error_prefix(err, "delete");
+	}
+	return 0;
 }
 
 void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after)
 {
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
+	if (running && (delete_after || sb->ephemeral || sb->auto_delete_min == 0)) {
+		sbx_error *err = NULL;
+		if (mark_delete_pending(sb, &err) < 0) {
+			if (delete_after) {
+				if (req)
+					sbx_reply_error(req, err);
+				else
+					sbx_error_free(err);
+				return;
+			}
+			/* A policy's delete: stopping is still right. */
+			sbx_warn("%s", err->msg);
+			sbx_error_free(err);
+		}
+	}
 	if (req || delete_after) {
 		struct sbx_waiter *w = calloc(1, sizeof(*w));
 		if (!w) {
@@ -501,14 +683,14 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 			pp = &(*pp)->next;
 		*pp = w;
 	}
-	if (sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) {
+	if (!running) {
 		if (!sb->stopping)
 			answer_waiters(sb, NULL);
 		return;
 	}
 	if (sb->stopping) {
-		if (timeout_ms == 0 && sb->cgroup)
-			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		if (timeout_ms == 0)
+			stop_kill(sb);
 		return;
 	}
 	sb->stopping = true;
@@ -521,8 +703,7 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 		sbx_error_free(e);
 	}
 	if (timeout_ms == 0 || sbx_pidfd_send_signal(sb->init_pidfd, SIGTERM, NULL, 0) < 0) {
-		if (sb->cgroup)
-			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+		stop_kill(sb);
 	} else {
 		sb->stop_timer = sbx_loop_timer(sb->d->loop, timeout_ms, stop_timeout, sb);
 	}
@@ -653,6 +834,8 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	sbx_json_int(root, "init_pid", false, 0, INT32_MAX, &pid, NULL);
 	sbx_json_int(root, "init_starttime", false, 0, INT64_MAX, &starttime, NULL);
 	sbx_json_int(root, "exec_seq", false, 0, INT64_MAX, &seq, NULL);
+	bool delete_pending = false;
+	sbx_json_bool(root, "delete_pending", false, &delete_pending, NULL);
 
 	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb) {
@@ -682,6 +865,7 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	sb->init_pid = (pid_t)pid;
 	sb->init_starttime = (uint64_t)starttime;
 	sb->exec_seq = (uint64_t)seq;
+	sb->delete_pending = delete_pending;
 	if (sbx_state_parse(state, &sb->state) < 0)
 		sb->state = SBX_STATE_ERROR;
 	sbx_json_string_map(o, "labels", false, &sb->labels, NULL);
@@ -747,8 +931,39 @@ static void reconcile(struct sbx_sandbox *sb)
 		sb->state = SBX_STATE_STOPPED;
 		sb->init_pid = 0;
 		sb->init_starttime = 0;
+		/* It stopped while we were away: what its policy does at a stop. */
+		if (sb->ephemeral || sb->auto_delete_min == 0)
+			sb->delete_pending = true;
 		sbx_sandbox_save(sb, NULL);
 	}
+}
+
+/* The daemon went away while this sandbox was being deleted: the client
+ * never got an answer, and the sandbox may be stopped, half stopped or
+ * still running. Finish the delete. */
+static void finish_delete(struct sbx_sandbox *sb, const char *why)
+{
+	struct sbx_daemon *d = sb->d;
+	sbx_warn("sandbox %s (%s): %s; deleting it", sb->id, sb->name, why);
+	sbx_error *e = NULL;
+	if (sb->cgroup) {
+		if (sbx_cgroup_kill_wait(&d->cg, sb->cgroup, 5000, &e) < 0)
+			sbx_warn("sandbox %s: %s", sb->id, e->msg);
+		sbx_error_free(e);
+		e = NULL;
+		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
+	}
+	remove_run_dirs(d, sb->id);
+	sb->state = SBX_STATE_STOPPED;
+	sb->init_pid = 0;
+	sb->init_starttime = 0;
+	/* Their monitors must stop writing before the directory goes. */
+	sbx_commands_load(sb);
+	if (sbx_sandbox_destroy(sb, &e) < 0) {
+		sbx_warn("%s", e->msg);
+		sbx_sandbox_save(sb, NULL);
+	}
+	sbx_error_free(e);
 }
 
 int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
@@ -793,9 +1008,20 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 		}
 		sb->next = d->sandboxes;
 		d->sandboxes = sb;
+		if (sb->delete_pending) {
+			finish_delete(sb, "a delete was under way when the daemon went away");
+			continue;
+		}
 		reconcile(sb);
+		if (sb->delete_pending) {
+			finish_delete(sb, "it stopped while the daemon was away, and its policy deletes it at a stop");
+			continue;
+		}
 		sbx_commands_load(sb);
-		sbx_sessions_load(sb);
+		if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
+			sbx_sessions_load(sb);
+		else
+			sbx_sessions_end(sb); /* it stopped while we were away */
 	}
 	return 0;
 }
@@ -833,6 +1059,39 @@ void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r
 	l->memory_bytes = r->memory_mb * 1024 * 1024;
 	l->pids = r->pids;
 	l->allow_swap = d->cfg.allow_swap;
+}
+
+void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err)
+{
+	/* clone fails with EAGAIN at pids.max, and for host-wide reasons too:
+	 * the sandbox's count tells which. The set-up's own processes (the
+	 * helper, the command) may have left it a pid or two below. */
+	if (!err || !*err || (*err)->errnum != EAGAIN || sb->res.pids <= 0 || !sb->cgroup)
+		return;
+	struct sbx_cgroup_stats st;
+	if (sbx_cgroup_stats(&sb->d->cg, sb->cgroup, &st) == 0 && st.pids < sb->res.pids - 2)
+		return;
+	sbx_error *limit = NULL;
+	sbx_error_set(&limit, SBX_ERR_LIMIT,
+		      "the sandbox is at its pids limit of %lld processes, so no process can start in it; raise the "
+		      "limit with 'sandboxctl update --pids %lld %s' or end its processes with 'sandboxctl kill --all %s'",
+		      (long long)sb->res.pids, (long long)sb->res.pids * 2, sb->name, sb->name);
+	if (limit)
+		limit->errnum = EAGAIN;
+	sbx_error_free(*err);
+	*err = limit;
+}
+
+int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err)
+{
+	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->cgroup)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; it has no processes to signal", sb->name,
+				     sb->stopping ? "stopping" : sbx_state_name(sb->state));
+	int n = sbx_cgroup_signal_all(&sb->d->cg, sb->cgroup, sig, sb->init_pid, err);
+	if (n < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->name);
+	sbx_info("sandbox %s (%s): SIG%s sent to its %d process(es) but init", sb->id, sb->name, sbx_signal_name(sig), n);
+	return n;
 }
 
 int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
@@ -884,7 +1143,10 @@ void sbx_sandboxes_tick(struct sbx_daemon *d)
 		 * rmdir refuses the busy ones. */
 		if (sb->state == SBX_STATE_STARTED && sb->cgroup && !sb->stopping) {
 			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
-			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
+			/* A command being set up has an empty group until its
+			 * monitor's helper is cloned into it. */
+			if (!sb->spawning)
+				sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
 		}
 		apply_policies(sb, now);
 	}

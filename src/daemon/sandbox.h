@@ -12,6 +12,7 @@ struct sbx_exec;
 struct sbx_waiter;
 struct sbx_command;
 struct sbx_session;
+struct sbx_spawn_pending;
 
 /* What a sandbox may use; 0 means unlimited. */
 struct sbx_resources {
@@ -63,14 +64,21 @@ struct sbx_sandbox {
 	struct fs_job *fs_offline_queue; /* waiting, in order (rpc_fs.c) */
 	struct sbx_exec *execs;
 	struct sbx_command *commands; /* background commands, running or ended */
+	struct sbx_spawn_pending *spawning; /* commands being set up (command.c) */
 	struct sbx_session *sessions;
 	/* stopping */
 	bool stopping;
+	/* On disk before a stop that ends in a delete tears anything down:
+	 * recovery finishes such a delete instead of finding a sandbox that
+	 * seems to have stopped on its own. */
+	bool delete_pending;
 	bool deleted;
 	struct sbx_waiter *waiters;
 	struct sbx_watch *stop_timer;
 	struct sbx_watch *empty_timer;
 	int empty_tries;
+	struct sbx_watch *kill_timer; /* init not gone yet after the kill */
+	int kill_checks;
 	/* network (net.c) */
 	struct sbx_sandbox_net net;
 };
@@ -90,7 +98,9 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err);
 int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err);
 
 int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
-/* Stops asynchronously; req (may be NULL) is answered when it is done. */
+/* Stops asynchronously; req (may be NULL) is answered when it is done.
+ * With delete_after (or a policy that deletes on stop) the intent to delete
+ * is saved first; when that fails, req gets the error and nothing stops. */
 void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after);
 /* Removes every trace of a stopped sandbox. */
 int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err);
@@ -100,6 +110,14 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
 /* Parse a "resources" object over the values in *io (which it updates). */
 int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err);
 void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r, struct sbx_limits *l);
+/* A process could not be made in the sandbox (err holds the failure): at
+ * its pids limit, err becomes a limit error that says so and how to get
+ * out; otherwise it is left as it is. */
+void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err);
+/* Send sig to every process of a running sandbox but its init, so that a
+ * sandbox full of processes (at its pids limit, say) can be helped without
+ * a stop. Returns how many were signalled. */
+int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err);
 /* Freeze or thaw; pause keeps memory, processes stop running. */
 int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
 /* Once a second: notice OOM kills and log them. */
@@ -122,5 +140,7 @@ bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
 char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra);
 /* Exec bookkeeping (rpc_process.c). */
 void sbx_exec_kill_all(struct sbx_sandbox *sb);
+/* Is pid the command of one of the sandbox's execs (reaped by it)? */
+bool sbx_exec_owns_pid(struct sbx_sandbox *sb, pid_t pid);
 
 #endif

@@ -1,5 +1,7 @@
 /* Sessions: a shell state (working directory and exported variables) that
- * each session command starts from and leaves behind for the next. */
+ * each session command starts from and leaves behind for the next. A
+ * session belongs to one run of its sandbox: it survives a restart of the
+ * daemon, and ends when the sandbox stops. */
 #ifndef SBX_SESSION_H
 #define SBX_SESSION_H
 
@@ -20,5 +22,7 @@ struct sbx_session {
 void sbx_session_command_ended(struct sbx_command *c);
 void sbx_sessions_load(struct sbx_sandbox *sb);
 void sbx_sessions_free(struct sbx_sandbox *sb);
+/* The sandbox stopped: its sessions end, in memory and on disk. */
+void sbx_sessions_end(struct sbx_sandbox *sb);
 
 #endif

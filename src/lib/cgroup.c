@@ -349,6 +349,75 @@ int sbx_cgroup_for_each_proc(struct sbx_cgroup_root *root, const char *path, voi
 	return 0;
 }
 
+struct signal_walk {
+	int sig;
+	pid_t spare;
+	pid_t *seen;
+	size_t n, cap;
+	int fresh;
+	bool oom;
+};
+
+static void signal_walk_one(int pid, void *arg)
+{
+	struct signal_walk *w = arg;
+	if (pid == w->spare || w->oom)
+		return;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->seen[i] == pid)
+			return;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 256;
+		pid_t *seen = realloc(w->seen, cap * sizeof(*seen));
+		if (!seen) {
+			w->oom = true;
+			return;
+		}
+		w->seen = seen;
+		w->cap = cap;
+	}
+	w->seen[w->n++] = pid;
+	if (kill(pid, w->sig) == 0)
+		w->fresh++;
+}
+
+static void kill_child_groups(int dfd)
+{
+	_cleanup_close_ int dup_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(sbx_take_fd(&dup_fd)) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		char p[NAME_MAX + 16];
+		snprintf(p, sizeof(p), "%s/cgroup.kill", de->d_name);
+		_cleanup_close_ int k = openat(dirfd(d), p, O_WRONLY | O_CLOEXEC);
+		if (k >= 0 && write(k, "1", 1) < 0) {
+			/* the group went meanwhile */
+		}
+	}
+}
+
+int sbx_cgroup_signal_all(struct sbx_cgroup_root *root, const char *path, int sig, pid_t spare, sbx_error **err)
+{
+	_cleanup_close_ int dfd = openat(root->mount_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return sbx_error_errno(err, errno, "open cgroup %s/%s", root->mount, path);
+	struct signal_walk w = { .sig = sig, .spare = spare };
+	for (int round = 0; round < 100; round++) {
+		w.fresh = 0;
+		for_each_proc(dfd, signal_walk_one, &w);
+		if (sig == SIGKILL)
+			kill_child_groups(dfd);
+		if (!w.fresh || w.oom)
+			break;
+	}
+	free(w.seen);
+	if (w.oom)
+		return sbx_error_errno(err, ENOMEM, "signal the processes of cgroup %s", path);
+	return (int)w.n;
+}
+
 static void kill_one(int pid, void *arg)
 {
 	(void)arg;
@@ -381,6 +450,23 @@ int sbx_cgroup_kill(struct sbx_cgroup_root *root, const char *path, sbx_error **
 		nanosleep(&ts, NULL);
 	}
 	return 0;
+}
+
+int sbx_cgroup_kill_wait(struct sbx_cgroup_root *root, const char *path, int timeout_ms, sbx_error **err)
+{
+	int64_t start = sbx_monotonic_ms();
+	for (int i = 0;; i++) {
+		if (i % 100 == 0 && sbx_cgroup_kill(root, path, err) < 0)
+			return -1;
+		int populated = sbx_cgroup_populated(root, path);
+		if (populated <= 0)
+			return 0;
+		if (sbx_monotonic_ms() - start >= timeout_ms)
+			return sbx_error_set(err, SBX_ERR_TIMEOUT, "cgroup %s/%s still has processes %d ms after the kill",
+					     root->mount, path, timeout_ms);
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path)

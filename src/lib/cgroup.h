@@ -68,9 +68,18 @@ int sbx_cgroup_create(struct sbx_cgroup_root *root, const char *path, sbx_error 
 int sbx_cgroup_open(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
 /* SIGKILL every process in the group and its descendants. */
 int sbx_cgroup_kill(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
+/* Send sig to every process of the group and of the groups below it but
+ * spare (a sandbox's init). Forks race the walk, so it goes in rounds until
+ * one finds no process it has not signalled yet; SIGKILL also goes to each
+ * child group through cgroup.kill. Returns how many were signalled. */
+int sbx_cgroup_signal_all(struct sbx_cgroup_root *root, const char *path, int sig, pid_t spare, sbx_error **err);
 /* Call fn for every process of the group and of the groups below it. */
 int sbx_cgroup_for_each_proc(struct sbx_cgroup_root *root, const char *path, void (*fn)(int pid, void *arg),
 			     void *arg, sbx_error **err);
+/* Kill, then wait up to timeout_ms for the group to empty, killing again
+ * now and then (a process may be forking as the kill lands). Blocks: for
+ * start-up and recovery, not for the event loop. */
+int sbx_cgroup_kill_wait(struct sbx_cgroup_root *root, const char *path, int timeout_ms, sbx_error **err);
 /* 1 if any process is in the group or below, 0 if empty, -1 on error. */
 int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path);
 /* Remove the group and all child groups (they must be empty). ENOENT is success. */

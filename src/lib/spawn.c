@@ -449,16 +449,20 @@ static void report_pid(int report_fd, pid_t pid, int master)
 		sbx_send_with_fd(report_fd, line, (size_t)n, master, 0);
 }
 
-int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, sbx_error **err)
+int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setup *st, sbx_error **err)
 {
+	memset(st, 0, sizeof(*st));
+	st->report_fd = st->helper_pidfd = st->tty_fd = -1;
+	st->tty = cfg->tty;
 	if (!cfg->argv || !cfg->argv[0])
 		return sbx_error_param(err, "cmd", "empty command");
-	out->tty_fd = -1;
 	int pipefd[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0)
 		return sbx_error_errno(err, errno, "socketpair");
 	_cleanup_close_ int rd = pipefd[0];
 	_cleanup_close_ int wr = pipefd[1];
+	if (sbx_set_nonblock(rd, true) < 0)
+		return sbx_error_errno(err, errno, "set up the report socket");
 
 	int helper_pidfd = -1;
 	struct clone_args args = {
@@ -507,39 +511,85 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 		report_pid(wr, cmd, master);
 		_exit(0);
 	}
-	sbx_closep(&wr);
-	_cleanup_close_ int hfd = helper_pidfd;
-	char text[1024];
-	int master = -1;
-	int r = read_report(rd, text, sizeof(text), &master);
-	siginfo_t si;
-	waitid((idtype_t)P_PIDFD, (id_t)hfd, &si, WEXITED);
-	int cmd_pid = 0;
-	const char *p = report_line(text, 'P');
-	if (r == 0 && p)
-		cmd_pid = atoi(p + 1);
-	if (r < 0 || report_error(text, NULL) < 0 || cmd_pid <= 0)
-		sbx_closep(&master);
-	if (r < 0) {
-		if (cmd_pid > 0)
-			kill(cmd_pid, SIGKILL);
-		return sbx_error_set(err, SBX_ERR_TIMEOUT, "command setup did not finish within %d s",
-				     SYNC_TIMEOUT_MS / 1000);
+	st->report_fd = sbx_take_fd(&rd);
+	st->helper_pidfd = helper_pidfd;
+	return 0;
+}
+
+int sbx_spawn_exec_read(struct sbx_exec_setup *st)
+{
+	while (!st->eof) {
+		char scratch[256];
+		bool full = st->len >= sizeof(st->text) - 1;
+		/* A report never fills the buffer; more is read and dropped. */
+		ssize_t n = full ? recv_report(st->report_fd, scratch, sizeof(scratch), &st->tty_fd)
+				 : recv_report(st->report_fd, st->text + st->len, sizeof(st->text) - 1 - st->len,
+					       &st->tty_fd);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			st->eof = true;
+			break;
+		}
+		if (!full) {
+			st->len += (size_t)n;
+			st->text[st->len] = '\0';
+		}
+		/* Known as soon as it is told: whatever happens next, the command
+		 * is our unreaped child, to be killed and reaped if need be. */
+		const char *p = st->cmd_pid ? NULL : report_line(st->text, 'P');
+		if (p && strchr(p, '\n'))
+			st->cmd_pid = atoi(p + 1);
 	}
-	if (report_error(text, err) < 0) {
+	return 1;
+}
+
+bool sbx_spawn_exec_helper_gone(struct sbx_exec_setup *st)
+{
+	if (st->helper_pidfd < 0)
+		return true;
+	siginfo_t si = { 0 };
+	if (waitid((idtype_t)P_PIDFD, (id_t)st->helper_pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+		return false;
+	sbx_closep(&st->helper_pidfd);
+	return true;
+}
+
+static void setup_close(struct sbx_exec_setup *st)
+{
+	sbx_closep(&st->report_fd);
+	sbx_closep(&st->helper_pidfd);
+	sbx_closep(&st->tty_fd);
+}
+
+int sbx_spawn_exec_finish(struct sbx_exec_setup *st, struct sbx_spawned *out, sbx_error **err)
+{
+	pid_t cmd_pid = st->cmd_pid;
+	int master = st->tty_fd;
+	st->tty_fd = -1;
+	setup_close(st);
+	if (report_error(st->text, NULL) < 0 || cmd_pid <= 0)
+		sbx_closep(&master);
+	if (report_error(st->text, err) < 0) {
+		/* It reported its failure and is on its way out. */
 		if (cmd_pid > 0)
 			waitpid(cmd_pid, NULL, 0);
 		return -1;
 	}
 	if (cmd_pid <= 0)
-		return sbx_error_set(err, SBX_ERR_INTERNAL, "exec helper exited without starting the command");
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "the exec helper ended before it started the command");
 	/* Safe against pid reuse: it is our unreaped child. */
 	int pidfd = sbx_pidfd_open(cmd_pid, 0);
 	if (pidfd < 0) {
+		int e = errno;
 		sbx_closep(&master);
-		return sbx_error_errno(err, errno, "pidfd_open");
+		kill(cmd_pid, SIGKILL);
+		waitpid(cmd_pid, NULL, 0);
+		return sbx_error_errno(err, e, "pidfd_open");
 	}
-	if (cfg->tty && master < 0) {
+	if (st->tty && master < 0) {
 		close(pidfd);
 		kill(cmd_pid, SIGKILL);
 		waitpid(cmd_pid, NULL, 0);
@@ -550,4 +600,21 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 	out->pidfd = pidfd;
 	out->starttime = 0;
 	return 0;
+}
+
+void sbx_spawn_exec_abort(struct sbx_exec_setup *st)
+{
+	if (st->helper_pidfd >= 0) {
+		sbx_pidfd_send_signal(st->helper_pidfd, SIGKILL, NULL, 0);
+		waitid((idtype_t)P_PIDFD, (id_t)st->helper_pidfd, NULL, WEXITED);
+		sbx_closep(&st->helper_pidfd);
+	}
+	if (st->report_fd >= 0)
+		sbx_spawn_exec_read(st); /* the pid may have come meanwhile */
+	if (st->cmd_pid > 0) {
+		kill(st->cmd_pid, SIGKILL);
+		waitpid(st->cmd_pid, NULL, 0);
+		st->cmd_pid = 0;
+	}
+	setup_close(st);
 }

@@ -53,9 +53,42 @@ struct sbx_exec_config {
 
 #define SBX_EXEC_EXTRA_FD 9
 
+/* How long a command's set-up may take when nothing else bounds it. On a
+ * busy host, or in a sandbox whose own processes use all of its CPU share,
+ * joining the namespaces and exec'ing can take many seconds: the bound is
+ * only there so that a set-up stuck for good ends with an error. */
+#define SBX_EXEC_SETUP_TIMEOUT_MS (300 * 1000)
+
 /* The command runs as a child of the caller (so the caller reaps it and
- * learns its exit status) inside the sandbox's namespaces and cgroup. */
-int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, sbx_error **err);
+ * learns its exit status) inside the sandbox's namespaces and cgroup. A
+ * helper process joins the sandbox and clones the command; both report on
+ * a socket, which reaches end of file once the command has exec'd (or
+ * failed). The caller drives a set-up step by step, from an event loop or
+ * a poll of its own, and bounds it as it sees fit: */
+struct sbx_exec_setup {
+	int report_fd;    /* non-blocking; watch it for reading until end of file */
+	int helper_pidfd; /* watch it for its exit; -1 once reaped */
+	pid_t cmd_pid;    /* the command, once the helper has told; 0 before */
+	int tty_fd;       /* a terminal's master that came with the report */
+	bool tty, eof;
+	size_t len;
+	char text[1024];
+};
+
+/* Clone the helper. On success the caller owns st until finish or abort. */
+int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setup *st, sbx_error **err);
+/* Read what the report holds, without blocking: 1 at its end, else 0. */
+int sbx_spawn_exec_read(struct sbx_exec_setup *st);
+/* Reap the helper if it has exited: true once it is gone. */
+bool sbx_spawn_exec_helper_gone(struct sbx_exec_setup *st);
+/* After the report's end and the helper's: the command (out) or the error
+ * that ended its set-up. Releases st either way. A command killed during
+ * its set-up (a timeout's cgroup.kill) is returned like any other: its
+ * pidfd then tells how it ended. */
+int sbx_spawn_exec_finish(struct sbx_exec_setup *st, struct sbx_spawned *out, sbx_error **err);
+/* Give up on a set-up: kill and reap the helper and the command (if it
+ * was cloned), release st. Blocks only while they die. */
+void sbx_spawn_exec_abort(struct sbx_exec_setup *st);
 
 /* Start time of a process from /proc, 0 if it does not exist. */
 uint64_t sbx_proc_starttime(pid_t pid);

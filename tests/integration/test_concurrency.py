@@ -68,6 +68,47 @@ class InFlightTest(SandboxdTestCase):
             self.assertEqual(self.rpc.result("same")["stdout"], "%d\n" % i)
 
 
+class BusySandboxesTest(SandboxdTestCase):
+    def test_many_execs_in_sandboxes_full_of_busy_processes(self):
+        # Two sandboxes of half a core each run 300 busy loops, the way a
+        # browser with many processes would: a command's set-up there gets a
+        # sliver of CPU and takes seconds. Eight execs at once all run, the
+        # daemon answers pings all along, and the deletes end at once.
+        for name in ("load1", "load2"):
+            self.create(name, network={"mode": "none"}, resources={"cpus": 0.5})
+            self.call("process.spawn", {"sandbox": name,
+                                        "command": "for i in $(seq 300); do (while :; do :; done) & done; wait"})
+        for name in ("load1", "load2"):
+            wait_until(lambda: self.call("sandbox.stats", {"sandbox": name})["pids"] >= 300, 60)
+        results, errors = {}, []
+
+        def one(k):
+            try:
+                with RpcClient(self.daemon.socket, timeout=180) as c:
+                    results[k] = c.call("process.exec", {"sandbox": "load%d" % (1 + k % 2), "command": "echo %d" % k})
+            except Exception as e:  # reported below
+                errors.append("exec %d: %r" % (k, e))
+
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        worst = 0.0
+        while any(t.is_alive() for t in threads):
+            t0 = time.monotonic()
+            self.call("system.ping", timeout=30)
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.2)
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual({k: r["stdout"] for k, r in results.items()}, {k: "%d\n" % k for k in range(8)})
+        self.assertLess(worst, 2.0, "the daemon was held up %.1f s while commands were being set up" % worst)
+        for name in ("load1", "load2"):
+            t0 = time.monotonic()
+            self.call("sandbox.delete", {"sandbox": name, "force": True}, timeout=60)
+            self.assertLess(time.monotonic() - t0, 15)
+
+
 class ConnectionsTest(SandboxdTestCase):
     def test_many_connections_in_parallel(self):
         sbs = [self.create("s%d" % i)["id"] for i in range(3)]

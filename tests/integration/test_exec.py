@@ -5,9 +5,9 @@ import hashlib
 import os
 import time
 
-from sbxtest import SandboxdTestCase, main, wait_until
+from sbxtest import RpcError, SandboxdTestCase, main, pid_alive, wait_until
 
-NOT_FOUND, BAD_STATE = 1, 3
+NOT_FOUND, BAD_STATE, TIMEOUT = 1, 3, 6
 
 
 class ExecTest(SandboxdTestCase):
@@ -402,6 +402,84 @@ class ExecTest(SandboxdTestCase):
         r = self.x("sleep 5 & echo quick")
         self.assertLess(time.monotonic() - t0, 4)
         self.assertEqual((r["exit_code"], r["stdout"]), (0, "quick\n"))
+
+
+class SlowSetupTest(SandboxdTestCase):
+    """A command's set-up (joining the sandbox, exec) can take long on a busy
+    host or in a sandbox whose processes use all of its CPU share: it holds
+    no one else up, has no fixed wall of its own, and a delete after it
+    always finishes."""
+
+    def freeze(self, sandbox_id, frozen):
+        cg = self.daemon.sandbox_cgroup(sandbox_id)
+        with open(os.path.join(cg, "cgroup.freeze"), "w") as f:
+            f.write("1" if frozen else "0")
+        want = "frozen %d" % (1 if frozen else 0)
+        wait_until(lambda: want in open(os.path.join(cg, "cgroup.events")).read().splitlines(), 5)
+
+    def test_stalled_setup_holds_no_one_up_and_then_runs(self):
+        # A frozen group stands for a set-up that gets no CPU for a while.
+        busy = self.create("stalled", network={"mode": "none"})
+        self.create("calm", network={"mode": "none"})
+        self.call("session.create", {"sandbox": "stalled", "session_id": "s"})
+        self.freeze(busy["id"], True)
+        self.addCleanup(lambda: os.path.isdir(self.daemon.sandbox_cgroup(busy["id"])) and
+                        self.freeze(busy["id"], False))
+        slow = self.daemon.client(timeout=120)
+        # One command of each kind: exec, background, session.
+        rid = slow.request("process.exec", {"sandbox": "stalled", "command": "echo ran"})
+        spawn = slow.request("process.spawn", {"sandbox": "stalled", "command": "echo spawned"})
+        session = slow.request("session.exec", {"sandbox": "stalled", "session_id": "s", "command": "echo session"})
+        start = time.monotonic()
+        # Meanwhile the daemon answers at once, other sandboxes included.
+        self.call("system.ping", timeout=2)
+        self.assertEqual(self.exec("calm", "echo calm", timeout=5)["stdout"], "calm\n")
+        self.assertLess(time.monotonic() - start, 5)
+        # Longer than any fixed wall a set-up used to have, and still waiting.
+        time.sleep(max(0, start + 12 - time.monotonic()))
+        with self.assertRaises(TimeoutError):
+            slow.wait(rid, timeout=0.2)
+        self.assertEqual(slow.replies, {}, "a set-up stalled for 12 s failed")
+        self.freeze(busy["id"], False)
+        r = slow.result(rid)
+        self.assertEqual((r["exit_code"], r["stdout"]), (0, "ran\n"), r)
+        cmd = slow.result(spawn)["cmd_id"]
+        r = self.call("process.wait", {"sandbox": "stalled", "cmd_id": cmd, "timeout_s": 30}, timeout=60)
+        self.assertEqual(r["exit_code"], 0, r)
+        self.assertEqual(self.call("process.logs", {"sandbox": "stalled", "cmd_id": cmd})["stdout"], "spawned\n")
+        r = slow.result(session)
+        self.assertEqual((r["exit_code"], r["stdout"]), (0, "session\n"), r)
+
+    def test_timeout_during_a_starved_setup_then_delete(self):
+        # The sandbox's own busy processes leave its set-up almost no CPU
+        # (1 % of a core among 30 busy loops): the set-up needs seconds of
+        # wall time. The exec's timeout still holds, and the delete after
+        # it finishes at once.
+        sb = self.create("starved", network={"mode": "none"})
+        self.call("process.spawn", {"sandbox": "starved",
+                                    "command": "for i in $(seq 30); do (while :; do :; done) & done; wait"})
+        wait_until(lambda: self.call("sandbox.stats", {"sandbox": "starved"})["pids"] >= 30, 60)
+        self.call("sandbox.update", {"sandbox": "starved", "resources": {"cpus": 0.01}})
+        self.call("session.create", {"sandbox": "starved", "session_id": "s"})
+        for method, params in (("process.exec", {"command": "sleep 30"}),
+                               ("session.exec", {"session_id": "s", "command": "sleep 30"}),
+                               ("process.spawn", {"command": "sleep 30"})):
+            params.update(sandbox="starved", timeout_s=3)
+            start = time.monotonic()
+            try:
+                r = self.call(method, params, timeout=60)
+                if method != "process.spawn":
+                    self.assertIs(r["timed_out"], True, r)
+            except RpcError as e:
+                self.assertEqual(e.code, TIMEOUT, e)
+                self.assertIn("set-up", e.message)
+            self.assertLess(time.monotonic() - start, 8,
+                            "%s: a timeout of 3 s did not hold during the set-up" % method)
+        start = time.monotonic()
+        self.call("sandbox.delete", {"sandbox": "starved", "force": True}, timeout=60)
+        self.assertLess(time.monotonic() - start, 15)
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
+        wait_until(lambda: not pid_alive(sb["init_pid"]), 5)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,95 @@ class ResourceTests(SandboxdTestCase):
         self.assertIn("--memory", err)
 
 
+class PidsLimitTest(SandboxdTestCase):
+    """A sandbox at its pids limit: every new process is refused, and the way
+    out must not need a delete."""
+
+    def full_sandbox(self, name, pids, command):
+        try:
+            sb = self.create(name, network={"mode": "none"}, resources={"pids": pids})
+        except sbxtest.RpcError as e:
+            if e.code == 7:
+                self.skipTest("no pids controller for sandboxd on this host: %s" % e.message)
+            raise
+        cmd = self.call("process.spawn", {"sandbox": name, "command": command})["cmd_id"]
+        wait_until(lambda: self.call("sandbox.stats", {"sandbox": name})["pids"] >= pids - 2, 30,
+                   message="the sandbox did not fill up to its pids limit")
+        return sb, cmd
+
+    def sleep_filled(self, name, pids):
+        # The shell forks sleeps until the kernel refuses, and dies of it:
+        # init and the sleeps hold every pid but one.
+        sb, cmd = self.full_sandbox(name, pids, "while :; do sleep 1000 & done")
+        for _ in range(20):
+            self.call("process.wait", {"sandbox": name, "cmd_id": cmd, "timeout_s": 20}, timeout=30)
+            if self.call("sandbox.stats", {"sandbox": name})["pids"] == pids - 1:
+                return sb
+            # A set-up process still held a pid when the shell hit the limit:
+            # top up.
+            cmd = self.call("process.spawn", {"sandbox": name, "command": "while :; do sleep 1000 & done"})["cmd_id"]
+        self.fail("the sandbox did not settle one pid below its limit")
+
+    def assertAtLimit(self, name, pids, method, params):
+        params = dict(params, sandbox=name)
+        err = self.assertRpcError(4, method, params)
+        for part in ("pids limit of %d" % pids, "sandboxctl update --pids", "sandboxctl kill --all %s" % name):
+            self.assertIn(part, err["message"], (method, err))
+        self.assertEqual(err["data"].get("errno"), 11, err)
+
+    def test_at_the_limit_commands_say_so_and_raising_it_helps(self):
+        sb = self.sleep_filled("full", 16)
+        self.call("session.create", {"sandbox": "full", "session_id": "s"})
+        for method, params in (("process.exec", {"cmd": ["true"]}), ("process.spawn", {"cmd": ["true"]}),
+                               ("session.exec", {"session_id": "s", "command": "true"})):
+            self.assertAtLimit("full", 16, method, params)
+        rc, out, err = self.daemon.ctl("exec", "full", "true")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("pids limit of 16", err)
+        # Raising the limit works at the limit, and commands run again.
+        u = self.call("sandbox.update", {"sandbox": "full", "resources": {"pids": 32}})
+        self.assertEqual(u["resources"]["pids"], 32)
+        self.assertEqual(self.call("process.exec", {"sandbox": "full", "command": "echo room"})["stdout"], "room\n")
+        self.assertEqual(self.inspect("full")["init_pid"], sb["init_pid"])
+
+    def test_kill_all_empties_a_full_sandbox_but_keeps_it(self):
+        sb = self.sleep_filled("sleepy", 16)
+        self.assertAtLimit("sleepy", 16, "process.exec", {"cmd": ["true"]})
+        rc, out, err = self.daemon.ctl("kill", "--all", "-s", "KILL", "sleepy")
+        self.assertEqual(rc, 0, err)
+        wait_until(lambda: self.call("sandbox.stats", {"sandbox": "sleepy"})["pids"] == 1, 10,
+                   message="processes are left after kill --all")
+        self.assertEqual(self.call("process.exec", {"sandbox": "sleepy", "command": "echo free"})["stdout"], "free\n")
+        st = self.inspect("sleepy")
+        self.assertEqual((st["state"], st["init_pid"]), ("started", sb["init_pid"]))
+
+    def test_kill_all_stops_a_fork_bomb(self):
+        # A shell of the sandbox dies when it cannot fork; this one is started
+        # again and again, so that new processes take every pid that frees
+        # up while the walk goes. TERM in rounds ends them all.
+        sb, _ = self.full_sandbox("bomb", 32, "while :; do sh -c 'while :; do sleep 1000 & done' 2>/dev/null; done")
+        time.sleep(1)
+        self.assertGreaterEqual(self.call("sandbox.stats", {"sandbox": "bomb"})["pids"], 30)
+        r = self.call("process.kill", {"sandbox": "bomb", "all": True})
+        self.assertGreaterEqual(r["signaled"], 30, r)
+        wait_until(lambda: self.call("sandbox.stats", {"sandbox": "bomb"})["pids"] == 1, 20,
+                   message="the fork bomb survived kill --all")
+        self.assertEqual(self.call("process.exec", {"sandbox": "bomb", "command": "echo calm"})["stdout"], "calm\n")
+        self.assertEqual(self.inspect("bomb")["init_pid"], sb["init_pid"])
+
+    def test_kill_all_bad_input(self):
+        self.create("k", network={"mode": "none"}, start=False)
+        self.assertRpcError(3, "process.kill", {"sandbox": "k", "all": True})
+        self.call("sandbox.start", {"sandbox": "k"})
+        self.assertRpcError(-32602, "process.kill", {"sandbox": "k", "all": True, "cmd_id": "x"}, param="cmd_id")
+        self.assertRpcError(-32602, "process.kill", {"sandbox": "k", "all": True, "signal": "NOPE"}, param="signal")
+        self.assertRpcError(-32602, "process.kill", {"sandbox": "k", "all": "yes"}, param="all")
+        self.assertRpcError(-32602, "process.kill", {"sandbox": "k"}, param="cmd_id")
+        self.assertEqual(self.call("process.kill", {"sandbox": "k", "all": True})["signaled"], 0)
+        rc, out, err = self.daemon.ctl("kill", "--all", "k", "extra")
+        self.assertEqual(rc, 125, err)
+
+
 class DelegatedSubtreeTest(SandboxdTestCase):
     """Under systemd with Delegate=yes, sandboxd starts in a group of its own
     that it may manage: it moves itself to a leaf and puts sandboxes beside

@@ -1,12 +1,15 @@
 """Daemon restarts: sandboxes outlive the daemon and are adopted again."""
 
+import ctypes
 import os
+import random
 import signal
 import subprocess
+import threading
 import time
 
-from sbxtest import (DaemonError, SandboxdTestCase, cgroup_procs_recursive, main, pid_alive, sandbox_init_processes,
-                     wait_until)
+from sbxtest import (ConnectionClosed, DaemonError, RpcError, SandboxdTestCase, cgroup_procs_recursive, main,
+                     pid_alive, proc_cmdline, sandbox_init_processes, wait_until)
 
 BAD_STATE = 3
 
@@ -237,6 +240,243 @@ class RestartTest(SandboxdTestCase):
         self.daemon.restart()
         self.rpc = self.daemon.client()
         self.assertEqual(sorted((i["name"], i["id"]) for i in self.call("image.list")["images"]), before)
+
+
+class KilledMidDeleteTest(SandboxdTestCase):
+    """sandboxd killed -9 while deletes are under way: at the next start each
+    sandbox is gone or exactly as it was, never half deleted."""
+
+    def assertGone(self, sid, init_pid, why):
+        self.assertFalse(os.path.exists(os.path.join(self.daemon.state_dir, "sandboxes", sid)),
+                         "%s: its state is still there" % why)
+        try:
+            wait_until(lambda: not pid_alive(init_pid) and not os.path.exists(self.daemon.sandbox_cgroup(sid)), 10)
+        except AssertionError:
+            self.fail("%s: sandbox %s was forgotten but its init %d or its cgroup is still there" % (why, sid, init_pid))
+
+    def test_delete_cut_short_by_sigkill(self):
+        # The kill lands at a range of moments after the delete was sent:
+        # before the daemon reads it, while init and its processes die,
+        # after. Each sandbox has processes to kill, which widens the window.
+        seen = {}
+        for i, delay_ms in enumerate((0, 1, 2, 3, 5, 8, 12, 20)):
+            name = "cut%d" % i
+            sb = self.create(name, network={"mode": "none"})
+            self.sh(name, "for i in $(seq 40); do sleep 1000 </dev/null >/dev/null 2>&1 & done")
+            c = self.daemon.client()
+            c.request("sandbox.delete", {"sandbox": name, "force": True})
+            time.sleep(delay_ms / 1000)
+            self.daemon.kill9()
+            self.daemon.start()
+            self.rpc = self.daemon.client()
+            present = {s["id"]: s for s in self.call("sandbox.list")["sandboxes"]}
+            why = "killed %d ms after its delete was sent" % delay_ms
+            if sb["id"] in present:
+                now = present[sb["id"]]
+                self.assertEqual((now["state"], now["init_pid"]), ("started", sb["init_pid"]),
+                                 "%s, sandbox %s came back neither deleted nor as it was" % (why, name))
+                self.assertEqual(self.sh(name, "echo still"), "still\n")
+                self.call("sandbox.delete", {"sandbox": name, "force": True})
+                seen["kept"] = seen.get("kept", 0) + 1
+            else:
+                self.assertGone(sb["id"], sb["init_pid"], why)
+                seen["gone"] = seen.get("gone", 0) + 1
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [], seen)
+
+    def test_ephemeral_sandbox_stopped_while_daemon_down_is_deleted(self):
+        # An ephemeral sandbox is deleted when it stops, also when it stopped
+        # while no daemon was there to see it.
+        eph = self.create("eph", ephemeral=True, network={"mode": "none"})
+        keep = self.create("keep", network={"mode": "none"})
+        self.daemon.kill9()
+        for sb in (eph, keep):
+            os.kill(sb["init_pid"], signal.SIGKILL)
+        wait_until(lambda: not pid_alive(eph["init_pid"]) and not pid_alive(keep["init_pid"]), 5)
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual([(s["name"], s["state"]) for s in self.call("sandbox.list")["sandboxes"]],
+                         [("keep", "stopped")])
+        self.assertGone(eph["id"], eph["init_pid"], "ephemeral sandbox stopped while the daemon was down")
+
+    def test_storm_of_create_exec_delete_with_sigkills(self):
+        # Four clients create, run commands in and delete sandboxes while
+        # the daemon is killed -9 at random moments, three times. After each
+        # start: every sandbox whose create was answered is started with the
+        # same init unless its delete was sent; a delete that was sent left
+        # it gone or exactly as before; nothing is stopped or half made.
+        seed = int(os.environ.get("SBX_TEST_SEED", random.randrange(1 << 30)))
+        rng = random.Random(seed)
+        ctx = "seed %d (SBX_TEST_SEED)" % seed
+        known = {}  # id -> {"name", "init_pid", "delete": None | "sent" | "done"}
+        lock = threading.Lock()
+        counter = [0]
+        done = {"create": 0, "exec": 0, "delete": 0}
+
+        def client_loop(k, stop, crng):
+            try:
+                c = self.daemon.client(timeout=60)
+            except OSError:
+                return
+            try:
+                while not stop.is_set():
+                    with lock:
+                        mine = [sid for sid, v in known.items() if v["owner"] == k and v["delete"] is None]
+                    op = crng.random()
+                    if not mine or (op < 0.35 and len(mine) < 3):
+                        with lock:
+                            counter[0] += 1
+                            name = "st%d-%d" % (k, counter[0])
+                            pending[name] = True
+                        sb = c.call("sandbox.create", {"name": name, "network": {"mode": "none"}})
+                        with lock:
+                            pending.pop(name, None)
+                            known[sb["id"]] = {"name": name, "init_pid": sb["init_pid"], "delete": None,
+                                               "owner": k}
+                            self.daemon.known_ids.add(sb["id"])
+                            done["create"] += 1
+                    elif op < 0.7:
+                        sid = crng.choice(mine)
+                        c.call("process.exec", {"sandbox": sid, "command": "echo hi; sleep 0.0%d" % crng.randrange(10)})
+                        with lock:
+                            done["exec"] += 1
+                    else:
+                        sid = crng.choice(mine)
+                        with lock:
+                            known[sid]["delete"] = "sent"
+                        c.call("sandbox.delete", {"sandbox": sid, "force": True})
+                        with lock:
+                            known[sid]["delete"] = "done"
+                            done["delete"] += 1
+            except (ConnectionClosed, OSError, TimeoutError):
+                pass  # the daemon was killed under this request
+            except RpcError as e:
+                errors.append("client %d: %s" % (k, e))
+
+        for rnd in range(3):
+            pending = {}
+            errors = []
+            stop = threading.Event()
+            threads = [threading.Thread(target=client_loop, args=(k, stop, random.Random(rng.random())))
+                       for k in range(4)]
+            for t in threads:
+                t.start()
+            # Some of everything first, however slow the host; then a kill
+            # at a random moment.
+            before = dict(done)
+            wait_until(lambda: errors or all(done[k] - before[k] >= 2 for k in done), 120,
+                       message="the clients made no progress: %r; %s" % (done, ctx))
+            time.sleep(rng.random() * 1.0)
+            self.daemon.kill9()
+            stop.set()
+            for t in threads:
+                t.join(60)
+            self.assertEqual(errors, [], ctx)
+            self.daemon.start()
+            self.rpc = self.daemon.client()
+            present = {s["id"]: s for s in self.call("sandbox.list")["sandboxes"]}
+            for sid, s in present.items():
+                self.daemon.known_ids.add(sid)
+                self.assertEqual(s["state"], "started", "round %d: sandbox %s came back %s; %s"
+                                 % (rnd, s["name"], s["state"], ctx))
+            by_name = {s["name"]: s for s in present.values()}
+            for name in pending:  # created or not; if it was, it is whole
+                if name in by_name:
+                    self.assertEqual(self.sh(name, "echo up"), "up\n")
+            for sid, v in list(known.items()):
+                if v["delete"] == "done":
+                    self.assertNotIn(sid, present, "round %d: deleted sandbox %s is back; %s" % (rnd, v["name"], ctx))
+                elif v["delete"] is None:
+                    self.assertIn(sid, present, "round %d: sandbox %s, created and never deleted, is gone; %s"
+                                  % (rnd, v["name"], ctx))
+                if sid in present:
+                    self.assertEqual(present[sid]["init_pid"], v["init_pid"],
+                                     "round %d: sandbox %s was restarted, not kept; %s" % (rnd, v["name"], ctx))
+                    self.assertEqual(self.sh(sid, "echo up"), "up\n")
+                    v["delete"] = None
+                else:
+                    self.assertGone(sid, v["init_pid"], "round %d, sandbox %s; %s" % (rnd, v["name"], ctx))
+                    del known[sid]
+            for sid, s in present.items():
+                if sid not in known:  # its create was answered after all, but the reply was lost
+                    known[sid] = {"name": s["name"], "init_pid": s["init_pid"], "delete": None,
+                                  "owner": int(s["name"][2:].split("-")[0])}
+        # The storm did storm.
+        self.assertTrue(done["create"] >= 8 and done["exec"] >= 8 and done["delete"] >= 4, done)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_subreaper(on):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def children_of(ppid):
+    """{pid: argv} of the processes whose parent is ppid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                data = f.read()
+        except OSError:
+            continue
+        if int(data[data.rindex(")") + 2:].split()[1]) == ppid:
+            found[int(entry)] = proc_cmdline(int(entry)) or []
+    return found
+
+
+class StopAlwaysEndsTest(SandboxdTestCase):
+    def test_delete_ends_when_init_cannot_exit(self):
+        # init finishes exiting only once every process of its namespace is
+        # reaped. Here the command of an exec outlives a killed daemon and
+        # its new parent (a subreaper, as a supervisor may be) leaves it
+        # unreaped: the delete must end all the same.
+        sb = self.create("held", network={"mode": "none"})
+        c = self.daemon.client()
+        c.request("process.exec", {"sandbox": "held", "cmd": ["sleep", "4242"]})
+        daemon_pid = self.daemon.pid
+        cmd = wait_until(lambda: [p for p, argv in children_of(daemon_pid).items() if argv == [b"sleep", b"4242"]], 10)[0]
+        adopted = []
+
+        def reap():
+            # The command first: init cannot end before it is reaped.
+            set_subreaper(False)
+            for pid in sorted(adopted, key=lambda p: p != cmd):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    try:
+                        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                            break
+                    except ChildProcessError:
+                        break
+                    time.sleep(0.02)
+            adopted.clear()
+        self.addCleanup(reap)
+        set_subreaper(True)
+        self.daemon.kill9()
+        wait_until(lambda: cmd in children_of(os.getpid()), 5)
+        set_subreaper(False)
+        adopted += [p for p in children_of(os.getpid()) if p in (cmd, sb["init_pid"])]
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        start = time.monotonic()
+        self.call("sandbox.delete", {"sandbox": "held", "force": True}, timeout=60)
+        self.assertLess(time.monotonic() - start, 20)
+        self.assertEqual(self.call("sandbox.list")["sandboxes"], [])
+        self.assertIn("did not exit within", self.daemon.log())
+        # When the process is reaped at last, init goes, and its group with it.
+        reap()
+        wait_until(lambda: not pid_alive(sb["init_pid"]) and not os.path.exists(self.daemon.sandbox_cgroup(sb["id"])),
+                   10)
+        self.assertIn("slow to exit is gone", self.daemon.log())
 
 
 if __name__ == "__main__":

@@ -225,6 +225,19 @@ class LifecycleTest(SandboxdTestCase):
         r = c.result(rid)
         self.assertEqual((r["exit_code"], r["signal"]), (137, "KILL"))
 
+    def test_delete_of_a_sandbox_starved_of_cpu_is_quick(self):
+        # Killed processes still need CPU to exit: 200 busy loops under 1 %
+        # of a core took seconds to die.
+        sb = self.create("starved", network={"mode": "none"})
+        self.call("process.spawn", {"sandbox": "starved",
+                                    "command": "for i in $(seq 200); do (while :; do :; done) & done; wait"})
+        wait_until(lambda: self.call("sandbox.stats", {"sandbox": "starved"})["pids"] >= 200, 60)
+        self.call("sandbox.update", {"sandbox": "starved", "resources": {"cpus": 0.01}})
+        t0 = time.monotonic()
+        self.call("sandbox.delete", {"sandbox": "starved", "force": True}, timeout=60)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertFalse(pid_alive(sb["init_pid"]))
+
     def test_stop_timeout_kills_process_ignoring_term(self):
         self.create("stubborn")
         c = self.daemon.client()

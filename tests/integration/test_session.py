@@ -1,9 +1,11 @@
 """Sessions: cwd and exported variables carry over between commands, and
 nothing a command does can wedge the session."""
 
+import os
+import signal
 import time
 
-from sbxtest import SandboxdTestCase, main, wait_until, cgroup_procs_recursive
+from sbxtest import SandboxdTestCase, main, pid_alive, wait_until, cgroup_procs_recursive
 
 NOT_FOUND, EXISTS, BAD_STATE = 1, 2, 3
 BAD_PARAMS = -32602
@@ -135,15 +137,54 @@ class SessionTest(SandboxdTestCase):
         self.call("sandbox.stop", {"sandbox": sb})
         self.assertRpcError(BAD_STATE, "session.exec", {"sandbox": sb, "session_id": "main", "command": "true"})
 
-    def test_state_survives_restart_and_stop(self):
+    def test_state_survives_daemon_restart(self):
         self.run_in("cd /tmp && export KEEP=yes")
         self.rpc.close()
         self.daemon.restart(hard=True)
         self.rpc = self.daemon.client()
         self.assertEqual(self.run_in("pwd; echo $KEEP")["stdout"], "/tmp\nyes\n")
-        self.call("sandbox.stop", {"sandbox": self.sb})
-        self.call("sandbox.start", {"sandbox": self.sb})
+        self.daemon.restart(hard=False)
+        self.rpc = self.daemon.client()
         self.assertEqual(self.run_in("pwd; echo $KEEP")["stdout"], "/tmp\nyes\n")
+
+    def assertSessionFresh(self, session="main"):
+        self.assertEqual(self.call("session.create", {"sandbox": self.sb, "session_id": session})["session_id"],
+                         session)
+        self.assertEqual(self.run_in("pwd; echo ${KEEP:-unset}", session=session)["stdout"], "/workspace\nunset\n")
+
+    def test_sessions_end_when_the_sandbox_stops(self):
+        # A backend creates its sessions again after every start, with the
+        # ids it used before.
+        self.call("session.create", {"sandbox": self.sb, "session_id": "other"})
+        self.run_in("cd /tmp && export KEEP=yes")
+        self.call("sandbox.stop", {"sandbox": self.sb})
+        self.assertEqual(self.call("session.list", {"sandbox": self.sb})["sessions"], [])
+        self.assertRpcError(BAD_STATE, "session.create", {"sandbox": self.sb, "session_id": "main"})
+        self.call("sandbox.start", {"sandbox": self.sb})
+        self.assertEqual(self.call("session.list", {"sandbox": self.sb})["sessions"], [])
+        self.assertRpcError(NOT_FOUND, "session.exec", {"sandbox": self.sb, "session_id": "main", "command": "true"})
+        self.assertSessionFresh("main")
+        self.assertSessionFresh("other")
+        # And again across a restart of the daemon while it is stopped.
+        self.call("sandbox.stop", {"sandbox": self.sb})
+        self.rpc.close()
+        self.daemon.restart(hard=True)
+        self.rpc = self.daemon.client()
+        self.call("sandbox.start", {"sandbox": self.sb})
+        self.assertSessionFresh("main")
+
+    def test_sessions_end_when_the_sandbox_stopped_while_the_daemon_was_down(self):
+        self.run_in("cd /tmp && export KEEP=yes")
+        init = self.inspect(self.sb)["init_pid"]
+        self.rpc.close()
+        self.daemon.kill9()
+        os.kill(init, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(init), 5)
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.inspect(self.sb)["state"], "stopped")
+        self.call("sandbox.start", {"sandbox": self.sb})
+        self.assertSessionFresh("main")
 
 
 if __name__ == "__main__":
