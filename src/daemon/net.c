@@ -20,6 +20,7 @@
 #include "httphead.h"
 #include "net.h"
 #include "netlink.h"
+#include "netlock.h"
 #include "proxy.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -59,6 +60,7 @@ struct gw_conn {
 struct sbx_net {
 	struct sbx_daemon *d;
 	bool enabled;
+	struct sbx_netlock lock; /* held from start to shutdown */
 	char bridge[16];
 	char table[64];
 	struct sbx_cidr subnet;
@@ -221,6 +223,85 @@ static int gateway_listen(struct sbx_net *net, sbx_error **err)
 	return 0;
 }
 
+struct others_check {
+	struct sbx_net *net;
+	struct sbx_nl *nl;
+	sbx_error **err;
+};
+
+/* Another daemon's subnet that overlaps ours: both would hand out the
+ * same addresses. A record whose owner is gone still counts while its
+ * bridge is there: its sandboxes may be running with those addresses. */
+static int check_other(const struct sbx_netlock_record *r, bool held, void *data)
+{
+	struct others_check *c = data;
+	struct sbx_cidr o;
+	if (!r->subnet || sbx_cidr_parse(r->subnet, &o.net, &o.prefix) < 0)
+		return 0;
+	int shorter = o.prefix < c->net->subnet.prefix ? o.prefix : c->net->subnet.prefix;
+	if (!sbx_cidr_contains(o.net, shorter, c->net->subnet.net))
+		return 0;
+	if (!held && sbx_nl_ifindex(c->nl, r->bridge, NULL) <= 0)
+		return 0;
+	return sbx_error_set(c->err, SBX_ERR_EXISTS,
+			     "subnet %s overlaps subnet %s of bridge %s, %s the sandboxd with pid %d (state dir '%s'); "
+			     "give each daemon a subnet of its own (subnet in sandboxd.conf)",
+			     c->net->d->cfg.net_subnet, r->subnet, r->bridge, held ? "held by" : "left by", (int)r->pid,
+			     r->state_dir ? r->state_dir : "?");
+}
+
+/* One daemon per bridge, and per subnet. The bridge, the table and the
+ * routes of a network belong to the daemon whose record is in its lock
+ * file: a second daemon configured with the same bridge or an overlapping
+ * subnet refuses to start, and a daemon never adopts a link of that name
+ * that another daemon left behind, or that no daemon made. */
+static int take_network(struct sbx_net *net, sbx_error **err)
+{
+	const struct sbx_config *c = &net->d->cfg;
+	struct sbx_netlock_record prev;
+	sbx_error *e = NULL;
+	if (sbx_netlock_take(SBX_NETLOCK_DIR, net->bridge, &net->lock, &prev, &e) < 0) {
+		if (e->code == SBX_ERR_EXISTS)
+			sbx_error_set(err, e->code, "%s; give this daemon a bridge and subnet of its own (bridge, subnet "
+				      "in sandboxd.conf)", e->msg);
+		else
+			sbx_error_set(err, e->code, "network lock: %s", e->msg);
+		sbx_error_free(e);
+		return -1;
+	}
+	int r = 0;
+	struct sbx_nl nl = { 0 };
+	if (sbx_nl_open(&nl, NULL) == 0) {
+		int br = sbx_nl_ifindex(&nl, net->bridge, NULL);
+		if (br > 0 && prev.pid && (!prev.state_dir || strcmp(prev.state_dir, c->state_dir)))
+			r = sbx_error_set(err, SBX_ERR_EXISTS,
+					  "bridge %s was left by the sandboxd with state dir '%s' (pid %d, no longer "
+					  "running), whose sandboxes may still use it; start that daemon again to take it "
+					  "back, or give this one a bridge of its own",
+					  net->bridge, prev.state_dir ? prev.state_dir : "?", (int)prev.pid);
+		else if (br > 0 && !prev.pid)
+			r = sbx_error_set(err, SBX_ERR_EXISTS,
+					  "a link named %s exists that no sandboxd owns; give this daemon another bridge "
+					  "(bridge in sandboxd.conf) or delete that link",
+					  net->bridge);
+		struct others_check oc = { net, &nl, err };
+		if (r == 0)
+			r = sbx_netlock_each_other(&net->lock, check_other, &oc);
+		sbx_nl_close(&nl);
+	}
+	sbx_netlock_record_free(&prev);
+	char subnet[INET_ADDRSTRLEN + 4];
+	ip_str(net->subnet.net, subnet);
+	snprintf(subnet + strlen(subnet), 5, "/%d", net->subnet.prefix);
+	struct sbx_netlock_record me = { .pid = getpid(), .state_dir = c->state_dir, .socket = c->socket_path,
+					 .subnet = subnet };
+	if (r < 0 || sbx_netlock_commit(&net->lock, &me, err) < 0) {
+		sbx_netlock_release(&net->lock, false);
+		return -1;
+	}
+	return 0;
+}
+
 int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 {
 	struct sbx_net *net = calloc(1, sizeof(*net));
@@ -228,10 +309,13 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 		return sbx_error_errno(err, ENOMEM, "network");
 	net->d = d;
 	net->gw_fd = -1;
+	net->lock = (struct sbx_netlock)SBX_NETLOCK_INIT;
 	d->net = net;
 	const struct sbx_config *c = &d->cfg;
-	if (strlen(c->net_bridge) >= sizeof(net->bridge) || !*c->net_bridge)
-		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "bridge: '%s' is not 1 to 15 characters", c->net_bridge);
+	if (!sbx_netlock_name_valid(c->net_bridge))
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS,
+				     "bridge: '%s' is not a link name (1 to 15 characters, no '/', ':' or spaces)",
+				     c->net_bridge);
 	snprintf(net->bridge, sizeof(net->bridge), "%s", c->net_bridge);
 	/* The table is named after the bridge: one daemon, one of each. */
 	snprintf(net->table, sizeof(net->table), "sandboxd-%s", net->bridge);
@@ -255,6 +339,8 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 			sbx_warn("no resolver of /etc/resolv.conf is reachable from sandboxes (loopback stubs are not); "
 				 "set dns in sandboxd.conf");
 	}
+	if (take_network(net, err) < 0)
+		return -1;
 
 	sbx_error *e = NULL;
 	struct sbx_nl nl = { 0 };
@@ -760,6 +846,7 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 		net->tokens = t->next;
 		token_free(t);
 	}
+	bool clean = true;
 	if (net->enabled) {
 		struct sbx_nl nl = { 0 };
 		sbx_error *e = NULL;
@@ -771,18 +858,27 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 					sbx_nl_link_delete(&nl, name, NULL);
 			}
 			if (sbx_nl_link_delete(&nl, net->bridge, &e) < 0)
-				sbx_warn("%s", e->msg);
+				clean = false;
 			sbx_nl_close(&nl);
+		} else {
+			clean = false;
 		}
+		if (e)
+			sbx_warn("%s", e->msg);
 		sbx_error_free(e);
 		e = NULL;
-		if (sbx_nft_remove(net->table, &e) < 0)
+		if (sbx_nft_remove(net->table, &e) < 0) {
 			sbx_warn("%s", e->msg);
+			clean = false;
+		}
 		sbx_error_free(e);
 	}
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
 		for (struct sbx_publish *p = sb->net.ports; p; p = p->next)
 			publish_close(p);
+	/* With nothing of ours left in the kernel, the next owner of the
+	 * bridge's name starts clean; what could not be removed stays ours. */
+	sbx_netlock_release(&net->lock, clean);
 	free(net->forbidden);
 	free(net);
 	d->net = NULL;

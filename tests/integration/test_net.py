@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.request
 
-from sbxtest import SandboxdTestCase, main, wait_until
+from sbxtest import DaemonError, SandboxdTestCase, main, wait_until
 
 NOT_FOUND, EXISTS, BAD_STATE = 1, 2, 3
 INVALID_PARAMS = -32602
@@ -209,6 +209,7 @@ class NetTestBase(SandboxdTestCase):
         self.assertNotIn(self.bridge, routes)
         addrs = run("ip", "-4", "-o", "addr").stdout
         self.assertNotIn(self.bridge, addrs)
+        self.assertFalse(os.path.exists(os.path.join("/run/sandboxd-bridges", self.bridge)))
 
 
 class BridgeTest(NetTestBase):
@@ -693,6 +694,85 @@ class BridgeTest(NetTestBase):
         self.rpc = self.daemon.client()
         c = self.create()
         self.assertNotIn(c["network"]["ip"], (a["network"]["ip"], b["network"]["ip"]))
+
+
+class OwnershipTest(NetTestBase):
+    """One daemon per bridge and per subnet: a second daemon configured
+    with either refuses to start, names the daemon that holds it, and
+    touches nothing of the first one's network."""
+
+    LOCK_DIR = "/run/sandboxd-bridges"
+
+    def assertRefused(self, daemon, *needles):
+        with self.assertRaises(DaemonError):
+            daemon.start()
+        self.assertEqual(daemon.proc.returncode, 1)
+        log = daemon.log()
+        for n in needles:
+            self.assertIn(n, log)
+
+    def assertFirstIntact(self, sb, table):
+        links = our_links()
+        self.assertIn(self.bridge, links)
+        self.assertIn("sv" + sb["id"], links)
+        if table is not None:
+            self.assertEqual(nft_table(self.table), table)
+        self.assertTrue(self.reaches_internet(sb["id"]))
+        with urllib.request.urlopen("http://%s:8000/index.html" % sb["network"]["ip"], timeout=3) as r:
+            self.assertIn("first daemon", r.read().decode())
+
+    def test_second_daemon_on_the_same_network_refuses_to_start(self):
+        first = self.daemon
+        sb = self.create()
+        self.start_httpd(sb, 8000, "first daemon")
+        table = nft_table(self.table)
+
+        # Its own state and socket, the same bridge.
+        second = self.new_daemon(start=False, config={"bridge": self.bridge, "subnet": first.config["subnet"]})
+        self.assertRefused(second, "bridge %s is held by the sandboxd with pid %d" % (self.bridge, first.pid),
+                           first.state_dir, first.socket)
+        self.assertFirstIntact(sb, table)
+        with open(os.path.join(self.LOCK_DIR, self.bridge)) as f:
+            record = f.read()
+        self.assertIn("pid=%d\n" % first.pid, record)
+        self.assertIn("state_dir=%s\n" % first.state_dir, record)
+        self.assertEqual(os.stat(self.LOCK_DIR).st_mode & 0o777, 0o700)
+        # A bridge of its own, an overlapping subnet.
+        wider = first.config["subnet"].rsplit(".", 2)[0] + ".0.0/16"
+        third = self.new_daemon(start=False, config={"subnet": wider})
+        self.assertRefused(third, "overlaps subnet %s of bridge %s, held by the sandboxd with pid %d"
+                           % (first.config["subnet"], self.bridge, first.pid))
+        self.assertNotIn(third.config["bridge"], our_links())
+        self.assertFirstIntact(sb, table)
+
+        # A crashed owner's bridge stays its own: its sandboxes still use it.
+        first.kill9()
+        self.assertRefused(second, "bridge %s was left by the sandboxd with state dir '%s'"
+                           % (self.bridge, first.state_dir))
+        self.assertIn(self.bridge, our_links())
+        self.assertIn("sv" + sb["id"], our_links())
+        first.start()
+        self.rpc = first.client()
+        self.assertFirstIntact(sb, table)
+
+        # A clean stop gives the network up, record included.
+        first.stop()
+        self.assertFalse(os.path.exists(os.path.join(self.LOCK_DIR, self.bridge)))
+        self.assertNotIn(self.bridge, our_links())
+        second.start()
+        with second.client() as c:
+            other = c.call("sandbox.create", {})
+            second.known_ids.add(other["id"])
+            self.assertIn(self.bridge, our_links())
+            r = c.call("process.exec", {"sandbox": other["id"], "command": "printf 'GET /hello.txt HTTP/1.0\\r\\n"
+                                         "\\r\\n' | nc -w 3 %s 8080" % self.inet.ip})
+            self.assertIn("hello from the internet", r["stdout"])
+        # ... and the first daemon now is the one refused.
+        self.assertRefused(first, "bridge %s is held by the sandboxd with pid %d" % (self.bridge, second.pid))
+        second.stop()
+        first.start()
+        self.rpc = first.client()
+        self.assertFirstIntact(sb, table)
 
 
 class ForbiddenRangeTest(NetTestBase):
