@@ -30,6 +30,7 @@
 #define HEAD_TIMEOUT_MS 15000
 #define COOKIE_NAME "sbx_preview_token"
 #define GW_MAX_PENDING 256
+#define DIAL_TIMEOUT_MS 10000
 
 struct sbx_publish {
 	struct sbx_publish *next;
@@ -53,6 +54,13 @@ struct gw_conn {
 	struct sbx_net *net;
 	int fd;
 	struct sbx_watch *w, *timer;
+	/* Once the head is read and the token checked: the sandbox's port,
+	 * and while a connection to it is pending, its socket. */
+	char id[13];
+	uint16_t port;
+	size_t dial_index;
+	int backend;
+	struct sbx_watch *bw;
 	size_t len;
 	char buf[HEAD_MAX];
 };
@@ -675,19 +683,31 @@ int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err)
 
 /* ---- published ports ---- */
 
-static int connect_sandbox(struct sbx_sandbox *sb, uint16_t port)
+/* A sandbox's port is reached from inside its network namespace, on its
+ * loopback first: a service bound to 127.0.0.1 (a dev server, a
+ * debugger's port, a notebook) answers there as well as one bound to every
+ * address; then ::1 (a service bound to "localhost" that resolved to it),
+ * then the sandbox's own address (a service bound to eth0 alone). The
+ * kernel refuses a local address with nothing listening within the
+ * connect call, so trying them costs no round trip. */
+#define DIAL_CANDIDATES 3
+
+static int dial_sandbox(struct sbx_sandbox *sb, uint16_t port, size_t *index, bool *pending, sbx_error **err)
 {
-	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->net.ip.s_addr)
-		return -1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = sb->net.ip };
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->net.ip.s_addr ||
+	    sb->init_pidfd < 0)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is not running", sb->id);
+	struct sockaddr_storage to[DIAL_CANDIDATES];
+	memset(to, 0, sizeof(to));
+	struct sockaddr_in *lo4 = (struct sockaddr_in *)&to[0], *own = (struct sockaddr_in *)&to[2];
+	struct sockaddr_in6 *lo6 = (struct sockaddr_in6 *)&to[1];
+	lo4->sin_family = own->sin_family = AF_INET;
+	lo4->sin_port = own->sin_port = lo6->sin6_port = htons(port);
+	lo4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	own->sin_addr = sb->net.ip;
+	lo6->sin6_family = AF_INET6;
+	lo6->sin6_addr = in6addr_loopback;
+	return sbx_netns_connect(sb->init_pidfd, to, DIAL_CANDIDATES, index, pending, err);
 }
 
 static void publish_accept(struct sbx_watch *w, uint32_t events, void *data)
@@ -697,13 +717,16 @@ static void publish_accept(struct sbx_watch *w, uint32_t events, void *data)
 		int c = accept4(p->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (c < 0)
 			return;
-		int b = connect_sandbox(p->sb, p->port);
+		/* Raw TCP has no way to say why: nothing listening is a close. */
+		size_t index = 0;
+		bool pending = false;
+		int b = dial_sandbox(p->sb, p->port, &index, &pending, NULL);
 		if (b < 0) {
 			close(c);
 			continue;
 		}
 		p->sb->activity_ns = sbx_now_ns();
-		sbx_proxy_start(p->sb->d->loop, c, b, true, NULL, 0, p->sb->id);
+		sbx_proxy_start(p->sb->d->loop, c, b, pending, NULL, 0, p->sb->id);
 	}
 }
 
@@ -966,21 +989,34 @@ static void gw_conn_free(struct gw_conn *c)
 		sbx_loop_unwatch(c->w);
 	if (c->timer)
 		sbx_loop_unwatch(c->timer);
+	if (c->bw)
+		sbx_loop_unwatch(c->bw);
+	if (c->backend >= 0)
+		close(c->backend);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c);
 }
 
-static void gw_reply(struct gw_conn *c, const char *status, const char *extra)
+/* A complete answer of the gateway itself; the body is one line of text
+ * (the status line's words unless told). */
+static void gw_reply_text(struct gw_conn *c, const char *status, const char *extra, const char *text)
 {
 	char msg[2048];
+	if (!text)
+		text = status;
 	int n = snprintf(msg, sizeof(msg),
 			 "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
 			 "Connection: close\r\nCache-Control: no-store\r\n%s\r\n%s\n",
-			 status, strlen(status) + 1, extra ? extra : "", status);
+			 status, strlen(text) + 1, extra ? extra : "", text);
 	if (n > 0)
 		send(c->fd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	gw_conn_free(c);
+}
+
+static void gw_reply(struct gw_conn *c, const char *status, const char *extra)
+{
+	gw_reply_text(c, status, extra, NULL);
 }
 
 static void forward_head(struct sbx_buf *out, const char *buf, size_t len, const struct sbx_http_head *h)
@@ -1019,6 +1055,8 @@ fail:
 	sbx_buf_free(out);
 	*out = (struct sbx_buf){ 0 };
 }
+
+static void gw_dial(struct gw_conn *c);
 
 static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 {
@@ -1062,10 +1100,24 @@ static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 		gw_reply(c, "302 Found", extra);
 		return;
 	}
-	struct sbx_sandbox *sb = sbx_sandbox_find(net->d, id);
-	int b = sb ? connect_sandbox(sb, port) : -1;
-	if (b < 0) {
-		gw_reply(c, "502 Bad Gateway", NULL);
+	memcpy(c->id, id, sizeof(c->id));
+	c->port = port;
+	c->dial_index = 0;
+	/* The client's further bytes wait in its socket until the sandbox
+	 * answers; only its hang-up is still noticed. */
+	sbx_loop_modify(c->w, 0);
+	gw_dial(c);
+}
+
+/* The connection to the sandbox is there: the head goes on, without the
+ * credentials of the gateway (the app has no use for them), then any body
+ * bytes already read, as they came, and the proxy takes both sockets. */
+static void gw_forward(struct gw_conn *c, struct sbx_sandbox *sb, int b)
+{
+	struct sbx_http_head h;
+	if (sbx_http_parse_head(c->buf, c->len, &h) <= 0) { /* parsed once already */
+		close(b);
+		gw_reply(c, "400 Bad Request", NULL);
 		return;
 	}
 	sb->activity_ns = sbx_now_ns();
@@ -1074,21 +1126,87 @@ static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 	/* epoll knows an fd once: the proxy's watch replaces ours. */
 	sbx_loop_unwatch(c->w);
 	c->w = NULL;
-	/* The head without the credentials of the gateway (the app has no
-	 * use for them), then any body bytes already read, as they came. */
 	struct sbx_buf fwd = { 0 };
-	forward_head(&fwd, c->buf, c->len, h);
+	forward_head(&fwd, c->buf, c->len, &h);
 	if (fwd.data)
-		sbx_proxy_start(net->d->loop, a, b, true, fwd.data, fwd.len, sb->id);
+		sbx_proxy_start(c->net->d->loop, a, b, false, fwd.data, fwd.len, sb->id);
 	else
-		sbx_proxy_start(net->d->loop, a, b, true, c->buf, c->len, sb->id);
+		sbx_proxy_start(c->net->d->loop, a, b, false, c->buf, c->len, sb->id);
 	sbx_buf_free(&fwd);
 	gw_conn_free(c);
+}
+
+static void gw_timeout(struct sbx_watch *t, void *data);
+
+static void gw_connected(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct gw_conn *c = data;
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	if (getsockopt(c->backend, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+		soerr = errno;
+	if (soerr || (events & (EPOLLERR | EPOLLHUP))) {
+		/* Refused late (the stack had deferred it): the next address. */
+		sbx_loop_unwatch(c->bw);
+		c->bw = NULL;
+		sbx_closep(&c->backend);
+		c->dial_index++;
+	}
+	gw_dial(c);
+}
+
+static void gw_dial(struct gw_conn *c)
+{
+	struct sbx_sandbox *sb = sbx_sandbox_find(c->net->d, c->id);
+	char text[160];
+	if (c->backend >= 0) { /* the pending connection has been made */
+		sbx_loop_unwatch(c->bw);
+		c->bw = NULL;
+		int b = sbx_take_fd(&c->backend);
+		if (!sb) {
+			close(b);
+		} else {
+			gw_forward(c, sb, b);
+			return;
+		}
+	}
+	sbx_error *e = NULL;
+	bool pending = false;
+	int b = sb ? dial_sandbox(sb, c->port, &c->dial_index, &pending, &e) : -1;
+	if (b < 0) {
+		if (!sb || !e || e->code == SBX_ERR_BAD_STATE)
+			snprintf(text, sizeof(text), "sandbox %s is not running", c->id);
+		else if (e->errnum == ECONNREFUSED)
+			snprintf(text, sizeof(text), "sandbox %s: nothing listens on port %u", c->id, (unsigned)c->port);
+		else
+			snprintf(text, sizeof(text), "sandbox %s: port %u: %s", c->id, (unsigned)c->port, e->msg);
+		sbx_error_free(e);
+		gw_reply_text(c, "502 Bad Gateway", NULL, text);
+		return;
+	}
+	if (!pending) {
+		gw_forward(c, sb, b);
+		return;
+	}
+	c->backend = b;
+	c->bw = sbx_loop_watch(c->net->d->loop, b, EPOLLOUT, gw_connected, c);
+	if (c->timer)
+		sbx_loop_unwatch(c->timer);
+	c->timer = sbx_loop_timer(c->net->d->loop, DIAL_TIMEOUT_MS, gw_timeout, c);
+	if (!c->bw || !c->timer) {
+		snprintf(text, sizeof(text), "sandbox %s: port %u: %s", c->id, (unsigned)c->port, strerror(errno));
+		gw_reply_text(c, "502 Bad Gateway", NULL, text);
+	}
 }
 
 static void gw_read(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct gw_conn *c = data;
+	if (c->port) { /* routed: connecting to the sandbox; a hang-up ends it */
+		if (events & (EPOLLHUP | EPOLLERR))
+			gw_conn_free(c);
+		return;
+	}
 	for (;;) {
 		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
 		if (n < 0 && errno == EAGAIN)
@@ -1119,6 +1237,13 @@ static void gw_timeout(struct sbx_watch *t, void *data)
 {
 	struct gw_conn *c = data;
 	c->timer = NULL;
+	if (c->port) {
+		char text[160];
+		snprintf(text, sizeof(text), "sandbox %s: port %u did not answer within %d s", c->id, (unsigned)c->port,
+			 DIAL_TIMEOUT_MS / 1000);
+		gw_reply_text(c, "504 Gateway Timeout", NULL, text);
+		return;
+	}
 	gw_reply(c, "408 Request Timeout", NULL);
 }
 
@@ -1145,6 +1270,9 @@ static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
 		c->net = net;
 		c->fd = fd;
 		c->len = 0;
+		c->port = 0;
+		c->backend = -1;
+		c->bw = NULL;
 		c->next = net->conns;
 		net->conns = c;
 		net->n_conns++;

@@ -14,6 +14,7 @@
 #include <linux/if_bridge.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,21 +45,81 @@ int sbx_nl_open(struct sbx_nl *nl, sbx_error **err)
 	return 0;
 }
 
-int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err)
+/* The namespace the process started in, opened once: the way back. */
+static int own_netns = -1;
+
+static int netns_enter(int ns, sbx_error **err)
 {
-	_cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return sbx_error_errno(err, errno, "open own network namespace");
-	if (setns(netns_fd, CLONE_NEWNET) < 0)
+	if (own_netns < 0) {
+		own_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (own_netns < 0)
+			return sbx_error_errno(err, errno, "open own network namespace");
+	}
+	if (setns(ns, CLONE_NEWNET) < 0)
 		return sbx_error_errno(err, errno, "enter the sandbox's network namespace");
-	int r = sbx_nl_open(nl, err);
-	if (setns(self, CLONE_NEWNET) < 0) {
+	return 0;
+}
+
+static void netns_leave(void)
+{
+	if (setns(own_netns, CLONE_NEWNET) < 0) {
 		/* Staying in a sandbox's namespace would put every later host
 		 * operation of the daemon there: there is no safe way on. */
 		perror("sandboxd: cannot return to its own network namespace");
 		abort();
 	}
+}
+
+int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err)
+{
+	if (netns_enter(netns_fd, err) < 0)
+		return -1;
+	int r = sbx_nl_open(nl, err);
+	netns_leave();
 	return r;
+}
+
+int sbx_netns_connect(int ns, const struct sockaddr_storage *addrs, size_t n, size_t *index, bool *pending,
+		      sbx_error **err)
+{
+	if (netns_enter(ns, err) < 0)
+		return -1;
+	int fd = -1, last = ECONNREFUSED;
+	for (; *index < n; (*index)++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&addrs[*index];
+		socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			last = errno;
+			if (errno != EAFNOSUPPORT)
+				break; /* out of descriptors or memory: so is every other try */
+			continue;
+		}
+		if (connect(fd, sa, len) == 0) {
+			*pending = false;
+			break;
+		}
+		last = errno;
+		if (errno == EINPROGRESS) {
+			/* A connection to a local address is settled before
+			 * connect returns (the answer is processed as the call
+			 * releases the socket): refused, or established. It is
+			 * still pending only when the stack deferred it. */
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
+				struct pollfd p = { .fd = fd, .events = POLLOUT };
+				*pending = poll(&p, 1, 0) != 1 || (p.revents & (POLLERR | POLLHUP));
+				break;
+			}
+			last = soerr ? soerr : errno;
+		}
+		sbx_closep(&fd);
+	}
+	netns_leave();
+	if (fd < 0)
+		return sbx_error_errno(err, last, "connect");
+	return fd;
 }
 
 void sbx_nl_close(struct sbx_nl *nl)

@@ -1,5 +1,6 @@
 /* rtnetlink through libmnl: the bridge, veth pairs, addresses, routes and
- * the host's uplink MTU. IPv4 only. Never runs the `ip` command, and never
+ * the host's uplink MTU; and connections made from inside a sandbox's
+ * network namespace. IPv4 only. Never runs the `ip` command, and never
  * touches a link it was not named. */
 #ifndef SBX_NETLINK_H
 #define SBX_NETLINK_H
@@ -7,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "error.h"
 
@@ -25,6 +27,16 @@ int sbx_nl_open(struct sbx_nl *nl, sbx_error **err);
  * made in), then returns to its own. */
 int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err);
 void sbx_nl_close(struct sbx_nl *nl);
+
+/* A non-blocking TCP connection made from inside the network namespace of
+ * ns (a namespace descriptor or a pidfd), to the first of addrs, from
+ * *index on, that does not refuse at once (a local address with nothing
+ * listening refuses within the call). *index is left at the one used, so
+ * that a caller whose pending connection fails later can go on with the
+ * next. *pending: still connecting (wait for writability, then SO_ERROR).
+ * -1 when every one refused (the errno of the last), or on error. */
+int sbx_netns_connect(int ns, const struct sockaddr_storage *addrs, size_t n, size_t *index, bool *pending,
+		      sbx_error **err);
 
 /* 0 when there is no such link, else its index. */
 int sbx_nl_ifindex(struct sbx_nl *nl, const char *name, sbx_error **err);

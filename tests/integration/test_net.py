@@ -696,6 +696,99 @@ class BridgeTest(NetTestBase):
         self.assertNotIn(c["network"]["ip"], (a["network"]["ip"], b["network"]["ip"]))
 
 
+class SandboxPortsTest(NetTestBase):
+    """Preview links and published ports reach a port from inside the
+    sandbox's network namespace: whatever address the service is bound
+    to, loopback included; where nothing listens, the gateway says so."""
+
+    def serve(self, sb, bind, text):
+        d = "/tmp/www-%s" % bind.replace(":", "_").replace("[", "").replace("]", "")
+        self.sh(sb["id"], "mkdir -p %s && echo '%s' > %s/index.html && httpd -p '%s' -h %s" % (d, text, d, bind, d))
+
+    def preview_get(self, sb, port, path="/index.html", timeout=5, pv=None):
+        pv = pv or self.call("net.preview", {"sandbox": sb["id"], "port": port})
+        return self.gateway_request(pv["gateway"], "%d-%s.localhost" % (port, sb["id"]), path,
+                                    {"X-Sandbox-Token": pv["token"]}, timeout=timeout)
+
+    def test_every_binding_is_reached_through_links_and_ports(self):
+        sb = self.create()
+        binds = {8001: "127.0.0.1:8001", 8002: "8002", 8003: "[::1]:8003", 8004: "%s:8004" % sb["network"]["ip"]}
+        for port, bind in binds.items():
+            self.serve(sb, bind, "bound to " + bind)
+        for port, bind in binds.items():
+            with self.subTest(bind=bind):
+                st, _, body = self.preview_get(sb, port)
+                self.assertEqual(st, 200, body)
+                self.assertIn("bound to " + bind, body)
+                hp = self.call("net.publish", {"sandbox": sb["id"], "port": port})["host_port"]
+                with urllib.request.urlopen("http://127.0.0.1:%d/index.html" % hp, timeout=3) as r:
+                    self.assertIn("bound to " + bind, r.read().decode())
+
+    def test_nothing_listening_is_a_502_naming_sandbox_and_port(self):
+        sb = self.create()
+        st, hdrs, body = self.preview_get(sb, 8009)
+        self.assertEqual(st, 502)
+        self.assertEqual(body, "sandbox %s: nothing listens on port 8009\n" % sb["id"])
+        self.assertEqual(hdrs["content-length"], str(len(body)))
+        # A published raw TCP port can only close.
+        hp = self.call("net.publish", {"sandbox": sb["id"], "port": 8009})["host_port"]
+        with socket.create_connection(("127.0.0.1", hp), timeout=5) as s:
+            self.assertEqual(s.recv(100), b"")
+        # Once something listens, the same link and port work.
+        self.serve(sb, "127.0.0.1:8009", "late")
+        st, _, body = self.preview_get(sb, 8009)
+        self.assertEqual(st, 200)
+        self.assertIn("late", body)
+        with urllib.request.urlopen("http://127.0.0.1:%d/index.html" % hp, timeout=3) as r:
+            self.assertIn("late", r.read().decode())
+        # A stopped sandbox: its published port closes at once.
+        self.call("sandbox.stop", {"sandbox": sb["id"]})
+        with socket.create_connection(("127.0.0.1", hp), timeout=5) as s:
+            self.assertEqual(s.recv(100), b"")
+
+    def test_a_server_that_does_not_accept_is_waited_for(self):
+        """A stopped server's accept queue fills (busybox httpd listens
+        with a backlog of 9); further connections to it wait for room, up
+        to 10 s, then get a 504."""
+        sb = self.create()
+        self.serve(sb, "127.0.0.1:8010", "busy")
+        pid = self.sh(sb["id"], "pidof httpd").split()[0]
+        pv = self.call("net.preview", {"sandbox": sb["id"], "port": 8010})
+        results = []
+
+        def request(i):
+            try:
+                results.append(self.preview_get(sb, 8010, timeout=30, pv=pv))
+            except OSError as e:
+                results.append((0, {}, repr(e)))
+
+        for cont_after in (2, None):
+            with self.subTest(cont_after=cont_after):
+                del results[:]
+                self.sh(sb["id"], "kill -STOP %s" % pid)
+                threads = [threading.Thread(target=request, args=(i,)) for i in range(16)]
+                for t in threads:
+                    t.start()
+                    time.sleep(0.05)
+                if cont_after:
+                    time.sleep(cont_after)
+                    self.sh(sb["id"], "kill -CONT %s" % pid)
+                    for t in threads:
+                        t.join(30)
+                    self.assertEqual(sorted(r[0] for r in results), [200] * 16, results)
+                else:
+                    wait_until(lambda: any(r[0] == 504 for r in results), 15, message="a 504")
+                    self.sh(sb["id"], "kill -CONT %s" % pid)
+                    for t in threads:
+                        t.join(30)
+                    codes = [r[0] for r in results]
+                    self.assertEqual(len(codes), 16)
+                    self.assertEqual(set(codes), {200, 504}, results)
+                    self.assertGreaterEqual(codes.count(200), 10)
+                    self.assertIn("sandbox %s: port 8010 did not answer within 10 s\n" % sb["id"],
+                                  [r[2] for r in results])
+
+
 class OwnershipTest(NetTestBase):
     """One daemon per bridge and per subnet: a second daemon configured
     with either refuses to start, names the daemon that holds it, and
