@@ -73,6 +73,7 @@ struct sbx_net {
 	char table[64];
 	struct sbx_cidr subnet;
 	struct in_addr gateway;
+	uint32_t group; /* device group of the sandboxes' host links: the bridge's ifindex */
 	uint32_t mtu;
 	struct in_addr dns[MAX_DNS];
 	size_t n_dns;
@@ -368,11 +369,12 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 		sbx_nl_close(&nl);
 		if (!net->mtu)
 			net->mtu = 1500;
+		net->group = (uint32_t)br;
 		net->enabled = true;
 		char gw[INET_ADDRSTRLEN];
 		ip_str(net->gateway, gw);
-		sbx_info("bridge %s %s/%d, mtu %u, nftables table inet %s", net->bridge, gw, net->subnet.prefix,
-			 net->mtu, net->table);
+		sbx_info("bridge %s %s/%d (the gateway; sandboxes' links are routed, device group %u), mtu %u, "
+			 "nftables table inet %s", net->bridge, gw, net->subnet.prefix, net->group, net->mtu, net->table);
 	}
 	/* A taken port disables previews, not the daemon. */
 	sbx_error *ge = NULL;
@@ -437,6 +439,36 @@ int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err)
 
 /* ---- links ---- */
 
+/* The two ends' Ethernet addresses, from the sandbox's IPv4 address: set
+ * explicitly, so that udev's MAC policy leaves them alone and the
+ * permanent neighbour entries stay right. Locally administered, unicast. */
+static void link_macs(struct in_addr ip, uint8_t host[6], uint8_t peer[6])
+{
+	host[0] = 0x06;
+	peer[0] = 0x02;
+	host[1] = peer[1] = 0x00;
+	memcpy(host + 2, &ip.s_addr, 4);
+	memcpy(peer + 2, &ip.s_addr, 4);
+}
+
+/* A kernel limit that stopped the network's set-up is a limit error that
+ * names it, not an internal one. */
+static void name_limit(sbx_error **err)
+{
+	const char *what = err && *err ? sbx_nl_errno_limit((*err)->errnum) : NULL;
+	if (what) {
+		_cleanup_free_ char *msg = strdup((*err)->msg);
+		if (msg)
+			sbx_error_set(err, SBX_ERR_LIMIT, "%s (%s)", msg, what);
+	}
+}
+
+/* A routed link, no bridge port: the host end sv<id> (in the daemon's
+ * device group, no address) has a /32 route to the sandbox and a
+ * permanent neighbour entry for it; eth0 inside has the sandbox's address
+ * in the subnet, a permanent neighbour entry for the gateway and the
+ * default route through it. Nothing is learnt by ARP either way, and a
+ * sandbox's link reaches the host alone. */
 int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
 {
 	struct sbx_net *net = sb->d->net;
@@ -451,30 +483,31 @@ int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
 	/* The pid could have been reused between our check and the open. */
 	if (sbx_proc_starttime(sb->init_pid) != sb->init_starttime)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "init of sandbox %s is gone", sb->id);
+	uint8_t host_mac[6], peer_mac[6];
+	link_macs(sb->net.ip, host_mac, peer_mac);
+	struct sbx_nl_veth veth = { .name = name, .peer_name = "eth0", .peer_netns_fd = nsfd, .mtu = net->mtu,
+				    .group = net->group, .mac = host_mac, .peer_mac = peer_mac, .up = true };
 	struct sbx_nl host = { 0 }, in = { 0 };
-	int r = -1, br, hidx, idx;
+	int r = -1, hidx, idx;
 	if (sbx_nl_open(&host, err) < 0)
 		return -1;
-	/* A pair left by a daemon that did not shut down cleanly is replaced. */
+	/* A pair left by a daemon that did not shut down cleanly is replaced
+	 * (its route and neighbour entry go with it). */
 	if (sbx_nl_link_delete(&host, name, err) < 0 || sbx_nl_open_in(&in, nsfd, err) < 0)
 		goto out;
-	if (sbx_nl_link_delete(&in, "eth0", err) < 0 ||
-	    sbx_nl_veth_create(&host, name, "eth0", nsfd, net->mtu, err) < 0)
+	if (sbx_nl_link_delete(&in, "eth0", err) < 0 || sbx_nl_veth_create(&host, &veth, err) < 0)
 		goto out;
-	if ((br = sbx_nl_ifindex(&host, net->bridge, err)) <= 0 || (hidx = sbx_nl_ifindex(&host, name, err)) <= 0) {
+	if ((hidx = sbx_nl_ifindex(&host, name, err)) <= 0 || (idx = sbx_nl_ifindex(&in, "eth0", err)) <= 0) {
 		if (err && !*err)
-			sbx_error_errno(err, ENODEV, "bridge %s or link %s is missing", net->bridge, name);
+			sbx_error_errno(err, ENODEV, "link %s or its peer is missing", name);
 		goto out;
 	}
-	if (sbx_nl_link_up(&host, hidx, 0, br, err) < 0 || sbx_nl_bridge_port_isolate(&host, hidx, err) < 0)
+	if (sbx_nl_route_add(&host, sb->net.ip, 32, hidx, net->gateway, err) < 0 ||
+	    sbx_nl_neigh_add(&host, hidx, sb->net.ip, peer_mac, err) < 0)
 		goto out;
-	if ((idx = sbx_nl_ifindex(&in, "eth0", err)) <= 0) {
-		if (err && !*err)
-			sbx_error_errno(err, ENODEV, "eth0 is missing in the sandbox");
-		goto out;
-	}
 	if (sbx_nl_addr_add(&in, idx, sb->net.ip, net->subnet.prefix, err) < 0 ||
-	    sbx_nl_link_up(&in, idx, 0, 0, err) < 0 || sbx_nl_route_default(&in, net->gateway, err) < 0)
+	    sbx_nl_link_up(&in, idx, 0, 0, err) < 0 || sbx_nl_neigh_add(&in, idx, net->gateway, host_mac, err) < 0 ||
+	    sbx_nl_route_default(&in, net->gateway, err) < 0)
 		goto out;
 	r = 0;
 out:
@@ -482,8 +515,10 @@ out:
 	if (r < 0)
 		sbx_nl_link_delete(&host, name, NULL);
 	sbx_nl_close(&host);
-	if (r < 0)
+	if (r < 0) {
+		name_limit(err);
 		return sbx_error_prefix(err, "network of sandbox %s", sb->id);
+	}
 	return 0;
 }
 
@@ -669,7 +704,7 @@ int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err)
 	}
 	struct sbx_nft_config cfg = {
 		.table = net->table,
-		.bridge = net->bridge,
+		.group = net->group,
 		.subnet = net->subnet,
 		.dns = net->dns,
 		.n_dns = net->n_dns,
@@ -678,7 +713,11 @@ int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err)
 		.sandboxes = list,
 		.n_sandboxes = n,
 	};
-	return sbx_nft_apply(&cfg, err);
+	if (sbx_nft_apply(&cfg, err) < 0) {
+		name_limit(err);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- published ports ---- */

@@ -44,21 +44,39 @@ int sbx_nl_ifindex(struct sbx_nl *nl, const char *name, sbx_error **err);
 int sbx_nl_bridge_create(struct sbx_nl *nl, const char *name, sbx_error **err);
 /* A veth pair whose peer is created directly in the namespace of
  * peer_netns_fd under the name peer_name. */
-int sbx_nl_veth_create(struct sbx_nl *nl, const char *name, const char *peer_name, int peer_netns_fd, uint32_t mtu,
-		       sbx_error **err);
+struct sbx_nl_veth {
+	const char *name, *peer_name;
+	int peer_netns_fd;
+	uint32_t mtu;             /* both ends; 0: the default */
+	uint32_t group;           /* device group of this end; 0: the default */
+	const uint8_t *mac;       /* this end's address; NULL: a random one */
+	const uint8_t *peer_mac;  /* the peer's */
+	bool up;                  /* this end up from the start (the peer cannot be
+				   * brought up before the pair is complete) */
+};
+int sbx_nl_veth_create(struct sbx_nl *nl, const struct sbx_nl_veth *v, sbx_error **err);
 /* Missing links are not an error. */
 int sbx_nl_link_delete(struct sbx_nl *nl, const char *name, sbx_error **err);
 /* Link up, with an MTU (0 keeps it) and a bridge master (0: none). */
 int sbx_nl_link_up(struct sbx_nl *nl, int ifindex, uint32_t mtu, int master, sbx_error **err);
-/* A bridge port that may talk only to the bridge itself, never to another
- * isolated port: sandboxes cannot reach each other even at layer 2. */
-int sbx_nl_bridge_port_isolate(struct sbx_nl *nl, int ifindex, sbx_error **err);
 /* An address that is already there is fine. */
 int sbx_nl_addr_add(struct sbx_nl *nl, int ifindex, struct in_addr addr, int prefix, sbx_error **err);
 int sbx_nl_addr_del(struct sbx_nl *nl, int ifindex, struct in_addr addr, int prefix, sbx_error **err);
 int sbx_nl_route_default(struct sbx_nl *nl, struct in_addr gateway, sbx_error **err);
+/* dst/prefix on link oif (scope link), with a preferred source address
+ * (0: none). A route to that destination already there is EEXIST: it is
+ * someone else's. It goes with the link. */
+int sbx_nl_route_add(struct sbx_nl *nl, struct in_addr dst, int prefix, int oif, struct in_addr prefsrc,
+		     sbx_error **err);
+/* A permanent neighbour entry (no ARP; never garbage-collected, and not
+ * counted against the neighbour table's limits); replaces one there. */
+int sbx_nl_neigh_add(struct sbx_nl *nl, int ifindex, struct in_addr addr, const uint8_t mac[6], sbx_error **err);
 /* MTU of the device of the main table's IPv4 default route; 0 without one. */
 int sbx_nl_uplink_mtu(struct sbx_nl *nl, uint32_t *mtu, sbx_error **err);
+
+/* What a resource errno of a network request means as a kernel limit, in
+ * words for the user; NULL when it is not one. */
+const char *sbx_nl_errno_limit(int errnum);
 
 /* "a.b.c.d/n" → network address (host bits cleared) and prefix. */
 int sbx_cidr_parse(const char *s, struct in_addr *net, int *prefix);

@@ -43,6 +43,22 @@ START_TEST(test_cidr_contains)
 }
 END_TEST
 
+START_TEST(test_errno_limits)
+{
+	/* Kernel limits a network set-up can meet are named; other errors
+	 * are not limits. */
+	ck_assert_ptr_nonnull(strstr(sbx_nl_errno_limit(ENOMEM), "kernel memory"));
+	ck_assert_ptr_nonnull(strstr(sbx_nl_errno_limit(ENOBUFS), "kernel memory"));
+	ck_assert_ptr_nonnull(strstr(sbx_nl_errno_limit(EXFULL), "full"));
+	ck_assert_ptr_nonnull(strstr(sbx_nl_errno_limit(ENOSPC), "full"));
+	ck_assert_ptr_nonnull(strstr(sbx_nl_errno_limit(EMFILE), "RLIMIT_NOFILE"));
+	ck_assert_ptr_nonnull(strstr(sbx_nl_errno_limit(ENFILE), "fs.file-max"));
+	static const int other[] = { 0, EINVAL, EEXIST, ENODEV, EPERM, ECONNREFUSED };
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		ck_assert_ptr_null(sbx_nl_errno_limit(other[i]));
+}
+END_TEST
+
 START_TEST(test_netlock_names)
 {
 	static const char *const good[] = { "sbx0", "a", "br-sandbox.1234", "sbx_0" };
@@ -180,6 +196,7 @@ int main(void)
 	TCase *tc = tcase_create("cidr");
 	tcase_add_test(tc, test_cidr_parse);
 	tcase_add_test(tc, test_cidr_contains);
+	tcase_add_test(tc, test_errno_limits);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("netlock");
 	tcase_add_test(tc, test_netlock_names);
