@@ -639,18 +639,13 @@ void sbx_net_detach(struct sbx_sandbox *sb)
 	if (!net)
 		return;
 	revoke_tokens(net, sb->id);
+	/* Its sockets inside the namespace go too, so nothing holds it. */
 	sbx_proxy_close_owner(sb->id);
-	if (!sb->net.ip.s_addr || !net->enabled)
-		return;
-	/* Usually gone with the namespace already. */
-	char name[16];
-	veth_name(sb, name);
-	struct sbx_nl nl = { 0 };
-	sbx_error *e = NULL;
-	if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_link_delete(&nl, name, &e) < 0)
-		sbx_warn("sandbox %s: %s", sb->id, e->msg);
-	sbx_error_free(e);
-	sbx_nl_close(&nl);
+	/* The link, its route and its neighbour entry go with the sandbox's
+	 * network namespace, which the kernel tears down (in batches) once
+	 * its last process is gone. Deleting the link here instead would
+	 * hold the loop for an RCU grace period per sandbox; a start finds
+	 * and replaces a link not yet gone. */
 }
 
 static void publish_close(struct sbx_publish *p)
@@ -865,6 +860,16 @@ int sbx_net_ports_add_saved(struct sbx_sandbox *sb, uint16_t port, uint16_t host
 
 void sbx_net_recover(struct sbx_daemon *d)
 {
+	/* Links a daemon that did not shut down cleanly left are replaced:
+	 * all at once (one grace period), then made again one by one. */
+	if (sbx_net_available(d)) {
+		struct sbx_nl nl = { 0 };
+		sbx_error *e = NULL;
+		if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_group_delete(&nl, d->net->group, &e) < 0)
+			sbx_warn("network: %s", e->msg);
+		sbx_error_free(e);
+		sbx_nl_close(&nl);
+	}
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
 		sbx_error *e = NULL;
 		if (sb->net.ip.s_addr && (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) &&
@@ -913,13 +918,7 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 		struct sbx_nl nl = { 0 };
 		sbx_error *e = NULL;
 		if (sbx_nl_open(&nl, &e) == 0) {
-			for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
-				char name[16];
-				veth_name(sb, name);
-				if (sb->net.ip.s_addr)
-					sbx_nl_link_delete(&nl, name, NULL);
-			}
-			if (sbx_nl_link_delete(&nl, net->bridge, &e) < 0)
+			if (sbx_nl_group_delete(&nl, net->group, &e) < 0 || sbx_nl_link_delete(&nl, net->bridge, &e) < 0)
 				clean = false;
 			sbx_nl_close(&nl);
 		} else {

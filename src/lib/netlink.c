@@ -268,6 +268,19 @@ int sbx_nl_link_delete(struct sbx_nl *nl, const char *name, sbx_error **err)
 	return 0;
 }
 
+int sbx_nl_group_delete(struct sbx_nl *nl, uint32_t group, sbx_error **err)
+{
+	if (!group) /* every link is in group 0 */
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "delete links of group 0");
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_DELLINK, 0, 0);
+	mnl_attr_put_u32(nlh, IFLA_GROUP, group);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0 && r != -ENODEV)
+		return sbx_error_errno(err, -r, "delete the links of group %u", group);
+	return 0;
+}
+
 int sbx_nl_link_up(struct sbx_nl *nl, int ifindex, uint32_t mtu, int master, sbx_error **err)
 {
 	char buf[NL_BUF];

@@ -55,8 +55,12 @@ struct sbx_nl_veth {
 				   * brought up before the pair is complete) */
 };
 int sbx_nl_veth_create(struct sbx_nl *nl, const struct sbx_nl_veth *v, sbx_error **err);
-/* Missing links are not an error. */
+/* Missing links are not an error. A deletion waits for the kernel's RCU
+ * grace period (some 10 ms): many links go faster together. */
 int sbx_nl_link_delete(struct sbx_nl *nl, const char *name, sbx_error **err);
+/* Every link of a device group, in one request (one grace period); group
+ * 0, every link's default, is refused. */
+int sbx_nl_group_delete(struct sbx_nl *nl, uint32_t group, sbx_error **err);
 /* Link up, with an MTU (0 keeps it) and a bridge master (0: none). */
 int sbx_nl_link_up(struct sbx_nl *nl, int ifindex, uint32_t mtu, int master, sbx_error **err);
 /* An address that is already there is fine. */

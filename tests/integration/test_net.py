@@ -657,7 +657,9 @@ class BridgeTest(NetTestBase):
         if table is not None:
             self.assertIn(a["network"]["ip"], table)
         self.call("sandbox.delete", {"sandbox": a["id"], "force": True})
-        self.assertNotIn("sv" + a["id"], our_links())
+        # The link goes with the sandbox's network namespace, which the
+        # kernel tears down in the background.
+        wait_until(lambda: "sv" + a["id"] not in our_links(), 10, message="a's link removed")
         table = nft_table(self.table)
         if table is not None:
             self.assertNotIn(a["network"]["ip"], table)
@@ -688,7 +690,7 @@ class BridgeTest(NetTestBase):
     def test_stop_start_keeps_address_and_network(self):
         sb = self.create()
         self.call("sandbox.stop", {"sandbox": sb["id"]})
-        self.assertNotIn("sv" + sb["id"], our_links())
+        wait_until(lambda: "sv" + sb["id"] not in our_links(), 10, message="the link removed")
         self.assertEqual(self.inspect(sb["id"])["network"]["ip"], sb["network"]["ip"])
         self.call("sandbox.start", {"sandbox": sb["id"]})
         self.assertIn(sb["network"]["ip"], self.sh(sb["id"], "ip -4 -o addr show eth0"))
