@@ -263,20 +263,28 @@ static int check_other(const struct sbx_netlock_record *r, bool held, void *data
  * routes of a network belong to the daemon whose record is in its lock
  * file: a second daemon configured with the same bridge or an overlapping
  * subnet refuses to start, and a daemon never adopts a link of that name
- * that another daemon left behind, or that no daemon made. */
+ * that another daemon left behind, or that no daemon made. 1: no lock can
+ * be had here, so no bridge networking either. */
 static int take_network(struct sbx_net *net, sbx_error **err)
 {
 	const struct sbx_config *c = &net->d->cfg;
 	struct sbx_netlock_record prev;
 	sbx_error *e = NULL;
 	if (sbx_netlock_take(SBX_NETLOCK_DIR, net->bridge, &net->lock, &prev, &e) < 0) {
-		if (e->code == SBX_ERR_EXISTS)
+		int r = -1;
+		if (e->code == SBX_ERR_EXISTS) {
 			sbx_error_set(err, e->code, "%s; give this daemon a bridge and subnet of its own (bridge, subnet "
 				      "in sandboxd.conf)", e->msg);
-		else
+		} else if (!e->errnum) { /* another daemon starting, an untrusted directory */
 			sbx_error_set(err, e->code, "network lock: %s", e->msg);
+		} else {
+			/* A host where the lock cannot be had (a read-only /run)
+			 * loses bridge networking, not the daemon. */
+			sbx_warn("bridge networking is unavailable: network lock: %s", e->msg);
+			r = 1;
+		}
 		sbx_error_free(e);
-		return -1;
+		return r;
 	}
 	int r = 0;
 	struct sbx_nl nl = { 0 };
@@ -308,6 +316,18 @@ static int take_network(struct sbx_net *net, sbx_error **err)
 		sbx_netlock_release(&net->lock, false);
 		return -1;
 	}
+	return 0;
+}
+
+/* The bridge with the gateway's address (and so the subnet's route),
+ * forwarding, and the uplink's MTU for the sandboxes' links. */
+static int bridge_up(struct sbx_net *net, struct sbx_nl *nl, int *br, sbx_error **err)
+{
+	if (sbx_nl_open(nl, err) < 0 || sbx_nl_uplink_mtu(nl, &net->mtu, err) < 0 ||
+	    sbx_nl_bridge_create(nl, net->bridge, err) < 0 || (*br = sbx_nl_ifindex(nl, net->bridge, err)) <= 0 ||
+	    sbx_nl_addr_add(nl, *br, net->gateway, net->subnet.prefix, err) < 0 ||
+	    sbx_nl_link_up(nl, *br, 0, 0, err) < 0 || write_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -348,17 +368,16 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 			sbx_warn("no resolver of /etc/resolv.conf is reachable from sandboxes (loopback stubs are not); "
 				 "set dns in sandboxd.conf");
 	}
-	if (take_network(net, err) < 0)
+	int taken = take_network(net, err);
+	if (taken < 0)
 		return -1;
 
 	sbx_error *e = NULL;
 	struct sbx_nl nl = { 0 };
-	int br;
-	if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_uplink_mtu(&nl, &net->mtu, &e) < 0 ||
-	    sbx_nl_bridge_create(&nl, net->bridge, &e) < 0 || (br = sbx_nl_ifindex(&nl, net->bridge, &e)) <= 0 ||
-	    sbx_nl_addr_add(&nl, br, net->gateway, net->subnet.prefix, &e) < 0 ||
-	    sbx_nl_link_up(&nl, br, 0, 0, &e) < 0 ||
-	    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1", &e) < 0) {
+	int br = 0;
+	if (taken > 0) {
+		net->enabled = false;
+	} else if (bridge_up(net, &nl, &br, &e) < 0) {
 		sbx_warn("bridge networking is unavailable: %s", e ? e->msg : "bridge not found");
 		sbx_error_free(e);
 		if (nl.sock)

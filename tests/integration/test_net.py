@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.request
 
-from sbxtest import DaemonError, SandboxdTestCase, main, wait_until
+from sbxtest import Daemon, DaemonError, SandboxdTestCase, main, wait_until
 
 NOT_FOUND, EXISTS, BAD_STATE = 1, 2, 3
 INVALID_PARAMS = -32602
@@ -877,6 +877,42 @@ class OwnershipTest(NetTestBase):
         first.start()
         self.rpc = first.client()
         self.assertFirstIntact(sb, None)  # a new bridge, a new table
+
+
+class ReadOnlyRunDaemon(Daemon):
+    """A daemon in a mount namespace of its own where the directory of the
+    network locks is a read-only file system."""
+
+    def command(self):
+        setup = ("mkdir -p /run/sandboxd-bridges && mount -t tmpfs -o ro,mode=0700 tmpfs /run/sandboxd-bridges "
+                 "&& exec \"$@\"")
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", setup, "sh"] + super().command()
+
+
+class NoLockTest(SandboxdTestCase):
+    """Where the lock cannot be had (a read-only /run), the daemon starts
+    without bridge networking and touches no network state."""
+
+    start_daemon = False
+
+    def test_without_a_lock_there_is_no_bridge_networking(self):
+        d = ReadOnlyRunDaemon()
+        self.daemons.append(d)
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.assertIn("bridge networking is unavailable: network lock", d.log())
+        with d.client() as c:
+            self.assertNotIn("network.bridge", c.call("system.info")["features"])
+            sb = c.call("sandbox.create", {})
+            d.known_ids.add(sb["id"])
+            self.assertEqual(sb["network"]["mode"], "none")
+        self.assertNotIn(d.config["bridge"], our_links())
+        self.assertEqual(nft_table("sandboxd-" + d.config["bridge"]), "" if shutil.which("nft") else None)
+
+    def setUp(self):
+        if not shutil.which("unshare") or not have_tools():
+            self.skipTest("needs unshare(1) and iproute2")
+        super().setUp()
 
 
 class ForbiddenRangeTest(NetTestBase):
