@@ -306,6 +306,7 @@ static int take_network(struct sbx_net *net, sbx_error **err)
 			r = sbx_netlock_each_other(&net->lock, check_other, &oc);
 		sbx_nl_close(&nl);
 	}
+	bool had_record = prev.pid != 0;
 	sbx_netlock_record_free(&prev);
 	char subnet[INET_ADDRSTRLEN + 4];
 	ip_str(net->subnet.net, subnet);
@@ -313,7 +314,8 @@ static int take_network(struct sbx_net *net, sbx_error **err)
 	struct sbx_netlock_record me = { .pid = getpid(), .state_dir = c->state_dir, .socket = c->socket_path,
 					 .subnet = subnet };
 	if (r < 0 || sbx_netlock_commit(&net->lock, &me, err) < 0) {
-		sbx_netlock_release(&net->lock, false);
+		/* Another owner's record stays; a file made just now goes. */
+		sbx_netlock_release(&net->lock, !had_record);
 		return -1;
 	}
 	return 0;

@@ -847,6 +847,7 @@ class OwnershipTest(NetTestBase):
         self.assertRefused(third, "overlaps subnet %s of bridge %s, held by the sandboxd with pid %d"
                            % (first.config["subnet"], self.bridge, first.pid))
         self.assertNotIn(third.config["bridge"], our_links())
+        self.assertFalse(os.path.exists(os.path.join(self.LOCK_DIR, third.config["bridge"])))
         self.assertFirstIntact(sb, table)
 
         # A crashed owner's bridge stays its own: its sandboxes still use it.

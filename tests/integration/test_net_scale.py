@@ -32,6 +32,8 @@ class ManySandboxesTest(NetTestBase):
             self.skipTest("the open file limit (%d) is too low for %d sandboxes"
                           % (resource.getrlimit(resource.RLIMIT_NOFILE)[0], N))
         subnet = "10.%d.%d.0/20" % (random.randrange(100, 200), 16 * random.randrange(16))
+        # No disk limits: on a file system without project quotas each would
+        # be a loop device, which is not what this test is about.
         self.daemon_options = {"config": {"max_sandboxes": N + 100, "subnet": subnet, "default_disk_mb": 0},
                                "log_level": "info"}
         super().setUp()
