@@ -11,8 +11,8 @@ import random
 import resource
 import urllib.request
 
-from sbxtest import RpcError, main, wait_until
-from test_net import NetTestBase
+from sbxtest import RpcError, main
+from test_net import NetTestBase, run
 
 N = 1100
 # Pairs (from, to) of sandbox indexes: neighbours in creation order, pairs
@@ -71,6 +71,16 @@ class ManySandboxesTest(NetTestBase):
         reached = [k for k, r in res.items() if "neighbour" in r["stdout"]]
         self.assertEqual(reached, [], "sandboxes reached a neighbour (from, to)")
 
+    def assertEveryRoute(self, sbs):
+        """Each sandbox's address is routed to its own link, and only there."""
+        routes = {}
+        for line in run("ip", "-o", "-4", "route", "show", "table", "main").stdout.splitlines():
+            f = line.split()
+            if "dev" in f:
+                routes.setdefault(f[0], []).append(f[f.index("dev") + 1])
+        wrong = [i for i, sb in enumerate(sbs) if routes.get(sb["network"]["ip"]) != ["sv" + sb["id"]]]
+        self.assertEqual(wrong, [], "sandboxes (by index) without their one route")
+
     def test_more_sandboxes_than_a_bridge_has_ports(self):
         c = self.daemon.client(timeout=120)
         sbs = []
@@ -85,6 +95,7 @@ class ManySandboxesTest(NetTestBase):
         self.assertEqual(len(set(ips)), N)
         self.assertEqual({sb["network"]["gateway"] for sb in sbs}, {sbs[0]["network"]["gateway"]})
 
+        self.assertEveryRoute(sbs)
         self.assertReachOut(sbs, range(N))
         for t in sorted({t for _, t in PAIRS}):
             self.start_httpd(sbs[t], 8000, "neighbour %d" % t)
@@ -105,6 +116,7 @@ class ManySandboxesTest(NetTestBase):
                 states = {sb["id"]: sb["state"] for sb in c.call("sandbox.list")["sandboxes"]}
                 self.assertEqual(set(states.values()), {"started"})
                 self.assertEqual(len(states), N)
+                self.assertEveryRoute(sbs)
                 self.assertReachOut(sbs, SAMPLE)
                 self.assertNoNeighbour(sbs)
         c.close()
