@@ -1,7 +1,7 @@
-/* rtnetlink through libmnl: the bridge, veth pairs, addresses, routes and
- * the host's uplink MTU; and connections made from inside a sandbox's
- * network namespace. IPv4 only. Never runs the `ip` command, and never
- * touches a link it was not named. */
+/* rtnetlink through libmnl: the bridge, veth pairs, addresses, routes,
+ * neighbours and the host's uplink MTU (all IPv4); and connections made
+ * from inside a sandbox's network namespace. Never runs the `ip` command,
+ * and never touches a link it was not named (or a group it was given). */
 #ifndef SBX_NETLINK_H
 #define SBX_NETLINK_H
 
