@@ -1393,7 +1393,7 @@ def net_bench(b, size_mb, latency_n, rounds):
                 t0 = time.perf_counter_ns()
                 http_get(a, p, host, "/small", t)
                 lat[name].append((time.perf_counter_ns() - t0) / 1e6)
-    mtu = {"bridge": link_mtu("sbxbench"), "lo": link_mtu("lo")}  # while the sandbox's port is on the bridge
+    mtu = {"link": link_mtu("sv" + sid), "lo": link_mtu("lo")}  # while the sandbox's link is there
     b.delete_sandbox(sid)
     return {"size_mb": size_mb, "rounds": rounds, "thr": thr, "lat": lat, "cpu": acc, "moved": moved, "mtu": mtu}
 
@@ -1417,14 +1417,14 @@ def render_net(r, command):
     mtu = r.get("mtu", {})
     L.append("A busybox `httpd` in a bridged sandbox serves a %d MiB file and a 3-byte file. The benchmark "
              "process on the host downloads them with HTTP/1.0, one new TCP connection per request, either "
-             "directly from the sandbox's address on the bridge or through the daemon's preview gateway "
-             "(127.0.0.1, token in the `X-Sandbox-Token` header; the gateway checks it, connects to the same "
-             "address and splices bytes both ways). Both paths use the same client code and buffer and the same "
-             "server; they alternate, %d big downloads each, the first path of a round switching every round; "
-             "latency is connect + request + complete response of the small file. The bridge's MTU is %s, "
-             "loopback's %s: only the client's leg of the gateway path runs on loopback, and that leg is the "
-             "cheaper one per byte, so the MTUs do not favour the direct path." % (
-                 r["size_mb"], r["rounds"], mtu.get("bridge", "?"), mtu.get("lo", "?")))
+             "directly from the sandbox's address (over its veth pair) or through the daemon's preview gateway "
+             "(127.0.0.1, token in the `X-Sandbox-Token` header; the gateway checks it, connects to the port from "
+             "inside the sandbox's network namespace, on its loopback, and splices bytes both ways). Both paths "
+             "use the same client code and buffer and the same server; they alternate, %d big downloads each, the "
+             "first path of a round switching every round; latency is connect + request + complete response of "
+             "the small file. The sandbox link's MTU is %s, loopback's %s: both legs of the gateway path run on "
+             "loopback, which costs less per byte than the link the direct path crosses." % (
+                 r["size_mb"], r["rounds"], mtu.get("link", mtu.get("bridge", "?")), mtu.get("lo", "?")))
     L.append("")
     L.append("Command: `%s` (%s)" % (command, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")))
     L.append("")
@@ -1470,8 +1470,9 @@ def render_net(r, command):
                 100.0 * g / d, verdict_text, lg["median"] - ld["median"], r.get("load_start", "?"),
                 r.get("load_end", "?"), ncpu))
     text += ("The gateway's extra cost is a second TCP connection through the kernel (client to gateway on "
-             "loopback, gateway to sandbox on the bridge): its bytes cost the daemon %.2f CPU seconds per GiB, "
-             "nearly all of it in the kernel's TCP code under `splice`, and the path as a whole (daemon, server, "
+             "the host's loopback, gateway to server on the sandbox's): its bytes cost the daemon %.2f CPU "
+             "seconds per GiB, nearly all of it in the kernel's TCP code under `splice`, and the path as a whole "
+             "(daemon, server, "
              "client, softirq) %.2f against %.2f for direct. " % (pg["daemon"], own(pg), own(pd)))
     if pd["busy_pct"] >= 85:
         text += ("The CPUs were %.0f %% busy during the direct downloads and %.0f %% during the gateway ones, "

@@ -20,6 +20,7 @@
 #include "httphead.h"
 #include "net.h"
 #include "netlink.h"
+#include "netlock.h"
 #include "proxy.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -29,6 +30,7 @@
 #define HEAD_TIMEOUT_MS 15000
 #define COOKIE_NAME "sbx_preview_token"
 #define GW_MAX_PENDING 256
+#define DIAL_TIMEOUT_MS 10000
 
 struct sbx_publish {
 	struct sbx_publish *next;
@@ -52,6 +54,13 @@ struct gw_conn {
 	struct sbx_net *net;
 	int fd;
 	struct sbx_watch *w, *timer;
+	/* Once the head is read and the token checked: the sandbox's port,
+	 * and while a connection to it is pending, its socket. */
+	char id[13];
+	uint16_t port;
+	size_t dial_index;
+	int backend;
+	struct sbx_watch *bw;
 	size_t len;
 	char buf[HEAD_MAX];
 };
@@ -59,10 +68,12 @@ struct gw_conn {
 struct sbx_net {
 	struct sbx_daemon *d;
 	bool enabled;
+	struct sbx_netlock lock; /* held from start to shutdown */
 	char bridge[16];
 	char table[64];
 	struct sbx_cidr subnet;
 	struct in_addr gateway;
+	uint32_t group; /* device group of the sandboxes' host links: the bridge's ifindex */
 	uint32_t mtu;
 	struct in_addr dns[MAX_DNS];
 	size_t n_dns;
@@ -221,6 +232,107 @@ static int gateway_listen(struct sbx_net *net, sbx_error **err)
 	return 0;
 }
 
+struct others_check {
+	struct sbx_net *net;
+	struct sbx_nl *nl;
+	sbx_error **err;
+};
+
+/* Another daemon's subnet that overlaps ours: both would hand out the
+ * same addresses. A record whose owner is gone still counts while its
+ * bridge is there: its sandboxes may be running with those addresses. */
+static int check_other(const struct sbx_netlock_record *r, bool held, void *data)
+{
+	struct others_check *c = data;
+	struct sbx_cidr o;
+	if (!r->subnet || sbx_cidr_parse(r->subnet, &o.net, &o.prefix) < 0)
+		return 0;
+	int shorter = o.prefix < c->net->subnet.prefix ? o.prefix : c->net->subnet.prefix;
+	if (!sbx_cidr_contains(o.net, shorter, c->net->subnet.net))
+		return 0;
+	if (!held && sbx_nl_ifindex(c->nl, r->bridge, NULL) <= 0)
+		return 0;
+	return sbx_error_set(c->err, SBX_ERR_EXISTS,
+			     "subnet %s overlaps subnet %s of bridge %s, %s the sandboxd with pid %d (state dir '%s'); "
+			     "give each daemon a subnet of its own (subnet in sandboxd.conf)",
+			     c->net->d->cfg.net_subnet, r->subnet, r->bridge, held ? "held by" : "left by", (int)r->pid,
+			     r->state_dir ? r->state_dir : "?");
+}
+
+/* One daemon per bridge, and per subnet. The bridge, the table and the
+ * routes of a network belong to the daemon whose record is in its lock
+ * file: a second daemon configured with the same bridge or an overlapping
+ * subnet refuses to start, and a daemon never adopts a link of that name
+ * that another daemon left behind, or that no daemon made. 1: no lock can
+ * be had here, so no bridge networking either. */
+static int take_network(struct sbx_net *net, sbx_error **err)
+{
+	const struct sbx_config *c = &net->d->cfg;
+	struct sbx_netlock_record prev;
+	sbx_error *e = NULL;
+	if (sbx_netlock_take(SBX_NETLOCK_DIR, net->bridge, &net->lock, &prev, &e) < 0) {
+		int r = -1;
+		if (e->code == SBX_ERR_EXISTS) {
+			sbx_error_set(err, e->code, "%s; give this daemon a bridge and subnet of its own (bridge, subnet "
+				      "in sandboxd.conf)", e->msg);
+		} else if (!e->errnum) { /* another daemon starting, an untrusted directory */
+			sbx_error_set(err, e->code, "network lock: %s", e->msg);
+		} else {
+			/* A host where the lock cannot be had (a read-only /run)
+			 * loses bridge networking, not the daemon. */
+			sbx_warn("bridge networking is unavailable: network lock: %s", e->msg);
+			r = 1;
+		}
+		sbx_error_free(e);
+		return r;
+	}
+	int r = 0;
+	struct sbx_nl nl = { 0 };
+	if (sbx_nl_open(&nl, NULL) == 0) {
+		int br = sbx_nl_ifindex(&nl, net->bridge, NULL);
+		if (br > 0 && prev.pid && (!prev.state_dir || strcmp(prev.state_dir, c->state_dir)))
+			r = sbx_error_set(err, SBX_ERR_EXISTS,
+					  "bridge %s was left by the sandboxd with state dir '%s' (pid %d, no longer "
+					  "running), whose sandboxes may still use it; start that daemon again to take it "
+					  "back, or give this one a bridge of its own",
+					  net->bridge, prev.state_dir ? prev.state_dir : "?", (int)prev.pid);
+		else if (br > 0 && !prev.pid)
+			r = sbx_error_set(err, SBX_ERR_EXISTS,
+					  "a link named %s exists that no sandboxd owns; give this daemon another bridge "
+					  "(bridge in sandboxd.conf) or delete that link",
+					  net->bridge);
+		struct others_check oc = { net, &nl, err };
+		if (r == 0)
+			r = sbx_netlock_each_other(&net->lock, check_other, &oc);
+		sbx_nl_close(&nl);
+	}
+	bool had_record = prev.pid != 0;
+	sbx_netlock_record_free(&prev);
+	char subnet[INET_ADDRSTRLEN + 4];
+	ip_str(net->subnet.net, subnet);
+	snprintf(subnet + strlen(subnet), 5, "/%d", net->subnet.prefix);
+	struct sbx_netlock_record me = { .pid = getpid(), .state_dir = c->state_dir, .socket = c->socket_path,
+					 .subnet = subnet };
+	if (r < 0 || sbx_netlock_commit(&net->lock, &me, err) < 0) {
+		/* Another owner's record stays; a file made just now goes. */
+		sbx_netlock_release(&net->lock, !had_record);
+		return -1;
+	}
+	return 0;
+}
+
+/* The bridge with the gateway's address (and so the subnet's route),
+ * forwarding, and the uplink's MTU for the sandboxes' links. */
+static int bridge_up(struct sbx_net *net, struct sbx_nl *nl, int *br, sbx_error **err)
+{
+	if (sbx_nl_open(nl, err) < 0 || sbx_nl_uplink_mtu(nl, &net->mtu, err) < 0 ||
+	    sbx_nl_bridge_create(nl, net->bridge, err) < 0 || (*br = sbx_nl_ifindex(nl, net->bridge, err)) <= 0 ||
+	    sbx_nl_addr_add(nl, *br, net->gateway, net->subnet.prefix, err) < 0 ||
+	    sbx_nl_link_up(nl, *br, 0, 0, err) < 0 || write_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
+		return -1;
+	return 0;
+}
+
 int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 {
 	struct sbx_net *net = calloc(1, sizeof(*net));
@@ -228,10 +340,13 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 		return sbx_error_errno(err, ENOMEM, "network");
 	net->d = d;
 	net->gw_fd = -1;
+	net->lock = (struct sbx_netlock)SBX_NETLOCK_INIT;
 	d->net = net;
 	const struct sbx_config *c = &d->cfg;
-	if (strlen(c->net_bridge) >= sizeof(net->bridge) || !*c->net_bridge)
-		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "bridge: '%s' is not 1 to 15 characters", c->net_bridge);
+	if (!sbx_netlock_name_valid(c->net_bridge))
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS,
+				     "bridge: '%s' is not a link name (1 to 15 characters, no '/', ':' or spaces)",
+				     c->net_bridge);
 	snprintf(net->bridge, sizeof(net->bridge), "%s", c->net_bridge);
 	/* The table is named after the bridge: one daemon, one of each. */
 	snprintf(net->table, sizeof(net->table), "sandboxd-%s", net->bridge);
@@ -255,15 +370,16 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 			sbx_warn("no resolver of /etc/resolv.conf is reachable from sandboxes (loopback stubs are not); "
 				 "set dns in sandboxd.conf");
 	}
+	int taken = take_network(net, err);
+	if (taken < 0)
+		return -1;
 
 	sbx_error *e = NULL;
 	struct sbx_nl nl = { 0 };
-	int br;
-	if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_uplink_mtu(&nl, &net->mtu, &e) < 0 ||
-	    sbx_nl_bridge_create(&nl, net->bridge, &e) < 0 || (br = sbx_nl_ifindex(&nl, net->bridge, &e)) <= 0 ||
-	    sbx_nl_addr_add(&nl, br, net->gateway, net->subnet.prefix, &e) < 0 ||
-	    sbx_nl_link_up(&nl, br, 0, 0, &e) < 0 ||
-	    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1", &e) < 0) {
+	int br = 0;
+	if (taken > 0) {
+		net->enabled = false;
+	} else if (bridge_up(net, &nl, &br, &e) < 0) {
 		sbx_warn("bridge networking is unavailable: %s", e ? e->msg : "bridge not found");
 		sbx_error_free(e);
 		if (nl.sock)
@@ -274,11 +390,12 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 		sbx_nl_close(&nl);
 		if (!net->mtu)
 			net->mtu = 1500;
+		net->group = (uint32_t)br;
 		net->enabled = true;
 		char gw[INET_ADDRSTRLEN];
 		ip_str(net->gateway, gw);
-		sbx_info("bridge %s %s/%d, mtu %u, nftables table inet %s", net->bridge, gw, net->subnet.prefix,
-			 net->mtu, net->table);
+		sbx_info("bridge %s %s/%d (the gateway; sandboxes' links are routed, device group %u), mtu %u, "
+			 "nftables table inet %s", net->bridge, gw, net->subnet.prefix, net->group, net->mtu, net->table);
 	}
 	/* A taken port disables previews, not the daemon. */
 	sbx_error *ge = NULL;
@@ -343,6 +460,36 @@ int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err)
 
 /* ---- links ---- */
 
+/* The two ends' Ethernet addresses, from the sandbox's IPv4 address: set
+ * explicitly, so that udev's MAC policy leaves them alone and the
+ * permanent neighbour entries stay right. Locally administered, unicast. */
+static void link_macs(struct in_addr ip, uint8_t host[6], uint8_t peer[6])
+{
+	host[0] = 0x06;
+	peer[0] = 0x02;
+	host[1] = peer[1] = 0x00;
+	memcpy(host + 2, &ip.s_addr, 4);
+	memcpy(peer + 2, &ip.s_addr, 4);
+}
+
+/* A kernel limit that stopped the network's set-up is a limit error that
+ * names it, not an internal one. */
+static void name_limit(sbx_error **err)
+{
+	const char *what = err && *err ? sbx_nl_errno_limit((*err)->errnum) : NULL;
+	if (what) {
+		_cleanup_free_ char *msg = strdup((*err)->msg);
+		if (msg)
+			sbx_error_set(err, SBX_ERR_LIMIT, "%s (%s)", msg, what);
+	}
+}
+
+/* A routed link, no bridge port: the host end sv<id> (in the daemon's
+ * device group, no address) has a /32 route to the sandbox and a
+ * permanent neighbour entry for it; eth0 inside has the sandbox's address
+ * in the subnet, a permanent neighbour entry for the gateway and the
+ * default route through it. Nothing is learnt by ARP either way, and a
+ * sandbox's link reaches the host alone. */
 int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
 {
 	struct sbx_net *net = sb->d->net;
@@ -357,30 +504,31 @@ int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
 	/* The pid could have been reused between our check and the open. */
 	if (sbx_proc_starttime(sb->init_pid) != sb->init_starttime)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "init of sandbox %s is gone", sb->id);
+	uint8_t host_mac[6], peer_mac[6];
+	link_macs(sb->net.ip, host_mac, peer_mac);
+	struct sbx_nl_veth veth = { .name = name, .peer_name = "eth0", .peer_netns_fd = nsfd, .mtu = net->mtu,
+				    .group = net->group, .mac = host_mac, .peer_mac = peer_mac, .up = true };
 	struct sbx_nl host = { 0 }, in = { 0 };
-	int r = -1, br, hidx, idx;
+	int r = -1, hidx, idx;
 	if (sbx_nl_open(&host, err) < 0)
 		return -1;
-	/* A pair left by a daemon that did not shut down cleanly is replaced. */
+	/* A pair left by a daemon that did not shut down cleanly is replaced
+	 * (its route and neighbour entry go with it). */
 	if (sbx_nl_link_delete(&host, name, err) < 0 || sbx_nl_open_in(&in, nsfd, err) < 0)
 		goto out;
-	if (sbx_nl_link_delete(&in, "eth0", err) < 0 ||
-	    sbx_nl_veth_create(&host, name, "eth0", nsfd, net->mtu, err) < 0)
+	if (sbx_nl_link_delete(&in, "eth0", err) < 0 || sbx_nl_veth_create(&host, &veth, err) < 0)
 		goto out;
-	if ((br = sbx_nl_ifindex(&host, net->bridge, err)) <= 0 || (hidx = sbx_nl_ifindex(&host, name, err)) <= 0) {
+	if ((hidx = sbx_nl_ifindex(&host, name, err)) <= 0 || (idx = sbx_nl_ifindex(&in, "eth0", err)) <= 0) {
 		if (err && !*err)
-			sbx_error_errno(err, ENODEV, "bridge %s or link %s is missing", net->bridge, name);
+			sbx_error_errno(err, ENODEV, "link %s or its peer is missing", name);
 		goto out;
 	}
-	if (sbx_nl_link_up(&host, hidx, 0, br, err) < 0 || sbx_nl_bridge_port_isolate(&host, hidx, err) < 0)
+	if (sbx_nl_route_add(&host, sb->net.ip, 32, hidx, net->gateway, err) < 0 ||
+	    sbx_nl_neigh_add(&host, hidx, sb->net.ip, peer_mac, err) < 0)
 		goto out;
-	if ((idx = sbx_nl_ifindex(&in, "eth0", err)) <= 0) {
-		if (err && !*err)
-			sbx_error_errno(err, ENODEV, "eth0 is missing in the sandbox");
-		goto out;
-	}
 	if (sbx_nl_addr_add(&in, idx, sb->net.ip, net->subnet.prefix, err) < 0 ||
-	    sbx_nl_link_up(&in, idx, 0, 0, err) < 0 || sbx_nl_route_default(&in, net->gateway, err) < 0)
+	    sbx_nl_link_up(&in, idx, 0, 0, err) < 0 || sbx_nl_neigh_add(&in, idx, net->gateway, host_mac, err) < 0 ||
+	    sbx_nl_route_default(&in, net->gateway, err) < 0)
 		goto out;
 	r = 0;
 out:
@@ -388,8 +536,10 @@ out:
 	if (r < 0)
 		sbx_nl_link_delete(&host, name, NULL);
 	sbx_nl_close(&host);
-	if (r < 0)
+	if (r < 0) {
+		name_limit(err);
 		return sbx_error_prefix(err, "network of sandbox %s", sb->id);
+	}
 	return 0;
 }
 
@@ -510,18 +660,13 @@ void sbx_net_detach(struct sbx_sandbox *sb)
 	if (!net)
 		return;
 	revoke_tokens(net, sb->id);
+	/* Its sockets inside the namespace go too, so nothing holds it. */
 	sbx_proxy_close_owner(sb->id);
-	if (!sb->net.ip.s_addr || !net->enabled)
-		return;
-	/* Usually gone with the namespace already. */
-	char name[16];
-	veth_name(sb, name);
-	struct sbx_nl nl = { 0 };
-	sbx_error *e = NULL;
-	if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_link_delete(&nl, name, &e) < 0)
-		sbx_warn("sandbox %s: %s", sb->id, e->msg);
-	sbx_error_free(e);
-	sbx_nl_close(&nl);
+	/* The link, its route and its neighbour entry go with the sandbox's
+	 * network namespace, which the kernel tears down (in batches) once
+	 * its last process is gone. Deleting the link here instead would
+	 * hold the loop for an RCU grace period per sandbox; a start finds
+	 * and replaces a link not yet gone. */
 }
 
 static void publish_close(struct sbx_publish *p)
@@ -575,7 +720,7 @@ int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err)
 	}
 	struct sbx_nft_config cfg = {
 		.table = net->table,
-		.bridge = net->bridge,
+		.group = net->group,
 		.subnet = net->subnet,
 		.dns = net->dns,
 		.n_dns = net->n_dns,
@@ -584,24 +729,40 @@ int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err)
 		.sandboxes = list,
 		.n_sandboxes = n,
 	};
-	return sbx_nft_apply(&cfg, err);
+	if (sbx_nft_apply(&cfg, err) < 0) {
+		name_limit(err);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- published ports ---- */
 
-static int connect_sandbox(struct sbx_sandbox *sb, uint16_t port)
+/* A sandbox's port is reached from inside its network namespace, on its
+ * loopback first: a service bound to 127.0.0.1 (a dev server, a
+ * debugger's port, a notebook) answers there as well as one bound to every
+ * address; then ::1 (a service bound to "localhost" that resolved to it),
+ * then the sandbox's own address (a service bound to eth0 alone). The
+ * kernel refuses a local address with nothing listening within the
+ * connect call, so trying them costs no round trip. */
+#define DIAL_CANDIDATES 3
+
+static int dial_sandbox(struct sbx_sandbox *sb, uint16_t port, size_t *index, bool *pending, sbx_error **err)
 {
-	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->net.ip.s_addr)
-		return -1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = sb->net.ip };
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->net.ip.s_addr ||
+	    sb->init_pidfd < 0)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is not running", sb->id);
+	struct sockaddr_storage to[DIAL_CANDIDATES];
+	memset(to, 0, sizeof(to));
+	struct sockaddr_in *lo4 = (struct sockaddr_in *)&to[0], *own = (struct sockaddr_in *)&to[2];
+	struct sockaddr_in6 *lo6 = (struct sockaddr_in6 *)&to[1];
+	lo4->sin_family = own->sin_family = AF_INET;
+	lo4->sin_port = own->sin_port = lo6->sin6_port = htons(port);
+	lo4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	own->sin_addr = sb->net.ip;
+	lo6->sin6_family = AF_INET6;
+	lo6->sin6_addr = in6addr_loopback;
+	return sbx_netns_connect(sb->init_pidfd, to, DIAL_CANDIDATES, index, pending, err);
 }
 
 static void publish_accept(struct sbx_watch *w, uint32_t events, void *data)
@@ -611,13 +772,16 @@ static void publish_accept(struct sbx_watch *w, uint32_t events, void *data)
 		int c = accept4(p->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (c < 0)
 			return;
-		int b = connect_sandbox(p->sb, p->port);
+		/* Raw TCP has no way to say why: nothing listening is a close. */
+		size_t index = 0;
+		bool pending = false;
+		int b = dial_sandbox(p->sb, p->port, &index, &pending, NULL);
 		if (b < 0) {
 			close(c);
 			continue;
 		}
 		p->sb->activity_ns = sbx_now_ns();
-		sbx_proxy_start(p->sb->d->loop, c, b, true, NULL, 0, p->sb->id);
+		sbx_proxy_start(p->sb->d->loop, c, b, pending, NULL, 0, p->sb->id);
 	}
 }
 
@@ -717,6 +881,16 @@ int sbx_net_ports_add_saved(struct sbx_sandbox *sb, uint16_t port, uint16_t host
 
 void sbx_net_recover(struct sbx_daemon *d)
 {
+	/* Links a daemon that did not shut down cleanly left are replaced:
+	 * all at once (one grace period), then made again one by one. */
+	if (sbx_net_available(d)) {
+		struct sbx_nl nl = { 0 };
+		sbx_error *e = NULL;
+		if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_group_delete(&nl, d->net->group, &e) < 0)
+			sbx_warn("network: %s", e->msg);
+		sbx_error_free(e);
+		sbx_nl_close(&nl);
+	}
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
 		sbx_error *e = NULL;
 		if (sb->net.ip.s_addr && (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) &&
@@ -760,29 +934,33 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 		net->tokens = t->next;
 		token_free(t);
 	}
+	bool clean = true;
 	if (net->enabled) {
 		struct sbx_nl nl = { 0 };
 		sbx_error *e = NULL;
 		if (sbx_nl_open(&nl, &e) == 0) {
-			for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
-				char name[16];
-				veth_name(sb, name);
-				if (sb->net.ip.s_addr)
-					sbx_nl_link_delete(&nl, name, NULL);
-			}
-			if (sbx_nl_link_delete(&nl, net->bridge, &e) < 0)
-				sbx_warn("%s", e->msg);
+			if (sbx_nl_group_delete(&nl, net->group, &e) < 0 || sbx_nl_link_delete(&nl, net->bridge, &e) < 0)
+				clean = false;
 			sbx_nl_close(&nl);
+		} else {
+			clean = false;
 		}
+		if (e)
+			sbx_warn("%s", e->msg);
 		sbx_error_free(e);
 		e = NULL;
-		if (sbx_nft_remove(net->table, &e) < 0)
+		if (sbx_nft_remove(net->table, &e) < 0) {
 			sbx_warn("%s", e->msg);
+			clean = false;
+		}
 		sbx_error_free(e);
 	}
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
 		for (struct sbx_publish *p = sb->net.ports; p; p = p->next)
 			publish_close(p);
+	/* With nothing of ours left in the kernel, the next owner of the
+	 * bridge's name starts clean; what could not be removed stays ours. */
+	sbx_netlock_release(&net->lock, clean);
 	free(net->forbidden);
 	free(net);
 	d->net = NULL;
@@ -870,21 +1048,34 @@ static void gw_conn_free(struct gw_conn *c)
 		sbx_loop_unwatch(c->w);
 	if (c->timer)
 		sbx_loop_unwatch(c->timer);
+	if (c->bw)
+		sbx_loop_unwatch(c->bw);
+	if (c->backend >= 0)
+		close(c->backend);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c);
 }
 
-static void gw_reply(struct gw_conn *c, const char *status, const char *extra)
+/* A complete answer of the gateway itself; the body is one line of text
+ * (the status line's words unless told). */
+static void gw_reply_text(struct gw_conn *c, const char *status, const char *extra, const char *text)
 {
 	char msg[2048];
+	if (!text)
+		text = status;
 	int n = snprintf(msg, sizeof(msg),
 			 "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
 			 "Connection: close\r\nCache-Control: no-store\r\n%s\r\n%s\n",
-			 status, strlen(status) + 1, extra ? extra : "", status);
+			 status, strlen(text) + 1, extra ? extra : "", text);
 	if (n > 0)
 		send(c->fd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	gw_conn_free(c);
+}
+
+static void gw_reply(struct gw_conn *c, const char *status, const char *extra)
+{
+	gw_reply_text(c, status, extra, NULL);
 }
 
 static void forward_head(struct sbx_buf *out, const char *buf, size_t len, const struct sbx_http_head *h)
@@ -923,6 +1114,8 @@ fail:
 	sbx_buf_free(out);
 	*out = (struct sbx_buf){ 0 };
 }
+
+static void gw_dial(struct gw_conn *c);
 
 static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 {
@@ -966,10 +1159,24 @@ static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 		gw_reply(c, "302 Found", extra);
 		return;
 	}
-	struct sbx_sandbox *sb = sbx_sandbox_find(net->d, id);
-	int b = sb ? connect_sandbox(sb, port) : -1;
-	if (b < 0) {
-		gw_reply(c, "502 Bad Gateway", NULL);
+	memcpy(c->id, id, sizeof(c->id));
+	c->port = port;
+	c->dial_index = 0;
+	/* The client's further bytes wait in its socket until the sandbox
+	 * answers; only its hang-up is still noticed. */
+	sbx_loop_modify(c->w, 0);
+	gw_dial(c);
+}
+
+/* The connection to the sandbox is there: the head goes on, without the
+ * credentials of the gateway (the app has no use for them), then any body
+ * bytes already read, as they came, and the proxy takes both sockets. */
+static void gw_forward(struct gw_conn *c, struct sbx_sandbox *sb, int b)
+{
+	struct sbx_http_head h;
+	if (sbx_http_parse_head(c->buf, c->len, &h) <= 0) { /* parsed once already */
+		close(b);
+		gw_reply(c, "400 Bad Request", NULL);
 		return;
 	}
 	sb->activity_ns = sbx_now_ns();
@@ -978,21 +1185,87 @@ static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 	/* epoll knows an fd once: the proxy's watch replaces ours. */
 	sbx_loop_unwatch(c->w);
 	c->w = NULL;
-	/* The head without the credentials of the gateway (the app has no
-	 * use for them), then any body bytes already read, as they came. */
 	struct sbx_buf fwd = { 0 };
-	forward_head(&fwd, c->buf, c->len, h);
+	forward_head(&fwd, c->buf, c->len, &h);
 	if (fwd.data)
-		sbx_proxy_start(net->d->loop, a, b, true, fwd.data, fwd.len, sb->id);
+		sbx_proxy_start(c->net->d->loop, a, b, false, fwd.data, fwd.len, sb->id);
 	else
-		sbx_proxy_start(net->d->loop, a, b, true, c->buf, c->len, sb->id);
+		sbx_proxy_start(c->net->d->loop, a, b, false, c->buf, c->len, sb->id);
 	sbx_buf_free(&fwd);
 	gw_conn_free(c);
+}
+
+static void gw_timeout(struct sbx_watch *t, void *data);
+
+static void gw_connected(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct gw_conn *c = data;
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	if (getsockopt(c->backend, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+		soerr = errno;
+	if (soerr || (events & (EPOLLERR | EPOLLHUP))) {
+		/* Refused late (the stack had deferred it): the next address. */
+		sbx_loop_unwatch(c->bw);
+		c->bw = NULL;
+		sbx_closep(&c->backend);
+		c->dial_index++;
+	}
+	gw_dial(c);
+}
+
+static void gw_dial(struct gw_conn *c)
+{
+	struct sbx_sandbox *sb = sbx_sandbox_find(c->net->d, c->id);
+	char text[160];
+	if (c->backend >= 0) { /* the pending connection has been made */
+		sbx_loop_unwatch(c->bw);
+		c->bw = NULL;
+		int b = sbx_take_fd(&c->backend);
+		if (!sb) {
+			close(b);
+		} else {
+			gw_forward(c, sb, b);
+			return;
+		}
+	}
+	sbx_error *e = NULL;
+	bool pending = false;
+	int b = sb ? dial_sandbox(sb, c->port, &c->dial_index, &pending, &e) : -1;
+	if (b < 0) {
+		if (!sb || !e || e->code == SBX_ERR_BAD_STATE)
+			snprintf(text, sizeof(text), "sandbox %s is not running", c->id);
+		else if (e->errnum == ECONNREFUSED)
+			snprintf(text, sizeof(text), "sandbox %s: nothing listens on port %u", c->id, (unsigned)c->port);
+		else
+			snprintf(text, sizeof(text), "sandbox %s: port %u: %s", c->id, (unsigned)c->port, e->msg);
+		sbx_error_free(e);
+		gw_reply_text(c, "502 Bad Gateway", NULL, text);
+		return;
+	}
+	if (!pending) {
+		gw_forward(c, sb, b);
+		return;
+	}
+	c->backend = b;
+	c->bw = sbx_loop_watch(c->net->d->loop, b, EPOLLOUT, gw_connected, c);
+	if (c->timer)
+		sbx_loop_unwatch(c->timer);
+	c->timer = sbx_loop_timer(c->net->d->loop, DIAL_TIMEOUT_MS, gw_timeout, c);
+	if (!c->bw || !c->timer) {
+		snprintf(text, sizeof(text), "sandbox %s: port %u: %s", c->id, (unsigned)c->port, strerror(errno));
+		gw_reply_text(c, "502 Bad Gateway", NULL, text);
+	}
 }
 
 static void gw_read(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct gw_conn *c = data;
+	if (c->port) { /* routed: connecting to the sandbox; a hang-up ends it */
+		if (events & (EPOLLHUP | EPOLLERR))
+			gw_conn_free(c);
+		return;
+	}
 	for (;;) {
 		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
 		if (n < 0 && errno == EAGAIN)
@@ -1023,6 +1296,13 @@ static void gw_timeout(struct sbx_watch *t, void *data)
 {
 	struct gw_conn *c = data;
 	c->timer = NULL;
+	if (c->port) {
+		char text[160];
+		snprintf(text, sizeof(text), "sandbox %s: port %u did not answer within %d s", c->id, (unsigned)c->port,
+			 DIAL_TIMEOUT_MS / 1000);
+		gw_reply_text(c, "504 Gateway Timeout", NULL, text);
+		return;
+	}
 	gw_reply(c, "408 Request Timeout", NULL);
 }
 
@@ -1049,6 +1329,9 @@ static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
 		c->net = net;
 		c->fd = fd;
 		c->len = 0;
+		c->port = 0;
+		c->backend = -1;
+		c->bw = NULL;
 		c->next = net->conns;
 		net->conns = c;
 		net->n_conns++;

@@ -12,8 +12,10 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/if_bridge.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,21 +46,81 @@ int sbx_nl_open(struct sbx_nl *nl, sbx_error **err)
 	return 0;
 }
 
-int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err)
+/* The namespace the process started in, opened once: the way back. */
+static int own_netns = -1;
+
+static int netns_enter(int ns, sbx_error **err)
 {
-	_cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return sbx_error_errno(err, errno, "open own network namespace");
-	if (setns(netns_fd, CLONE_NEWNET) < 0)
+	if (own_netns < 0) {
+		own_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (own_netns < 0)
+			return sbx_error_errno(err, errno, "open own network namespace");
+	}
+	if (setns(ns, CLONE_NEWNET) < 0)
 		return sbx_error_errno(err, errno, "enter the sandbox's network namespace");
-	int r = sbx_nl_open(nl, err);
-	if (setns(self, CLONE_NEWNET) < 0) {
+	return 0;
+}
+
+static void netns_leave(void)
+{
+	if (setns(own_netns, CLONE_NEWNET) < 0) {
 		/* Staying in a sandbox's namespace would put every later host
 		 * operation of the daemon there: there is no safe way on. */
 		perror("sandboxd: cannot return to its own network namespace");
 		abort();
 	}
+}
+
+int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err)
+{
+	if (netns_enter(netns_fd, err) < 0)
+		return -1;
+	int r = sbx_nl_open(nl, err);
+	netns_leave();
 	return r;
+}
+
+int sbx_netns_connect(int ns, const struct sockaddr_storage *addrs, size_t n, size_t *index, bool *pending,
+		      sbx_error **err)
+{
+	if (netns_enter(ns, err) < 0)
+		return -1;
+	int fd = -1, last = ECONNREFUSED;
+	for (; *index < n; (*index)++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&addrs[*index];
+		socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			last = errno;
+			if (errno != EAFNOSUPPORT)
+				break; /* out of descriptors or memory: so is every other try */
+			continue;
+		}
+		if (connect(fd, sa, len) == 0) {
+			*pending = false;
+			break;
+		}
+		last = errno;
+		if (errno == EINPROGRESS) {
+			/* A connection to a local address is settled before
+			 * connect returns (the answer is processed as the call
+			 * releases the socket): refused, or established. It is
+			 * still pending only when the stack deferred it. */
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
+				struct pollfd p = { .fd = fd, .events = POLLOUT };
+				*pending = poll(&p, 1, 0) != 1 || (p.revents & (POLLERR | POLLHUP));
+				break;
+			}
+			last = soerr ? soerr : errno;
+		}
+		sbx_closep(&fd);
+	}
+	netns_leave();
+	if (fd < 0)
+		return sbx_error_errno(err, last, "connect");
+	return fd;
 }
 
 void sbx_nl_close(struct sbx_nl *nl)
@@ -158,30 +220,40 @@ int sbx_nl_bridge_create(struct sbx_nl *nl, const char *name, sbx_error **err)
 	return 0;
 }
 
-int sbx_nl_veth_create(struct sbx_nl *nl, const char *name, const char *peer_name, int peer_netns_fd, uint32_t mtu,
-		       sbx_error **err)
+int sbx_nl_veth_create(struct sbx_nl *nl, const struct sbx_nl_veth *v, sbx_error **err)
 {
 	char buf[NL_BUF];
 	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
-	if (mtu)
-		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	if (v->up) {
+		ifi->ifi_flags = IFF_UP;
+		ifi->ifi_change = IFF_UP;
+	}
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, v->name);
+	if (v->mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, v->mtu);
+	if (v->group)
+		mnl_attr_put_u32(nlh, IFLA_GROUP, v->group);
+	if (v->mac)
+		mnl_attr_put(nlh, IFLA_ADDRESS, 6, v->mac);
 	struct nlattr *linfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
 	struct nlattr *idata = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
 	struct nlattr *peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
 	struct ifinfomsg *pifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*pifi));
 	pifi->ifi_family = AF_UNSPEC;
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name);
-	if (mtu)
-		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
-	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)peer_netns_fd);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, v->peer_name);
+	if (v->mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, v->mtu);
+	if (v->peer_mac)
+		mnl_attr_put(nlh, IFLA_ADDRESS, 6, v->peer_mac);
+	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)v->peer_netns_fd);
 	mnl_attr_nest_end(nlh, peer);
 	mnl_attr_nest_end(nlh, idata);
 	mnl_attr_nest_end(nlh, linfo);
 	int r = nl_talk(nl, nlh, NULL, NULL);
 	if (r < 0)
-		return sbx_error_errno(err, -r, "create veth pair %s", name);
+		return sbx_error_errno(err, -r, "create veth pair %s", v->name);
 	return 0;
 }
 
@@ -193,6 +265,19 @@ int sbx_nl_link_delete(struct sbx_nl *nl, const char *name, sbx_error **err)
 	int r = nl_talk(nl, nlh, NULL, NULL);
 	if (r < 0 && r != -ENODEV)
 		return sbx_error_errno(err, -r, "delete link %s", name);
+	return 0;
+}
+
+int sbx_nl_group_delete(struct sbx_nl *nl, uint32_t group, sbx_error **err)
+{
+	if (!group) /* every link is in group 0 */
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "delete links of group 0");
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_DELLINK, 0, 0);
+	mnl_attr_put_u32(nlh, IFLA_GROUP, group);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0 && r != -ENODEV)
+		return sbx_error_errno(err, -r, "delete the links of group %u", group);
 	return 0;
 }
 
@@ -210,21 +295,6 @@ int sbx_nl_link_up(struct sbx_nl *nl, int ifindex, uint32_t mtu, int master, sbx
 	int r = nl_talk(nl, nlh, NULL, NULL);
 	if (r < 0)
 		return sbx_error_errno(err, -r, "bring up link %d", ifindex);
-	return 0;
-}
-
-int sbx_nl_bridge_port_isolate(struct sbx_nl *nl, int ifindex, sbx_error **err)
-{
-	char buf[NL_BUF];
-	struct nlmsghdr *nlh = link_msg(buf, RTM_SETLINK, 0, ifindex);
-	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-	ifi->ifi_family = AF_BRIDGE;
-	struct nlattr *pi = mnl_attr_nest_start(nlh, IFLA_PROTINFO | NLA_F_NESTED);
-	mnl_attr_put_u8(nlh, IFLA_BRPORT_ISOLATED, 1);
-	mnl_attr_nest_end(nlh, pi);
-	int r = nl_talk(nl, nlh, NULL, NULL);
-	if (r < 0)
-		return sbx_error_errno(err, -r, "isolate bridge port %d", ifindex);
 	return 0;
 }
 
@@ -286,6 +356,58 @@ int sbx_nl_route_default(struct sbx_nl *nl, struct in_addr gateway, sbx_error **
 	return 0;
 }
 
+int sbx_nl_route_add(struct sbx_nl *nl, struct in_addr dst, int prefix, int oif, struct in_addr prefsrc,
+		     sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = (unsigned char)prefix;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_scope = RT_SCOPE_LINK;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, RTA_DST, sizeof(dst), &dst);
+	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)oif);
+	if (prefsrc.s_addr)
+		mnl_attr_put(nlh, RTA_PREFSRC, sizeof(prefsrc), &prefsrc);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0) {
+		char s[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &dst, s, sizeof(s));
+		if (r == -EEXIST)
+			return sbx_error_errno(err, -r, "route %s/%d: the host already routes that address elsewhere", s,
+					       prefix);
+		return sbx_error_errno(err, -r, "add route %s/%d", s, prefix);
+	}
+	return 0;
+}
+
+int sbx_nl_neigh_add(struct sbx_nl *nl, int ifindex, struct in_addr addr, const uint8_t mac[6], sbx_error **err)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWNEIGH;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
+	struct ndmsg *nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
+	nd->ndm_family = AF_INET;
+	nd->ndm_ifindex = ifindex;
+	nd->ndm_state = NUD_PERMANENT;
+	nd->ndm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, NDA_DST, sizeof(addr), &addr);
+	mnl_attr_put(nlh, NDA_LLADDR, 6, mac);
+	int r = nl_talk(nl, nlh, NULL, NULL);
+	if (r < 0) {
+		char s[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &addr, s, sizeof(s));
+		return sbx_error_errno(err, -r, "add neighbour %s on link %d", s, ifindex);
+	}
+	return 0;
+}
+
 struct route_scan {
 	int oif;
 	uint32_t best_metric;
@@ -344,6 +466,24 @@ int sbx_nl_uplink_mtu(struct sbx_nl *nl, uint32_t *mtu, sbx_error **err)
 		return sbx_error_errno(err, -r, "look up the default route's link");
 	*mtu = li.mtu;
 	return 0;
+}
+
+const char *sbx_nl_errno_limit(int errnum)
+{
+	switch (errnum) {
+	case ENOMEM:
+	case ENOBUFS:
+		return "out of kernel memory: the host's, or the memory limit of the daemon's cgroup";
+	case EXFULL:
+	case ENOSPC:
+		return "a kernel table of the host's network is full";
+	case EMFILE:
+		return "the daemon's open file limit (RLIMIT_NOFILE, LimitNOFILE= in its unit)";
+	case ENFILE:
+		return "the host's open file limit (fs.file-max)";
+	default:
+		return NULL;
+	}
 }
 
 int sbx_cidr_parse(const char *s, struct in_addr *net, int *prefix)

@@ -171,6 +171,13 @@ static void m_ifname(struct nftnl_rule *r, uint32_t key, uint32_t op, const char
 	m_cmp(r, op, buf, sizeof(buf), oom);
 }
 
+/* iifgroup/oifgroup [!=] GROUP */
+static void m_group(struct nftnl_rule *r, uint32_t key, uint32_t op, uint32_t group, bool *oom)
+{
+	m_meta(r, key, oom);
+	m_cmp(r, op, &group, sizeof(group), oom);
+}
+
 static void m_ipv4(struct nftnl_rule *r, bool *oom)
 {
 	uint8_t proto = NFPROTO_IPV4;
@@ -272,17 +279,21 @@ static void build(struct batch *b, const struct sbx_nft_config *cfg)
 	add_chain(b, t, "egress", -1, 0, NULL);
 	add_chain(b, t, "sandboxes", -1, 0, NULL);
 
+	/* Sandboxes' links are the interfaces of the daemon's group (each has
+	 * its own link; no bridge ports). */
+	const uint32_t g = cfg->group;
+
 	/* input: a sandbox reaches none of the host's addresses, except the
 	 * resolvers it was given, and answers to the host's own connections. */
 	r = rule_new(t, "input");
-	m_ifname(r, NFT_META_IIFNAME, NFT_CMP_EQ, cfg->bridge, &oom);
+	m_group(r, NFT_META_IIFGROUP, NFT_CMP_EQ, g, &oom);
 	m_ct_established(r, &oom);
 	m_verdict(r, NF_ACCEPT, NULL, &oom);
 	rule_end(b, r, oom);
 	for (size_t i = 0; i < cfg->n_dns; i++) {
 		for (int p = 0; p < 2; p++) {
 			r = rule_new(t, "input");
-			m_ifname(r, NFT_META_IIFNAME, NFT_CMP_EQ, cfg->bridge, &oom);
+			m_group(r, NFT_META_IIFGROUP, NFT_CMP_EQ, g, &oom);
 			m_ip_addr(r, true, NFT_CMP_EQ, (struct sbx_cidr){ cfg->dns[i], 32 }, &oom);
 			m_dport(r, p ? IPPROTO_TCP : IPPROTO_UDP, 53, &oom);
 			m_verdict(r, NF_ACCEPT, NULL, &oom);
@@ -290,24 +301,36 @@ static void build(struct batch *b, const struct sbx_nft_config *cfg)
 		}
 	}
 	r = rule_new(t, "input");
-	m_ifname(r, NFT_META_IIFNAME, NFT_CMP_EQ, cfg->bridge, &oom);
+	m_group(r, NFT_META_IIFGROUP, NFT_CMP_EQ, g, &oom);
+	m_verdict(r, NF_DROP, NULL, &oom);
+	rule_end(b, r, oom);
+	/* The subnet is this daemon's alone: its addresses arriving on any
+	 * other link (one taken out of the group) are dropped, not let by. */
+	r = rule_new(t, "input");
+	m_ifname(r, NFT_META_IIFNAME, NFT_CMP_NEQ, "lo", &oom);
+	m_ip_addr(r, false, NFT_CMP_EQ, cfg->subnet, &oom);
 	m_verdict(r, NF_DROP, NULL, &oom);
 	rule_end(b, r, oom);
 
 	/* forward: nothing enters a sandbox but answers; what leaves one goes
 	 * through egress. */
 	r = rule_new(t, "forward");
-	m_ifname(r, NFT_META_OIFNAME, NFT_CMP_EQ, cfg->bridge, &oom);
+	m_group(r, NFT_META_OIFGROUP, NFT_CMP_EQ, g, &oom);
 	m_ct_established(r, &oom);
 	m_verdict(r, NF_ACCEPT, NULL, &oom);
 	rule_end(b, r, oom);
 	r = rule_new(t, "forward");
-	m_ifname(r, NFT_META_OIFNAME, NFT_CMP_EQ, cfg->bridge, &oom);
+	m_group(r, NFT_META_OIFGROUP, NFT_CMP_EQ, g, &oom);
 	m_verdict(r, NF_DROP, NULL, &oom);
 	rule_end(b, r, oom);
 	r = rule_new(t, "forward");
-	m_ifname(r, NFT_META_IIFNAME, NFT_CMP_EQ, cfg->bridge, &oom);
+	m_group(r, NFT_META_IIFGROUP, NFT_CMP_EQ, g, &oom);
 	m_verdict(r, NFT_JUMP, "egress", &oom);
+	rule_end(b, r, oom);
+	r = rule_new(t, "forward");
+	m_group(r, NFT_META_IIFGROUP, NFT_CMP_NEQ, g, &oom);
+	m_ip_addr(r, false, NFT_CMP_EQ, cfg->subnet, &oom);
+	m_verdict(r, NF_DROP, NULL, &oom);
 	rule_end(b, r, oom);
 
 	/* egress */
@@ -372,7 +395,7 @@ static void build(struct batch *b, const struct sbx_nft_config *cfg)
 	/* NAT: sandboxes leave with the host's address. */
 	r = rule_new(t, "postrouting");
 	m_ip_addr(r, false, NFT_CMP_EQ, cfg->subnet, &oom);
-	m_ifname(r, NFT_META_OIFNAME, NFT_CMP_NEQ, cfg->bridge, &oom);
+	m_group(r, NFT_META_OIFGROUP, NFT_CMP_NEQ, g, &oom);
 	expr_add(r, nftnl_expr_alloc("masq"), &oom);
 	rule_end(b, r, oom);
 }

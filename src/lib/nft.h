@@ -26,7 +26,7 @@ struct sbx_nft_sandbox {
 
 struct sbx_nft_config {
 	const char *table; /* family inet */
-	const char *bridge;
+	uint32_t group;    /* device group of every sandbox's host link */
 	struct sbx_cidr subnet;
 	/* Resolvers the sandboxes were given: port 53 reaches them even when
 	 * they are host addresses or in a forbidden range. */

@@ -369,6 +369,18 @@ class DaemonError(Exception):
     pass
 
 
+BRIDGE_LOCK_DIR = "/run/sandboxd-bridges"
+
+
+def _bridge_record(bridge):
+    """The owner record in a bridge's lock file: {"pid", "state_dir", ...}."""
+    try:
+        with open(os.path.join(BRIDGE_LOCK_DIR, bridge)) as f:
+            return dict(l.split("=", 1) for l in f.read().splitlines() if "=" in l)
+    except OSError:
+        return {}
+
+
 class Daemon:
     """One sandboxd in a private temporary directory.
 
@@ -618,8 +630,13 @@ class Daemon:
         elif self.cgroup_base_seen:
             for sid in self.known_ids:
                 cgroup_kill_and_remove(os.path.join(mount, self.cgroup_base_seen, "sbx-" + sid))
-        # Network state of a daemon that could not shut down cleanly.
+        # Network state of a daemon that could not shut down cleanly, unless
+        # the bridge's lock record names another daemon (one refused to
+        # start on a bridge that was not its own).
         bridge = self.config.get("bridge")
+        record = _bridge_record(bridge) if bridge else {}
+        if record.get("state_dir", self.state_dir) != self.state_dir:
+            bridge = None
         if bridge:
             cmds = [["ip", "link", "del", "sv" + sid] for sid in self.known_ids]
             cmds += [["ip", "link", "del", bridge], ["nft", "delete", "table", "inet", "sandboxd-" + bridge]]
@@ -628,6 +645,10 @@ class Daemon:
                     subprocess.run(cmd, capture_output=True)
                 except OSError:
                     pass
+            try:
+                os.unlink(os.path.join(BRIDGE_LOCK_DIR, bridge))
+            except OSError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

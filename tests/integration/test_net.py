@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.request
 
-from sbxtest import SandboxdTestCase, main, wait_until
+from sbxtest import Daemon, DaemonError, SandboxdTestCase, main, wait_until
 
 NOT_FOUND, EXISTS, BAD_STATE = 1, 2, 3
 INVALID_PARAMS = -32602
@@ -209,6 +209,7 @@ class NetTestBase(SandboxdTestCase):
         self.assertNotIn(self.bridge, routes)
         addrs = run("ip", "-4", "-o", "addr").stdout
         self.assertNotIn(self.bridge, addrs)
+        self.assertFalse(os.path.exists(os.path.join("/run/sandboxd-bridges", self.bridge)))
 
 
 class BridgeTest(NetTestBase):
@@ -322,8 +323,9 @@ class BridgeTest(NetTestBase):
         return None
 
     def test_ipv6_reaches_neither_the_host_nor_a_neighbour(self):
-        # Sandboxes get IPv6 link-local addresses on the bridge like any
-        # interface; the policy must hold there too.
+        # Sandboxes' links get IPv6 link-local addresses at both ends like
+        # any interface, and so does the bridge; the policy must hold there
+        # too.
         try:
             with open("/proc/sys/net/ipv6/conf/default/disable_ipv6") as f:
                 if f.read().strip() != "0":
@@ -333,23 +335,31 @@ class BridgeTest(NetTestBase):
         a = self.create()
         b = self.create()
         la, lb = self.link_local(a["id"]), self.link_local(b["id"])
-        br = []
-        for _ in range(100):  # the bridge does duplicate address detection too
-            br = [l.split("inet6 ", 1)[1].split("/", 1)[0]
-                  for l in run("ip", "-o", "-6", "addr", "show", "dev", self.bridge).stdout.splitlines()
-                  if "inet6 fe80::" in l and "tentative" not in l]
-            if br:
-                break
-            time.sleep(0.1)
-        self.assertTrue(la and lb and br, "link-local addresses: a %r, b %r, bridge %r" % (la, lb, br))
+
+        def host_link_local(dev):
+            for _ in range(100):  # the host does duplicate address detection too
+                found = [l.split("inet6 ", 1)[1].split("/", 1)[0]
+                         for l in run("ip", "-o", "-6", "addr", "show", "dev", dev).stdout.splitlines()
+                         if "inet6 fe80::" in l and "tentative" not in l]
+                if found:
+                    return found[0]
+                time.sleep(0.1)
+            return None
+
+        # the host's end of a's own link, and the bridge
+        targets = [(host_link_local("sv" + a["id"]), "sv" + a["id"]), (host_link_local(self.bridge), self.bridge)]
+        self.assertTrue(la and lb and all(t for t, _ in targets),
+                        "link-local addresses: a %r, b %r, host %r" % (la, lb, targets))
         srv = HostServer("::")
         self.addCleanup(srv.close)
-        # the host reaches its own server over the bridge's link-local address
-        with socket.create_connection(("%s%%%s" % (br[0], self.bridge), srv.port), timeout=2) as s:
-            self.assertIn(b"host-secret", s.recv(100))
-        hits = srv.hits
-        self.assertNotIn("host-secret", self.nc(a["id"], "%s%%eth0" % br[0], srv.port, timeout=2))
-        self.assertEqual(srv.hits, hits)
+        for addr, dev in targets:
+            with self.subTest(target=dev):
+                # the host reaches its own server over that address
+                with socket.create_connection(("%s%%%s" % (addr, dev), srv.port), timeout=2) as s:
+                    self.assertIn(b"host-secret", s.recv(100))
+                hits = srv.hits
+                self.assertNotIn("host-secret", self.nc(a["id"], "%s%%eth0" % addr, srv.port, timeout=2))
+                self.assertEqual(srv.hits, hits)
         # b listens on all addresses; a cannot reach it over IPv6 either
         self.sh(b["id"], "(echo neighbour-secret | nc -l -p 7000 >/dev/null 2>&1 &)")
         time.sleep(0.3)
@@ -647,7 +657,9 @@ class BridgeTest(NetTestBase):
         if table is not None:
             self.assertIn(a["network"]["ip"], table)
         self.call("sandbox.delete", {"sandbox": a["id"], "force": True})
-        self.assertNotIn("sv" + a["id"], our_links())
+        # The link goes with the sandbox's network namespace, which the
+        # kernel tears down in the background.
+        wait_until(lambda: "sv" + a["id"] not in our_links(), 10, message="a's link removed")
         table = nft_table(self.table)
         if table is not None:
             self.assertNotIn(a["network"]["ip"], table)
@@ -678,7 +690,7 @@ class BridgeTest(NetTestBase):
     def test_stop_start_keeps_address_and_network(self):
         sb = self.create()
         self.call("sandbox.stop", {"sandbox": sb["id"]})
-        self.assertNotIn("sv" + sb["id"], our_links())
+        wait_until(lambda: "sv" + sb["id"] not in our_links(), 10, message="the link removed")
         self.assertEqual(self.inspect(sb["id"])["network"]["ip"], sb["network"]["ip"])
         self.call("sandbox.start", {"sandbox": sb["id"]})
         self.assertIn(sb["network"]["ip"], self.sh(sb["id"], "ip -4 -o addr show eth0"))
@@ -693,6 +705,215 @@ class BridgeTest(NetTestBase):
         self.rpc = self.daemon.client()
         c = self.create()
         self.assertNotIn(c["network"]["ip"], (a["network"]["ip"], b["network"]["ip"]))
+
+
+class SandboxPortsTest(NetTestBase):
+    """Preview links and published ports reach a port from inside the
+    sandbox's network namespace: whatever address the service is bound
+    to, loopback included; where nothing listens, the gateway says so."""
+
+    def serve(self, sb, bind, text):
+        d = "/tmp/www-%s" % bind.replace(":", "_").replace("[", "").replace("]", "")
+        self.sh(sb["id"], "mkdir -p %s && echo '%s' > %s/index.html && httpd -p '%s' -h %s" % (d, text, d, bind, d))
+
+    def preview_get(self, sb, port, path="/index.html", timeout=5, pv=None):
+        pv = pv or self.call("net.preview", {"sandbox": sb["id"], "port": port})
+        return self.gateway_request(pv["gateway"], "%d-%s.localhost" % (port, sb["id"]), path,
+                                    {"X-Sandbox-Token": pv["token"]}, timeout=timeout)
+
+    def test_every_binding_is_reached_through_links_and_ports(self):
+        sb = self.create()
+        binds = {8001: "127.0.0.1:8001", 8002: "8002", 8003: "[::1]:8003", 8004: "%s:8004" % sb["network"]["ip"]}
+        for port, bind in binds.items():
+            self.serve(sb, bind, "bound to " + bind)
+        for port, bind in binds.items():
+            with self.subTest(bind=bind):
+                st, _, body = self.preview_get(sb, port)
+                self.assertEqual(st, 200, body)
+                self.assertIn("bound to " + bind, body)
+                hp = self.call("net.publish", {"sandbox": sb["id"], "port": port})["host_port"]
+                with urllib.request.urlopen("http://127.0.0.1:%d/index.html" % hp, timeout=3) as r:
+                    self.assertIn("bound to " + bind, r.read().decode())
+
+    def test_nothing_listening_is_a_502_naming_sandbox_and_port(self):
+        sb = self.create()
+        st, hdrs, body = self.preview_get(sb, 8009)
+        self.assertEqual(st, 502)
+        self.assertEqual(body, "sandbox %s: nothing listens on port 8009\n" % sb["id"])
+        self.assertEqual(hdrs["content-length"], str(len(body)))
+        # A published raw TCP port can only close.
+        hp = self.call("net.publish", {"sandbox": sb["id"], "port": 8009})["host_port"]
+        with socket.create_connection(("127.0.0.1", hp), timeout=5) as s:
+            self.assertEqual(s.recv(100), b"")
+        # Once something listens, the same link and port work.
+        self.serve(sb, "127.0.0.1:8009", "late")
+        st, _, body = self.preview_get(sb, 8009)
+        self.assertEqual(st, 200)
+        self.assertIn("late", body)
+        with urllib.request.urlopen("http://127.0.0.1:%d/index.html" % hp, timeout=3) as r:
+            self.assertIn("late", r.read().decode())
+        # A stopped sandbox: its published port closes at once.
+        self.call("sandbox.stop", {"sandbox": sb["id"]})
+        with socket.create_connection(("127.0.0.1", hp), timeout=5) as s:
+            self.assertEqual(s.recv(100), b"")
+
+    def test_a_server_that_does_not_accept_is_waited_for(self):
+        """A stopped server's accept queue fills (busybox httpd listens
+        with a backlog of 9); further connections to it wait for room, up
+        to 10 s, then get a 504."""
+        sb = self.create()
+        self.serve(sb, "127.0.0.1:8010", "busy")
+        pid = self.sh(sb["id"], "pidof httpd").split()[0]
+        pv = self.call("net.preview", {"sandbox": sb["id"], "port": 8010})
+        results = []
+
+        def request(i):
+            try:
+                results.append(self.preview_get(sb, 8010, timeout=30, pv=pv))
+            except OSError as e:
+                results.append((0, {}, repr(e)))
+
+        for cont_after in (2, None):
+            with self.subTest(cont_after=cont_after):
+                del results[:]
+                self.sh(sb["id"], "kill -STOP %s" % pid)
+                threads = [threading.Thread(target=request, args=(i,)) for i in range(16)]
+                for t in threads:
+                    t.start()
+                    time.sleep(0.05)
+                if cont_after:
+                    time.sleep(cont_after)
+                    self.sh(sb["id"], "kill -CONT %s" % pid)
+                    for t in threads:
+                        t.join(30)
+                    self.assertEqual(sorted(r[0] for r in results), [200] * 16, results)
+                else:
+                    wait_until(lambda: any(r[0] == 504 for r in results), 15, message="a 504")
+                    self.sh(sb["id"], "kill -CONT %s" % pid)
+                    for t in threads:
+                        t.join(30)
+                    codes = [r[0] for r in results]
+                    self.assertEqual(len(codes), 16)
+                    self.assertEqual(set(codes), {200, 504}, results)
+                    self.assertGreaterEqual(codes.count(200), 10)
+                    self.assertIn("sandbox %s: port 8010 did not answer within 10 s\n" % sb["id"],
+                                  [r[2] for r in results])
+
+
+class OwnershipTest(NetTestBase):
+    """One daemon per bridge and per subnet: a second daemon configured
+    with either refuses to start, names the daemon that holds it, and
+    touches nothing of the first one's network."""
+
+    LOCK_DIR = "/run/sandboxd-bridges"
+
+    def assertRefused(self, daemon, *needles):
+        with self.assertRaises(DaemonError):
+            daemon.start()
+        self.assertEqual(daemon.proc.returncode, 1)
+        log = daemon.log()
+        for n in needles:
+            self.assertIn(n, log)
+
+    def assertFirstIntact(self, sb, table):
+        links = our_links()
+        self.assertIn(self.bridge, links)
+        self.assertIn("sv" + sb["id"], links)
+        if table is not None:
+            self.assertEqual(nft_table(self.table), table)
+        self.assertTrue(self.reaches_internet(sb["id"]))
+        with urllib.request.urlopen("http://%s:8000/index.html" % sb["network"]["ip"], timeout=3) as r:
+            self.assertIn("first daemon", r.read().decode())
+
+    def test_second_daemon_on_the_same_network_refuses_to_start(self):
+        first = self.daemon
+        sb = self.create()
+        self.start_httpd(sb, 8000, "first daemon")
+        table = nft_table(self.table)
+
+        # Its own state and socket, the same bridge.
+        second = self.new_daemon(start=False, config={"bridge": self.bridge, "subnet": first.config["subnet"]})
+        self.assertRefused(second, "bridge %s is held by the sandboxd with pid %d" % (self.bridge, first.pid),
+                           first.state_dir, first.socket)
+        self.assertFirstIntact(sb, table)
+        with open(os.path.join(self.LOCK_DIR, self.bridge)) as f:
+            record = f.read()
+        self.assertIn("pid=%d\n" % first.pid, record)
+        self.assertIn("state_dir=%s\n" % first.state_dir, record)
+        self.assertEqual(os.stat(self.LOCK_DIR).st_mode & 0o777, 0o700)
+        # A bridge of its own, an overlapping subnet.
+        wider = first.config["subnet"].rsplit(".", 2)[0] + ".0.0/16"
+        third = self.new_daemon(start=False, config={"subnet": wider})
+        self.assertRefused(third, "overlaps subnet %s of bridge %s, held by the sandboxd with pid %d"
+                           % (first.config["subnet"], self.bridge, first.pid))
+        self.assertNotIn(third.config["bridge"], our_links())
+        self.assertFalse(os.path.exists(os.path.join(self.LOCK_DIR, third.config["bridge"])))
+        self.assertFirstIntact(sb, table)
+
+        # A crashed owner's bridge stays its own: its sandboxes still use it.
+        first.kill9()
+        self.assertRefused(second, "bridge %s was left by the sandboxd with state dir '%s'"
+                           % (self.bridge, first.state_dir))
+        self.assertIn(self.bridge, our_links())
+        self.assertIn("sv" + sb["id"], our_links())
+        first.start()
+        self.rpc = first.client()
+        self.assertFirstIntact(sb, table)
+
+        # A clean stop gives the network up, record included.
+        first.stop()
+        self.assertFalse(os.path.exists(os.path.join(self.LOCK_DIR, self.bridge)))
+        self.assertNotIn(self.bridge, our_links())
+        second.start()
+        with second.client() as c:
+            other = c.call("sandbox.create", {})
+            second.known_ids.add(other["id"])
+            self.assertIn(self.bridge, our_links())
+            r = c.call("process.exec", {"sandbox": other["id"], "command": "printf 'GET /hello.txt HTTP/1.0\\r\\n"
+                                         "\\r\\n' | nc -w 3 %s 8080" % self.inet.ip})
+            self.assertIn("hello from the internet", r["stdout"])
+        # ... and the first daemon now is the one refused.
+        self.assertRefused(first, "bridge %s is held by the sandboxd with pid %d" % (self.bridge, second.pid))
+        second.stop()
+        first.start()
+        self.rpc = first.client()
+        self.assertFirstIntact(sb, None)  # a new bridge, a new table
+
+
+class ReadOnlyRunDaemon(Daemon):
+    """A daemon in a mount namespace of its own where the directory of the
+    network locks is a read-only file system."""
+
+    def command(self):
+        setup = ("mkdir -p /run/sandboxd-bridges && mount -t tmpfs -o ro,mode=0700 tmpfs /run/sandboxd-bridges "
+                 "&& exec \"$@\"")
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", setup, "sh"] + super().command()
+
+
+class NoLockTest(SandboxdTestCase):
+    """Where the lock cannot be had (a read-only /run), the daemon starts
+    without bridge networking and touches no network state."""
+
+    start_daemon = False
+
+    def test_without_a_lock_there_is_no_bridge_networking(self):
+        d = ReadOnlyRunDaemon()
+        self.daemons.append(d)
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.assertIn("bridge networking is unavailable: network lock", d.log())
+        with d.client() as c:
+            self.assertNotIn("network.bridge", c.call("system.info")["features"])
+            sb = c.call("sandbox.create", {})
+            d.known_ids.add(sb["id"])
+            self.assertEqual(sb["network"]["mode"], "none")
+        self.assertNotIn(d.config["bridge"], our_links())
+        self.assertEqual(nft_table("sandboxd-" + d.config["bridge"]), "" if shutil.which("nft") else None)
+
+    def setUp(self):
+        if not shutil.which("unshare") or not have_tools():
+            self.skipTest("needs unshare(1) and iproute2")
+        super().setUp()
 
 
 class ForbiddenRangeTest(NetTestBase):
