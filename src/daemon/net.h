@@ -15,9 +15,10 @@ struct sbx_sandbox;
 struct sbx_publish;
 
 /* A sandbox's share: its address (kept from create to delete), its egress
- * lists and its published ports. */
+ * lists, its published ports, and whether its preview links are public. */
 struct sbx_sandbox_net {
 	struct in_addr ip; /* 0.0.0.0: none (mode none) */
+	bool public;       /* preview links served without a token */
 	struct sbx_cidr *allow, *deny;
 	size_t n_allow, n_deny;
 	struct sbx_publish *ports;

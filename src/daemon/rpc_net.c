@@ -1,5 +1,5 @@
 /* net.*: published ports and preview links; and the JSON of a sandbox's
- * "network" and "ports" (create, update, inspect, sandbox.json). */
+ * "network", "ports" and "public" (create, update, inspect, sandbox.json). */
 #include "config.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +64,7 @@ void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb)
 	yajl_gen_map_close(g);
 	sbx_gen_key(g, "ports");
 	gen_ports(g, sb);
+	sbx_gen_kv_bool(g, "public", sb->net.public);
 }
 
 static int parse_list(yajl_val net, const char *key, struct sbx_cidr **out, size_t *n, bool *given, sbx_error **err)
@@ -125,6 +126,7 @@ void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj)
 {
 	yajl_val net = NULL, ports = NULL;
 	const char *ip = NULL;
+	sbx_json_bool(obj, "public", false, &sb->net.public, NULL);
 	if (sbx_json_object(obj, "network", false, &net, NULL) > 0) {
 		if (sbx_json_string(net, "ip", false, &ip, NULL) > 0 && ip)
 			inet_pton(AF_INET, ip, &sb->net.ip);
