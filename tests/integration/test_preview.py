@@ -362,6 +362,41 @@ class RevocationTest(PreviewTestBase):
             return False
 
 
+class CtlTest(PreviewTestBase):
+    def ctl_ok(self, *args):
+        code, out, err = self.ctl(*args)
+        self.assertEqual(code, 0, err)
+        return out
+
+    def fields(self, out):
+        return {k: v.strip() for k, v in (line.split(":", 1) for line in out.splitlines())}
+
+    def test_sandboxctl_public_preview_rotate_unpreview(self):
+        sid = self.ctl_ok("create", "--public").strip()
+        self.daemon.known_ids.add(sid)
+        self.assertIs(self.inspect(sid)["public"], True)
+        first = self.fields(self.ctl_ok("net", "preview", sid, "8080"))
+        self.assertRegex(first["url"], r"^http://127\.0\.0\.1:\d+$")
+        self.assertEqual((first["expires_at"], first["public"]), ("never", "yes (no token needed)"))
+        self.assertEqual(self.fields(self.ctl_ok("net", "preview", sid, "8080")), first)
+        rotated = self.fields(self.ctl_ok("net", "preview", sid, "8080", "--rotate"))
+        self.assertEqual(rotated["url"], first["url"])
+        self.assertNotEqual(rotated["token"], first["token"])
+        self.assertIs(self.call("sandbox.update", {"sandbox": sid})["public"], True)
+        self.ctl_ok("update", "--private", sid)
+        self.assertIs(self.inspect(sid)["public"], False)
+        self.assertEqual(self.fields(self.ctl_ok("net", "preview", sid, "8080"))["public"], "no")
+        self.ctl_ok("update", "--public", sid)
+        self.assertIs(self.inspect(sid)["public"], True)
+        self.assertEqual(self.ctl_ok("net", "unpreview", sid, "8080"), "1 revoked\n")
+        self.ctl_ok("net", "preview", sid, "9000")
+        self.ctl_ok("net", "preview", sid, "9001")
+        self.assertEqual(self.ctl_ok("net", "unpreview", sid), "2 revoked\n")
+        code, out, err = self.ctl("net", "unpreview", sid, "8080")
+        self.assertNotEqual(code, 0)
+        self.assertIn("has no preview link", err)
+
+
 class GatewayConfigTest(PreviewTestBase):
     def use_daemon(self, **config):
         self.daemon.stop()
