@@ -1298,8 +1298,9 @@ int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, b
 			goto fail;
 		allocated = true;
 	}
-	struct token *t = expires_ns || rotate ? NULL : persistent_token(l), *old = NULL;
-	if (t)
+	struct token *t = expires_ns || rotate ? NULL : persistent_token(l), *old = NULL, **old_tail = &old;
+	bool fresh = !t;
+	if (t && !allocated)
 		goto done;
 	if (expires_ns) {
 		size_t live = 0;
@@ -1313,9 +1314,9 @@ int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, b
 			goto fail;
 		}
 	}
-	if (new_token(&t, expires_ns, err) < 0)
+	if (fresh && new_token(&t, expires_ns, err) < 0)
 		goto fail;
-	if (rotate) { /* the persistent tokens step aside, until the file is written */
+	if (rotate) { /* the persistent tokens step aside, in order, until the file is written */
 		for (struct token **pp = &l->tokens; *pp;) {
 			struct token *x = *pp;
 			if (x->expires_ns) {
@@ -1323,21 +1324,24 @@ int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, b
 				continue;
 			}
 			*pp = x->next;
-			x->next = old;
-			old = x;
+			x->next = NULL;
+			*old_tail = x;
+			old_tail = &x->next;
 		}
 	}
-	t->next = l->tokens;
-	l->tokens = t;
+	if (fresh) {
+		t->next = l->tokens;
+		l->tokens = t;
+	}
 	if (save_previews(net, sb->id, err) < 0) {
-		l->tokens = t->next;
-		token_free(t);
-		while (old) {
-			struct token *x = old;
-			old = x->next;
-			x->next = l->tokens;
-			l->tokens = x;
+		if (fresh) {
+			l->tokens = t->next;
+			token_free(t);
 		}
+		struct token **tail = &l->tokens;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = old;
 		goto fail;
 	}
 	tokens_free(old);

@@ -462,6 +462,36 @@ class GatewayConfigTest(PreviewTestBase):
         sb = self.create()
         self.assertRegex(self.preview(sb, 8080)["url"], r"^http://8080-%s\.localhost:\d+$" % sb["id"])
 
+    def test_a_link_of_the_host_form_gets_a_port_and_keeps_it(self):
+        """Links handed out under preview_url = host (or by earlier
+        versions) keep their URL; asked for under the port form they get a
+        port of their own, kept across restarts, and the same token."""
+        d = self.use_daemon(preview_url="host")
+        sb = self.create()
+        self.serve(sb)
+        old = self.preview(sb, 8080)
+        self.assertEqual(old["url"], old["host_url"])
+        d.stop()
+        d.config["preview_url"] = "port"
+        with open(d.config_path, "w") as f:
+            f.write("".join("%s = %s\n" % kv for kv in d.config.items()))
+        d.start()
+        self.rpc = d.client()
+        new = self.preview(sb, 8080)
+        self.assertRegex(new["url"], r"^http://127\.0\.0\.1:\d+$")
+        self.assertEqual(new["token"], old["token"])
+        for hard in (True, False):
+            d.restart(hard=hard)
+            self.rpc = d.client()
+            got = self.preview(sb, 8080)  # (the shared listener's port is the kernel's choice here)
+            self.assertEqual((got["url"], got["token"]), (new["url"], new["token"]))
+        hdr = {"X-Sandbox-Token": old["token"]}
+        self.assertEqual(fetch_when_up(new["url"] + "/index.html", hdr), (200, b"index\n"))
+        host = urllib.parse.urlsplit(self.preview(sb, 8080)["host_url"])
+        st, _, body = PublicAndPrivateTest.gateway_request(self, "127.0.0.1:%d" % host.port, host.netloc,
+                                                          "/index.html", hdr)
+        self.assertEqual((st, body), (200, b"index\n"))
+
     def test_bad_configuration_is_refused(self):
         self.daemon.stop()
         for cfg, text in (({"preview_url": "dns"}, "preview_url"), ({"preview_ports": "9-1"}, "preview_ports"),
