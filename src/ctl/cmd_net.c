@@ -1,4 +1,4 @@
-/* sandboxctl net publish | unpublish | ports | preview */
+/* sandboxctl net publish | unpublish | ports | preview | unpreview */
 #include "config.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +11,13 @@ static int net_usage(FILE *out)
 	fprintf(out, "Usage: sandboxctl net publish SANDBOX PORT [HOST_PORT] [--host-ip ADDRESS]\n"
 		     "       sandboxctl net unpublish SANDBOX PORT\n"
 		     "       sandboxctl net ports SANDBOX [--json]\n"
-		     "       sandboxctl net preview SANDBOX PORT [--expires SECONDS] [--json]\n"
+		     "       sandboxctl net preview SANDBOX PORT [--expires SECONDS | --rotate] [--json]\n"
+		     "       sandboxctl net unpreview SANDBOX [PORT]\n"
 		     "publish forwards a TCP port of the host (default on 127.0.0.1) to the sandbox;\n"
-		     "preview prints a URL of the daemon's preview gateway and the token it needs.\n");
+		     "preview prints the URL of the port's preview link and its token: the same each time,\n"
+		     "through stops and restarts, until the sandbox is deleted or the link revoked\n"
+		     "(unpreview; every link without PORT). --rotate gives the link a new token,\n"
+		     "--expires a further token that ends after SECONDS.\n");
 	return out == stdout ? 0 : CTL_EXIT_FAIL;
 }
 
@@ -48,6 +52,7 @@ int cmd_net(struct ctl *ctl, int argc, char **argv)
 		return net_usage(stderr);
 	const char *sub = argv[1];
 	const char *host_ip = NULL, *expires = NULL;
+	bool rotate = false;
 	char *args[4];
 	int nargs = 0;
 	for (int i = 2; i < argc; i++) {
@@ -57,6 +62,8 @@ int cmd_net(struct ctl *ctl, int argc, char **argv)
 			host_ip = argv[++i];
 		else if (!strcmp(argv[i], "--expires") && i + 1 < argc)
 			expires = argv[++i];
+		else if (!strcmp(argv[i], "--rotate"))
+			rotate = true;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
 			return net_usage(stdout);
 		else if (argv[i][0] == '-')
@@ -78,6 +85,12 @@ int cmd_net(struct ctl *ctl, int argc, char **argv)
 		if (nargs != 1)
 			return ctl_usage_error("net", "ports takes SANDBOX");
 		method = "net.ports";
+	} else if (!strcmp(sub, "unpreview")) {
+		if (nargs < 1 || nargs > 2 || (nargs == 2 && (port_arg(args[1], &port) < 0 || port == 0)))
+			return ctl_usage_error("net", "unpreview takes SANDBOX [PORT] (ports 1 to 65535)");
+		if (nargs == 2)
+			sbx_gen_kv_int(g, "port", port);
+		method = "net.unpreview";
 	} else if (!strcmp(sub, "publish") || !strcmp(sub, "unpublish") || !strcmp(sub, "preview")) {
 		bool publish = !strcmp(sub, "publish");
 		if (nargs < 2 || nargs > (publish ? 3 : 2) || port_arg(args[1], &port) < 0 || port == 0 ||
@@ -96,9 +109,12 @@ int cmd_net(struct ctl *ctl, int argc, char **argv)
 				return ctl_usage_error("net", "--expires takes a number of seconds");
 			sbx_gen_kv_int(g, "expires_s", exp);
 		}
+		if (!strcmp(sub, "preview") && rotate)
+			sbx_gen_kv_bool(g, "rotate", true);
 		method = publish ? "net.publish" : !strcmp(sub, "preview") ? "net.preview" : "net.unpublish";
 	} else {
-		return ctl_usage_error("net", "unknown subcommand '%s'; use publish, unpublish, ports or preview", sub);
+		return ctl_usage_error("net", "unknown subcommand '%s'; use publish, unpublish, ports, preview or unpreview",
+				       sub);
 	}
 	yajl_gen_map_close(g);
 	yajl_val res;
@@ -114,8 +130,11 @@ int cmd_net(struct ctl *ctl, int argc, char **argv)
 	else if (!strcmp(method, "net.publish"))
 		printf("%s:%lld\n", ctl_str(res, "host_ip"), ctl_int(res, "host_port", 0));
 	else if (!strcmp(method, "net.preview"))
-		printf("url:        %s\ntoken:      %s\nexpires_at: %s\ngateway:    %s\n", ctl_str(res, "url"),
-		       ctl_str(res, "token"), ctl_str(res, "expires_at") ? ctl_str(res, "expires_at") : "never",
-		       ctl_str(res, "gateway"));
+		printf("url:        %s\ntoken:      %s\nexpires_at: %s\ngateway:    %s\npublic:     %s\n",
+		       ctl_str(res, "url"), ctl_str(res, "token"),
+		       ctl_str(res, "expires_at") ? ctl_str(res, "expires_at") : "never", ctl_str(res, "gateway"),
+		       YAJL_IS_TRUE(sbx_json_get(res, "public")) ? "yes (no token needed)" : "no");
+	else if (!strcmp(method, "net.unpreview"))
+		printf("%lld revoked\n", ctl_int(res, "revoked", 0));
 	return 0;
 }

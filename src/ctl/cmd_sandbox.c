@@ -139,6 +139,8 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 		sbx_gen_kv_str(g, "hostname", o->hostname);
 	if (o->no_start)
 		sbx_gen_kv_bool(g, "start", false);
+	if (o->public)
+		sbx_gen_kv_bool(g, "public", true);
 	if (o->no_userns)
 		sbx_gen_kv_bool(g, "userns", false);
 	if (o->seccomp)
@@ -181,13 +183,14 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 	return 0;
 }
 
-enum { OPT_JSON = 300, OPT_NO_START, OPT_AUTO_STOP };
+enum { OPT_JSON = 300, OPT_NO_START, OPT_AUTO_STOP, OPT_PUBLIC, OPT_PRIVATE };
 
 int cmd_create(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		CTL_CREATE_OPTIONS,
 		{ "no-start", no_argument, NULL, OPT_NO_START },
+		{ "public", no_argument, NULL, OPT_PUBLIC },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -202,14 +205,17 @@ int cmd_create(struct ctl *ctl, int argc, char **argv)
 			continue;
 		switch (c) {
 		case OPT_NO_START: o.no_start = true; break;
+		case OPT_PUBLIC: o.public = true; break;
 		case OPT_JSON: ctl->json = true; break;
 		case 'h':
 			printf("Usage: sandboxctl create [--name NAME] [--image IMAGE | IMAGE] [--env K=V]... [--label K=V]...\n"
 			       "                        [--workdir DIR] [--user USER] [--hostname NAME] [--network bridge|none]\n"
 			       "                        [--cpus N] [--memory SIZE] [--pids N] [--disk SIZE] [--no-start] [--json]\n"
 			       "                        [--no-userns] [--cap-add CAP]... [--cap-drop CAP]... [--seccomp-profile P]\n"
+			       "                        [--public]\n"
 			       "SIZE is in MiB or has a unit: 512m, 2g. 0 means unlimited; omitted means the daemon's default.\n"
 			       "--no-userns and --seccomp-profile unconfined weaken isolation; see sandboxd(8).\n"
+			       "--public serves its preview links without a token, to anyone who reaches the gateway.\n"
 			       "Create a sandbox (started unless --no-start) and print its id.\n");
 			return 0;
 		default:
@@ -457,11 +463,13 @@ int cmd_update(struct ctl *ctl, int argc, char **argv)
 		{ "cpus", required_argument, NULL, CTL_OPT_CPUS }, { "memory", required_argument, NULL, CTL_OPT_MEMORY },
 		{ "pids", required_argument, NULL, CTL_OPT_PIDS }, { "label", required_argument, NULL, 'l' },
 		{ "auto-stop", required_argument, NULL, OPT_AUTO_STOP }, { "json", no_argument, NULL, OPT_JSON },
+		{ "public", no_argument, NULL, OPT_PUBLIC },		  { "private", no_argument, NULL, OPT_PRIVATE },
 		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
 	};
 	struct create_opts o = { 0 };
 	_cleanup_free_ char **labels = calloc((size_t)argc, sizeof(char *));
 	const char *auto_stop = NULL;
+	int public = -1;
 	int c;
 	while ((c = getopt_long(argc, argv, "l:m:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -471,11 +479,14 @@ int cmd_update(struct ctl *ctl, int argc, char **argv)
 		case CTL_OPT_PIDS: o.pids = optarg; break;
 		case 'l': labels[o.nlabels++] = optarg; break;
 		case OPT_AUTO_STOP: auto_stop = optarg; break;
+		case OPT_PUBLIC: public = 1; break;
+		case OPT_PRIVATE: public = 0; break;
 		case OPT_JSON: ctl->json = true; break;
 		case 'h':
 			printf("Usage: sandboxctl update [--cpus N] [--memory SIZE] [--pids N] [--label K=V]... [--auto-stop MIN]\n"
-			       "                        SANDBOX\n"
-			       "Change a sandbox's limits (live when it runs) or replace its labels.\n");
+			       "                        [--public | --private] SANDBOX\n"
+			       "Change a sandbox's limits (live when it runs), replace its labels, or make its preview\n"
+			       "links public (no token) or private.\n");
 			return 0;
 		default:
 			return ctl_bad_option("update", argv);
@@ -502,6 +513,8 @@ int cmd_update(struct ctl *ctl, int argc, char **argv)
 			return ctl_usage_error("update", "invalid --auto-stop '%s'", auto_stop);
 		sbx_gen_kv_int(g, "auto_stop_min", v);
 	}
+	if (public >= 0)
+		sbx_gen_kv_bool(g, "public", public);
 	yajl_gen_map_close(g);
 	yajl_val res;
 	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.update", g, &res);

@@ -73,6 +73,7 @@ struct create_opts {
 	char **labels;
 	int nlabels;
 	bool no_start;
+	bool public; /* preview links without a token (create only) */
 	/* isolation: weaker or stronger than the daemon's defaults */
 	bool no_userns;
 	const char *seccomp;

@@ -34,7 +34,7 @@ static void usage(FILE *out)
 		"  image ls | import NAME PATH | rm NAME\n"
 		"  cp SRC DST                    copy files and directories; SANDBOX:PATH on one side\n"
 		"  fs ls|stat|cat|write|rm|mkdir|mv|find SANDBOX ...  files inside a sandbox\n\n"
-		"  net publish | unpublish | ports | preview  published ports and preview links\n\n"
+		"  net publish|unpublish|ports|preview|unpreview  published ports and preview links\n\n"
 		"Global options:\n"
 		"  -s, --socket PATH   daemon socket (default $SANDBOXD_SOCKET or /run/sandboxd/sandboxd.sock)\n"
 		"      --json          machine-readable output\n"

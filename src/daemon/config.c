@@ -44,7 +44,8 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	if (set_str(&cfg->default_network, "bridge") < 0 || set_str(&cfg->net_bridge, "sbx0") < 0 ||
 	    set_str(&cfg->net_subnet, "10.88.0.0/16") < 0 ||
 	    set_str(&cfg->net_forbidden, "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10") < 0 ||
-	    set_str(&cfg->preview_listen, "127.0.0.1:8480") < 0 || set_str(&cfg->preview_domain, "localhost") < 0)
+	    set_str(&cfg->preview_listen, "127.0.0.1:8480") < 0 || set_str(&cfg->preview_domain, "localhost") < 0 ||
+	    set_str(&cfg->preview_url, "auto") < 0 || set_str(&cfg->preview_ports, "30000-32767") < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -67,6 +68,8 @@ void sbx_config_free(struct sbx_config *cfg)
 	free(cfg->net_forbidden);
 	free(cfg->preview_listen);
 	free(cfg->preview_domain);
+	free(cfg->preview_url);
+	free(cfg->preview_ports);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -97,6 +100,8 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 		{ "forbidden_out", offsetof(struct sbx_config, net_forbidden) },
 		{ "preview_listen", offsetof(struct sbx_config, preview_listen) },
 		{ "preview_domain", offsetof(struct sbx_config, preview_domain) },
+		{ "preview_url", offsetof(struct sbx_config, preview_url) },
+		{ "preview_ports", offsetof(struct sbx_config, preview_ports) },
 	};
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(strings); i++) {
 		if (strcmp(key, strings[i].key) != 0)

@@ -53,6 +53,8 @@ struct sbx_config {
 	char *net_forbidden;   /* CIDRs sandboxes may not reach, comma-separated */
 	char *preview_listen;  /* ADDRESS:PORT of the preview gateway; "": none */
 	char *preview_domain;
+	char *preview_url;     /* "auto", "port" or "host": the form of new links' URLs */
+	char *preview_ports;   /* LOW-HIGH: listener ports of links of the port form; "": none */
 	int64_t command_log_mb; /* output kept per background command */
 };
 

@@ -28,7 +28,14 @@
 #define MAX_DNS 3
 #define HEAD_MAX 16384
 #define HEAD_TIMEOUT_MS 15000
+/* The cookie a ?token= moves into: this name followed by _ID_PORT, so that
+ * links that share a host (127.0.0.1 on many ports) keep theirs apart;
+ * the bare name is what earlier versions set. */
 #define COOKIE_NAME "sbx_preview_token"
+/* Live tokens with an expiry a link holds at most. */
+#define LINK_MAX_TOKENS 256
+/* A link's listener that could not be had is tried again this often. */
+#define LINK_RETRY_MS 10000
 #define GW_MAX_PENDING 256
 #define DIAL_TIMEOUT_MS 10000
 
@@ -44,9 +51,23 @@ struct sbx_publish {
 struct token {
 	struct token *next;
 	char token[65];
+	int64_t expires_ns; /* 0: the link's persistent token */
+};
+
+/* A sandbox port reachable through the gateway, from its first net.preview
+ * to the sandbox's delete or net.unpreview: its tokens, and, for URLs of
+ * the port form, a listener of its own on the gateway's address. */
+struct link {
+	struct link *next;
+	struct sbx_net *net;
 	char sandbox[13];
-	uint16_t port;
-	int64_t expires_ns;
+	uint16_t port;        /* in the sandbox */
+	uint16_t listen_port; /* 0: none; the URL is of the host form */
+	int fd;               /* -1 while not listening */
+	struct sbx_watch *w;
+	bool warned;   /* that its port could not be had */
+	bool revoking; /* left out of the file being written */
+	struct token *tokens;
 };
 
 struct gw_conn {
@@ -54,10 +75,13 @@ struct gw_conn {
 	struct sbx_net *net;
 	int fd;
 	struct sbx_watch *w, *timer;
-	/* Once the head is read and the token checked: the sandbox's port,
-	 * and while a connection to it is pending, its socket. */
+	/* The sandbox's port: known from the start on a link's own listener
+	 * (fixed), from the Host header on the shared one. Once the head is
+	 * read and the token checked (routed), while a connection to it is
+	 * pending, its socket. */
 	char id[13];
 	uint16_t port;
+	bool fixed, routed;
 	size_t dial_index;
 	int backend;
 	struct sbx_watch *bw;
@@ -79,10 +103,18 @@ struct sbx_net {
 	size_t n_dns;
 	struct sbx_cidr *forbidden;
 	size_t n_forbidden;
-	int gw_fd;
+	bool gw_enabled;  /* preview_listen names an address */
+	char gw_ip[64];   /* its address; links of the port form listen there too */
+	int gw_fd;        /* the shared listener (URLs of the host form); -1: none */
 	struct sbx_watch *gw_w;
 	char gw_addr[96]; /* host:port */
-	struct token *tokens;
+	uint16_t gw_port;
+	bool port_form;          /* new links get URLs http://URL_HOST:PORT */
+	char url_host[256];      /* the host of those URLs */
+	uint16_t pool_lo, pool_hi; /* preview_ports; 0: none */
+	uint8_t pool_used[65536 / 8];
+	struct link *links;
+	struct sbx_watch *retry;
 	struct gw_conn *conns;
 	size_t n_conns;
 };
@@ -208,27 +240,80 @@ static int listen_tcp(const char *ip, uint16_t port, uint16_t *bound, sbx_error 
 	return sbx_take_fd(&fd);
 }
 
-static int gateway_listen(struct sbx_net *net, sbx_error **err)
+/* preview_listen, preview_url and preview_ports: a mistake in them stops
+ * the daemon, as any configuration error does. */
+static int gateway_config(struct sbx_net *net, sbx_error **err)
 {
-	const char *spec = net->d->cfg.preview_listen;
+	const struct sbx_config *c = &net->d->cfg;
+	const char *spec = c->preview_listen;
 	if (!spec || !*spec)
 		return 0;
-	char ip[64];
 	const char *colon = strrchr(spec, ':');
 	int64_t port;
-	if (!colon || (size_t)(colon - spec) >= sizeof(ip) || sbx_parse_int64(colon + 1, 0, 65535, &port) < 0)
+	struct in_addr a;
+	if (!colon || (size_t)(colon - spec) >= sizeof(net->gw_ip) || sbx_parse_int64(colon + 1, 0, 65535, &port) < 0)
 		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "preview_listen: '%s' is not ADDRESS:PORT", spec);
-	memcpy(ip, spec, (size_t)(colon - spec));
-	ip[colon - spec] = '\0';
+	memcpy(net->gw_ip, spec, (size_t)(colon - spec));
+	net->gw_ip[colon - spec] = '\0';
+	if (inet_pton(AF_INET, net->gw_ip, &a) != 1)
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "preview_listen: '%s' is not an IPv4 address",
+				     net->gw_ip);
+	net->gw_port = (uint16_t)port;
+	const char *pool = c->preview_ports ? c->preview_ports : "";
+	if (*pool) {
+		unsigned lo = 0, hi = 0;
+		int used = 0;
+		if (sscanf(pool, "%u-%u%n", &lo, &hi, &used) != 2 || pool[used] || !lo || lo > hi || hi > 65535)
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS,
+					     "preview_ports: '%s' is not a range LOW-HIGH of ports (1 to 65535)", pool);
+		net->pool_lo = (uint16_t)lo;
+		net->pool_hi = (uint16_t)hi;
+	}
+	const char *form = c->preview_url ? c->preview_url : "auto";
+	bool local_domain = !strcasecmp(c->preview_domain, "localhost");
+	if (!strcmp(form, "port"))
+		net->port_form = true;
+	else if (!strcmp(form, "auto"))
+		/* Names under localhost resolve in browsers and curl but not in
+		 * glibc without nss-myhostname (stock Debian): a client such as
+		 * Python's urllib needs an address. A real domain is the
+		 * operator's, with its wildcard DNS. */
+		net->port_form = local_domain && net->pool_lo;
+	else if (strcmp(form, "host"))
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "preview_url: '%s' is not auto, port or host", form);
+	if (net->port_form && !net->pool_lo)
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "preview_url = port needs a range in preview_ports");
+	if (!local_domain)
+		snprintf(net->url_host, sizeof(net->url_host), "%s", c->preview_domain);
+	else
+		snprintf(net->url_host, sizeof(net->url_host), "%s", a.s_addr == INADDR_ANY ? "127.0.0.1" : net->gw_ip);
+	net->gw_enabled = true;
+	return 0;
+}
+
+/* The shared listener, which routes by the Host header. */
+static int gateway_listen(struct sbx_net *net, sbx_error **err)
+{
+	if (!net->gw_enabled)
+		return 0;
 	uint16_t bound;
-	net->gw_fd = listen_tcp(ip, (uint16_t)port, &bound, err);
+	net->gw_fd = listen_tcp(net->gw_ip, net->gw_port, &bound, err);
 	if (net->gw_fd < 0)
 		return sbx_error_prefix(err, "preview gateway");
 	net->gw_w = sbx_loop_watch(net->d->loop, net->gw_fd, EPOLLIN, gw_accept, net);
-	if (!net->gw_w)
+	if (!net->gw_w) {
+		sbx_closep(&net->gw_fd);
 		return sbx_error_errno(err, errno, "preview gateway");
-	snprintf(net->gw_addr, sizeof(net->gw_addr), "%s:%u", ip, (unsigned)bound);
-	sbx_info("preview gateway on http://%s (domain %s)", net->gw_addr, net->d->cfg.preview_domain);
+	}
+	net->gw_port = bound;
+	snprintf(net->gw_addr, sizeof(net->gw_addr), "%s:%u", net->gw_ip, (unsigned)bound);
+	if (net->port_form)
+		sbx_info("preview gateway on http://%s (domain %s); links get URLs http://%s:PORT, PORT from %u-%u",
+			 net->gw_addr, net->d->cfg.preview_domain, net->url_host, (unsigned)net->pool_lo,
+			 (unsigned)net->pool_hi);
+	else
+		sbx_info("preview gateway on http://%s; links get URLs http://PORT-ID.%s", net->gw_addr,
+			 net->d->cfg.preview_domain);
 	return 0;
 }
 
@@ -370,6 +455,8 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 			sbx_warn("no resolver of /etc/resolv.conf is reachable from sandboxes (loopback stubs are not); "
 				 "set dns in sandboxd.conf");
 	}
+	if (gateway_config(net, err) < 0)
+		return -1;
 	int taken = take_network(net, err);
 	if (taken < 0)
 		return -1;
@@ -397,14 +484,10 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 		sbx_info("bridge %s %s/%d (the gateway; sandboxes' links are routed, device group %u), mtu %u, "
 			 "nftables table inet %s", net->bridge, gw, net->subnet.prefix, net->group, net->mtu, net->table);
 	}
-	/* A taken port disables previews, not the daemon. */
+	/* A taken port disables URLs of the host form, not the daemon. */
 	sbx_error *ge = NULL;
 	if (gateway_listen(net, &ge) < 0) {
-		if (ge->code == SBX_ERR_INVALID_PARAMS) {
-			*err = ge;
-			return -1;
-		}
-		sbx_warn("%s; net.preview is unavailable", ge->msg);
+		sbx_warn("%s; preview URLs of the host form are unavailable", ge->msg);
 		sbx_error_free(ge);
 	}
 	return 0;
@@ -543,11 +626,13 @@ out:
 	return 0;
 }
 
-/* ---- preview tokens ----
+/* ---- preview links ----
  * Kept in memory for the gateway and in sandboxes/<id>/preview (0600, in
- * the root-only state dir), one "PORT TOKEN EXPIRES_NS" line each, so that
- * links handed out survive a restart of the daemon. Stop and delete revoke
- * them: the file goes with them. */
+ * the root-only state dir): a "link PORT LISTEN_PORT" line per link and a
+ * "PORT TOKEN EXPIRES_NS" line per token (EXPIRES_NS 0: the persistent
+ * one). A link handed out lives as long as its sandbox, across stops and
+ * restarts of the daemon: backends store the URL and token at creation
+ * and never ask again. Delete and net.unpreview revoke it. */
 
 static void token_free(struct token *t)
 {
@@ -555,103 +640,274 @@ static void token_free(struct token *t)
 	free(t);
 }
 
-static void forget_tokens(struct sbx_net *net, const char *id)
+static void tokens_free(struct token *t)
 {
-	for (struct token **pp = &net->tokens; *pp;) {
-		struct token *t = *pp;
-		if (!strcmp(t->sandbox, id)) {
-			*pp = t->next;
-			token_free(t);
-		} else {
-			pp = &t->next;
-		}
+	while (t) {
+		struct token *next = t->next;
+		token_free(t);
+		t = next;
 	}
 }
 
-static void tokens_rel(const char *id, char *rel, size_t n)
+static bool pool_test(struct sbx_net *net, uint16_t port)
+{
+	return net->pool_used[port / 8] & (1U << (port % 8));
+}
+
+static void pool_mark(struct sbx_net *net, uint16_t port, bool used)
+{
+	if (used)
+		net->pool_used[port / 8] |= (uint8_t)(1U << (port % 8));
+	else
+		net->pool_used[port / 8] &= (uint8_t)~(1U << (port % 8));
+}
+
+static struct link *link_find(struct sbx_net *net, const char *id, uint16_t port)
+{
+	for (struct link *l = net->links; l; l = l->next)
+		if (l->port == port && !strcmp(l->sandbox, id))
+			return l;
+	return NULL;
+}
+
+static struct link *link_new(struct sbx_net *net, const char *id, uint16_t port)
+{
+	struct link *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->net = net;
+	l->fd = -1;
+	memcpy(l->sandbox, id, sizeof(l->sandbox));
+	l->port = port;
+	l->next = net->links;
+	net->links = l;
+	return l;
+}
+
+static void link_close(struct link *l)
+{
+	if (l->w)
+		sbx_loop_unwatch(l->w);
+	l->w = NULL;
+	sbx_closep(&l->fd);
+}
+
+/* Unlinked, closed and freed; its listen port is free for another link. */
+static void link_free(struct link *l)
+{
+	struct sbx_net *net = l->net;
+	for (struct link **pp = &net->links; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	link_close(l);
+	if (l->listen_port)
+		pool_mark(net, l->listen_port, false);
+	tokens_free(l->tokens);
+	free(l);
+}
+
+static void link_accept(struct sbx_watch *w, uint32_t events, void *data);
+
+static int link_listen(struct link *l, sbx_error **err)
+{
+	uint16_t bound;
+	int fd = listen_tcp(l->net->gw_ip, l->listen_port, &bound, err);
+	if (fd < 0)
+		return -1;
+	l->fd = fd;
+	l->w = sbx_loop_watch(l->net->d->loop, fd, EPOLLIN, link_accept, l);
+	if (!l->w) {
+		link_close(l);
+		return sbx_error_errno(err, errno, "preview link listener");
+	}
+	return 0;
+}
+
+/* A port of preview_ports for the link, round robin from a cursor kept in
+ * the state dir, so that the URL of a deleted sandbox's link does not soon
+ * reach another sandbox. Ports that other programs hold are passed over. */
+static int link_allocate(struct sbx_net *net, struct link *l, sbx_error **err)
+{
+	uint32_t lo = net->pool_lo, size = (uint32_t)net->pool_hi - lo + 1, cursor = size - 1;
+	_cleanup_free_ char *text = NULL;
+	int64_t v;
+	if (sbx_read_file_at(net->d->state_fd, "preview-ports", 64, &text, NULL, NULL) == 0) {
+		char *nl = strchr(text, '\n');
+		if (nl)
+			*nl = '\0';
+		if (sbx_parse_int64(text, lo, net->pool_hi, &v) == 0)
+			cursor = (uint32_t)v - lo;
+	}
+	for (uint32_t k = 1; k <= size; k++) {
+		uint16_t cand = (uint16_t)(lo + (cursor + k) % size);
+		if (pool_test(net, cand))
+			continue;
+		sbx_error *e = NULL;
+		l->listen_port = cand;
+		if (link_listen(l, &e) < 0) {
+			l->listen_port = 0;
+			if (e->code == SBX_ERR_EXISTS) { /* another program's */
+				sbx_error_free(e);
+				continue;
+			}
+			*err = e;
+			return sbx_error_prefix(err, "preview link");
+		}
+		pool_mark(net, cand, true);
+		char s[16];
+		int n = snprintf(s, sizeof(s), "%u\n", (unsigned)cand);
+		sbx_error *we = NULL;
+		if (sbx_write_file_atomic_at(net->d->state_fd, "preview-ports", s, (size_t)n, 0600, &we) < 0) {
+			sbx_warn("preview port allocator: %s", we->msg);
+			sbx_error_free(we);
+		}
+		return 0;
+	}
+	return sbx_error_set(err, SBX_ERR_LIMIT, "every port of preview_ports (%u-%u) is taken, by links or by other "
+			     "programs; revoke links (net.unpreview) or widen preview_ports", (unsigned)net->pool_lo,
+			     (unsigned)net->pool_hi);
+}
+
+static void links_retry(struct sbx_watch *t, void *data);
+
+/* Listeners of links that have none yet (after a start, or when another
+ * program held the port): tried now, and again later for those that
+ * still cannot be had. */
+static void links_open(struct sbx_net *net)
+{
+	bool missing = false;
+	for (struct link *l = net->links; l; l = l->next) {
+		if (!l->listen_port || l->fd >= 0)
+			continue;
+		sbx_error *e = NULL;
+		if (link_listen(l, &e) < 0) {
+			if (!l->warned)
+				sbx_warn("sandbox %s: the preview link of port %u waits for its address: %s (tried again "
+					 "every %d s)", l->sandbox, (unsigned)l->port, e->msg, LINK_RETRY_MS / 1000);
+			l->warned = true;
+			missing = true;
+			sbx_error_free(e);
+		} else if (l->warned) {
+			sbx_info("sandbox %s: the preview link of port %u listens again on %s:%u", l->sandbox,
+				 (unsigned)l->port, net->gw_ip, (unsigned)l->listen_port);
+			l->warned = false;
+		}
+	}
+	if (missing && !net->retry)
+		net->retry = sbx_loop_timer(net->d->loop, LINK_RETRY_MS, links_retry, net);
+}
+
+static void links_retry(struct sbx_watch *t, void *data)
+{
+	struct sbx_net *net = data;
+	net->retry = NULL;
+	links_open(net);
+}
+
+static void previews_rel(const char *id, char *rel, size_t n)
 {
 	snprintf(rel, n, "sandboxes/%s/preview", id);
 }
 
-/* Rewrites the file from memory, leaving out expired tokens; no file
- * when none is left. */
-static int save_tokens(struct sbx_net *net, const char *id, sbx_error **err)
+/* Rewrites the sandbox's file from memory, leaving out expired tokens and
+ * links being revoked; no file when nothing is left. */
+static int save_previews(struct sbx_net *net, const char *id, sbx_error **err)
 {
 	char rel[64];
-	tokens_rel(id, rel, sizeof(rel));
+	previews_rel(id, rel, sizeof(rel));
 	struct sbx_buf b = { 0 };
 	int64_t now = sbx_now_ns();
-	for (struct token *t = net->tokens; t; t = t->next) {
-		if (strcmp(t->sandbox, id) || (t->expires_ns && t->expires_ns <= now))
+	bool oom = false;
+	for (struct link *l = net->links; l && !oom; l = l->next) {
+		if (strcmp(l->sandbox, id) || l->revoking)
 			continue;
-		char line[128];
-		int n = snprintf(line, sizeof(line), "%u %s %lld\n", (unsigned)t->port, t->token, (long long)t->expires_ns);
-		if (sbx_buf_append(&b, line, (size_t)n) < 0) {
+		oom |= sbx_buf_printf(&b, "link %u %u\n", (unsigned)l->port, (unsigned)l->listen_port) < 0;
+		for (struct token *t = l->tokens; t && !oom; t = t->next) {
+			if (t->expires_ns && t->expires_ns <= now)
+				continue;
+			char line[128];
+			int n = snprintf(line, sizeof(line), "%u %s %lld\n", (unsigned)l->port, t->token,
+					 (long long)t->expires_ns);
+			oom |= sbx_buf_append(&b, line, (size_t)n) < 0;
 			explicit_bzero(line, sizeof(line));
-			sbx_buf_free(&b);
-			return sbx_error_errno(err, ENOMEM, "preview tokens");
 		}
-		explicit_bzero(line, sizeof(line));
 	}
 	int r = 0;
-	if (!b.len) {
-		if (unlinkat(net->d->state_fd, rel, 0) < 0 && errno != ENOENT)
-			r = sbx_error_errno(err, errno, "remove %s", rel);
-	} else {
+	if (oom)
+		r = sbx_error_errno(err, ENOMEM, "preview links");
+	else if (!b.len && unlinkat(net->d->state_fd, rel, 0) < 0 && errno != ENOENT)
+		r = sbx_error_errno(err, errno, "remove %s", rel);
+	else if (b.len)
 		r = sbx_write_file_atomic_at(net->d->state_fd, rel, b.data, b.len, 0600, err);
-	}
 	if (b.data)
 		explicit_bzero(b.data, b.len);
 	sbx_buf_free(&b);
 	return r;
 }
 
-static void revoke_tokens(struct sbx_net *net, const char *id)
-{
-	forget_tokens(net, id);
-	sbx_error *e = NULL;
-	if (save_tokens(net, id, &e) < 0) {
-		sbx_warn("sandbox %s: %s", id, e->msg);
-		sbx_error_free(e);
-	}
-}
-
-void sbx_net_drop_previews(struct sbx_daemon *d, const char *id)
-{
-	char rel[64];
-	tokens_rel(id, rel, sizeof(rel));
-	unlinkat(d->state_fd, rel, 0);
-}
-
-static void load_tokens(struct sbx_net *net, struct sbx_sandbox *sb)
+/* The links of a sandbox from its file (the listeners are opened by
+ * links_open). Files of earlier versions have token lines alone. */
+static void load_previews(struct sbx_net *net, struct sbx_sandbox *sb)
 {
 	char rel[64], *text = NULL;
 	size_t len = 0;
-	tokens_rel(sb->id, rel, sizeof(rel));
+	previews_rel(sb->id, rel, sizeof(rel));
 	if (sbx_read_file_at(net->d->state_fd, rel, 1 << 20, &text, &len, NULL) < 0)
 		return;
 	int64_t now = sbx_now_ns();
 	char *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned port = 0;
+		unsigned port = 0, lport = 0;
 		char tok[65] = "";
 		long long exp = 0;
-		if (sscanf(line, "%u %64[0-9a-f] %lld", &port, tok, &exp) != 3 || strlen(tok) != 64 || !port ||
-		    port > 65535 || exp < 0 || (exp && exp <= now))
+		if (sscanf(line, "link %u %u", &port, &lport) == 2) {
+			if (!port || port > 65535 || lport > 65535)
+				continue;
+			struct link *l = link_find(net, sb->id, (uint16_t)port);
+			if (!l && !(l = link_new(net, sb->id, (uint16_t)port)))
+				break;
+			if (lport && !l->listen_port && !pool_test(net, (uint16_t)lport)) {
+				l->listen_port = (uint16_t)lport;
+				pool_mark(net, (uint16_t)lport, true);
+			}
 			continue;
+		}
+		if (sscanf(line, "%u %64[0-9a-f] %lld", &port, tok, &exp) != 3 || strlen(tok) != 64 || !port ||
+		    port > 65535 || exp < 0 || (exp && exp <= now)) {
+			explicit_bzero(tok, sizeof(tok));
+			continue;
+		}
+		struct link *l = link_find(net, sb->id, (uint16_t)port);
 		struct token *t = calloc(1, sizeof(*t));
-		if (!t)
+		if (!t || (!l && !(l = link_new(net, sb->id, (uint16_t)port)))) {
+			free(t);
+			explicit_bzero(tok, sizeof(tok));
 			break;
+		}
 		memcpy(t->token, tok, sizeof(t->token));
 		explicit_bzero(tok, sizeof(tok));
-		memcpy(t->sandbox, sb->id, sizeof(t->sandbox));
-		t->port = (uint16_t)port;
 		t->expires_ns = exp;
-		t->next = net->tokens;
-		net->tokens = t;
+		struct token **pp = &l->tokens; /* in the file's order: the persistent one stays the same */
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = t;
 	}
 	explicit_bzero(text, len);
 	free(text);
+}
+
+/* Delete: every link of the sandbox goes, in memory (its file goes with
+ * the sandbox's directory). */
+static void forget_links(struct sbx_net *net, const char *id)
+{
+	for (struct link *l = net->links, *next; l; l = next) {
+		next = l->next;
+		if (!strcmp(l->sandbox, id))
+			link_free(l);
+	}
 }
 
 void sbx_net_detach(struct sbx_sandbox *sb)
@@ -659,8 +915,8 @@ void sbx_net_detach(struct sbx_sandbox *sb)
 	struct sbx_net *net = sb->d->net;
 	if (!net)
 		return;
-	revoke_tokens(net, sb->id);
-	/* Its sockets inside the namespace go too, so nothing holds it. */
+	/* Its links stay (the gateway answers 503 until the next start); its
+	 * sockets inside the namespace go, so nothing holds it. */
 	sbx_proxy_close_owner(sb->id);
 	/* The link, its route and its neighbour entry go with the sandbox's
 	 * network namespace, which the kernel tears down (in batches) once
@@ -682,6 +938,8 @@ static void publish_close(struct sbx_publish *p)
 void sbx_net_release(struct sbx_sandbox *sb)
 {
 	sbx_net_detach(sb);
+	if (sb->d->net)
+		forget_links(sb->d->net, sb->id);
 	for (struct sbx_publish *p = sb->net.ports; p; p = p->next)
 		publish_close(p);
 }
@@ -899,8 +1157,9 @@ void sbx_net_recover(struct sbx_daemon *d)
 			sbx_error_free(e);
 			e = NULL;
 		}
-		if (d->net && sb->net.ip.s_addr && (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED))
-			load_tokens(d->net, sb);
+		/* Links outlive stops: those of stopped sandboxes come back too. */
+		if (d->net && d->net->gw_enabled && sb->net.ip.s_addr && !sb->deleted)
+			load_previews(d->net, sb);
 		for (struct sbx_publish *p = sb->net.ports; p; p = p->next) {
 			if (p->fd < 0 && publish_open(p, &e) < 0) {
 				sbx_warn("sandbox %s: port %u stays unpublished: %s", sb->id, (unsigned)p->port, e->msg);
@@ -909,6 +1168,8 @@ void sbx_net_recover(struct sbx_daemon *d)
 			}
 		}
 	}
+	if (d->net)
+		links_open(d->net);
 	sbx_error *e = NULL;
 	if (sbx_net_apply_rules(d, &e) < 0) {
 		sbx_warn("firewall: %s", e->msg);
@@ -929,11 +1190,10 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 	if (net->gw_w)
 		sbx_loop_unwatch(net->gw_w);
 	sbx_closep(&net->gw_fd);
-	while (net->tokens) { /* kept on disk for the next start */
-		struct token *t = net->tokens;
-		net->tokens = t->next;
-		token_free(t);
-	}
+	if (net->retry)
+		sbx_loop_unwatch(net->retry);
+	while (net->links) /* kept on disk for the next start */
+		link_free(net->links);
 	bool clean = true;
 	if (net->enabled) {
 		struct sbx_nl nl = { 0 };
@@ -968,43 +1228,175 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 
 /* ---- preview gateway ---- */
 
-int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, char token[65], char *url,
-		    size_t urlsz, char *gateway, size_t gwsz, sbx_error **err)
+static int new_token(struct token **out, int64_t expires_ns, sbx_error **err)
 {
-	struct sbx_net *net = sb->d->net;
-	if (!net || net->gw_fd < 0)
-		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the preview gateway is disabled (preview_listen is empty)");
-	if (!sb->net.ip.s_addr)
-		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s has no network (mode %s)", sb->name,
-				     sb->network_mode);
-	if (sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED)
-		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start it first", sb->name,
-				     sbx_state_name(sb->state));
 	uint8_t raw[32];
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
 		return sbx_error_errno(err, errno, "random token");
 	struct token *t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t) {
+		explicit_bzero(raw, sizeof(raw));
 		return sbx_error_errno(err, ENOMEM, "preview");
+	}
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(t->token + 2 * i, 3, "%02x", raw[i]);
 	explicit_bzero(raw, sizeof(raw));
-	memcpy(t->sandbox, sb->id, sizeof(t->sandbox));
-	t->port = port;
 	t->expires_ns = expires_ns;
-	t->next = net->tokens;
-	net->tokens = t;
-	if (save_tokens(net, sb->id, err) < 0) {
-		net->tokens = t->next;
-		token_free(t);
-		return -1;
-	}
-	memcpy(token, t->token, 65);
-	const char *colon = strrchr(net->gw_addr, ':');
-	snprintf(url, urlsz, "http://%u-%s.%s%s/", (unsigned)port, sb->id, sb->d->cfg.preview_domain,
-		 colon && strcmp(colon, ":80") ? colon : "");
-	snprintf(gateway, gwsz, "%s", net->gw_addr);
+	*out = t;
 	return 0;
+}
+
+static struct token *persistent_token(struct link *l)
+{
+	for (struct token *t = l->tokens; t; t = t->next)
+		if (!t->expires_ns)
+			return t;
+	return NULL;
+}
+
+static void link_describe(struct sbx_net *net, struct link *l, struct sbx_preview *out)
+{
+	char host_url[sizeof(out->host_url)] = "", gwport[8] = "";
+	if (net->gw_port != 80)
+		snprintf(gwport, sizeof(gwport), ":%u", (unsigned)net->gw_port);
+	if (net->gw_fd >= 0)
+		snprintf(host_url, sizeof(host_url), "http://%u-%s.%s%s", (unsigned)l->port, l->sandbox,
+			 net->d->cfg.preview_domain, gwport);
+	memcpy(out->host_url, host_url, sizeof(host_url));
+	if (l->listen_port) {
+		snprintf(out->url, sizeof(out->url), "http://%s:%u", net->url_host, (unsigned)l->listen_port);
+		snprintf(out->gateway, sizeof(out->gateway), "%s:%u", net->gw_ip, (unsigned)l->listen_port);
+	} else {
+		snprintf(out->url, sizeof(out->url), "%s", host_url);
+		snprintf(out->gateway, sizeof(out->gateway), "%s", net->gw_addr);
+	}
+}
+
+int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, bool rotate, struct sbx_preview *out,
+		    sbx_error **err)
+{
+	struct sbx_net *net = sb->d->net;
+	if (!net || !net->gw_enabled)
+		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the preview gateway is disabled (preview_listen is empty)");
+	if (!sb->net.ip.s_addr)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s has no network (mode %s)", sb->name,
+				     sb->network_mode);
+	if (!net->port_form && net->gw_fd < 0)
+		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the preview gateway could not listen on %s:%u (see the "
+				     "daemon's log)", net->gw_ip, (unsigned)net->gw_port);
+	struct link *l = link_find(net, sb->id, port);
+	bool made = false, allocated = false;
+	if (!l) {
+		if (!(l = link_new(net, sb->id, port)))
+			return sbx_error_errno(err, ENOMEM, "preview");
+		made = true;
+	}
+	/* A link of the host form (made before the port form was configured)
+	 * gets a port too; its old URL keeps working on the shared listener. */
+	if (net->port_form && !l->listen_port) {
+		if (link_allocate(net, l, err) < 0)
+			goto fail;
+		allocated = true;
+	}
+	struct token *t = expires_ns || rotate ? NULL : persistent_token(l), *old = NULL, **old_tail = &old;
+	bool fresh = !t;
+	if (t && !allocated)
+		goto done;
+	if (expires_ns) {
+		size_t live = 0;
+		int64_t now = sbx_now_ns();
+		for (struct token *x = l->tokens; x; x = x->next)
+			live += x->expires_ns > now;
+		if (live >= LINK_MAX_TOKENS) {
+			sbx_error_set(err, SBX_ERR_LIMIT, "port %u of sandbox %s has %d live tokens with an expiry; let "
+				      "some expire, or revoke the link (net.unpreview)", (unsigned)port, sb->name,
+				      LINK_MAX_TOKENS);
+			goto fail;
+		}
+	}
+	if (fresh && new_token(&t, expires_ns, err) < 0)
+		goto fail;
+	if (rotate) { /* the persistent tokens step aside, in order, until the file is written */
+		for (struct token **pp = &l->tokens; *pp;) {
+			struct token *x = *pp;
+			if (x->expires_ns) {
+				pp = &x->next;
+				continue;
+			}
+			*pp = x->next;
+			x->next = NULL;
+			*old_tail = x;
+			old_tail = &x->next;
+		}
+	}
+	if (fresh) {
+		t->next = l->tokens;
+		l->tokens = t;
+	}
+	if (save_previews(net, sb->id, err) < 0) {
+		if (fresh) {
+			l->tokens = t->next;
+			token_free(t);
+		}
+		struct token **tail = &l->tokens;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = old;
+		goto fail;
+	}
+	tokens_free(old);
+	if (made || allocated || rotate)
+		sbx_info("sandbox %s: preview link of port %u%s%s", sb->id, (unsigned)port,
+			 rotate ? ": token replaced" : "", allocated ? " on its own listener" : "");
+done:
+	link_describe(net, l, out);
+	memcpy(out->token, t->token, sizeof(out->token));
+	out->expires_ns = t->expires_ns;
+	return 0;
+fail:
+	if (made) {
+		link_free(l);
+	} else if (allocated) {
+		link_close(l);
+		pool_mark(net, l->listen_port, false);
+		l->listen_port = 0;
+	}
+	return -1;
+}
+
+int sbx_net_unpreview(struct sbx_sandbox *sb, uint16_t port, sbx_error **err)
+{
+	struct sbx_net *net = sb->d->net;
+	int n = 0;
+	for (struct link *l = net ? net->links : NULL; l; l = l->next) {
+		if (!strcmp(l->sandbox, sb->id) && (!port || l->port == port)) {
+			l->revoking = true;
+			n++;
+		}
+	}
+	if (!n && port)
+		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "port %u of sandbox %s has no preview link", (unsigned)port,
+				     sb->name);
+	if (!n)
+		return 0;
+	/* On disk first: a revoked link must not come back with a restart. */
+	if (save_previews(net, sb->id, err) < 0) {
+		for (struct link *l = net->links; l; l = l->next)
+			l->revoking = false;
+		return sbx_error_prefix(err, "sandbox %s: revoke preview links", sb->name);
+	}
+	for (struct link *l = net->links, *next; l; l = next) {
+		next = l->next;
+		if (l->revoking) {
+			/* Connections that came through it end too. */
+			char owner[32];
+			snprintf(owner, sizeof(owner), "%s:%u", l->sandbox, (unsigned)l->port);
+			sbx_proxy_close_owner(owner);
+			link_free(l);
+		}
+	}
+	sbx_info("sandbox %s: %d preview link%s revoked", sb->id, n, n == 1 ? "" : "s");
+	return n;
 }
 
 /* Constant time, so the gateway's answer times reveal nothing of a token. */
@@ -1017,18 +1409,18 @@ static bool token_equal(const char *a, const char *b, size_t blen)
 	return diff == 0;
 }
 
-static bool token_valid(struct sbx_net *net, const char *id, uint16_t port, struct sbx_http_str tok)
+static bool token_valid(struct link *l, struct sbx_http_str tok)
 {
 	int64_t now = sbx_now_ns();
 	bool ok = false;
-	for (struct token **pp = &net->tokens; *pp;) {
+	for (struct token **pp = &l->tokens; *pp;) {
 		struct token *t = *pp;
 		if (t->expires_ns && t->expires_ns <= now) {
 			*pp = t->next;
 			token_free(t);
 			continue;
 		}
-		if (!strcmp(t->sandbox, id) && t->port == port && token_equal(t->token, tok.p, tok.n))
+		if (token_equal(t->token, tok.p, tok.n))
 			ok = true;
 		pp = &t->next;
 	}
@@ -1078,6 +1470,26 @@ static void gw_reply(struct gw_conn *c, const char *status, const char *extra)
 	gw_reply_text(c, status, extra, NULL);
 }
 
+static bool is_token_header(struct sbx_http_str name)
+{
+	return (name.n == 15 && !strncasecmp(name.p, "X-Sandbox-Token", 15)) ||
+	       (name.n == 23 && !strncasecmp(name.p, "X-Daytona-Preview-Token", 23));
+}
+
+/* A cookie of the gateway: the bare name, or the name and _ID_PORT. */
+static bool is_gateway_cookie(const char *p, size_t n)
+{
+	const size_t cl = sizeof(COOKIE_NAME) - 1;
+	const char *eq = memchr(p, '=', n);
+	size_t name = eq ? (size_t)(eq - p) : n;
+	return name >= cl && !memcmp(p, COOKIE_NAME, cl) && (name == cl || p[cl] == '_');
+}
+
+static void link_cookie_name(const char *id, uint16_t port, char *out, size_t n)
+{
+	snprintf(out, n, COOKIE_NAME "_%s_%u", id, (unsigned)port);
+}
+
 static void forward_head(struct sbx_buf *out, const char *buf, size_t len, const struct sbx_http_head *h)
 {
 	const char *eol = memchr(buf, '\n', h->len);
@@ -1085,7 +1497,7 @@ static void forward_head(struct sbx_buf *out, const char *buf, size_t len, const
 		goto fail;
 	for (size_t i = 0; i < h->n_headers; i++) {
 		const struct sbx_http_header *hd = &h->headers[i];
-		if (hd->name.n == 15 && !strncasecmp(hd->name.p, "X-Sandbox-Token", 15))
+		if (is_token_header(hd->name))
 			continue;
 		if (hd->name.n == 6 && !strncasecmp(hd->name.p, "Cookie", 6)) {
 			struct sbx_buf ck = { 0 };
@@ -1096,7 +1508,7 @@ static void forward_head(struct sbx_buf *out, const char *buf, size_t len, const
 				while (p < e && (*p == ' ' || *p == '\t'))
 					p++;
 				size_t n = (size_t)(e - p);
-				if (n && !(n > sizeof(COOKIE_NAME) - 1 && !memcmp(p, COOKIE_NAME "=", sizeof(COOKIE_NAME))))
+				if (n && !is_gateway_cookie(p, n))
 					sbx_buf_printf(&ck, "%s%.*s", ck.len ? "; " : "", (int)n, p);
 				p = e + 1;
 			}
@@ -1115,21 +1527,53 @@ fail:
 	*out = (struct sbx_buf){ 0 };
 }
 
+static bool sandbox_running(const struct sbx_sandbox *sb)
+{
+	return (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) && !sb->stopping;
+}
+
+/* A link whose sandbox is not running: 503, which clients such as agent
+ * backends retry, with the state in words. */
+static void gw_unavailable(struct gw_conn *c, const struct sbx_sandbox *sb)
+{
+	char text[160];
+	snprintf(text, sizeof(text), "sandbox %s is %s; port %u is reached again once it is started", c->id,
+		 sb->stopping ? "stopping" : sbx_state_name(sb->state), (unsigned)c->port);
+	gw_reply_text(c, "503 Service Unavailable", NULL, text);
+}
+
 static void gw_dial(struct gw_conn *c);
 
 static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 {
 	struct sbx_net *net = c->net;
 	const struct sbx_http_header *host = sbx_http_header_find(h, "Host");
-	uint16_t port;
-	char id[13];
-	if (!host || sbx_http_preview_host(host->value, net->d->cfg.preview_domain, &port, id) < 0) {
+	if (c->fixed) {
+		/* A link's own listener knows its sandbox and port. It answers to
+		 * the names a local client uses, not to a page that had its own
+		 * name resolve here. */
+		if (host && !sbx_http_host_local(host->value, net->d->cfg.preview_domain)) {
+			gw_reply_text(c, "421 Misdirected Request", NULL,
+				      "this preview link answers to an IP address, localhost or the preview domain only");
+			return;
+		}
+	} else if (!host || sbx_http_preview_host(host->value, net->d->cfg.preview_domain, &c->port, c->id) < 0) {
 		gw_reply(c, "404 Not Found", NULL);
+		return;
+	}
+	struct sbx_sandbox *sb = sbx_sandbox_find(net->d, c->id);
+	struct link *l = link_find(net, c->id, c->port);
+	if (!sb || sb->deleted || !sb->net.ip.s_addr || strcmp(sb->id, c->id) || (c->fixed && !l)) {
+		gw_reply_text(c, "404 Not Found", NULL, "no such preview link");
 		return;
 	}
 	struct sbx_http_str tok = { 0 };
 	const struct sbx_http_header *hdr = sbx_http_header_find(h, "X-Sandbox-Token");
+	if (!hdr)
+		hdr = sbx_http_header_find(h, "X-Daytona-Preview-Token");
 	bool from_query = false;
+	char cookie[64];
+	link_cookie_name(c->id, c->port, cookie, sizeof(cookie));
 	if (hdr) {
 		tok = hdr->value;
 	} else if (sbx_http_query_get(h->target, "token", &tok)) {
@@ -1137,15 +1581,20 @@ static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 	} else {
 		for (size_t i = 0; i < h->n_headers && !tok.p; i++) {
 			const struct sbx_http_header *ck = &h->headers[i];
-			if (ck->name.n == 6 && !strncasecmp(ck->name.p, "Cookie", 6))
+			if (ck->name.n == 6 && !strncasecmp(ck->name.p, "Cookie", 6) &&
+			    !sbx_http_cookie_get(ck->value, cookie, &tok))
 				sbx_http_cookie_get(ck->value, COOKIE_NAME, &tok);
 		}
 	}
-	if (!tok.p || !token_valid(net, id, port, tok)) {
+	bool valid = tok.p && l && token_valid(l, tok);
+	/* A public sandbox's links need no token: anyone who reaches the
+	 * gateway reaches them. A token that is not the gateway's stays in
+	 * the query for the app (which may have a "token" of its own). */
+	if (!valid && !sb->net.public) {
 		gw_reply(c, "401 Unauthorized", NULL);
 		return;
 	}
-	if (from_query) {
+	if (from_query && valid) {
 		/* The token moves into a cookie for this host only, and leaves
 		 * the address bar and the history. */
 		char clean[4096], extra[4096 + 256];
@@ -1154,13 +1603,16 @@ static void gw_route(struct gw_conn *c, const struct sbx_http_head *h)
 			gw_reply(c, "414 URI Too Long", NULL);
 			return;
 		}
-		snprintf(extra, sizeof(extra), "Location: %s\r\nSet-Cookie: " COOKIE_NAME "=%.*s; Path=/; HttpOnly; "
-			 "SameSite=Lax\r\n", clean, (int)tok.n, tok.p);
+		snprintf(extra, sizeof(extra), "Location: %s\r\nSet-Cookie: %s=%.*s; Path=/; HttpOnly; SameSite=Lax\r\n",
+			 clean, cookie, (int)tok.n, tok.p);
 		gw_reply(c, "302 Found", extra);
 		return;
 	}
-	memcpy(c->id, id, sizeof(c->id));
-	c->port = port;
+	if (!sandbox_running(sb)) {
+		gw_unavailable(c, sb);
+		return;
+	}
+	c->routed = true;
 	c->dial_index = 0;
 	/* The client's further bytes wait in its socket until the sandbox
 	 * answers; only its hang-up is still noticed. */
@@ -1186,11 +1638,13 @@ static void gw_forward(struct gw_conn *c, struct sbx_sandbox *sb, int b)
 	sbx_loop_unwatch(c->w);
 	c->w = NULL;
 	struct sbx_buf fwd = { 0 };
+	char owner[32];
+	snprintf(owner, sizeof(owner), "%s:%u", sb->id, (unsigned)c->port);
 	forward_head(&fwd, c->buf, c->len, &h);
 	if (fwd.data)
-		sbx_proxy_start(c->net->d->loop, a, b, false, fwd.data, fwd.len, sb->id);
+		sbx_proxy_start(c->net->d->loop, a, b, false, fwd.data, fwd.len, owner);
 	else
-		sbx_proxy_start(c->net->d->loop, a, b, false, c->buf, c->len, sb->id);
+		sbx_proxy_start(c->net->d->loop, a, b, false, c->buf, c->len, owner);
 	sbx_buf_free(&fwd);
 	gw_conn_free(c);
 }
@@ -1229,13 +1683,20 @@ static void gw_dial(struct gw_conn *c)
 			return;
 		}
 	}
+	if (!sb) {
+		gw_reply_text(c, "404 Not Found", NULL, "no such preview link");
+		return;
+	}
 	sbx_error *e = NULL;
 	bool pending = false;
-	int b = sb ? dial_sandbox(sb, c->port, &c->dial_index, &pending, &e) : -1;
+	int b = dial_sandbox(sb, c->port, &c->dial_index, &pending, &e);
 	if (b < 0) {
-		if (!sb || !e || e->code == SBX_ERR_BAD_STATE)
-			snprintf(text, sizeof(text), "sandbox %s is not running", c->id);
-		else if (e->errnum == ECONNREFUSED)
+		if (!e || e->code == SBX_ERR_BAD_STATE) {
+			sbx_error_free(e);
+			gw_unavailable(c, sb);
+			return;
+		}
+		if (e->errnum == ECONNREFUSED)
 			snprintf(text, sizeof(text), "sandbox %s: nothing listens on port %u", c->id, (unsigned)c->port);
 		else
 			snprintf(text, sizeof(text), "sandbox %s: port %u: %s", c->id, (unsigned)c->port, e->msg);
@@ -1261,7 +1722,7 @@ static void gw_dial(struct gw_conn *c)
 static void gw_read(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct gw_conn *c = data;
-	if (c->port) { /* routed: connecting to the sandbox; a hang-up ends it */
+	if (c->routed) { /* connecting to the sandbox; a hang-up ends it */
 		if (events & (EPOLLHUP | EPOLLERR))
 			gw_conn_free(c);
 		return;
@@ -1296,7 +1757,7 @@ static void gw_timeout(struct sbx_watch *t, void *data)
 {
 	struct gw_conn *c = data;
 	c->timer = NULL;
-	if (c->port) {
+	if (c->routed) {
 		char text[160];
 		snprintf(text, sizeof(text), "sandbox %s: port %u did not answer within %d s", c->id, (unsigned)c->port,
 			 DIAL_TIMEOUT_MS / 1000);
@@ -1306,11 +1767,11 @@ static void gw_timeout(struct sbx_watch *t, void *data)
 	gw_reply(c, "408 Request Timeout", NULL);
 }
 
-static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
+/* Connections on the shared listener (l NULL) or on a link's own. */
+static void gw_accept_on(struct sbx_net *net, int lfd, const struct link *l)
 {
-	struct sbx_net *net = data;
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(net->gw_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
 		/* Heads being read hold 16 KiB each: bounded, oldest dropped. */
@@ -1329,7 +1790,10 @@ static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
 		c->net = net;
 		c->fd = fd;
 		c->len = 0;
-		c->port = 0;
+		c->fixed = l != NULL;
+		c->routed = false;
+		c->port = l ? l->port : 0;
+		memcpy(c->id, l ? l->sandbox : "", l ? sizeof(c->id) : 1);
 		c->backend = -1;
 		c->bw = NULL;
 		c->next = net->conns;
@@ -1340,4 +1804,16 @@ static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
 		if (!c->w || !c->timer)
 			gw_conn_free(c);
 	}
+}
+
+static void gw_accept(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_net *net = data;
+	gw_accept_on(net, net->gw_fd, NULL);
+}
+
+static void link_accept(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct link *l = data;
+	gw_accept_on(l->net, l->fd, l);
 }

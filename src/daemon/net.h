@@ -15,9 +15,10 @@ struct sbx_sandbox;
 struct sbx_publish;
 
 /* A sandbox's share: its address (kept from create to delete), its egress
- * lists and its published ports. */
+ * lists, its published ports, and whether its preview links are public. */
 struct sbx_sandbox_net {
 	struct in_addr ip; /* 0.0.0.0: none (mode none) */
+	bool public;       /* preview links served without a token */
 	struct sbx_cidr *allow, *deny;
 	size_t n_allow, n_deny;
 	struct sbx_publish *ports;
@@ -40,20 +41,21 @@ char *sbx_net_resolv(struct sbx_daemon *d);
 int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err);
 /* The veth pair of a started sandbox, configured inside; idempotent. */
 int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err);
-/* Stop: the pair goes, preview tokens are revoked, proxied connections end. */
+/* Stop: the pair goes, proxied connections end; preview links stay. */
 void sbx_net_detach(struct sbx_sandbox *sb);
-/* Delete: also its published ports and rules. */
+/* Delete: also its published ports, rules and preview links. */
 void sbx_net_release(struct sbx_sandbox *sb);
 void sbx_net_free(struct sbx_sandbox_net *n);
 /* Rewrites the nftables table from every sandbox. */
 int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err);
 
-/* JSON side (rpc_net.c). "network" and "ports" of the sandbox object. */
+/* JSON side (rpc_net.c). "network", "ports" and "public" of the sandbox
+ * object. */
 void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb);
 /* allow_out / deny_out of a "network" object into sb (create, update). */
 int sbx_net_parse_egress(yajl_val net, struct sbx_sandbox_net *io, sbx_error **err);
 /* From a saved sandbox object: address, lists, ports (listeners opened
- * later by sbx_net_recover). */
+ * later by sbx_net_recover), public. */
 void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj);
 
 /* Published ports (net.c). */
@@ -63,16 +65,29 @@ int sbx_net_unpublish(struct sbx_sandbox *sb, uint16_t port, sbx_error **err);
 /* Iteration over a sandbox's publications. */
 struct sbx_publish *sbx_net_ports_next(struct sbx_sandbox *sb, struct sbx_publish *prev, uint16_t *port,
 				       uint16_t *host_port, const char **host_ip);
-/* Preview tokens of a sandbox that is not running: gone from disk. */
-void sbx_net_drop_previews(struct sbx_daemon *d, const char *id);
-/* Preview tokens (net.c): a new one for sandbox+port; expires_ns 0: never.
- * They are kept in the state dir and come back after a restart. */
-int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, char token[65], char *url,
-		    size_t urlsz, char *gateway, size_t gwsz, sbx_error **err);
+/* A preview link as net.preview hands it out. */
+struct sbx_preview {
+	char url[320];      /* a base without a trailing slash */
+	char host_url[320]; /* the Host-routed form; "" when the shared listener is down */
+	char token[65];
+	char gateway[96];   /* host:port to connect to */
+	int64_t expires_ns; /* 0: the link's persistent token */
+};
+/* Preview links (net.c). Without expires_ns: the link's persistent token,
+ * made at the first call and the same after, across stops and restarts,
+ * until delete, net.unpreview or rotate (a new persistent token). With
+ * expires_ns: a new token that ends then. The URL is the link's either
+ * way. Kept in the state dir. */
+int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, bool rotate, struct sbx_preview *out,
+		    sbx_error **err);
+/* Revokes the link of port (0: every link of the sandbox) and ends its
+ * connections; how many links went. */
+int sbx_net_unpreview(struct sbx_sandbox *sb, uint16_t port, sbx_error **err);
 
 void rpc_net_publish(struct sbx_request *req);
 void rpc_net_unpublish(struct sbx_request *req);
 void rpc_net_ports(struct sbx_request *req);
 void rpc_net_preview(struct sbx_request *req);
+void rpc_net_unpreview(struct sbx_request *req);
 
 #endif

@@ -71,7 +71,7 @@ struct sbx_proxy {
 	bool done_queued; /* on the done list; under done_lock */
 	char *head;
 	size_t head_len, head_off;
-	char owner[13];
+	char owner[32];
 };
 
 static struct sbx_proxy *all;
@@ -440,15 +440,24 @@ fail:
 	return NULL;
 }
 
+/* "ID" owns "ID" and "ID:PORT"; "ID:PORT" owns itself alone. */
+static bool owned_by(const struct sbx_proxy *p, const char *owner)
+{
+	if (!owner)
+		return true;
+	size_t n = strlen(owner);
+	return !strncmp(p->owner, owner, n) && (p->owner[n] == '\0' || p->owner[n] == ':');
+}
+
 static void close_where(const char *owner)
 {
 	/* Break every pair first, so that all threads end together. */
 	for (struct sbx_proxy *p = all; p; p = p->next)
-		if (!owner || !strcmp(p->owner, owner))
+		if (owned_by(p, owner))
 			proxy_break(p);
 	for (struct sbx_proxy *p = all, *next; p; p = next) {
 		next = p->next;
-		if (!owner || !strcmp(p->owner, owner))
+		if (owned_by(p, owner))
 			proxy_free(p);
 	}
 }

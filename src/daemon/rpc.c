@@ -58,6 +58,7 @@ static const struct {
 	{ "net.unpublish", rpc_net_unpublish, true },
 	{ "net.ports", rpc_net_ports, false },
 	{ "net.preview", rpc_net_preview, true },
+	{ "net.unpreview", rpc_net_unpreview, true },
 };
 
 void sbx_rpc_dispatch(struct sbx_request *req)

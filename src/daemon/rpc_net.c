@@ -1,5 +1,5 @@
 /* net.*: published ports and preview links; and the JSON of a sandbox's
- * "network" and "ports" (create, update, inspect, sandbox.json). */
+ * "network", "ports" and "public" (create, update, inspect, sandbox.json). */
 #include "config.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +64,7 @@ void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb)
 	yajl_gen_map_close(g);
 	sbx_gen_key(g, "ports");
 	gen_ports(g, sb);
+	sbx_gen_kv_bool(g, "public", sb->net.public);
 }
 
 static int parse_list(yajl_val net, const char *key, struct sbx_cidr **out, size_t *n, bool *given, sbx_error **err)
@@ -125,6 +126,7 @@ void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj)
 {
 	yajl_val net = NULL, ports = NULL;
 	const char *ip = NULL;
+	sbx_json_bool(obj, "public", false, &sb->net.public, NULL);
 	if (sbx_json_object(obj, "network", false, &net, NULL) > 0) {
 		if (sbx_json_string(net, "ip", false, &ip, NULL) > 0 && ip)
 			inet_pton(AF_INET, ip, &sb->net.ip);
@@ -217,34 +219,67 @@ void rpc_net_preview(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
 	int64_t port = 0, expires_s = 0;
+	bool rotate = false;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb || sbx_json_int(req->params, "port", true, 1, 65535, &port, &err) < 0 ||
-	    sbx_json_int(req->params, "expires_s", false, 0, 365LL * 86400, &expires_s, &err) < 0) {
+	    sbx_json_int(req->params, "expires_s", false, 0, 365LL * 86400, &expires_s, &err) < 0 ||
+	    sbx_json_bool(req->params, "rotate", false, &rotate, &err) < 0) {
+		sbx_reply_error(req, err);
+		return;
+	}
+	if (rotate && expires_s) {
+		sbx_error_param(&err, "rotate", "rotate replaces the persistent token; a token with expires_s is new "
+				"anyway: give one or the other");
 		sbx_reply_error(req, err);
 		return;
 	}
 	int64_t expires_ns = expires_s ? sbx_now_ns() + expires_s * 1000000000LL : 0;
-	char token[65], url[256], gateway[64];
-	if (sbx_net_preview(sb, (uint16_t)port, expires_ns, token, url, sizeof(url), gateway, sizeof(gateway), &err) <
-	    0) {
+	struct sbx_preview pv;
+	if (sbx_net_preview(sb, (uint16_t)port, expires_ns, rotate, &pv, &err) < 0) {
 		sbx_reply_error(req, err);
 		return;
 	}
 	yajl_gen g = sbx_reply_begin(req);
 	if (g) {
 		yajl_gen_map_open(g);
-		sbx_gen_kv_str(g, "url", url);
-		sbx_gen_kv_str(g, "token", token);
-		if (expires_ns) {
+		sbx_gen_kv_str(g, "url", pv.url);
+		sbx_gen_kv_str(g, "token", pv.token);
+		if (pv.expires_ns) {
 			char ts[64];
-			sbx_time_rfc3339(expires_ns, ts);
+			sbx_time_rfc3339(pv.expires_ns, ts);
 			sbx_gen_kv_str(g, "expires_at", ts);
 		} else {
 			sbx_gen_kv_null(g, "expires_at");
 		}
-		sbx_gen_kv_str(g, "gateway", gateway);
+		sbx_gen_kv_str(g, "gateway", pv.gateway);
+		if (pv.host_url[0])
+			sbx_gen_kv_str(g, "host_url", pv.host_url);
+		else
+			sbx_gen_kv_null(g, "host_url");
+		sbx_gen_kv_int(g, "port", port);
+		sbx_gen_kv_bool(g, "public", sb->net.public);
 		yajl_gen_map_close(g);
 	}
 	sbx_reply_end(req, g);
-	explicit_bzero(token, sizeof(token));
+	explicit_bzero(&pv, sizeof(pv));
+}
+
+void rpc_net_unpreview(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	int64_t port = 0;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	int n;
+	if (!sb || sbx_json_int(req->params, "port", false, 1, 65535, &port, &err) < 0 ||
+	    (n = sbx_net_unpreview(sb, (uint16_t)port, &err)) < 0) {
+		sbx_reply_error(req, err);
+		return;
+	}
+	yajl_gen g = sbx_reply_begin(req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "revoked", n);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end(req, g);
 }

@@ -77,7 +77,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	yajl_val p = req->params;
 	const char *name = NULL, *image = d->cfg.default_image, *user = "root", *workdir = "/workspace",
 		   *hostname = NULL;
-	bool start = true, ephemeral = false;
+	bool start = true, ephemeral = false, public = false;
 	int64_t auto_stop = 15, auto_archive = 10080, auto_delete = -1;
 	struct sbx_kvlist labels = { 0 }, env = { 0 };
 	yajl_val net = NULL, res = NULL;
@@ -90,7 +90,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	if (sbx_json_string(p, "name", false, &name, &err) < 0 || sbx_json_string(p, "image", false, &image, &err) < 0 ||
 	    sbx_json_string(p, "user", false, &user, &err) < 0 || sbx_json_string(p, "workdir", false, &workdir, &err) < 0 ||
 	    sbx_json_string(p, "hostname", false, &hostname, &err) < 0 || sbx_json_bool(p, "start", false, &start, &err) < 0 ||
-	    sbx_json_bool(p, "ephemeral", false, &ephemeral, &err) < 0 ||
+	    sbx_json_bool(p, "ephemeral", false, &ephemeral, &err) < 0 || sbx_json_bool(p, "public", false, &public, &err) < 0 ||
 	    sbx_json_int(p, "auto_stop_min", false, 0, 525600, &auto_stop, &err) < 0 ||
 	    sbx_json_int(p, "auto_archive_min", false, 0, 5256000, &auto_archive, &err) < 0 ||
 	    sbx_json_int(p, "auto_delete_min", false, -1, 5256000, &auto_delete, &err) < 0 ||
@@ -243,6 +243,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 		sbx_error_errno(&err, ENOMEM, "create");
 		goto fail;
 	}
+	sb->net.public = public;
 	if (sbx_net_parse_egress(net, &sb->net, &err) < 0 ||
 	    (!strcmp(netmode, "bridge") && sbx_net_allocate(d, &sb->net.ip, &err) < 0)) {
 		sandbox_free_new(sb);
@@ -483,6 +484,7 @@ void rpc_sandbox_update(struct sbx_request *req)
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb)
 		return sbx_reply_error(req, err);
+	bool public = sb->net.public;
 	auto_stop = sb->auto_stop_min;
 	auto_archive = sb->auto_archive_min;
 	auto_delete = sb->auto_delete_min;
@@ -490,7 +492,8 @@ void rpc_sandbox_update(struct sbx_request *req)
 	if (has_labels < 0 || sbx_json_int(p, "auto_stop_min", false, 0, 525600, &auto_stop, &err) < 0 ||
 	    sbx_json_int(p, "auto_archive_min", false, 0, 5256000, &auto_archive, &err) < 0 ||
 	    sbx_json_int(p, "auto_delete_min", false, -1, 5256000, &auto_delete, &err) < 0 ||
-	    sbx_json_object(p, "resources", false, &res, &err) < 0 || sbx_json_object(p, "network", false, &net, &err) < 0)
+	    sbx_json_object(p, "resources", false, &res, &err) < 0 || sbx_json_object(p, "network", false, &net, &err) < 0 ||
+	    sbx_json_bool(p, "public", false, &public, &err) < 0)
 		goto fail;
 	if (net) {
 		/* Checked before anything changes; applied after the limits. */
@@ -552,6 +555,7 @@ void rpc_sandbox_update(struct sbx_request *req)
 	sb->auto_stop_min = auto_stop;
 	sb->auto_archive_min = auto_archive;
 	sb->auto_delete_min = auto_delete;
+	sb->net.public = public;
 	if (sbx_sandbox_save(sb, &err) < 0)
 		goto fail;
 	reply_sandbox(req, sb);

@@ -54,6 +54,12 @@ void rpc_system_info(struct sbx_request *req)
 			sbx_gen_str(g, "disk.project_quota");
 		if (sbx_net_available(d))
 			sbx_gen_str(g, "network.bridge");
+		/* Preview links: public sandboxes, the token in daytona_sdk's
+		 * header, links that outlive stops and restarts. */
+		static const char *const preview[] = { "preview.public", "preview.daytona_header", "preview.persistent" };
+		if (d->cfg.preview_listen && *d->cfg.preview_listen)
+			for (size_t i = 0; i < SBX_ARRAY_SIZE(preview); i++)
+				sbx_gen_str(g, preview[i]);
 		yajl_gen_array_close(g);
 		sbx_gen_key(g, "resource_defaults");
 		yajl_gen_map_open(g);

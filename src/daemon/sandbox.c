@@ -926,7 +926,6 @@ static void reconcile(struct sbx_sandbox *sb)
 		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
 	}
 	remove_run_dirs(d, sb->id);
-	sbx_net_drop_previews(d, sb->id); /* links to a sandbox that stopped while we were away */
 	if (sb->state != SBX_STATE_STOPPED && sb->state != SBX_STATE_ERROR) {
 		sb->state = SBX_STATE_STOPPED;
 		sb->init_pid = 0;

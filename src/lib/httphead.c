@@ -4,6 +4,7 @@
  * else is refused rather than guessed at, since the head decides who may
  * reach a sandbox. */
 #include "config.h"
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -234,4 +235,62 @@ int sbx_http_preview_host(struct sbx_http_str host, const char *domain, uint16_t
 	id[12] = '\0';
 	*port = (uint16_t)p;
 	return 0;
+}
+
+/* name is "suffix" or ends with ".suffix", case-insensitive. */
+static bool name_under(const char *name, size_t n, const char *suffix)
+{
+	size_t sl = strlen(suffix);
+	if (!sl || n < sl || strncasecmp(name + n - sl, suffix, sl) != 0)
+		return false;
+	return n == sl || name[n - sl - 1] == '.';
+}
+
+bool sbx_http_host_local(struct sbx_http_str host, const char *domain)
+{
+	char name[256];
+	size_t n = host.n;
+	const char *p = host.p;
+	if (!n || n >= sizeof(name))
+		return false;
+	if (p[0] == '[') {
+		const char *close = memchr(p, ']', n);
+		if (!close)
+			return false;
+		size_t rest = n - (size_t)(close + 1 - p);
+		if (rest && (close[1] != ':' || rest == 1))
+			return false;
+		for (size_t i = 1; i < rest; i++)
+			if (close[1 + i] < '0' || close[1 + i] > '9')
+				return false;
+		size_t in = (size_t)(close - p - 1);
+		memcpy(name, p + 1, in);
+		name[in] = '\0';
+		struct in6_addr a6;
+		return inet_pton(AF_INET6, name, &a6) == 1;
+	}
+	/* an optional :port */
+	for (size_t i = n; i > 0; i--) {
+		char c = p[i - 1];
+		if (c == ':') {
+			if (i == n)
+				return false;
+			n = i - 1;
+			break;
+		}
+		if (c < '0' || c > '9')
+			break;
+	}
+	if (n && p[n - 1] == '.') /* the root's dot */
+		n--;
+	if (!n)
+		return false;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	if (memchr(name, ':', n))
+		return false;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return true;
+	return name_under(name, n, "localhost") || (domain && name_under(name, n, domain));
 }

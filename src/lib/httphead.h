@@ -44,5 +44,11 @@ bool sbx_http_cookie_get(struct sbx_http_str header, const char *name, struct sb
 /* "PORT-ID.DOMAIN" with an optional ":port" after it: the port (1..65535)
  * and the sandbox id (12 lowercase hex digits) of a preview URL. */
 int sbx_http_preview_host(struct sbx_http_str host, const char *domain, uint16_t *port, char id[13]);
+/* A Host header (with an optional ":port") that names this machine as a
+ * local client or the operator's preview domain would: an IPv4 or [IPv6]
+ * literal, localhost or a name under it, the domain or a name under it.
+ * A page whose own name was made to resolve here (DNS rebinding) sends
+ * its own name instead, and is refused. */
+bool sbx_http_host_local(struct sbx_http_str host, const char *domain);
 
 #endif

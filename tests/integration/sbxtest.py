@@ -412,6 +412,9 @@ class Daemon:
         cfg.setdefault("bridge", "sbt" + self.net_tag)
         cfg.setdefault("subnet", "10.%d.%d.0/24" % (100 + random.randrange(100), random.randrange(256)))
         cfg.setdefault("preview_listen", "127.0.0.1:0")
+        # Links' own listeners from a window of the default range.
+        first = 30000 + 256 * random.randrange(10)
+        cfg.setdefault("preview_ports", "%d-%d" % (first, first + 255))
         self.config = cfg
         with open(self.config_path, "w") as f:
             for k, v in cfg.items():

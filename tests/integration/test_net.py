@@ -397,7 +397,12 @@ class BridgeTest(NetTestBase):
         self.start_httpd(sb, 8000)
         pv = self.call("net.preview", {"sandbox": sb["id"], "port": 8000, "expires_s": 600})
         host = "8000-%s.localhost" % sb["id"]
-        self.assertIn(host, pv["url"])
+        # The URL names the link's own listener; the Host-routed form goes
+        # through the shared one.
+        self.assertRegex(pv["url"], r"^http://127\.0\.0\.1:\d+$")
+        self.assertEqual(pv["gateway"], pv["url"][len("http://"):])
+        self.assertRegex(pv["host_url"], r"^http://%s:\d+$" % host)
+        shared = "127.0.0.1:" + pv["host_url"].rsplit(":", 1)[1]
         self.assertEqual(len(pv["token"]), 64)
         self.assertIsNotNone(pv["expires_at"])
         gw = pv["gateway"]
@@ -419,8 +424,13 @@ class BridgeTest(NetTestBase):
         st, _, body = self.gateway_request(gw, host, "/index.html", {"Cookie": cookie})
         self.assertEqual(st, 200)
         self.assertIn("inside hello", body)
+        # the same through the shared listener
+        st, _, body = self.gateway_request(shared, host, "/index.html", {"X-Sandbox-Token": pv["token"]})
+        self.assertEqual(st, 200)
+        self.assertIn("inside hello", body)
         # garbage and unknown hosts reach nothing
-        self.assertEqual(self.gateway_request(gw, "example.com", "/")[0], 404)
+        self.assertEqual(self.gateway_request(shared, "example.com", "/")[0], 404)
+        self.assertEqual(self.gateway_request(gw, "example.com", "/")[0], 421)
         h, p = gw.rsplit(":", 1)
         with socket.create_connection((h, int(p)), timeout=5) as s:
             s.sendall(b"\x00\x01garbage\r\n\r\n")
@@ -428,11 +438,16 @@ class BridgeTest(NetTestBase):
         # sandboxctl
         code, out, err = self.ctl("net", "preview", sb["id"], "8000")
         self.assertEqual(code, 0, err)
-        self.assertIn(host, out)
-        # revoked when the sandbox stops
+        self.assertIn(pv["url"], out)
+        # a stopped sandbox: the link stays and says so
         self.call("sandbox.stop", {"sandbox": sb["id"]})
-        self.assertEqual(self.gateway_request(gw, host, "/index.html", {"X-Sandbox-Token": pv["token"]})[0], 401)
-        self.assertRpcError(BAD_STATE, "net.preview", {"sandbox": sb["id"], "port": 8000})
+        st, _, body = self.gateway_request(gw, host, "/index.html", {"X-Sandbox-Token": pv["token"]})
+        self.assertEqual(st, 503)
+        self.assertIn("is stopped", body)
+        self.assertEqual(self.call("net.preview", {"sandbox": sb["id"], "port": 8000})["url"], pv["url"])
+        # no network, no link
+        none = self.create(network={"mode": "none"})
+        self.assertRpcError(BAD_STATE, "net.preview", {"sandbox": none["id"], "port": 8000})
 
     def test_preview_expires(self):
         sb = self.create()
@@ -442,7 +457,7 @@ class BridgeTest(NetTestBase):
         time.sleep(1.5)
         self.assertEqual(self.gateway_request(pv["gateway"], host, "/", {"X-Sandbox-Token": pv["token"]})[0], 401)
 
-    def test_preview_links_survive_a_restart_until_the_sandbox_stops(self):
+    def test_preview_tokens_survive_restarts_and_stops(self):
         sb = self.create()
         self.start_httpd(sb, 8000)
         host = "8000-%s.localhost" % sb["id"]
@@ -454,22 +469,21 @@ class BridgeTest(NetTestBase):
             with self.subTest(hard=hard):
                 self.daemon.restart(hard=hard)
                 self.rpc = self.daemon.client()
-                gw = self.call("net.preview", {"sandbox": sb["id"], "port": 9})["gateway"]
-                st, _, body = self.gateway_request(gw, host, "/index.html", {"X-Sandbox-Token": pv["token"]})
+                st, _, body = self.gateway_request(pv["gateway"], host, "/index.html", {"X-Sandbox-Token": pv["token"]})
                 self.assertEqual(st, 200)
                 self.assertIn("inside hello", body)
         time.sleep(1.2)
-        self.assertEqual(self.gateway_request(gw, host, "/", {"X-Sandbox-Token": short["token"]})[0], 401)
-        # Stop revokes them, on disk too: neither a start nor a restart
-        # brings them back.
+        self.assertEqual(self.gateway_request(pv["gateway"], host, "/", {"X-Sandbox-Token": short["token"]})[0], 401)
+        # A stop keeps them, on disk too: a start and a restart find them.
         self.call("sandbox.stop", {"sandbox": sb["id"]})
-        self.assertFalse(os.path.exists(path))
+        self.assertTrue(os.path.exists(path))
         self.call("sandbox.start", {"sandbox": sb["id"]})
         self.daemon.restart(hard=True)
         self.rpc = self.daemon.client()
         self.start_httpd(sb, 8000)
-        gw = self.call("net.preview", {"sandbox": sb["id"], "port": 9})["gateway"]
-        self.assertEqual(self.gateway_request(gw, host, "/index.html", {"X-Sandbox-Token": pv["token"]})[0], 401)
+        st = wait_until(lambda: (lambda r: r[0] != 502 and r)(self.gateway_request(
+            pv["gateway"], host, "/index.html", {"X-Sandbox-Token": pv["token"]})), 10)[0]
+        self.assertEqual(st, 200)
 
     def test_upgrade_passes_bytes_both_ways(self):
         sb = self.create()
@@ -519,8 +533,8 @@ class BridgeTest(NetTestBase):
             self.assertEqual(bytes(received), big)
         # A token in a cookie is taken out too; the app's cookies stay.
         with socket.create_connection((h, int(p)), timeout=5) as s2:
-            s2.sendall(("GET / HTTP/1.1\r\nHost: 9000-%s.localhost\r\nCookie: a=1; sbx_preview_token=%s; b=2\r\n"
-                        "\r\n" % (sb["id"], pv["token"])).encode())
+            s2.sendall(("GET / HTTP/1.1\r\nHost: 9000-%s.localhost\r\nCookie: a=1; sbx_preview_token=%s; b=2; "
+                        "sbx_preview_token_%s_9000=%s\r\n\r\n" % (sb["id"], pv["token"], sb["id"], pv["token"])).encode())
             got = b""
             while b"\r\n\r\n" not in got:
                 chunk = s2.recv(4096)
@@ -578,13 +592,13 @@ class BridgeTest(NetTestBase):
         self.assertEqual(len(body), 64 << 20)
         self.assertEqual(hashlib.sha256(body).hexdigest(), want)
         # What the daemon holds with no connection open (the first one made
-        # what stays for all of them).
+        # what stays for all of them; each link has a listener).
+        ev = self.call("net.preview", {"sandbox": sid, "port": 9000})
         wait_until(lambda: self.daemon_fds_and_threads()[1] == threads, 10, message="forwarding threads end")
         base = self.daemon_fds_and_threads()
 
         # Half-close: the client stops sending, the echo comes back whole,
         # then the end of the stream.
-        ev = self.call("net.preview", {"sandbox": sid, "port": 9000})
         h, p = ev["gateway"].rsplit(":", 1)
         marker = b"GET /echo HTTP/1.1\r\nHost: 9000-%s.localhost\r\nX-Sandbox-Token: %s\r\n\r\n" % (
             sid.encode(), ev["token"].encode())

@@ -135,6 +135,27 @@ START_TEST(test_cookie)
 }
 END_TEST
 
+START_TEST(test_host_local)
+{
+	static const char *const good[] = {
+		"127.0.0.1", "127.0.0.1:30001", "10.1.2.3:80", "[::1]", "[::1]:30001", "localhost", "LocalHost:8480",
+		"localhost.", "8080-0123456789ab.localhost:8480", "preview.example.com", "a.b.Preview.Example.com:80",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(sbx_http_host_local(S(good[i]), "preview.example.com"), "refused %s", good[i]);
+	static const char *const bad[] = {
+		"", "evil.com", "evil.com:30001", "localhost.evil.com", "xlocalhost", "notpreview.example.com",
+		"example.com", "127.0.0.1:", "[::1", "[::1]x", "[::1]:", "[zz::1]", "1.2.3", "127.0.0.1.evil.com",
+		"localhost:8a", ":80", "a:b:c",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!sbx_http_host_local(S(bad[i]), "preview.example.com"), "accepted %s", bad[i]);
+	/* the default domain adds nothing to localhost */
+	ck_assert(!sbx_http_host_local(S("preview.example.com"), "localhost"));
+	ck_assert(!sbx_http_host_local(S("preview.example.com"), NULL));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("httphead");
@@ -146,6 +167,7 @@ int main(void)
 	tcase_add_test(tc, test_preview_host);
 	tcase_add_test(tc, test_query_token);
 	tcase_add_test(tc, test_cookie);
+	tcase_add_test(tc, test_host_local);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

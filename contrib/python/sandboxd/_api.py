@@ -139,9 +139,10 @@ class SandboxAPI(Family):
                auto_archive_min: Optional[int] = None, auto_delete_min: Optional[int] = None,
                ephemeral: Optional[bool] = None, userns: Optional[bool] = None,
                cap_add: Optional[Sequence[str]] = None, cap_drop: Optional[Sequence[str]] = None,
-               seccomp_profile: Optional[str] = None, **extra: Any) -> t.Sandbox:
-        """sandbox.create (and start, unless start=False).  Members the
-        protocol gains later can be passed as extra keywords."""
+               seccomp_profile: Optional[str] = None, public: Optional[bool] = None, **extra: Any) -> t.Sandbox:
+        """sandbox.create (and start, unless start=False); public=True
+        serves its preview links without a token.  Members the protocol
+        gains later can be passed as extra keywords."""
         p = params(image=image, name=name, start=start, labels=dict(labels) if labels is not None else None,
                    env=dict(env) if env is not None else None, user=user, workdir=workdir, hostname=hostname,
                    resources=resources if isinstance(resources, t.Resources) else
@@ -150,7 +151,7 @@ class SandboxAPI(Family):
                    auto_archive_min=auto_archive_min, auto_delete_min=auto_delete_min, ephemeral=ephemeral,
                    userns=userns, cap_add=list(cap_add) if cap_add is not None else None,
                    cap_drop=list(cap_drop) if cap_drop is not None else None, seccomp_profile=seccomp_profile,
-                   **extra)
+                   public=public, **extra)
         return self._do(Call("sandbox.create", p, lambda r, _: t.Sandbox.from_dict(r)))
 
     def start(self, sandbox: SandboxRef) -> t.Sandbox:
@@ -190,13 +191,13 @@ class SandboxAPI(Family):
                resources: Union[t.Resources, Mapping[str, Any], None] = None,
                auto_stop_min: Optional[int] = None, auto_archive_min: Optional[int] = None,
                auto_delete_min: Optional[int] = None, network: Optional[Mapping[str, Any]] = None,
-               **extra: Any) -> t.Sandbox:
+               public: Optional[bool] = None, **extra: Any) -> t.Sandbox:
         """sandbox.update: only what is given changes."""
         p = params(sandbox=sandbox_id(sandbox), labels=dict(labels) if labels is not None else None,
                    resources=resources if isinstance(resources, t.Resources) else
                    (dict(resources) if resources is not None else None),
                    auto_stop_min=auto_stop_min, auto_archive_min=auto_archive_min, auto_delete_min=auto_delete_min,
-                   network=dict(network) if network is not None else None, **extra)
+                   network=dict(network) if network is not None else None, public=public, **extra)
         return self._do(Call("sandbox.update", p, lambda r, _: t.Sandbox.from_dict(r)))
 
     def stats(self, sandbox: SandboxRef) -> t.Stats:
@@ -436,7 +437,16 @@ class NetAPI(Family):
                              lambda r, _: [t.Port.from_dict(x) for x in r.get("ports", [])]))
 
     def preview(self, sandbox: SandboxRef, port: int, *, expires_s: Optional[int] = None,
-                **extra: Any) -> t.Preview:
-        """net.preview: a URL on the preview gateway and its token."""
-        p = params(sandbox=sandbox_id(sandbox), port=port, expires_s=expires_s, **extra)
+                rotate: Optional[bool] = None, **extra: Any) -> t.Preview:
+        """net.preview: the link of a sandbox port, its URL and token. The
+        same URL and token every time, across stops and daemon restarts,
+        until the sandbox is deleted or the link revoked; rotate=True gives
+        it a new token, expires_s a further token that ends then."""
+        p = params(sandbox=sandbox_id(sandbox), port=port, expires_s=expires_s, rotate=rotate, **extra)
         return self._do(Call("net.preview", p, lambda r, _: t.Preview.from_dict(r)))
+
+    def unpreview(self, sandbox: SandboxRef, port: Optional[int] = None) -> int:
+        """net.unpreview: revokes the link of port (None: every link of the
+        sandbox); how many links went."""
+        return self._do(Call("net.unpreview", params(sandbox=sandbox_id(sandbox), port=port),
+                             lambda r, _: int(r.get("revoked", 0))))

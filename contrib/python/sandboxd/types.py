@@ -141,6 +141,7 @@ class Sandbox(_Model):
     auto_archive_min: Optional[int] = None
     auto_delete_min: Optional[int] = None
     ephemeral: Optional[bool] = None
+    public: Optional[bool] = None
     security: Dict[str, Any] = field(default_factory=dict)
     init_pid: Optional[int] = None
     raw: Dict[str, Any] = _raw()
@@ -343,10 +344,16 @@ class ArchiveResult(_Model):
 
 @dataclass
 class Preview(_Model):
+    """net.preview: url (a base without a trailing slash), token,
+    expires_at (None: the link's persistent token), gateway, host_url (the
+    Host-routed form), port, public (no token needed)."""
     url: str = ""
     token: Optional[str] = None
     expires_at: Optional[str] = None
     gateway: Optional[str] = None
+    host_url: Optional[str] = None
+    port: Optional[int] = None
+    public: Optional[bool] = None
     raw: Dict[str, Any] = _raw()
 
 

@@ -79,9 +79,10 @@ class ClientTest(DaemonTestCase):
         self.assertEqual([s.id for s in self.c.sandbox.list(labels={"team": "py"})], [sb.id])
         self.assertEqual(self.c.sandbox.list(labels={"team": "nobody"}), [])
         self.assertIn(sb.id, [s.id for s in self.c.sandbox.list(state="started")])
+        self.assertIs(sb.public, False)
         up = self.c.sandbox.update(sb, labels={"team": "py", "v": "2"}, auto_stop_min=0,
-                                   resources={"memory_mb": 512})
-        self.assertEqual((up.labels["v"], up.auto_stop_min, up.resources.memory_mb), ("2", 0, 512))
+                                   resources={"memory_mb": 512}, public=True)
+        self.assertEqual((up.labels["v"], up.auto_stop_min, up.resources.memory_mb, up.public), ("2", 0, 512, True))
         st = self.c.sandbox.stats(sb)
         self.assertIsInstance(st, t.Stats)
         self.assertEqual(st.state, "started")
@@ -352,7 +353,14 @@ class ClientTest(DaemonTestCase):
         pv = self.c.net.preview(sb, 8080)
         self.assertIsInstance(pv, t.Preview)
         self.assertEqual(len(pv.token), 64)
-        self.assertTrue(pv.url.startswith("http://8080-%s." % sb.id))
+        self.assertTrue(pv.url.startswith("http://") and not pv.url.endswith("/"), pv.url)
+        self.assertEqual(pv.host_url, "http://8080-%s.localhost:%s" % (sb.id, pv.host_url.rsplit(":", 1)[1]))
+        self.assertEqual(self.c.net.preview(sb, 8080), pv)  # the same link, asked again
+        rotated = self.c.net.preview(sb, 8080, rotate=True)
+        self.assertEqual((rotated.url, rotated.public), (pv.url, False))
+        self.assertNotEqual(rotated.token, pv.token)
+        self.assertEqual(self.c.net.unpreview(sb, 8080), 1)
+        self.assertEqual(self.c.net.unpreview(sb), 0)
         self.assertIsNone(self.c.net.unpublish(sb, 8080))
         self.assertEqual(self.c.net.ports(sb), [])
 

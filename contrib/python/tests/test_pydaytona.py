@@ -144,10 +144,15 @@ class FacadeTestCase(DaemonTestCase):
 
     def gateway_get(self, url, path, headers):
         """GET through the gateway's address with the URL's host in Host
-        (for the parts that do not depend on the name resolving)."""
+        (for the parts that do not depend on the name resolving). A URL
+        that names an address is the address to connect to."""
         pv_host = urllib.request.urlparse(url)
-        gw = self.c.net.preview(pv_host.hostname.split("-", 1)[1].split(".")[0], 80).gateway
-        h, p = gw.rsplit(":", 1)
+        try:
+            socket.inet_aton(pv_host.hostname)
+            h, p = pv_host.hostname, pv_host.port or 80
+        except OSError:
+            gw = self.c.net.preview(pv_host.hostname.split("-", 1)[1].split(".")[0], 80).gateway
+            h, p = gw.rsplit(":", 1)
         lines = ["GET %s HTTP/1.0" % path, "Host: %s" % pv_host.netloc] + ["%s: %s" % kv for kv in headers.items()]
         with socket.create_connection((h, int(p)), timeout=5) as s:
             s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
