@@ -28,6 +28,13 @@ fatal_stage() { # a stage that could not run at all counts as one failure
 
 note "dependencies"
 ./contrib/install-deps.sh || { echo "run-all: cannot install dependencies" >&2; exit 1; }
+# Other tools that read what the project writes (tarballs); the tests that
+# use them skip, saying so, when they cannot be installed.
+for p in podman libarchive-tools; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null 2>&1 ||
+		echo "run-all: cannot install $p; the tests that need it are skipped" >&2
+done
 
 note "autogen"
 ./autogen.sh >/dev/null 2>&1 || { echo "run-all: autogen.sh failed" >&2; exit 1; }
