@@ -11,6 +11,7 @@
 #include "cgroup.h"
 #include "seccomp_filter.h"
 #include "error.h"
+#include "fdbudget.h"
 #include "json.h"
 #include "log.h"
 #include "loop.h"
@@ -85,6 +86,8 @@ struct sbx_daemon {
 	struct sbx_image *images;
 	int64_t started_ns;
 	uint64_t conn_count;
+	struct sbx_fdbudget fds; /* fdbudget.c */
+	int spare_fd;            /* given up to answer a client when no descriptor is left */
 	bool shutting_down;
 	struct sbx_net *net; /* net.c */
 };

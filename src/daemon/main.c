@@ -203,7 +203,7 @@ int main(int argc, char **argv)
 	struct sbx_daemon *d = &daemon_state;
 	run_from_sealed_copy(argv);
 	d->listen_fd = d->state_fd = d->run_fd = d->lock_fd = d->init_exe_fd = -1;
-	d->monitor_exe_fd = d->inotify_fd = -1;
+	d->monitor_exe_fd = d->inotify_fd = d->spare_fd = -1;
 	sbx_error *err = NULL;
 	if (sbx_config_defaults(&d->cfg) < 0) {
 		fprintf(stderr, "sandboxd: out of memory\n");
@@ -328,6 +328,9 @@ int main(int argc, char **argv)
 		}
 	}
 	sbx_log_init("sandboxd", d->cfg.log_level, !d->cfg.foreground);
+	/* Every sandbox holds a descriptor here: systemd's default soft limit
+	 * of 1024 would stop the daemon at about a thousand. */
+	sbx_fdbudget_init(&d->fds, d->cfg.max_sandboxes);
 	umask(022);
 	if (chdir("/") < 0)
 		sbx_warn("chdir /: %m");

@@ -194,6 +194,8 @@ void rpc_sandbox_create(struct sbx_request *req)
 			      (long long)d->cfg.max_sandboxes);
 		goto fail;
 	}
+	if (start && sbx_fdbudget_check_start(&d->fds, &err) < 0)
+		goto fail;
 	struct sbx_image *img = sbx_image_find(d, image);
 	if (!img) {
 		sbx_error_set(&err, SBX_ERR_NOT_FOUND, "image \"%.128s\" not found; run 'sandboxctl image ls'", image);
@@ -353,7 +355,10 @@ void rpc_sandbox_start(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
-	if (!sb || sbx_sandbox_start(sb, &err) < 0)
+	if (!sb)
+		return sbx_reply_error(req, err);
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
+	if ((!running && sbx_fdbudget_check_start(&req->d->fds, &err) < 0) || sbx_sandbox_start(sb, &err) < 0)
 		return sbx_reply_error(req, err);
 	reply_sandbox(req, sb);
 }

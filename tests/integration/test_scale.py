@@ -1,0 +1,206 @@
+"""Many sandboxes on one host: the daemon's descriptor budget, limit errors
+for what the kernel refuses, and nothing left in the kernel afterwards
+(loop devices)."""
+
+import os
+import time
+
+from sbxtest import ConnectionClosed, Daemon, RpcClient, RpcError, SandboxdTestCase, main, wait_until
+
+LIMIT = 4
+
+
+class NofileDaemon(Daemon):
+    """A daemon started with a given RLIMIT_NOFILE (soft, hard)."""
+
+    def __init__(self, nofile, **kw):
+        self.nofile = nofile
+        super().__init__(**kw)
+
+    def command(self):
+        return ["prlimit", "--nofile=%d:%d" % self.nofile, "--"] + super().command()
+
+
+def mount_lines(needle):
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if needle in line]
+
+
+def loop_devices():
+    """{name: backing file or None} of every loop device on the host."""
+    devs = {}
+    for name in os.listdir("/sys/block"):
+        if not name.startswith("loop"):
+            continue
+        try:
+            with open("/sys/block/%s/loop/backing_file" % name) as f:
+                devs[name] = f.read().strip()
+        except OSError:
+            devs[name] = None  # exists, not attached
+    return devs
+
+
+class DescriptorBudgetTest(SandboxdTestCase):
+    start_daemon = False
+
+    def nofile_daemon(self, soft, hard, **config):
+        d = NofileDaemon((soft, hard), config=config)
+        self.daemons.append(d)
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.daemon = d
+        self.rpc = d.client(timeout=120)
+        return d
+
+    def test_soft_limit_raised_to_hard(self):
+        d = self.nofile_daemon(1024, 4096)
+        fds = self.call("system.info")["descriptors"]
+        self.assertEqual(fds["limit"], 4096)
+        self.assertGreater(fds["used"], 3)
+        self.assertLess(fds["used"], 200)
+        self.assertGreaterEqual(fds["reserve"], 64)
+        with open("/proc/%d/limits" % d.pid) as f:
+            line = [ln for ln in f if ln.startswith("Max open files")][0]
+        self.assertEqual(line.split()[3:5], ["4096", "4096"])
+        self.assertIn("soft limit raised from 1024 to 4096", d.log())
+        rc, out, err = self.ctl("info")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"descriptors: +\d+ used of 4096 \(\d+ kept for existing sandboxes\)\n")
+
+    def test_connections_past_the_limit_are_answered_and_closed(self):
+        """Out of descriptors, accept fails; the waiting client gets one error
+        line and EOF, and the loop does not spin on the listening socket."""
+        d = self.nofile_daemon(256, 256)
+        clients, refused = [], []
+        for _ in range(300):
+            c = RpcClient(d.socket, timeout=10)
+            clients.append(c)
+        self.addCleanup(lambda: [c.close() for c in clients])
+        for c in clients:
+            c.sock.settimeout(0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(refused) < 300 - 256:
+            refused = [c for c in clients if c.buf or self._readable(c)]
+            time.sleep(0.05)
+        self.assertGreaterEqual(len(refused), 300 - 256)
+        msg = refused[-1].recv_msg(timeout=5)
+        self.assertEqual(msg["error"]["code"], LIMIT, msg)
+        self.assertIn("open-file limit 256", msg["error"]["message"])
+        self.assertTrue(refused[-1].expect_eof())
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu():
+            with open("/proc/%d/stat" % d.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks
+
+        # More clients knock while none can be accepted: they are answered,
+        # and the daemon stays idle otherwise.
+        more = [RpcClient(d.socket, timeout=10) for _ in range(20)]
+        self.addCleanup(lambda: [c.close() for c in more])
+        before = cpu()
+        time.sleep(1.0)
+        self.assertLess(cpu() - before, 0.3, "the daemon spins while it cannot accept")
+        for c in more:
+            self.assertTrue(c.expect_eof(), "a client past the limit was neither served nor closed")
+        for c in clients:
+            c.close()
+
+        def ping():
+            try:
+                with RpcClient(d.socket, timeout=5) as c:
+                    return c.call("system.ping") == {}
+            except (ConnectionClosed, OSError):
+                return False  # refused: the closed clients are not all reaped yet
+
+        wait_until(ping, timeout=10, message="the daemon does not serve after clients left")
+
+    @staticmethod
+    def _readable(c):
+        import select
+        return bool(select.select([c.sock], [], [], 0)[0])
+
+    def test_creates_stop_before_existing_sandboxes_starve(self):
+        """Soft and hard limit 1024: creates are refused with a limit error
+        naming the limit while every existing sandbox still takes work."""
+        d = self.nofile_daemon(1024, 1024, max_sandboxes=5000, default_disk_mb=0)
+        fds_before = d.settled_fd_count(self.rpc)
+        ids = []
+        refusal = None
+        for _ in range(1100):
+            try:
+                sb = self.call("sandbox.create", {"network": {"mode": "none"}, "auto_stop_min": 0})
+            except RpcError as e:
+                refusal = e
+                break
+            d.known_ids.add(sb["id"])
+            ids.append(sb["id"])
+        self.assertIsNotNone(refusal, "1100 creates under a limit of 1024 open files all succeeded")
+        # First of all, the sandboxes that exist still answer.
+        for sid in (ids[0], ids[-1]):
+            self.assertEqual(self.sh(sid, "echo ok"), "ok\n")
+        self.assertEqual(refusal.code, LIMIT, refusal.message)
+        self.assertIn("RLIMIT_NOFILE", refusal.message)
+        self.assertIn("LimitNOFILE", refusal.message)
+        self.assertGreater(len(ids), 800)  # the reserve is a reserve, not half the limit
+        # The refused create left nothing behind.
+        on_disk = set(d.sandbox_ids_on_disk())
+        self.assertEqual(on_disk, set(ids))
+        groups = {n[4:] for n in os.listdir(d.cgroup_base_path()) if n.startswith("sbx-")}
+        self.assertEqual(groups, set(ids))
+        self.assertEqual(len(self.call("sandbox.list")["sandboxes"]), len(ids))
+        self.assertEqual(mount_lines(d.run_dir), [])
+        self.assertEqual([b for b in loop_devices().values() if b and b.startswith(d.dir)], [])
+        info = self.call("system.info")["descriptors"]
+        self.assertEqual(info["limit"], 1024)
+        self.assertGreater(info["used"], 1024 - info["reserve"] - 64)
+        # A second refusal, and the ones after it, are just as clear.
+        err = self.assertRpcError(LIMIT, "sandbox.create", {"network": {"mode": "none"}})
+        self.assertIn("RLIMIT_NOFILE", err["message"])
+        # A stopped sandbox holds no descriptor: made, but not started.
+        stopped = self.call("sandbox.create", {"network": {"mode": "none"}, "start": False})
+        d.known_ids.add(stopped["id"])
+        err = self.assertRpcError(LIMIT, "sandbox.start", {"sandbox": stopped["id"]})
+        self.assertIn("RLIMIT_NOFILE", err["message"])
+
+        self.assertIn("leaves room for about", d.log())  # fewer than max_sandboxes
+        # Work on the sandboxes that exist goes on: exec into the first and
+        # the last, background commands and their logs, files, several
+        # connections at once.
+        for sid in (ids[0], ids[len(ids) // 2], ids[-1]):
+            self.assertEqual(self.sh(sid, "echo ok"), "ok\n")
+        clients = [d.client() for _ in range(4)]
+        pending = [(c, c.request("process.exec", {"sandbox": sid, "cmd": ["cat", "/etc/hostname"]}))
+                   for c, sid in zip(clients, (ids[0], ids[1], ids[-2], ids[-1]))]
+        for c, rid in pending:
+            self.assertEqual(c.result(rid)["exit_code"], 0)
+        spawned = self.call("process.spawn", {"sandbox": ids[-1], "cmd": ["sh", "-c", "echo from-bg"]})
+        self.call("process.wait", {"sandbox": ids[-1], "cmd_id": spawned["cmd_id"], "timeout_s": 20})
+        logs = self.call("process.logs", {"sandbox": ids[-1], "cmd_id": spawned["cmd_id"]})
+        self.assertEqual(logs["stdout"], "from-bg\n")
+        self.call("fs.write", {"sandbox": ids[0], "path": "/tmp/f", "data": "written"})
+        self.assertEqual(self.call("fs.read", {"sandbox": ids[0], "path": "/tmp/f"})["data"], "written")
+        rc, out, err = self.ctl("exec", ids[-1], "--", "true")
+        self.assertEqual((rc, err), (0, ""))
+        # Deleting makes room again.
+        for sid in ids[-40:]:
+            self.call("sandbox.delete", {"sandbox": sid, "force": True})
+        del ids[-40:]
+        sb = self.call("sandbox.create", {"network": {"mode": "none"}})
+        d.known_ids.add(sb["id"])
+        ids.append(sb["id"])
+        self.assertEqual(self.sh(sb["id"], "echo new"), "new\n")
+
+        # Everything deleted: the daemon holds what it held before.
+        t = time.monotonic()
+        for sid in ids + [stopped["id"]]:
+            self.call("sandbox.delete", {"sandbox": sid, "force": True})
+        self.assertLess(time.monotonic() - t, 300)
+        for c in clients:
+            c.close()
+        d.clients = [self.rpc]
+        self.assertEqual(d.settled_fd_count(self.rpc), fds_before)
+
+
+if __name__ == "__main__":
+    main()
