@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "disk.h"
 #include "images.h"
+#include "loopdevs.h"
 #include "net.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -393,7 +394,7 @@ int main(int argc, char **argv)
 	adapt_defaults(d);
 	sbx_trash_empty(d);
 	if (sbx_images_load(d, &err) < 0 || sbx_images_ensure_default(d, &err) < 0 ||
-	    sbx_net_init(d, &err) < 0 || sbx_sandboxes_recover(d, &err) < 0)
+	    sbx_net_init(d, &err) < 0 || sbx_sandboxes_recover(d, &err) < 0 || sbx_loopdevs_init(d, &err) < 0)
 		goto out;
 	sbx_net_recover(d);
 	if (sbx_server_listen(d, &err) < 0)
@@ -412,6 +413,7 @@ int main(int argc, char **argv)
 	sbx_server_close(d);
 	sbx_net_shutdown(d);
 	sbx_commands_fini(d);
+	sbx_loopdevs_fini(d);
 	sbx_cgroup_root_cleanup(&d->cg);
 out:
 	if (err) {
@@ -421,6 +423,7 @@ out:
 		sbx_error_free(err);
 	}
 	sbx_closep(&ready[1]);
+	sbx_loopdevs_fini(d);
 	sbx_net_shutdown(d);
 	sbx_cgroup_root_fini(&d->cg);
 	sbx_config_free(&d->cfg);

@@ -17,6 +17,7 @@
 #include "userns.h"
 #include "image.h"
 #include "images.h"
+#include "loopdevs.h"
 #include "net.h"
 #include "sandbox.h"
 
@@ -332,6 +333,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	sbx_event_emit(d, "created", sb, NULL);
 	if (start) {
 		if (sbx_sandbox_start(sb, &err) < 0) {
+			sbx_loopdevs_release(d, sb->id);
 			sbx_error *derr = NULL;
 			if (sbx_sandbox_destroy(sb, &derr) < 0)
 				sbx_warn("%s", derr->msg);
@@ -358,8 +360,13 @@ void rpc_sandbox_start(struct sbx_request *req)
 	if (!sb)
 		return sbx_reply_error(req, err);
 	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
-	if ((!running && sbx_fdbudget_check_start(&req->d->fds, &err) < 0) || sbx_sandbox_start(sb, &err) < 0)
+	if (!running && sbx_fdbudget_check_start(&req->d->fds, &err) < 0)
 		return sbx_reply_error(req, err);
+	if (sbx_sandbox_start(sb, &err) < 0) {
+		if (!running)
+			sbx_loopdevs_release(req->d, sb->id); /* a device it made is detached */
+		return sbx_reply_error(req, err);
+	}
 	reply_sandbox(req, sb);
 }
 

@@ -17,6 +17,7 @@
 
 #include "caps.h"
 #include "disk.h"
+#include "loopdevs.h"
 #include "seccomp_profile.h"
 #include "userns.h"
 #include "images.h"
@@ -301,7 +302,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 		    asprintf(&disk_mnt, "%s/%s", d->cfg.run_dir, dm) < 0)
 			disk_img = disk_mnt = NULL;
 		if (!disk_img || !disk_mnt || (mkdirat(d->run_fd, dm, 0700) < 0 && errno != EEXIST) ||
-		    (loopfd = sbx_disk_attach(disk_img, loopdev, err)) < 0) {
+		    (loopfd = sbx_loopdevs_attach(d, sb->id, disk_img, loopdev, err)) < 0) {
 			if (err && !*err)
 				sbx_error_errno(err, errno, "disk of sandbox %s", sb->id);
 			for (int c = 0; c < SBX_CTRL_COUNT; c++)
@@ -405,6 +406,7 @@ static void stop_finish(struct sbx_sandbox *sb)
 	}
 	remove_run_dirs(d, sb->id);
 	sbx_net_detach(sb);
+	sbx_loopdevs_release(d, sb->id);
 	sb->stopping = false;
 	sb->state = SBX_STATE_STOPPED;
 	sb->activity_ns = sbx_now_ns(); /* auto_delete_min counts from here */

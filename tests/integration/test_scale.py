@@ -204,3 +204,117 @@ class DescriptorBudgetTest(SandboxdTestCase):
 
 if __name__ == "__main__":
     main()
+
+
+def loop_gone(name, daemon):
+    """The device no longer exists, or is someone else's now."""
+    if not os.path.exists("/sys/block/" + name):
+        return True
+    backing = loop_devices().get(name)
+    return backing is not None and not backing.startswith(daemon.dir)
+
+
+class LoopDeviceTest(SandboxdTestCase):
+    """Loop devices the daemon makes for disk limits go away with their
+    users: after a stop, a delete, a file call on a stopped sandbox, a
+    failed start, and at the next start after a crash."""
+
+    def setUp(self):
+        super().setUp()
+        feats = self.call("system.info")["features"]
+        if "limit.disk" not in feats or "disk.project_quota" in feats:
+            self.skipTest("disk limits here are not loop-mounted images")
+
+    def ours(self):
+        return {n for n, b in loop_devices().items() if b and b.startswith(self.daemon.dir)}
+
+    def made_in_log(self):
+        import re
+        return {"loop" + m for m in re.findall(r"loop device (\d+) made for", self.daemon.log())}
+
+    def assertGone(self, names, what):
+        if names is None:
+            wait_until(lambda: self.call("system.info")["loop_devices"] == len(self.ours()), timeout=15,
+                       message="%s: the daemon still has loop devices: %d, %d of them attached"
+                       % (what, self.call("system.info")["loop_devices"], len(self.ours())))
+            return
+        wait_until(lambda: all(loop_gone(n, self.daemon) for n in names), timeout=15,
+                   message="%s: loop devices %s are still there: %r"
+                   % (what, sorted(names), {n: loop_devices().get(n) for n in names if not loop_gone(n, self.daemon)}))
+
+    def create_disk(self, **kw):
+        sb = self.create(resources={"disk_mb": 64}, network={"mode": "none"}, **kw)
+        return sb["id"]
+
+    def test_devices_removed_after_stop_fs_delete_and_exit(self):
+        a, b, c = self.create_disk(), self.create_disk(), self.create_disk()
+        first = self.ours()
+        self.assertEqual(len(first), 3)
+        self.call("sandbox.stop", {"sandbox": a})
+        self.assertEqual(len(self.ours()), 2)
+        self.assertGone(first - self.ours(), "after a stop")
+        self.assertGone(None, "after a stop")
+        self.assertEqual(first, self.made_in_log())
+        # A file call on the stopped sandbox mounts its disk in a worker.
+        before = self.daemon.log().count("made for " + a)
+        self.call("fs.write", {"sandbox": a, "path": "/workspace/x", "data": "offline"})
+        self.assertEqual(self.call("fs.read", {"sandbox": a, "path": "/workspace/x"})["data"], "offline")
+        self.assertEqual(self.daemon.log().count("made for " + a), before + 2)  # one per call
+        self.assertGone(None, "after file calls on a stopped sandbox")
+        self.assertGone(self.made_in_log() - first, "after file calls on a stopped sandbox")
+        self.call("sandbox.start", {"sandbox": a})
+        self.assertEqual(self.sh(a, "cat /workspace/x"), "offline")
+        made = self.made_in_log()
+        for sid in (a, b):
+            self.call("sandbox.delete", {"sandbox": sid, "force": True})
+        self.assertEqual(len(self.ours()), 1)
+        fds = self.daemon.settled_fd_count(self.rpc)
+        # The daemon stops with c running: its device stays, in use.
+        self.daemon.stop()
+        self.assertEqual(len(self.ours()), 1)
+        self.assertGone(made - self.ours(), "after the daemon stopped")
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.sh(c, "echo still"), "still\n")
+        self.call("sandbox.delete", {"sandbox": c, "force": True})
+        self.assertGone(made, "after delete-all")
+        self.assertEqual(self.ours(), set())
+        self.assertGone(None, "after delete-all")
+        self.assertEqual(self.call("system.info")["loop_devices"], 0)
+        self.assertLessEqual(self.daemon.settled_fd_count(self.rpc), fds)
+
+    def test_failed_start_leaves_no_device(self):
+        sid = self.create_disk(start=False)
+        self.unattached_before = {n for n, b in loop_devices().items() if b is None}
+        # An image path that cannot be mounted makes the start fail after
+        # the device was made: the disk image is not ext4 any more.
+        with open(os.path.join(self.daemon.state_dir, "sandboxes", sid, "disk.img"), "r+b") as f:
+            f.write(b"\0" * 65536)
+        try:
+            self.call("sandbox.start", {"sandbox": sid})
+            self.fail("a start on a wiped disk image succeeded")
+        except RpcError as e:
+            err = e
+        made = {n for n, b in loop_devices().items() if b is None} - self.unattached_before
+        self.assertGone(made, "after a failed start (%s)" % err.message)
+        self.assertGone(None, "after a failed start")
+        self.assertEqual(len(self.made_in_log()), 1, err)
+
+    def test_devices_left_by_a_crash_are_removed_at_start(self):
+        ids = [self.create_disk(), self.create_disk()]
+        made = self.ours()
+        self.assertEqual(len(made), 2)
+        self.daemon.kill9()
+        # The sandboxes die while no daemon runs: their devices detach,
+        # and nothing removes them until the next start.
+        from sbxtest import sandbox_init_processes
+        import signal
+        for pid, sid in sandbox_init_processes().items():
+            if sid in ids:
+                os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: self.ours() == set(), timeout=15, message="devices stay attached")
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertGone(made, "at the start after a crash")
+        self.assertGone(None, "at the start after a crash")
+        self.assertIn("made by an earlier run", self.daemon.log())
