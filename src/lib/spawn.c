@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "hostlimit.h"
 #include "inroot.h"
 #include "passwd.h"
 #include "spawn.h"
@@ -254,7 +255,7 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 	/* The cgroup namespace is made here, not at clone, so that it is rooted
 	 * at the sandbox's groups in the v1 hierarchies too. */
 	if (unshare(CLONE_NEWCGROUP) < 0) {
-		sbx_error_errno(&err, errno, "new cgroup namespace");
+		sbx_hostlimit_error(&err, errno, CLONE_NEWCGROUP, -1, true, "new cgroup namespace");
 		child_fail(report_fd, err);
 	}
 	if (setsid() < 0) {
@@ -268,7 +269,7 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 	/* UTS and IPC namespaces made now belong to the sandbox's user
 	 * namespace: its root may set its own hostname and own its IPC. */
 	if (cfg->rootfs.userns_fd >= 0 && unshare(CLONE_NEWUTS | CLONE_NEWIPC) < 0) {
-		sbx_error_errno(&err, errno, "new uts and ipc namespaces");
+		sbx_hostlimit_error(&err, errno, CLONE_NEWUTS | CLONE_NEWIPC, -1, false, "new uts and ipc namespaces");
 		child_fail(report_fd, err);
 	}
 	if (sethostname(cfg->rootfs.hostname, strlen(cfg->rootfs.hostname)) < 0) {
@@ -314,7 +315,7 @@ int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, s
 	};
 	pid_t pid = sbx_clone3(&args);
 	if (pid < 0)
-		return sbx_error_errno(err, errno, "clone3 sandbox init");
+		return sbx_hostlimit_error(err, errno, ns, cfg->cgroup_fd, true, "clone3 sandbox init");
 	if (pid == 0) {
 		close(rd);
 		init_child(cfg, wr);

@@ -4,6 +4,7 @@ for what the kernel refuses, and nothing left in the kernel afterwards
 
 import os
 import time
+import unittest
 
 from sbxtest import ConnectionClosed, Daemon, RpcClient, RpcError, SandboxdTestCase, main, wait_until
 
@@ -318,3 +319,111 @@ class LoopDeviceTest(SandboxdTestCase):
         self.assertGone(made, "at the start after a crash")
         self.assertGone(None, "at the start after a crash")
         self.assertIn("made by an earlier run", self.daemon.log())
+
+
+class PidsGroupDaemon(Daemon):
+    """A daemon started inside a cgroup of its own in the v1 pids hierarchy
+    (hybrid hosts), where its forks are counted."""
+
+    def __init__(self, group, **kw):
+        self.pids_group = group
+        super().__init__(**kw)
+
+    def command(self):
+        return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.pids_group] + super().command()
+
+
+def rmdir_tree(path):
+    for root, dirs, files in os.walk(path, topdown=False):
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+
+
+class KernelLimitTest(SandboxdTestCase):
+    """What the kernel refuses a create is a limit error naming the limit."""
+
+    start_daemon = False
+
+    def test_process_limit_refuses_create_with_a_limit_error(self):
+        probe = self.new_daemon()
+        info = probe.info()
+        if "limit.pids" not in info["features"]:
+            self.skipTest("no pids controller for sandboxd here")
+        probe.cleanup()
+        if info["cgroup"] == "hybrid":
+            group = "/sys/fs/cgroup/pids/sbxtest-pids-%d-%x" % (os.getpid(), int(time.time() * 1000))
+            os.mkdir(group)
+            self.addCleanup(rmdir_tree, group)
+            d = PidsGroupDaemon(group)
+            self.daemons.append(d)
+            self.addCleanup(d.cleanup)
+            d.start()
+            limit_file = os.path.join(group, "pids.max")
+            current = os.path.join(group, "pids.current")
+        elif info["cgroup"] == "v2":
+            d = self.new_daemon()
+            limit_file = os.path.join(d.cgroup_base_path(), "pids.max")
+            current = os.path.join(d.cgroup_base_path(), "pids.current")
+        else:
+            self.skipTest("cgroup mode %s" % info["cgroup"])
+        self.daemon, self.rpc = d, d.client()
+        first = self.create(network={"mode": "none"}, resources={"disk_mb": 0})
+        with open(current) as f:
+            now = int(f.read())
+        with open(limit_file, "w") as f:
+            f.write(str(now + 2))
+
+        def lift():
+            if os.path.exists(limit_file):  # the daemon removes a base it made
+                with open(limit_file, "w") as f:
+                    f.write("max")
+        self.addCleanup(lift)
+        err = None
+        for _ in range(10):
+            try:
+                self.create(network={"mode": "none"}, resources={"disk_mb": 0})
+            except RpcError as e:
+                err = e
+                break
+        self.assertIsNotNone(err, "creates went on past pids.max")
+        self.assertEqual(err.code, LIMIT, err.message)
+        self.assertIn("pids.max", err.message)
+        self.assertIn(os.path.dirname(limit_file), err.message)
+        self.assertEqual(set(d.sandbox_ids_on_disk()), d.known_ids)  # the refused one left nothing
+        with open(limit_file, "w") as f:
+            f.write("max")
+        sb = self.create(network={"mode": "none"}, resources={"disk_mb": 0})
+        self.assertEqual(self.sh(sb["id"], "echo ok"), "ok\n")
+        self.assertEqual(self.sh(first["id"], "echo ok"), "ok\n")
+        self.delete_all_and_stop(d)
+
+    def delete_all_and_stop(self, d):
+        d.delete_all()
+        d.stop()
+
+    def set_sysctl(self, name, value):
+        path = "/proc/sys/user/" + name
+        with open(path) as f:
+            old = f.read().strip()
+        with open(path, "w") as f:
+            f.write(str(value))
+        self.addCleanup(lambda: open(path, "w").write(old))
+
+    @unittest.skipUnless(os.environ.get("SBX_IN_VM"), "changes a host-wide sysctl: runs in the tests/vm guest only")
+    def test_namespace_limits_refuse_create_with_a_limit_error(self):
+        d = self.new_daemon()
+        self.daemon, self.rpc = d, d.client()
+        first = self.create(network={"mode": "none"})
+        self.set_sysctl("max_user_namespaces", 0)
+        err = self.assertRpcError(LIMIT, "sandbox.create", {"network": {"mode": "none"}})
+        self.assertIn("user namespaces", err["message"])
+        self.assertIn("user.max_user_namespaces = 0", err["message"])
+        self.set_sysctl("max_user_namespaces", 100000)
+        self.set_sysctl("max_net_namespaces", 0)
+        err = self.assertRpcError(LIMIT, "sandbox.create", {"network": {"mode": "none"}})
+        self.assertIn("user.max_net_namespaces = 0", err["message"])
+        self.assertEqual(set(d.sandbox_ids_on_disk()), d.known_ids)
+        self.assertEqual(self.sh(first["id"], "echo ok"), "ok\n")
+
