@@ -427,3 +427,28 @@ class KernelLimitTest(SandboxdTestCase):
         self.assertEqual(set(d.sandbox_ids_on_disk()), d.known_ids)
         self.assertEqual(self.sh(first["id"], "echo ok"), "ok\n")
 
+
+
+class TickTest(SandboxdTestCase):
+    """The once-a-second tick looks only at sandboxes with something to do,
+    and still does it: groups of execs and commands whose processes
+    outlived them are removed once those end."""
+
+    def groups(self, sid, prefix):
+        base = self.daemon.sandbox_cgroup(sid)
+        return sorted(d for d in os.listdir(base) if d.startswith(prefix) and os.path.isdir(os.path.join(base, d)))
+
+    def test_groups_outliving_their_exec_or_command_are_pruned(self):
+        sid = self.create(network={"mode": "none"})["id"]
+        cmd_sid = self.create(network={"mode": "none"})["id"]
+        idle = self.create(network={"mode": "none"})["id"]
+        r = self.exec(sid, "setsid sh -c 'sleep 2' </dev/null >/dev/null 2>&1 &")
+        self.assertEqual(r["exit_code"], 0)
+        self.assertEqual(len(self.groups(sid, "exec-")), 1)  # the sleep keeps it
+        spawned = self.call("process.spawn", {"sandbox": cmd_sid, "cmd": [
+            "sh", "-c", "setsid sh -c 'sleep 3' </dev/null >/dev/null 2>&1 & echo started"]})
+        self.call("process.wait", {"sandbox": cmd_sid, "cmd_id": spawned["cmd_id"], "timeout_s": 20})
+        self.assertEqual(len(self.groups(cmd_sid, "cmd-")), 1)
+        left = lambda: self.groups(sid, "exec-") + self.groups(cmd_sid, "cmd-")  # noqa: E731
+        wait_until(lambda: not left(), timeout=10, message="groups left: %r" % (left(),))
+        self.assertEqual(self.groups(idle, ""), [])
