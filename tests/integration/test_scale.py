@@ -452,3 +452,26 @@ class TickTest(SandboxdTestCase):
         left = lambda: self.groups(sid, "exec-") + self.groups(cmd_sid, "cmd-")  # noqa: E731
         wait_until(lambda: not left(), timeout=10, message="groups left: %r" % (left(),))
         self.assertEqual(self.groups(idle, ""), [])
+
+
+class UsernsRangeTest(SandboxdTestCase):
+    """Id ranges are handed out lowest free first, and a full pool is a
+    limit error; a freed range is taken again."""
+
+    daemon_options = {"config": {"userns_range": "1500000000:%d" % (65536 * 3)}}
+
+    def base(self, sid):
+        return self.inspect(sid)["security"]["uid_base"]
+
+    def test_ranges_lowest_free_first_and_exhaustion(self):
+        ids = [self.create(network={"mode": "none"}, start=False)["id"] for _ in range(3)]
+        self.assertEqual(sorted(self.base(s) for s in ids), [1500000000 + 65536 * k for k in range(3)])
+        err = self.assertRpcError(LIMIT, "sandbox.create", {"network": {"mode": "none"}, "start": False})
+        self.assertIn("userns_range", err["message"])
+        middle = [s for s in ids if self.base(s) == 1500000000 + 65536][0]
+        self.call("sandbox.delete", {"sandbox": middle})
+        again = self.create(network={"mode": "none"})["id"]
+        self.assertEqual(self.base(again), 1500000000 + 65536)
+        self.assertEqual(self.sh(again, "id -u"), "0\n")
+        # A sandbox without a user namespace takes no range.
+        self.create(network={"mode": "none"}, userns=False, start=False)
