@@ -475,3 +475,36 @@ class UsernsRangeTest(SandboxdTestCase):
         self.assertEqual(self.sh(again, "id -u"), "0\n")
         # A sandbox without a user namespace takes no range.
         self.create(network={"mode": "none"}, userns=False, start=False)
+
+
+class SuperblockTest(SandboxdTestCase):
+    """Every file system instance a sandbox mounts costs each memory cgroup
+    on the host a slot in its shrinker map (about 16 bytes per cgroup per
+    instance, in 1 KiB pieces), which with thousands of sandboxes grows
+    with the square of their number: a sandbox makes as few as it can."""
+
+    def test_few_file_system_instances_per_sandbox(self):
+        sid = self.create(network={"mode": "none"}, resources={"disk_mb": 0})["id"]
+        with open("/proc/self/mountinfo") as f:
+            host = {line.split()[2] for line in f}
+        mounts = [line.split() for line in self.sh(sid, "cat /proc/self/mountinfo").splitlines()]
+        own = {}
+        for m in mounts:
+            fstype = m[m.index("-") + 1]
+            # mqueue is the IPC namespace's own instance, made with it.
+            if m[2] not in host and fstype != "mqueue":
+                own.setdefault(m[2], []).append(m[4])
+        # overlay /, proc, tmpfs /dev (with /dev/shm in it), devpts, sysfs,
+        # and one tmpfs behind every masked directory.
+        self.assertLessEqual(len(own), 6, own)
+        dev = [k for k, v in own.items() if "/dev" in v][0]
+        masks = [k for k, v in own.items() if "/proc/acpi" in v][0]
+        self.assertIn("/sys/firmware", own[masks])
+        self.assertIn("/sys/kernel/security", own[masks])
+        # /dev/shm is a world-writable sticky directory of /dev, with room.
+        self.assertEqual(self.sh(sid, "stat -c '%a' /dev/shm; stat -f -c '%b %S' /dev/shm"), "1777\n16400 4096\n")
+        self.assertNotIn("/dev/shm", [m[4] for m in mounts])
+        self.sh(sid, "dd if=/dev/zero of=/dev/shm/blob bs=1M count=32 2>/dev/null && rm /dev/shm/blob")
+        self.assertEqual(self.sh(sid, "touch /proc/acpi/x 2>&1 || echo refused").strip().splitlines()[-1], "refused")
+        self.assertEqual(self.sh(sid, "ls -A /sys/kernel/security /proc/acpi"), "/proc/acpi:\n\n/sys/kernel/security:\n")
+        self.assertTrue(dev)
