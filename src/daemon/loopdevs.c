@@ -124,12 +124,10 @@ static void *remover(void *arg)
 		l->n_working++;
 		pthread_mutex_unlock(&l->lock);
 		int r = sbx_loop_remove(it.index);
-		if (r == 0 || r == -ENODEV || r == -ENXIO) {
+		if (r == 0 || r == -ENODEV || r == -ENXIO)
 			record(l, it.index, false);
-			sbx_debug("loop device %d removed", it.index);
-		} else if (r != -EBUSY) {
+		else if (r != -EBUSY)
 			sbx_warn("remove loop device %d: %s; the next start tries again", it.index, strerror(-r));
-		}
 		pthread_mutex_lock(&l->lock);
 		l->n_working--;
 		if (r == -EBUSY) {
