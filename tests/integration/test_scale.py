@@ -193,10 +193,8 @@ class DescriptorBudgetTest(SandboxdTestCase):
         self.assertEqual(self.sh(sb["id"], "echo new"), "new\n")
 
         # Everything deleted: the daemon holds what it held before.
-        t = time.monotonic()
         for sid in ids + [stopped["id"]]:
             self.call("sandbox.delete", {"sandbox": sid, "force": True})
-        self.assertLess(time.monotonic() - t, 300)
         for c in clients:
             c.close()
         d.clients = [self.rpc]
