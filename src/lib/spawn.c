@@ -439,6 +439,32 @@ static int open_pty_master(const struct sbx_exec_config *cfg, sbx_error **err)
 	return fd;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Close every descriptor above 2 but those in keep (negative ones are
+ * ignored). */
+static void close_all_but(const int *keep, size_t n)
+{
+	int fds[8];
+	size_t m = 0;
+	for (size_t i = 0; i < n && m < SBX_ARRAY_SIZE(fds); i++)
+		if (keep[i] > 2)
+			fds[m++] = keep[i];
+	qsort(fds, m, sizeof(int), cmp_int);
+	unsigned int from = 3;
+	for (size_t i = 0; i < m; i++) {
+		if ((unsigned int)fds[i] < from)
+			continue; /* the same one twice */
+		if ((unsigned int)fds[i] > from)
+			sbx_close_range(from, (unsigned int)fds[i] - 1, 0);
+		from = (unsigned int)fds[i] + 1;
+	}
+	sbx_close_range(from, ~0U, 0);
+}
+
 /* "P<pid>" with the terminal's master riding along when there is one. */
 static void report_pid(int report_fd, pid_t pid, int master)
 {
@@ -495,6 +521,12 @@ int sbx_spawn_exec(const struct sbx_exec_config *cfg, struct sbx_spawned *out, s
 		int master = -1;
 		if (cfg->tty && (master = open_pty_master(cfg, &cerr)) < 0)
 			child_fail(wr, cerr);
+		/* This helper holds a copy of every descriptor of sandboxd (one or
+		 * more per sandbox). Closed here, once, they are not copied again
+		 * into the command only to be closed at its exec: with thousands
+		 * of sandboxes that was most of the cost of an exec. */
+		int keep[] = { wr, master, cfg->stdio[0], cfg->stdio[1], cfg->stdio[2], cfg->extra_fd };
+		close_all_but(keep, SBX_ARRAY_SIZE(keep));
 		/* CLONE_PARENT: the command becomes sandboxd's child, so sandboxd
 		 * reaps it and reads its exit status; this helper just leaves. */
 		struct clone_args cargs = { .flags = CLONE_PARENT, .exit_signal = 0 };
