@@ -155,9 +155,13 @@ class DescriptorBudgetTest(SandboxdTestCase):
         info = self.call("system.info")["descriptors"]
         self.assertEqual(info["limit"], 1024)
         self.assertGreater(info["used"], 1024 - info["reserve"] - 64)
-        # A second refusal, and the ones after it, are just as clear.
-        err = self.assertRpcError(LIMIT, "sandbox.create", {"network": {"mode": "none"}})
+        # A second refusal, and the ones after it, are just as clear; a
+        # bridged one leaves no port on the bridge either.
+        err = self.assertRpcError(LIMIT, "sandbox.create", {"network": {"mode": "bridge"}})
         self.assertIn("RLIMIT_NOFILE", err["message"])
+        brif = "/sys/class/net/%s/brif" % d.config["bridge"]
+        if os.path.isdir(brif):
+            self.assertEqual(os.listdir(brif), [])
         # A stopped sandbox holds no descriptor: made, but not started.
         stopped = self.call("sandbox.create", {"network": {"mode": "none"}, "start": False})
         d.known_ids.add(stopped["id"])
