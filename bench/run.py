@@ -49,6 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 import background as bench_commands  # noqa: E402
+import density as bench_density  # noqa: E402
 DEFAULT_BUILDDIR = os.path.dirname(HERE)
 APT_PACKAGES = {"runc": "runc", "bwrap": "bubblewrap", "hyperfine": "hyperfine"}
 
@@ -389,6 +390,7 @@ class Bench:
         self.memory = {}
         self.facts = {}
         self.fs = None
+        self.density = None
 
     # -- setup ------------------------------------------------------------
 
@@ -991,8 +993,23 @@ class Bench:
         self.final_daemon_memory()
         if self.args.fs_mb > 0:
             self.measure_fs()
+        self.density = self.measure_density() if self.args.density > 0 else None
         with contextlib.suppress(OSError), open("/proc/loadavg") as fh:
             self.facts["load_end"] = " ".join(fh.read().split()[:3])
+
+    def measure_density(self):
+        net = self.args.density_network
+        if net == "auto":
+            # One bridge takes at most 1023 ports.
+            net = "bridge" if self.args.density <= 1000 else "none"
+        log("density: %d idle sandboxes, network %s" % (self.args.density, net))
+        return bench_density.Density(self, self.args.density, net, log, Client, RpcError, BenchError).run()
+
+    def run_density_only(self):
+        self.check_build()
+        self.make_tmp()
+        self.snapshot_build()
+        self.density = self.measure_density()
 
 
 # --------------------------------------------------------------------------
@@ -1586,7 +1603,16 @@ def main():
     ap.add_argument("--net-only", action="store_true",
                     help="only the preview gateway vs direct benchmark; rewrites just its section of --out")
     ap.add_argument("--net-size-mb", type=int, default=256, help="size of the big download (default 256 MiB)")
+    ap.add_argument("--density", type=int, default=1000, metavar="N",
+                    help="idle sandboxes in the density section (default 1000; 0 skips it)")
+    ap.add_argument("--long", action="store_true", help="the long density run: 5000 idle sandboxes")
+    ap.add_argument("--density-only", action="store_true",
+                    help="run only the density section and replace it in --out")
+    ap.add_argument("--density-network", choices=("auto", "bridge", "none"), default="auto",
+                    help="network mode of the density sandboxes (default: bridge up to 1000, none beyond)")
     args = ap.parse_args()
+    if args.long:
+        args.density = 5000
     if args.iterations < 2:
         ap.error("--iterations must be at least 2")
     if args.rounds < 1:
@@ -1616,13 +1642,22 @@ def main():
         with contextlib.suppress(OSError), open(os.path.abspath(args.out)) as fh:
             old = fh.read()
         b = Bench(args, cleanup)
-        if args.fs_only:
+        if args.density_only:
+            if args.density < 1:
+                ap.error("--density-only needs --density N of at least 1")
+            b.run_density_only()
+            cleanup.run()
+            text = bench_density.splice(old or "# sandboxd benchmark results\n",
+                                        bench_density.render(b.density, command))
+        elif args.fs_only:
             b.run_fs_only()
             cleanup.run()
             keep_net = old_net_section(os.path.abspath(args.out))
             text = splice_fs_section(old.split(NET_BEGIN, 1)[0], render_fs(b, command))
             if keep_net:
                 text = splice_net(text, keep_net)
+            if bench_density.old_section(old):
+                text = bench_density.splice(text, bench_density.old_section(old))
         else:
             ensure_tools()
             keep_net = old_net_section(os.path.abspath(args.out))
@@ -1641,6 +1676,10 @@ def main():
                 text = text.rstrip("\n") + "\n\n" + fs_part.rstrip("\n") + "\n"
             if keep_net:
                 text = splice_net(text, keep_net)
+            if b.density:
+                text = bench_density.splice(text, bench_density.render(b.density, command))
+            elif bench_density.old_section(old):
+                text = bench_density.splice(text, bench_density.old_section(old))
         # The Python client's section comes from bench/pyclient.py: keep it.
         keep_py = bench_pyclient_section(old)
         if keep_py and keep_py not in text:

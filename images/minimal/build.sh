@@ -42,14 +42,19 @@ echo minimal > etc/hostname
 printf 'NAME="sandboxd minimal"\nID=sandboxd-minimal\n' > etc/os-release
 cd "$tmp"
 # Numeric root ownership whatever user builds it; sorted for reproducibility.
+# A non-root user's home belongs to that user inside the image, so it goes
+# into a second archive appended to the first, and out of the first: a name
+# twice in one tarball is an error to podman and containers/storage.
 tar --numeric-owner --owner=0 --group=0 --sort=name --mtime='2024-01-01 00:00:00Z' \
-	-C "$root" -czf "$tmp/out.tar.gz" .
-# A non-root user's home belongs to that user inside the image.
+	--exclude=./home/sandbox -C "$root" -cf "$tmp/all.tar" .
 tar --numeric-owner --owner=1000 --group=1000 --sort=name --mtime='2024-01-01 00:00:00Z' \
-	-C "$root" -czf "$tmp/home.tar.gz" ./home/sandbox
-gzip -dc "$tmp/out.tar.gz" > "$tmp/all.tar"
-gzip -dc "$tmp/home.tar.gz" > "$tmp/home.tar"
+	-C "$root" -cf "$tmp/home.tar" ./home/sandbox
 tar --concatenate -f "$tmp/all.tar" "$tmp/home.tar"
+if [ -n "$(tar -tf "$tmp/all.tar" | sort | uniq -d)" ]; then
+	echo "build.sh: the image would hold a name twice:" >&2
+	tar -tf "$tmp/all.tar" | sort | uniq -d >&2
+	exit 1
+fi
 gzip -9n < "$tmp/all.tar" > "$tmp/final.tar.gz"
 cd - >/dev/null
 mv "$tmp/final.tar.gz" "$out"

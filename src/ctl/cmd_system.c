@@ -32,6 +32,10 @@ int cmd_info(struct ctl *ctl, int argc, char **argv)
 	printf("state dir:      %s\n", ctl_str(res, "state_dir") ? ctl_str(res, "state_dir") : "-");
 	printf("default image:  %s\n", ctl_str(res, "default_image") ? ctl_str(res, "default_image") : "-");
 	printf("sandboxes:      %lld (%lld started)\n", ctl_int(sbs, "total", 0), ctl_int(sbs, "started", 0));
+	yajl_val fds = sbx_json_get(res, "descriptors");
+	if (fds && YAJL_IS_OBJECT(fds))
+		printf("descriptors:    %lld used of %lld (%lld kept for existing sandboxes)\n", ctl_int(fds, "used", 0),
+		       ctl_int(fds, "limit", 0), ctl_int(fds, "reserve", 0));
 	yajl_val feats = sbx_json_get(res, "features");
 	printf("features:      ");
 	for (size_t i = 0; feats && YAJL_IS_ARRAY(feats) && i < feats->u.array.len; i++)

@@ -554,8 +554,8 @@ static void monitor_gone(struct sbx_command *c)
 		sbx_warn("command %s in sandbox %s: its monitor ended without recording an exit status", c->id,
 			 c->sb->id);
 	}
-	if (c->cgroup)
-		unlinkat(c->sb->d->cg.mount_fd, c->cgroup, AT_REMOVEDIR); /* busy: nohup'd children, pruned at stop */
+	if (c->cgroup && unlinkat(c->sb->d->cg.mount_fd, c->cgroup, AT_REMOVEDIR) < 0 && errno == EBUSY)
+		c->sb->prune_again = true; /* busy: nohup'd children; the tick prunes it once they go */
 	if (!was)
 		command_ended(c);
 	else

@@ -669,13 +669,44 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 	conn_unref(c);
 }
 
+/* accept failed for want of a descriptor. The client stays queued and the
+ * listening socket readable, so the loop would spin on it: the spare
+ * descriptor makes room to take the client off the queue, tell it why in
+ * one error line, and close it. */
+static void refuse_without_fds(struct sbx_daemon *d, int errnum)
+{
+	static int64_t warned_ms;
+	int64_t now = sbx_monotonic_ms();
+	if (warned_ms == 0 || now - warned_ms >= 10000) {
+		warned_ms = now;
+		sbx_warn("accept: %s; refusing new connections until descriptors are free (limit %lld)", strerror(errnum),
+			 (long long)d->fds.limit);
+	}
+	sbx_closep(&d->spare_fd);
+	int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd >= 0) {
+		char line[256];
+		int n = snprintf(line, sizeof(line),
+				 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,\"message\":\"sandboxd has "
+				 "no file descriptor left for a new connection (open-file limit %lld); try again later\"}}\n",
+				 SBX_ERR_LIMIT, (long long)d->fds.limit);
+		if (write(fd, line, (size_t)n) < 0) {
+			/* the client is gone; nothing to tell */
+		}
+		close(fd);
+	}
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct sbx_daemon *d = data;
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if ((errno == EMFILE || errno == ENFILE) && d->spare_fd >= 0)
+				refuse_without_fds(d, errno);
+			else if (errno != EAGAIN && errno != EINTR)
 				sbx_warn("accept: %m");
 			return;
 		}
@@ -736,6 +767,7 @@ int sbx_server_listen(struct sbx_daemon *d, sbx_error **err)
 		return sbx_error_errno(err, e, "listen '%s'", path);
 	}
 	d->listen_fd = fd;
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (!sbx_loop_watch(d->loop, fd, EPOLLIN, accept_event, d)) {
 		close(fd);
 		d->listen_fd = -1;
@@ -751,4 +783,5 @@ void sbx_server_close(struct sbx_daemon *d)
 		d->listen_fd = -1;
 		unlink(d->cfg.socket_path);
 	}
+	sbx_closep(&d->spare_fd);
 }

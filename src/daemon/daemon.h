@@ -11,6 +11,7 @@
 #include "cgroup.h"
 #include "seccomp_filter.h"
 #include "error.h"
+#include "fdbudget.h"
 #include "json.h"
 #include "log.h"
 #include "loop.h"
@@ -68,6 +69,7 @@ struct sbx_sandbox;
 struct sbx_image;
 struct sbx_conn;
 struct sbx_net;
+struct sbx_loopdevs;
 
 struct sbx_daemon {
 	struct sbx_config cfg;
@@ -87,6 +89,9 @@ struct sbx_daemon {
 	struct sbx_image *images;
 	int64_t started_ns;
 	uint64_t conn_count;
+	struct sbx_fdbudget fds; /* fdbudget.c */
+	struct sbx_loopdevs *loopdevs; /* loopdevs.c */
+	int spare_fd;            /* given up to answer a client when no descriptor is left */
 	bool shutting_down;
 	struct sbx_net *net; /* net.c */
 };

@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "disk.h"
 #include "images.h"
+#include "loopdevs.h"
 #include "net.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -203,7 +204,7 @@ int main(int argc, char **argv)
 	struct sbx_daemon *d = &daemon_state;
 	run_from_sealed_copy(argv);
 	d->listen_fd = d->state_fd = d->run_fd = d->lock_fd = d->init_exe_fd = -1;
-	d->monitor_exe_fd = d->inotify_fd = -1;
+	d->monitor_exe_fd = d->inotify_fd = d->spare_fd = -1;
 	sbx_error *err = NULL;
 	if (sbx_config_defaults(&d->cfg) < 0) {
 		fprintf(stderr, "sandboxd: out of memory\n");
@@ -328,6 +329,9 @@ int main(int argc, char **argv)
 		}
 	}
 	sbx_log_init("sandboxd", d->cfg.log_level, !d->cfg.foreground);
+	/* Every sandbox holds a descriptor here: systemd's default soft limit
+	 * of 1024 would stop the daemon at about a thousand. */
+	sbx_fdbudget_init(&d->fds, d->cfg.max_sandboxes);
 	umask(022);
 	if (chdir("/") < 0)
 		sbx_warn("chdir /: %m");
@@ -390,7 +394,7 @@ int main(int argc, char **argv)
 	adapt_defaults(d);
 	sbx_trash_empty(d);
 	if (sbx_images_load(d, &err) < 0 || sbx_images_ensure_default(d, &err) < 0 ||
-	    sbx_net_init(d, &err) < 0 || sbx_sandboxes_recover(d, &err) < 0)
+	    sbx_net_init(d, &err) < 0 || sbx_sandboxes_recover(d, &err) < 0 || sbx_loopdevs_init(d, &err) < 0)
 		goto out;
 	sbx_net_recover(d);
 	if (sbx_server_listen(d, &err) < 0)
@@ -409,6 +413,7 @@ int main(int argc, char **argv)
 	sbx_server_close(d);
 	sbx_net_shutdown(d);
 	sbx_commands_fini(d);
+	sbx_loopdevs_fini(d);
 	sbx_cgroup_root_cleanup(&d->cg);
 out:
 	if (err) {
@@ -418,6 +423,7 @@ out:
 		sbx_error_free(err);
 	}
 	sbx_closep(&ready[1]);
+	sbx_loopdevs_fini(d);
 	sbx_net_shutdown(d);
 	sbx_cgroup_root_fini(&d->cg);
 	sbx_config_free(&d->cfg);

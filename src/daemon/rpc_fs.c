@@ -23,6 +23,7 @@
 #include "fsarchive.h"
 #include "fsops.h"
 #include "images.h"
+#include "loopdevs.h"
 #include "passwd.h"
 #include "rootfs.h"
 #include "sandbox.h"
@@ -52,6 +53,7 @@ struct fs_job {
 	bool offline;
 	/* for a stopped sandbox: what its start would mount */
 	char *lower, *upper, *work, *disk_img, *scratch;
+	int loop_index; /* the loop device made for disk_img, or -1 */
 	char *user, *workdir;
 	uint32_t userns_base;
 	/* The reply line is built here; an operation that writes it whole
@@ -81,6 +83,8 @@ static void job_free(struct fs_job *job)
 		close(job->init_pidfd);
 	if (job->client_fd >= 0)
 		close(job->client_fd);
+	if (job->loop_index >= 0 && job->sb)
+		sbx_loopdevs_release_index(job->sb->d, job->loop_index);
 	if (job->sb) {
 		if (job->offline)
 			job->sb->fs_offline--;
@@ -123,7 +127,7 @@ static int offline_root(struct fs_job *job, sbx_error **err)
 	if (mkdir(root, 0755) < 0 || mkdir(lower_mnt, 0700) < 0 || mkdir(disk_mnt, 0700) < 0)
 		return sbx_error_errno(err, errno, "scratch directories");
 	_cleanup_close_ int loopfd = -1;
-	if (job->disk_img && (loopfd = sbx_disk_attach(job->disk_img, loopdev, err)) < 0)
+	if (job->disk_img && (loopfd = sbx_disk_attach(job->loop_index, job->disk_img, loopdev, err)) < 0)
 		return sbx_error_prefix(err, "disk");
 	_cleanup_close_ int userns_fd = -1;
 	if (job->userns_base && (userns_fd = sbx_userns_create(job->userns_base, SBX_USERNS_SIZE, err)) < 0)
@@ -336,6 +340,11 @@ static void fs_dispatch(struct fs_job *job)
 		sbx_error_free(err);
 		err = NULL;
 	}
+	/* The worker attaches the disk image to a device made here, which
+	 * is removed when the job ends. */
+	if (job->disk_img && job->loop_index < 0 &&
+	    (job->loop_index = sbx_loopdevs_add(req->d, job->sb->id, &err)) < 0)
+		goto fail;
 	int keep[3] = { job->rootfd, job->client_fd, job->init_pidfd };
 	if (sbx_worker_start_out(req->d, keep, 3, fs_worker, job, fs_done, job, &err) == 0)
 		return;
@@ -372,7 +381,7 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 		sbx_reply_error(req, err);
 		return;
 	}
-	job->rootfd = job->client_fd = job->init_pidfd = -1;
+	job->rootfd = job->client_fd = job->init_pidfd = job->loop_index = -1;
 	job->op = op;
 	job->sb = sb;
 	if (takes_fd)

@@ -17,6 +17,7 @@
 #include "userns.h"
 #include "image.h"
 #include "images.h"
+#include "loopdevs.h"
 #include "net.h"
 #include "sandbox.h"
 
@@ -194,6 +195,8 @@ void rpc_sandbox_create(struct sbx_request *req)
 			      (long long)d->cfg.max_sandboxes);
 		goto fail;
 	}
+	if (start && sbx_fdbudget_check_start(&d->fds, &err) < 0)
+		goto fail;
 	struct sbx_image *img = sbx_image_find(d, image);
 	if (!img) {
 		sbx_error_set(&err, SBX_ERR_NOT_FOUND, "image \"%.128s\" not found; run 'sandboxctl image ls'", image);
@@ -331,6 +334,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	sbx_event_emit(d, "created", sb, NULL);
 	if (start) {
 		if (sbx_sandbox_start(sb, &err) < 0) {
+			sbx_loopdevs_release(d, sb->id);
 			sbx_error *derr = NULL;
 			if (sbx_sandbox_destroy(sb, &derr) < 0)
 				sbx_warn("%s", derr->msg);
@@ -354,8 +358,16 @@ void rpc_sandbox_start(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
-	if (!sb || sbx_sandbox_start(sb, &err) < 0)
+	if (!sb)
 		return sbx_reply_error(req, err);
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
+	if (!running && sbx_fdbudget_check_start(&req->d->fds, &err) < 0)
+		return sbx_reply_error(req, err);
+	if (sbx_sandbox_start(sb, &err) < 0) {
+		if (!running)
+			sbx_loopdevs_release(req->d, sb->id); /* a device it made is detached */
+		return sbx_reply_error(req, err);
+	}
 	reply_sandbox(req, sb);
 }
 

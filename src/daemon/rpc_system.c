@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "disk.h"
+#include "loopdevs.h"
 #include "net.h"
 #include "sandbox.h"
 
@@ -78,6 +79,13 @@ void rpc_system_info(struct sbx_request *req)
 		sbx_gen_kv_int(g, "max_message", d->cfg.max_message);
 		sbx_gen_kv_int(g, "max_sandboxes", d->cfg.max_sandboxes);
 		yajl_gen_map_close(g);
+		sbx_gen_key(g, "descriptors");
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "used", sbx_fdbudget_count(&d->fds));
+		sbx_gen_kv_int(g, "limit", d->fds.limit);
+		sbx_gen_kv_int(g, "reserve", d->fds.reserve);
+		yajl_gen_map_close(g);
+		sbx_gen_kv_int(g, "loop_devices", (int64_t)sbx_loopdevs_count(d));
 		sbx_gen_kv_str(g, "default_image", d->cfg.default_image);
 		sbx_gen_kv_str(g, "state_dir", d->cfg.state_dir);
 		sbx_gen_kv_str(g, "started_at", started);

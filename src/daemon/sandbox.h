@@ -57,6 +57,8 @@ struct sbx_sandbox {
 	struct sbx_watch *init_w;
 	char *cgroup; /* relative to the unified mount */
 	uint64_t exec_seq;
+	uint64_t pruned_seq; /* exec_seq when the tick last pruned exec and command groups */
+	bool prune_again;    /* that left busy groups, or a command's group outlived it */
 	int fs_offline; /* fs calls on the stopped root, running or waiting */
 	/* Only one of them at a time mounts the overlay: two overlays on one
 	 * upper and work directory undo each other's work directory. */

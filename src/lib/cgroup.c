@@ -518,17 +518,20 @@ int sbx_cgroup_remove(struct sbx_cgroup_root *root, const char *path, sbx_error 
 	return sbx_error_errno(err, errno, "remove cgroup %s/%s", root->mount, path);
 }
 
-void sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, const char *prefix)
+int sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, const char *prefix)
 {
 	_cleanup_close_ int dfd = openat(root->mount_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return;
+		return 0;
 	_cleanup_closedir_ DIR *d = fdopendir(sbx_take_fd(&dfd));
 	struct dirent *de;
+	int kept = 0;
 	while (d && (de = readdir(d))) {
-		if (de->d_type == DT_DIR && !strncmp(de->d_name, prefix, strlen(prefix)))
-			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR); /* EBUSY keeps it */
+		if (de->d_type == DT_DIR && !strncmp(de->d_name, prefix, strlen(prefix)) &&
+		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
+			kept++; /* EBUSY: still has processes */
 	}
+	return kept;
 }
 
 int sbx_cgroup_limits_check(const struct sbx_cgroup_root *root, const struct sbx_limits *l, sbx_error **err)

@@ -84,8 +84,9 @@ int sbx_cgroup_kill_wait(struct sbx_cgroup_root *root, const char *path, int tim
 int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path);
 /* Remove the group and all child groups (they must be empty). ENOENT is success. */
 int sbx_cgroup_remove(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
-/* Remove empty child groups whose names start with prefix; keeps busy ones. */
-void sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, const char *prefix);
+/* Remove empty child groups whose names start with prefix; keeps busy ones
+ * and returns how many it kept. */
+int sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, const char *prefix);
 
 /* Refuse limits this host cannot enforce (SBX_ERR_UNSUPPORTED). */
 int sbx_cgroup_limits_check(const struct sbx_cgroup_root *root, const struct sbx_limits *l, sbx_error **err);

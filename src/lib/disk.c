@@ -134,33 +134,63 @@ int sbx_disk_create(const char *dest, int64_t mb, const char *template_dir, sbx_
 	return 0;
 }
 
-int sbx_disk_attach(const char *image, char devpath[32], sbx_error **err)
+int sbx_loop_add(sbx_error **err)
+{
+	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return sbx_error_errno(err, errno, "open /dev/loop-control (is the loop module loaded?)");
+	/* -1: the lowest free number. Never LOOP_CTL_GET_FREE, which hands out
+	 * a free device of someone else's or makes one nobody would remove. */
+	int n = ioctl(ctl, LOOP_CTL_ADD, -1);
+	if (n < 0)
+		return sbx_error_errno(err, errno, "make a loop device");
+	return n;
+}
+
+int sbx_loop_remove(int index)
+{
+	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return -errno;
+	if (ioctl(ctl, LOOP_CTL_REMOVE, index) < 0)
+		return -errno;
+	return 0;
+}
+
+int sbx_loop_backing_file(int index, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/backing_file", index);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno; /* ENOENT: not attached, or no such device */
+	ssize_t n = read(fd, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+int sbx_disk_attach(int index, const char *image, char devpath[32], sbx_error **err)
 {
 	_cleanup_close_ int img = open(image, O_RDWR | O_CLOEXEC);
 	if (img < 0)
 		return sbx_error_errno(err, errno, "open disk image %s", image);
-	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (ctl < 0)
-		return sbx_error_errno(err, errno, "open /dev/loop-control (is the loop module loaded?)");
-	for (int attempt = 0; attempt < 16; attempt++) {
-		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
-		if (n < 0)
-			return sbx_error_errno(err, errno, "find a free loop device");
-		snprintf(devpath, 32, "/dev/loop%d", n);
-		int loop = open(devpath, O_RDWR | O_CLOEXEC);
-		if (loop < 0)
-			return sbx_error_errno(err, errno, "open %s", devpath);
-		struct loop_config lc = { .fd = (uint32_t)img, .block_size = 0 };
-		lc.info.lo_flags = LO_FLAGS_AUTOCLEAR;
-		snprintf((char *)lc.info.lo_file_name, sizeof(lc.info.lo_file_name), "%s", image);
-		if (ioctl(loop, LOOP_CONFIGURE, &lc) == 0)
-			return loop;
+	snprintf(devpath, 32, "/dev/loop%d", index);
+	int loop = open(devpath, O_RDWR | O_CLOEXEC);
+	if (loop < 0)
+		return sbx_error_errno(err, errno, "open %s", devpath);
+	struct loop_config lc = { .fd = (uint32_t)img, .block_size = 0 };
+	lc.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+	snprintf((char *)lc.info.lo_file_name, sizeof(lc.info.lo_file_name), "%s", image);
+	if (ioctl(loop, LOOP_CONFIGURE, &lc) < 0) {
 		int e = errno;
 		close(loop);
-		if (e != EBUSY) /* EBUSY: someone took it between GET_FREE and now */
-			return sbx_error_errno(err, e, "attach %s to %s", image, devpath);
+		return sbx_error_errno(err, e, "attach %s to %s", image, devpath);
 	}
-	return sbx_error_set(err, SBX_ERR_LIMIT, "no free loop device for %s", image);
+	return loop;
 }
 
 /* ---- project quotas ----

@@ -1,11 +1,13 @@
 /* A size-bounded writable layer: project quotas where the state dir's
  * filesystem enforces them; elsewhere a sparse ext4 image per sandbox,
- * attached to a loop device that clears itself when the sandbox's mount
- * namespace (its only user) goes away. */
+ * attached to a loop device of its own that clears itself when the
+ * sandbox's mount namespace (its only user) goes away, and that its maker
+ * then removes. */
 #ifndef SBX_DISK_H
 #define SBX_DISK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -13,9 +15,17 @@
 /* Make dest a fresh ext4 image of mb MiB. A formatted template per size is
  * kept in template_dir and copied sparsely, which is faster than mkfs. */
 int sbx_disk_create(const char *dest, int64_t mb, const char *template_dir, sbx_error **err);
-/* Attach an image to a free loop device (autoclear); returns its fd and
- * fills devpath ("/dev/loopN"). */
-int sbx_disk_attach(const char *image, char devpath[32], sbx_error **err);
+/* Make a new loop device; returns its number. Only its maker removes it. */
+int sbx_loop_add(sbx_error **err);
+/* LOOP_CTL_REMOVE: 0, or -EBUSY while attached or open, -ENODEV if gone.
+ * Waits for an RCU grace period (tens of milliseconds). */
+int sbx_loop_remove(int index);
+/* The file a loop device is attached to; -ENOENT when not attached. */
+int sbx_loop_backing_file(int index, char *buf, size_t size);
+/* Attach an image to loop device index with autoclear: it detaches when
+ * its last user (the mount) goes. Returns its fd and fills devpath
+ * ("/dev/loopN"). */
+int sbx_disk_attach(int index, const char *image, char devpath[32], sbx_error **err);
 /* Can this host make disk-limited sandboxes (loop devices, mkfs.ext4)? */
 bool sbx_disk_supported(void);
 /* Copy a file keeping its holes (SEEK_DATA/SEEK_HOLE + copy_file_range). */

@@ -83,7 +83,11 @@ static int setup_dev(int rootfd, const struct sbx_rootfs_config *cfg, sbx_error 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)cfg->root_uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)cfg->root_gid);
 	snprintf(ttygid, sizeof(ttygid), "%u", (unsigned)cfg->root_gid + 5);
-	const char *const tmpfs_opts[] = { "mode", "0755", "size", "65536", "uid", uid, "gid", gid, NULL };
+	/* /dev/shm is a directory of this tmpfs, not a tmpfs of its own:
+	 * every superblock costs each memory cgroup on the host a slot in its
+	 * shrinker map, so with thousands of sandboxes each one saved counts.
+	 * 64 MiB for shared memory, 64 KiB for the rest. */
+	const char *const tmpfs_opts[] = { "mode", "0755", "size", "67174400", "uid", uid, "gid", gid, NULL };
 	/* nodev: the bound device nodes are mounts of their own and keep
 	 * working; a node made with mknod on this tmpfs does not. */
 	if (mount_new_at(rootfd, "/dev", "tmpfs", tmpfs_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV,
@@ -103,10 +107,12 @@ static int setup_dev(int rootfd, const struct sbx_rootfs_config *cfg, sbx_error 
 	const char *const pts_opts[] = { "newinstance", NULL, "ptmxmode", "0666", "mode", "0620", "gid", ttygid, NULL };
 	if (mount_new_at(rootfd, "/dev/pts", "devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err) < 0)
 		return -1;
-	static const char *const shm_opts[] = { "mode", "1777", "size", "67108864", NULL };
-	if (mount_new_at(rootfd, "/dev/shm", "tmpfs", shm_opts,
-			 MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err) < 0)
-		return -1;
+	_cleanup_close_ int shm_path = sbx_inroot_mkdir_p(rootfd, "/dev/shm", 01777, err);
+	if (shm_path < 0)
+		return sbx_error_prefix(err, "/dev/shm");
+	_cleanup_close_ int shm = sbx_inroot_open(rootfd, "/dev/shm", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (shm < 0 || fchmod(shm, 01777) < 0) /* past the umask */
+		return sbx_error_errno(err, errno, "chmod /dev/shm");
 	if (mount_new_at(rootfd, "/dev/mqueue", "mqueue", NULL,
 			 MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err) < 0)
 		return -1;
@@ -164,8 +170,11 @@ static int write_for_root(int rootfd, const char *path, const char *data, const 
 }
 
 /* Bind the host's /dev/null over a file, or an empty read-only tmpfs over a
- * directory, so that its contents cannot be read. Missing paths are fine. */
-static int mask_path(int rootfd, const char *path, sbx_error **err)
+ * directory, so that its contents cannot be read. Missing paths are fine.
+ * All directories get binds of one tmpfs (*mask_root, its root once
+ * mounted): a superblock each would cost every memory cgroup on the host a
+ * slot in its shrinker map per sandbox. */
+static int mask_path(int rootfd, const char *path, int *mask_root, sbx_error **err)
 {
 	_cleanup_close_ int target = sbx_inroot_open(rootfd, path, O_PATH | O_NOFOLLOW, 0);
 	if (target < 0)
@@ -173,11 +182,23 @@ static int mask_path(int rootfd, const char *path, sbx_error **err)
 	struct stat st;
 	if (fstat(target, &st) < 0)
 		return sbx_error_errno(err, errno, "stat %s", path);
+	if (S_ISDIR(st.st_mode) && *mask_root >= 0) {
+		_cleanup_close_ int tree = open_tree(*mask_root, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+		if (tree < 0)
+			return sbx_error_errno(err, errno, "mask %s: open_tree", path);
+		if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return sbx_error_errno(err, errno, "mask %s", path);
+		return 0;
+	}
 	if (S_ISDIR(st.st_mode)) {
 		static const char *const opts[] = { "size", "4096", "mode", "0555", NULL };
 		if (mount_new(target, "tmpfs", opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
 							     MOUNT_ATTR_NOEXEC, err) < 0)
 			return sbx_error_prefix(err, "mask %s", path);
+		/* The fd taken before the mount names the covered directory. */
+		*mask_root = sbx_inroot_open(rootfd, path, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (*mask_root < 0)
+			return sbx_error_errno(err, errno, "mask %s: reopen", path);
 		return 0;
 	}
 	/* The source must really be the null device (CVE-2025-31133). */
@@ -506,8 +527,9 @@ int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
 			 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err) < 0)
 		return -1;
 
+	_cleanup_close_ int mask_root = -1;
 	for (const char *const *m = masked_paths; *m; m++)
-		if (mask_path(rootfd, *m, err) < 0)
+		if (mask_path(rootfd, *m, &mask_root, err) < 0)
 			return -1;
 	for (const char *const *r = readonly_paths; *r; r++)
 		if (readonly_path(rootfd, *r, err) < 0)

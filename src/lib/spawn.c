@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "hostlimit.h"
 #include "inroot.h"
 #include "passwd.h"
 #include "spawn.h"
@@ -254,7 +255,7 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 	/* The cgroup namespace is made here, not at clone, so that it is rooted
 	 * at the sandbox's groups in the v1 hierarchies too. */
 	if (unshare(CLONE_NEWCGROUP) < 0) {
-		sbx_error_errno(&err, errno, "new cgroup namespace");
+		sbx_hostlimit_error(&err, errno, CLONE_NEWCGROUP, -1, true, "new cgroup namespace");
 		child_fail(report_fd, err);
 	}
 	if (setsid() < 0) {
@@ -268,7 +269,7 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 	/* UTS and IPC namespaces made now belong to the sandbox's user
 	 * namespace: its root may set its own hostname and own its IPC. */
 	if (cfg->rootfs.userns_fd >= 0 && unshare(CLONE_NEWUTS | CLONE_NEWIPC) < 0) {
-		sbx_error_errno(&err, errno, "new uts and ipc namespaces");
+		sbx_hostlimit_error(&err, errno, CLONE_NEWUTS | CLONE_NEWIPC, -1, false, "new uts and ipc namespaces");
 		child_fail(report_fd, err);
 	}
 	if (sethostname(cfg->rootfs.hostname, strlen(cfg->rootfs.hostname)) < 0) {
@@ -314,7 +315,7 @@ int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, s
 	};
 	pid_t pid = sbx_clone3(&args);
 	if (pid < 0)
-		return sbx_error_errno(err, errno, "clone3 sandbox init");
+		return sbx_hostlimit_error(err, errno, ns, cfg->cgroup_fd, true, "clone3 sandbox init");
 	if (pid == 0) {
 		close(rd);
 		init_child(cfg, wr);
@@ -438,6 +439,32 @@ static int open_pty_master(const struct sbx_exec_config *cfg, sbx_error **err)
 	return fd;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Close every descriptor above 2 but those in keep (negative ones are
+ * ignored). */
+static void close_all_but(const int *keep, size_t n)
+{
+	int fds[8];
+	size_t m = 0;
+	for (size_t i = 0; i < n && m < SBX_ARRAY_SIZE(fds); i++)
+		if (keep[i] > 2)
+			fds[m++] = keep[i];
+	qsort(fds, m, sizeof(int), cmp_int);
+	unsigned int from = 3;
+	for (size_t i = 0; i < m; i++) {
+		if ((unsigned int)fds[i] < from)
+			continue; /* the same one twice */
+		if ((unsigned int)fds[i] > from)
+			sbx_close_range(from, (unsigned int)fds[i] - 1, 0);
+		from = (unsigned int)fds[i] + 1;
+	}
+	sbx_close_range(from, ~0U, 0);
+}
+
 /* "P<pid>" with the terminal's master riding along when there is one. */
 static void report_pid(int report_fd, pid_t pid, int master)
 {
@@ -498,6 +525,12 @@ int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setu
 		int master = -1;
 		if (cfg->tty && (master = open_pty_master(cfg, &cerr)) < 0)
 			child_fail(wr, cerr);
+		/* This helper holds a copy of every descriptor of sandboxd (one or
+		 * more per sandbox). Closed here, once, they are not copied again
+		 * into the command only to be closed at its exec: with thousands
+		 * of sandboxes that was most of the cost of an exec. */
+		int keep[] = { wr, master, cfg->stdio[0], cfg->stdio[1], cfg->stdio[2], cfg->extra_fd };
+		close_all_but(keep, SBX_ARRAY_SIZE(keep));
 		/* CLONE_PARENT: the command becomes sandboxd's child, so sandboxd
 		 * reaps it and reads its exit status; this helper just leaves. */
 		struct clone_args cargs = { .flags = CLONE_PARENT, .exit_signal = 0 };

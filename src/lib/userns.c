@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hostlimit.h"
 #include "syscalls.h"
 #include "userns.h"
 #include "util.h"
@@ -39,7 +40,7 @@ int sbx_userns_create(uint32_t base, uint32_t count, sbx_error **err)
 	};
 	pid_t pid = sbx_clone3(&args);
 	if (pid < 0)
-		return sbx_error_errno(err, errno, "clone3 user namespace");
+		return sbx_hostlimit_error(err, errno, CLONE_NEWUSER, -1, true, "clone3 user namespace");
 	if (pid == 0) {
 		char c;
 		close(wr);

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 
 from sbxtest import ID_RE, RFC3339_RE, SandboxdTestCase, image_tarball, main, wait_until
 
@@ -365,6 +366,52 @@ class ImageCtlTest(SandboxdTestCase):
         self.assertCtlFails(self.ctl("image", "rm", "minimal"))
         rc, out, err = self.ctl("image", "rm", "-f", "minimal")
         self.assertEqual((rc, out), (0, "minimal\n"))
+
+
+def duplicate_names(path):
+    """Names that occur more than once in a tarball, as tarfile reads them
+    ("./a/" and "./a" are one name)."""
+    seen, dups = set(), set()
+    with tarfile.open(path) as tf:
+        for m in tf.getmembers():
+            name = os.path.normpath(m.name)
+            (dups if name in seen else seen).add(name)
+    return sorted(dups)
+
+
+class ImageTarballTest(SandboxdTestCase):
+    """The default image as other tools read it: every name once."""
+
+    start_daemon = False
+
+    def test_minimal_image_has_each_name_once(self):
+        path = image_tarball()
+        if not path:
+            self.skipTest("images/minimal.tar.gz is not built")
+        self.assertEqual(duplicate_names(path), [])
+        if shutil.which("bsdtar"):
+            names = subprocess.run(["bsdtar", "-tf", path], capture_output=True, text=True, check=True).stdout
+            names = [os.path.normpath(n) for n in names.splitlines()]
+            self.assertEqual(sorted(n for n in set(names) if names.count(n) > 1), [])
+        with tarfile.open(path) as tf:
+            home = tf.getmember("./home/sandbox")
+            self.assertEqual((home.uid, home.gid, home.isdir()), (1000, 1000, True))
+            self.assertEqual((tf.getmember("./etc/passwd").uid, tf.getmember("./home").uid), (0, 0))
+
+    def test_podman_imports_minimal_image(self):
+        path = image_tarball()
+        if not path:
+            self.skipTest("images/minimal.tar.gz is not built")
+        if not shutil.which("podman"):
+            self.skipTest("podman is not installed (Debian package podman)")
+        store = tempfile.mkdtemp(prefix="sbxtest-podman-")
+        self.addCleanup(shutil.rmtree, store, True)
+        # A private store: nothing of this test lands in the host's images.
+        podman = ["podman", "--root", os.path.join(store, "root"), "--runroot", os.path.join(store, "run"),
+                  "--storage-driver", "vfs"]
+        p = subprocess.run(podman + ["import", path, "sbxtest-minimal"], capture_output=True, text=True, timeout=120)
+        self.addCleanup(subprocess.run, podman + ["system", "reset", "--force"], capture_output=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 if __name__ == "__main__":
