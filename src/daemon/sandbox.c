@@ -316,7 +316,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 			return sbx_error_prefix(err, "sandbox %s", sb->id);
 		}
 	}
-	_cleanup_close_ int userns_fd = -1;
+	_cleanup_close_ int userns_fd = -1, ipc_ns_fd = -1, uts_ns_fd = -1;
 	_cleanup_free_ char *lower_mnt = NULL;
 	if (sb->userns_base) {
 		char lm[80];
@@ -324,7 +324,7 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 		if (asprintf(&lower_mnt, "%s/%s", d->cfg.run_dir, lm) < 0)
 			lower_mnt = NULL;
 		if (!lower_mnt || (mkdirat(d->run_fd, lm, 0700) < 0 && errno != EEXIST) ||
-		    (userns_fd = sbx_userns_create(sb->userns_base, SBX_USERNS_SIZE, err)) < 0) {
+		    (userns_fd = sbx_userns_create_ns(sb->userns_base, SBX_USERNS_SIZE, &ipc_ns_fd, &uts_ns_fd, err)) < 0) {
 			if (err && !*err)
 				sbx_error_errno(err, errno, "user namespace");
 			for (int c = 0; c < SBX_CTRL_COUNT; c++)
@@ -362,6 +362,8 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 		.id = sb->id,
 		.caps = sb->caps,
 		.seccomp = filter,
+		.ipc_ns_fd = ipc_ns_fd,
+		.uts_ns_fd = uts_ns_fd,
 	};
 	memcpy(ic.v1_procs, v1, sizeof(v1));
 	struct sbx_spawned sp;

@@ -262,16 +262,24 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 		sbx_error_errno(&err, errno, "setsid");
 		child_fail(report_fd, err);
 	}
+	/* With a user namespace, the UTS and IPC namespaces belong to it (its
+	 * root may set its own hostname and owns its IPC), and are joined
+	 * before the mounts: /dev/mqueue shows the mounter's IPC namespace,
+	 * and mounted from the host's it would share the host's queues. */
+	if (cfg->rootfs.userns_fd >= 0) {
+		if (cfg->ipc_ns_fd <= 0 || cfg->uts_ns_fd <= 0) {
+			sbx_error_set(&err, SBX_ERR_INTERNAL, "no IPC and UTS namespaces for the user namespace");
+			child_fail(report_fd, err);
+		}
+		if (setns(cfg->ipc_ns_fd, CLONE_NEWIPC) < 0 || setns(cfg->uts_ns_fd, CLONE_NEWUTS) < 0) {
+			sbx_error_errno(&err, errno, "join the sandbox's IPC and UTS namespaces");
+			child_fail(report_fd, err);
+		}
+	}
 	if (sbx_rootfs_setup(&cfg->rootfs, &err) < 0)
 		child_fail(report_fd, err);
 	if (become_root(cfg->rootfs.userns_fd, &err) < 0)
 		child_fail(report_fd, err);
-	/* UTS and IPC namespaces made now belong to the sandbox's user
-	 * namespace: its root may set its own hostname and own its IPC. */
-	if (cfg->rootfs.userns_fd >= 0 && unshare(CLONE_NEWUTS | CLONE_NEWIPC) < 0) {
-		sbx_hostlimit_error(&err, errno, CLONE_NEWUTS | CLONE_NEWIPC, -1, false, "new uts and ipc namespaces");
-		child_fail(report_fd, err);
-	}
 	if (sethostname(cfg->rootfs.hostname, strlen(cfg->rootfs.hostname)) < 0) {
 		sbx_error_errno(&err, errno, "sethostname");
 		child_fail(report_fd, err);

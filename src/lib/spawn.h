@@ -21,6 +21,9 @@ struct sbx_init_config {
 	int v1_procs[SBX_CTRL_COUNT]; /* hybrid hosts: v1 groups to join first, or -1 */
 	uint64_t caps;                /* capability set of the sandbox's root */
 	const struct sbx_bpf *seccomp; /* NULL: no filter */
+	/* With a user namespace: its IPC and UTS namespaces
+	 * (sbx_userns_create_ns), joined before anything is mounted. */
+	int ipc_ns_fd, uts_ns_fd;
 };
 
 struct sbx_spawned {

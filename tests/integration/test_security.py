@@ -1151,6 +1151,28 @@ class ProcessTest(SecurityTestCase):
         self.fails("a", "ls %s" % self.daemon.state_dir, "No such file or directory")
 
 
+    def test_message_queues_are_the_sandboxs_own(self):
+        # /dev/mqueue shows the IPC namespace of whoever mounted it: mounted
+        # from the host's, a sandbox's queues would be the host's.
+        host_mq = tempfile.mkdtemp(prefix="sbx-mq-")
+        self.addCleanup(os.rmdir, host_mq)
+        subprocess.run(["mount", "-t", "mqueue", "none", host_mq], check=True)
+        self.addCleanup(subprocess.run, ["umount", host_mq])
+        for userns in (True, False):
+            with self.subTest(userns=userns):
+                a = self.create(userns=userns)
+                b = self.create(userns=userns)
+                marker = "mq-%08x" % random.getrandbits(32)
+                self.sh(a["id"], "touch /dev/mqueue/%s && ls /dev/mqueue" % marker)
+                self.assertIn(marker, self.sh(a["id"], "ls /dev/mqueue"))
+                self.assertNotIn(marker, os.listdir(host_mq))
+                self.assertNotIn(marker, self.sh(b["id"], "ls /dev/mqueue"))
+                # The queue belongs to the sandbox's IPC namespace, the
+                # one its processes use.
+                ns_a = os.readlink("/proc/%d/ns/ipc" % a["init_pid"])
+                self.assertNotEqual(ns_a, os.readlink("/proc/self/ns/ipc"))
+
+
 # --------------------------------------------------------------------------
 # Ids: the user namespace and what lands on disk
 
