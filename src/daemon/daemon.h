@@ -20,6 +20,9 @@
 #define SBX_API_VERSION 1
 #define SBX_DEFAULT_SOCKET "/run/sandboxd/sandboxd.sock"
 #define SBX_DEFAULT_CONFIG SYSCONFDIR "/sandboxd/sandboxd.conf"
+/* Away from podman (10.88/16, 10.89+ in /24s below 10.96), Kubernetes'
+ * service range (10.96/12), Docker (172.17-172.27) and home networks. */
+#define SBX_DEFAULT_SUBNET_POOL "10.200.0.0/13:16, 10.208.0.0/12:16, 172.28.0.0/14:16"
 
 struct sbx_config {
 	char *config_path;
@@ -49,7 +52,10 @@ struct sbx_config {
 	/* networking (net.c) */
 	char *default_network; /* "bridge" or "none" */
 	char *net_bridge;      /* bridge name; also names the nftables table */
-	char *net_subnet;      /* IPv4 CIDR; the bridge takes the first address */
+	char *net_subnet;      /* IPv4 CIDR; the bridge takes the first address. NULL: one of the pool */
+	char *net_subnet_pool; /* BASE/PREFIX:SIZE, ...: where a subnet is picked from */
+	bool iptables_forward; /* accept rules in iptables' FORWARD (DOCKER-USER) when it drops */
+	char *firewalld_zone;  /* zone the sandboxes' links join in a running firewalld; "": none */
 	char *net_dns;         /* resolvers for sandboxes, comma-separated; NULL: the host's */
 	char *net_forbidden;   /* CIDRs sandboxes may not reach, comma-separated */
 	char *preview_listen;  /* ADDRESS:PORT of the preview gateway; "": none */
@@ -167,6 +173,7 @@ void sbx_server_close(struct sbx_daemon *d);
 /* Handlers, one file per method family. */
 void rpc_system_info(struct sbx_request *req);
 void rpc_system_ping(struct sbx_request *req);
+void rpc_system_doctor(struct sbx_request *req); /* doctor.c */
 void rpc_image_list(struct sbx_request *req);
 void rpc_image_inspect(struct sbx_request *req);
 void rpc_image_import(struct sbx_request *req);
