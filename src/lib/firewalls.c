@@ -18,6 +18,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/x_tables.h>
 #include <linux/netfilter/xt_conntrack.h>
 #include <linux/netfilter/xt_devgroup.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +38,9 @@
 #include "nft.h"
 #include "syscalls.h"
 #include "util.h"
+
+/* Room for one read of a dump or of announcements. */
+#define NL_BUF 65536
 
 /* A packet's conntrack state bits as nft_ct and xt_conntrack see them. */
 #define CT_BIT(s) (1U << ((s) + 1))
@@ -1389,4 +1394,74 @@ static int probe_cb(const struct nlmsghdr *nlh, void *data)
 int sbx_fw_probe(sbx_error **err)
 {
 	return sbx_nft_dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC, NULL, NULL, probe_cb, NULL, err);
+}
+
+/* ---- announcements ---- */
+
+int sbx_fw_monitor_open(struct sbx_fw_monitor *m, sbx_error **err)
+{
+	m->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!m->sock)
+		return sbx_error_errno(err, errno, "open nfnetlink socket");
+	int group = NFNLGRP_NFTABLES;
+	if (mnl_socket_bind(m->sock, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_socket_setsockopt(m->sock, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
+		int e = errno;
+		sbx_fw_monitor_close(m);
+		return sbx_error_errno(err, e, "listen to nftables changes");
+	}
+	/* A rebuild of sandboxd's own table is one announcement per rule:
+	 * room for many, though a loss only costs a needless look. */
+	int size = 4 << 20;
+	setsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+	return mnl_socket_get_fd(m->sock);
+}
+
+bool sbx_fw_monitor_drain(struct sbx_fw_monitor *m, const char *own_table)
+{
+	bool changed = false;
+	char *buf = malloc(NL_BUF);
+	if (!buf)
+		return true;
+	for (;;) {
+		ssize_t n = recv(mnl_socket_get_fd(m->sock), buf, NL_BUF, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == ENOBUFS) {
+				changed = true;
+				continue;
+			}
+			break;
+		}
+		if (n == 0)
+			break;
+		int len = (int)n;
+		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES ||
+			    NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWGEN)
+				continue;
+			/* Every object's message names its table in its first
+			 * attribute type (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE,
+			 * NFTA_RULE_TABLE, NFTA_SET_TABLE, ...). */
+			const char *table = NULL;
+			const struct nlattr *a;
+			mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+			{
+				if (mnl_attr_get_type(a) == 1 && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0) {
+					table = mnl_attr_get_str(a);
+					break;
+				}
+			}
+			if (!table || !own_table || strcmp(table, own_table))
+				changed = true;
+		}
+	}
+	free(buf);
+	return changed;
+}
+
+void sbx_fw_monitor_close(struct sbx_fw_monitor *m)
+{
+	if (m->sock)
+		mnl_socket_close(m->sock);
+	m->sock = NULL;
 }

@@ -17,6 +17,8 @@
 #include "error.h"
 #include "subnet.h"
 
+struct mnl_socket;
+
 /* The network whose traffic is judged. */
 struct sbx_fw_net {
 	struct sbx_cidr subnet;
@@ -92,6 +94,17 @@ int sbx_fw_firewalld_bind(const char *zone, const char *pattern, bool add, sbx_e
 /* The rules an administrator adds by hand to let the traffic through the
  * chain of j, as commands. */
 void sbx_fw_manual_fix(const struct sbx_fw_net *net, const struct sbx_fw_judgement *j, char *out, size_t n);
+
+/* Changes to the ruleset, as nftables announces them. */
+struct sbx_fw_monitor {
+	struct mnl_socket *sock;
+};
+/* A non-blocking socket to watch; its descriptor (owned by m). */
+int sbx_fw_monitor_open(struct sbx_fw_monitor *m, sbx_error **err);
+/* Reads what is pending: whether any of it changed a table other than
+ * own_table (announcements were lost also counts). */
+bool sbx_fw_monitor_drain(struct sbx_fw_monitor *m, const char *own_table);
+void sbx_fw_monitor_close(struct sbx_fw_monitor *m);
 
 /* Whether the process can read nftables at all (a kernel with nf_tables
  * and CAP_NET_ADMIN). */

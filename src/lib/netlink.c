@@ -684,21 +684,38 @@ int sbx_nl_open_monitor(struct sbx_nl *nl, sbx_error **err)
 	return mnl_socket_get_fd(nl->sock);
 }
 
-int sbx_nl_monitor_drain(struct sbx_nl *nl)
+static bool own_host_route(const struct nlmsghdr *nlh, struct in_addr own, int own_prefix)
+{
+	if (nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_DELROUTE)
+		return false;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	if (rtm->rtm_family != AF_INET || rtm->rtm_dst_len != 32)
+		return false;
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
+	if (!tb[RTA_DST] || mnl_attr_get_payload_len(tb[RTA_DST]) < 4)
+		return false;
+	struct in_addr dst;
+	memcpy(&dst, mnl_attr_get_payload(tb[RTA_DST]), 4);
+	return own.s_addr && sbx_cidr_contains(own, own_prefix, dst);
+}
+
+int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix)
 {
 	char buf[NL_BUF];
 	int count = 0;
 	for (;;) {
 		ssize_t n = recv(mnl_socket_get_fd(nl->sock), buf, sizeof(buf), MSG_DONTWAIT);
-		if (n > 0) {
-			count++;
-			continue;
-		}
 		if (n < 0 && errno == ENOBUFS) { /* overrun: changes were lost, so something changed */
 			count++;
 			continue;
 		}
-		return count;
+		if (n <= 0)
+			return count;
+		int len = (int)n;
+		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+			if (!own_host_route(nlh, own, own_prefix))
+				count++;
 	}
 }
 

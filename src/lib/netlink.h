@@ -109,8 +109,9 @@ int sbx_nl_prefixes(struct sbx_nl *nl, struct sbx_nl_prefix **out, size_t *n, sb
  * its descriptor (owned by nl), to be watched. */
 int sbx_nl_open_monitor(struct sbx_nl *nl, sbx_error **err);
 /* Reads every pending notification; how many there were (a lost batch
- * counts as one). */
-int sbx_nl_monitor_drain(struct sbx_nl *nl);
+ * counts as one), leaving out the /32 routes inside own/own_prefix (a
+ * daemon's own sandboxes come and go all the time). */
+int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix);
 
 /* What a resource errno of a network request means as a kernel limit, in
  * words for the user; NULL when it is not one. */
