@@ -8,6 +8,7 @@
 
 #include "conffile.h"
 #include "daemon.h"
+#include "subnet.h"
 
 static int set_str(char **slot, const char *value)
 {

@@ -20,9 +20,6 @@
 #define SBX_API_VERSION 1
 #define SBX_DEFAULT_SOCKET "/run/sandboxd/sandboxd.sock"
 #define SBX_DEFAULT_CONFIG SYSCONFDIR "/sandboxd/sandboxd.conf"
-/* Away from podman (10.88/16, 10.89+ in /24s below 10.96), Kubernetes'
- * service range (10.96/12), Docker (172.17-172.27) and home networks. */
-#define SBX_DEFAULT_SUBNET_POOL "10.200.0.0/13:16, 10.208.0.0/12:16, 172.28.0.0/14:16"
 
 struct sbx_config {
 	char *config_path;

@@ -354,20 +354,22 @@ void sbx_hostcheck_forward(struct sbx_checks *c, const struct sbx_fw_net *net, c
 
 /* ---- the subnet ---- */
 
-void sbx_hostcheck_subnet(struct sbx_checks *c, const char *subnet, const char *kept, const char *pool,
-			  const char *bridge)
+bool sbx_hostcheck_subnet(struct sbx_checks *c, const char *subnet, const char *kept, const char *pool,
+			  const char *bridge, struct sbx_cidr *out)
 {
 	struct sbx_nl nl = { 0 };
-	struct sbx_nl_prefix *p = NULL;
+	_cleanup_free_ struct sbx_nl_prefix *p = NULL;
 	size_t n = 0;
 	sbx_error *e = NULL;
 	if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_prefixes(&nl, &p, &n, &e) < 0) {
 		sbx_checks_add(c, "subnet", SBX_CHECK_WARN, "run as root", "%s", e->msg);
 		sbx_error_free(e);
 		sbx_nl_close(&nl);
-		return;
+		return false;
 	}
 	sbx_nl_close(&nl);
+	/* A bridge of that name left by a daemon that did not stop cleanly:
+	 * its routes are sandboxd's own. */
 	uint32_t group = 0;
 	for (size_t i = 0; i < n; i++)
 		if (bridge && !strcmp(p[i].ifname, bridge))
@@ -375,68 +377,64 @@ void sbx_hostcheck_subnet(struct sbx_checks *c, const char *subnet, const char *
 	char what[160];
 	struct sbx_cidr want;
 	if (subnet && *subnet) {
-		if (sbx_cidr_parse(subnet, &want.net, &want.prefix) < 0) {
-			sbx_checks_add(c, "subnet", SBX_CHECK_FAIL, "give subnet an IPv4 CIDR in sandboxd.conf",
-				       "subnet '%s' is not an IPv4 CIDR", subnet);
-		} else {
-			const struct sbx_nl_prefix *hit = sbx_subnet_conflict(p, n, want, bridge, group);
-			if (hit) {
-				sbx_subnet_describe(hit, what, sizeof(what));
-				sbx_checks_add(c, "subnet", SBX_CHECK_FAIL,
-					       "choose a free subnet in sandboxd.conf, or remove the setting so that sandboxd "
-					       "picks one from subnet_pool",
-					       "subnet %s (sandboxd.conf) overlaps %s; sandboxd refuses to start", subnet, what);
-			} else {
-				sbx_checks_add(c, "subnet", SBX_CHECK_OK, NULL, "%s (sandboxd.conf) overlaps nothing on the host",
-					       subnet);
-			}
+		if (sbx_cidr_parse(subnet, &want.net, &want.prefix) < 0 || want.prefix < 8 || want.prefix > 30) {
+			sbx_checks_add(c, "subnet", SBX_CHECK_FAIL, "give subnet an IPv4 CIDR from /8 to /30 in sandboxd.conf",
+				       "subnet '%s' is not an IPv4 CIDR from /8 to /30; sandboxd refuses to start", subnet);
+			return false;
 		}
-		free(p);
-		return;
+		const struct sbx_nl_prefix *hit = sbx_subnet_conflict(p, n, want, bridge, group);
+		if (hit) {
+			sbx_subnet_describe(hit, what, sizeof(what));
+			sbx_checks_add(c, "subnet", SBX_CHECK_FAIL,
+				       "set subnet to a range nothing else uses, or remove it so that sandboxd picks a free "
+				       "one from subnet_pool",
+				       "subnet %s (sandboxd.conf) overlaps %s; sandboxd refuses to start", subnet, what);
+		} else {
+			sbx_checks_add(c, "subnet", SBX_CHECK_OK, NULL, "%s (sandboxd.conf) overlaps nothing on the host",
+				       subnet);
+		}
+		*out = want;
+		return true;
 	}
 	if (kept && *kept && sbx_cidr_parse(kept, &want.net, &want.prefix) == 0) {
 		const struct sbx_nl_prefix *hit = sbx_subnet_conflict(p, n, want, bridge, group);
 		if (!hit) {
 			sbx_checks_add(c, "subnet", SBX_CHECK_OK, NULL, "%s, kept from an earlier start, overlaps nothing",
 				       kept);
-			free(p);
-			return;
+			*out = want;
+			return true;
 		}
 		sbx_subnet_describe(hit, what, sizeof(what));
 		sbx_checks_add(c, "subnet", SBX_CHECK_WARN,
-			       "nothing, unless the sandboxes' addresses must stay: then remove that network first",
+			       "nothing to do unless the sandboxes' addresses must stay; then remove that network first",
 			       "%s, kept from an earlier start, now overlaps %s; at its next start sandboxd moves to a "
 			       "free subnet of subnet_pool and gives its sandboxes new addresses",
 			       kept, what);
-		free(p);
-		return;
 	}
-	struct sbx_subnet_pool *pools = NULL;
+	_cleanup_free_ struct sbx_subnet_pool *pools = NULL;
 	size_t np = 0;
 	if (sbx_subnet_pool_parse("subnet_pool", pool, &pools, &np, &e) < 0) {
 		sbx_checks_add(c, "subnet", SBX_CHECK_FAIL, "fix subnet_pool in sandboxd.conf", "%s", e->msg);
 		sbx_error_free(e);
-		free(p);
-		return;
+		return false;
 	}
-	struct sbx_cidr *taken = calloc(n ? n : 1, sizeof(*taken));
+	_cleanup_free_ struct sbx_cidr *taken = calloc(n ? n : 1, sizeof(*taken));
 	size_t nt = 0;
 	for (size_t i = 0; taken && i < n; i++)
 		if (sbx_subnet_foreign(&p[i], bridge, group))
 			taken[nt++] = (struct sbx_cidr){ p[i].net, p[i].prefix };
-	struct sbx_cidr got;
-	if (taken && sbx_subnet_pick(pools, np, taken, nt, &got) == 0) {
-		char s[SBX_CIDR_STRLEN];
-		sbx_cidr_format(got, s);
-		sbx_checks_add(c, "subnet", SBX_CHECK_OK, NULL, "sandboxd would take %s, the first free subnet of subnet_pool",
-			       s);
-	} else {
+	if (!taken || sbx_subnet_pick(pools, np, taken, nt, &want) < 0) {
 		sbx_checks_add(c, "subnet", SBX_CHECK_FAIL, "add a free range to subnet_pool, or set subnet, in sandboxd.conf",
 			       "every subnet of subnet_pool (%s) overlaps a route or address of the host", pool);
+		return false;
 	}
-	free(taken);
-	free(pools);
-	free(p);
+	char s[SBX_CIDR_STRLEN];
+	sbx_cidr_format(want, s);
+	if (!kept || !*kept)
+		sbx_checks_add(c, "subnet", SBX_CHECK_OK, NULL, "sandboxd would take %s, the first free subnet of subnet_pool",
+			       s);
+	*out = want;
+	return true;
 }
 
 /* ---- space, socket, ports ---- */

@@ -64,8 +64,9 @@ void sbx_hostcheck_forward(struct sbx_checks *c, const struct sbx_fw_net *net, c
  * (NULL: none), else the one kept in the state dir (kept, NULL: none),
  * else the first free of pool; against the host's routes and addresses
  * (but those of bridge, which is sandboxd's own). */
-void sbx_hostcheck_subnet(struct sbx_checks *c, const char *subnet, const char *kept, const char *pool,
-			  const char *bridge);
+/* *out: that subnet, when there is one (true). */
+bool sbx_hostcheck_subnet(struct sbx_checks *c, const char *subnet, const char *kept, const char *pool,
+			  const char *bridge, struct sbx_cidr *out);
 
 /* The free space and inodes of the file system of dir (or of its
  * closest existing parent). */

@@ -18,6 +18,12 @@ struct sbx_cidr {
 	int prefix;
 };
 
+/* sandboxd's default subnet_pool: away from podman's default network
+ * (10.88/16) and the /24s it hands out next, Kubernetes' service range
+ * (10.96/12), Docker's default pools (172.17-172.27 and 192.168/16) and
+ * home networks. */
+#define SBX_DEFAULT_SUBNET_POOL "10.200.0.0/13:16, 10.208.0.0/12:16, 172.28.0.0/14:16"
+
 /* "a.b.c.d/nn" and its terminating NUL. */
 #define SBX_CIDR_STRLEN (INET_ADDRSTRLEN + 3)
 
