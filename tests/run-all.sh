@@ -35,6 +35,13 @@ for p in podman libarchive-tools; do
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null 2>&1 ||
 		echo "run-all: cannot install $p; the tests that need it are skipped" >&2
 done
+# Neighbours on the host's network (test_hostnet.py runs them in network
+# namespaces of its own). Without recommends: nothing else to start.
+for p in docker.io firewalld; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 ||
+		echo "run-all: cannot install $p; the tests that need it are skipped" >&2
+done
 
 note "autogen"
 ./autogen.sh >/dev/null 2>&1 || { echo "run-all: autogen.sh failed" >&2; exit 1; }

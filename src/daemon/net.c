@@ -373,11 +373,15 @@ static int check_other(const struct sbx_netlock_record *r, bool held, void *data
 			     r->state_dir ? r->state_dir : "?");
 }
 
+/* Another daemon running on this network stack (its bridge is here: a
+ * daemon in another network namespace has another firewall). */
 static int other_running(const struct sbx_netlock_record *r, bool held, void *data)
 {
-	(void)r;
 	(void)data;
-	return held;
+	struct sbx_nl nl = { 0 };
+	int here = held && sbx_nl_open(&nl, NULL) == 0 && sbx_nl_ifindex(&nl, r->bridge, NULL) > 0;
+	sbx_nl_close(&nl);
+	return here;
 }
 
 /* ---- the subnet ---- */
@@ -690,7 +694,8 @@ static void routes_changed(struct sbx_watch *w, uint32_t events, void *data)
 	(void)w;
 	(void)events;
 	struct sbx_net *net = data;
-	if (sbx_nl_monitor_drain(&net->routes_mon, net->subnet.net, net->subnet.prefix) && !net->routes_settle)
+	if (sbx_nl_monitor_drain(&net->routes_mon, net->subnet.net, net->subnet.prefix, net->group) &&
+	    !net->routes_settle)
 		net->routes_settle = sbx_loop_timer(net->d->loop, SETTLE_MS, routes_settled, net);
 }
 

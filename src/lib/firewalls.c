@@ -1007,10 +1007,14 @@ int sbx_fw_judge(const struct sbx_fw_net *net, struct sbx_fw_report *out, sbx_er
 				   SBX_FW_IPTABLES :
 			   !strcmp(c->table, "firewalld") ? SBX_FW_FIREWALLD :
 							    SBX_FW_OTHER;
+		snprintf(j->place, sizeof(j->place), "%s", j->chain);
 		j->out = eval_base(&rs, c, &pout, &j->uncertain, j->why_out, sizeof(j->why_out));
 		j->back = eval_base(&rs, c, &pback, &j->uncertain, j->why_back, sizeof(j->why_back));
 	}
 	ruleset_free(&rs);
+	for (size_t i = 0; i < out->n; i++)
+		if (out->chains[i].owner == SBX_FW_IPTABLES && out->docker_user)
+			snprintf(out->chains[i].place, sizeof(out->chains[i].place), "DOCKER-USER");
 	/* iptables-legacy keeps its tables out of nftables' sight. */
 	_cleanup_free_ char *names = NULL;
 	if (sbx_read_file_at(AT_FDCWD, "/proc/net/ip_tables_names", 4096, &names, NULL, NULL) == 0 && names &&
@@ -1364,7 +1368,7 @@ void sbx_fw_manual_fix(const struct sbx_fw_net *net, const struct sbx_fw_judgeme
 		snprintf(out, n,
 			 "iptables -I %s -i %s+ -s %s -j ACCEPT; iptables -I %s -o %s+ -d %s -m conntrack --ctstate "
 			 "RELATED,ESTABLISHED -j ACCEPT (or set iptables_forward = true in sandboxd.conf)",
-			 j->chain, pfx, subnet, j->chain, pfx, subnet);
+			 j->place, pfx, subnet, j->place, pfx, subnet);
 		break;
 	case SBX_FW_FIREWALLD:
 		snprintf(out, n,

@@ -48,6 +48,9 @@ struct sbx_fw_judgement {
 	char table[64];
 	char chain[64];
 	enum sbx_fw_owner owner;
+	/* where an owner's documented place for others' rules is: the chain
+	 * of iptables' filter table (DOCKER-USER when Docker made it) */
+	char place[64];
 	enum sbx_fw_verdict out, back;
 	/* Rules whose matches sandboxd cannot evaluate (sets of
 	 * concatenations, rate limits, sockets...) were taken as not

@@ -315,7 +315,7 @@ void sbx_hostcheck_forward(struct sbx_checks *c, const struct sbx_fw_net *net, c
 		}
 		dropping++;
 		const char *what = j->out == SBX_FW_DROP ? j->why_out : j->why_back;
-		const char *dir = j->out == SBX_FW_DROP ? "sandbox traffic out" : "answers to sandboxes";
+		const char *dir = j->out == SBX_FW_DROP ? "sandbox traffic" : "answers to sandboxes";
 		char fix[1024];
 		sbx_fw_manual_fix(net, j, fix, sizeof(fix));
 		bool automatic = (j->owner == SBX_FW_IPTABLES && fx->iptables) ||

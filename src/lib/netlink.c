@@ -675,7 +675,9 @@ int sbx_nl_open_monitor(struct sbx_nl *nl, sbx_error **err)
 	nl->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (!nl->sock)
 		return sbx_error_errno(err, errno, "open rtnetlink socket");
-	if (mnl_socket_bind(nl->sock, RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE, MNL_SOCKET_AUTOPID) < 0) {
+	/* Links too: a link's routes go with it (or when it goes down)
+	 * without a route announcement of their own. */
+	if (mnl_socket_bind(nl->sock, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE, MNL_SOCKET_AUTOPID) < 0) {
 		int e = errno;
 		mnl_socket_close(nl->sock);
 		nl->sock = NULL;
@@ -684,8 +686,13 @@ int sbx_nl_open_monitor(struct sbx_nl *nl, sbx_error **err)
 	return mnl_socket_get_fd(nl->sock);
 }
 
-static bool own_host_route(const struct nlmsghdr *nlh, struct in_addr own, int own_prefix)
+static bool own_change(const struct nlmsghdr *nlh, struct in_addr own, int own_prefix, uint32_t own_group)
 {
+	if (nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_DELLINK) {
+		struct link_info li = { 0 };
+		link_cb(nlh, &li);
+		return own_group && li.group == own_group;
+	}
 	if (nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_DELROUTE)
 		return false;
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
@@ -700,7 +707,7 @@ static bool own_host_route(const struct nlmsghdr *nlh, struct in_addr own, int o
 	return own.s_addr && sbx_cidr_contains(own, own_prefix, dst);
 }
 
-int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix)
+int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix, uint32_t own_group)
 {
 	char buf[NL_BUF];
 	int count = 0;
@@ -714,7 +721,7 @@ int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix)
 			return count;
 		int len = (int)n;
 		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
-			if (!own_host_route(nlh, own, own_prefix))
+			if (!own_change(nlh, own, own_prefix, own_group))
 				count++;
 	}
 }

@@ -105,13 +105,14 @@ struct sbx_nl_prefix {
 };
 /* Every such prefix, each with its link's name and group (caller frees). */
 int sbx_nl_prefixes(struct sbx_nl *nl, struct sbx_nl_prefix **out, size_t *n, sbx_error **err);
-/* A non-blocking socket told of every change to IPv4 addresses and routes;
- * its descriptor (owned by nl), to be watched. */
+/* A non-blocking socket told of every change to links, IPv4 addresses
+ * and routes; its descriptor (owned by nl), to be watched. */
 int sbx_nl_open_monitor(struct sbx_nl *nl, sbx_error **err);
 /* Reads every pending notification; how many there were (a lost batch
- * counts as one), leaving out the /32 routes inside own/own_prefix (a
- * daemon's own sandboxes come and go all the time). */
-int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix);
+ * counts as one), leaving out the links of own_group and the /32 routes
+ * inside own/own_prefix (a daemon's own sandboxes come and go all the
+ * time). */
+int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix, uint32_t own_group);
 
 /* What a resource errno of a network request means as a kernel limit, in
  * words for the user; NULL when it is not one. */

@@ -117,10 +117,15 @@ bool sbx_subnet_foreign(const struct sbx_nl_prefix *p, const char *bridge, uint3
 const struct sbx_nl_prefix *sbx_subnet_conflict(const struct sbx_nl_prefix *p, size_t n, struct sbx_cidr subnet,
 						const char *bridge, uint32_t group)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct sbx_cidr c = { p[i].net, p[i].prefix };
-		if (sbx_subnet_foreign(&p[i], bridge, group) && sbx_cidr_overlaps(c, subnet))
-			return &p[i];
+	/* An address names the link that holds the range best; a route
+	 * without one (a VPN's, a blackhole) comes next. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			struct sbx_cidr c = { p[i].net, p[i].prefix };
+			if ((p[i].kind == SBX_NL_ADDRESS) == (pass == 0) && sbx_subnet_foreign(&p[i], bridge, group) &&
+			    sbx_cidr_overlaps(c, subnet))
+				return &p[i];
+		}
 	}
 	return NULL;
 }

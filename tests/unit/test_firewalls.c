@@ -121,6 +121,7 @@ START_TEST(test_docker_forward_drop_and_our_rules)
 	const struct sbx_fw_judgement *j = find(&r, "filter", "FORWARD");
 	ck_assert_ptr_nonnull(j);
 	ck_assert_int_eq(j->owner, SBX_FW_IPTABLES);
+	ck_assert_str_eq(j->place, "DOCKER-USER");
 	ck_assert_int_eq(j->out, SBX_FW_DROP);
 	ck_assert_int_eq(j->back, SBX_FW_DROP);
 	ck_assert(!j->uncertain);
