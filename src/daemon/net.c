@@ -686,6 +686,7 @@ static void routes_settled(struct sbx_watch *t, void *data)
 	(void)t;
 	struct sbx_net *net = data;
 	net->routes_settle = NULL;
+	sbx_debug("network: the host's links, addresses or routes changed; looking for overlaps");
 	conflicts_check(net);
 }
 
@@ -817,6 +818,7 @@ static void firewall_settled(struct sbx_watch *t, void *data)
 	(void)t;
 	struct sbx_net *net = data;
 	net->fw_settle = NULL;
+	sbx_debug("firewall: another nftables table changed; judging the forward chains again");
 	firewall_check(net);
 }
 
