@@ -1379,9 +1379,9 @@ void sbx_fw_manual_fix(const struct sbx_fw_net *net, const struct sbx_fw_judgeme
 		break;
 	default:
 		snprintf(out, n,
-			 "nft insert rule %s %s %s iifname \"%s*\" ip saddr %s accept; nft insert rule %s %s %s oifname "
-			 "\"%s*\" ip daddr %s ct state established,related accept (and the same in the file that "
-			 "loads table %s, such as /etc/nftables.conf)",
+			 "nft 'insert rule %s %s %s iifname \"%s*\" ip saddr %s accept'; nft 'insert rule %s %s %s "
+			 "oifname \"%s*\" ip daddr %s ct state established,related accept' (and the same in the file "
+			 "that loads table %s, such as /etc/nftables.conf)",
 			 j->family, j->table, j->chain, pfx, subnet, j->family, j->table, j->chain, pfx, subnet,
 			 j->table);
 		break;

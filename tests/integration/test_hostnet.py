@@ -12,6 +12,11 @@ is a complete network stack, so this is the host network as those
 programs know it; what they share with the machine (dockerd's data root,
 podman's storage, a D-Bus for firewalld) is private to the test.
 
+The namespace is entered with setns(2) alone, not with `ip netns exec`,
+which also mounts a sysfs of the namespace over /sys and so hides the
+cgroup hierarchies: dockerd then refuses to start ("Devices cgroup isn't
+mounted").
+
 The "outside" is one more namespace, routed as the default route through
 a veth pair, with a web server on 198.51.100.x:8080 (as in test_net.py).
 """
@@ -548,6 +553,43 @@ class CleanHostTest(HostNetCase):
         wait_until(lambda: self.inspect(sb["id"])["network"]["conflict"] is None, 10,
                    message="the conflict goes with the route")
         self.assertEqual(self.doctor()[0], 0)
+
+
+class AdminTableTest(HostNetCase):
+    """An administrator's own inet filter table with a forward policy drop:
+    no documented place for others' rules, so sandboxd says what drops and
+    how to fix it, and touches nothing."""
+
+    @classmethod
+    def set_up_host(cls):
+        run("nft", "add", "table", "inet", "filter")
+        run("nft", "add", "chain", "inet", "filter", "forward",
+            "{ type filter hook forward priority 0; policy drop; }")
+        run("nft", "add", "rule", "inet", "filter", "forward", "iifname", "lo", "accept")
+
+    def test_drop_is_named_with_its_fix(self):
+        before = ruleset_without_sandboxd()
+        d = self.start_sandboxd()
+        m = re.search(r"firewall: table inet filter chain forward drops sandbox traffic: the policy drop of chain "
+                      r"forward; fix: (nft '[^']*'); (nft '[^']*') \(and the same in the file that loads table "
+                      r"filter", d.log())
+        self.assertIsNotNone(m, d.log())
+        sb = self.create(start=True)
+        self.assertFalse(self.egress(sb, timeout=2))
+        rc, rep, text = self.doctor()
+        self.assertEqual(rc, 1, text)
+        self.assertRegex(text, r"(?m)^fail  forward    table inet filter chain forward drops sandbox traffic")
+        self.assertEqual(ruleset_without_sandboxd(), before)
+        # The fix, run as the log writes it.
+        for cmd in m.groups():
+            run("sh", "-c", cmd)
+        self.assertTrue(self.egress(sb))
+        wait_until(lambda: "the forward chains of other tables let sandbox traffic through" in d.log(), 10,
+                   message="sandboxd sees the fix")
+        self.assertEqual(self.doctor()[0], 0)
+        after_fix = ruleset_without_sandboxd()
+        d.stop()
+        self.assertEqual(ruleset_without_sandboxd(), after_fix)
 
 
 class PodmanTest(HostNetCase):
