@@ -121,6 +121,28 @@ static char *read_line(struct sbx_client *c, sbx_error **err)
 	return read_line_len(c, &len, err);
 }
 
+/* The error line (id null) a daemon left before closing, as err. */
+static bool closing_reason(struct sbx_client *c, sbx_error **err)
+{
+	sbx_error *ignored = NULL;
+	char *line = read_line(c, &ignored);
+	sbx_error_free(ignored);
+	if (!line)
+		return false;
+	yajl_val root = sbx_json_parse(line, NULL);
+	yajl_val id = root ? sbx_json_get(root, "id") : NULL;
+	yajl_val e = root ? sbx_json_get(root, "error") : NULL;
+	yajl_val msg = e ? sbx_json_get(e, "message") : NULL;
+	yajl_val code = e ? sbx_json_get(e, "code") : NULL;
+	bool found = id && YAJL_IS_NULL(id) && msg && YAJL_IS_STRING(msg);
+	if (found)
+		sbx_error_set(err, code && YAJL_IS_INTEGER(code) ? (int)YAJL_GET_INTEGER(code) : SBX_ERR_INTERNAL, "%s",
+			      YAJL_GET_STRING(msg));
+	if (root)
+		yajl_tree_free(root);
+	return found;
+}
+
 static int64_t send_request(struct sbx_client *c, const char *method, const char *params_json, int send_fd,
 			    sbx_error **err)
 {
@@ -145,8 +167,13 @@ static int64_t send_request(struct sbx_client *c, const char *method, const char
 	sbx_buf_append(&req, "}\n", 2);
 	errno = 0;
 	if (!req.data || send_with_fd(c->fd, req.data, req.len, send_fd) < 0) {
-		sbx_error_errno(err, errno ? errno : ENOMEM, "send to sandboxd");
+		int e = errno ? errno : ENOMEM;
 		sbx_buf_free(&req);
+		/* A daemon that refuses a connection says why in one line and
+		 * closes it, which can come before our request is written. */
+		if ((e == EPIPE || e == ECONNRESET) && closing_reason(c, err))
+			return -1;
+		sbx_error_errno(err, e, "send to sandboxd");
 		return -1;
 	}
 	sbx_buf_free(&req);
