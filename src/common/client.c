@@ -67,14 +67,32 @@ static ssize_t recv_with_fds(struct sbx_client *c, char *space, size_t n)
 	return sbx_recv_with_fds(c->fd, space, n, 0, c->fds, SBX_CLIENT_MAX_FDS, &c->n_fds, NULL);
 }
 
+/* send, not write: a daemon that closed the connection (one that refused
+ * us, say) must give EPIPE, not a SIGPIPE that kills the caller without a
+ * word. */
+static int send_all(int sock, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = send(sock, data, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int send_with_fd(int sock, const char *data, size_t len, int fd)
 {
 	if (fd < 0)
-		return sbx_write_all(sock, data, len) < 0 ? -1 : 0;
-	ssize_t n = sbx_send_with_fd(sock, data, len, fd, 0);
+		return send_all(sock, data, len);
+	ssize_t n = sbx_send_with_fd(sock, data, len, fd, MSG_NOSIGNAL);
 	if (n < 0)
 		return -1;
-	return sbx_write_all(sock, data + n, len - (size_t)n) < 0 ? -1 : 0;
+	return send_all(sock, data + n, len - (size_t)n);
 }
 
 #define CLIENT_READ ((size_t)256 << 10)
@@ -212,7 +230,8 @@ int64_t sbx_client_send_parts(struct sbx_client *c, const char *method, const st
 	int cnt = n + 2;
 	struct iovec *v = iov;
 	while (cnt > 0) {
-		ssize_t w = writev(c->fd, v, cnt);
+		struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)cnt };
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
