@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential autoconf automake pkg-config libseccomp-dev libcap-ng-dev libmnl-dev libnftnl-dev
 libyajl-dev libarchive-dev nettle-dev check busybox-static python3 procps iproute2 groff-base e2fsprogs nftables tmux
-zstd umoci skopeo docker-registry apache2-utils mmdebstrap ${SBX_EXTRA_PACKAGES:-}"
+zstd umoci skopeo docker-registry apache2-utils mmdebstrap bash-completion ${SBX_EXTRA_PACKAGES:-}"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

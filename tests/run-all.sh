@@ -3,7 +3,7 @@
 # a normal and an ASan/UBSan build, the Check unit tests, the end-to-end
 # suite against a real daemon on this host and again in a QEMU guest with
 # a pure cgroup v2 hierarchy, a part of it against the sanitizer build,
-# fuzzing, and make distcheck. Ends with one line
+# fuzzing, the DEB and RPM packages, and make distcheck. Ends with one line
 # "N passed, N failed, N skipped" counting individual tests.
 set -u
 cd "$(dirname "$0")/.."
@@ -170,6 +170,9 @@ if ! command -v clang >/dev/null || ! dpkg-query -W libclang-rt-14-dev >/dev/nul
 		>/dev/null 2>&1 || true
 fi
 script_stage fuzzing tests/fuzz/run.sh 30
+
+note "packages (DEB and RPM: build, lint, install, upgrade, remove, purge)"
+script_stage packages tests/package/run.sh "$top/build"
 
 note "distcheck"
 if (cd build && make -j"$jobs" distcheck >distcheck.log 2>&1); then

@@ -67,14 +67,32 @@ static ssize_t recv_with_fds(struct sbx_client *c, char *space, size_t n)
 	return sbx_recv_with_fds(c->fd, space, n, 0, c->fds, SBX_CLIENT_MAX_FDS, &c->n_fds, NULL);
 }
 
+/* send, not write: a daemon that closed the connection (one that refused
+ * us, say) must give EPIPE, not a SIGPIPE that kills the caller without a
+ * word. */
+static int send_all(int sock, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = send(sock, data, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int send_with_fd(int sock, const char *data, size_t len, int fd)
 {
 	if (fd < 0)
-		return sbx_write_all(sock, data, len) < 0 ? -1 : 0;
-	ssize_t n = sbx_send_with_fd(sock, data, len, fd, 0);
+		return send_all(sock, data, len);
+	ssize_t n = sbx_send_with_fd(sock, data, len, fd, MSG_NOSIGNAL);
 	if (n < 0)
 		return -1;
-	return sbx_write_all(sock, data + n, len - (size_t)n) < 0 ? -1 : 0;
+	return send_all(sock, data + n, len - (size_t)n);
 }
 
 #define CLIENT_READ ((size_t)256 << 10)
@@ -121,6 +139,28 @@ static char *read_line(struct sbx_client *c, sbx_error **err)
 	return read_line_len(c, &len, err);
 }
 
+/* The error line (id null) a daemon left before closing, as err. */
+static bool closing_reason(struct sbx_client *c, sbx_error **err)
+{
+	sbx_error *ignored = NULL;
+	char *line = read_line(c, &ignored);
+	sbx_error_free(ignored);
+	if (!line)
+		return false;
+	yajl_val root = sbx_json_parse(line, NULL);
+	yajl_val id = root ? sbx_json_get(root, "id") : NULL;
+	yajl_val e = root ? sbx_json_get(root, "error") : NULL;
+	yajl_val msg = e ? sbx_json_get(e, "message") : NULL;
+	yajl_val code = e ? sbx_json_get(e, "code") : NULL;
+	bool found = id && YAJL_IS_NULL(id) && msg && YAJL_IS_STRING(msg);
+	if (found)
+		sbx_error_set(err, code && YAJL_IS_INTEGER(code) ? (int)YAJL_GET_INTEGER(code) : SBX_ERR_INTERNAL, "%s",
+			      YAJL_GET_STRING(msg));
+	if (root)
+		yajl_tree_free(root);
+	return found;
+}
+
 static int64_t send_request(struct sbx_client *c, const char *method, const char *params_json, int send_fd,
 			    sbx_error **err)
 {
@@ -145,8 +185,13 @@ static int64_t send_request(struct sbx_client *c, const char *method, const char
 	sbx_buf_append(&req, "}\n", 2);
 	errno = 0;
 	if (!req.data || send_with_fd(c->fd, req.data, req.len, send_fd) < 0) {
-		sbx_error_errno(err, errno ? errno : ENOMEM, "send to sandboxd");
+		int e = errno ? errno : ENOMEM;
 		sbx_buf_free(&req);
+		/* A daemon that refuses a connection says why in one line and
+		 * closes it, which can come before our request is written. */
+		if ((e == EPIPE || e == ECONNRESET) && closing_reason(c, err))
+			return -1;
+		sbx_error_errno(err, e, "send to sandboxd");
 		return -1;
 	}
 	sbx_buf_free(&req);
@@ -185,7 +230,8 @@ int64_t sbx_client_send_parts(struct sbx_client *c, const char *method, const st
 	int cnt = n + 2;
 	struct iovec *v = iov;
 	while (cnt > 0) {
-		ssize_t w = writev(c->fd, v, cnt);
+		struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)cnt };
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {

@@ -37,6 +37,7 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	cfg->userns_start = 1000000000;
 	cfg->userns_count = 65536LL * 8192;
 	if (set_str(&cfg->config_path, SBX_DEFAULT_CONFIG) < 0 || set_str(&cfg->socket_path, SBX_DEFAULT_SOCKET) < 0 ||
+	    set_str(&cfg->socket_group, "sandboxd") < 0 ||
 	    set_str(&cfg->state_dir, LOCALSTATEDIR "/lib/sandboxd") < 0 || set_str(&cfg->run_dir, "/run/sandboxd") < 0 ||
 	    set_str(&cfg->init_path, PKGLIBEXECDIR "/sandbox-init") < 0 || set_str(&cfg->default_image, "minimal") < 0 ||
 	    set_str(&cfg->default_image_path, PKGDATADIR "/images/minimal.tar.gz") < 0 ||
@@ -55,6 +56,7 @@ void sbx_config_free(struct sbx_config *cfg)
 {
 	free(cfg->config_path);
 	free(cfg->socket_path);
+	free(cfg->socket_group);
 	free(cfg->state_dir);
 	free(cfg->run_dir);
 	free(cfg->init_path);
@@ -115,6 +117,17 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 		if (set_str(slot, value) < 0)
 			return sbx_error_errno(err, ENOMEM, "%s", key);
 		return 0;
+	}
+	if (!strcmp(key, "socket_group")) {
+		/* A group name or number; the name ends up in logs and in the
+		 * error line a refused client gets, so nothing to escape. */
+		if (strlen(value) > 64 || strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-$") !=
+						  strlen(value))
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS,
+					     "%s: '%.80s' is not a group name or number (letters, digits, '.', '_', '-', '$'; "
+					     "empty for root only)",
+					     key, value);
+		return set_str(&cfg->socket_group, value) < 0 ? sbx_error_errno(err, ENOMEM, "%s", key) : 0;
 	}
 	if (!strcmp(key, "log_level")) {
 		if (sbx_log_level_parse(value, &cfg->log_level) < 0)

@@ -698,6 +698,79 @@ static void refuse_without_fds(struct sbx_daemon *d, int errnum)
 	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Who may talk to the daemon is decided here, on every connection, not
+ * only by the socket file's mode: a mode widened by hand, a socket passed
+ * in by a service manager with other settings, or a directory opened up
+ * must not hand control of the host to everyone. Root, and members of
+ * socket_group, primary or supplementary. */
+static bool peer_allowed(struct sbx_daemon *d, int fd, const struct ucred *peer)
+{
+	if (peer->uid == 0)
+		return true;
+	if (!d->socket_group_found)
+		return false;
+	if (peer->gid == d->socket_gid)
+		return true;
+	/* The groups the peer had when it connected, from the kernel: no pid
+	 * to recycle between connect and a look in /proc, and no name
+	 * service call in the loop. */
+	gid_t small[64];
+	gid_t *groups = small;
+	_cleanup_free_ gid_t *big = NULL;
+	socklen_t len = sizeof(small);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		if (errno != ERANGE || !(big = malloc(len)))
+			return false;
+		groups = big;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+			return false;
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == d->socket_gid)
+			return true;
+	return false;
+}
+
+/* One error line (if the client is listening) and the connection is
+ * closed. The log says who, at most once every few seconds, with a count
+ * of the refusals it did not name, so a client retrying in a loop cannot
+ * flood it. */
+static void refuse_peer(struct sbx_daemon *d, int fd, const struct ucred *peer)
+{
+	static int64_t logged_ms;
+	static uint64_t unlogged;
+	int64_t now = sbx_monotonic_ms();
+	const char *group = d->cfg.socket_group;
+	char why[256];
+	if (!d->socket_group_found)
+		snprintf(why, sizeof(why), "only root may connect (socket_group '%s' %s)", group,
+			 *group ? "does not exist" : "is empty");
+	else
+		snprintf(why, sizeof(why), "uid %u is neither root nor a member of group '%s'", (unsigned)peer->uid, group);
+	if (logged_ms == 0 || now - logged_ms >= 5000) {
+		if (unlogged)
+			sbx_warn("refused a connection from pid %d (uid %u, gid %u): %s; %llu more refused since the last "
+				 "such line",
+				 (int)peer->pid, (unsigned)peer->uid, (unsigned)peer->gid, why, (unsigned long long)unlogged);
+		else
+			sbx_warn("refused a connection from pid %d (uid %u, gid %u): %s", (int)peer->pid,
+				 (unsigned)peer->uid, (unsigned)peer->gid, why);
+		logged_ms = now;
+		unlogged = 0;
+	} else {
+		unlogged++;
+	}
+	char line[512];
+	int n = snprintf(line, sizeof(line),
+			 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,\"message\":\"permission denied: "
+			 "%s\"}}\n",
+			 SBX_ERR_DENIED, why);
+	if (n > 0 && (size_t)n < sizeof(line) && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* the client is gone or not reading; nothing more to tell it */
+	}
+	close(fd);
+}
+
 static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct sbx_daemon *d = data;
@@ -710,6 +783,12 @@ static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 				sbx_warn("accept: %m");
 			return;
 		}
+		struct ucred peer = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+		socklen_t len = sizeof(peer);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || !peer_allowed(d, fd, &peer)) {
+			refuse_peer(d, fd, &peer);
+			continue;
+		}
 		struct sbx_conn *c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);
@@ -718,9 +797,8 @@ static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 		c->d = d;
 		c->fd = fd;
 		c->refs = 1;
+		c->peer = peer;
 		sbx_framer_init(&c->in, (size_t)d->cfg.max_message);
-		socklen_t len = sizeof(c->peer);
-		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len);
 		c->w = sbx_loop_watch(d->loop, fd, EPOLLIN, conn_event, c);
 		if (!c->w) {
 			close(fd);
@@ -731,9 +809,37 @@ static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 	}
 }
 
+static void resolve_socket_group(struct sbx_daemon *d)
+{
+	const char *name = d->cfg.socket_group;
+	d->socket_group_found = false;
+	if (!*name)
+		return;
+	int64_t gid;
+	struct group *gr = getgrnam(name);
+	if (gr) {
+		d->socket_gid = gr->gr_gid;
+		d->socket_group_found = true;
+	} else if (sbx_parse_int64(name, 0, UINT32_MAX - 1, &gid) == 0) {
+		d->socket_gid = (gid_t)gid;
+		d->socket_group_found = true;
+	} else {
+		sbx_info("socket_group '%s' does not exist: only root may connect", name);
+	}
+}
+
 int sbx_server_listen(struct sbx_daemon *d, sbx_error **err)
 {
 	const char *path = d->cfg.socket_path;
+	resolve_socket_group(d);
+	if (d->listen_fd >= 0) {
+		/* Passed by the service manager, which set its owner and mode
+		 * (the unit's SocketGroup= and SocketMode=). */
+		d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (!sbx_loop_watch(d->loop, d->listen_fd, EPOLLIN, accept_event, d))
+			return sbx_error_errno(err, errno, "watch socket");
+		return 0;
+	}
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "socket path '%s' is too long", path);
@@ -755,10 +861,7 @@ int sbx_server_listen(struct sbx_daemon *d, sbx_error **err)
 		close(fd);
 		return sbx_error_errno(err, e, "bind '%s'", path);
 	}
-	gid_t gid = (gid_t)-1;
-	struct group *gr = getgrnam("sandboxd");
-	if (gr)
-		gid = gr->gr_gid;
+	gid_t gid = d->socket_group_found ? d->socket_gid : (gid_t)-1;
 	if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0)
 		sbx_warn("set owner and mode of '%s': %m", path);
 	if (listen(fd, 512) < 0) {
@@ -781,7 +884,10 @@ void sbx_server_close(struct sbx_daemon *d)
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
 		d->listen_fd = -1;
-		unlink(d->cfg.socket_path);
+		/* A passed socket stays: the service manager keeps listening on
+		 * it, and clients that connect meanwhile wait for the next start. */
+		if (!d->socket_activated)
+			unlink(d->cfg.socket_path);
 	}
 	sbx_closep(&d->spare_fd);
 }

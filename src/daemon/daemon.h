@@ -24,6 +24,7 @@
 struct sbx_config {
 	char *config_path;
 	char *socket_path;
+	char *socket_group;       /* besides root, who may connect; "": root only */
 	char *state_dir;
 	char *run_dir;
 	char *init_path;          /* the sandbox-init binary */
@@ -78,6 +79,9 @@ struct sbx_daemon {
 	struct sbx_config cfg;
 	struct sbx_loop *loop;
 	int listen_fd;
+	bool socket_activated; /* listen_fd came from the service manager (systemd.c) */
+	bool socket_group_found;
+	gid_t socket_gid;      /* of cfg.socket_group, when found */
 	int state_fd;    /* state_dir */
 	int run_fd;      /* run_dir */
 	int lock_fd;

@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "command.h"
@@ -27,6 +28,7 @@
 #include "net.h"
 #include "sandbox.h"
 #include "spawn.h"
+#include "systemd.h"
 
 static void usage(FILE *out)
 {
@@ -198,6 +200,34 @@ static void sigfd_event(struct sbx_watch *w, uint32_t events, void *data)
 	}
 }
 
+/* Under socket activation the service manager's socket is the one served,
+ * whatever the configuration says: its path is what logs, the network
+ * lock and system.info name. */
+static int take_activated_socket(struct sbx_daemon *d, sbx_error **err)
+{
+	int r = sbx_systemd_listen_fd(&d->listen_fd, err);
+	if (r <= 0)
+		return r;
+	d->socket_activated = true;
+	struct sockaddr_un addr;
+	socklen_t len = sizeof(addr);
+	memset(&addr, 0, sizeof(addr));
+	if (getsockname(d->listen_fd, (struct sockaddr *)&addr, &len) < 0)
+		return sbx_error_errno(err, errno, "name of the socket passed by the service manager");
+	size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+	if (n == 0 || addr.sun_path[0] == '\0')
+		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS,
+				     "the socket passed by the service manager has no path (ListenStream= a path)");
+	_cleanup_free_ char *path = strndup(addr.sun_path, n);
+	if (!path)
+		return sbx_error_errno(err, ENOMEM, "socket path");
+	if (strcmp(path, d->cfg.socket_path) != 0) {
+		free(d->cfg.socket_path);
+		d->cfg.socket_path = sbx_take_ptr(&path);
+	}
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	static struct sbx_daemon daemon_state;
@@ -292,6 +322,11 @@ int main(int argc, char **argv)
 	if (make_absolute(&d->cfg.state_dir, &err) < 0 || make_absolute(&d->cfg.run_dir, &err) < 0 ||
 	    make_absolute(&d->cfg.socket_path, &err) < 0 || make_absolute(&d->cfg.default_image_path, &err) < 0 ||
 	    make_absolute(&d->cfg.init_path, &err) < 0) {
+		fprintf(stderr, "sandboxd: %s\n", err->msg);
+		return 1;
+	}
+	sbx_systemd_notify_init();
+	if (take_activated_socket(d, &err) < 0) {
 		fprintf(stderr, "sandboxd: %s\n", err->msg);
 		return 1;
 	}
@@ -401,14 +436,23 @@ int main(int argc, char **argv)
 		goto out;
 	sbx_images_sweep_removed(d);
 
-	sbx_info("sandboxd %s serving on %s (state %s, cgroup %s mode, base %s/%s)", PACKAGE_VERSION,
-		 d->cfg.socket_path, d->cfg.state_dir, sbx_cgroup_mode_name(d->cg.mode), d->cg.mount, d->cg.base);
+	sbx_info("sandboxd %s serving on %s%s (state %s, cgroup %s mode, base %s/%s)", PACKAGE_VERSION,
+		 d->cfg.socket_path, d->socket_activated ? " (passed by the service manager)" : "", d->cfg.state_dir,
+		 sbx_cgroup_mode_name(d->cg.mode), d->cg.mount, d->cg.base);
 	tick(NULL, d);
+	{
+		/* Type=notify: ready once recovered and serving, not at fork. */
+		char state[256];
+		snprintf(state, sizeof(state), "READY=1\nSTATUS=serving on %s\nMAINPID=%d", d->cfg.socket_path,
+			 (int)getpid());
+		sbx_systemd_notify(state);
+	}
 	if (ready[1] >= 0) {
 		sbx_write_all(ready[1], "R", 1);
 		sbx_closep(&ready[1]);
 	}
 	rc = sbx_loop_run(d->loop) < 0 ? 1 : 0;
+	sbx_systemd_notify("STOPPING=1\nSTATUS=shutting down; sandboxes keep running");
 	sbx_events_close(d);
 	sbx_server_close(d);
 	sbx_net_shutdown(d);

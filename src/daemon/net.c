@@ -921,6 +921,8 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 	net->gw_fd = -1;
 	net->lock = (struct sbx_netlock)SBX_NETLOCK_INIT;
 	d->net = net;
+	if (sbx_netns_remember_own(err) < 0)
+		return -1;
 	const struct sbx_config *c = &d->cfg;
 	if (!sbx_netlock_name_valid(c->net_bridge))
 		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS,

@@ -49,13 +49,20 @@ int sbx_nl_open(struct sbx_nl *nl, sbx_error **err)
 /* The namespace the process started in, opened once: the way back. */
 static int own_netns = -1;
 
-static int netns_enter(int ns, sbx_error **err)
+int sbx_netns_remember_own(sbx_error **err)
 {
 	if (own_netns < 0) {
 		own_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 		if (own_netns < 0)
 			return sbx_error_errno(err, errno, "open own network namespace");
 	}
+	return 0;
+}
+
+static int netns_enter(int ns, sbx_error **err)
+{
+	if (sbx_netns_remember_own(err) < 0)
+		return -1;
 	if (setns(ns, CLONE_NEWNET) < 0)
 		return sbx_error_errno(err, errno, "enter the sandbox's network namespace");
 	return 0;

@@ -27,6 +27,10 @@ int sbx_nl_open(struct sbx_nl *nl, sbx_error **err);
  * enough to create the socket (a socket stays bound to the namespace it was
  * made in), then returns to its own. */
 int sbx_nl_open_in(struct sbx_nl *nl, int netns_fd, sbx_error **err);
+/* Open, once, the network namespace the process is in: the way back from
+ * a sandbox's. Called at start-up so that the descriptor is there before
+ * anything counts the daemon's descriptors; later calls do nothing. */
+int sbx_netns_remember_own(sbx_error **err);
 void sbx_nl_close(struct sbx_nl *nl);
 
 /* A non-blocking TCP connection made from inside the network namespace of

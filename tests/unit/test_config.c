@@ -235,6 +235,26 @@ START_TEST(test_set_numbers)
 }
 END_TEST
 
+START_TEST(test_socket_group)
+{
+	ck_assert_str_eq(cfg.socket_group, "sandboxd");
+	ck_assert_int_eq(sbx_config_set(&cfg, "socket_group", "sbx-ops_2", &err), 0);
+	ck_assert_str_eq(cfg.socket_group, "sbx-ops_2");
+	ck_assert_int_eq(sbx_config_set(&cfg, "socket_group", "1234", &err), 0);
+	ck_assert_str_eq(cfg.socket_group, "1234");
+	/* empty: root only */
+	ck_assert_int_eq(sbx_config_set(&cfg, "socket_group", "", &err), 0);
+	ck_assert_str_eq(cfg.socket_group, "");
+	/* the name reaches logs and an error line: nothing to escape in it */
+	ck_assert_int_eq(sbx_config_set(&cfg, "socket_group", "a\"b", &err), -1);
+	assert_invalid("socket_group: 'a\"b' is not a group name or number (letters, digits, '.', '_', '-', '$'; "
+		       "empty for root only)");
+	ck_assert_int_eq(sbx_config_set(&cfg, "socket_group", "ops team", &err), -1);
+	sbx_error_freep(&err);
+	ck_assert_str_eq(cfg.socket_group, "");
+}
+END_TEST
+
 START_TEST(test_set_unknown_key)
 {
 	const char *bad[] = { "sockets", "Socket", "SOCKET", "", "log-level", "max_message ", "foreground",
@@ -487,6 +507,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_set_log_level);
 	tcase_add_loop_test(tc, test_set_numbers, 0, (int)SBX_ARRAY_SIZE(int_keys));
 	tcase_add_test(tc, test_set_unknown_key);
+	tcase_add_test(tc, test_socket_group);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("load");
