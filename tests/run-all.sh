@@ -35,12 +35,25 @@ for p in podman libarchive-tools; do
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null 2>&1 ||
 		echo "run-all: cannot install $p; the tests that need it are skipped" >&2
 done
-# Neighbours on the host's network (test_hostnet.py runs them in network
-# namespaces of its own). Without recommends: nothing else to start.
+# Neighbours on the host's network (test_hostnet.py starts them itself, in
+# network namespaces of its own). Installed as programs only: a
+# policy-rc.d keeps their services from starting on the machine's network,
+# and they are disabled at boot.
 for p in docker.io firewalld; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 ||
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
+	policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 ||
 		echo "run-all: cannot install $p; the tests that need it are skipped" >&2
+	[ -z "$policy" ] || rm -f "$policy"
+	for u in docker.service docker.socket containerd.service firewalld.service; do
+		[ -e "/lib/systemd/system/$u" ] && systemctl disable --quiet "$u" 2>/dev/null
+		[ -e "/lib/systemd/system/$u" ] && systemctl is-active --quiet "$u" 2>/dev/null &&
+			systemctl stop "$u"
+	done
 done
 
 note "autogen"
