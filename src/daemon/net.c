@@ -43,6 +43,12 @@
 /* Changes to the host's routes or to other tables are looked at once they
  * settle: a firewall reload or a container start is a burst of them. */
 #define SETTLE_MS 300
+/* A firewalld zone binding that failed is tried again after this, doubled
+ * at each failure up to FW_RETRY_MAX_MS: firewalld answers nobody while it
+ * reloads (seconds on a busy host), and after the reload's ruleset is in
+ * nothing else changes to wake the check up. */
+#define FW_RETRY_MS 2000
+#define FW_RETRY_MAX_MS (5 * 60 * 1000)
 /* The subnet every bridged daemon took before subnets came from a pool:
  * kept by a daemon that has sandboxes from then, when it is still free. */
 #define FORMER_DEFAULT_SUBNET "10.88.0.0/16"
@@ -124,7 +130,8 @@ struct sbx_net {
 	char *fw_bind_said;   /* why the zone binding failed, as last logged */
 	char *fw_said;        /* the warnings the log holds, to say changes only */
 	struct sbx_fw_monitor fw_mon;
-	struct sbx_watch *fw_w, *fw_settle;
+	struct sbx_watch *fw_w, *fw_settle, *fw_retry;
+	int64_t fw_retry_ms; /* the next retry's delay; 0: none failed */
 	struct in_addr gateway;
 	uint32_t group; /* device group of the sandboxes' host links: the bridge's ifindex */
 	uint32_t mtu;
@@ -723,6 +730,8 @@ static const char *direction(const struct sbx_fw_judgement *j)
  * is logged with the fix. Run at start and whenever another table
  * changes: Docker rewrites its chains at each start, firewalld rebuilds
  * its table at each reload (and forgets runtime zone bindings). */
+static void firewall_retry(struct sbx_watch *t, void *data);
+
 static void firewall_check(struct sbx_net *net)
 {
 	const struct sbx_config *cfg = &net->d->cfg;
@@ -767,8 +776,15 @@ static void firewall_check(struct sbx_net *net)
 						 direction(j), cfg->firewalld_zone, e->msg);
 				sbx_error_free(e);
 				e = NULL;
+				if (!net->fw_retry) {
+					net->fw_retry_ms = net->fw_retry_ms ? net->fw_retry_ms * 2 : FW_RETRY_MS;
+					if (net->fw_retry_ms > FW_RETRY_MAX_MS)
+						net->fw_retry_ms = FW_RETRY_MAX_MS;
+					net->fw_retry = sbx_loop_timer(net->d->loop, net->fw_retry_ms, firewall_retry, net);
+				}
 				continue;
 			}
+			net->fw_retry_ms = 0;
 			free(net->fw_bind_said);
 			net->fw_bind_said = NULL;
 			net->fw_bound = true;
@@ -819,6 +835,16 @@ static void firewall_settled(struct sbx_watch *t, void *data)
 	struct sbx_net *net = data;
 	net->fw_settle = NULL;
 	sbx_debug("firewall: another nftables table changed; judging the forward chains again");
+	firewall_check(net);
+}
+
+static void firewall_retry(struct sbx_watch *t, void *data)
+{
+	(void)t;
+	struct sbx_net *net = data;
+	net->fw_retry = NULL;
+	sbx_debug("firewall: joining firewalld's zone again (it failed %lld s ago)",
+		  (long long)(net->fw_retry_ms / 1000));
 	firewall_check(net);
 }
 
@@ -877,7 +903,9 @@ static void neighbours_fini(struct sbx_net *net)
 		sbx_loop_unwatch(net->fw_w);
 	if (net->fw_settle)
 		sbx_loop_unwatch(net->fw_settle);
-	net->routes_w = net->routes_settle = net->fw_w = net->fw_settle = NULL;
+	if (net->fw_retry)
+		sbx_loop_unwatch(net->fw_retry);
+	net->routes_w = net->routes_settle = net->fw_w = net->fw_settle = net->fw_retry = NULL;
 	sbx_nl_close(&net->routes_mon);
 	sbx_fw_monitor_close(&net->fw_mon);
 	sbx_error *e = NULL;
