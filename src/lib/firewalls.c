@@ -1378,6 +1378,14 @@ void sbx_fw_manual_fix(const struct sbx_fw_net *net, const struct sbx_fw_judgeme
 			 pfx);
 		break;
 	default:
+		/* firewalld's own table while it starts or reloads, and in
+		 * panic mode: gone by itself, and no rule belongs in it. */
+		if (!strcmp(j->table, "firewalld_policy_drop")) {
+			snprintf(out, n,
+				 "none while firewalld starts or reloads (it drops all forwarded traffic until its "
+				 "rules are in); in panic mode, firewall-cmd --panic-off");
+			break;
+		}
 		snprintf(out, n,
 			 "nft 'insert rule %s %s %s iifname \"%s*\" ip saddr %s accept'; nft 'insert rule %s %s %s "
 			 "oifname \"%s*\" ip daddr %s ct state established,related accept' (and the same in the file "

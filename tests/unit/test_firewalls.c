@@ -339,6 +339,28 @@ START_TEST(test_sets_maps_and_groups)
 }
 END_TEST
 
+/* firewalld's table of its reloads and panic mode: no rule to add there. */
+START_TEST(test_firewalld_policy_drop)
+{
+	if (!private_net())
+		return;
+	nft_load("table inet firewalld_policy_drop {\n"
+		 " chain filter_forward { type filter hook forward priority filter + 1; policy drop; }\n"
+		 "}\n");
+	struct sbx_fw_net net = test_net();
+	struct sbx_fw_report r;
+	sbx_error *e = NULL;
+	ck_assert_int_eq(sbx_fw_judge(&net, &r, &e), 0);
+	const struct sbx_fw_judgement *j = find(&r, "firewalld_policy_drop", "filter_forward");
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(j->out, SBX_FW_DROP);
+	char fix[1024];
+	sbx_fw_manual_fix(&net, j, fix, sizeof(fix));
+	ck_assert_msg(strstr(fix, "firewall-cmd --panic-off") && !strstr(fix, "nft "), "%s", fix);
+	sbx_fw_report_free(&r);
+}
+END_TEST
+
 START_TEST(test_unknown_matches_are_uncertain)
 {
 	if (!private_net())
@@ -377,6 +399,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_admin_inet_filter);
 	tcase_add_test(tc, test_sets_maps_and_groups);
 	tcase_add_test(tc, test_unknown_matches_are_uncertain);
+	tcase_add_test(tc, test_firewalld_policy_drop);
 	suite_add_tcase(s, tc);
 	return s;
 }
