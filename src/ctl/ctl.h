@@ -39,6 +39,7 @@ int ctl_gen_kv_arg(yajl_gen g, const char *arg);
 
 /* Verbs */
 int cmd_info(struct ctl *ctl, int argc, char **argv);
+int cmd_doctor(struct ctl *ctl, int argc, char **argv);
 int cmd_create(struct ctl *ctl, int argc, char **argv);
 int cmd_ls(struct ctl *ctl, int argc, char **argv);
 int cmd_inspect(struct ctl *ctl, int argc, char **argv);

@@ -15,6 +15,7 @@ static void usage(FILE *out)
 		"Usage: sandboxctl [--socket PATH] [--json] COMMAND [ARG]...\n\n"
 		"Commands:\n"
 		"  info                          show the daemon and host\n"
+		"  doctor [--json]               check what this host needs, with the fix for each problem\n"
 		"  create [OPTIONS] [IMAGE]      create (and start) a sandbox, print its id\n"
 		"  ls [-a] [--label k=v]         list sandboxes\n"
 		"  inspect SANDBOX               show one sandbox as JSON\n"
@@ -102,7 +103,7 @@ static const struct {
 	const char *name;
 	int (*fn)(struct ctl *, int, char **);
 } verbs[] = {
-	{ "info", cmd_info }, { "create", cmd_create }, { "ls", cmd_ls },	  { "list", cmd_ls },
+	{ "info", cmd_info }, { "doctor", cmd_doctor }, { "create", cmd_create }, { "ls", cmd_ls },	  { "list", cmd_ls },
 	{ "ps", cmd_ps },     { "inspect", cmd_inspect }, { "start", cmd_start }, { "stop", cmd_stop },
 	{ "rm", cmd_rm },     { "delete", cmd_rm },     { "exec", cmd_exec },	  { "run", cmd_run },
 	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "resume", cmd_resume },

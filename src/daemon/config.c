@@ -1,14 +1,14 @@
 /* sandboxd.conf: "key = value" lines. Command-line flags override the file;
  * the file overrides built-in defaults. */
 #include "config.h"
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "conffile.h"
 #include "daemon.h"
+#include "subnet.h"
 
 static int set_str(char **slot, const char *value)
 {
@@ -32,6 +32,7 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	cfg->default_pids = 1024;
 	cfg->default_disk_mb = 10240;
 	cfg->userns = true;
+	cfg->iptables_forward = true;
 	cfg->command_log_mb = 16;
 	cfg->userns_start = 1000000000;
 	cfg->userns_count = 65536LL * 8192;
@@ -43,7 +44,7 @@ int sbx_config_defaults(struct sbx_config *cfg)
 	    set_str(&cfg->disk_quota, "auto") < 0)
 		return -ENOMEM;
 	if (set_str(&cfg->default_network, "bridge") < 0 || set_str(&cfg->net_bridge, "sbx0") < 0 ||
-	    set_str(&cfg->net_subnet, "10.88.0.0/16") < 0 ||
+	    set_str(&cfg->net_subnet_pool, SBX_DEFAULT_SUBNET_POOL) < 0 || set_str(&cfg->firewalld_zone, "sandboxd") < 0 ||
 	    set_str(&cfg->net_forbidden, "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10") < 0 ||
 	    set_str(&cfg->preview_listen, "127.0.0.1:8480") < 0 || set_str(&cfg->preview_domain, "localhost") < 0 ||
 	    set_str(&cfg->preview_url, "auto") < 0 || set_str(&cfg->preview_ports, "30000-32767") < 0)
@@ -66,6 +67,8 @@ void sbx_config_free(struct sbx_config *cfg)
 	free(cfg->default_network);
 	free(cfg->net_bridge);
 	free(cfg->net_subnet);
+	free(cfg->net_subnet_pool);
+	free(cfg->firewalld_zone);
 	free(cfg->net_dns);
 	free(cfg->net_forbidden);
 	free(cfg->preview_listen);
@@ -98,6 +101,8 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 		{ "cgroup_parent", offsetof(struct sbx_config, cgroup_parent) },
 		{ "bridge", offsetof(struct sbx_config, net_bridge) },
 		{ "subnet", offsetof(struct sbx_config, net_subnet) },
+		{ "subnet_pool", offsetof(struct sbx_config, net_subnet_pool) },
+		{ "firewalld_zone", offsetof(struct sbx_config, firewalld_zone) },
 		{ "dns", offsetof(struct sbx_config, net_dns) },
 		{ "forbidden_out", offsetof(struct sbx_config, net_forbidden) },
 		{ "preview_listen", offsetof(struct sbx_config, preview_listen) },
@@ -205,11 +210,21 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not true or false", key, value);
 		return 0;
 	}
-	if (!strcmp(key, "allow_swap")) {
+	static const struct {
+		const char *key;
+		size_t off;
+	} bools[] = {
+		{ "allow_swap", offsetof(struct sbx_config, allow_swap) },
+		{ "iptables_forward", offsetof(struct sbx_config, iptables_forward) },
+	};
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(bools); i++) {
+		if (strcmp(key, bools[i].key))
+			continue;
+		bool *slot = (bool *)((char *)cfg + bools[i].off);
 		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1"))
-			cfg->allow_swap = true;
+			*slot = true;
 		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0"))
-			cfg->allow_swap = false;
+			*slot = false;
 		else
 			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s: '%s' is not true or false", key, value);
 		return 0;
@@ -217,59 +232,12 @@ int sbx_config_set(struct sbx_config *cfg, const char *key, const char *value, s
 	return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "unknown setting '%s'", key);
 }
 
-static char *trim(char *s)
+static int set_one(const char *key, const char *value, void *data, sbx_error **err)
 {
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
+	return sbx_config_set(data, key, value, err);
 }
 
 int sbx_config_load(struct sbx_config *cfg, const char *path, bool must_exist, sbx_error **err)
 {
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f) {
-		if (errno == ENOENT && !must_exist)
-			return 0;
-		return sbx_error_errno(err, errno, "config file '%s'", path);
-	}
-	struct stat st;
-	if (fstat(fileno(f), &st) < 0)
-		return sbx_error_errno(err, errno, "config file '%s'", path);
-	if (S_ISDIR(st.st_mode))
-		return sbx_error_errno(err, EISDIR, "config file '%s'", path);
-	if (!S_ISREG(st.st_mode))
-		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "config file '%s' is not a regular file", path);
-	char line[4096];
-	int lineno = 0;
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		if (!strchr(line, '\n') && !feof(f))
-			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s:%d: line longer than %zu bytes", path, lineno,
-					     sizeof(line) - 2);
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
-		char *s = trim(line);
-		if (!*s)
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq)
-			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "%s:%d: expected 'key = value'", path, lineno);
-		*eq = '\0';
-		char *key = trim(s);
-		char *value = trim(eq + 1);
-		size_t vl = strlen(value);
-		if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
-			value[vl - 1] = '\0';
-			value++;
-		}
-		if (sbx_config_set(cfg, key, value, err) < 0)
-			return sbx_error_prefix(err, "%s:%d", path, lineno);
-	}
-	if (ferror(f))
-		return sbx_error_errno(err, errno ? errno : EIO, "read config file '%s'", path);
-	return 0;
+	return sbx_conffile_read(path, must_exist, set_one, cfg, err);
 }

@@ -50,7 +50,10 @@ struct sbx_config {
 	/* networking (net.c) */
 	char *default_network; /* "bridge" or "none" */
 	char *net_bridge;      /* bridge name; also names the nftables table */
-	char *net_subnet;      /* IPv4 CIDR; the bridge takes the first address */
+	char *net_subnet;      /* IPv4 CIDR; the bridge takes the first address. NULL: one of the pool */
+	char *net_subnet_pool; /* BASE/PREFIX:SIZE, ...: where a subnet is picked from */
+	bool iptables_forward; /* accept rules in iptables' FORWARD (DOCKER-USER) when it drops */
+	char *firewalld_zone;  /* zone the sandboxes' links join in a running firewalld; "": none */
 	char *net_dns;         /* resolvers for sandboxes, comma-separated; NULL: the host's */
 	char *net_forbidden;   /* CIDRs sandboxes may not reach, comma-separated */
 	char *preview_listen;  /* ADDRESS:PORT of the preview gateway; "": none */
@@ -171,6 +174,7 @@ void sbx_server_close(struct sbx_daemon *d);
 /* Handlers, one file per method family. */
 void rpc_system_info(struct sbx_request *req);
 void rpc_system_ping(struct sbx_request *req);
+void rpc_system_doctor(struct sbx_request *req); /* doctor.c */
 void rpc_image_list(struct sbx_request *req);
 void rpc_image_inspect(struct sbx_request *req);
 void rpc_image_import(struct sbx_request *req);

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "firewalls.h"
+#include "hostcheck.h"
 #include "httphead.h"
 #include "net.h"
 #include "netlink.h"
@@ -38,6 +40,20 @@
 #define LINK_RETRY_MS 10000
 #define GW_MAX_PENDING 256
 #define DIAL_TIMEOUT_MS 10000
+/* Changes to the host's routes or to other tables are looked at once they
+ * settle: a firewall reload or a container start is a burst of them. */
+#define SETTLE_MS 300
+/* A firewalld zone binding that failed is tried again after this, doubled
+ * at each failure up to FW_RETRY_MAX_MS: firewalld answers nobody while it
+ * reloads (seconds on a busy host), and after the reload's ruleset is in
+ * nothing else changes to wake the check up. */
+#define FW_RETRY_MS 2000
+#define FW_RETRY_MAX_MS (5 * 60 * 1000)
+/* The subnet every bridged daemon took before subnets came from a pool:
+ * kept by a daemon that has sandboxes from then, when it is still free. */
+#define FORMER_DEFAULT_SUBNET "10.88.0.0/16"
+/* Names of the sandboxes' host links start with this (veth_name). */
+#define LINK_PREFIX "sv"
 
 struct sbx_publish {
 	struct sbx_publish *next;
@@ -96,6 +112,26 @@ struct sbx_net {
 	char bridge[16];
 	char table[64];
 	struct sbx_cidr subnet;
+	char subnet_str[SBX_CIDR_STRLEN];
+	const char *subnet_origin; /* where it came from, in words */
+	/* The host's other networks: prefixes overlapping the subnet, as
+	 * last seen, and the watch on route and address changes. */
+	struct sbx_nl_prefix *conflicts;
+	size_t n_conflicts;
+	char *conflict_said; /* what the log said last */
+	struct sbx_nl routes_mon;
+	struct sbx_watch *routes_w, *routes_settle;
+	/* Other firewalls: the rules and zone binding sandboxd added, the
+	 * last judgement, and the watch on ruleset changes. */
+	char fw_tag[64];
+	struct sbx_nl_uplink_info uplink;
+	bool fw_added;        /* our rules are (or were) in iptables' filter table */
+	bool fw_bound;        /* LINK_PREFIX+ is in firewalld_zone */
+	char *fw_bind_said;   /* why the zone binding failed, as last logged */
+	char *fw_said;        /* the warnings the log holds, to say changes only */
+	struct sbx_fw_monitor fw_mon;
+	struct sbx_watch *fw_w, *fw_settle, *fw_retry;
+	int64_t fw_retry_ms; /* the next retry's delay; 0: none failed */
 	struct in_addr gateway;
 	uint32_t group; /* device group of the sandboxes' host links: the bridge's ifindex */
 	uint32_t mtu;
@@ -340,8 +376,174 @@ static int check_other(const struct sbx_netlock_record *r, bool held, void *data
 	return sbx_error_set(c->err, SBX_ERR_EXISTS,
 			     "subnet %s overlaps subnet %s of bridge %s, %s the sandboxd with pid %d (state dir '%s'); "
 			     "give each daemon a subnet of its own (subnet in sandboxd.conf)",
-			     c->net->d->cfg.net_subnet, r->subnet, r->bridge, held ? "held by" : "left by", (int)r->pid,
+			     c->net->subnet_str, r->subnet, r->bridge, held ? "held by" : "left by", (int)r->pid,
 			     r->state_dir ? r->state_dir : "?");
+}
+
+/* Another daemon running on this network stack (its bridge is here: a
+ * daemon in another network namespace has another firewall). */
+static int other_running(const struct sbx_netlock_record *r, bool held, void *data)
+{
+	(void)data;
+	struct sbx_nl nl = { 0 };
+	int here = held && sbx_nl_open(&nl, NULL) == 0 && sbx_nl_ifindex(&nl, r->bridge, NULL) > 0;
+	sbx_nl_close(&nl);
+	return here;
+}
+
+/* ---- the subnet ---- */
+
+struct taken {
+	struct sbx_cidr *v;
+	size_t n, cap;
+	struct sbx_nl *nl;
+};
+
+static void taken_add(struct taken *t, struct sbx_cidr c)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 32;
+		struct sbx_cidr *grown = realloc(t->v, cap * sizeof(*grown));
+		if (!grown)
+			return;
+		t->v = grown;
+		t->cap = cap;
+	}
+	t->v[t->n++] = c;
+}
+
+/* Other daemons' subnets count as taken, as check_other counts them. */
+static int collect_other(const struct sbx_netlock_record *r, bool held, void *data)
+{
+	struct taken *t = data;
+	struct sbx_cidr o;
+	if (!r->subnet || sbx_cidr_parse(r->subnet, &o.net, &o.prefix) < 0)
+		return 0;
+	if (held || sbx_nl_ifindex(t->nl, r->bridge, NULL) > 0)
+		taken_add(t, o);
+	return 0;
+}
+
+static bool subnet_usable(struct sbx_cidr c)
+{
+	return c.prefix >= 8 && c.prefix <= 30;
+}
+
+/* The first of the host's prefixes that is not ours and overlaps c. Ours
+ * are on the bridge and on the links of its device group (its index),
+ * where a daemon that did not stop cleanly left them. */
+static const struct sbx_nl_prefix *host_conflict(struct sbx_net *net, const struct sbx_nl_prefix *p, size_t n, int br,
+						 struct sbx_cidr c)
+{
+	return sbx_subnet_conflict(p, n, c, net->bridge, br > 0 ? (uint32_t)br : 0);
+}
+
+static bool overlaps_any(const struct taken *t, struct sbx_cidr c)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (sbx_cidr_overlaps(t->v[i], c))
+			return true;
+	return false;
+}
+
+static void set_subnet(struct sbx_net *net, struct sbx_cidr c, const char *origin)
+{
+	net->subnet = c;
+	net->subnet_origin = origin;
+	sbx_cidr_format(c, net->subnet_str);
+	net->gateway.s_addr = htonl(ntohl(c.net.s_addr) + 1);
+}
+
+/* The bridge's subnet. Set in sandboxd.conf, it must overlap nothing on
+ * the host (the daemon refuses to start, naming what holds it). Otherwise
+ * the one kept in the state dir (net-subnet) while it is still free, so
+ * that a restart keeps every sandbox's address; else the first free
+ * subnet of subnet_pool, which is then kept. br: the index of a bridge of
+ * ours a crash left, 0 when none. 1: no free subnet (no bridge
+ * networking). Called with the network directory locked, so that two
+ * daemons starting at once do not take the same one. */
+static int choose_subnet(struct sbx_net *net, struct sbx_nl *nl, int br, sbx_error **err)
+{
+	const struct sbx_config *cfg = &net->d->cfg;
+	_cleanup_free_ struct sbx_nl_prefix *p = NULL;
+	size_t n = 0;
+	if (sbx_nl_prefixes(nl, &p, &n, err) < 0)
+		return sbx_error_prefix(err, "subnet");
+	char what[160];
+	if (cfg->net_subnet && *cfg->net_subnet) {
+		struct sbx_cidr c;
+		if (sbx_cidr_parse(cfg->net_subnet, &c.net, &c.prefix) < 0 || !subnet_usable(c))
+			return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "subnet: '%s' is not an IPv4 CIDR from /8 to /30",
+					     cfg->net_subnet);
+		set_subnet(net, c, "sandboxd.conf");
+		struct others_check oc = { net, nl, err };
+		if (sbx_netlock_each_other(&net->lock, check_other, &oc) < 0)
+			return -1;
+		const struct sbx_nl_prefix *hit = host_conflict(net, p, n, br, c);
+		if (hit) {
+			sbx_subnet_describe(hit, what, sizeof(what));
+			return sbx_error_set(err, SBX_ERR_EXISTS,
+					     "subnet %s (sandboxd.conf) overlaps %s, which another network of this host "
+					     "uses; set subnet to a range nothing else uses, or remove it so that sandboxd "
+					     "picks a free one from subnet_pool",
+					     net->subnet_str, what);
+		}
+	} else {
+		_cleanup_free_ struct sbx_subnet_pool *pools = NULL;
+		size_t np = 0;
+		if (sbx_subnet_pool_parse("subnet_pool", cfg->net_subnet_pool, &pools, &np, err) < 0)
+			return -1;
+		struct taken t = { .nl = nl };
+		for (size_t i = 0; i < n; i++)
+			if (sbx_subnet_foreign(&p[i], net->bridge, br > 0 ? (uint32_t)br : 0))
+				taken_add(&t, (struct sbx_cidr){ p[i].net, p[i].prefix });
+		sbx_netlock_each_other(&net->lock, collect_other, &t);
+		/* The kept subnet, or, for a state dir from before subnets were
+		 * kept, the former default its sandboxes have addresses in. */
+		_cleanup_free_ char *text = NULL;
+		struct sbx_cidr c;
+		bool found = false;
+		const char *kept = NULL;
+		if (sbx_read_file_at(net->d->state_fd, "net-subnet", 64, &text, NULL, NULL) == 0) {
+			text[strcspn(text, "\n")] = '\0';
+			kept = text;
+		} else if (faccessat(net->d->state_fd, "net-allocator", F_OK, 0) == 0) {
+			kept = FORMER_DEFAULT_SUBNET;
+		}
+		if (kept && sbx_cidr_parse(kept, &c.net, &c.prefix) == 0 && subnet_usable(c)) {
+			const struct sbx_nl_prefix *hit = host_conflict(net, p, n, br, c);
+			if (!hit && !overlaps_any(&t, c)) {
+				set_subnet(net, c, "kept from an earlier start");
+				found = true;
+			} else if (hit) {
+				sbx_subnet_describe(hit, what, sizeof(what));
+				sbx_warn("subnet %s, kept from an earlier start, now overlaps %s: moving to a free subnet of "
+					 "subnet_pool; sandboxes get new addresses", kept, what);
+			} else {
+				sbx_warn("subnet %s, kept from an earlier start, now overlaps another sandboxd's: moving to a "
+					 "free subnet of subnet_pool; sandboxes get new addresses", kept);
+			}
+		}
+		if (!found && sbx_subnet_pick(pools, np, t.v, t.n, &c) == 0) {
+			set_subnet(net, c, "the first free subnet of subnet_pool");
+			found = true;
+		}
+		free(t.v);
+		if (!found) {
+			sbx_warn("bridge networking is unavailable: every subnet of subnet_pool (%s) overlaps a route or "
+				 "address of the host or another sandboxd's subnet; add a free range to subnet_pool, or set "
+				 "subnet, in sandboxd.conf", cfg->net_subnet_pool);
+			return 1;
+		}
+	}
+	char line[SBX_CIDR_STRLEN + 1];
+	int len = snprintf(line, sizeof(line), "%s\n", net->subnet_str);
+	sbx_error *we = NULL;
+	if (sbx_write_file_atomic_at(net->d->state_fd, "net-subnet", line, (size_t)len, 0600, &we) < 0) {
+		sbx_warn("keep the subnet in the state dir: %s", we->msg);
+		sbx_error_free(we);
+	}
+	return 0;
 }
 
 /* One daemon per bridge, and per subnet. The bridge, the table and the
@@ -386,22 +588,21 @@ static int take_network(struct sbx_net *net, sbx_error **err)
 					  "a link named %s exists that no sandboxd owns; give this daemon another bridge "
 					  "(bridge in sandboxd.conf) or delete that link",
 					  net->bridge);
-		struct others_check oc = { net, &nl, err };
 		if (r == 0)
-			r = sbx_netlock_each_other(&net->lock, check_other, &oc);
+			r = choose_subnet(net, &nl, br, err);
 		sbx_nl_close(&nl);
+	} else {
+		sbx_warn("bridge networking is unavailable: rtnetlink cannot be opened");
+		r = 1;
 	}
 	bool had_record = prev.pid != 0;
 	sbx_netlock_record_free(&prev);
-	char subnet[INET_ADDRSTRLEN + 4];
-	ip_str(net->subnet.net, subnet);
-	snprintf(subnet + strlen(subnet), 5, "/%d", net->subnet.prefix);
 	struct sbx_netlock_record me = { .pid = getpid(), .state_dir = c->state_dir, .socket = c->socket_path,
-					 .subnet = subnet };
-	if (r < 0 || sbx_netlock_commit(&net->lock, &me, err) < 0) {
+					 .subnet = net->subnet_str };
+	if (r != 0 || sbx_netlock_commit(&net->lock, &me, err) < 0) {
 		/* Another owner's record stays; a file made just now goes. */
 		sbx_netlock_release(&net->lock, !had_record);
-		return -1;
+		return r > 0 ? 1 : -1;
 	}
 	return 0;
 }
@@ -416,6 +617,327 @@ static int bridge_up(struct sbx_net *net, struct sbx_nl *nl, int *br, sbx_error 
 	    sbx_nl_link_up(nl, *br, 0, 0, err) < 0 || write_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
 		return -1;
 	return 0;
+}
+
+/* ---- living beside other networks and firewalls ---- */
+
+/* What the log says changes only: the same state seen again stays quiet. */
+static bool said_before(char **said, const char *now)
+{
+	if (*said && !strcmp(*said, now))
+		return true;
+	free(*said);
+	*said = strdup(now);
+	return false;
+}
+
+static size_t sandboxes_in(struct sbx_net *net, struct sbx_cidr c)
+{
+	size_t k = 0;
+	for (struct sbx_sandbox *sb = net->d->sandboxes; sb; sb = sb->next)
+		k += sb->net.ip.s_addr && !sb->deleted && sbx_cidr_contains(c.net, c.prefix, sb->net.ip);
+	return k;
+}
+
+/* Routes and addresses of other networks that overlap the subnet: at
+ * start there are none (the subnet was chosen so), but a network started
+ * later (podman's, a VPN) can take part of it. Its addresses then collide
+ * with the sandboxes' that lie in it: logged, and shown in sandbox.inspect
+ * and system.doctor. */
+static void conflicts_check(struct sbx_net *net)
+{
+	struct sbx_nl nl = { 0 };
+	struct sbx_nl_prefix *p = NULL;
+	size_t n = 0;
+	sbx_error *e = NULL;
+	if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_prefixes(&nl, &p, &n, &e) < 0) {
+		sbx_warn("network: %s", e->msg);
+		sbx_error_free(e);
+		sbx_nl_close(&nl);
+		return;
+	}
+	sbx_nl_close(&nl);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sbx_cidr c = { p[i].net, p[i].prefix };
+		if (sbx_subnet_foreign(&p[i], net->bridge, net->group) && sbx_cidr_overlaps(c, net->subnet))
+			p[k++] = p[i];
+	}
+	free(net->conflicts);
+	net->conflicts = p;
+	net->n_conflicts = k;
+	struct sbx_buf b = { 0 };
+	for (size_t i = 0; i < k; i++) {
+		char what[160];
+		sbx_subnet_describe(&p[i], what, sizeof(what));
+		sbx_buf_printf(&b, "%s%s (%zu sandbox%s in it)", i ? ", " : "", what,
+			       sandboxes_in(net, (struct sbx_cidr){ p[i].net, p[i].prefix }),
+			       sandboxes_in(net, (struct sbx_cidr){ p[i].net, p[i].prefix }) == 1 ? "" : "es");
+	}
+	const char *now = b.data ? b.data : "";
+	bool had = net->conflict_said && *net->conflict_said;
+	if (!said_before(&net->conflict_said, now)) {
+		if (k)
+			sbx_warn("network: subnet %s of bridge %s now overlaps %s: those sandboxes' addresses collide with "
+				 "that network; remove it, or give sandboxd a free range (subnet_pool, or subnet, in "
+				 "sandboxd.conf) and restart it: its sandboxes then get new addresses",
+				 net->subnet_str, net->bridge, now);
+		else if (had)
+			sbx_info("network: subnet %s overlaps no other network any more", net->subnet_str);
+	}
+	sbx_buf_free(&b);
+}
+
+static void routes_settled(struct sbx_watch *t, void *data)
+{
+	(void)t;
+	struct sbx_net *net = data;
+	net->routes_settle = NULL;
+	sbx_debug("network: the host's links, addresses or routes changed; looking for overlaps");
+	conflicts_check(net);
+}
+
+static void routes_changed(struct sbx_watch *w, uint32_t events, void *data)
+{
+	(void)w;
+	(void)events;
+	struct sbx_net *net = data;
+	if (sbx_nl_monitor_drain(&net->routes_mon, net->subnet.net, net->subnet.prefix, net->group) &&
+	    !net->routes_settle)
+		net->routes_settle = sbx_loop_timer(net->d->loop, SETTLE_MS, routes_settled, net);
+}
+
+static struct sbx_fw_net fw_net(struct sbx_net *net)
+{
+	return (struct sbx_fw_net){ .subnet = net->subnet,
+				    .group = net->group,
+				    .link_prefix = LINK_PREFIX,
+				    .uplink = net->uplink.name,
+				    .uplink_index = net->uplink.ifindex,
+				    .uplink_group = net->uplink.group,
+				    .own_table = net->table,
+				    .tag = net->fw_tag };
+}
+
+static const char *direction(const struct sbx_fw_judgement *j)
+{
+	return j->out == SBX_FW_DROP ? j->why_out : j->why_back;
+}
+
+/* Other tables' forward chains, judged; where one drops sandbox traffic
+ * and its owner documents a place for others' rules, sandboxd's go there
+ * (iptables' DOCKER-USER or FORWARD; a firewalld zone); what still drops
+ * is logged with the fix. Run at start and whenever another table
+ * changes: Docker rewrites its chains at each start, firewalld rebuilds
+ * its table at each reload (and forgets runtime zone bindings). */
+static void firewall_retry(struct sbx_watch *t, void *data);
+
+static void firewall_check(struct sbx_net *net)
+{
+	const struct sbx_config *cfg = &net->d->cfg;
+	struct sbx_fw_net fn = fw_net(net);
+	struct sbx_fw_report r;
+	sbx_error *e = NULL;
+	bool changed = false;
+	if (sbx_fw_judge(&fn, &r, &e) < 0) {
+		sbx_warn("firewall: %s", e->msg);
+		sbx_error_free(e);
+		return;
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		const struct sbx_fw_judgement *j = &r.chains[i];
+		if (!sbx_fw_drops(j))
+			continue;
+		if (j->owner == SBX_FW_IPTABLES && cfg->iptables_forward) {
+			/* DOCKER-USER is Docker's place for others' rules, jumped
+			 * to first; FORWARD when Docker is not there, or when
+			 * DOCKER-USER is no longer jumped to. */
+			const char *chain = r.docker_user && !r.ours ? "DOCKER-USER" : "FORWARD";
+			if (r.ours && !strcmp(r.ours_chain, "FORWARD"))
+				continue; /* ours are first in FORWARD: something before them drops */
+			if (sbx_fw_iptables_add(&fn, chain, &e) < 0) {
+				sbx_warn("firewall: %s", e->msg);
+				sbx_error_free(e);
+				e = NULL;
+				continue;
+			}
+			net->fw_added = true;
+			changed = true;
+			sbx_info("firewall: table ip filter chain FORWARD drops %s (%s); accept rules for %s added to "
+				 "its chain %s, with the comment \"%s\" (iptables_forward in sandboxd.conf)",
+				 j->out == SBX_FW_DROP ? "sandbox traffic" : "answers to sandboxes", direction(j),
+				 net->subnet_str, chain, net->fw_tag);
+		} else if (j->owner == SBX_FW_FIREWALLD && cfg->firewalld_zone && *cfg->firewalld_zone) {
+			if (sbx_fw_firewalld_bind(cfg->firewalld_zone, LINK_PREFIX "+", true, &e) < 0) {
+				if (!said_before(&net->fw_bind_said, e->msg))
+					sbx_warn("firewall: firewalld drops sandbox traffic (%s), and the sandboxes' links "
+						 "cannot join its zone %s: %s; install the zone file sandboxd.xml into "
+						 "/etc/firewalld/zones and run firewall-cmd --reload, or set firewalld_zone",
+						 direction(j), cfg->firewalld_zone, e->msg);
+				sbx_error_free(e);
+				e = NULL;
+				if (!net->fw_retry) {
+					net->fw_retry_ms = net->fw_retry_ms ? net->fw_retry_ms * 2 : FW_RETRY_MS;
+					if (net->fw_retry_ms > FW_RETRY_MAX_MS)
+						net->fw_retry_ms = FW_RETRY_MAX_MS;
+					net->fw_retry = sbx_loop_timer(net->d->loop, net->fw_retry_ms, firewall_retry, net);
+				}
+				continue;
+			}
+			net->fw_retry_ms = 0;
+			free(net->fw_bind_said);
+			net->fw_bind_said = NULL;
+			net->fw_bound = true;
+			changed = true;
+			sbx_info("firewall: firewalld drops sandbox traffic (%s); links %s+ put in its zone %s while "
+				 "sandboxd runs (firewalld_zone in sandboxd.conf)",
+				 direction(j), LINK_PREFIX, cfg->firewalld_zone);
+		}
+	}
+	if (changed) {
+		sbx_fw_report_free(&r);
+		if (sbx_fw_judge(&fn, &r, &e) < 0) {
+			sbx_warn("firewall: %s", e->msg);
+			sbx_error_free(e);
+			return;
+		}
+	}
+	struct sbx_buf b = { 0 };
+	for (size_t i = 0; i < r.n; i++) {
+		const struct sbx_fw_judgement *j = &r.chains[i];
+		if (!sbx_fw_drops(j))
+			continue;
+		char fix[1024];
+		sbx_fw_manual_fix(&fn, j, fix, sizeof(fix));
+		sbx_buf_printf(&b, "%stable %s %s chain %s drops %s: %s%s; fix: %s", b.len ? "\n" : "", j->family,
+			       j->table, j->chain, j->out == SBX_FW_DROP ? "sandbox traffic" : "answers to sandboxes",
+			       direction(j), j->uncertain ? " (rules sandboxd cannot evaluate were taken as not matching)" : "",
+			       fix);
+	}
+	if (r.legacy_filter)
+		sbx_buf_printf(&b, "%siptables-legacy's filter table is loaded, out of sandboxd's sight: if its FORWARD "
+			       "chain drops, sandboxes have no egress (iptables-legacy -S FORWARD)", b.len ? "\n" : "");
+	const char *now = b.data ? b.data : "";
+	if (!said_before(&net->fw_said, now)) {
+		for (char *save = NULL, *line = b.data ? strtok_r(b.data, "\n", &save) : NULL; line;
+		     line = strtok_r(NULL, "\n", &save))
+			sbx_warn("firewall: %s", line);
+		if (!b.data && r.n)
+			sbx_info("firewall: the forward chains of other tables let sandbox traffic through");
+	}
+	sbx_buf_free(&b);
+	sbx_fw_report_free(&r);
+}
+
+static void firewall_settled(struct sbx_watch *t, void *data)
+{
+	(void)t;
+	struct sbx_net *net = data;
+	net->fw_settle = NULL;
+	sbx_debug("firewall: another nftables table changed; judging the forward chains again");
+	firewall_check(net);
+}
+
+static void firewall_retry(struct sbx_watch *t, void *data)
+{
+	(void)t;
+	struct sbx_net *net = data;
+	net->fw_retry = NULL;
+	sbx_debug("firewall: joining firewalld's zone again (it failed %lld s ago)",
+		  (long long)(net->fw_retry_ms / 1000));
+	firewall_check(net);
+}
+
+static void firewall_changed(struct sbx_watch *w, uint32_t events, void *data)
+{
+	(void)w;
+	(void)events;
+	struct sbx_net *net = data;
+	if (sbx_fw_monitor_drain(&net->fw_mon, net->table) && !net->fw_settle)
+		net->fw_settle = sbx_loop_timer(net->d->loop, SETTLE_MS, firewall_settled, net);
+}
+
+/* At start, once the bridge is up: the uplink (the sample packets' way
+ * out), rules a crash left (judged again from scratch), the watches, and
+ * a first look. Watching costs nothing while nothing changes; a timer
+ * would look every few seconds for ever and still be late. */
+static void neighbours_init(struct sbx_net *net)
+{
+	struct sbx_nl nl = { 0 };
+	sbx_error *e = NULL;
+	if (sbx_nl_open(&nl, &e) < 0 || sbx_nl_uplink(&nl, &net->uplink, &e) < 0) {
+		sbx_warn("network: %s", e->msg);
+		sbx_error_free(e);
+		e = NULL;
+	}
+	sbx_nl_close(&nl);
+	int fd = sbx_nl_open_monitor(&net->routes_mon, &e);
+	if (fd < 0 || !(net->routes_w = sbx_loop_watch(net->d->loop, fd, EPOLLIN, routes_changed, net))) {
+		sbx_warn("network: routes added later will not be noticed: %s", e ? e->msg : strerror(errno));
+		sbx_error_free(e);
+		e = NULL;
+	}
+	conflicts_check(net);
+	if (sbx_fw_iptables_remove(net->fw_tag, &e) < 0) {
+		sbx_warn("firewall: %s", e->msg);
+		sbx_error_free(e);
+		e = NULL;
+	}
+	fd = sbx_fw_monitor_open(&net->fw_mon, &e);
+	if (fd < 0 || !(net->fw_w = sbx_loop_watch(net->d->loop, fd, EPOLLIN, firewall_changed, net))) {
+		sbx_warn("firewall: changes to other tables will not be noticed: %s", e ? e->msg : strerror(errno));
+		sbx_error_free(e);
+	}
+	firewall_check(net);
+}
+
+/* Shutdown: the rules and the zone binding sandboxd added go; nothing
+ * else of other tables is touched. */
+static void neighbours_fini(struct sbx_net *net)
+{
+	if (net->routes_w)
+		sbx_loop_unwatch(net->routes_w);
+	if (net->routes_settle)
+		sbx_loop_unwatch(net->routes_settle);
+	if (net->fw_w)
+		sbx_loop_unwatch(net->fw_w);
+	if (net->fw_settle)
+		sbx_loop_unwatch(net->fw_settle);
+	if (net->fw_retry)
+		sbx_loop_unwatch(net->fw_retry);
+	net->routes_w = net->routes_settle = net->fw_w = net->fw_settle = net->fw_retry = NULL;
+	sbx_nl_close(&net->routes_mon);
+	sbx_fw_monitor_close(&net->fw_mon);
+	sbx_error *e = NULL;
+	int removed = sbx_fw_iptables_remove(net->fw_tag, &e);
+	if (removed < 0) {
+		sbx_warn("firewall: %s", e->msg);
+		sbx_error_free(e);
+		e = NULL;
+	} else if (removed) {
+		sbx_info("firewall: %d accept rule%s with the comment \"%s\" removed from table ip filter", removed,
+			 removed == 1 ? "" : "s", net->fw_tag);
+	}
+	if (net->fw_bound) {
+		/* Every sandboxd's links match the pattern: the binding stays
+		 * while another daemon runs. */
+		if (sbx_netlock_each_other(&net->lock, other_running, NULL)) {
+			sbx_info("firewall: links %s+ stay in firewalld's zone %s for the other sandboxd running",
+				 LINK_PREFIX, net->d->cfg.firewalld_zone);
+		} else if (sbx_fw_firewalld_bind(net->d->cfg.firewalld_zone, LINK_PREFIX "+", false, &e) < 0) {
+			sbx_warn("firewall: %s", e->msg);
+			sbx_error_free(e);
+		} else {
+			sbx_info("firewall: links %s+ taken out of firewalld's zone %s", LINK_PREFIX,
+				 net->d->cfg.firewalld_zone);
+		}
+	}
+	free(net->fw_said);
+	free(net->fw_bind_said);
+	free(net->conflict_said);
+	free(net->conflicts);
+	net->fw_said = net->fw_bind_said = net->conflict_said = NULL;
+	net->conflicts = NULL;
 }
 
 int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
@@ -437,11 +959,19 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 	snprintf(net->bridge, sizeof(net->bridge), "%s", c->net_bridge);
 	/* The table is named after the bridge: one daemon, one of each. */
 	snprintf(net->table, sizeof(net->table), "sandboxd-%s", net->bridge);
-	if (sbx_cidr_parse(c->net_subnet, &net->subnet.net, &net->subnet.prefix) < 0 || net->subnet.prefix > 30 ||
-	    net->subnet.prefix < 8)
+	snprintf(net->fw_tag, sizeof(net->fw_tag), "sandboxd %s", net->bridge);
+	/* Mistakes in the settings stop the daemon before anything is
+	 * looked at; the subnet itself is chosen with the network's lock. */
+	struct sbx_cidr explicit_subnet;
+	if (c->net_subnet && *c->net_subnet &&
+	    (sbx_cidr_parse(c->net_subnet, &explicit_subnet.net, &explicit_subnet.prefix) < 0 ||
+	     !subnet_usable(explicit_subnet)))
 		return sbx_error_set(err, SBX_ERR_INVALID_PARAMS, "subnet: '%s' is not an IPv4 CIDR from /8 to /30",
 				     c->net_subnet);
-	net->gateway.s_addr = htonl(ntohl(net->subnet.net.s_addr) + 1);
+	_cleanup_free_ struct sbx_subnet_pool *pools = NULL;
+	size_t np = 0;
+	if (sbx_subnet_pool_parse("subnet_pool", c->net_subnet_pool, &pools, &np, err) < 0)
+		return -1;
 	if (parse_cidr_list("forbidden_out", c->net_forbidden, &net->forbidden, &net->n_forbidden, err) < 0)
 		return -1;
 	if (c->net_dns && *c->net_dns) {
@@ -483,8 +1013,10 @@ int sbx_net_init(struct sbx_daemon *d, sbx_error **err)
 		net->enabled = true;
 		char gw[INET_ADDRSTRLEN];
 		ip_str(net->gateway, gw);
-		sbx_info("bridge %s %s/%d (the gateway; sandboxes' links are routed, device group %u), mtu %u, "
-			 "nftables table inet %s", net->bridge, gw, net->subnet.prefix, net->group, net->mtu, net->table);
+		sbx_info("bridge %s %s/%d (the gateway; subnet %s, %s; sandboxes' links are routed, device group %u), "
+			 "mtu %u, nftables table inet %s", net->bridge, gw, net->subnet.prefix, net->subnet_str,
+			 net->subnet_origin, net->group, net->mtu, net->table);
+		neighbours_init(net);
 	}
 	/* A taken port disables URLs of the host form, not the daemon. */
 	sbx_error *ge = NULL;
@@ -540,7 +1072,7 @@ int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err)
 		return 0;
 	}
 	return sbx_error_set(err, SBX_ERR_LIMIT, "every address of subnet %s is taken; delete sandboxes or widen it",
-			     d->cfg.net_subnet);
+			     net->subnet_str);
 }
 
 /* ---- links ---- */
@@ -1139,6 +1671,39 @@ int sbx_net_ports_add_saved(struct sbx_sandbox *sb, uint16_t port, uint16_t host
 
 /* ---- restart and shutdown ---- */
 
+/* A sandbox whose address lies outside the subnet (which moved off a
+ * network that took it, or was changed in sandboxd.conf) gets a new one,
+ * saved before its link is made again; nothing else of a sandbox depends
+ * on its address (ports and previews are reached inside its namespace,
+ * its rules are rebuilt from memory). */
+static void readdress(struct sbx_sandbox *sb)
+{
+	struct sbx_net *net = sb->d->net;
+	if (!sb->net.ip.s_addr || sb->deleted || sbx_cidr_contains(net->subnet.net, net->subnet.prefix, sb->net.ip))
+		return;
+	char was[INET_ADDRSTRLEN], now[INET_ADDRSTRLEN];
+	ip_str(sb->net.ip, was);
+	struct in_addr a;
+	sbx_error *e = NULL;
+	if (sbx_net_allocate(sb->d, &a, &e) < 0) {
+		sbx_warn("sandbox %s: address %s is outside subnet %s and no new one can be had: %s", sb->id, was,
+			 net->subnet_str, e->msg);
+		sbx_error_free(e);
+		return;
+	}
+	struct in_addr old = sb->net.ip;
+	sb->net.ip = a;
+	if (sbx_sandbox_save(sb, &e) < 0) {
+		sbx_warn("sandbox %s: keep its new address: %s", sb->id, e->msg);
+		sbx_error_free(e);
+		sb->net.ip = old;
+		return;
+	}
+	ip_str(a, now);
+	sbx_info("sandbox %s: address %s is outside subnet %s; its address is now %s", sb->id, was, net->subnet_str,
+		 now);
+}
+
 void sbx_net_recover(struct sbx_daemon *d)
 {
 	/* Links a daemon that did not shut down cleanly left are replaced:
@@ -1153,6 +1718,8 @@ void sbx_net_recover(struct sbx_daemon *d)
 	}
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
 		sbx_error *e = NULL;
+		if (sbx_net_available(d))
+			readdress(sb);
 		if (sb->net.ip.s_addr && (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) &&
 		    sbx_net_attach(sb, &e) < 0) {
 			sbx_warn("%s", e->msg);
@@ -1198,6 +1765,7 @@ void sbx_net_shutdown(struct sbx_daemon *d)
 		link_free(net->links);
 	bool clean = true;
 	if (net->enabled) {
+		neighbours_fini(net);
 		struct sbx_nl nl = { 0 };
 		sbx_error *e = NULL;
 		if (sbx_nl_open(&nl, &e) == 0) {
@@ -1818,4 +2386,80 @@ static void link_accept(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct link *l = data;
 	gw_accept_on(l->net, l->fd, l);
+}
+
+/* ---- what stands in the way ---- */
+
+bool sbx_net_conflict(struct sbx_sandbox *sb, char *out, size_t n)
+{
+	struct sbx_net *net = sb->d->net;
+	if (!net || !sb->net.ip.s_addr)
+		return false;
+	for (size_t i = 0; i < net->n_conflicts; i++) {
+		if (sbx_cidr_contains(net->conflicts[i].net, net->conflicts[i].prefix, sb->net.ip)) {
+			char what[160];
+			sbx_subnet_describe(&net->conflicts[i], what, sizeof(what));
+			snprintf(out, n, "its address is in %s, which another network of the host now uses", what);
+			return true;
+		}
+	}
+	return false;
+}
+
+void sbx_net_doctor(struct sbx_daemon *d, struct sbx_checks *c)
+{
+	struct sbx_net *net = d->net;
+	const struct sbx_config *cfg = &d->cfg;
+	if (!sbx_net_available(d)) {
+		sbx_checks_add(c, "network", strcmp(cfg->default_network, "bridge") ? SBX_CHECK_WARN : SBX_CHECK_FAIL,
+			       "see sandboxd's log at start for the reason",
+			       "bridge networking is unavailable: sandboxes can only be created with network mode none");
+	} else {
+		sbx_hostcheck_ip_forward(c, true);
+		conflicts_check(net);
+		if (net->n_conflicts) {
+			for (size_t i = 0; i < net->n_conflicts; i++) {
+				char what[160];
+				struct sbx_cidr pc = { net->conflicts[i].net, net->conflicts[i].prefix };
+				sbx_subnet_describe(&net->conflicts[i], what, sizeof(what));
+				sbx_checks_add(c, "subnet", SBX_CHECK_FAIL,
+					       "remove that network, or give sandboxd a free range (subnet_pool, or subnet, in "
+					       "sandboxd.conf) and restart it: its sandboxes then get new addresses",
+					       "subnet %s of bridge %s overlaps %s, which another network uses (%zu sandbox%s "
+					       "in it)",
+					       net->subnet_str, net->bridge, what, sandboxes_in(net, pc),
+					       sandboxes_in(net, pc) == 1 ? "" : "es");
+			}
+		} else {
+			sbx_checks_add(c, "subnet", SBX_CHECK_OK, NULL, "%s on bridge %s (%s) overlaps nothing else",
+				       net->subnet_str, net->bridge, net->subnet_origin);
+		}
+		struct sbx_fw_net fn = fw_net(net);
+		struct sbx_forward_fixes fx = { cfg->iptables_forward, cfg->firewalld_zone };
+		sbx_hostcheck_forward(c, &fn, &fx, true);
+	}
+	if (!net || !net->gw_enabled) {
+		sbx_checks_add(c, "preview", SBX_CHECK_OK, NULL, "the preview gateway is off (preview_listen is empty)");
+		return;
+	}
+	size_t waiting = 0;
+	for (struct link *l = net->links; l; l = l->next)
+		waiting += l->listen_port && l->fd < 0;
+	if (net->gw_fd < 0) {
+		char holder[128];
+		sbx_port_holder(net->gw_port, holder, sizeof(holder));
+		sbx_checks_add(c, "preview", SBX_CHECK_WARN,
+			       "stop that program, or give the gateway another port (preview_listen in sandboxd.conf) and "
+			       "restart sandboxd",
+			       "the preview gateway cannot listen on %s%s%s: URLs of the host form are unavailable",
+			       cfg->preview_listen, holder[0] ? ", held by " : "", holder);
+	} else {
+		sbx_checks_add(c, "preview", SBX_CHECK_OK, NULL, "the preview gateway listens on %s", net->gw_addr);
+	}
+	if (waiting)
+		sbx_checks_add(c, "preview", SBX_CHECK_WARN,
+			       "stop the programs holding ports of preview_ports, or move preview_ports",
+			       "%zu preview link%s wait%s for %s port%s (another program holds it; tried every %d s)", waiting,
+			       waiting == 1 ? "" : "s", waiting == 1 ? "s" : "", waiting == 1 ? "its" : "their",
+			       waiting == 1 ? "" : "s", LINK_RETRY_MS / 1000);
 }

@@ -84,6 +84,14 @@ int sbx_net_preview(struct sbx_sandbox *sb, uint16_t port, int64_t expires_ns, b
  * connections; how many links went. */
 int sbx_net_unpreview(struct sbx_sandbox *sb, uint16_t port, sbx_error **err);
 
+/* The sandbox's address lies in a network another program of the host
+ * took after sandboxd chose the subnet: the reason, in words. */
+bool sbx_net_conflict(struct sbx_sandbox *sb, char *out, size_t n);
+/* system.doctor's network lines: ip_forward, subnet conflicts, forward
+ * chains of other tables, the preview gateway. */
+struct sbx_checks;
+void sbx_net_doctor(struct sbx_daemon *d, struct sbx_checks *c);
+
 void rpc_net_publish(struct sbx_request *req);
 void rpc_net_unpublish(struct sbx_request *req);
 void rpc_net_ports(struct sbx_request *req);

@@ -13,6 +13,7 @@ static const struct {
 } methods[] = {
 	{ "system.info", rpc_system_info, false },
 	{ "system.ping", rpc_system_ping, false },
+	{ "system.doctor", rpc_system_doctor, false },
 	{ "image.list", rpc_image_list, false },
 	{ "image.inspect", rpc_image_inspect, false },
 	{ "image.import", rpc_image_import, true },

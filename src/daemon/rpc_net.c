@@ -61,6 +61,8 @@ void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb)
 	}
 	gen_cidrs(g, "allow_out", sb->net.allow, sb->net.n_allow);
 	gen_cidrs(g, "deny_out", sb->net.deny, sb->net.n_deny);
+	char conflict[256];
+	sbx_gen_kv_str(g, "conflict", sbx_net_conflict(sb, conflict, sizeof(conflict)) ? conflict : NULL);
 	yajl_gen_map_close(g);
 	sbx_gen_key(g, "ports");
 	gen_ports(g, sb);

@@ -173,13 +173,20 @@ static struct nlmsghdr *link_msg(char *buf, uint16_t type, uint16_t flags, int i
 struct link_info {
 	int ifindex;
 	uint32_t mtu;
+	uint32_t group;
+	char name[IFNAMSIZ];
 };
 
 static int link_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct link_info *li = data;
-	if (mnl_attr_get_type(attr) == IFLA_MTU && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+	int type = mnl_attr_get_type(attr);
+	if (type == IFLA_MTU && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
 		li->mtu = mnl_attr_get_u32(attr);
+	else if (type == IFLA_GROUP && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+		li->group = mnl_attr_get_u32(attr);
+	else if (type == IFLA_IFNAME && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+		snprintf(li->name, sizeof(li->name), "%s", mnl_attr_get_str(attr));
 	return MNL_CB_OK;
 }
 
@@ -452,6 +459,41 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+static int uplink_get(struct sbx_nl *nl, struct link_info *li, sbx_error **err)
+{
+	memset(li, 0, sizeof(*li));
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	struct route_scan rs = { 0 };
+	int r = nl_talk(nl, nlh, route_cb, &rs);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "read the routing table");
+	if (!rs.found)
+		return 0;
+	r = link_get(nl, NULL, rs.oif, li);
+	if (r < 0)
+		return sbx_error_errno(err, -r, "look up the default route's link");
+	return 1;
+}
+
+int sbx_nl_uplink(struct sbx_nl *nl, struct sbx_nl_uplink_info *out, sbx_error **err)
+{
+	struct link_info li;
+	memset(out, 0, sizeof(*out));
+	int r = uplink_get(nl, &li, err);
+	if (r <= 0)
+		return r;
+	out->ifindex = li.ifindex;
+	out->group = li.group;
+	out->mtu = li.mtu;
+	snprintf(out->name, sizeof(out->name), "%s", li.name);
+	return 1;
+}
+
 int sbx_nl_uplink_mtu(struct sbx_nl *nl, uint32_t *mtu, sbx_error **err)
 {
 	*mtu = 0;
@@ -473,6 +515,222 @@ int sbx_nl_uplink_mtu(struct sbx_nl *nl, uint32_t *mtu, sbx_error **err)
 		return sbx_error_errno(err, -r, "look up the default route's link");
 	*mtu = li.mtu;
 	return 0;
+}
+
+/* ---- what holds IPv4 prefixes on the host ---- */
+
+struct prefix_scan {
+	struct sbx_nl_prefix *v;
+	size_t n, cap;
+	bool oom;
+};
+
+static struct sbx_nl_prefix *prefix_new(struct prefix_scan *ps)
+{
+	if (ps->n == ps->cap) {
+		size_t cap = ps->cap ? ps->cap * 2 : 64;
+		struct sbx_nl_prefix *grown = realloc(ps->v, cap * sizeof(*grown));
+		if (!grown) {
+			ps->oom = true;
+			return NULL;
+		}
+		ps->v = grown;
+		ps->cap = cap;
+	}
+	struct sbx_nl_prefix *p = &ps->v[ps->n++];
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+static int prefix_route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct prefix_scan *ps = data;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	if (rtm->rtm_family != AF_INET)
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
+	uint32_t table = rtm->rtm_table;
+	if (tb[RTA_TABLE] && mnl_attr_get_payload_len(tb[RTA_TABLE]) >= 4)
+		table = mnl_attr_get_u32(tb[RTA_TABLE]);
+	/* The main table: where a host's networks are routed. Broadcast and
+	 * local routes come with addresses, which are read as such. */
+	if (table != RT_TABLE_MAIN || rtm->rtm_dst_len == 0 ||
+	    (rtm->rtm_type != RTN_UNICAST && rtm->rtm_type != RTN_BLACKHOLE && rtm->rtm_type != RTN_UNREACHABLE &&
+	     rtm->rtm_type != RTN_PROHIBIT))
+		return MNL_CB_OK;
+	if (!tb[RTA_DST] || mnl_attr_get_payload_len(tb[RTA_DST]) < 4)
+		return MNL_CB_OK;
+	struct sbx_nl_prefix *p = prefix_new(ps);
+	if (!p)
+		return MNL_CB_OK;
+	memcpy(&p->net, mnl_attr_get_payload(tb[RTA_DST]), 4);
+	p->prefix = rtm->rtm_dst_len;
+	if (tb[RTA_OIF] && mnl_attr_get_payload_len(tb[RTA_OIF]) >= 4)
+		p->ifindex = (int)mnl_attr_get_u32(tb[RTA_OIF]);
+	p->kind = rtm->rtm_type == RTN_UNICAST ? SBX_NL_ROUTE : SBX_NL_ROUTE_DEAD;
+	return MNL_CB_OK;
+}
+
+static int addr_attr_cb(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(attr);
+	if (type <= IFA_MAX)
+		tb[type] = attr;
+	return MNL_CB_OK;
+}
+
+static int prefix_addr_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct prefix_scan *ps = data;
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[IFA_MAX + 1] = { 0 };
+	if (ifa->ifa_family != AF_INET || ifa->ifa_scope == RT_SCOPE_HOST) /* loopback */
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb);
+	const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+	if (!a || mnl_attr_get_payload_len(a) < 4)
+		return MNL_CB_OK;
+	struct sbx_nl_prefix *p = prefix_new(ps);
+	if (!p)
+		return MNL_CB_OK;
+	memcpy(&p->addr, mnl_attr_get_payload(a), 4);
+	p->prefix = ifa->ifa_prefixlen;
+	uint32_t mask = p->prefix ? htonl(~0U << (32 - p->prefix)) : 0;
+	p->net.s_addr = p->addr.s_addr & mask;
+	p->ifindex = (int)ifa->ifa_index;
+	p->kind = SBX_NL_ADDRESS;
+	return MNL_CB_OK;
+}
+
+static int link_table_cb(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(attr);
+	if (type <= IFLA_MAX)
+		tb[type] = attr;
+	return MNL_CB_OK;
+}
+
+struct link_names {
+	struct sbx_nl_prefix *v;
+	size_t n;
+};
+
+static int link_name_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct link_names *ln = data;
+	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[IFLA_MAX + 1] = { 0 };
+	mnl_attr_parse(nlh, sizeof(*ifi), link_table_cb, tb);
+	for (size_t i = 0; i < ln->n; i++) {
+		if (ln->v[i].ifindex != ifi->ifi_index)
+			continue;
+		if (tb[IFLA_IFNAME])
+			snprintf(ln->v[i].ifname, sizeof(ln->v[i].ifname), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
+		if (tb[IFLA_GROUP] && mnl_attr_get_payload_len(tb[IFLA_GROUP]) >= 4)
+			ln->v[i].group = mnl_attr_get_u32(tb[IFLA_GROUP]);
+	}
+	return MNL_CB_OK;
+}
+
+int sbx_nl_prefixes(struct sbx_nl *nl, struct sbx_nl_prefix **out, size_t *n, sbx_error **err)
+{
+	*out = NULL;
+	*n = 0;
+	struct prefix_scan ps = { 0 };
+	char buf[NL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	int r = nl_talk(nl, nlh, prefix_route_cb, &ps);
+	if (r < 0) {
+		free(ps.v);
+		return sbx_error_errno(err, -r, "read the routing table");
+	}
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET;
+	r = nl_talk(nl, nlh, prefix_addr_cb, &ps);
+	if (r < 0) {
+		free(ps.v);
+		return sbx_error_errno(err, -r, "read the host's addresses");
+	}
+	if (ps.oom) {
+		free(ps.v);
+		return sbx_error_errno(err, ENOMEM, "read the routing table");
+	}
+	struct link_names ln = { ps.v, ps.n };
+	nlh = link_msg(buf, RTM_GETLINK, NLM_F_DUMP, 0);
+	r = nl_talk(nl, nlh, link_name_cb, &ln);
+	if (r < 0) {
+		free(ps.v);
+		return sbx_error_errno(err, -r, "read the host's links");
+	}
+	*out = ps.v;
+	*n = ps.n;
+	return 0;
+}
+
+int sbx_nl_open_monitor(struct sbx_nl *nl, sbx_error **err)
+{
+	nl->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!nl->sock)
+		return sbx_error_errno(err, errno, "open rtnetlink socket");
+	/* Links too: a link's routes go with it (or when it goes down)
+	 * without a route announcement of their own. */
+	if (mnl_socket_bind(nl->sock, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		mnl_socket_close(nl->sock);
+		nl->sock = NULL;
+		return sbx_error_errno(err, e, "listen to route changes");
+	}
+	return mnl_socket_get_fd(nl->sock);
+}
+
+static bool own_change(const struct nlmsghdr *nlh, struct in_addr own, int own_prefix, uint32_t own_group)
+{
+	if (nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_DELLINK) {
+		struct link_info li = { 0 };
+		link_cb(nlh, &li);
+		return own_group && li.group == own_group;
+	}
+	if (nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_DELROUTE)
+		return false;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	if (rtm->rtm_family != AF_INET || rtm->rtm_dst_len != 32)
+		return false;
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
+	if (!tb[RTA_DST] || mnl_attr_get_payload_len(tb[RTA_DST]) < 4)
+		return false;
+	struct in_addr dst;
+	memcpy(&dst, mnl_attr_get_payload(tb[RTA_DST]), 4);
+	return own.s_addr && sbx_cidr_contains(own, own_prefix, dst);
+}
+
+int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix, uint32_t own_group)
+{
+	char buf[NL_BUF];
+	int count = 0;
+	for (;;) {
+		ssize_t n = recv(mnl_socket_get_fd(nl->sock), buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == ENOBUFS) { /* overrun: changes were lost, so something changed */
+			count++;
+			continue;
+		}
+		if (n <= 0)
+			return count;
+		int len = (int)n;
+		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+			if (!own_change(nlh, own, own_prefix, own_group))
+				count++;
+	}
 }
 
 const char *sbx_nl_errno_limit(int errnum)

@@ -7,6 +7,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -79,8 +80,43 @@ int sbx_nl_route_add(struct sbx_nl *nl, struct in_addr dst, int prefix, int oif,
 /* A permanent neighbour entry (no ARP; never garbage-collected, and not
  * counted against the neighbour table's limits); replaces one there. */
 int sbx_nl_neigh_add(struct sbx_nl *nl, int ifindex, struct in_addr addr, const uint8_t mac[6], sbx_error **err);
+/* The link of the main table's IPv4 default route: 1 when there is one. */
+struct sbx_nl_uplink_info {
+	int ifindex;
+	uint32_t group, mtu;
+	char name[16];
+};
+int sbx_nl_uplink(struct sbx_nl *nl, struct sbx_nl_uplink_info *out, sbx_error **err);
 /* MTU of the device of the main table's IPv4 default route; 0 without one. */
 int sbx_nl_uplink_mtu(struct sbx_nl *nl, uint32_t *mtu, sbx_error **err);
+
+/* What holds an IPv4 prefix on the host: a route of the main table (with
+ * a destination; default routes are not read) or an address with its
+ * prefix length. */
+enum sbx_nl_prefix_kind {
+	SBX_NL_ROUTE,      /* unicast, through a link */
+	SBX_NL_ROUTE_DEAD, /* blackhole, unreachable or prohibit */
+	SBX_NL_ADDRESS,
+};
+struct sbx_nl_prefix {
+	enum sbx_nl_prefix_kind kind;
+	struct in_addr net; /* host bits cleared */
+	struct in_addr addr; /* the address itself (SBX_NL_ADDRESS) */
+	int prefix;
+	int ifindex;    /* 0: none (a route without a link) */
+	uint32_t group; /* the link's device group */
+	char ifname[16];
+};
+/* Every such prefix, each with its link's name and group (caller frees). */
+int sbx_nl_prefixes(struct sbx_nl *nl, struct sbx_nl_prefix **out, size_t *n, sbx_error **err);
+/* A non-blocking socket told of every change to links, IPv4 addresses
+ * and routes; its descriptor (owned by nl), to be watched. */
+int sbx_nl_open_monitor(struct sbx_nl *nl, sbx_error **err);
+/* Reads every pending notification; how many there were (a lost batch
+ * counts as one), leaving out the links of own_group and the /32 routes
+ * inside own/own_prefix (a daemon's own sandboxes come and go all the
+ * time). */
+int sbx_nl_monitor_drain(struct sbx_nl *nl, struct in_addr own, int own_prefix, uint32_t own_group);
 
 /* What a resource errno of a network request means as a kernel limit, in
  * words for the user; NULL when it is not one. */

@@ -52,13 +52,18 @@ static void batch_commit(struct batch *b, struct nlmsghdr *nlh)
 	b->buf.len += nlh->nlmsg_len;
 }
 
-static struct nlmsghdr *msg_start(struct batch *b, uint16_t type, uint16_t flags)
+static struct nlmsghdr *msg_start_family(struct batch *b, uint16_t type, uint16_t family, uint16_t flags)
 {
 	char *p = batch_slot(b);
 	if (!p)
 		return NULL;
 	b->acks++;
-	return nftnl_nlmsg_build_hdr(p, type, NFPROTO_INET, flags | NLM_F_ACK, b->seq++);
+	return nftnl_nlmsg_build_hdr(p, type, family, flags | NLM_F_ACK, b->seq++);
+}
+
+static struct nlmsghdr *msg_start(struct batch *b, uint16_t type, uint16_t flags)
+{
+	return msg_start_family(b, type, NFPROTO_INET, flags);
 }
 
 static void add_table(struct batch *b, const char *name, bool delete)
@@ -459,14 +464,32 @@ out:
 	return r;
 }
 
+static void batch_open(struct batch *b)
+{
+	b->seq = (uint32_t)time(NULL);
+	char *p = batch_slot(b);
+	if (p) {
+		nftnl_batch_begin(p, b->seq++);
+		b->buf.len += ((struct nlmsghdr *)p)->nlmsg_len;
+	}
+}
+
+static int batch_close_send(struct batch *b, const char *what, sbx_error **err)
+{
+	char *p = batch_slot(b);
+	if (p) {
+		nftnl_batch_end(p, b->seq++);
+		b->buf.len += ((struct nlmsghdr *)p)->nlmsg_len;
+	}
+	if (b->oom)
+		return sbx_error_errno(err, ENOMEM, "%s", what);
+	return batch_send(b, what, err);
+}
+
 static int run(const char *table, const struct sbx_nft_config *cfg, sbx_error **err)
 {
-	struct batch b = { .seq = (uint32_t)time(NULL) };
-	char *p = batch_slot(&b);
-	if (p) {
-		nftnl_batch_begin(p, b.seq++);
-		b.buf.len += ((struct nlmsghdr *)p)->nlmsg_len;
-	}
+	struct batch b = { 0 };
+	batch_open(&b);
 	if (cfg) {
 		build(&b, cfg);
 	} else {
@@ -475,16 +498,7 @@ static int run(const char *table, const struct sbx_nft_config *cfg, sbx_error **
 		add_table(&b, none.table, false);
 		add_table(&b, none.table, true);
 	}
-	p = batch_slot(&b);
-	if (p) {
-		nftnl_batch_end(p, b.seq++);
-		b.buf.len += ((struct nlmsghdr *)p)->nlmsg_len;
-	}
-	int r;
-	if (b.oom)
-		r = sbx_error_errno(err, ENOMEM, "nftables table %s", table);
-	else
-		r = batch_send(&b, cfg ? "write nftables table" : "remove nftables table", err);
+	int r = batch_close_send(&b, cfg ? "write nftables table" : "remove nftables table", err);
 	sbx_buf_free(&b.buf);
 	if (r < 0)
 		return sbx_error_prefix(err, "inet %s", table);
@@ -499,4 +513,95 @@ int sbx_nft_apply(const struct sbx_nft_config *cfg, sbx_error **err)
 int sbx_nft_remove(const char *table, sbx_error **err)
 {
 	return run(table, NULL, err);
+}
+
+/* ---- batches and dumps for the other lib modules ---- */
+
+struct sbx_nft_batch {
+	struct batch b;
+};
+
+struct sbx_nft_batch *sbx_nft_batch_new(void)
+{
+	struct sbx_nft_batch *nb = calloc(1, sizeof(*nb));
+	if (nb)
+		batch_open(&nb->b);
+	return nb;
+}
+
+struct nlmsghdr *sbx_nft_batch_msg(struct sbx_nft_batch *nb, uint16_t type, uint16_t family, uint16_t flags)
+{
+	return msg_start_family(&nb->b, type, family, flags);
+}
+
+void sbx_nft_batch_add(struct sbx_nft_batch *nb, struct nlmsghdr *nlh)
+{
+	if (nlh)
+		batch_commit(&nb->b, nlh);
+}
+
+void sbx_nft_batch_oom(struct sbx_nft_batch *nb)
+{
+	nb->b.oom = true;
+}
+
+int sbx_nft_batch_run(struct sbx_nft_batch *nb, const char *what, sbx_error **err)
+{
+	return batch_close_send(&nb->b, what, err);
+}
+
+void sbx_nft_batch_free(struct sbx_nft_batch *nb)
+{
+	if (!nb)
+		return;
+	sbx_buf_free(&nb->b.buf);
+	free(nb);
+}
+
+int sbx_nft_dump(uint16_t type, uint16_t family, void (*build_cb)(struct nlmsghdr *nlh, void *data), void *build_data,
+		 int (*fn)(const struct nlmsghdr *nlh, void *data), void *data, sbx_error **err)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!nl)
+		return sbx_error_errno(err, errno, "open nfnetlink socket");
+	int r = -1;
+	char *buf = malloc(NL_BUF);
+	if (!buf) {
+		sbx_error_errno(err, ENOMEM, "read nftables");
+		goto out;
+	}
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		sbx_error_errno(err, errno, "bind nfnetlink socket");
+		goto out;
+	}
+	uint32_t seq = (uint32_t)time(NULL), portid = mnl_socket_get_portid(nl);
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, type, family, NLM_F_DUMP, seq);
+	if (build_cb)
+		build_cb(nlh, build_data);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		sbx_error_errno(err, errno, "read nftables");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, NL_BUF);
+		if (n < 0) {
+			sbx_error_errno(err, errno, "read nftables");
+			goto out;
+		}
+		int cr = mnl_cb_run(buf, (size_t)n, seq, portid, fn, data);
+		if (cr < 0) {
+			/* A table or set gone between two dumps is not an error. */
+			if (errno == ENOENT)
+				break;
+			sbx_error_errno(err, errno, "read nftables");
+			goto out;
+		}
+		if (cr == MNL_CB_STOP)
+			break;
+	}
+	r = 0;
+out:
+	free(buf);
+	mnl_socket_close(nl);
+	return r;
 }

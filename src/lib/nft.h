@@ -1,7 +1,8 @@
 /* The sandboxes' packet filter and NAT: one nftables table of our own,
  * written through libnftnl and replaced as a whole in one atomic batch.
- * Never lists, flushes or changes any other table. IPv4 only; everything
- * else a sandbox sends is dropped. */
+ * Never lists, flushes or changes any other table (firewalls.c reads
+ * them, through the batch and dump helpers at the end). IPv4 only;
+ * everything else a sandbox sends is dropped. */
 #ifndef SBX_NFT_H
 #define SBX_NFT_H
 
@@ -9,11 +10,7 @@
 #include <stddef.h>
 
 #include "error.h"
-
-struct sbx_cidr {
-	struct in_addr net;
-	int prefix;
-};
+#include "subnet.h"
 
 struct sbx_nft_sandbox {
 	struct in_addr ip;
@@ -42,5 +39,23 @@ struct sbx_nft_config {
 int sbx_nft_apply(const struct sbx_nft_config *cfg, sbx_error **err);
 /* Removes the table; a missing one is fine. */
 int sbx_nft_remove(const char *table, sbx_error **err);
+
+/* For the lib modules that read the whole ruleset and change single rules
+ * of other tables (firewalls.c): a batch of messages committed atomically,
+ * each one acknowledged, and dumps. */
+struct nlmsghdr;
+struct sbx_nft_batch;
+struct sbx_nft_batch *sbx_nft_batch_new(void);
+/* The header of the next message, for the caller's payload; then
+ * sbx_nft_batch_add. NULL when out of memory (the run then fails). */
+struct nlmsghdr *sbx_nft_batch_msg(struct sbx_nft_batch *b, uint16_t type, uint16_t family, uint16_t flags);
+void sbx_nft_batch_add(struct sbx_nft_batch *b, struct nlmsghdr *nlh);
+void sbx_nft_batch_oom(struct sbx_nft_batch *b);
+int sbx_nft_batch_run(struct sbx_nft_batch *b, const char *what, sbx_error **err);
+void sbx_nft_batch_free(struct sbx_nft_batch *b);
+/* One NLM_F_DUMP request (build_cb may add attributes, such as a table to
+ * filter by); fn receives each message. */
+int sbx_nft_dump(uint16_t type, uint16_t family, void (*build_cb)(struct nlmsghdr *nlh, void *data), void *build_data,
+		 int (*fn)(const struct nlmsghdr *nlh, void *data), void *data, sbx_error **err);
 
 #endif

@@ -381,6 +381,40 @@ def _bridge_record(bridge):
         return {}
 
 
+def _host_prefixes():
+    """The IPv4 prefixes routed on this host or held by its addresses, as
+    (network, prefix length) pairs of integers."""
+    import ipaddress
+    found = []
+    for cmd in (["ip", "-4", "-o", "route", "show", "table", "main"], ["ip", "-4", "-o", "addr", "show"]):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for line in out.splitlines():
+            words = line.split()
+            cand = words[3] if cmd[3] == "addr" and len(words) > 3 else (words[0] if words else "")
+            try:
+                n = ipaddress.ip_network(cand, strict=False)
+            except ValueError:
+                continue
+            if n.prefixlen >= 8:
+                found.append(n)
+    return found
+
+
+def free_test_subnet():
+    """A random 10.100-199.x.0/24 that overlaps nothing on the host: sandboxd
+    refuses a configured subnet another network uses."""
+    import ipaddress
+    taken = _host_prefixes()
+    for _ in range(200):
+        cand = ipaddress.ip_network("10.%d.%d.0/24" % (100 + random.randrange(100), random.randrange(256)))
+        if not any(cand.overlaps(t) for t in taken):
+            return str(cand)
+    return str(cand)
+
+
 class Daemon:
     """One sandboxd in a private temporary directory.
 
@@ -410,11 +444,13 @@ class Daemon:
         # tests (and a system daemon on sbx0) never share network state.
         self.net_tag = "%06x" % random.getrandbits(24)
         cfg.setdefault("bridge", "sbt" + self.net_tag)
-        cfg.setdefault("subnet", "10.%d.%d.0/24" % (100 + random.randrange(100), random.randrange(256)))
+        cfg.setdefault("subnet", free_test_subnet())
         cfg.setdefault("preview_listen", "127.0.0.1:0")
         # Links' own listeners from a window of the default range.
         first = 30000 + 256 * random.randrange(10)
         cfg.setdefault("preview_ports", "%d-%d" % (first, first + 255))
+        # None leaves a setting out (to the daemon's default).
+        cfg = {k: v for k, v in cfg.items() if v is not None}
         self.config = cfg
         with open(self.config_path, "w") as f:
             for k, v in cfg.items():

@@ -61,6 +61,8 @@ class CompletionTest(SandboxdTestCase):
             g + ["net", "preview", ""],
             g + ["cp", "web"],
             [ctl, "stop", ""],  # no --socket: another daemon (none), no names
+            g + ["doc"],
+            g + ["doctor", "--"],
         )
         self.assertIn("exec", got[0])
         self.assertIn("image", got[0])
@@ -80,6 +82,8 @@ class CompletionTest(SandboxdTestCase):
         self.assertEqual(got[14], ["web-1", "worker"])
         self.assertEqual(got[15], ["web-1:"])
         self.assertEqual(got[16], [])
+        self.assertEqual(got[17], ["doctor"])
+        self.assertEqual(got[18], ["--config", "--json", "--local"])
 
 
 if __name__ == "__main__":

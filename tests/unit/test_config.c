@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "subnet.h"
 #include "unit.h"
 
 static char tmp[PATH_MAX];
@@ -107,6 +108,31 @@ START_TEST(test_free_clears)
 END_TEST
 
 /* ---- sbx_config_set ---- */
+
+START_TEST(test_network_neighbours)
+{
+	/* No subnet unless set: one is picked from the pool. */
+	ck_assert_ptr_null(cfg.net_subnet);
+	ck_assert_str_eq(cfg.net_subnet_pool, SBX_DEFAULT_SUBNET_POOL);
+	ck_assert(cfg.iptables_forward);
+	ck_assert_str_eq(cfg.firewalld_zone, "sandboxd");
+	ck_assert_int_eq(sbx_config_set(&cfg, "subnet_pool", "10.99.0.0/16:24", &err), 0);
+	ck_assert_str_eq(cfg.net_subnet_pool, "10.99.0.0/16:24");
+	ck_assert_int_eq(sbx_config_set(&cfg, "iptables_forward", "no", &err), 0);
+	ck_assert(!cfg.iptables_forward);
+	ck_assert_int_eq(sbx_config_set(&cfg, "iptables_forward", "true", &err), 0);
+	ck_assert(cfg.iptables_forward);
+	ck_assert_int_lt(sbx_config_set(&cfg, "iptables_forward", "maybe", &err), 0);
+	assert_invalid("iptables_forward: 'maybe' is not true or false");
+	ck_assert_int_eq(sbx_config_set(&cfg, "firewalld_zone", "", &err), 0);
+	ck_assert_str_eq(cfg.firewalld_zone, "");
+	const char *path = conf("subnet = 10.50.0.0/16\nfirewalld_zone = trusted\niptables_forward = 0\n");
+	ck_assert_int_eq(sbx_config_load(&cfg, path, true, &err), 0);
+	ck_assert_str_eq(cfg.net_subnet, "10.50.0.0/16");
+	ck_assert_str_eq(cfg.firewalld_zone, "trusted");
+	ck_assert(!cfg.iptables_forward);
+}
+END_TEST
 
 START_TEST(test_set_strings)
 {
@@ -477,6 +503,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_free_clears);
 	tcase_add_test(tc, test_set_strings);
+	tcase_add_test(tc, test_network_neighbours);
 	tcase_add_test(tc, test_set_log_level);
 	tcase_add_loop_test(tc, test_set_numbers, 0, (int)SBX_ARRAY_SIZE(int_keys));
 	tcase_add_test(tc, test_set_unknown_key);
