@@ -527,7 +527,7 @@ int sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, co
 	struct dirent *de;
 	int kept = 0;
 	while (d && (de = readdir(d))) {
-		if (de->d_type == DT_DIR && !strncmp(de->d_name, prefix, strlen(prefix)) &&
+		if (de->d_type == DT_DIR && de->d_name[0] != '.' && !strncmp(de->d_name, prefix, strlen(prefix)) &&
 		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
 			kept++; /* EBUSY: still has processes */
 	}
