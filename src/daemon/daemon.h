@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "box.h"
 #include "cgroup.h"
 #include "seccomp_filter.h"
 #include "error.h"
@@ -89,6 +90,7 @@ struct sbx_daemon {
 	struct sbx_bpf default_filter; /* the default seccomp profile, compiled once */
 	bool prjquota;                 /* disk limits by project quota (else loop images) */
 	struct sbx_cgroup_root cg;
+	struct sbx_box_host box_host; /* where sandboxes live: state, run dir, cgroups (lib/box.h) */
 	struct sbx_sandbox *sandboxes;
 	struct sbx_image *images;
 	int64_t started_ns;

@@ -24,6 +24,11 @@ char *sbx_image_rootfs_path(struct sbx_daemon *d, const struct sbx_image *img);
 int sbx_images_ensure_default(struct sbx_daemon *d, sbx_error **err);
 /* Move state_dir/relpath aside at once and delete it in a worker. */
 int sbx_trash(struct sbx_daemon *d, const char *relpath, sbx_error **err);
+/* The same in two steps, for a mover of its own: a free name in the
+ * trash (dst, relative to the state dir), and the removal in a worker of
+ * what was moved there. */
+int sbx_trash_reserve(struct sbx_daemon *d, char dst[64], sbx_error **err);
+void sbx_trash_remove(struct sbx_daemon *d, const char *dst);
 /* Images removed by force while in use wait as images/removed-<id> until
  * no sandbox uses them; this deletes the ones that are free now. */
 void sbx_images_sweep_removed(struct sbx_daemon *d);

@@ -545,18 +545,6 @@ int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err)
 
 /* ---- links ---- */
 
-/* The two ends' Ethernet addresses, from the sandbox's IPv4 address: set
- * explicitly, so that udev's MAC policy leaves them alone and the
- * permanent neighbour entries stay right. Locally administered, unicast. */
-static void link_macs(struct in_addr ip, uint8_t host[6], uint8_t peer[6])
-{
-	host[0] = 0x06;
-	peer[0] = 0x02;
-	host[1] = peer[1] = 0x00;
-	memcpy(host + 2, &ip.s_addr, 4);
-	memcpy(peer + 2, &ip.s_addr, 4);
-}
-
 /* A kernel limit that stopped the network's set-up is a limit error that
  * names it, not an internal one. */
 static void name_limit(sbx_error **err)
@@ -569,63 +557,30 @@ static void name_limit(sbx_error **err)
 	}
 }
 
-/* A routed link, no bridge port: the host end sv<id> (in the daemon's
- * device group, no address) has a /32 route to the sandbox and a
- * permanent neighbour entry for it; eth0 inside has the sandbox's address
- * in the subnet, a permanent neighbour entry for the gateway and the
- * default route through it. Nothing is learnt by ARP either way, and a
- * sandbox's link reaches the host alone. */
-int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
+/* A bridged sandbox's link as its box makes it (lib/box.c): a routed veth
+ * pair, no bridge port; the host end sv<id> is in the daemon's device
+ * group, and the gateway is the bridge's address. */
+void sbx_net_link(struct sbx_sandbox *sb, struct sbx_box_net *out)
 {
 	struct sbx_net *net = sb->d->net;
+	memset(out, 0, sizeof(*out));
+	out->ip = sb->net.ip;
+	veth_name(sb, out->host_name);
+	if (!net)
+		return;
+	out->gateway = net->gateway;
+	out->prefix = net->subnet.prefix;
+	out->group = net->group;
+	out->mtu = net->mtu;
+}
+
+/* The link of a started sandbox again (after a crash); idempotent. */
+int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
+{
 	if (!sbx_net_available(sb->d))
 		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "bridge networking is unavailable on this host");
-	char path[64], name[16];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)sb->init_pid);
-	veth_name(sb, name);
-	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	if (nsfd < 0)
-		return sbx_error_errno(err, errno, "open network namespace of init %d", (int)sb->init_pid);
-	/* The pid could have been reused between our check and the open. */
-	if (sbx_proc_starttime(sb->init_pid) != sb->init_starttime)
-		return sbx_error_set(err, SBX_ERR_BAD_STATE, "init of sandbox %s is gone", sb->id);
-	uint8_t host_mac[6], peer_mac[6];
-	link_macs(sb->net.ip, host_mac, peer_mac);
-	struct sbx_nl_veth veth = { .name = name, .peer_name = "eth0", .peer_netns_fd = nsfd, .mtu = net->mtu,
-				    .group = net->group, .mac = host_mac, .peer_mac = peer_mac, .up = true };
-	struct sbx_nl host = { 0 }, in = { 0 };
-	int r = -1, hidx, idx;
-	if (sbx_nl_open(&host, err) < 0)
-		return -1;
-	/* A pair left by a daemon that did not shut down cleanly is replaced
-	 * (its route and neighbour entry go with it). */
-	if (sbx_nl_link_delete(&host, name, err) < 0 || sbx_nl_open_in(&in, nsfd, err) < 0)
-		goto out;
-	if (sbx_nl_link_delete(&in, "eth0", err) < 0 || sbx_nl_veth_create(&host, &veth, err) < 0)
-		goto out;
-	if ((hidx = sbx_nl_ifindex(&host, name, err)) <= 0 || (idx = sbx_nl_ifindex(&in, "eth0", err)) <= 0) {
-		if (err && !*err)
-			sbx_error_errno(err, ENODEV, "link %s or its peer is missing", name);
-		goto out;
-	}
-	if (sbx_nl_route_add(&host, sb->net.ip, 32, hidx, net->gateway, err) < 0 ||
-	    sbx_nl_neigh_add(&host, hidx, sb->net.ip, peer_mac, err) < 0)
-		goto out;
-	if (sbx_nl_addr_add(&in, idx, sb->net.ip, net->subnet.prefix, err) < 0 ||
-	    sbx_nl_link_up(&in, idx, 0, 0, err) < 0 || sbx_nl_neigh_add(&in, idx, net->gateway, host_mac, err) < 0 ||
-	    sbx_nl_route_default(&in, net->gateway, err) < 0)
-		goto out;
-	r = 0;
-out:
-	sbx_nl_close(&in);
-	if (r < 0)
-		sbx_nl_link_delete(&host, name, NULL);
-	sbx_nl_close(&host);
-	if (r < 0) {
-		name_limit(err);
-		return sbx_error_prefix(err, "network of sandbox %s", sb->id);
-	}
-	return 0;
+	sbx_net_link(sb, &sb->box->net);
+	return sbx_box_net_attach(sb->box, err);
 }
 
 /* ---- preview links ----
@@ -1010,7 +965,7 @@ int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err)
 static int dial_sandbox(struct sbx_sandbox *sb, uint16_t port, size_t *index, bool *pending, sbx_error **err)
 {
 	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->net.ip.s_addr ||
-	    sb->init_pidfd < 0)
+	    sb->box->init_pidfd < 0)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is not running", sb->id);
 	struct sockaddr_storage to[DIAL_CANDIDATES];
 	memset(to, 0, sizeof(to));
@@ -1022,7 +977,7 @@ static int dial_sandbox(struct sbx_sandbox *sb, uint16_t port, size_t *index, bo
 	own->sin_addr = sb->net.ip;
 	lo6->sin6_family = AF_INET6;
 	lo6->sin6_addr = in6addr_loopback;
-	return sbx_netns_connect(sb->init_pidfd, to, DIAL_CANDIDATES, index, pending, err);
+	return sbx_netns_connect(sb->box->init_pidfd, to, DIAL_CANDIDATES, index, pending, err);
 }
 
 static void publish_accept(struct sbx_watch *w, uint32_t events, void *data)

@@ -39,7 +39,10 @@ struct in_addr sbx_net_gateway(struct sbx_daemon *d);
 char *sbx_net_resolv(struct sbx_daemon *d);
 /* A free address for a new bridged sandbox. */
 int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err);
-/* The veth pair of a started sandbox, configured inside; idempotent. */
+/* The link a bridged sandbox's box makes at its start: its address, the
+ * gateway, the subnet's prefix, the device group, the MTU, sv<id>. */
+void sbx_net_link(struct sbx_sandbox *sb, struct sbx_box_net *out);
+/* The veth pair of a started sandbox again, configured inside; idempotent. */
 int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err);
 /* Stop: the pair goes, proxied connections end; preview links stay. */
 void sbx_net_detach(struct sbx_sandbox *sb);

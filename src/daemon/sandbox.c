@@ -25,7 +25,6 @@
 #include "sandbox.h"
 #include "session.h"
 #include "spawn.h"
-#include "syscalls.h"
 
 /* How long a stop waits for init after the kill, twice (see kill_check). */
 #define STOP_KILL_GRACE_MS 5000
@@ -108,17 +107,26 @@ void sbx_sandbox_unref(struct sbx_sandbox *sb)
 	free(sb->name);
 	free(sb->image);
 	free(sb->image_id);
-	free(sb->user);
-	free(sb->workdir);
-	free(sb->hostname);
 	free(sb->network_mode);
 	sbx_net_free(&sb->net);
-	free(sb->cgroup);
+	sbx_box_free(sb->box);
 	free(sb->seccomp);
 	sbx_bpf_free(&sb->filter);
 	sbx_kvlist_free(&sb->labels);
-	sbx_kvlist_free(&sb->env);
 	free(sb);
+}
+
+/* "env": the box's KEY=VALUE strings as a map. */
+static void gen_env(yajl_gen g, char *const *env)
+{
+	sbx_gen_key(g, "env");
+	yajl_gen_map_open(g);
+	for (size_t i = 0; env && env[i]; i++) {
+		size_t k = strcspn(env[i], "=");
+		sbx_gen_strn(g, env[i], k);
+		sbx_gen_str(g, env[i][k] ? env[i] + k + 1 : "");
+	}
+	yajl_gen_map_close(g);
 }
 
 static void gen_time(yajl_gen g, const char *key, int64_t ns)
@@ -143,10 +151,10 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
 	gen_time(g, "started_at", sb->started_ns);
 	gen_time(g, "last_activity_at", sb->activity_ns);
 	sbx_gen_kvlist(g, "labels", &sb->labels);
-	sbx_gen_kvlist(g, "env", &sb->env);
-	sbx_gen_kv_str(g, "user", sb->user);
-	sbx_gen_kv_str(g, "workdir", sb->workdir);
-	sbx_gen_kv_str(g, "hostname", sb->hostname);
+	gen_env(g, sb->box->env);
+	sbx_gen_kv_str(g, "user", sb->box->user);
+	sbx_gen_kv_str(g, "workdir", sb->box->workdir);
+	sbx_gen_kv_str(g, "hostname", sb->box->hostname);
 	sbx_gen_key(g, "resources");
 	yajl_gen_map_open(g);
 	sbx_gen_kv_double(g, "cpus", sb->res.cpus);
@@ -161,19 +169,19 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
 	sbx_gen_kv_bool(g, "ephemeral", sb->ephemeral);
 	sbx_gen_key(g, "security");
 	yajl_gen_map_open(g);
-	sbx_gen_kv_bool(g, "userns", sb->userns_base != 0);
-	if (sb->userns_base)
-		sbx_gen_kv_int(g, "uid_base", sb->userns_base);
+	sbx_gen_kv_bool(g, "userns", sb->box->userns_base != 0);
+	if (sb->box->userns_base)
+		sbx_gen_kv_int(g, "uid_base", sb->box->userns_base);
 	sbx_gen_key(g, "capabilities");
 	yajl_gen_array_open(g);
 	for (int c = 0; c < 64; c++)
-		if (sb->caps & (1ULL << c) && sbx_caps_name(c))
+		if (sb->box->caps & (1ULL << c) && sbx_caps_name(c))
 			sbx_gen_str(g, sbx_caps_name(c));
 	yajl_gen_array_close(g);
 	sbx_gen_kv_str(g, "seccomp", sb->seccomp);
 	yajl_gen_map_close(g);
 	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
-		sbx_gen_kv_int(g, "init_pid", sb->init_pid);
+		sbx_gen_kv_int(g, "init_pid", sb->box->init_pid);
 	else
 		sbx_gen_kv_null(g, "init_pid");
 	yajl_gen_map_close(g);
@@ -193,14 +201,16 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_kv_int(g, "created_ns", sb->created_ns);
 	sbx_gen_kv_int(g, "started_ns", sb->started_ns);
 	sbx_gen_kv_int(g, "activity_ns", sb->activity_ns);
-	sbx_gen_kv_int(g, "init_pid", sb->init_pid);
-	sbx_gen_kv_int(g, "init_starttime", (int64_t)sb->init_starttime);
-	sbx_gen_kv_str(g, "cgroup", sb->cgroup);
-	sbx_gen_kv_int(g, "exec_seq", (int64_t)sb->exec_seq);
+	/* The box's own state file is what recovery reads; these copies are
+	 * for a state dir that an earlier version wrote without one. */
+	sbx_gen_kv_int(g, "init_pid", sb->box->init_pid);
+	sbx_gen_kv_int(g, "init_starttime", (int64_t)sb->box->init_starttime);
+	sbx_gen_kv_str(g, "cgroup", sb->box->cgroup);
+	sbx_gen_kv_int(g, "exec_seq", (int64_t)sb->box->exec_seq);
 	sbx_gen_kv_int(g, "oom_seen", sb->oom_seen);
-	sbx_gen_kv_int(g, "userns_base", sb->userns_base);
-	sbx_gen_kv_int(g, "projid", sb->projid);
-	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->caps);
+	sbx_gen_kv_int(g, "userns_base", sb->box->userns_base);
+	sbx_gen_kv_int(g, "projid", sb->box->projid);
+	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->box->caps);
 	if (sb->delete_pending)
 		sbx_gen_kv_bool(g, "delete_pending", true);
 	yajl_gen_map_close(g);
@@ -216,32 +226,67 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 
 static void init_exited(struct sbx_watch *w, uint32_t events, void *data);
 
-/* The run dir of a sandbox holds only empty mount points while it is
- * stopped (its mounts live and die with its mount namespace). */
-static void remove_run_dirs(struct sbx_daemon *d, const char *id)
-{
-	static const char *const dirs[] = { "rootfs", "disk", "lower", "" };
-	for (size_t i = 0; i < SBX_ARRAY_SIZE(dirs); i++) {
-		char rel[320];
-		snprintf(rel, sizeof(rel), "sandboxes/%s/%s", id, dirs[i]);
-		unlinkat(d->run_fd, rel, AT_REMOVEDIR);
-	}
-}
-
 static void watch_init(struct sbx_sandbox *sb)
 {
-	sb->init_w = sbx_loop_watch(sb->d->loop, sb->init_pidfd, EPOLLIN, init_exited, sb);
+	sb->init_w = sbx_loop_watch(sb->d->loop, sb->box->init_pidfd, EPOLLIN, init_exited, sb);
 	if (!sb->init_w)
 		sbx_warn("sandbox %s: cannot watch init: %m", sb->id);
 }
 
-static char *hosts_content(const char *hostname)
+static int loop_attach(void *ctx, const char *owner, const char *image, char devpath[32], sbx_error **err)
 {
-	char *s = NULL;
-	if (asprintf(&s,
-		     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname) < 0)
-		return NULL;
-	return s;
+	return sbx_loopdevs_attach(ctx, owner, image, devpath, err);
+}
+
+static void loop_release(void *ctx, const char *owner)
+{
+	sbx_loopdevs_release(ctx, owner);
+}
+
+void sbx_sandboxes_host_init(struct sbx_daemon *d)
+{
+	d->box_host = (struct sbx_box_host){
+		.cg = &d->cg,
+		.state_fd = d->state_fd,
+		.state_dir = d->cfg.state_dir,
+		.run_fd = d->run_fd,
+		.run_dir = d->cfg.run_dir,
+		.init_exe_fd = d->init_exe_fd,
+		.prjquota = d->prjquota,
+		.allow_swap = d->cfg.allow_swap,
+		.loop_attach = loop_attach,
+		.loop_release = loop_release,
+		.loop_ctx = d,
+	};
+}
+
+/* What the next start of the box uses that may have changed since it was
+ * made: its image's directories, the network's resolvers and link. */
+static int prepare_start(struct sbx_sandbox *sb, sbx_error **err)
+{
+	struct sbx_daemon *d = sb->d;
+	struct sbx_image *img = sbx_image_find(d, sb->image_id);
+	if (!img)
+		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox %s: its image '%s' was removed", sb->name,
+				     sb->image);
+	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, img);
+	const char *layers[] = { lower, NULL };
+	if (!lower || sbx_box_set_layers(sb->box, layers, err) < 0)
+		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
+	free(sb->box->resolv);
+	sb->box->resolv = NULL;
+	if (sb->net.ip.s_addr) {
+		if (!sbx_net_available(d))
+			return sbx_error_set(err, SBX_ERR_UNSUPPORTED,
+					     "sandbox %s: start: bridge networking is unavailable on this host", sb->id);
+		if (!(sb->box->resolv = sbx_net_resolv(d)))
+			return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
+		sbx_net_link(sb, &sb->box->net);
+	}
+	const struct sbx_bpf *filter = NULL;
+	if (sbx_sandbox_filter(sb, &filter, err) < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->id);
+	return 0;
 }
 
 int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
@@ -255,147 +300,15 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	/* Two overlays on one upper layer at once are undefined behaviour. */
 	if (sb->fs_offline)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s: files are being accessed; try again", sb->name);
-	struct sbx_image *img = sbx_image_find(d, sb->image_id);
-	if (!img)
-		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox %s: its image '%s' was removed", sb->name,
-				     sb->image);
-
-	char cg[512];
-	snprintf(cg, sizeof(cg), "%s/sbx-%s", d->cg.base, sb->id);
-	if (sbx_cgroup_create(&d->cg, cg, err) < 0)
-		return sbx_error_prefix(err, "sandbox %s", sb->id);
-	_cleanup_close_ int cgfd = sbx_cgroup_open(&d->cg, cg, err);
-	if (cgfd < 0)
-		return sbx_error_prefix(err, "sandbox %s", sb->id);
-	struct sbx_limits lim;
-	sbx_resources_to_limits(d, &sb->res, &lim);
-	int v1[SBX_CTRL_COUNT];
-	if (sbx_cgroup_apply(&d->cg, cg, &lim, err) < 0 || sbx_cgroup_v1_open_procs(&d->cg, cg, v1, err) < 0) {
-		sbx_cgroup_remove(&d->cg, cg, NULL);
-		return sbx_error_prefix(err, "sandbox %s: limits", sb->id);
-	}
-
-	char rel[64];
-	snprintf(rel, sizeof(rel), "sandboxes/%s/rootfs", sb->id);
-	if (mkdirat(d->run_fd, "sandboxes", 0700) < 0 && errno != EEXIST)
-		return sbx_error_errno(err, errno, "create %s/sandboxes", d->cfg.run_dir);
-	char reldir[64];
-	snprintf(reldir, sizeof(reldir), "sandboxes/%s", sb->id);
-	if ((mkdirat(d->run_fd, reldir, 0700) < 0 && errno != EEXIST) ||
-	    (mkdirat(d->run_fd, rel, 0755) < 0 && errno != EEXIST))
-		return sbx_error_errno(err, errno, "create %s/%s", d->cfg.run_dir, rel);
-
-	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, img);
-	_cleanup_free_ char *mnt = NULL, *upper = NULL, *work = NULL, *hosts = hosts_content(sb->hostname);
-	_cleanup_free_ char *resolv = NULL;
-	if (asprintf(&mnt, "%s/%s", d->cfg.run_dir, rel) < 0 ||
-	    asprintf(&upper, "%s/sandboxes/%s/upper", d->cfg.state_dir, sb->id) < 0 ||
-	    asprintf(&work, "%s/sandboxes/%s/work", d->cfg.state_dir, sb->id) < 0 || !lower || !hosts)
-		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
-	if (sb->net.ip.s_addr)
-		resolv = sbx_net_resolv(d);
-	else if (sbx_read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &resolv, NULL, NULL) < 0)
-		resolv = strdup("");
-
-	_cleanup_close_ int loopfd = -1;
-	char loopdev[32] = "";
-	_cleanup_free_ char *disk_img = NULL, *disk_mnt = NULL;
-	if (sb->res.disk_mb > 0 && !sb->projid) {
-		char dm[80];
-		snprintf(dm, sizeof(dm), "sandboxes/%s/disk", sb->id);
-		if (asprintf(&disk_img, "%s/sandboxes/%s/disk.img", d->cfg.state_dir, sb->id) < 0 ||
-		    asprintf(&disk_mnt, "%s/%s", d->cfg.run_dir, dm) < 0)
-			disk_img = disk_mnt = NULL;
-		if (!disk_img || !disk_mnt || (mkdirat(d->run_fd, dm, 0700) < 0 && errno != EEXIST) ||
-		    (loopfd = sbx_loopdevs_attach(d, sb->id, disk_img, loopdev, err)) < 0) {
-			if (err && !*err)
-				sbx_error_errno(err, errno, "disk of sandbox %s", sb->id);
-			for (int c = 0; c < SBX_CTRL_COUNT; c++)
-				sbx_closep(&v1[c]);
-			sbx_cgroup_remove(&d->cg, cg, NULL);
-			return sbx_error_prefix(err, "sandbox %s", sb->id);
-		}
-	}
-	_cleanup_close_ int userns_fd = -1, ipc_ns_fd = -1, uts_ns_fd = -1;
-	_cleanup_free_ char *lower_mnt = NULL;
-	if (sb->userns_base) {
-		char lm[80];
-		snprintf(lm, sizeof(lm), "sandboxes/%s/lower", sb->id);
-		if (asprintf(&lower_mnt, "%s/%s", d->cfg.run_dir, lm) < 0)
-			lower_mnt = NULL;
-		if (!lower_mnt || (mkdirat(d->run_fd, lm, 0700) < 0 && errno != EEXIST) ||
-		    (userns_fd = sbx_userns_create_ns(sb->userns_base, SBX_USERNS_SIZE, &ipc_ns_fd, &uts_ns_fd, err)) < 0) {
-			if (err && !*err)
-				sbx_error_errno(err, errno, "user namespace");
-			for (int c = 0; c < SBX_CTRL_COUNT; c++)
-				sbx_closep(&v1[c]);
-			sbx_cgroup_remove(&d->cg, cg, NULL);
-			return sbx_error_prefix(err, "sandbox %s", sb->id);
-		}
-	}
-	const struct sbx_bpf *filter = NULL;
-	if (sbx_sandbox_filter(sb, &filter, err) < 0) {
-		for (int c = 0; c < SBX_CTRL_COUNT; c++)
-			sbx_closep(&v1[c]);
-		sbx_cgroup_remove(&d->cg, cg, NULL);
-		return sbx_error_prefix(err, "sandbox %s", sb->id);
-	}
-	struct sbx_init_config ic = {
-		.rootfs = {
-			.mountpoint = mnt,
-			.lowerdir = lower,
-			.upperdir = upper,
-			.workdir = work,
-			.hostname = sb->hostname,
-			.hosts = hosts,
-			.resolv = resolv ? resolv : "",
-			.workspace = sb->workdir,
-			.disk_dev = loopfd >= 0 ? loopdev : NULL,
-			.disk_mnt = disk_mnt,
-			.userns_fd = userns_fd,
-			.lower_mnt = lower_mnt,
-			.root_uid = sb->userns_base,
-			.root_gid = sb->userns_base,
-		},
-		.cgroup_fd = cgfd,
-		.init_exe_fd = d->init_exe_fd,
-		.id = sb->id,
-		.caps = sb->caps,
-		.seccomp = filter,
-		.ipc_ns_fd = ipc_ns_fd,
-		.uts_ns_fd = uts_ns_fd,
-	};
-	memcpy(ic.v1_procs, v1, sizeof(v1));
-	struct sbx_spawned sp;
-	int spawned = sbx_spawn_init(&ic, &sp, err);
-	for (int c = 0; c < SBX_CTRL_COUNT; c++)
-		sbx_closep(&v1[c]);
-	if (spawned < 0) {
-		sbx_cgroup_kill(&d->cg, cg, NULL);
-		sbx_cgroup_remove(&d->cg, cg, NULL);
-		return sbx_error_prefix(err, "sandbox %s: start", sb->id);
-	}
-	free(sb->cgroup);
-	sb->cgroup = strdup(cg);
-	sb->init_pid = sp.pid;
-	sb->init_pidfd = sp.pidfd;
-	sb->init_starttime = sp.starttime;
-	if (sb->net.ip.s_addr && sbx_net_attach(sb, err) < 0) {
-		sbx_cgroup_kill(&d->cg, cg, NULL);
-		waitid((idtype_t)P_PIDFD, (id_t)sp.pidfd, NULL, WEXITED);
-		close(sp.pidfd);
-		sb->init_pidfd = -1;
-		sb->init_pid = 0;
-		sbx_cgroup_remove(&d->cg, cg, NULL);
-		return sbx_error_prefix(err, "sandbox %s: start", sb->id);
-	}
+	if (prepare_start(sb, err) < 0 || sbx_box_start(sb->box, err) < 0)
+		return -1;
 	sb->state = SBX_STATE_STARTED;
 	sb->delete_pending = false; /* a delete that failed after its stop */
 	sb->oom_seen = 0; /* a new cgroup counts from zero */
 	sb->started_ns = sb->activity_ns = sbx_now_ns();
 	watch_init(sb);
 	sbx_sandbox_save(sb, NULL);
-	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sp.pid);
+	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
 	sbx_event_emit(d, "started", sb, NULL);
 	return 0;
 }
@@ -407,20 +320,16 @@ static void stop_finish(struct sbx_sandbox *sb)
 {
 	struct sbx_daemon *d = sb->d;
 	sbx_error *err = NULL;
-	if (sb->cgroup && sbx_cgroup_remove(&d->cg, sb->cgroup, &err) < 0) {
+	if (sbx_box_stopped(sb->box, &err) < 0) {
 		sbx_warn("sandbox %s: %s", sb->id, err->msg);
 		sbx_error_free(err);
 		err = NULL;
 	}
-	remove_run_dirs(d, sb->id);
 	sbx_net_detach(sb);
 	sbx_sessions_end(sb);
-	sbx_loopdevs_release(d, sb->id);
 	sb->stopping = false;
 	sb->state = SBX_STATE_STOPPED;
 	sb->activity_ns = sbx_now_ns(); /* auto_delete_min counts from here */
-	sb->init_pid = 0;
-	sb->init_starttime = 0;
 	if (!sb->deleted)
 		sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) stopped", sb->id, sb->name);
@@ -432,16 +341,16 @@ static void empty_check(struct sbx_watch *t, void *data)
 {
 	struct sbx_sandbox *sb = data;
 	sb->empty_timer = NULL;
-	int populated = sb->cgroup ? sbx_cgroup_populated(&sb->d->cg, sb->cgroup) : 0;
+	int populated = sbx_box_populated(sb->box);
 	if (populated > 0 && ++sb->empty_tries < 500) {
 		if (sb->empty_tries % 50 == 0)
-			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+			sbx_box_kill(sb->box);
 		sb->empty_timer = sbx_loop_timer(sb->d->loop, 10, empty_check, sb);
 		if (sb->empty_timer)
 			return;
 	}
 	if (populated > 0)
-		sbx_warn("sandbox %s: processes linger in cgroup %s after kill", sb->id, sb->cgroup);
+		sbx_warn("sandbox %s: processes linger in cgroup %s after kill", sb->id, sb->box->cgroup);
 	stop_finish(sb);
 	sbx_sandbox_unref(sb);
 }
@@ -476,62 +385,26 @@ static void abandon_init(struct sbx_sandbox *sb)
 	/* One watch per descriptor: the sandbox's goes first. */
 	sbx_loop_unwatch(sb->init_w);
 	sb->init_w = NULL;
+	int pidfd = sbx_box_abandon_init(sb->box);
 	struct late_init *l = calloc(1, sizeof(*l));
 	if (l) {
 		l->d = sb->d;
-		l->pidfd = sb->init_pidfd;
-		l->cgroup = sb->cgroup ? strdup(sb->cgroup) : NULL;
+		l->pidfd = pidfd;
+		l->cgroup = sb->box->cgroup ? strdup(sb->box->cgroup) : NULL;
 		l->w = sbx_loop_watch(sb->d->loop, l->pidfd, EPOLLIN, late_init_exited, l);
 	}
 	if (!l || !l->w) {
 		if (l)
 			free(l->cgroup);
 		free(l);
-		close(sb->init_pidfd); /* an unreaped zombie, once it exits */
+		close(pidfd); /* an unreaped zombie, once it exits */
 	}
-	sb->init_pidfd = -1;
 }
 
-/* Zombie children of ours in the sandbox's pid namespace that no exec
- * tracks. The kernel lets init finish exiting only once every process of
- * its namespace is reaped, and a command started by an exec is our child. */
-static int reap_strays(struct sbx_sandbox *sb)
+/* A command started by an exec is our child, reaped by the exec. */
+static bool exec_owned(pid_t pid, void *ctx)
 {
-	char path[64], want[64], have[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)sb->init_pid);
-	ssize_t n = readlink(path, want, sizeof(want) - 1);
-	if (n <= 0)
-		return 0;
-	want[n] = '\0';
-	_cleanup_closedir_ DIR *dir = opendir("/proc");
-	struct dirent *de;
-	int reaped = 0;
-	pid_t self = getpid();
-	while (dir && (de = readdir(dir))) {
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-		_cleanup_free_ char *stat = NULL;
-		if (sbx_read_file_at(AT_FDCWD, path, 4096, &stat, NULL, NULL) < 0)
-			continue;
-		char *rp = strrchr(stat, ')');
-		char state = 0;
-		int ppid = 0;
-		if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2 || state != 'Z' || ppid != self)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
-		n = readlink(path, have, sizeof(have) - 1);
-		if (n <= 0)
-			continue;
-		have[n] = '\0';
-		if (strcmp(have, want) || sbx_exec_owns_pid(sb, (pid_t)pid))
-			continue;
-		if (waitpid((pid_t)pid, NULL, WNOHANG | __WALL) == (pid_t)pid)
-			reaped++;
-	}
-	return reaped;
+	return sbx_exec_owns_pid(ctx, pid);
 }
 
 static void init_gone(struct sbx_sandbox *sb);
@@ -544,12 +417,11 @@ static void kill_check(struct sbx_watch *t, void *data)
 	struct sbx_sandbox *sb = data;
 	sb->kill_timer = NULL;
 	if (++sb->kill_checks == 1) {
-		int n = reap_strays(sb);
+		int n = sbx_box_reap_strays(sb->box, exec_owned, sb);
 		sbx_warn("sandbox %s: init (pid %d) is still there %d s after the kill; reaped %d stray process(es) of its "
 			 "namespace, killing again",
-			 sb->id, (int)sb->init_pid, STOP_KILL_GRACE_MS / 1000, n);
-		if (sb->cgroup)
-			sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+			 sb->id, (int)sb->box->init_pid, STOP_KILL_GRACE_MS / 1000, n);
+		sbx_box_kill(sb->box);
 		sb->kill_timer = sbx_loop_timer(sb->d->loop, STOP_KILL_GRACE_MS, kill_check, sb);
 		if (sb->kill_timer)
 			return;
@@ -557,7 +429,7 @@ static void kill_check(struct sbx_watch *t, void *data)
 	sbx_warn("sandbox %s (%s): init (pid %d) did not exit within %d s of the kill (a process of its namespace "
 		 "is left unreaped or stuck in the kernel); the sandbox stops without it, and its cgroup goes when it "
 		 "exits",
-		 sb->id, sb->name, (int)sb->init_pid, 2 * STOP_KILL_GRACE_MS / 1000);
+		 sb->id, sb->name, (int)sb->box->init_pid, 2 * STOP_KILL_GRACE_MS / 1000);
 	abandon_init(sb);
 	init_gone(sb);
 }
@@ -565,19 +437,7 @@ static void kill_check(struct sbx_watch *t, void *data)
 /* The kill of a stop: everything in the group, and a bound on the wait. */
 static void stop_kill(struct sbx_sandbox *sb)
 {
-	if (sb->cgroup) {
-		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
-		/* Dying takes CPU too: under a small share, a group of busy
-		 * processes would take seconds to go. Killed, they run no code
-		 * of theirs any more; the next start applies the limit again. */
-		if (sb->res.cpus > 0) {
-			struct sbx_resources r = sb->res;
-			struct sbx_limits l;
-			r.cpus = 0;
-			sbx_resources_to_limits(sb->d, &r, &l);
-			sbx_cgroup_apply(&sb->d->cg, sb->cgroup, &l, NULL);
-		}
-	}
+	sbx_box_kill(sb->box);
 	if (!sb->kill_timer && sb->init_w) {
 		sb->kill_checks = 0;
 		sb->kill_timer = sbx_loop_timer(sb->d->loop, STOP_KILL_GRACE_MS, kill_check, sb);
@@ -592,12 +452,7 @@ static void init_gone(struct sbx_sandbox *sb)
 		sbx_loop_unwatch(sb->init_w);
 		sb->init_w = NULL;
 	}
-	if (sb->init_pidfd >= 0) {
-		/* Our child unless we restarted since; then its new parent reaps it. */
-		waitid((idtype_t)P_PIDFD, (id_t)sb->init_pidfd, NULL, WEXITED | WNOHANG);
-		close(sb->init_pidfd);
-		sb->init_pidfd = -1;
-	}
+	sbx_box_reap_init(sb->box);
 	if (sb->stop_timer) {
 		sbx_loop_unwatch(sb->stop_timer);
 		sb->stop_timer = NULL;
@@ -613,8 +468,7 @@ static void init_gone(struct sbx_sandbox *sb)
 		sbx_event_emit(sb->d, "error", sb, "init exited on its own; the sandbox stops");
 		sb->stopping = true;
 	}
-	if (sb->cgroup)
-		sbx_cgroup_kill(&sb->d->cg, sb->cgroup, NULL);
+	sbx_box_kill(sb->box);
 	sbx_exec_kill_all(sb);
 	/* An abandoned init is still in the group: one look, no waiting. */
 	sb->empty_tries = abandoned ? 499 : 0;
@@ -699,14 +553,14 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 	}
 	sb->stopping = true;
 	sbx_info("sandbox %s (%s): stopping (timeout %lld ms)", sb->id, sb->name, (long long)timeout_ms);
-	if (sb->state == SBX_STATE_PAUSED && sb->cgroup) {
+	if (sb->state == SBX_STATE_PAUSED) {
 		/* Frozen processes cannot act on SIGTERM; KILL works either way. */
 		sbx_error *e = NULL;
-		if (sbx_cgroup_freeze(&sb->d->cg, sb->cgroup, false, &e) < 0)
+		if (sbx_box_pause(sb->box, false, &e) < 0)
 			sbx_warn("sandbox %s: thaw before stop: %s", sb->id, e->msg);
 		sbx_error_free(e);
 	}
-	if (timeout_ms == 0 || sbx_pidfd_send_signal(sb->init_pidfd, SIGTERM, NULL, 0) < 0) {
+	if (timeout_ms == 0 || sbx_box_terminate(sb->box) < 0) {
 		stop_kill(sb);
 	} else {
 		sb->stop_timer = sbx_loop_timer(sb->d->loop, timeout_ms, stop_timeout, sb);
@@ -739,20 +593,16 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 				     "when %s",
 				     sb->name, sb->fs_offline, sb->fs_offline == 1 ? " is" : "s are",
 				     sb->fs_offline == 1 ? "it finishes" : "they finish");
-	char rel[64];
-	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
-	/* Renaming away first makes delete atomic: after a crash the sandbox
-	 * is either fully there or in the trash. */
+	/* The state directory moves to the trash at once (after a crash the
+	 * sandbox is either fully there or in the trash); a worker removes
+	 * the tree. Monitors must stop writing into it first. */
 	sbx_commands_end_monitors(sb);
-	if (sbx_trash(d, rel, err) < 0)
+	char trash[64];
+	if (sbx_trash_reserve(d, trash, err) < 0 || sbx_box_destroy(sb->box, trash, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s: delete", sb->id);
+	sbx_trash_remove(d, trash);
 	sbx_commands_free(sb);
 	sbx_sessions_free(sb);
-	remove_run_dirs(d, sb->id);
-	if (sb->cgroup)
-		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
-	if (sb->projid)
-		sbx_prjquota_limit(d->state_fd, sb->projid, 0, NULL); /* the files go with the trash */
 	sb->deleted = true;
 	unlink_sandbox(sb);
 	sbx_net_release(sb);
@@ -801,6 +651,56 @@ static void answer_waiters(struct sbx_sandbox *sb, sbx_error *err)
 
 /* ---- recovery ---- */
 
+/* A state dir written before boxes kept a state file of their own: the
+ * box is made from sandbox.json's copies and its file written. */
+static int box_from_record(struct sbx_sandbox *sb, yajl_val root, yajl_val o, sbx_error **err)
+{
+	struct sbx_daemon *d = sb->d;
+	const char *user = NULL, *workdir = NULL, *hostname = NULL, *cgroup = NULL;
+	int64_t pid = 0, starttime = 0, seq = 0, ub = 0, projid = 0, caps = (int64_t)sbx_caps_default();
+	struct sbx_kvlist env = { 0 };
+	sbx_json_string(o, "user", false, &user, NULL);
+	sbx_json_string(o, "workdir", false, &workdir, NULL);
+	sbx_json_string(o, "hostname", false, &hostname, NULL);
+	sbx_json_string_map(o, "env", false, &env, NULL);
+	sbx_json_string(root, "cgroup", false, &cgroup, NULL);
+	sbx_json_int(root, "init_pid", false, 0, INT32_MAX, &pid, NULL);
+	sbx_json_int(root, "init_starttime", false, 0, INT64_MAX, &starttime, NULL);
+	sbx_json_int(root, "exec_seq", false, 0, INT64_MAX, &seq, NULL);
+	sbx_json_int(root, "userns_base", false, 0, UINT32_MAX, &ub, NULL);
+	sbx_json_int(root, "projid", false, 0, UINT32_MAX, &projid, NULL);
+	sbx_json_int(root, "caps_mask", false, INT64_MIN, INT64_MAX, &caps, NULL);
+	char **envv = sbx_kvlist_to_env(&env);
+	sbx_kvlist_free(&env);
+	struct sbx_box_spec spec = {
+		.id = sb->id,
+		.hostname = hostname ? hostname : sb->name,
+		.workdir = workdir ? workdir : "/",
+		.user = user ? user : "root",
+		.env = (const char *const *)envv,
+		.disk_mb = sb->res.disk_mb,
+		.userns_base = (uint32_t)ub,
+		.caps = (uint64_t)caps,
+	};
+	sbx_resources_to_limits(d, &sb->res, &spec.limits);
+	sb->box = envv ? sbx_box_new(&d->box_host, &spec, err) : NULL;
+	sbx_box_strv_free(envv);
+	if (!sb->box)
+		return err && *err ? -1 : sbx_error_errno(err, ENOMEM, "load");
+	struct sbx_box *box = sb->box;
+	box->projid = (uint32_t)projid;
+	box->running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
+	box->frozen = sb->state == SBX_STATE_PAUSED;
+	box->init_pid = (pid_t)pid;
+	box->init_starttime = (uint64_t)starttime;
+	box->exec_seq = (uint64_t)seq;
+	if (cgroup && !(box->cgroup = strdup(cgroup)))
+		return sbx_error_errno(err, ENOMEM, "load");
+	if (sb->net.ip.s_addr)
+		sbx_net_link(sb, &box->net);
+	return sbx_box_save(box, err);
+}
+
 static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sbx_error **err)
 {
 	char path[320];
@@ -812,9 +712,8 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	if (!root)
 		return NULL;
 	yajl_val o = NULL;
-	const char *name, *state, *image, *image_id = NULL, *user = NULL, *workdir = NULL, *hostname = NULL;
-	const char *cgroup = NULL, *netmode = NULL;
-	int64_t created = 0, started = 0, activity = 0, pid = 0, starttime = 0, seq = 0;
+	const char *name, *state, *image, *image_id = NULL, *netmode = NULL;
+	int64_t created = 0, started = 0, activity = 0;
 	int64_t auto_stop = 15, auto_archive = 10080, auto_delete = -1;
 	bool ephemeral = false;
 	yajl_val net = NULL;
@@ -822,22 +721,15 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	    sbx_json_string(o, "state", true, &state, err) < 0 || sbx_json_string(o, "image", true, &image, err) < 0)
 		return NULL;
 	sbx_json_string(root, "image_id", false, &image_id, NULL);
-	sbx_json_string(o, "user", false, &user, NULL);
-	sbx_json_string(o, "workdir", false, &workdir, NULL);
-	sbx_json_string(o, "hostname", false, &hostname, NULL);
 	sbx_json_object(o, "network", false, &net, NULL);
 	sbx_json_string(net, "mode", false, &netmode, NULL);
 	sbx_json_int(o, "auto_stop_min", false, INT64_MIN, INT64_MAX, &auto_stop, NULL);
 	sbx_json_int(o, "auto_archive_min", false, INT64_MIN, INT64_MAX, &auto_archive, NULL);
 	sbx_json_int(o, "auto_delete_min", false, INT64_MIN, INT64_MAX, &auto_delete, NULL);
 	sbx_json_bool(o, "ephemeral", false, &ephemeral, NULL);
-	sbx_json_string(root, "cgroup", false, &cgroup, NULL);
 	sbx_json_int(root, "created_ns", false, 0, INT64_MAX, &created, NULL);
 	sbx_json_int(root, "started_ns", false, 0, INT64_MAX, &started, NULL);
 	sbx_json_int(root, "activity_ns", false, 0, INT64_MAX, &activity, NULL);
-	sbx_json_int(root, "init_pid", false, 0, INT32_MAX, &pid, NULL);
-	sbx_json_int(root, "init_starttime", false, 0, INT64_MAX, &starttime, NULL);
-	sbx_json_int(root, "exec_seq", false, 0, INT64_MAX, &seq, NULL);
 	bool delete_pending = false;
 	sbx_json_bool(root, "delete_pending", false, &delete_pending, NULL);
 
@@ -848,17 +740,12 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	}
 	sb->d = d;
 	sb->refs = 1;
-	sb->init_pidfd = -1;
 	memcpy(sb->id, id, 12);
 	sb->id[12] = '\0';
 	sb->name = strdup(name);
 	sb->image = strdup(image);
 	sb->image_id = strdup(image_id ? image_id : image);
-	sb->user = strdup(user ? user : "root");
-	sb->workdir = strdup(workdir ? workdir : "/");
-	sb->hostname = strdup(hostname ? hostname : name);
 	sb->network_mode = strdup(netmode ? netmode : "none");
-	sb->cgroup = cgroup ? strdup(cgroup) : NULL;
 	sb->created_ns = created;
 	sb->started_ns = started;
 	sb->activity_ns = activity;
@@ -866,37 +753,35 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
 	sb->auto_archive_min = auto_archive;
 	sb->auto_delete_min = auto_delete;
 	sb->ephemeral = ephemeral;
-	sb->init_pid = (pid_t)pid;
-	sb->init_starttime = (uint64_t)starttime;
-	sb->exec_seq = (uint64_t)seq;
 	sb->delete_pending = delete_pending;
 	if (sbx_state_parse(state, &sb->state) < 0)
 		sb->state = SBX_STATE_ERROR;
 	sbx_json_string_map(o, "labels", false, &sb->labels, NULL);
-	sbx_json_string_map(o, "env", false, &sb->env, NULL);
 	yajl_val res = NULL;
 	if (sbx_json_object(o, "resources", false, &res, NULL) > 0)
 		sbx_resources_parse(res, &sb->res, NULL);
 	sbx_json_int(root, "oom_seen", false, 0, INT64_MAX, &sb->oom_seen, NULL);
-	int64_t ub = 0, caps = (int64_t)sbx_caps_default();
-	sbx_json_int(root, "userns_base", false, 0, UINT32_MAX, &ub, NULL);
-	int64_t projid = 0;
-	sbx_json_int(root, "projid", false, 0, UINT32_MAX, &projid, NULL);
-	sb->projid = (uint32_t)projid;
-	sbx_json_int(root, "caps_mask", false, INT64_MIN, INT64_MAX, &caps, NULL);
-	sb->userns_base = (uint32_t)ub;
-	sb->caps = (uint64_t)caps;
 	yajl_val sec = NULL;
 	const char *profile = NULL;
 	if (sbx_json_object(o, "security", false, &sec, NULL) > 0)
 		sbx_json_string(sec, "seccomp", false, &profile, NULL);
 	sb->seccomp = strdup(profile ? profile : "default");
 	sbx_net_load(sb, o);
-	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
-	    !sb->network_mode || !sb->seccomp) {
+	if (!sb->name || !sb->image || !sb->image_id || !sb->network_mode || !sb->seccomp) {
 		sbx_sandbox_unref(sb);
 		sbx_error_errno(err, ENOMEM, "load");
 		return NULL;
+	}
+	/* What the sandbox is and what runs: the box's own state file. */
+	sbx_error *berr = NULL;
+	if (sbx_box_load(&d->box_host, id, &sb->box, &berr) < 0) {
+		if (berr && berr->errnum != ENOENT)
+			sbx_warn("sandbox %s: %s; made again from sandbox.json", id, berr->msg);
+		sbx_error_free(berr);
+		if (box_from_record(sb, root, o, err) < 0) {
+			sbx_sandbox_unref(sb);
+			return NULL;
+		}
 	}
 	return sb;
 }
@@ -905,35 +790,16 @@ static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sb
  * it is still the same process, otherwise clean up what it left. */
 static void reconcile(struct sbx_sandbox *sb)
 {
-	struct sbx_daemon *d = sb->d;
-	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) {
-		int pfd = sb->init_pid > 0 ? sbx_pidfd_open(sb->init_pid, 0) : -1;
-		/* A pidfd polls readable once the process has exited (a zombie
-		 * nobody reaped yet included): that init is gone too. */
-		struct pollfd pp = { .fd = pfd, .events = POLLIN };
-		bool exited = pfd >= 0 && poll(&pp, 1, 0) > 0;
-		if (pfd >= 0 && !exited && sbx_proc_starttime(sb->init_pid) == sb->init_starttime && sb->init_starttime) {
-			sb->init_pidfd = pfd;
-			watch_init(sb);
-			/* Leftovers of execs that ran while we were away. */
-			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
-			sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
-			sbx_info("sandbox %s (%s) recovered, init pid %d", sb->id, sb->name, (int)sb->init_pid);
-			return;
-		}
-		if (pfd >= 0)
-			close(pfd);
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
+	if (sbx_box_recover(sb->box, running) == 1) {
+		watch_init(sb);
+		sbx_info("sandbox %s (%s) recovered, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
+		return;
+	}
+	if (running)
 		sbx_warn("sandbox %s (%s): init is gone; marking it stopped", sb->id, sb->name);
-	}
-	if (sb->cgroup) {
-		sbx_cgroup_kill(&d->cg, sb->cgroup, NULL);
-		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
-	}
-	remove_run_dirs(d, sb->id);
 	if (sb->state != SBX_STATE_STOPPED && sb->state != SBX_STATE_ERROR) {
 		sb->state = SBX_STATE_STOPPED;
-		sb->init_pid = 0;
-		sb->init_starttime = 0;
 		/* It stopped while we were away: what its policy does at a stop. */
 		if (sb->ephemeral || sb->auto_delete_min == 0)
 			sb->delete_pending = true;
@@ -946,20 +812,14 @@ static void reconcile(struct sbx_sandbox *sb)
  * still running. Finish the delete. */
 static void finish_delete(struct sbx_sandbox *sb, const char *why)
 {
-	struct sbx_daemon *d = sb->d;
 	sbx_warn("sandbox %s (%s): %s; deleting it", sb->id, sb->name, why);
 	sbx_error *e = NULL;
-	if (sb->cgroup) {
-		if (sbx_cgroup_kill_wait(&d->cg, sb->cgroup, 5000, &e) < 0)
-			sbx_warn("sandbox %s: %s", sb->id, e->msg);
-		sbx_error_free(e);
-		e = NULL;
-		sbx_cgroup_remove(&d->cg, sb->cgroup, NULL);
-	}
-	remove_run_dirs(d, sb->id);
+	/* Not adopted: killed, and waited for (5 s at most). */
+	if (sbx_box_stop(sb->box, 0, &e) < 0)
+		sbx_warn("sandbox %s: %s", sb->id, e->msg);
+	sbx_error_free(e);
+	e = NULL;
 	sb->state = SBX_STATE_STOPPED;
-	sb->init_pid = 0;
-	sb->init_starttime = 0;
 	/* Their monitors must stop writing before the directory goes. */
 	sbx_commands_load(sb);
 	if (sbx_sandbox_destroy(sb, &e) < 0) {
@@ -971,6 +831,7 @@ static void finish_delete(struct sbx_sandbox *sb, const char *why)
 
 int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 {
+	sbx_sandboxes_host_init(d);
 	if (mkdirat(d->state_fd, "sandboxes", 0700) < 0 && errno != EEXIST)
 		return sbx_error_errno(err, errno, "create %s/sandboxes", d->cfg.state_dir);
 	int fd = openat(d->state_fd, "sandboxes", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -988,22 +849,14 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 		sbx_error *e = NULL;
 		struct sbx_sandbox *sb = sandbox_load(d, de->d_name, &e);
 		if (!sb || sb->state == SBX_STATE_CREATING) {
-			/* Never answered to its client: a half-made sandbox is removed. */
+			/* Never answered to its client: a half-made sandbox is removed,
+			 * with whatever of it runs. */
 			sbx_warn("sandbox %s: %s; removing it", de->d_name,
 				 sb ? "creation was interrupted" : (e && e->msg ? e->msg : "unreadable state"));
 			sbx_error_free(e);
 			e = NULL;
-			/* Without a readable state the group's path follows from the id. */
-			char cgpath[512];
-			snprintf(cgpath, sizeof(cgpath), "%s/sbx-%s", d->cg.base, de->d_name);
-			const char *cgp = sb && sb->cgroup ? sb->cgroup : cgpath;
-			sbx_cgroup_kill(&d->cg, cgp, NULL);
-			sbx_cgroup_remove(&d->cg, cgp, NULL);
-			remove_run_dirs(d, de->d_name);
-			char rel[320];
-			snprintf(rel, sizeof(rel), "sandboxes/%s", de->d_name);
-			if (sbx_rm_rf_at(d->state_fd, rel, &e) < 0)
-				sbx_warn("remove %s: %s", rel, e->msg);
+			if (sbx_box_purge(&d->box_host, de->d_name, &e) < 0)
+				sbx_warn("remove sandboxes/%s: %s", de->d_name, e->msg);
 			sbx_error_free(e);
 			if (sb)
 				sbx_sandbox_unref(sb);
@@ -1066,13 +919,7 @@ void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r
 
 void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err)
 {
-	/* clone fails with EAGAIN at pids.max, and for host-wide reasons too:
-	 * the sandbox's count tells which. The set-up's own processes (the
-	 * helper, the command) may have left it a pid or two below. */
-	if (!err || !*err || (*err)->errnum != EAGAIN || sb->res.pids <= 0 || !sb->cgroup)
-		return;
-	struct sbx_cgroup_stats st;
-	if (sbx_cgroup_stats(&sb->d->cg, sb->cgroup, &st) == 0 && st.pids < sb->res.pids - 2)
+	if (!err || !*err || !sbx_box_at_pids_limit(sb->box, *err))
 		return;
 	sbx_error *limit = NULL;
 	sbx_error_set(&limit, SBX_ERR_LIMIT,
@@ -1087,10 +934,10 @@ void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err)
 
 int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err)
 {
-	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->cgroup)
+	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->box->cgroup)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; it has no processes to signal", sb->name,
 				     sb->stopping ? "stopping" : sbx_state_name(sb->state));
-	int n = sbx_cgroup_signal_all(&sb->d->cg, sb->cgroup, sig, sb->init_pid, err);
+	int n = sbx_box_signal_all(sb->box, sig, err);
 	if (n < 0)
 		return sbx_error_prefix(err, "sandbox %s", sb->name);
 	sbx_info("sandbox %s (%s): SIG%s sent to its %d process(es) but init", sb->id, sb->name, sbx_signal_name(sig), n);
@@ -1104,7 +951,7 @@ int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; only a %s sandbox can be %s", sb->name,
 				     sb->stopping ? "stopping" : sbx_state_name(sb->state), sbx_state_name(want),
 				     pause ? "paused" : "resumed");
-	if (sbx_cgroup_freeze(&sb->d->cg, sb->cgroup, pause, err) < 0)
+	if (sbx_box_pause(sb->box, pause, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s", sb->name);
 	sb->state = pause ? SBX_STATE_PAUSED : SBX_STATE_STARTED;
 	sb->activity_ns = sbx_now_ns();
@@ -1146,16 +993,16 @@ void sbx_sandboxes_tick(struct sbx_daemon *d)
 		 * rmdir refuses the busy ones. Only where an exec ran since the
 		 * last look, or groups were left: reading every sandbox's group
 		 * each second costs more than the rest of the tick together. */
-		if (sb->state == SBX_STATE_STARTED && sb->cgroup && !sb->stopping &&
-		    (sb->exec_seq != sb->pruned_seq || sb->prune_again)) {
-			int kept = sbx_cgroup_prune_children(&d->cg, sb->cgroup, "exec-");
+		if (sb->state == SBX_STATE_STARTED && sb->box->cgroup && !sb->stopping &&
+		    (sb->box->exec_seq != sb->pruned_seq || sb->prune_again)) {
+			int kept = sbx_box_prune(sb->box, "exec-");
 			/* A command being set up has an empty group until its
 			 * monitor's helper is cloned into it. */
 			if (!sb->spawning)
-				kept += sbx_cgroup_prune_children(&d->cg, sb->cgroup, "cmd-");
+				kept += sbx_box_prune(sb->box, "cmd-");
 			else
 				kept++;
-			sb->pruned_seq = sb->exec_seq;
+			sb->pruned_seq = sb->box->exec_seq;
 			sb->prune_again = kept > 0;
 		}
 		apply_policies(sb, now);
@@ -1194,10 +1041,10 @@ void sbx_sandboxes_watch_oom(struct sbx_daemon *d)
 	if (kills >= 0)
 		looks--;
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
-		if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || !sb->cgroup)
+		if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || !sb->box->cgroup)
 			continue;
 		struct sbx_cgroup_stats st;
-		if (sbx_cgroup_stats(&d->cg, sb->cgroup, &st) < 0 || st.oom_kills <= sb->oom_seen)
+		if (sbx_cgroup_stats(&d->cg, sb->box->cgroup, &st) < 0 || st.oom_kills <= sb->oom_seen)
 			continue;
 		sbx_warn("sandbox %s (%s): %lld process(es) killed at the memory limit of %lld MB (%lld in total)", sb->id,
 			 sb->name, (long long)(st.oom_kills - sb->oom_seen), (long long)sb->res.memory_mb,
@@ -1221,9 +1068,9 @@ uint32_t sbx_userns_allocate(struct sbx_daemon *d)
 	if (!used)
 		return 0;
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
-		int64_t k = ((int64_t)sb->userns_base - d->cfg.userns_start) / SBX_USERNS_SIZE;
-		if (sb->userns_base && k >= 0 && k < slots &&
-		    (int64_t)sb->userns_base == d->cfg.userns_start + k * SBX_USERNS_SIZE)
+		uint32_t base = sb->box->userns_base;
+		int64_t k = ((int64_t)base - d->cfg.userns_start) / SBX_USERNS_SIZE;
+		if (base && k >= 0 && k < slots && (int64_t)base == d->cfg.userns_start + k * SBX_USERNS_SIZE)
 			used[k / 64] |= 1ULL << (k % 64);
 	}
 	for (int64_t k = 0; k < slots; k++)
@@ -1236,10 +1083,10 @@ int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_e
 {
 	*out = NULL;
 	if (!strcmp(sb->seccomp, "unconfined"))
-		return 0;
+		goto done;
 	if (!strcmp(sb->seccomp, "default")) {
 		*out = &sb->d->default_filter;
-		return 0;
+		goto done;
 	}
 	/* A profile file: compiled on first use, also after a daemon restart. */
 	if (!sb->filter.insns) {
@@ -1252,6 +1099,9 @@ int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_e
 			return -1;
 	}
 	*out = &sb->filter;
+done:
+	if (sb->box)
+		sb->box->seccomp = *out;
 	return 0;
 }
 
@@ -1266,9 +1116,22 @@ uint32_t sbx_projid_allocate(struct sbx_daemon *d, const char *id)
 	for (;;) {
 		bool used = false;
 		for (struct sbx_sandbox *sb = d->sandboxes; sb && !used; sb = sb->next)
-			used = sb->projid == projid;
+			used = sb->box->projid == projid;
 		if (!used)
 			return projid;
 		projid = projid + 1 >= 0x7ff00000u ? 0x100000 : projid + 1;
 	}
+}
+
+char **sbx_kvlist_to_env(const struct sbx_kvlist *l)
+{
+	char **v = calloc(l->n + 1, sizeof(char *));
+	for (size_t i = 0; v && i < l->n; i++) {
+		if (asprintf(&v[i], "%s=%s", l->items[i].key, l->items[i].value) < 0) {
+			v[i] = NULL;
+			sbx_box_strv_free(v);
+			return NULL;
+		}
+	}
+	return v;
 }

@@ -24,6 +24,10 @@ struct sbx_resources {
 
 struct fs_job;
 
+/* A sandbox as the daemon tracks it: its record (name, image, labels,
+ * policies, state as the protocol tells it), what the daemon does with it
+ * (references, waiters, timers, file calls, commands, sessions), and the
+ * sandbox itself, the box (lib/box.h), which holds what it is and runs. */
 struct sbx_sandbox {
 	struct sbx_sandbox *next;
 	struct sbx_daemon *d;
@@ -32,38 +36,25 @@ struct sbx_sandbox {
 	char *name;
 	char *image;    /* image name at creation */
 	char *image_id; /* the image's directory */
-	char *user;
-	char *workdir;
-	char *hostname;
 	char *network_mode;
 	struct sbx_kvlist labels;
-	struct sbx_kvlist env;
 	enum sbx_state state;
 	int64_t created_ns, started_ns, activity_ns;
 	int64_t auto_stop_min, auto_archive_min, auto_delete_min;
 	bool ephemeral;
-	struct sbx_resources res;
+	struct sbx_resources res; /* as the protocol gives them; the box has them as limits */
 	int64_t oom_seen; /* oom_kill count already logged */
-	/* isolation */
-	uint32_t userns_base;   /* host id of the sandbox's root; 0: no user namespace */
-	uint64_t caps;          /* capability set of the sandbox's root */
 	char *seccomp;          /* "default", "unconfined" or a profile path */
 	struct sbx_bpf filter;  /* compiled profile when it is not the default */
-	uint32_t projid;        /* project quota id of the writable layer; 0: none */
-	/* running */
-	pid_t init_pid;
-	uint64_t init_starttime;
-	int init_pidfd;
+	struct sbx_box *box;    /* hostname, user, workdir, env, ids, caps, cgroup, init */
 	struct sbx_watch *init_w;
-	char *cgroup; /* relative to the unified mount */
-	uint64_t exec_seq;
-	uint64_t pruned_seq; /* exec_seq when the tick last pruned exec and command groups */
+	uint64_t pruned_seq; /* the box's exec_seq when the tick last pruned exec and command groups */
 	bool prune_again;    /* that left busy groups, or a command's group outlived it */
 	int fs_offline; /* fs calls on the stopped root, running or waiting */
 	/* Only one of them at a time mounts the overlay: two overlays on one
 	 * upper and work directory undo each other's work directory. */
 	bool fs_offline_busy;
-	struct fs_job *fs_offline_queue; /* waiting, in order (rpc_fs.c) */
+	struct fs_job *fs_offline_queue; /* waiting, in order (rpc/fs.c) */
 	struct sbx_exec *execs;
 	struct sbx_command *commands; /* background commands, running or ended */
 	struct sbx_spawn_pending *spawning; /* commands being set up (command.c) */
@@ -132,14 +123,20 @@ uint32_t sbx_projid_allocate(struct sbx_daemon *d, const char *id);
 /* A free 65536-id range for a new sandbox; 0 when the pool is exhausted. */
 uint32_t sbx_userns_allocate(struct sbx_daemon *d);
 /* The seccomp program for a sandbox's processes (NULL for unconfined),
- * compiling a profile file when needed; fails closed. */
+ * compiling a profile file when needed, and given to its box; fails
+ * closed. */
 int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_error **err);
+
+/* Where sandboxes live, for the box model: set up before recovery. */
+void sbx_sandboxes_host_init(struct sbx_daemon *d);
 
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
 
 /* The environment of a command: defaults, the sandbox's env, then extra. */
 char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra);
+/* KEY=VALUE strings of a map (NULL-terminated; sbx_box_strv_free). */
+char **sbx_kvlist_to_env(const struct sbx_kvlist *l);
 /* Exec bookkeeping (rpc_process.c). */
 void sbx_exec_kill_all(struct sbx_sandbox *sb);
 /* Is pid the command of one of the sandbox's execs (reaped by it)? */

@@ -952,17 +952,22 @@ void sbx_box_unmount_root(const char *scratch)
 
 /* ---- resources ---- */
 
-int sbx_box_update(struct sbx_box *box, const struct sbx_limits *limits, int64_t disk_mb, sbx_error **err)
+int sbx_box_set_disk(struct sbx_box *box, int64_t disk_mb, sbx_error **err)
 {
-	if (disk_mb != box->disk_mb) {
-		/* A project quota changes live; a disk image has a fixed size. */
-		if (!box->projid || disk_mb <= 0)
-			return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the disk limit of sandbox %s cannot change",
-					     box->id);
-		if (sbx_prjquota_limit(box->host->state_fd, box->projid, disk_mb, err) < 0)
-			return -1;
-		box->disk_mb = disk_mb;
-	}
+	if (disk_mb == box->disk_mb)
+		return 0;
+	/* A project quota changes live; a disk image has a fixed size. */
+	if (!box->projid || disk_mb <= 0)
+		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the disk limit of sandbox %s cannot change", box->id);
+	if (sbx_prjquota_limit(box->host->state_fd, box->projid, disk_mb, err) < 0)
+		return -1;
+	box->disk_mb = disk_mb;
+	sbx_box_save(box, NULL);
+	return 0;
+}
+
+int sbx_box_set_limits(struct sbx_box *box, const struct sbx_limits *limits, sbx_error **err)
+{
 	struct sbx_limits lim = *limits;
 	lim.allow_swap = box->host->allow_swap;
 	if (box->running && box->cgroup && sbx_cgroup_apply(box->host->cg, box->cgroup, &lim, err) < 0) {

@@ -205,10 +205,12 @@ char *sbx_box_disk_image(const struct sbx_box *box);
 
 /* ---- resources ---- */
 
-/* New limits (and disk limit, which only a project quota can change): on
- * the running box's groups at once, put back as they were when one cannot
- * be applied; saved. */
-int sbx_box_update(struct sbx_box *box, const struct sbx_limits *limits, int64_t disk_mb, sbx_error **err);
+/* New limits: on the running box's groups at once (put back as they were
+ * when one cannot be applied), and saved. */
+int sbx_box_set_limits(struct sbx_box *box, const struct sbx_limits *limits, sbx_error **err);
+/* A new disk limit: only a project quota can change (a disk image has a
+ * fixed size), and not to none. Saved. */
+int sbx_box_set_disk(struct sbx_box *box, int64_t disk_mb, sbx_error **err);
 
 struct sbx_box_stats {
 	struct sbx_cgroup_stats cg; /* zeros when it is not running */

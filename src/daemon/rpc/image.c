@@ -439,25 +439,40 @@ static void remove_tree_done(struct sbx_daemon *d, void *ctx, sbx_error *err)
 }
 
 /* Move a directory to the trash (instant), then delete it in a worker. */
-int sbx_trash(struct sbx_daemon *d, const char *relpath, sbx_error **err)
+int sbx_trash_reserve(struct sbx_daemon *d, char dst[64], sbx_error **err)
 {
 	char id[13];
 	if (sbx_random_id(id, err) < 0)
 		return -1;
 	if (mkdirat(d->state_fd, "trash", 0700) < 0 && errno != EEXIST)
 		return sbx_error_errno(err, errno, "create trash");
+	snprintf(dst, 64, "trash/%s", id);
+	return 0;
+}
+
+void sbx_trash_remove(struct sbx_daemon *d, const char *dst)
+{
+	struct stat st;
+	if (fstatat(d->state_fd, dst, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return; /* nothing was moved there */
+	char *abs = NULL;
+	if (asprintf(&abs, "%s/%s", d->cfg.state_dir, dst) < 0)
+		return; /* the trash is emptied at the next start */
+	if (sbx_worker_start(d, remove_tree_run, abs, remove_tree_done, abs, NULL) < 0)
+		free(abs);
+}
+
+int sbx_trash(struct sbx_daemon *d, const char *relpath, sbx_error **err)
+{
 	char dst[64];
-	snprintf(dst, sizeof(dst), "trash/%s", id);
+	if (sbx_trash_reserve(d, dst, err) < 0)
+		return -1;
 	if (renameat(d->state_fd, relpath, d->state_fd, dst) < 0) {
 		if (errno == ENOENT)
 			return 0;
 		return sbx_error_errno(err, errno, "move %s to trash", relpath);
 	}
-	char *abs = NULL;
-	if (asprintf(&abs, "%s/%s", d->cfg.state_dir, dst) < 0)
-		return 0; /* the trash is emptied at the next start */
-	if (sbx_worker_start(d, remove_tree_run, abs, remove_tree_done, abs, NULL) < 0)
-		free(abs);
+	sbx_trash_remove(d, dst);
 	return 0;
 }
 

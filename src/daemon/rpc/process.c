@@ -317,36 +317,12 @@ void sbx_exec_kill_all(struct sbx_sandbox *sb)
 
 char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra)
 {
-	struct sbx_kvlist all = { 0 };
-	if (sbx_kvlist_set(&all, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0 ||
-	    sbx_kvlist_set(&all, "HOSTNAME", sb->hostname) < 0 || sbx_kvlist_copy(&all, &sb->env) < 0 ||
-	    sbx_kvlist_copy(&all, extra) < 0) {
-		sbx_kvlist_free(&all);
+	char **more = extra && extra->n ? sbx_kvlist_to_env(extra) : NULL;
+	if (extra && extra->n && !more)
 		return NULL;
-	}
-	char **v = calloc(all.n + 1, sizeof(char *));
-	for (size_t i = 0; v && i < all.n; i++) {
-		if (asprintf(&v[i], "%s=%s", all.items[i].key, all.items[i].value) < 0) {
-			v[i] = NULL;
-			sbx_strv_free(v);
-			v = NULL;
-		}
-	}
-	sbx_kvlist_free(&all);
+	char **v = sbx_box_env(sb->box, (const char *const *)more);
+	sbx_box_strv_free(more);
 	return v;
-}
-
-/* Absolute in the sandbox, or relative to its workdir. */
-static char *resolve_cwd(struct sbx_sandbox *sb, const char *cwd)
-{
-	char *r = NULL;
-	if (!cwd)
-		return strdup(sb->workdir);
-	if (cwd[0] == '/')
-		return strdup(cwd);
-	if (asprintf(&r, "%s/%s", sb->workdir, cwd) < 0)
-		return NULL;
-	return r;
 }
 
 /* What process.exec and process.spawn share. */
@@ -442,14 +418,14 @@ static int parse_cmd_params(struct sbx_request *req, struct sbx_sandbox *sb, str
 			goto out;
 		}
 	}
-	cp->cwd = resolve_cwd(sb, cwd_param);
+	cp->cwd = sbx_box_cwd(sb->box, cwd_param);
 	cp->envp = sbx_sandbox_env(sb, &env);
 	if (!cp->cwd || !cp->envp) {
 		sbx_error_errno(err, ENOMEM, "exec");
 		goto out;
 	}
 	if (!cp->user)
-		cp->user = sb->user;
+		cp->user = sb->box->user;
 	ret = 0;
 out:
 	sbx_kvlist_free(&env);
@@ -465,7 +441,6 @@ void rpc_process_exec(struct sbx_request *req)
 	struct cmd_params cp = { 0 };
 	struct sbx_exec *ex = NULL;
 	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, in_p[2] = { -1, -1 };
-	_cleanup_close_ int cgfd = -1;
 
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb || parse_cmd_params(req, sb, &cp, false, &err) < 0)
@@ -482,19 +457,8 @@ void rpc_process_exec(struct sbx_request *req)
 	sbx_sandbox_ref(sb);
 	ex->next = sb->execs;
 	sb->execs = ex;
-	/* A fresh group: one left by a command that outlived a daemon restart
-	 * must never be shared (a timeout here would kill that command). */
-	for (int tries = 0;; tries++) {
-		snprintf(ex->cgroup, sizeof(ex->cgroup), "%s/exec-%llu", sb->cgroup, (unsigned long long)++sb->exec_seq);
-		if (mkdirat(d->cg.mount_fd, ex->cgroup, 0755) == 0)
-			break;
-		if (errno != EEXIST || tries > 10000) {
-			sbx_error_errno(&err, errno, "create cgroup %s", ex->cgroup);
-			ex->cgroup[0] = '\0';
-			goto fail;
-		}
-	}
-	if ((cgfd = sbx_cgroup_open(&d->cg, ex->cgroup, &err)) < 0)
+	/* A fresh group of its own, so that a timeout reaches all it starts. */
+	if (sbx_box_group(sb->box, NULL, ex->cgroup, sizeof(ex->cgroup), &err) < 0)
 		goto fail;
 	if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 || pipe2(in_p, O_CLOEXEC) < 0) {
 		sbx_error_errno(&err, errno, "pipe");
@@ -505,27 +469,19 @@ void rpc_process_exec(struct sbx_request *req)
 		sbx_error_prefix(&err, "sandbox %s: seccomp profile", sb->name);
 		goto fail;
 	}
-	int v1[SBX_CTRL_COUNT];
-	if (sbx_cgroup_v1_open_procs(&d->cg, sb->cgroup, v1, &err) < 0)
-		goto fail;
 	struct sbx_exec_config ec = {
-		.init_pidfd = sb->init_pidfd,
-		.cgroup_fd = cgfd,
 		.argv = cp.argv,
 		.envp = cp.envp,
 		.cwd = cp.cwd,
 		.user = cp.user,
 		.stdio = { in_p[0], out_p[1], err_p[1] },
-		.userns = sb->userns_base != 0,
-		.caps = sb->caps,
-		.seccomp = filter,
 		.extra_fd = -1,
 	};
-	memcpy(ec.v1_procs, v1, sizeof(v1));
+	if (sbx_box_join(sb->box, ex->cgroup, &ec, &err) < 0)
+		goto fail;
 	ex->start_ms = sbx_monotonic_ms();
 	int begun = sbx_spawn_exec_begin(&ec, &ex->setup, &err);
-	for (int c = 0; c < SBX_CTRL_COUNT; c++)
-		sbx_closep(&v1[c]);
+	sbx_box_join_release(&ec);
 	if (begun < 0) {
 		sbx_sandbox_explain_fork_failure(sb, &err);
 		sbx_error_prefix(&err, "sandbox %s: exec", sb->name);

@@ -233,7 +233,7 @@ void rpc_session_create(struct sbx_request *req)
 		goto fail;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->id = strdup(id)) || !(s->cwd = strdup(cwd ? cwd : sb->workdir)) ||
+	if (!s || !(s->id = strdup(id)) || !(s->cwd = strdup(cwd ? cwd : sb->box->workdir)) ||
 	    !(s->exports = strdup(ex.data ? ex.data : ""))) {
 		sbx_error_errno(&err, ENOMEM, "session");
 		goto fail;
@@ -516,7 +516,7 @@ void rpc_session_exec(struct sbx_request *req)
 		.argv = argv,
 		.envp = envp,
 		.cwd = "/",
-		.user = sb->user,
+		.user = sb->box->user,
 		.timeout_s = timeout,
 		.session = s->id,
 		.log_cap = sb->d->cfg.command_log_mb * 1024 * 1024,
