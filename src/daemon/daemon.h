@@ -163,8 +163,9 @@ void rpc_events_subscribe(struct sbx_request *req);
 void sbx_event_emit(struct sbx_daemon *d, const char *type, struct sbx_sandbox *sb, const char *detail);
 void sbx_events_close(struct sbx_daemon *d);
 
-/* Dispatch (rpc.c) */
-void sbx_rpc_dispatch(struct sbx_request *req);
+/* Dispatch (rpc/dispatch.c): the method's handler takes the request; -1
+ * for a method this version does not have (the request is the caller's). */
+int sbx_rpc_dispatch(struct sbx_request *req);
 
 /* Connections (conn.c) */
 int sbx_server_listen(struct sbx_daemon *d, sbx_error **err);
