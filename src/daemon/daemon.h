@@ -158,6 +158,8 @@ void sbx_conn_cancel_drain(struct sbx_conn *c, void *data);
 /* Events (events.c): notifications "event" to subscribed connections. */
 struct sbx_sandbox;
 void rpc_events_subscribe(struct sbx_request *req);
+/* conn gets every event from now on, or those of sandbox_id when given. */
+int sbx_events_subscribe(struct sbx_conn *conn, const char *sandbox_id, sbx_error **err);
 /* type: created, started, stopped, paused, resumed, deleted, oom,
  * auto_stop, error. detail may be NULL. */
 void sbx_event_emit(struct sbx_daemon *d, const char *type, struct sbx_sandbox *sb, const char *detail);
