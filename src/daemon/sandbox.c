@@ -1135,3 +1135,13 @@ char **sbx_kvlist_to_env(const struct sbx_kvlist *l)
 	}
 	return v;
 }
+
+char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra)
+{
+	char **more = extra && extra->n ? sbx_kvlist_to_env(extra) : NULL;
+	if (extra && extra->n && !more)
+		return NULL;
+	char **v = sbx_box_env(sb->box, (const char *const *)more);
+	sbx_box_strv_free(more);
+	return v;
+}

@@ -315,16 +315,6 @@ void sbx_exec_kill_all(struct sbx_sandbox *sb)
 		sbx_cgroup_kill(&sb->d->cg, ex->cgroup, NULL);
 }
 
-char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra)
-{
-	char **more = extra && extra->n ? sbx_kvlist_to_env(extra) : NULL;
-	if (extra && extra->n && !more)
-		return NULL;
-	char **v = sbx_box_env(sb->box, (const char *const *)more);
-	sbx_box_strv_free(more);
-	return v;
-}
-
 /* What process.exec and process.spawn share. */
 struct cmd_params {
 	char **argv, **envp;

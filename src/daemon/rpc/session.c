@@ -367,8 +367,7 @@ void rpc_session_exec(struct sbx_request *req)
 	}
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)wrapper, (char *)"sh", s->cwd, s->exports,
 			 (char *)command, NULL };
-	struct sbx_kvlist none = { 0 };
-	envp = sbx_sandbox_env(sb, &none);
+	envp = sbx_box_env(sb->box, NULL);
 	if (!envp) {
 		sbx_error_errno(&err, ENOMEM, "session");
 		goto fail;
