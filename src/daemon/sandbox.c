@@ -22,6 +22,7 @@
 #include "userns.h"
 #include "images.h"
 #include "command.h"
+#include "exec.h"
 #include "sandbox.h"
 #include "session.h"
 #include "spawn.h"

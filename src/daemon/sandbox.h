@@ -137,9 +137,5 @@ bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
 char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra);
 /* KEY=VALUE strings of a map (NULL-terminated; sbx_box_strv_free). */
 char **sbx_kvlist_to_env(const struct sbx_kvlist *l);
-/* Exec bookkeeping (rpc_process.c). */
-void sbx_exec_kill_all(struct sbx_sandbox *sb);
-/* Is pid the command of one of the sandbox's execs (reaped by it)? */
-bool sbx_exec_owns_pid(struct sbx_sandbox *sb, pid_t pid);
 
 #endif
