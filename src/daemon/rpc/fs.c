@@ -22,7 +22,7 @@
 #include "disk.h"
 #include "fsarchive.h"
 #include "fsops.h"
-#include "images.h"
+#include "registry/images.h"
 #include "loopdevs.h"
 #include "passwd.h"
 #include "rootfs.h"

@@ -16,7 +16,7 @@
 #include "disk.h"
 #include "userns.h"
 #include "image.h"
-#include "images.h"
+#include "registry/images.h"
 #include "loopdevs.h"
 #include "net.h"
 #include "sandbox.h"
