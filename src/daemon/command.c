@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "session.h"
 #include "spawn.h"
 #include "syscalls.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 
 struct subscriber {
 	struct subscriber *next;

@@ -18,7 +18,7 @@
 
 #include "command.h"
 #include "exec.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "spawn.h"
 
 #define READ_SIZE 65536

@@ -27,7 +27,8 @@
 #include "trash.h"
 #include "loopdevs.h"
 #include "net.h"
-#include "sandbox.h"
+#include "lifecycle.h"
+#include "registry/sandbox.h"
 #include "spawn.h"
 #include "systemd.h"
 

@@ -22,7 +22,7 @@
 #include "netlink.h"
 #include "netlock.h"
 #include "proxy.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "spawn.h"
 
 #define MAX_DNS 3
@@ -897,8 +897,7 @@ void sbx_net_release(struct sbx_sandbox *sb)
 	sbx_net_detach(sb);
 	if (sb->d->net)
 		forget_links(sb->d->net, sb->id);
-	for (struct sbx_publish *p = sb->net.ports; p; p = p->next)
-		publish_close(p);
+	sbx_net_free(&sb->net);
 }
 
 void sbx_net_free(struct sbx_sandbox_net *n)

@@ -46,25 +46,19 @@ void sbx_net_link(struct sbx_sandbox *sb, struct sbx_box_net *out);
 int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err);
 /* Stop: the pair goes, proxied connections end; preview links stay. */
 void sbx_net_detach(struct sbx_sandbox *sb);
-/* Delete: also its published ports, rules and preview links. */
+/* Delete: also its published ports (freed, with its egress lists), rules
+ * and preview links. */
 void sbx_net_release(struct sbx_sandbox *sb);
 void sbx_net_free(struct sbx_sandbox_net *n);
 /* Rewrites the nftables table from every sandbox. */
 int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err);
 
-/* JSON side (rpc_net.c). "network", "ports" and "public" of the sandbox
- * object. */
-void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb);
-/* allow_out / deny_out of a "network" object into sb (create, update). */
-int sbx_net_parse_egress(yajl_val net, struct sbx_sandbox_net *io, sbx_error **err);
-/* From a saved sandbox object: address, lists, ports (listeners opened
- * later by sbx_net_recover), public. */
-void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj);
-
 /* Published ports (net.c). */
 int sbx_net_publish(struct sbx_sandbox *sb, uint16_t port, uint16_t host_port, const char *host_ip,
 		    uint16_t *bound, sbx_error **err);
 int sbx_net_unpublish(struct sbx_sandbox *sb, uint16_t port, sbx_error **err);
+/* A publication read from sandbox.json, listening from sbx_net_recover. */
+int sbx_net_ports_add_saved(struct sbx_sandbox *sb, uint16_t port, uint16_t host_port, const char *host_ip);
 /* Iteration over a sandbox's publications. */
 struct sbx_publish *sbx_net_ports_next(struct sbx_sandbox *sb, struct sbx_publish *prev, uint16_t *port,
 				       uint16_t *host_port, const char **host_ip);

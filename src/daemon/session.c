@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "session.h"
 
 struct sbx_session *sbx_session_find(struct sbx_sandbox *sb, const char *id)

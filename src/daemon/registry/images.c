@@ -14,7 +14,7 @@
 
 #include "image.h"
 #include "registry/images.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "trash.h"
 
 bool sbx_image_name_valid(const char *name)

@@ -3,7 +3,7 @@
 #include "config.h"
 
 #include "daemon.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 
 void rpc_events_subscribe(struct sbx_request *req)
 {

@@ -26,7 +26,7 @@
 #include "loopdevs.h"
 #include "passwd.h"
 #include "rootfs.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "syscalls.h"
 #include "userns.h"
 

@@ -11,7 +11,7 @@
 
 #include "image.h"
 #include "registry/images.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 
 static void import_done(struct sbx_daemon *d, void *ctx, sbx_error *werr)
 {

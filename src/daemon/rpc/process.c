@@ -19,7 +19,8 @@
 
 #include "command.h"
 #include "exec.h"
-#include "sandbox.h"
+#include "lifecycle.h"
+#include "registry/sandbox.h"
 #include "spawn.h"
 #include "syscalls.h"
 

@@ -13,13 +13,10 @@
 #include <sys/statfs.h>
 
 #include "caps.h"
-#include "disk.h"
-#include "userns.h"
-#include "image.h"
-#include "registry/images.h"
-#include "loopdevs.h"
+#include "lifecycle.h"
 #include "net.h"
-#include "sandbox.h"
+#include "registry/images.h"
+#include "registry/sandbox.h"
 
 static bool env_key_valid(const char *k)
 {
@@ -287,8 +284,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 		sandbox_free_new(sb);
 		goto fail;
 	}
-	sb->next = d->sandboxes;
-	d->sandboxes = sb;
+	sbx_sandbox_add(d, sb);
 	/* Its own egress rules exist before anything in it runs. */
 	if ((sb->net.n_allow || sb->net.n_deny) && sbx_net_apply_rules(d, &err) < 0) {
 		sbx_error *derr = NULL;

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "session.h"
 
 #define MAX_EXPORTS SBX_SESSION_MAX_EXPORTS

@@ -1,6 +1,8 @@
-/* Sandbox lifecycle. State on disk is the truth that survives a restart:
- * sandboxes/<id>/sandbox.json is rewritten atomically at every change, and
- * recovery reconciles it with the processes and cgroups the kernel has. */
+/* What the daemon does with its sandboxes over time, driving each one's
+ * box (lib/box.h): start, the stop in steps watched by the loop (init's
+ * pidfd and timers), delete, pause, the policies of the once-a-second tick
+ * (auto-stop, auto-delete, OOM kills), and recovery after a restart. The
+ * box and sandbox.json are the truth that survives a restart. */
 #include "config.h"
 #include <dirent.h>
 #include <errno.h>
@@ -15,18 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "caps.h"
-#include "disk.h"
-#include "loopdevs.h"
-#include "seccomp_profile.h"
-#include "userns.h"
-#include "registry/images.h"
-#include "trash.h"
 #include "command.h"
 #include "exec.h"
-#include "sandbox.h"
+#include "lifecycle.h"
+#include "loopdevs.h"
+#include "net.h"
+#include "registry/images.h"
+#include "registry/sandbox.h"
 #include "session.h"
-#include "spawn.h"
+#include "trash.h"
 
 /* How long a stop waits for init after the kill, twice (see kill_check). */
 #define STOP_KILL_GRACE_MS 5000
@@ -36,195 +35,6 @@ struct sbx_waiter {
 	struct sbx_request *req;
 	bool delete_after;
 };
-
-static const char *const state_names[] = { "creating", "started", "paused", "stopped", "error" };
-
-const char *sbx_state_name(enum sbx_state s)
-{
-	return (size_t)s < SBX_ARRAY_SIZE(state_names) ? state_names[s] : "error";
-}
-
-int sbx_state_parse(const char *s, enum sbx_state *out)
-{
-	for (size_t i = 0; i < SBX_ARRAY_SIZE(state_names); i++) {
-		if (!strcmp(s, state_names[i])) {
-			*out = (enum sbx_state)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-struct sbx_sandbox *sbx_sandbox_find(struct sbx_daemon *d, const char *id_or_name)
-{
-	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->id, id_or_name))
-			return sb;
-	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->name, id_or_name))
-			return sb;
-	return NULL;
-}
-
-struct sbx_sandbox *sbx_sandbox_from_params(struct sbx_request *req, sbx_error **err)
-{
-	const char *key = "sandbox";
-	const char *ref = NULL;
-	if (sbx_json_string(req->params, key, true, &ref, err) < 0)
-		return NULL;
-	struct sbx_sandbox *sb = sbx_sandbox_find(req->d, ref);
-	if (!sb)
-		sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox \"%.64s\" not found; run 'sandboxctl ls'", ref);
-	return sb;
-}
-
-size_t sbx_sandbox_count(struct sbx_daemon *d, bool started_only)
-{
-	size_t n = 0;
-	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
-		if (!started_only || sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
-			n++;
-	return n;
-}
-
-bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id)
-{
-	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
-		if (sb->image_id && !strcmp(sb->image_id, image_id))
-			return true;
-	return false;
-}
-
-void sbx_sandbox_ref(struct sbx_sandbox *sb)
-{
-	sb->refs++;
-}
-
-void sbx_sandbox_unref(struct sbx_sandbox *sb)
-{
-	if (--sb->refs > 0)
-		return;
-	sbx_commands_free(sb);
-	sbx_sessions_free(sb);
-	free(sb->name);
-	free(sb->image);
-	free(sb->image_id);
-	free(sb->network_mode);
-	sbx_net_free(&sb->net);
-	sbx_box_free(sb->box);
-	free(sb->seccomp);
-	sbx_bpf_free(&sb->filter);
-	sbx_kvlist_free(&sb->labels);
-	free(sb);
-}
-
-/* "env": the box's KEY=VALUE strings as a map. */
-static void gen_env(yajl_gen g, char *const *env)
-{
-	sbx_gen_key(g, "env");
-	yajl_gen_map_open(g);
-	for (size_t i = 0; env && env[i]; i++) {
-		size_t k = strcspn(env[i], "=");
-		sbx_gen_strn(g, env[i], k);
-		sbx_gen_str(g, env[i][k] ? env[i] + k + 1 : "");
-	}
-	yajl_gen_map_close(g);
-}
-
-static void gen_time(yajl_gen g, const char *key, int64_t ns)
-{
-	if (!ns) {
-		sbx_gen_kv_null(g, key);
-		return;
-	}
-	char ts[64];
-	sbx_time_rfc3339(ns, ts);
-	sbx_gen_kv_str(g, key, ts);
-}
-
-void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
-{
-	yajl_gen_map_open(g);
-	sbx_gen_kv_str(g, "id", sb->id);
-	sbx_gen_kv_str(g, "name", sb->name);
-	sbx_gen_kv_str(g, "state", sbx_state_name(sb->state));
-	sbx_gen_kv_str(g, "image", sb->image);
-	gen_time(g, "created_at", sb->created_ns);
-	gen_time(g, "started_at", sb->started_ns);
-	gen_time(g, "last_activity_at", sb->activity_ns);
-	sbx_gen_kvlist(g, "labels", &sb->labels);
-	gen_env(g, sb->box->env);
-	sbx_gen_kv_str(g, "user", sb->box->user);
-	sbx_gen_kv_str(g, "workdir", sb->box->workdir);
-	sbx_gen_kv_str(g, "hostname", sb->box->hostname);
-	sbx_gen_key(g, "resources");
-	yajl_gen_map_open(g);
-	sbx_gen_kv_double(g, "cpus", sb->res.cpus);
-	sbx_gen_kv_int(g, "memory_mb", sb->res.memory_mb);
-	sbx_gen_kv_int(g, "pids", sb->res.pids);
-	sbx_gen_kv_int(g, "disk_mb", sb->res.disk_mb);
-	yajl_gen_map_close(g);
-	sbx_net_gen(g, sb);
-	sbx_gen_kv_int(g, "auto_stop_min", sb->auto_stop_min);
-	sbx_gen_kv_int(g, "auto_archive_min", sb->auto_archive_min);
-	sbx_gen_kv_int(g, "auto_delete_min", sb->auto_delete_min);
-	sbx_gen_kv_bool(g, "ephemeral", sb->ephemeral);
-	sbx_gen_key(g, "security");
-	yajl_gen_map_open(g);
-	sbx_gen_kv_bool(g, "userns", sb->box->userns_base != 0);
-	if (sb->box->userns_base)
-		sbx_gen_kv_int(g, "uid_base", sb->box->userns_base);
-	sbx_gen_key(g, "capabilities");
-	yajl_gen_array_open(g);
-	for (int c = 0; c < 64; c++)
-		if (sb->box->caps & (1ULL << c) && sbx_caps_name(c))
-			sbx_gen_str(g, sbx_caps_name(c));
-	yajl_gen_array_close(g);
-	sbx_gen_kv_str(g, "seccomp", sb->seccomp);
-	yajl_gen_map_close(g);
-	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
-		sbx_gen_kv_int(g, "init_pid", sb->box->init_pid);
-	else
-		sbx_gen_kv_null(g, "init_pid");
-	yajl_gen_map_close(g);
-}
-
-/* Persisted form: the public object plus what recovery needs. */
-int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
-{
-	_cleanup_gen_ yajl_gen g = sbx_gen_new();
-	if (!g)
-		return sbx_error_errno(err, ENOMEM, "save sandbox");
-	yajl_gen_map_open(g);
-	sbx_gen_kv_int(g, "version", 1);
-	sbx_gen_key(g, "sandbox");
-	sbx_sandbox_gen(g, sb);
-	sbx_gen_kv_str(g, "image_id", sb->image_id);
-	sbx_gen_kv_int(g, "created_ns", sb->created_ns);
-	sbx_gen_kv_int(g, "started_ns", sb->started_ns);
-	sbx_gen_kv_int(g, "activity_ns", sb->activity_ns);
-	/* The box's own state file is what recovery reads; these copies are
-	 * for a state dir that an earlier version wrote without one. */
-	sbx_gen_kv_int(g, "init_pid", sb->box->init_pid);
-	sbx_gen_kv_int(g, "init_starttime", (int64_t)sb->box->init_starttime);
-	sbx_gen_kv_str(g, "cgroup", sb->box->cgroup);
-	sbx_gen_kv_int(g, "exec_seq", (int64_t)sb->box->exec_seq);
-	sbx_gen_kv_int(g, "oom_seen", sb->oom_seen);
-	sbx_gen_kv_int(g, "userns_base", sb->box->userns_base);
-	sbx_gen_kv_int(g, "projid", sb->box->projid);
-	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->box->caps);
-	if (sb->delete_pending)
-		sbx_gen_kv_bool(g, "delete_pending", true);
-	yajl_gen_map_close(g);
-	const unsigned char *buf;
-	size_t len;
-	yajl_gen_get_buf(g, &buf, &len);
-	char path[64];
-	snprintf(path, sizeof(path), "sandboxes/%s/sandbox.json", sb->id);
-	if (sbx_write_file_atomic_at(sb->d->state_fd, path, buf, len, 0600, err) < 0)
-		return sbx_error_prefix(err, "sandbox %s: save state", sb->id);
-	return 0;
-}
 
 static void init_exited(struct sbx_watch *w, uint32_t events, void *data);
 
@@ -571,17 +381,6 @@ void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_req
 		init_gone(sb);
 }
 
-static void unlink_sandbox(struct sbx_sandbox *sb)
-{
-	for (struct sbx_sandbox **pp = &sb->d->sandboxes; *pp; pp = &(*pp)->next) {
-		if (*pp == sb) {
-			*pp = sb->next;
-			sb->next = NULL;
-			return;
-		}
-	}
-}
-
 int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 {
 	struct sbx_daemon *d = sb->d;
@@ -606,7 +405,7 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_commands_free(sb);
 	sbx_sessions_free(sb);
 	sb->deleted = true;
-	unlink_sandbox(sb);
+	sbx_sandbox_remove(sb);
 	sbx_net_release(sb);
 	sbx_error *nerr = NULL;
 	if (sb->net.ip.s_addr && sbx_net_apply_rules(d, &nerr) < 0)
@@ -652,141 +451,6 @@ static void answer_waiters(struct sbx_sandbox *sb, sbx_error *err)
 }
 
 /* ---- recovery ---- */
-
-/* A state dir written before boxes kept a state file of their own: the
- * box is made from sandbox.json's copies and its file written. */
-static int box_from_record(struct sbx_sandbox *sb, yajl_val root, yajl_val o, sbx_error **err)
-{
-	struct sbx_daemon *d = sb->d;
-	const char *user = NULL, *workdir = NULL, *hostname = NULL, *cgroup = NULL;
-	int64_t pid = 0, starttime = 0, seq = 0, ub = 0, projid = 0, caps = (int64_t)sbx_caps_default();
-	struct sbx_kvlist env = { 0 };
-	sbx_json_string(o, "user", false, &user, NULL);
-	sbx_json_string(o, "workdir", false, &workdir, NULL);
-	sbx_json_string(o, "hostname", false, &hostname, NULL);
-	sbx_json_string_map(o, "env", false, &env, NULL);
-	sbx_json_string(root, "cgroup", false, &cgroup, NULL);
-	sbx_json_int(root, "init_pid", false, 0, INT32_MAX, &pid, NULL);
-	sbx_json_int(root, "init_starttime", false, 0, INT64_MAX, &starttime, NULL);
-	sbx_json_int(root, "exec_seq", false, 0, INT64_MAX, &seq, NULL);
-	sbx_json_int(root, "userns_base", false, 0, UINT32_MAX, &ub, NULL);
-	sbx_json_int(root, "projid", false, 0, UINT32_MAX, &projid, NULL);
-	sbx_json_int(root, "caps_mask", false, INT64_MIN, INT64_MAX, &caps, NULL);
-	char **envv = sbx_kvlist_to_env(&env);
-	sbx_kvlist_free(&env);
-	struct sbx_box_spec spec = {
-		.id = sb->id,
-		.hostname = hostname ? hostname : sb->name,
-		.workdir = workdir ? workdir : "/",
-		.user = user ? user : "root",
-		.env = (const char *const *)envv,
-		.disk_mb = sb->res.disk_mb,
-		.userns_base = (uint32_t)ub,
-		.caps = (uint64_t)caps,
-	};
-	sbx_resources_to_limits(d, &sb->res, &spec.limits);
-	sb->box = envv ? sbx_box_new(&d->box_host, &spec, err) : NULL;
-	sbx_box_strv_free(envv);
-	if (!sb->box)
-		return err && *err ? -1 : sbx_error_errno(err, ENOMEM, "load");
-	struct sbx_box *box = sb->box;
-	box->projid = (uint32_t)projid;
-	box->running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
-	box->frozen = sb->state == SBX_STATE_PAUSED;
-	box->init_pid = (pid_t)pid;
-	box->init_starttime = (uint64_t)starttime;
-	box->exec_seq = (uint64_t)seq;
-	if (cgroup && !(box->cgroup = strdup(cgroup)))
-		return sbx_error_errno(err, ENOMEM, "load");
-	if (sb->net.ip.s_addr)
-		sbx_net_link(sb, &box->net);
-	return sbx_box_save(box, err);
-}
-
-static struct sbx_sandbox *sandbox_load(struct sbx_daemon *d, const char *id, sbx_error **err)
-{
-	char path[320];
-	snprintf(path, sizeof(path), "sandboxes/%s/sandbox.json", id);
-	_cleanup_free_ char *text = NULL;
-	if (sbx_read_file_at(d->state_fd, path, 1 << 20, &text, NULL, err) < 0)
-		return NULL;
-	_cleanup_json_ yajl_val root = sbx_json_parse(text, err);
-	if (!root)
-		return NULL;
-	yajl_val o = NULL;
-	const char *name, *state, *image, *image_id = NULL, *netmode = NULL;
-	int64_t created = 0, started = 0, activity = 0;
-	int64_t auto_stop = 15, auto_archive = 10080, auto_delete = -1;
-	bool ephemeral = false;
-	yajl_val net = NULL;
-	if (sbx_json_object(root, "sandbox", true, &o, err) < 0 || sbx_json_string(o, "name", true, &name, err) < 0 ||
-	    sbx_json_string(o, "state", true, &state, err) < 0 || sbx_json_string(o, "image", true, &image, err) < 0)
-		return NULL;
-	sbx_json_string(root, "image_id", false, &image_id, NULL);
-	sbx_json_object(o, "network", false, &net, NULL);
-	sbx_json_string(net, "mode", false, &netmode, NULL);
-	sbx_json_int(o, "auto_stop_min", false, INT64_MIN, INT64_MAX, &auto_stop, NULL);
-	sbx_json_int(o, "auto_archive_min", false, INT64_MIN, INT64_MAX, &auto_archive, NULL);
-	sbx_json_int(o, "auto_delete_min", false, INT64_MIN, INT64_MAX, &auto_delete, NULL);
-	sbx_json_bool(o, "ephemeral", false, &ephemeral, NULL);
-	sbx_json_int(root, "created_ns", false, 0, INT64_MAX, &created, NULL);
-	sbx_json_int(root, "started_ns", false, 0, INT64_MAX, &started, NULL);
-	sbx_json_int(root, "activity_ns", false, 0, INT64_MAX, &activity, NULL);
-	bool delete_pending = false;
-	sbx_json_bool(root, "delete_pending", false, &delete_pending, NULL);
-
-	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
-	if (!sb) {
-		sbx_error_errno(err, ENOMEM, "load");
-		return NULL;
-	}
-	sb->d = d;
-	sb->refs = 1;
-	memcpy(sb->id, id, 12);
-	sb->id[12] = '\0';
-	sb->name = strdup(name);
-	sb->image = strdup(image);
-	sb->image_id = strdup(image_id ? image_id : image);
-	sb->network_mode = strdup(netmode ? netmode : "none");
-	sb->created_ns = created;
-	sb->started_ns = started;
-	sb->activity_ns = activity;
-	sb->auto_stop_min = auto_stop;
-	sb->auto_archive_min = auto_archive;
-	sb->auto_delete_min = auto_delete;
-	sb->ephemeral = ephemeral;
-	sb->delete_pending = delete_pending;
-	if (sbx_state_parse(state, &sb->state) < 0)
-		sb->state = SBX_STATE_ERROR;
-	sbx_json_string_map(o, "labels", false, &sb->labels, NULL);
-	yajl_val res = NULL;
-	if (sbx_json_object(o, "resources", false, &res, NULL) > 0)
-		sbx_resources_parse(res, &sb->res, NULL);
-	sbx_json_int(root, "oom_seen", false, 0, INT64_MAX, &sb->oom_seen, NULL);
-	yajl_val sec = NULL;
-	const char *profile = NULL;
-	if (sbx_json_object(o, "security", false, &sec, NULL) > 0)
-		sbx_json_string(sec, "seccomp", false, &profile, NULL);
-	sb->seccomp = strdup(profile ? profile : "default");
-	sbx_net_load(sb, o);
-	if (!sb->name || !sb->image || !sb->image_id || !sb->network_mode || !sb->seccomp) {
-		sbx_sandbox_unref(sb);
-		sbx_error_errno(err, ENOMEM, "load");
-		return NULL;
-	}
-	/* What the sandbox is and what runs: the box's own state file. */
-	sbx_error *berr = NULL;
-	if (sbx_box_load(&d->box_host, id, &sb->box, &berr) < 0) {
-		if (berr && berr->errnum != ENOENT)
-			sbx_warn("sandbox %s: %s; made again from sandbox.json", id, berr->msg);
-		sbx_error_free(berr);
-		if (box_from_record(sb, root, o, err) < 0) {
-			sbx_sandbox_unref(sb);
-			return NULL;
-		}
-	}
-	return sb;
-}
 
 /* A sandbox that was running when the daemon went away: adopt its init if
  * it is still the same process, otherwise clean up what it left. */
@@ -849,7 +513,7 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 		if (!sbx_id_valid(de->d_name))
 			continue;
 		sbx_error *e = NULL;
-		struct sbx_sandbox *sb = sandbox_load(d, de->d_name, &e);
+		struct sbx_sandbox *sb = sbx_sandbox_load(d, de->d_name, &e);
 		if (!sb || sb->state == SBX_STATE_CREATING) {
 			/* Never answered to its client: a half-made sandbox is removed,
 			 * with whatever of it runs. */
@@ -864,8 +528,7 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 				sbx_sandbox_unref(sb);
 			continue;
 		}
-		sb->next = d->sandboxes;
-		d->sandboxes = sb;
+		sbx_sandbox_add(d, sb);
 		if (sb->delete_pending) {
 			finish_delete(sb, "a delete was under way when the daemon went away");
 			continue;
@@ -882,56 +545,6 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 			sbx_sessions_end(sb); /* it stopped while we were away */
 	}
 	return 0;
-}
-
-int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err)
-{
-	struct sbx_resources r = *io;
-	if (!obj)
-		return 0;
-	if (sbx_json_number(obj, "cpus", false, 0, 4096, &r.cpus, err) < 0 ||
-	    sbx_json_int(obj, "memory_mb", false, 0, (int64_t)1 << 30, &r.memory_mb, err) < 0 ||
-	    sbx_json_int(obj, "pids", false, 0, 4194304, &r.pids, err) < 0 ||
-	    sbx_json_int(obj, "disk_mb", false, 0, (int64_t)1 << 30, &r.disk_mb, err) < 0)
-		return -1;
-	for (size_t i = 0; i < obj->u.object.len; i++) {
-		const char *k = obj->u.object.keys[i];
-		if (strcmp(k, "cpus") && strcmp(k, "memory_mb") && strcmp(k, "pids") && strcmp(k, "disk_mb"))
-			return sbx_error_param(err, "resources", "unknown resource '%.32s': use cpus, memory_mb, pids, disk_mb", k);
-	}
-	if (r.cpus > 0 && r.cpus < 0.01)
-		return sbx_error_param(err, "resources", "cpus must be 0 (unlimited) or at least 0.01");
-	if (r.memory_mb > 0 && r.memory_mb < 8)
-		return sbx_error_param(err, "resources", "memory_mb must be 0 (unlimited) or at least 8");
-	if (r.pids > 0 && r.pids < 8)
-		return sbx_error_param(err, "resources", "pids must be 0 (unlimited) or at least 8");
-	if (r.disk_mb > 0 && r.disk_mb < 16)
-		return sbx_error_param(err, "resources", "disk_mb must be 0 (unlimited) or at least 16");
-	*io = r;
-	return 0;
-}
-
-void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r, struct sbx_limits *l)
-{
-	l->cpus = r->cpus;
-	l->memory_bytes = r->memory_mb * 1024 * 1024;
-	l->pids = r->pids;
-	l->allow_swap = d->cfg.allow_swap;
-}
-
-void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err)
-{
-	if (!err || !*err || !sbx_box_at_pids_limit(sb->box, *err))
-		return;
-	sbx_error *limit = NULL;
-	sbx_error_set(&limit, SBX_ERR_LIMIT,
-		      "the sandbox is at its pids limit of %lld processes, so no process can start in it; raise the "
-		      "limit with 'sandboxctl update --pids %lld %s' or end its processes with 'sandboxctl kill --all %s'",
-		      (long long)sb->res.pids, (long long)sb->res.pids * 2, sb->name, sb->name);
-	if (limit)
-		limit->errnum = EAGAIN;
-	sbx_error_free(*err);
-	*err = limit;
 }
 
 int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err)
@@ -1060,90 +673,3 @@ void sbx_sandboxes_watch_oom(struct sbx_daemon *d)
 	}
 }
 
-uint32_t sbx_userns_allocate(struct sbx_daemon *d)
-{
-	/* One pass marks the ranges in use, then the first free one is taken:
-	 * looking for each candidate's user in turn was quadratic, about a
-	 * tenth of a second per create at 5000 sandboxes. */
-	int64_t slots = d->cfg.userns_count / SBX_USERNS_SIZE;
-	_cleanup_free_ uint64_t *used = calloc((size_t)(slots + 63) / 64, sizeof(uint64_t));
-	if (!used)
-		return 0;
-	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
-		uint32_t base = sb->box->userns_base;
-		int64_t k = ((int64_t)base - d->cfg.userns_start) / SBX_USERNS_SIZE;
-		if (base && k >= 0 && k < slots && (int64_t)base == d->cfg.userns_start + k * SBX_USERNS_SIZE)
-			used[k / 64] |= 1ULL << (k % 64);
-	}
-	for (int64_t k = 0; k < slots; k++)
-		if (!(used[k / 64] & (1ULL << (k % 64))))
-			return (uint32_t)(d->cfg.userns_start + k * SBX_USERNS_SIZE);
-	return 0;
-}
-
-int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_error **err)
-{
-	*out = NULL;
-	if (!strcmp(sb->seccomp, "unconfined"))
-		goto done;
-	if (!strcmp(sb->seccomp, "default")) {
-		*out = &sb->d->default_filter;
-		goto done;
-	}
-	/* A profile file: compiled on first use, also after a daemon restart. */
-	if (!sb->filter.insns) {
-		struct sbx_seccomp_profile prof;
-		if (sbx_seccomp_profile_load(sb->seccomp, &prof, err) < 0)
-			return -1;
-		int r = sbx_seccomp_compile(&prof, &sb->filter, err);
-		sbx_seccomp_profile_free(&prof);
-		if (r < 0)
-			return -1;
-	}
-	*out = &sb->filter;
-done:
-	if (sb->box)
-		sb->box->seccomp = *out;
-	return 0;
-}
-
-uint32_t sbx_projid_allocate(struct sbx_daemon *d, const char *id)
-{
-	/* From the id, so that a reused number is unlikely to meet files of an
-	 * earlier owner still being deleted from the trash. */
-	uint32_t h = 2166136261u;
-	for (const char *p = id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	uint32_t projid = 0x100000 + h % 0x7fe00000u;
-	for (;;) {
-		bool used = false;
-		for (struct sbx_sandbox *sb = d->sandboxes; sb && !used; sb = sb->next)
-			used = sb->box->projid == projid;
-		if (!used)
-			return projid;
-		projid = projid + 1 >= 0x7ff00000u ? 0x100000 : projid + 1;
-	}
-}
-
-char **sbx_kvlist_to_env(const struct sbx_kvlist *l)
-{
-	char **v = calloc(l->n + 1, sizeof(char *));
-	for (size_t i = 0; v && i < l->n; i++) {
-		if (asprintf(&v[i], "%s=%s", l->items[i].key, l->items[i].value) < 0) {
-			v[i] = NULL;
-			sbx_box_strv_free(v);
-			return NULL;
-		}
-	}
-	return v;
-}
-
-char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra)
-{
-	char **more = extra && extra->n ? sbx_kvlist_to_env(extra) : NULL;
-	if (extra && extra->n && !more)
-		return NULL;
-	char **v = sbx_box_env(sb->box, (const char *const *)more);
-	sbx_box_strv_free(more);
-	return v;
-}

@@ -1,5 +1,7 @@
-/* Sandboxes as the daemon tracks them: lifecycle (create, start, stop,
- * delete), persistence, recovery after a restart, and running execs. */
+/* Sandboxes as the daemon tracks them: the record of each (struct
+ * sbx_sandbox), the registry that finds them (sandboxes.c) and their
+ * persisted and protocol form (record.c). What the daemon does with them
+ * over time is in lifecycle.h. */
 #ifndef SBX_SANDBOX_H
 #define SBX_SANDBOX_H
 
@@ -85,38 +87,18 @@ struct sbx_sandbox *sbx_sandbox_from_params(struct sbx_request *req, sbx_error *
 void sbx_sandbox_ref(struct sbx_sandbox *sb);
 void sbx_sandbox_unref(struct sbx_sandbox *sb);
 size_t sbx_sandbox_count(struct sbx_daemon *d, bool started_only);
+/* Known from now on (found by id and name); sbx_sandbox_remove forgets it.
+ * The registry holds one reference, which the delete drops. */
+void sbx_sandbox_add(struct sbx_daemon *d, struct sbx_sandbox *sb);
+void sbx_sandbox_remove(struct sbx_sandbox *sb);
 
-int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err);
-/* Load every sandbox from the state dir and reconcile with the kernel. */
-int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err);
 
-int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
-/* Stops asynchronously; req (may be NULL) is answered when it is done.
- * With delete_after (or a policy that deletes on stop) the intent to delete
- * is saved first; when that fails, req gets the error and nothing stops. */
-void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after);
-/* Removes every trace of a stopped sandbox. */
-int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err);
 
-void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
-
-/* Parse a "resources" object over the values in *io (which it updates). */
-int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err);
 void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r, struct sbx_limits *l);
 /* A process could not be made in the sandbox (err holds the failure): at
  * its pids limit, err becomes a limit error that says so and how to get
  * out; otherwise it is left as it is. */
 void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err);
-/* Send sig to every process of a running sandbox but its init, so that a
- * sandbox full of processes (at its pids limit, say) can be helped without
- * a stop. Returns how many were signalled. */
-int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err);
-/* Freeze or thaw; pause keeps memory, processes stop running. */
-int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
-/* Once a second: notice OOM kills and log them. */
-void sbx_sandboxes_watch_oom(struct sbx_daemon *d);
-/* Once a second: OOM watch, auto-stop and auto-delete. */
-void sbx_sandboxes_tick(struct sbx_daemon *d);
 
 /* A project id for a new sandbox's writable layer. */
 uint32_t sbx_projid_allocate(struct sbx_daemon *d, const char *id);
@@ -127,8 +109,6 @@ uint32_t sbx_userns_allocate(struct sbx_daemon *d);
  * closed. */
 int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_error **err);
 
-/* Where sandboxes live, for the box model: set up before recovery. */
-void sbx_sandboxes_host_init(struct sbx_daemon *d);
 
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
@@ -137,5 +117,27 @@ bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
 char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra);
 /* KEY=VALUE strings of a map (NULL-terminated; sbx_box_strv_free). */
 char **sbx_kvlist_to_env(const struct sbx_kvlist *l);
+
+/* ---- record.c ---- */
+
+/* The sandbox object of the protocol. */
+void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
+/* sandbox.json: the object and what the daemon needs after a restart. */
+int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err);
+/* A sandbox from sandboxes/<id>/: sandbox.json, then the box's state file
+ * (made from sandbox.json when an earlier version left none). Not added
+ * to the registry. */
+struct sbx_sandbox *sbx_sandbox_load(struct sbx_daemon *d, const char *id, sbx_error **err);
+/* Parse a "resources" object over the values in *io (which it updates). */
+int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err);
+/* "network", "ports" and "public" of the sandbox object. */
+void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb);
+/* The array of its published ports (also net.ports). */
+void sbx_net_gen_ports(yajl_gen g, struct sbx_sandbox *sb);
+/* allow_out / deny_out of a "network" object into io (create, update). */
+int sbx_net_parse_egress(yajl_val net, struct sbx_sandbox_net *io, sbx_error **err);
+/* From a saved sandbox object: address, lists, ports (listeners opened
+ * later by sbx_net_recover), public. */
+void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj);
 
 #endif

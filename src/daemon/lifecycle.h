@@ -1,0 +1,31 @@
+/* What the daemon does with its sandboxes over time (lifecycle.c): start,
+ * stop, delete, pause, the once-a-second policies, recovery at start. */
+#ifndef SBX_LIFECYCLE_H
+#define SBX_LIFECYCLE_H
+
+#include "registry/sandbox.h"
+
+/* Where sandboxes live, for the box model: set up before recovery. */
+void sbx_sandboxes_host_init(struct sbx_daemon *d);
+/* Load every sandbox from the state dir and reconcile with the kernel. */
+int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err);
+
+int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
+/* Stops asynchronously; req (may be NULL) is answered when it is done.
+ * With delete_after (or a policy that deletes on stop) the intent to delete
+ * is saved first; when that fails, req gets the error and nothing stops. */
+void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after);
+/* Removes every trace of a stopped sandbox. */
+int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err);
+/* Send sig to every process of a running sandbox but its init, so that a
+ * sandbox full of processes (at its pids limit, say) can be helped without
+ * a stop. Returns how many were signalled. */
+int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err);
+/* Freeze or thaw; pause keeps memory, processes stop running. */
+int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
+/* Once a second: notice OOM kills and log them. */
+void sbx_sandboxes_watch_oom(struct sbx_daemon *d);
+/* Once a second: OOM watch, auto-stop and auto-delete. */
+void sbx_sandboxes_tick(struct sbx_daemon *d);
+
+#endif
