@@ -125,6 +125,118 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	return 0;
 }
 
+int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, struct sbx_sandbox **out, sbx_error **err)
+{
+	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		sbx_error_errno(err, ENOMEM, "create");
+		return -1;
+	}
+	sb->d = d;
+	sb->refs = 1;
+	do {
+		if (sbx_random_id(sb->id, err) < 0) {
+			sbx_sandbox_unref(sb);
+			return -1;
+		}
+	} while (sbx_sandbox_find(d, sb->id));
+	sb->name = strdup(spec->name ? spec->name : sb->id);
+	sb->image = strdup(spec->image->name);
+	sb->image_id = strdup(spec->image->id);
+	sb->network_mode = strdup(spec->netmode);
+	sb->labels = *spec->labels;
+	*spec->labels = (struct sbx_kvlist){ 0 };
+	sb->auto_stop_min = spec->auto_stop_min;
+	sb->auto_archive_min = spec->auto_archive_min;
+	sb->auto_delete_min = spec->auto_delete_min;
+	sb->ephemeral = spec->ephemeral;
+	sb->res = spec->res;
+	sb->seccomp = strdup(spec->seccomp);
+	sb->state = SBX_STATE_CREATING;
+	sb->created_ns = sb->activity_ns = sbx_now_ns();
+	if (!sb->name || !sb->image || !sb->image_id || !sb->network_mode || !sb->seccomp) {
+		sbx_sandbox_unref(sb);
+		sbx_error_errno(err, ENOMEM, "create");
+		return -1;
+	}
+	sb->net = *spec->net;
+	*spec->net = (struct sbx_sandbox_net){ 0 };
+	if (!strcmp(spec->netmode, "bridge") && sbx_net_allocate(d, &sb->net.ip, err) < 0) {
+		sbx_sandbox_unref(sb);
+		return -1;
+	}
+	/* A profile file is read and compiled now, so that a bad one fails the
+	 * create with a clear error rather than the first start. */
+	const struct sbx_bpf *filter;
+	if (sbx_sandbox_filter(sb, &filter, err) < 0) {
+		if ((*err)->code != SBX_ERR_NOT_FOUND && (*err)->code != SBX_ERR_DENIED) {
+			sbx_error *perr = NULL;
+			sbx_error_param(&perr, "seccomp_profile", "%s", (*err)->msg);
+			sbx_error_free(*err);
+			*err = perr;
+		}
+		sbx_sandbox_unref(sb);
+		return -1;
+	}
+	/* The sandbox itself: its state directory, writable layer and disk. */
+	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, spec->image);
+	char **envv = sbx_kvlist_to_env(spec->env);
+	const char *layers[] = { lower, NULL };
+	struct sbx_box_spec bspec = {
+		.id = sb->id,
+		.layers = layers,
+		.hostname = spec->hostname ? spec->hostname : sb->name,
+		.workdir = spec->workdir,
+		.user = spec->user,
+		.env = (const char *const *)envv,
+		.disk_mb = spec->res.disk_mb,
+		.projid = spec->res.disk_mb > 0 && d->prjquota ? sbx_projid_allocate(d, sb->id) : 0,
+		.userns_base = spec->userns_base,
+		.caps = spec->caps,
+	};
+	sbx_resources_to_limits(d, &spec->res, &bspec.limits);
+	if (sb->net.ip.s_addr)
+		sbx_net_link(sb, &bspec.net);
+	int built = lower && envv ? sbx_box_build(&d->box_host, &bspec, &sb->box, err)
+				  : sbx_error_errno(err, ENOMEM, "create");
+	sbx_box_strv_free(envv);
+	if (built < 0) {
+		sbx_sandbox_unref(sb);
+		return -1;
+	}
+	sb->box->seccomp = filter;
+	if (sbx_sandbox_save(sb, err) < 0) {
+		sbx_box_destroy(sb->box, NULL, NULL);
+		sbx_sandbox_unref(sb);
+		return -1;
+	}
+	sbx_sandbox_add(d, sb);
+	/* Its own egress rules exist before anything in it runs. */
+	if ((sb->net.n_allow || sb->net.n_deny) && sbx_net_apply_rules(d, err) < 0) {
+		sbx_error *derr = NULL;
+		if (sbx_sandbox_destroy(sb, &derr) < 0)
+			sbx_warn("%s", derr->msg);
+		sbx_error_free(derr);
+		return -1;
+	}
+	sbx_event_emit(d, "created", sb, NULL);
+	if (spec->start) {
+		if (sbx_sandbox_start(sb, err) < 0) {
+			sbx_error *derr = NULL;
+			if (sbx_sandbox_destroy(sb, &derr) < 0)
+				sbx_warn("%s", derr->msg);
+			sbx_error_free(derr);
+			return -1;
+		}
+	} else {
+		sb->state = SBX_STATE_STOPPED;
+		sbx_sandbox_save(sb, NULL);
+	}
+	sbx_info("sandbox %s (%s) created from image %s", sb->id, sb->name, sb->image);
+	*out = sb;
+	return 0;
+}
+
 static void answer_waiters(struct sbx_sandbox *sb, sbx_error *err);
 
 /* Last step of a stop: the cgroup is empty (or we gave up waiting). */

@@ -10,6 +10,28 @@ void sbx_sandboxes_host_init(struct sbx_daemon *d);
 /* Load every sandbox from the state dir and reconcile with the kernel. */
 int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err);
 
+/* A create's parameters, checked by the method. */
+struct sbx_sandbox_spec {
+	const char *name; /* NULL: its id */
+	struct sbx_image *image;
+	const char *user, *workdir;
+	const char *hostname; /* NULL: its name */
+	const char *netmode;  /* "bridge" or "none" */
+	const char *seccomp;  /* "default", "unconfined" or a profile path */
+	struct sbx_kvlist *labels;   /* taken */
+	const struct sbx_kvlist *env;
+	struct sbx_sandbox_net *net; /* public and egress lists; taken */
+	int64_t auto_stop_min, auto_archive_min, auto_delete_min;
+	bool ephemeral, start;
+	struct sbx_resources res;
+	uint32_t userns_base; /* 0: no user namespace */
+	uint64_t caps;
+};
+/* A new sandbox: its address, seccomp program, box (state directory,
+ * writable layer, disk), sandbox.json, egress rules, then its start when
+ * asked. On failure nothing of it is left. */
+int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, struct sbx_sandbox **out,
+		       sbx_error **err);
 int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
 /* Stops asynchronously; req (may be NULL) is answered when it is done.
  * With delete_after (or a policy that deletes on stop) the intent to delete

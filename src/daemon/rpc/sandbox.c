@@ -55,11 +55,6 @@ static bool hostname_valid(const char *h)
 	return true;
 }
 
-static void sandbox_free_new(struct sbx_sandbox *sb)
-{
-	sbx_sandbox_unref(sb);
-}
-
 static void reply_sandbox(struct sbx_request *req, struct sbx_sandbox *sb)
 {
 	yajl_gen g = sbx_reply_begin(req);
@@ -84,7 +79,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	bool userns = d->cfg.userns;
 	const char *seccomp = "default";
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
-	_cleanup_free_ char *lower = NULL;
+	struct sbx_sandbox_net egress = { 0 };
 
 	if (sbx_json_string(p, "name", false, &name, &err) < 0 || sbx_json_string(p, "image", false, &image, &err) < 0 ||
 	    sbx_json_string(p, "user", false, &user, &err) < 0 || sbx_json_string(p, "workdir", false, &workdir, &err) < 0 ||
@@ -201,118 +196,39 @@ void rpc_sandbox_create(struct sbx_request *req)
 		goto fail;
 	}
 
-	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
-	if (!sb) {
-		sbx_error_errno(&err, ENOMEM, "create");
+	egress.public = public;
+	if (sbx_net_parse_egress(net, &egress, &err) < 0)
 		goto fail;
-	}
-	sb->d = d;
-	sb->refs = 1;
-	do {
-		if (sbx_random_id(sb->id, &err) < 0) {
-			sandbox_free_new(sb);
-			goto fail;
-		}
-	} while (sbx_sandbox_find(d, sb->id));
-	sb->name = strdup(name ? name : sb->id);
-	sb->image = strdup(img->name);
-	sb->image_id = strdup(img->id);
-	sb->network_mode = strdup(netmode);
-	sb->labels = labels;
-	labels = (struct sbx_kvlist){ 0 };
-	sb->auto_stop_min = auto_stop;
-	sb->auto_archive_min = auto_archive;
-	sb->auto_delete_min = auto_delete;
-	sb->ephemeral = ephemeral;
-	sb->res = resources;
-	sb->seccomp = strdup(seccomp);
-	sb->state = SBX_STATE_CREATING;
-	sb->created_ns = sb->activity_ns = sbx_now_ns();
-	if (!sb->name || !sb->image || !sb->image_id || !sb->network_mode || !sb->seccomp) {
-		sandbox_free_new(sb);
-		sbx_error_errno(&err, ENOMEM, "create");
-		goto fail;
-	}
-	sb->net.public = public;
-	if (sbx_net_parse_egress(net, &sb->net, &err) < 0 ||
-	    (!strcmp(netmode, "bridge") && sbx_net_allocate(d, &sb->net.ip, &err) < 0)) {
-		sandbox_free_new(sb);
-		goto fail;
-	}
-	/* A profile file is read and compiled now, so that a bad one fails the
-	 * create with a clear error rather than the first start. */
-	const struct sbx_bpf *filter;
-	if (sbx_sandbox_filter(sb, &filter, &err) < 0) {
-		if (err->code != SBX_ERR_NOT_FOUND && err->code != SBX_ERR_DENIED) {
-			sbx_error *perr = NULL;
-			sbx_error_param(&perr, "seccomp_profile", "%s", err->msg);
-			sbx_error_free(err);
-			err = perr;
-		}
-		sandbox_free_new(sb);
-		goto fail;
-	}
-	/* The sandbox itself: its state directory, writable layer and disk. */
-	lower = sbx_image_rootfs_path(d, img);
-	char **envv = sbx_kvlist_to_env(&env);
-	const char *layers[] = { lower, NULL };
-	struct sbx_box_spec spec = {
-		.id = sb->id,
-		.layers = layers,
-		.hostname = hostname ? hostname : sb->name,
-		.workdir = workdir,
+	struct sbx_sandbox_spec spec = {
+		.name = name,
+		.image = img,
 		.user = user,
-		.env = (const char *const *)envv,
-		.disk_mb = resources.disk_mb,
-		.projid = resources.disk_mb > 0 && d->prjquota ? sbx_projid_allocate(d, sb->id) : 0,
+		.workdir = workdir,
+		.hostname = hostname,
+		.netmode = netmode,
+		.seccomp = seccomp,
+		.labels = &labels,
+		.env = &env,
+		.net = &egress,
+		.auto_stop_min = auto_stop,
+		.auto_archive_min = auto_archive,
+		.auto_delete_min = auto_delete,
+		.ephemeral = ephemeral,
+		.start = start,
+		.res = resources,
 		.userns_base = userns_base,
 		.caps = caps,
 	};
-	sbx_resources_to_limits(d, &resources, &spec.limits);
-	if (sb->net.ip.s_addr)
-		sbx_net_link(sb, &spec.net);
-	int built = lower && envv ? sbx_box_build(&d->box_host, &spec, &sb->box, &err)
-				  : sbx_error_errno(&err, ENOMEM, "create");
-	sbx_box_strv_free(envv);
-	if (built < 0) {
-		sandbox_free_new(sb);
+	struct sbx_sandbox *sb = NULL;
+	if (sbx_sandbox_create(d, &spec, &sb, &err) < 0)
 		goto fail;
-	}
-	sb->box->seccomp = filter;
-	if (sbx_sandbox_save(sb, &err) < 0) {
-		sbx_box_destroy(sb->box, NULL, NULL);
-		sandbox_free_new(sb);
-		goto fail;
-	}
-	sbx_sandbox_add(d, sb);
-	/* Its own egress rules exist before anything in it runs. */
-	if ((sb->net.n_allow || sb->net.n_deny) && sbx_net_apply_rules(d, &err) < 0) {
-		sbx_error *derr = NULL;
-		if (sbx_sandbox_destroy(sb, &derr) < 0)
-			sbx_warn("%s", derr->msg);
-		sbx_error_free(derr);
-		goto fail;
-	}
-	sbx_event_emit(d, "created", sb, NULL);
-	if (start) {
-		if (sbx_sandbox_start(sb, &err) < 0) {
-			sbx_error *derr = NULL;
-			if (sbx_sandbox_destroy(sb, &derr) < 0)
-				sbx_warn("%s", derr->msg);
-			sbx_error_free(derr);
-			goto fail;
-		}
-	} else {
-		sb->state = SBX_STATE_STOPPED;
-		sbx_sandbox_save(sb, NULL);
-	}
-	sbx_info("sandbox %s (%s) created from image %s", sb->id, sb->name, sb->image);
 	sbx_kvlist_free(&env);
 	reply_sandbox(req, sb);
 	return;
 fail:
 	sbx_kvlist_free(&labels);
 	sbx_kvlist_free(&env);
+	sbx_net_free(&egress);
 	sbx_reply_error(req, err);
 }
 
