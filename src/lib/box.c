@@ -347,6 +347,16 @@ int sbx_box_load(const struct sbx_box_host *host, const char *id, struct sbx_box
 
 /* ---- build ---- */
 
+/* The group of a box's processes: where its start puts it. */
+static char *group_path(const struct sbx_box *box)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/sbx-%s", box->host->cg->base, box->id) < 0)
+		return NULL;
+	return p;
+}
+
+
 int sbx_box_build(const struct sbx_box_host *host, const struct sbx_box_spec *spec, struct sbx_box **out,
 		  sbx_error **err)
 {
@@ -398,7 +408,9 @@ int sbx_box_build(const struct sbx_box_host *host, const struct sbx_box_spec *sp
 			return -1;
 		}
 	}
-	if (sbx_box_save(box, err) < 0) {
+	if (!(box->cgroup = group_path(box)) || sbx_box_save(box, err) < 0) {
+		if (err && !*err)
+			sbx_error_errno(err, ENOMEM, "sandbox %s", box->id);
 		if (box->projid)
 			sbx_prjquota_limit(sfd, box->projid, 0, NULL);
 		sbx_rm_rf_at(sfd, rel, NULL);
@@ -474,17 +486,31 @@ static void loop_release(struct sbx_box *box)
 		h->loop_release(h->loop_ctx, box->id);
 }
 
-int sbx_box_start(struct sbx_box *box, sbx_error **err)
+int sbx_box_start_begin(struct sbx_box *box, struct sbx_box_starting *st, sbx_error **err)
 {
 	const struct sbx_box_host *h = box->host;
 	struct sbx_cgroup_root *cgr = h->cg;
-	if (box->running)
+	memset(st, 0, sizeof(*st));
+	st->loopfd = -1;
+	st->init.report_fd = st->init.pidfd = -1;
+	if (box->running || box->starting)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is already started", box->id);
 	if (!box->layers[0])
 		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox %s: no image layers", box->id);
 
 	char cg[512];
 	snprintf(cg, sizeof(cg), "%s/sbx-%s", cgr->base, box->id);
+	/* Known on disk before anything runs in it: a start cut short by a
+	 * crash leaves a group that recovery finds. */
+	if (!box->cgroup || strcmp(box->cgroup, cg)) {
+		char *p = strdup(cg);
+		if (!p)
+			return sbx_error_errno(err, ENOMEM, "sandbox %s", box->id);
+		free(box->cgroup);
+		box->cgroup = p;
+		if (sbx_box_save(box, err) < 0)
+			return -1;
+	}
 	if (sbx_cgroup_create(cgr, cg, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s", box->id);
 	_cleanup_close_ int cgfd = sbx_cgroup_open(cgr, cg, err);
@@ -530,7 +556,7 @@ int sbx_box_start(struct sbx_box *box, sbx_error **err)
 	else if (sbx_read_file_at(AT_FDCWD, "/etc/resolv.conf", 65536, &resolv, NULL, NULL) < 0)
 		resolv = strdup("");
 
-	_cleanup_close_ int loopfd = -1;
+	int loopfd = -1;
 	char loopdev[32] = "";
 	_cleanup_free_ char *disk_img = sbx_box_disk_image(box), *disk_mnt = NULL;
 	if (disk_img) {
@@ -561,8 +587,10 @@ int sbx_box_start(struct sbx_box *box, sbx_error **err)
 				sbx_error_errno(err, errno, "user namespace");
 			close_v1(v1);
 			sbx_cgroup_remove(cgr, cg, NULL);
-			if (loopfd >= 0)
+			if (loopfd >= 0) {
+				sbx_closep(&loopfd);
 				loop_release(box);
+			}
 			return sbx_error_prefix(err, "sandbox %s", box->id);
 		}
 	}
@@ -596,46 +624,93 @@ int sbx_box_start(struct sbx_box *box, sbx_error **err)
 		.uts_ns_fd = uts_ns_fd,
 	};
 	memcpy(ic.v1_procs, v1, sizeof(v1));
-	struct sbx_spawned sp;
-	int spawned = sbx_spawn_init(&ic, &sp, err);
+	int begun = sbx_spawn_init_begin(&ic, &st->init, err);
 	close_v1(v1);
-	if (spawned < 0) {
+	if (begun < 0) {
 		sbx_cgroup_kill(cgr, cg, NULL);
 		sbx_cgroup_remove(cgr, cg, NULL);
-		if (loopfd >= 0)
+		if (loopfd >= 0) {
+			sbx_closep(&loopfd);
 			loop_release(box);
+		}
 		return sbx_error_prefix(err, "sandbox %s: start", box->id);
 	}
-	char *cgdup = strdup(cg);
-	if (!cgdup) {
-		sbx_cgroup_kill(cgr, cg, NULL);
-		waitid((idtype_t)P_PIDFD, (id_t)sp.pidfd, NULL, WEXITED);
-		close(sp.pidfd);
-		sbx_cgroup_remove(cgr, cg, NULL);
-		if (loopfd >= 0)
-			loop_release(box);
-		return sbx_error_errno(err, ENOMEM, "sandbox %s: start", box->id);
+	/* Kept until init has mounted the disk: the device clears itself when
+	 * its last user goes. */
+	st->loopfd = loopfd;
+	box->starting = true;
+	return 0;
+}
+
+int sbx_box_start_read(struct sbx_box_starting *st)
+{
+	return sbx_spawn_init_read(&st->init);
+}
+
+/* A start that did not come through: nothing of it stays. */
+static void start_undo(struct sbx_box *box, struct sbx_box_starting *st)
+{
+	struct sbx_cgroup_root *cgr = box->host->cg;
+	sbx_cgroup_kill(cgr, box->cgroup, NULL);
+	sbx_cgroup_remove(cgr, box->cgroup, NULL);
+	if (st->loopfd >= 0) {
+		sbx_closep(&st->loopfd);
+		loop_release(box);
 	}
-	free(box->cgroup);
-	box->cgroup = cgdup;
+	box->starting = false;
+}
+
+int sbx_box_start_finish(struct sbx_box *box, struct sbx_box_starting *st, sbx_error **err)
+{
+	struct sbx_spawned sp;
+	if (sbx_spawn_init_finish(&st->init, &sp, err) < 0) {
+		start_undo(box, st);
+		return sbx_error_prefix(err, "sandbox %s: start", box->id);
+	}
+	sbx_closep(&st->loopfd);
 	box->init_pid = sp.pid;
 	box->init_pidfd = sp.pidfd;
 	box->init_starttime = sp.starttime;
 	if (box->net.ip.s_addr && sbx_box_net_attach(box, err) < 0) {
-		sbx_cgroup_kill(cgr, cg, NULL);
+		sbx_cgroup_kill(box->host->cg, box->cgroup, NULL);
 		waitid((idtype_t)P_PIDFD, (id_t)sp.pidfd, NULL, WEXITED);
 		sbx_closep(&box->init_pidfd);
 		box->init_pid = 0;
 		box->init_starttime = 0;
-		sbx_cgroup_remove(cgr, cg, NULL);
-		if (loopfd >= 0)
-			loop_release(box);
+		start_undo(box, st);
 		return sbx_error_prefix(err, "sandbox %s: start", box->id);
 	}
+	box->starting = false;
 	box->running = true;
 	box->frozen = false;
 	sbx_box_save(box, NULL);
 	return 0;
+}
+
+void sbx_box_start_abort(struct sbx_box *box, struct sbx_box_starting *st)
+{
+	sbx_spawn_init_abort(&st->init);
+	start_undo(box, st);
+}
+
+int sbx_box_start(struct sbx_box *box, sbx_error **err)
+{
+	struct sbx_box_starting st;
+	if (sbx_box_start_begin(box, &st, err) < 0)
+		return -1;
+	int64_t deadline = sbx_monotonic_ms() + SBX_INIT_SETUP_TIMEOUT_MS;
+	while (!sbx_box_start_read(&st)) {
+		int64_t left = deadline - sbx_monotonic_ms();
+		if (left <= 0) {
+			sbx_box_start_abort(box, &st);
+			sbx_error_set(err, SBX_ERR_TIMEOUT, "sandbox init did not start within %d s",
+				      SBX_INIT_SETUP_TIMEOUT_MS / 1000);
+			return sbx_error_prefix(err, "sandbox %s: start", box->id);
+		}
+		struct pollfd p = { .fd = st.init.report_fd, .events = POLLIN };
+		poll(&p, 1, (int)left);
+	}
+	return sbx_box_start_finish(box, &st, err);
 }
 
 /* The two ends' Ethernet addresses, from the sandbox's IPv4 address: set
@@ -970,7 +1045,8 @@ int sbx_box_set_limits(struct sbx_box *box, const struct sbx_limits *limits, sbx
 {
 	struct sbx_limits lim = *limits;
 	lim.allow_swap = box->host->allow_swap;
-	if (box->running && box->cgroup && sbx_cgroup_apply(box->host->cg, box->cgroup, &lim, err) < 0) {
+	if ((box->running || box->starting) && box->cgroup &&
+	    sbx_cgroup_apply(box->host->cg, box->cgroup, &lim, err) < 0) {
 		/* Put back what was there: a half-applied change is worse. */
 		sbx_cgroup_apply(box->host->cg, box->cgroup, &box->limits, NULL);
 		return -1;

@@ -97,6 +97,7 @@ struct sbx_box {
 	 * unconfined. */
 	const struct sbx_bpf *seccomp;
 	/* What runs. */
+	bool starting;   /* between sbx_box_start_begin and its finish or abort */
 	bool running;    /* init was started and not yet stopped */
 	bool frozen;     /* paused */
 	char *cgroup;    /* below the unified mount, e.g. "sandboxd/sbx-<id>" */
@@ -138,8 +139,26 @@ int sbx_box_set_layers(struct sbx_box *box, const char *const *layers, sbx_error
  * of sandbox-init into new namespaces (see spawn.h, rootfs.h), then the
  * network link. On success the box runs and its state is saved; on
  * failure nothing of the start is left. Blocks until init reports its
- * set-up (at most 10 s) and while the network is set up. */
+ * set-up (at most SBX_INIT_SETUP_TIMEOUT_MS) and while the network is set
+ * up. */
 int sbx_box_start(struct sbx_box *box, sbx_error **err);
+
+/* The same in steps, for a caller that watches init's set-up from its own
+ * loop and bounds it as it sees fit: begin does all up to the clone (a
+ * few milliseconds, and the disk's loop device) and does not wait; read
+ * takes what init's report holds (1 once it has ended: watch
+ * st->init.report_fd for reading until then); finish makes the box run
+ * (the network link included) or undoes the start; abort kills init and
+ * undoes it. Between begin and finish or abort the box is starting: its
+ * group exists (sbx_box_set_limits reaches it), and st is the caller's. */
+struct sbx_box_starting {
+	struct sbx_init_setup init;
+	int loopfd; /* the disk's device, held until init has mounted it */
+};
+int sbx_box_start_begin(struct sbx_box *box, struct sbx_box_starting *st, sbx_error **err);
+int sbx_box_start_read(struct sbx_box_starting *st);
+int sbx_box_start_finish(struct sbx_box *box, struct sbx_box_starting *st, sbx_error **err);
+void sbx_box_start_abort(struct sbx_box *box, struct sbx_box_starting *st);
 /* The network link of a running box (again, after a crash of its owner
  * took the host end away); replaces a pair left behind. */
 int sbx_box_net_attach(struct sbx_box *box, sbx_error **err);

@@ -375,6 +375,93 @@ START_TEST(state_file_keeps_description)
 }
 END_TEST
 
+
+/* The pids limit the kernel has for a box's group, in the hierarchy that
+ * enforces it (v2, or the v1 twin on hybrid hosts); "" when none does. */
+static const char *pids_max(const char *group)
+{
+	static char buf[64];
+	char path[PATH_MAX + 600];
+	buf[0] = '\0';
+	if (!cg.ctrl[SBX_CTRL_PIDS])
+		return buf;
+	if (cg.mode == SBX_CGROUP_V2)
+		snprintf(path, sizeof(path), "%s/%s/pids.max", cg.mount, group);
+	else
+		snprintf(path, sizeof(path), "%s/%s/pids.max", cg.v1_path[SBX_CTRL_PIDS], strrchr(group, '/') + 1);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+static void freeze_all(bool frozen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cgroup.freeze", cg.base);
+	int fd = openat(cg.mount_fd, path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, frozen ? "1" : "0", 1), 1);
+	close(fd);
+}
+
+START_TEST(start_in_steps)
+{
+	sbx_error *err = NULL;
+	struct sbx_box *box = build("00000005a0e0");
+	/* Every box's group is frozen: init's set-up cannot end. */
+	freeze_all(true);
+	struct sbx_box_starting st;
+	ck_assert_msg(sbx_box_start_begin(box, &st, &err) == 0, "begin: %s", err ? err->msg : "?");
+	ck_assert(box->starting);
+	ck_assert(!box->running);
+	ck_assert(cgroup_exists(box->cgroup));
+	struct pollfd p = { .fd = st.init.report_fd, .events = POLLIN };
+	ck_assert_int_eq(poll(&p, 1, 300), 0);
+	ck_assert_int_eq(sbx_box_start_read(&st), 0);
+	/* A change of limits while it starts reaches its group. */
+	struct sbx_limits lim = box->limits;
+	lim.pids = 99;
+	ck_assert_int_eq(sbx_box_set_limits(box, &lim, &err), 0);
+	if (cg.ctrl[SBX_CTRL_PIDS])
+		ck_assert_str_eq(pids_max(box->cgroup), "99");
+	freeze_all(false);
+	while (!sbx_box_start_read(&st)) {
+		p.revents = 0;
+		ck_assert_int_eq(poll(&p, 1, 30000), 1);
+	}
+	ck_assert_msg(sbx_box_start_finish(box, &st, &err) == 0, "finish: %s", err ? err->msg : "?");
+	ck_assert(box->running);
+	ck_assert(!box->starting);
+	char out[256];
+	ck_assert_int_eq(run(box, "echo started", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "started\n");
+	ck_assert_int_eq(sbx_box_destroy(box, NULL, &err), 0);
+	sbx_box_free(box);
+
+	/* Given up while frozen: init and its group go, the box is stopped. */
+	box = build("00000005a0e1");
+	freeze_all(true);
+	ck_assert_int_eq(sbx_box_start_begin(box, &st, &err), 0);
+	pid_t init = st.init.pid;
+	char cgpath[512];
+	snprintf(cgpath, sizeof(cgpath), "%s", box->cgroup);
+	sbx_box_start_abort(box, &st);
+	freeze_all(false);
+	ck_assert(!box->starting);
+	ck_assert(!box->running);
+	ck_assert(!alive(init));
+	ck_assert(!cgroup_exists(cgpath));
+	ck_assert_msg(sbx_box_start(box, &err) == 0, "start after abort: %s", err ? err->msg : "?");
+	ck_assert_int_eq(sbx_box_destroy(box, NULL, &err), 0);
+	sbx_box_free(box);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("box");
@@ -385,6 +472,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, recover_after_handle_dropped);
 	tcase_add_test(tc, recover_after_init_died);
 	tcase_add_test(tc, state_file_keeps_description);
+	tcase_add_test(tc, start_in_steps);
 	suite_add_tcase(s, tc);
 	return s;
 }
