@@ -101,9 +101,91 @@ static int prepare_start(struct sbx_sandbox *sb, sbx_error **err)
 	return 0;
 }
 
-int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
+/* A stop or delete that came while the sandbox was starting: done once
+ * the start is over, whichever way it went. */
+struct stop_call {
+	struct stop_call *next;
+	int64_t timeout_ms;
+	struct sbx_request *req;
+	bool delete_after;
+};
+
+/* A start under way: init's set-up report watched in the loop. */
+struct sbx_start {
+	struct sbx_box_starting st;
+	struct sbx_watch *w, *timer;
+	sbx_start_done_fn done;
+	void *data;
+	struct stop_call *stops;
+};
+
+static void started(struct sbx_sandbox *sb)
+{
+	sb->state = SBX_STATE_STARTED;
+	sb->delete_pending = false; /* a delete that failed after its stop */
+	sb->oom_seen = 0; /* a new cgroup counts from zero */
+	sb->started_ns = sb->activity_ns = sbx_now_ns();
+	watch_init(sb);
+	sbx_sandbox_save(sb, NULL);
+	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
+	sbx_event_emit(sb->d, "started", sb, NULL);
+}
+
+static void start_complete(struct sbx_sandbox *sb, bool timed_out)
+{
+	struct sbx_start *s = sb->start;
+	sbx_loop_unwatch(s->w);
+	sbx_loop_unwatch(s->timer);
+	sbx_error *err = NULL;
+	if (timed_out) {
+		sbx_box_start_abort(sb->box, &s->st);
+		sbx_error_set(&err, SBX_ERR_TIMEOUT, "sandbox %s: start: sandbox init did not start within %d s", sb->id,
+			      SBX_INIT_SETUP_TIMEOUT_MS / 1000);
+	} else if (sbx_box_start_finish(sb->box, &s->st, &err) == 0) {
+		started(sb);
+	}
+	sb->start = NULL;
+	struct stop_call *stops = s->stops;
+	sbx_start_done_fn done = s->done;
+	void *data = s->data;
+	free(s);
+	done(sb, err, data);
+	while (stops) {
+		struct stop_call *c = stops;
+		stops = c->next;
+		if (sb->deleted) {
+			if (c->req)
+				sbx_reply_empty(c->req);
+		} else {
+			sbx_sandbox_stop(sb, c->timeout_ms, c->req, c->delete_after);
+		}
+		free(c);
+	}
+	sbx_sandbox_unref(sb);
+}
+
+static void start_report(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	if (sbx_box_start_read(&sb->start->st))
+		start_complete(sb, false);
+}
+
+static void start_expired(struct sbx_watch *t, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	sb->start->timer = NULL;
+	sbx_warn("sandbox %s: its init did not finish its set-up within %d s; killing it", sb->id,
+		 SBX_INIT_SETUP_TIMEOUT_MS / 1000);
+	start_complete(sb, true);
+}
+
+int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_start_done_fn done, void *data, sbx_error **err)
 {
 	struct sbx_daemon *d = sb->d;
+	if (sb->start)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is starting; try again when it has started",
+				     sb->name);
 	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is already started", sb->name);
 	if (sb->stopping)
@@ -112,20 +194,55 @@ int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err)
 	/* Two overlays on one upper layer at once are undefined behaviour. */
 	if (sb->fs_offline)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s: files are being accessed; try again", sb->name);
-	if (prepare_start(sb, err) < 0 || sbx_box_start(sb->box, err) < 0)
+	struct sbx_start *s = calloc(1, sizeof(*s));
+	if (!s)
+		return sbx_error_errno(err, ENOMEM, "sandbox %s: start", sb->id);
+	if (prepare_start(sb, err) < 0 || sbx_box_start_begin(sb->box, &s->st, err) < 0) {
+		free(s);
 		return -1;
-	sb->state = SBX_STATE_STARTED;
-	sb->delete_pending = false; /* a delete that failed after its stop */
-	sb->oom_seen = 0; /* a new cgroup counts from zero */
-	sb->started_ns = sb->activity_ns = sbx_now_ns();
-	watch_init(sb);
-	sbx_sandbox_save(sb, NULL);
-	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
-	sbx_event_emit(d, "started", sb, NULL);
+	}
+	/* init's set-up takes milliseconds, or seconds on a busy host: the
+	 * loop goes on meanwhile, and the caller hears when it is over. */
+	s->w = sbx_loop_watch(d->loop, s->st.init.report_fd, EPOLLIN, start_report, sb);
+	s->timer = sbx_loop_timer(d->loop, SBX_INIT_SETUP_TIMEOUT_MS, start_expired, sb);
+	if (!s->w || !s->timer) {
+		sbx_loop_unwatch(s->w);
+		sbx_loop_unwatch(s->timer);
+		sbx_box_start_abort(sb->box, &s->st);
+		free(s);
+		return sbx_error_errno(err, ENOMEM, "sandbox %s: start: watch init", sb->id);
+	}
+	s->done = done;
+	s->data = data;
+	sb->start = s;
+	sbx_sandbox_ref(sb);
 	return 0;
 }
 
-int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, struct sbx_sandbox **out, sbx_error **err)
+/* The end of a create's start: a sandbox that did not start is removed. */
+struct create_ctx {
+	sbx_start_done_fn done;
+	void *data;
+};
+
+static void create_started(struct sbx_sandbox *sb, sbx_error *err, void *data)
+{
+	struct create_ctx *c = data;
+	if (err) {
+		sbx_error *derr = NULL;
+		if (!sb->deleted && sbx_sandbox_destroy(sb, &derr) < 0)
+			sbx_warn("%s", derr->msg);
+		sbx_error_free(derr);
+		c->done(NULL, err, c->data);
+	} else {
+		sbx_info("sandbox %s (%s) created from image %s", sb->id, sb->name, sb->image);
+		c->done(sb, NULL, c->data);
+	}
+	free(c);
+}
+
+int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_start_done_fn done, void *data,
+		       sbx_error **err)
 {
 	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb) {
@@ -221,19 +338,27 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, stru
 	}
 	sbx_event_emit(d, "created", sb, NULL);
 	if (spec->start) {
-		if (sbx_sandbox_start(sb, err) < 0) {
+		struct create_ctx *c = calloc(1, sizeof(*c));
+		if (c) {
+			c->done = done;
+			c->data = data;
+		}
+		if (!c || sbx_sandbox_start(sb, create_started, c, err) < 0) {
+			if (!c)
+				sbx_error_errno(err, ENOMEM, "create");
+			free(c);
 			sbx_error *derr = NULL;
 			if (sbx_sandbox_destroy(sb, &derr) < 0)
 				sbx_warn("%s", derr->msg);
 			sbx_error_free(derr);
 			return -1;
 		}
-	} else {
-		sb->state = SBX_STATE_STOPPED;
-		sbx_sandbox_save(sb, NULL);
+		return 0;
 	}
+	sb->state = SBX_STATE_STOPPED;
+	sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) created from image %s", sb->id, sb->name, sb->image);
-	*out = sb;
+	done(sb, NULL, data);
 	return 0;
 }
 
@@ -431,6 +556,26 @@ static int mark_delete_pending(struct sbx_sandbox *sb, sbx_error **err)
 
 void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after)
 {
+	if (sb->start) {
+		struct stop_call *c = calloc(1, sizeof(*c));
+		if (!c) {
+			sbx_error *err = NULL;
+			sbx_error_errno(&err, ENOMEM, "stop");
+			if (req)
+				sbx_reply_error(req, err);
+			else
+				sbx_error_free(err);
+			return;
+		}
+		c->timeout_ms = timeout_ms;
+		c->req = req;
+		c->delete_after = delete_after;
+		struct stop_call **pp = &sb->start->stops;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = c;
+		return;
+	}
 	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
 	if (running && (delete_after || sb->ephemeral || sb->auto_delete_min == 0)) {
 		sbx_error *err = NULL;
@@ -500,6 +645,9 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	 * mounted on its upper and work directories: removing them under it
 	 * would leave the worker writing into the trash. Its call ends within
 	 * FS_WORKER_MAX_S at worst; the caller tries again. */
+	if (sb->start)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is starting; try again when it has started",
+				     sb->name);
 	if (sb->fs_offline)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE,
 				     "sandbox %s: %d file operation%s in progress on its stopped root; try again "
@@ -674,10 +822,10 @@ int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err)
 int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
 {
 	enum sbx_state want = pause ? SBX_STATE_STARTED : SBX_STATE_PAUSED;
-	if (sb->stopping || sb->state != want)
+	if (sb->stopping || sb->start || sb->state != want)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; only a %s sandbox can be %s", sb->name,
-				     sb->stopping ? "stopping" : sbx_state_name(sb->state), sbx_state_name(want),
-				     pause ? "paused" : "resumed");
+				     sb->stopping ? "stopping" : sb->start ? "starting" : sbx_state_name(sb->state),
+				     sbx_state_name(want), pause ? "paused" : "resumed");
 	if (sbx_box_pause(sb->box, pause, err) < 0)
 		return sbx_error_prefix(err, "sandbox %s", sb->name);
 	sb->state = pause ? SBX_STATE_PAUSED : SBX_STATE_STARTED;
@@ -700,7 +848,7 @@ static void apply_policies(struct sbx_sandbox *sb, int64_t now)
 		sbx_sandbox_stop(sb, sb->d->cfg.default_stop_timeout_s * 1000, NULL, false);
 		return;
 	}
-	if (sb->state == SBX_STATE_STOPPED && !sb->stopping && sb->auto_delete_min > 0 &&
+	if (sb->state == SBX_STATE_STOPPED && !sb->stopping && !sb->start && sb->auto_delete_min > 0 &&
 	    idle_min >= sb->auto_delete_min && !sb->fs_offline) {
 		sbx_info("sandbox %s (%s): stopped for %lld min; deleting it (auto_delete_min %lld)", sb->id, sb->name,
 			 (long long)idle_min, (long long)sb->auto_delete_min);

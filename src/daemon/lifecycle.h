@@ -27,13 +27,25 @@ struct sbx_sandbox_spec {
 	uint32_t userns_base; /* 0: no user namespace */
 	uint64_t caps;
 };
+/* How a start (or a create that starts) ended: sb runs, or err (the
+ * callee's) says why not (sb is NULL for a create, whose sandbox is then
+ * gone). */
+typedef void (*sbx_start_done_fn)(struct sbx_sandbox *sb, sbx_error *err, void *data);
 /* A new sandbox: its address, seccomp program, box (state directory,
  * writable layer, disk), sandbox.json, egress rules, then its start when
- * asked. On failure nothing of it is left. */
-int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, struct sbx_sandbox **out,
+ * asked; done is called when it is over (at once without a start). A
+ * failure returned here calls nothing; on any failure nothing of the
+ * sandbox is left. */
+int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_start_done_fn done, void *data,
 		       sbx_error **err);
-int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
-/* Stops asynchronously; req (may be NULL) is answered when it is done.
+/* Start a stopped sandbox. Its init's set-up goes on in the loop, however
+ * long a busy host makes it (bounded by SBX_INIT_SETUP_TIMEOUT_MS): done
+ * is called once it is over, never from inside this call; a failure
+ * before that is returned here. Meanwhile the sandbox is starting
+ * (sb->start): stops and deletes wait for the start, the rest is refused. */
+int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_start_done_fn done, void *data, sbx_error **err);
+/* Stops asynchronously; req (may be NULL) is answered when it is done;
+ * on a starting sandbox, once the start is over.
  * With delete_after (or a policy that deletes on stop) the intent to delete
  * is saved first; when that fails, req gets the error and nothing stops. */
 void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after);

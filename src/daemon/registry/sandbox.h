@@ -15,6 +15,7 @@ struct sbx_waiter;
 struct sbx_command;
 struct sbx_session;
 struct sbx_spawn_pending;
+struct sbx_start;
 
 /* What a sandbox may use; 0 means unlimited. */
 struct sbx_resources {
@@ -49,6 +50,7 @@ struct sbx_sandbox {
 	char *seccomp;          /* "default", "unconfined" or a profile path */
 	struct sbx_bpf filter;  /* compiled profile when it is not the default */
 	struct sbx_box *box;    /* hostname, user, workdir, env, ids, caps, cgroup, init */
+	struct sbx_start *start; /* a start under way (lifecycle.c) */
 	struct sbx_watch *init_w;
 	uint64_t pruned_seq; /* the box's exec_seq when the tick last pruned exec and command groups */
 	bool prune_again;    /* that left busy groups, or a command's group outlived it */

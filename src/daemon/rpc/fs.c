@@ -361,14 +361,14 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 			goto fail;
 		}
 		job->in_loop = (op == op_read || op == op_write) && job->client_fd < 0;
-	} else if (sb->state == SBX_STATE_STOPPED && !sb->stopping) {
+	} else if (sb->state == SBX_STATE_STOPPED && !sb->stopping && !sb->start) {
 		if (offline_prepare(job, &err) < 0)
 			goto fail;
 		job->offline = true;
 		sb->fs_offline++;
 	} else {
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; try again later", sb->name,
-			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
+			      sb->stopping ? "stopping" : sb->start ? "starting" : sbx_state_name(sb->state));
 		goto fail;
 	}
 	job->req = req;

@@ -49,6 +49,9 @@ static int sandbox_running(struct sbx_sandbox *sb, sbx_error **err)
 {
 	if (sb->state == SBX_STATE_STARTED && !sb->stopping)
 		return 0;
+	if (sb->start)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is starting; try again when it has started",
+				     sb->name);
 	return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; %s it with 'sandboxctl %s %s'", sb->name,
 			     sb->stopping ? "stopping" : sbx_state_name(sb->state),
 			     sb->state == SBX_STATE_PAUSED ? "resume" : "start",

@@ -63,6 +63,15 @@ static void reply_sandbox(struct sbx_request *req, struct sbx_sandbox *sb)
 	sbx_reply_end(req, g);
 }
 
+/* A create or start is answered once the sandbox runs, or with why not. */
+static void start_done(struct sbx_sandbox *sb, sbx_error *err, void *data)
+{
+	struct sbx_request *req = data;
+	if (err)
+		return sbx_reply_error(req, err);
+	reply_sandbox(req, sb);
+}
+
 void rpc_sandbox_create(struct sbx_request *req)
 {
 	struct sbx_daemon *d = req->d;
@@ -219,11 +228,9 @@ void rpc_sandbox_create(struct sbx_request *req)
 		.userns_base = userns_base,
 		.caps = caps,
 	};
-	struct sbx_sandbox *sb = NULL;
-	if (sbx_sandbox_create(d, &spec, &sb, &err) < 0)
+	if (sbx_sandbox_create(d, &spec, start_done, req, &err) < 0)
 		goto fail;
 	sbx_kvlist_free(&env);
-	reply_sandbox(req, sb);
 	return;
 fail:
 	sbx_kvlist_free(&labels);
@@ -241,9 +248,8 @@ void rpc_sandbox_start(struct sbx_request *req)
 	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
 	if (!running && sbx_fdbudget_check_start(&req->d->fds, &err) < 0)
 		return sbx_reply_error(req, err);
-	if (sbx_sandbox_start(sb, &err) < 0)
+	if (sbx_sandbox_start(sb, start_done, req, &err) < 0)
 		return sbx_reply_error(req, err);
-	reply_sandbox(req, sb);
 }
 
 void rpc_sandbox_stop(struct sbx_request *req)
@@ -265,10 +271,10 @@ void rpc_sandbox_delete(struct sbx_request *req)
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb || sbx_json_bool(req->params, "force", false, &force, &err) < 0)
 		return sbx_reply_error(req, err);
-	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED || sb->stopping;
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED || sb->stopping || sb->start;
 	if (running && !force) {
-		sbx_error_set(&err, SBX_ERR_BAD_STATE,
-			      "sandbox %s is running; stop it first or pass force (sandboxctl rm -f)", sb->name);
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; stop it first or pass force (sandboxctl rm -f)",
+			      sb->name, sb->start ? "starting" : "running");
 		return sbx_reply_error(req, err);
 	}
 	if (running) {

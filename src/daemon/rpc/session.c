@@ -347,7 +347,7 @@ void rpc_session_exec(struct sbx_request *req)
 	 * session is unknown. */
 	if (sb && (sb->state != SBX_STATE_STARTED || sb->stopping)) {
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start or resume it first", sb->name,
-			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
+			      sb->stopping ? "stopping" : sb->start ? "starting" : sbx_state_name(sb->state));
 		goto fail;
 	}
 	struct sbx_session *s = sb ? session_from_params(sb, p, &err) : NULL;
