@@ -16,6 +16,7 @@
 #include "json.h"
 #include "log.h"
 #include "loop.h"
+#include "strmap.h"
 #include "util.h"
 
 #define SBX_API_VERSION 1
@@ -92,6 +93,7 @@ struct sbx_daemon {
 	struct sbx_cgroup_root cg;
 	struct sbx_box_host box_host; /* where sandboxes live: state, run dir, cgroups (lib/box.h) */
 	struct sbx_sandbox *sandboxes;
+	struct sbx_strmap sandbox_ids, sandbox_names; /* registry/sandboxes.c */
 	struct sbx_image *images;
 	int64_t started_ns;
 	uint64_t conn_count;

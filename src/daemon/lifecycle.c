@@ -327,7 +327,11 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_
 		sbx_sandbox_unref(sb);
 		return -1;
 	}
-	sbx_sandbox_add(d, sb);
+	if (sbx_sandbox_add(d, sb, err) < 0) {
+		sbx_box_destroy(sb->box, NULL, NULL);
+		sbx_sandbox_unref(sb);
+		return -1;
+	}
 	/* Its own egress rules exist before anything in it runs. */
 	if ((sb->net.n_allow || sb->net.n_deny) && sbx_net_apply_rules(d, err) < 0) {
 		sbx_error *derr = NULL;
@@ -788,7 +792,10 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 				sbx_sandbox_unref(sb);
 			continue;
 		}
-		sbx_sandbox_add(d, sb);
+		if (sbx_sandbox_add(d, sb, err) < 0) {
+			sbx_sandbox_unref(sb);
+			return -1;
+		}
 		if (sb->delete_pending) {
 			finish_delete(sb, "a delete was under way when the daemon went away");
 			continue;

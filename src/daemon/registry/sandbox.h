@@ -32,7 +32,7 @@ struct fs_job;
  * (references, waiters, timers, file calls, commands, sessions), and the
  * sandbox itself, the box (lib/box.h), which holds what it is and runs. */
 struct sbx_sandbox {
-	struct sbx_sandbox *next;
+	struct sbx_sandbox *next, **pprev; /* the registry's list; pprev NULL when not in it */
 	struct sbx_daemon *d;
 	int refs;
 	char id[13];
@@ -89,9 +89,10 @@ struct sbx_sandbox *sbx_sandbox_from_params(struct sbx_request *req, sbx_error *
 void sbx_sandbox_ref(struct sbx_sandbox *sb);
 void sbx_sandbox_unref(struct sbx_sandbox *sb);
 size_t sbx_sandbox_count(struct sbx_daemon *d, bool started_only);
-/* Known from now on (found by id and name); sbx_sandbox_remove forgets it.
- * The registry holds one reference, which the delete drops. */
-void sbx_sandbox_add(struct sbx_daemon *d, struct sbx_sandbox *sb);
+/* Known from now on (found by id and name, in constant time);
+ * sbx_sandbox_remove forgets it. The registry holds one reference, which
+ * the delete drops. */
+int sbx_sandbox_add(struct sbx_daemon *d, struct sbx_sandbox *sb, sbx_error **err);
 void sbx_sandbox_remove(struct sbx_sandbox *sb);
 
 

@@ -32,15 +32,12 @@ int sbx_state_parse(const char *s, enum sbx_state *out)
 	return -1;
 }
 
+/* Ids first: a name never looks like an id, but a sandbox without one is
+ * named by its id. */
 struct sbx_sandbox *sbx_sandbox_find(struct sbx_daemon *d, const char *id_or_name)
 {
-	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->id, id_or_name))
-			return sb;
-	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->name, id_or_name))
-			return sb;
-	return NULL;
+	struct sbx_sandbox *sb = sbx_strmap_get(&d->sandbox_ids, id_or_name);
+	return sb ? sb : sbx_strmap_get(&d->sandbox_names, id_or_name);
 }
 
 struct sbx_sandbox *sbx_sandbox_from_params(struct sbx_request *req, sbx_error **err)
@@ -207,19 +204,35 @@ char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra)
 	return v;
 }
 
-void sbx_sandbox_add(struct sbx_daemon *d, struct sbx_sandbox *sb)
+int sbx_sandbox_add(struct sbx_daemon *d, struct sbx_sandbox *sb, sbx_error **err)
 {
+	/* The keys are the sandbox's own strings, which live as long as it. */
+	if (sbx_strmap_put(&d->sandbox_ids, sb->id, sb) < 0)
+		return sbx_error_errno(err, ENOMEM, "sandbox %s: registry", sb->id);
+	if (sbx_strmap_put(&d->sandbox_names, sb->name, sb) < 0) {
+		sbx_strmap_del(&d->sandbox_ids, sb->id);
+		return sbx_error_errno(err, ENOMEM, "sandbox %s: registry", sb->id);
+	}
 	sb->next = d->sandboxes;
+	if (sb->next)
+		sb->next->pprev = &sb->next;
+	sb->pprev = &d->sandboxes;
 	d->sandboxes = sb;
+	return 0;
 }
 
 void sbx_sandbox_remove(struct sbx_sandbox *sb)
 {
-	for (struct sbx_sandbox **pp = &sb->d->sandboxes; *pp; pp = &(*pp)->next) {
-		if (*pp == sb) {
-			*pp = sb->next;
-			sb->next = NULL;
-			return;
-		}
-	}
+	struct sbx_daemon *d = sb->d;
+	if (!sb->pprev)
+		return;
+	if (sbx_strmap_get(&d->sandbox_ids, sb->id) == sb)
+		sbx_strmap_del(&d->sandbox_ids, sb->id);
+	if (sbx_strmap_get(&d->sandbox_names, sb->name) == sb)
+		sbx_strmap_del(&d->sandbox_names, sb->name);
+	*sb->pprev = sb->next;
+	if (sb->next)
+		sb->next->pprev = sb->pprev;
+	sb->next = NULL;
+	sb->pprev = NULL;
 }
