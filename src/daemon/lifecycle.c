@@ -390,22 +390,74 @@ static void stop_finish(struct sbx_sandbox *sb)
 	answer_waiters(sb, NULL);
 }
 
-static void empty_check(struct sbx_watch *t, void *data)
+/* The wait for a killed group to empty: its cgroup.events is watched, so
+ * the stop ends as soon as the last process has gone; every half second
+ * what is left is killed again (a process may have been forking as the
+ * kill landed), and after 5 s the stop ends without waiting any more. */
+#define EMPTY_KILL_MS 500
+#define EMPTY_KILLS 10
+
+static void empty_done(struct sbx_sandbox *sb)
+{
+	if (sb->empty_w) {
+		sbx_loop_unwatch(sb->empty_w);
+		sb->empty_w = NULL;
+		sbx_closep(&sb->empty_fd);
+	}
+	if (sb->empty_timer) {
+		sbx_loop_unwatch(sb->empty_timer);
+		sb->empty_timer = NULL;
+	}
+	stop_finish(sb);
+	sbx_sandbox_unref(sb);
+}
+
+static void empty_event(struct sbx_watch *w, uint32_t events, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	if (sbx_box_events_populated(sb->empty_fd) > 0)
+		return;
+	empty_done(sb);
+}
+
+static void empty_timeout(struct sbx_watch *t, void *data)
 {
 	struct sbx_sandbox *sb = data;
 	sb->empty_timer = NULL;
 	int populated = sbx_box_populated(sb->box);
-	if (populated > 0 && ++sb->empty_tries < 500) {
-		if (sb->empty_tries % 50 == 0)
-			sbx_box_kill(sb->box);
-		sb->empty_timer = sbx_loop_timer(sb->d->loop, 10, empty_check, sb);
+	if (populated > 0 && ++sb->empty_tries < EMPTY_KILLS) {
+		sbx_box_kill(sb->box);
+		sb->empty_timer = sbx_loop_timer(sb->d->loop, EMPTY_KILL_MS, empty_timeout, sb);
 		if (sb->empty_timer)
 			return;
 	}
 	if (populated > 0)
 		sbx_warn("sandbox %s: processes linger in cgroup %s after kill", sb->id, sb->box->cgroup);
-	stop_finish(sb);
-	sbx_sandbox_unref(sb);
+	empty_done(sb);
+}
+
+/* Takes a reference, which the end of the wait drops. */
+static void empty_wait(struct sbx_sandbox *sb, bool abandoned)
+{
+	sbx_sandbox_ref(sb);
+	sb->empty_tries = 0;
+	/* Usually empty already: look now, and wait only if it is not. An
+	 * abandoned init is still in the group: one look, no waiting. */
+	int populated = sbx_box_populated(sb->box);
+	if (populated <= 0 || abandoned) {
+		if (populated > 0)
+			sbx_warn("sandbox %s: processes linger in cgroup %s after kill", sb->id, sb->box->cgroup);
+		empty_done(sb);
+		return;
+	}
+	sb->empty_fd = sbx_box_events_open(sb->box, NULL);
+	if (sb->empty_fd >= 0 &&
+	    !(sb->empty_w = sbx_loop_watch(sb->d->loop, sb->empty_fd, EPOLLPRI, empty_event, sb)))
+		sbx_closep(&sb->empty_fd);
+	/* Without the watch, the half-second looks notice the end. */
+	sb->empty_timer = sbx_loop_timer(sb->d->loop, EMPTY_KILL_MS, empty_timeout, sb);
+	if (!sb->empty_timer || (sb->empty_w && sbx_box_events_populated(sb->empty_fd) <= 0))
+		empty_done(sb);
 }
 
 /* A sandbox's init that did not finish exiting in time: reaped, and its
@@ -523,11 +575,7 @@ static void init_gone(struct sbx_sandbox *sb)
 	}
 	sbx_box_kill(sb->box);
 	sbx_exec_kill_all(sb);
-	/* An abandoned init is still in the group: one look, no waiting. */
-	sb->empty_tries = abandoned ? 499 : 0;
-	sbx_sandbox_ref(sb);
-	/* Usually empty already: check now, and poll only if it is not. */
-	empty_check(NULL, sb);
+	empty_wait(sb, abandoned);
 }
 
 static void init_exited(struct sbx_watch *w, uint32_t events, void *data)

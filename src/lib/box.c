@@ -1145,6 +1145,18 @@ int sbx_box_populated(struct sbx_box *box)
 	return box->cgroup ? sbx_cgroup_populated(box->host->cg, box->cgroup) : 0;
 }
 
+int sbx_box_events_open(struct sbx_box *box, sbx_error **err)
+{
+	if (!box->cgroup)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s has no group", box->id);
+	return sbx_cgroup_events_open(box->host->cg, box->cgroup, err);
+}
+
+int sbx_box_events_populated(int fd)
+{
+	return sbx_cgroup_events_populated(fd);
+}
+
 void sbx_box_reap_init(struct sbx_box *box)
 {
 	if (box->init_pidfd < 0)

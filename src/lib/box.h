@@ -249,9 +249,9 @@ int sbx_box_pause(struct sbx_box *box, bool pause, sbx_error **err);
 
 /* A stop, in steps an event loop can drive with its own timers: terminate,
  * watch init's pidfd (and a timer), kill when the time is up, reap init
- * when its pidfd is readable, wait for the group to empty (poll
- * sbx_box_populated, killing again now and then), then sbx_box_stopped.
- * None of them blocks. */
+ * when its pidfd is readable, wait for the group to empty (watch
+ * sbx_box_events_open's descriptor, killing again now and then), then
+ * sbx_box_stopped. None of them blocks. */
 
 /* Thaw if frozen and send SIGTERM to init; -1 when it could not be sent
  * (kill then). */
@@ -263,6 +263,11 @@ int sbx_box_terminate(struct sbx_box *box);
 void sbx_box_kill(struct sbx_box *box);
 /* 1 while a process is in the box's groups, 0 when empty, -1 on error. */
 int sbx_box_populated(struct sbx_box *box);
+/* For the wait for the group to empty without polling: a descriptor (the
+ * caller's) that polls EPOLLPRI when the group's population changes, until
+ * sbx_box_events_populated reads it (1, 0 or -1 as above). */
+int sbx_box_events_open(struct sbx_box *box, sbx_error **err);
+int sbx_box_events_populated(int fd);
 /* init has exited: reap it if it is the caller's child, close its pidfd. */
 void sbx_box_reap_init(struct sbx_box *box);
 /* Give up on an init that does not finish exiting: its pidfd becomes the

@@ -73,6 +73,8 @@ struct sbx_sandbox {
 	struct sbx_waiter *waiters;
 	struct sbx_watch *stop_timer;
 	struct sbx_watch *empty_timer;
+	struct sbx_watch *empty_w; /* its cgroup.events, while the stop waits for the group to empty */
+	int empty_fd;              /* valid while empty_w is set */
 	int empty_tries;
 	struct sbx_watch *kill_timer; /* init not gone yet after the kill */
 	int kill_checks;
