@@ -113,16 +113,19 @@ struct sbx_box {
  * by the sandbox's root) and work/, the disk limit (a project quota on
  * both, or a sparse copy of the formatted ext4 template of that size in
  * <state_dir>/disk-templates/, made with mkfs.ext4 the first time), and
- * its state file. Nothing runs yet. On failure nothing is left. Blocks on
- * the disk image copy (and mkfs.ext4 for a new size). */
+ * its state file. Nothing runs yet. On failure nothing is left. *out is
+ * the caller's (sbx_box_free). Blocks on the disk image copy (and
+ * mkfs.ext4 for a new size). */
 int sbx_box_build(const struct sbx_box_host *host, const struct sbx_box_spec *spec, struct sbx_box **out,
 		  sbx_error **err);
 /* A box handle from a description alone, touching nothing on disk: for a
  * caller that migrates a sandbox whose state file is missing (it then
- * sets what runs and calls sbx_box_save). */
+ * sets what runs and calls sbx_box_save). The caller's (sbx_box_free);
+ * NULL and err on a bad id or no memory. */
 struct sbx_box *sbx_box_new(const struct sbx_box_host *host, const struct sbx_box_spec *spec, sbx_error **err);
-/* Read sandboxes/<id>/box. No process or cgroup is touched: see
- * sbx_box_recover. ENOENT (errnum) when there is no state file. */
+/* Read sandboxes/<id>/box into a new handle, the caller's (sbx_box_free).
+ * No process or cgroup is touched: see sbx_box_recover. ENOENT (errnum)
+ * when there is no state file. */
 int sbx_box_load(const struct sbx_box_host *host, const char *id, struct sbx_box **out, sbx_error **err);
 /* Write the state file (atomically). */
 int sbx_box_save(struct sbx_box *box, sbx_error **err);
@@ -160,7 +163,8 @@ int sbx_box_start_read(struct sbx_box_starting *st);
 int sbx_box_start_finish(struct sbx_box *box, struct sbx_box_starting *st, sbx_error **err);
 void sbx_box_start_abort(struct sbx_box *box, struct sbx_box_starting *st);
 /* The network link of a running box (again, after a crash of its owner
- * took the host end away); replaces a pair left behind. */
+ * took the host end away); replaces a pair left behind. Blocks on a few
+ * netlink round trips (on the host and in the box's namespace). */
 int sbx_box_net_attach(struct sbx_box *box, sbx_error **err);
 
 /* ---- join: commands inside ---- */
@@ -204,7 +208,7 @@ int sbx_box_signal_all(struct sbx_box *box, int sig, sbx_error **err);
 int sbx_box_prune(struct sbx_box *box, const char *prefix);
 /* O_PATH descriptor of the running box's root, through /proc/<init>/root,
  * with init checked to be the same process (a recycled pid would be
- * another root). */
+ * another root). The descriptor is the caller's. */
 int sbx_box_root(struct sbx_box *box, sbx_error **err);
 
 /* ---- a stopped box's files ---- */
