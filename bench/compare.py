@@ -112,6 +112,11 @@ class Daemon:
                     raise bench.BenchError("sandboxd %s did not answer: %s" % (name, self.tail()))
                 time.sleep(0.05)
         self.samples = {k: [] for k in PHASES}
+        self.rounds = []  # per round, the samples of each line
+        # CPU time of the daemon and of its reaped children (inits, exec
+        # helpers, workers), per cycle and per exec: far steadier than
+        # latency on a busy machine.
+        self.cpu = {"cycle": [0, 0], "exec_running": [0, 0]}
         self.running = self.client.call("sandbox.create", {"image": "minimal"})["id"]
 
     def tail(self):
@@ -123,10 +128,17 @@ class Daemon:
         if self.proc.poll() is not None:
             raise bench.BenchError("sandboxd %s died (exit %s): %s" % (self.name, self.proc.returncode, self.tail()))
 
+    def cpu_ticks(self):
+        with open("/proc/%d/stat" % self.proc.pid) as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+
     def block(self, k, warm):
         """warm untimed and k timed cycles, then as many execs into the
         running sandbox."""
         c = self.client
+        start = {k: len(v) for k, v in self.samples.items()}
+        cpu0 = self.cpu_ticks()
         for i in range(warm + k):
             t0 = time.perf_counter_ns()
             sid = c.call("sandbox.create", {"image": "minimal"})["id"]
@@ -139,11 +151,17 @@ class Daemon:
                 self.samples["create"].append((t1 - t0) / 1e6)
                 self.samples["exec"].append((t2 - t1) / 1e6)
                 self.samples["delete"].append((t3 - t2) / 1e6)
+        cpu1 = self.cpu_ticks()
+        self.cpu["cycle"][0] += cpu1 - cpu0
+        self.cpu["cycle"][1] += warm + k
         for i in range(warm + k):
             t0 = time.perf_counter_ns()
             bench.check_exec(c.call("process.exec", {"sandbox": self.running, "cmd": ["true"]}))
             if i >= warm:
                 self.samples["exec_running"].append((time.perf_counter_ns() - t0) / 1e6)
+        self.cpu["exec_running"][0] += self.cpu_ticks() - cpu1
+        self.cpu["exec_running"][1] += warm + k
+        self.rounds.append({k: v[start[k]:] for k, v in self.samples.items()})
         self.alive()
 
     def stop(self):
@@ -160,16 +178,25 @@ class Daemon:
                 self.proc.wait()
 
 
-def median_ratio_interval(before, after, reps=2000, seed=1):
-    """A 95 % bootstrap interval of median(after) / median(before)."""
+def median_ratio_interval(before_rounds, after_rounds, reps=2000, seed=1):
+    """A 95 % bootstrap interval of median(after) / median(before), the
+    rounds resampled whole: samples within a round share the machine's
+    state of the moment, so they are not independent of each other."""
     rnd = random.Random(seed)
+    n = len(before_rounds)
     ratios = []
     for _ in range(reps):
-        b = statistics.median(rnd.choices(before, k=len(before)))
-        a = statistics.median(rnd.choices(after, k=len(after)))
+        pick = [rnd.randrange(n) for _ in range(n)]
+        b = statistics.median([x for i in pick for x in before_rounds[i]])
+        a = statistics.median([x for i in pick for x in after_rounds[i]])
         ratios.append(a / b)
     ratios.sort()
     return ratios[int(0.025 * reps)], ratios[int(0.975 * reps) - 1]
+
+
+def rounds_slower(before_rounds, after_rounds):
+    """In how many rounds the median of after was above that of before."""
+    return sum(statistics.median(a) > statistics.median(b) for b, a in zip(before_rounds, after_rounds))
 
 
 def render(r, command, args):
@@ -182,19 +209,27 @@ def render(r, command, args):
              "%d timed create+exec+delete cycles and %d execs into a running sandbox per build, on one socket "
              "connection each, after warm-up; the two builds took turns in %d rounds, the first of a round "
              "switching every round. Milliseconds; the ratio is after / before of the medians, with a 95 %% "
-             "bootstrap interval."
+             "bootstrap interval (rounds resampled whole), and the rounds in which after's median was the higher."
              % (r["before_dir"], " (%s)" % r["before_rev"] if r["before_rev"] else "", r["after_dir"],
                 " (%s)" % r["after_rev"] if r["after_rev"] else "", args.iterations, args.iterations, args.rounds))
     L.append("")
     L.append("| line | before median | after median | before mean | after mean | before p95 | after p95 "
-             "| after / before (median) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+             "| after / before (median) | rounds after slower |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k in PHASES:
         b, a = r["before"][k], r["after"][k]
         lo, hi = r["interval"][k]
-        L.append("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f (%.2f-%.2f) |"
+        L.append("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f (%.2f-%.2f) | %d of %d |"
                  % (LABELS[k], b["median"], a["median"], b["mean"], a["mean"], b["p95"], a["p95"],
-                    a["median"] / b["median"], lo, hi))
+                    a["median"] / b["median"], lo, hi, r["rounds_slower"][k], args.rounds))
+    L.append("")
+    tck = os.sysconf("SC_CLK_TCK")
+    L.append("CPU time of each daemon and its reaped children (inits, exec helpers, workers), warm-up included, "
+             "in ms: per create+exec+delete cycle %.2f before, %.2f after (%.2f); per exec into a running sandbox "
+             "%.2f before, %.2f after (%.2f)."
+             % tuple(x for k in ("cycle", "exec_running")
+                     for x in (r["cpu"]["before"][k] * 1000 / tck, r["cpu"]["after"][k] * 1000 / tck,
+                               r["cpu"]["after"][k] / r["cpu"]["before"][k] if r["cpu"]["before"][k] else float("nan"))))
     L.append("")
     slower = [LABELS[k] for k in PHASES if r["interval"][k][0] > 1.0]
     if slower:
@@ -250,7 +285,11 @@ def main():
         r["load1"] = " ".join("%.2f" % x for x in os.getloadavg())
         for d in daemons:
             r[d.name] = {k: bench.summarize(v) for k, v in d.samples.items()}
-        r["interval"] = {k: median_ratio_interval(daemons[0].samples[k], daemons[1].samples[k]) for k in PHASES}
+        r["cpu"] = {d.name: {k: v[0] / v[1] for k, v in d.cpu.items()} for d in daemons}
+        br = {k: [x[k] for x in daemons[0].rounds] for k in PHASES}
+        ar = {k: [x[k] for x in daemons[1].rounds] for k in PHASES}
+        r["interval"] = {k: median_ratio_interval(br[k], ar[k]) for k in PHASES}
+        r["rounds_slower"] = {k: rounds_slower(br[k], ar[k]) for k in PHASES}
         for k in PHASES:
             bench.log("  %-13s before median %7.2f  after median %7.2f ms"
                       % (k, r["before"][k]["median"], r["after"][k]["median"]))
