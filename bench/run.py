@@ -1583,6 +1583,13 @@ def bench_pyclient_section(text):
     return text[i:j + len("<!-- end of python client section -->")] if 0 <= i < j else None
 
 
+def bench_compare_section(text):
+    """bench/compare.py's section of a report (its own markers), or None."""
+    i = text.find("<!-- comparison section:")
+    j = text.find("<!-- end of comparison section -->")
+    return text[i:j + len("<!-- end of comparison section -->")] if 0 <= i < j else None
+
+
 def main():
     ap = argparse.ArgumentParser(description="Benchmark sandboxd against runc and bubblewrap.")
     ap.add_argument("--builddir", default=DEFAULT_BUILDDIR,
@@ -1684,6 +1691,10 @@ def main():
         keep_py = bench_pyclient_section(old)
         if keep_py and keep_py not in text:
             text = text.rstrip("\n") + "\n\n" + keep_py + "\n"
+        # So does bench/compare.py's.
+        keep_cmp = bench_compare_section(old)
+        if keep_cmp and keep_cmp not in text:
+            text = text.rstrip("\n") + "\n\n" + keep_cmp + "\n"
         out = os.path.abspath(args.out)
         tmp_out = out + ".tmp"
         with open(tmp_out, "w") as fh:

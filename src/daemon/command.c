@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "session.h"
 #include "spawn.h"
 #include "syscalls.h"
@@ -978,11 +978,11 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 		      sbx_error **err)
 {
 	struct sbx_daemon *d = sb->d;
-	_cleanup_close_ int dirfd = -1, logfd = -1, statefd = -1, cgfd = -1, nullfd = -1, mon_pidfd = -1;
+	_cleanup_close_ int dirfd = -1, logfd = -1, statefd = -1, nullfd = -1, mon_pidfd = -1;
 	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, in_p[2] = { -1, -1 }, rep[2] = { -1, -1 };
-	int v1[SBX_CTRL_COUNT];
+	struct sbx_exec_config ec = { .cgroup_fd = -1 };
 	for (int i = 0; i < SBX_CTRL_COUNT; i++)
-		v1[i] = -1;
+		ec.v1_procs[i] = -1;
 	int ret = -1;
 	char rel[128];
 	struct sbx_command *c = NULL;
@@ -1003,7 +1003,7 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 	if (sbx_random_id(c->id, err) < 0)
 		goto out;
 	if (!(c->argv = sbx_strv_dup(o->argv)) || (o->session && !(c->session = strdup(o->session))) ||
-	    asprintf(&c->cgroup, "%s/cmd-%s", sb->cgroup, c->id) < 0) {
+	    asprintf(&c->cgroup, "%s/cmd-%s", sb->box->cgroup, c->id) < 0) {
 		c->cgroup = NULL;
 		sbx_error_errno(err, ENOMEM, "spawn");
 		goto out;
@@ -1024,12 +1024,14 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 		sbx_error_errno(err, errno, "create the command's log");
 		goto out;
 	}
-	if (mkdirat(d->cg.mount_fd, c->cgroup, 0755) < 0) {
-		sbx_error_errno(err, errno, "create cgroup %s", c->cgroup);
+	const struct sbx_bpf *filter = NULL;
+	if (sbx_sandbox_filter(sb, &filter, err) < 0) {
+		sbx_error_prefix(err, "sandbox %s: seccomp profile", sb->name);
 		goto out;
 	}
-	if ((cgfd = sbx_cgroup_open(&d->cg, c->cgroup, err)) < 0 ||
-	    sbx_cgroup_v1_open_procs(&d->cg, sb->cgroup, v1, err) < 0)
+	char group[600], name[20];
+	snprintf(name, sizeof(name), "cmd-%s", c->id);
+	if (sbx_box_group(sb->box, name, group, sizeof(group), err) < 0 || sbx_box_join(sb->box, c->cgroup, &ec, err) < 0)
 		goto out;
 	if (!o->tty && (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0)) {
 		sbx_error_errno(err, errno, "pipe");
@@ -1047,32 +1049,23 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 		sbx_error_errno(err, errno, "socketpair");
 		goto out;
 	}
-	const struct sbx_bpf *filter = NULL;
-	if (sbx_sandbox_filter(sb, &filter, err) < 0) {
-		sbx_error_prefix(err, "sandbox %s: seccomp profile", sb->name);
-		goto out;
-	}
+	ec.argv = o->argv;
+	ec.envp = o->envp;
+	ec.cwd = o->cwd;
+	ec.user = o->user;
+	ec.stdio[0] = o->stdin_pipe ? in_p[0] : nullfd;
+	ec.stdio[1] = out_p[1];
+	ec.stdio[2] = err_p[1];
+	ec.tty = o->tty;
+	ec.rows = o->rows;
+	ec.cols = o->cols;
+	ec.extra_fd = statefd;
 	struct monitor_args a = {
-		.ec = {
-			.init_pidfd = sb->init_pidfd,
-			.cgroup_fd = cgfd,
-			.argv = o->argv,
-			.envp = o->envp,
-			.cwd = o->cwd,
-			.user = o->user,
-			.stdio = { o->stdin_pipe ? in_p[0] : nullfd, out_p[1], err_p[1] },
-			.userns = sb->userns_base != 0,
-			.caps = sb->caps,
-			.seccomp = filter,
-			.tty = o->tty,
-			.rows = o->rows,
-			.cols = o->cols,
-			.extra_fd = statefd,
-		},
+		.ec = ec,
 		.report = rep[1],
 		.log_fd = logfd,
 		.dir_fd = dirfd,
-		.cg_fd = cgfd,
+		.cg_fd = ec.cgroup_fd,
 		.stdin_keep = in_p[1],
 		.out_r = out_p[0],
 		.err_r = err_p[0],
@@ -1085,7 +1078,6 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 					    : SBX_EXEC_SETUP_TIMEOUT_MS,
 		.exe_fd = d->monitor_exe_fd,
 	};
-	memcpy(a.ec.v1_procs, v1, sizeof(v1));
 	pend = calloc(1, sizeof(*pend));
 	if (!pend) {
 		sbx_error_errno(err, ENOMEM, "spawn");
@@ -1136,8 +1128,7 @@ out:
 		sbx_closep(&in_p[i]);
 		sbx_closep(&rep[i]);
 	}
-	for (int i = 0; i < SBX_CTRL_COUNT; i++)
-		sbx_closep(&v1[i]);
+	sbx_box_join_release(&ec);
 	free(pend);
 	if (c) {
 		if (dirfd >= 0) {

@@ -571,7 +571,13 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 	c->pending++;
 	if (req->bulk)
 		c->bulk_req = req;
-	sbx_rpc_dispatch(req);
+	if (sbx_rpc_dispatch(req) < 0) {
+		sbx_error *nerr = NULL;
+		sbx_error_set(&nerr, SBX_ERR_NO_METHOD,
+			      "method '%.100s' not found; see sandboxd-protocol(7) for the methods this version implements",
+			      req->method);
+		sbx_reply_error(req, nerr);
+	}
 	if (c->bulk_req) {
 		/* Still running (a worker, or waiting for the client to read):
 		 * the input buffer moves on, the data must not. */

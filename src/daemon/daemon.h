@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "box.h"
 #include "cgroup.h"
 #include "seccomp_filter.h"
 #include "error.h"
@@ -15,6 +16,7 @@
 #include "json.h"
 #include "log.h"
 #include "loop.h"
+#include "strmap.h"
 #include "util.h"
 
 #define SBX_API_VERSION 1
@@ -92,7 +94,9 @@ struct sbx_daemon {
 	struct sbx_bpf default_filter; /* the default seccomp profile, compiled once */
 	bool prjquota;                 /* disk limits by project quota (else loop images) */
 	struct sbx_cgroup_root cg;
+	struct sbx_box_host box_host; /* where sandboxes live: state, run dir, cgroups (lib/box.h) */
 	struct sbx_sandbox *sandboxes;
+	struct sbx_strmap sandbox_ids, sandbox_names; /* registry/sandboxes.c */
 	struct sbx_image *images;
 	int64_t started_ns;
 	uint64_t conn_count;
@@ -159,13 +163,16 @@ void sbx_conn_cancel_drain(struct sbx_conn *c, void *data);
 /* Events (events.c): notifications "event" to subscribed connections. */
 struct sbx_sandbox;
 void rpc_events_subscribe(struct sbx_request *req);
+/* conn gets every event from now on, or those of sandbox_id when given. */
+int sbx_events_subscribe(struct sbx_conn *conn, const char *sandbox_id, sbx_error **err);
 /* type: created, started, stopped, paused, resumed, deleted, oom,
  * auto_stop, error. detail may be NULL. */
 void sbx_event_emit(struct sbx_daemon *d, const char *type, struct sbx_sandbox *sb, const char *detail);
 void sbx_events_close(struct sbx_daemon *d);
 
-/* Dispatch (rpc.c) */
-void sbx_rpc_dispatch(struct sbx_request *req);
+/* Dispatch (rpc/dispatch.c): the method's handler takes the request; -1
+ * for a method this version does not have (the request is the caller's). */
+int sbx_rpc_dispatch(struct sbx_request *req);
 
 /* Connections (conn.c) */
 int sbx_server_listen(struct sbx_daemon *d, sbx_error **err);

@@ -1,13 +1,14 @@
-/* events.subscribe: a connection asks to be told about sandbox lifecycle
- * changes and gets "event" notifications from then on, until it closes.
+/* Events: connections that subscribed (rpc/events.c) are told about
+ * sandbox lifecycle changes with "event" notifications, until they close.
  * An event is built once and queued to every subscriber; a subscriber that
  * does not read is bounded like any other connection. */
 #include "config.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 
 struct subscriber {
 	struct subscriber *next;
@@ -17,34 +18,17 @@ struct subscriber {
 
 static struct subscriber *subscribers;
 
-void rpc_events_subscribe(struct sbx_request *req)
+int sbx_events_subscribe(struct sbx_conn *conn, const char *sandbox_id, sbx_error **err)
 {
-	sbx_error *err = NULL;
-	const char *ref = NULL;
-	if (sbx_json_string(req->params, "sandbox", false, &ref, &err) < 0)
-		return sbx_reply_error(req, err);
-	struct sbx_sandbox *sb = NULL;
-	if (ref && !(sb = sbx_sandbox_find(req->d, ref))) {
-		sbx_error_set(&err, SBX_ERR_NOT_FOUND, "sandbox \"%.64s\" not found; run 'sandboxctl ls'", ref);
-		return sbx_reply_error(req, err);
-	}
 	struct subscriber *s = calloc(1, sizeof(*s));
-	if (!s) {
-		sbx_error_set(&err, SBX_ERR_INTERNAL, "out of memory");
-		return sbx_reply_error(req, err);
-	}
-	s->conn = sbx_conn_ref(req->conn);
-	if (sb)
-		memcpy(s->sandbox, sb->id, sizeof(s->sandbox));
+	if (!s)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "out of memory");
+	s->conn = sbx_conn_ref(conn);
+	if (sandbox_id)
+		snprintf(s->sandbox, sizeof(s->sandbox), "%s", sandbox_id);
 	s->next = subscribers;
 	subscribers = s;
-	yajl_gen g = sbx_reply_begin(req);
-	if (g) {
-		yajl_gen_map_open(g);
-		sbx_gen_kv_str(g, "sandbox", sb ? sb->id : NULL);
-		yajl_gen_map_close(g);
-	}
-	sbx_reply_end(req, g);
+	return 0;
 }
 
 /* Drop subscribers whose connection has gone. */

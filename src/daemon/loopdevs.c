@@ -17,7 +17,7 @@
 
 #include "disk.h"
 #include "loopdevs.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 
 #define RECORD_DIR "loop-devices"
 /* Removals wait for RCU grace periods, which overlap across threads. */

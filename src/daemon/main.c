@@ -23,10 +23,12 @@
 #include "command.h"
 #include "daemon.h"
 #include "disk.h"
-#include "images.h"
+#include "registry/images.h"
+#include "trash.h"
 #include "loopdevs.h"
 #include "net.h"
-#include "sandbox.h"
+#include "lifecycle.h"
+#include "registry/sandbox.h"
 #include "spawn.h"
 #include "systemd.h"
 
@@ -226,6 +228,23 @@ static int take_activated_socket(struct sbx_daemon *d, sbx_error **err)
 		d->cfg.socket_path = sbx_take_ptr(&path);
 	}
 	return 1;
+}
+
+/* Sandboxes whose address the subnet no longer holds get a new one,
+ * kept in sandbox.json before their links are made again. */
+static void readdress(struct sbx_daemon *d)
+{
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
+		struct in_addr was;
+		if (!sbx_net_readdress(sb, &was))
+			continue;
+		sbx_error *e = NULL;
+		if (sbx_sandbox_save(sb, &e) < 0) {
+			sbx_warn("sandbox %s: keep its new address: %s", sb->id, e->msg);
+			sbx_error_free(e);
+			sb->net.ip = was;
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -431,6 +450,7 @@ int main(int argc, char **argv)
 	if (sbx_images_load(d, &err) < 0 || sbx_images_ensure_default(d, &err) < 0 ||
 	    sbx_net_init(d, &err) < 0 || sbx_sandboxes_recover(d, &err) < 0 || sbx_loopdevs_init(d, &err) < 0)
 		goto out;
+	readdress(d);
 	sbx_net_recover(d);
 	if (sbx_server_listen(d, &err) < 0)
 		goto out;

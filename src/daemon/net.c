@@ -24,7 +24,7 @@
 #include "netlink.h"
 #include "netlock.h"
 #include "proxy.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "spawn.h"
 
 #define MAX_DNS 3
@@ -1077,18 +1077,6 @@ int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err)
 
 /* ---- links ---- */
 
-/* The two ends' Ethernet addresses, from the sandbox's IPv4 address: set
- * explicitly, so that udev's MAC policy leaves them alone and the
- * permanent neighbour entries stay right. Locally administered, unicast. */
-static void link_macs(struct in_addr ip, uint8_t host[6], uint8_t peer[6])
-{
-	host[0] = 0x06;
-	peer[0] = 0x02;
-	host[1] = peer[1] = 0x00;
-	memcpy(host + 2, &ip.s_addr, 4);
-	memcpy(peer + 2, &ip.s_addr, 4);
-}
-
 /* A kernel limit that stopped the network's set-up is a limit error that
  * names it, not an internal one. */
 static void name_limit(sbx_error **err)
@@ -1101,63 +1089,30 @@ static void name_limit(sbx_error **err)
 	}
 }
 
-/* A routed link, no bridge port: the host end sv<id> (in the daemon's
- * device group, no address) has a /32 route to the sandbox and a
- * permanent neighbour entry for it; eth0 inside has the sandbox's address
- * in the subnet, a permanent neighbour entry for the gateway and the
- * default route through it. Nothing is learnt by ARP either way, and a
- * sandbox's link reaches the host alone. */
-int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
+/* A bridged sandbox's link as its box makes it (lib/box.c): a routed veth
+ * pair, no bridge port; the host end sv<id> is in the daemon's device
+ * group, and the gateway is the bridge's address. */
+void sbx_net_link(struct sbx_sandbox *sb, struct sbx_box_net *out)
 {
 	struct sbx_net *net = sb->d->net;
+	memset(out, 0, sizeof(*out));
+	out->ip = sb->net.ip;
+	veth_name(sb, out->host_name);
+	if (!net)
+		return;
+	out->gateway = net->gateway;
+	out->prefix = net->subnet.prefix;
+	out->group = net->group;
+	out->mtu = net->mtu;
+}
+
+/* The link of a started sandbox again (after a crash); idempotent. */
+int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err)
+{
 	if (!sbx_net_available(sb->d))
 		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "bridge networking is unavailable on this host");
-	char path[64], name[16];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)sb->init_pid);
-	veth_name(sb, name);
-	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	if (nsfd < 0)
-		return sbx_error_errno(err, errno, "open network namespace of init %d", (int)sb->init_pid);
-	/* The pid could have been reused between our check and the open. */
-	if (sbx_proc_starttime(sb->init_pid) != sb->init_starttime)
-		return sbx_error_set(err, SBX_ERR_BAD_STATE, "init of sandbox %s is gone", sb->id);
-	uint8_t host_mac[6], peer_mac[6];
-	link_macs(sb->net.ip, host_mac, peer_mac);
-	struct sbx_nl_veth veth = { .name = name, .peer_name = "eth0", .peer_netns_fd = nsfd, .mtu = net->mtu,
-				    .group = net->group, .mac = host_mac, .peer_mac = peer_mac, .up = true };
-	struct sbx_nl host = { 0 }, in = { 0 };
-	int r = -1, hidx, idx;
-	if (sbx_nl_open(&host, err) < 0)
-		return -1;
-	/* A pair left by a daemon that did not shut down cleanly is replaced
-	 * (its route and neighbour entry go with it). */
-	if (sbx_nl_link_delete(&host, name, err) < 0 || sbx_nl_open_in(&in, nsfd, err) < 0)
-		goto out;
-	if (sbx_nl_link_delete(&in, "eth0", err) < 0 || sbx_nl_veth_create(&host, &veth, err) < 0)
-		goto out;
-	if ((hidx = sbx_nl_ifindex(&host, name, err)) <= 0 || (idx = sbx_nl_ifindex(&in, "eth0", err)) <= 0) {
-		if (err && !*err)
-			sbx_error_errno(err, ENODEV, "link %s or its peer is missing", name);
-		goto out;
-	}
-	if (sbx_nl_route_add(&host, sb->net.ip, 32, hidx, net->gateway, err) < 0 ||
-	    sbx_nl_neigh_add(&host, hidx, sb->net.ip, peer_mac, err) < 0)
-		goto out;
-	if (sbx_nl_addr_add(&in, idx, sb->net.ip, net->subnet.prefix, err) < 0 ||
-	    sbx_nl_link_up(&in, idx, 0, 0, err) < 0 || sbx_nl_neigh_add(&in, idx, net->gateway, host_mac, err) < 0 ||
-	    sbx_nl_route_default(&in, net->gateway, err) < 0)
-		goto out;
-	r = 0;
-out:
-	sbx_nl_close(&in);
-	if (r < 0)
-		sbx_nl_link_delete(&host, name, NULL);
-	sbx_nl_close(&host);
-	if (r < 0) {
-		name_limit(err);
-		return sbx_error_prefix(err, "network of sandbox %s", sb->id);
-	}
-	return 0;
+	sbx_net_link(sb, &sb->box->net);
+	return sbx_box_net_attach(sb->box, err);
 }
 
 /* ---- preview links ----
@@ -1474,8 +1429,7 @@ void sbx_net_release(struct sbx_sandbox *sb)
 	sbx_net_detach(sb);
 	if (sb->d->net)
 		forget_links(sb->d->net, sb->id);
-	for (struct sbx_publish *p = sb->net.ports; p; p = p->next)
-		publish_close(p);
+	sbx_net_free(&sb->net);
 }
 
 void sbx_net_free(struct sbx_sandbox_net *n)
@@ -1542,7 +1496,7 @@ int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err)
 static int dial_sandbox(struct sbx_sandbox *sb, uint16_t port, size_t *index, bool *pending, sbx_error **err)
 {
 	if ((sb->state != SBX_STATE_STARTED && sb->state != SBX_STATE_PAUSED) || sb->stopping || !sb->net.ip.s_addr ||
-	    sb->init_pidfd < 0)
+	    sb->box->init_pidfd < 0)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is not running", sb->id);
 	struct sockaddr_storage to[DIAL_CANDIDATES];
 	memset(to, 0, sizeof(to));
@@ -1554,7 +1508,7 @@ static int dial_sandbox(struct sbx_sandbox *sb, uint16_t port, size_t *index, bo
 	own->sin_addr = sb->net.ip;
 	lo6->sin6_family = AF_INET6;
 	lo6->sin6_addr = in6addr_loopback;
-	return sbx_netns_connect(sb->init_pidfd, to, DIAL_CANDIDATES, index, pending, err);
+	return sbx_netns_connect(sb->box->init_pidfd, to, DIAL_CANDIDATES, index, pending, err);
 }
 
 static void publish_accept(struct sbx_watch *w, uint32_t events, void *data)
@@ -1672,36 +1626,33 @@ int sbx_net_ports_add_saved(struct sbx_sandbox *sb, uint16_t port, uint16_t host
 /* ---- restart and shutdown ---- */
 
 /* A sandbox whose address lies outside the subnet (which moved off a
- * network that took it, or was changed in sandboxd.conf) gets a new one,
- * saved before its link is made again; nothing else of a sandbox depends
- * on its address (ports and previews are reached inside its namespace,
- * its rules are rebuilt from memory). */
-static void readdress(struct sbx_sandbox *sb)
+ * network that took it, or was changed in sandboxd.conf) gets a new one;
+ * the caller saves it before its link is made again. Nothing else of a
+ * sandbox depends on its address (ports and previews are reached inside
+ * its namespace, its rules are rebuilt from memory). */
+bool sbx_net_readdress(struct sbx_sandbox *sb, struct in_addr *was)
 {
 	struct sbx_net *net = sb->d->net;
-	if (!sb->net.ip.s_addr || sb->deleted || sbx_cidr_contains(net->subnet.net, net->subnet.prefix, sb->net.ip))
-		return;
-	char was[INET_ADDRSTRLEN], now[INET_ADDRSTRLEN];
-	ip_str(sb->net.ip, was);
+	if (!sbx_net_available(sb->d) || !sb->net.ip.s_addr || sb->deleted ||
+	    sbx_cidr_contains(net->subnet.net, net->subnet.prefix, sb->net.ip))
+		return false;
+	char old[INET_ADDRSTRLEN];
+	ip_str(sb->net.ip, old);
 	struct in_addr a;
 	sbx_error *e = NULL;
 	if (sbx_net_allocate(sb->d, &a, &e) < 0) {
-		sbx_warn("sandbox %s: address %s is outside subnet %s and no new one can be had: %s", sb->id, was,
+		sbx_warn("sandbox %s: address %s is outside subnet %s and no new one can be had: %s", sb->id, old,
 			 net->subnet_str, e->msg);
 		sbx_error_free(e);
-		return;
+		return false;
 	}
-	struct in_addr old = sb->net.ip;
+	*was = sb->net.ip;
 	sb->net.ip = a;
-	if (sbx_sandbox_save(sb, &e) < 0) {
-		sbx_warn("sandbox %s: keep its new address: %s", sb->id, e->msg);
-		sbx_error_free(e);
-		sb->net.ip = old;
-		return;
-	}
+	char now[INET_ADDRSTRLEN];
 	ip_str(a, now);
-	sbx_info("sandbox %s: address %s is outside subnet %s; its address is now %s", sb->id, was, net->subnet_str,
+	sbx_info("sandbox %s: address %s is outside subnet %s; its address is now %s", sb->id, old, net->subnet_str,
 		 now);
+	return true;
 }
 
 void sbx_net_recover(struct sbx_daemon *d)
@@ -1718,8 +1669,6 @@ void sbx_net_recover(struct sbx_daemon *d)
 	}
 	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
 		sbx_error *e = NULL;
-		if (sbx_net_available(d))
-			readdress(sb);
 		if (sb->net.ip.s_addr && (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) &&
 		    sbx_net_attach(sb, &e) < 0) {
 			sbx_warn("%s", e->msg);

@@ -28,6 +28,10 @@ struct sbx_sandbox_net {
  * that cannot have a bridge leaves bridge mode unavailable, not the daemon. */
 int sbx_net_init(struct sbx_daemon *d, sbx_error **err);
 /* After sandboxes were recovered: links, rules and ports come back. */
+/* At start-up, before sbx_net_recover: when sb's address lies outside
+ * the subnet it gets a new one (true; *was is the old one). The caller
+ * saves the sandbox, or puts *was back if it cannot. */
+bool sbx_net_readdress(struct sbx_sandbox *sb, struct in_addr *was);
 void sbx_net_recover(struct sbx_daemon *d);
 /* Clean shutdown: nothing of ours stays in the kernel. */
 void sbx_net_shutdown(struct sbx_daemon *d);
@@ -39,29 +43,26 @@ struct in_addr sbx_net_gateway(struct sbx_daemon *d);
 char *sbx_net_resolv(struct sbx_daemon *d);
 /* A free address for a new bridged sandbox. */
 int sbx_net_allocate(struct sbx_daemon *d, struct in_addr *out, sbx_error **err);
-/* The veth pair of a started sandbox, configured inside; idempotent. */
+/* The link a bridged sandbox's box makes at its start: its address, the
+ * gateway, the subnet's prefix, the device group, the MTU, sv<id>. */
+void sbx_net_link(struct sbx_sandbox *sb, struct sbx_box_net *out);
+/* The veth pair of a started sandbox again, configured inside; idempotent. */
 int sbx_net_attach(struct sbx_sandbox *sb, sbx_error **err);
 /* Stop: the pair goes, proxied connections end; preview links stay. */
 void sbx_net_detach(struct sbx_sandbox *sb);
-/* Delete: also its published ports, rules and preview links. */
+/* Delete: also its published ports (freed, with its egress lists), rules
+ * and preview links. */
 void sbx_net_release(struct sbx_sandbox *sb);
 void sbx_net_free(struct sbx_sandbox_net *n);
 /* Rewrites the nftables table from every sandbox. */
 int sbx_net_apply_rules(struct sbx_daemon *d, sbx_error **err);
 
-/* JSON side (rpc_net.c). "network", "ports" and "public" of the sandbox
- * object. */
-void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb);
-/* allow_out / deny_out of a "network" object into sb (create, update). */
-int sbx_net_parse_egress(yajl_val net, struct sbx_sandbox_net *io, sbx_error **err);
-/* From a saved sandbox object: address, lists, ports (listeners opened
- * later by sbx_net_recover), public. */
-void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj);
-
 /* Published ports (net.c). */
 int sbx_net_publish(struct sbx_sandbox *sb, uint16_t port, uint16_t host_port, const char *host_ip,
 		    uint16_t *bound, sbx_error **err);
 int sbx_net_unpublish(struct sbx_sandbox *sb, uint16_t port, sbx_error **err);
+/* A publication read from sandbox.json, listening from sbx_net_recover. */
+int sbx_net_ports_add_saved(struct sbx_sandbox *sb, uint16_t port, uint16_t host_port, const char *host_ip);
 /* Iteration over a sandbox's publications. */
 struct sbx_publish *sbx_net_ports_next(struct sbx_sandbox *sb, struct sbx_publish *prev, uint16_t *port,
 				       uint16_t *host_port, const char **host_ip);

@@ -18,6 +18,16 @@ struct sbx_session {
 	int64_t created_ms;
 };
 
+/* The state a session's shell leaves must fit in one argv string (below
+ * 128 KiB) of its next command. */
+#define SBX_SESSION_MAX_EXPORTS (120 * 1024)
+
+struct sbx_session *sbx_session_find(struct sbx_sandbox *sb, const char *id);
+/* Written to the state dir (a new session, or its new state). */
+int sbx_session_save(struct sbx_sandbox *sb, struct sbx_session *s, sbx_error **err);
+void sbx_session_free(struct sbx_session *s);
+/* session.delete: forgotten, and its state removed. */
+void sbx_session_delete(struct sbx_sandbox *sb, struct sbx_session *s);
 /* A session command ended: keep the state it left. */
 void sbx_session_command_ended(struct sbx_command *c);
 void sbx_sessions_load(struct sbx_sandbox *sb);

@@ -482,6 +482,27 @@ int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path)
 	return s[10] == '1';
 }
 
+int sbx_cgroup_events_open(struct sbx_cgroup_root *root, const char *path, sbx_error **err)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/cgroup.events", path);
+	int fd = openat(root->mount_fd, p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return sbx_error_errno(err, errno, "open %s", p);
+	return fd;
+}
+
+int sbx_cgroup_events_populated(int fd)
+{
+	char buf[256];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0)
+		return errno == ENODEV || errno == ENOENT ? 0 : -1; /* the group is gone */
+	buf[n] = '\0';
+	char *s = strstr(buf, "populated ");
+	return s ? s[10] == '1' : -1;
+}
+
 static int remove_tree(int parent_fd, const char *name)
 {
 	_cleanup_close_ int dfd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -527,7 +548,7 @@ int sbx_cgroup_prune_children(struct sbx_cgroup_root *root, const char *path, co
 	struct dirent *de;
 	int kept = 0;
 	while (d && (de = readdir(d))) {
-		if (de->d_type == DT_DIR && !strncmp(de->d_name, prefix, strlen(prefix)) &&
+		if (de->d_type == DT_DIR && de->d_name[0] != '.' && !strncmp(de->d_name, prefix, strlen(prefix)) &&
 		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
 			kept++; /* EBUSY: still has processes */
 	}

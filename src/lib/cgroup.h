@@ -82,6 +82,12 @@ int sbx_cgroup_for_each_proc(struct sbx_cgroup_root *root, const char *path, voi
 int sbx_cgroup_kill_wait(struct sbx_cgroup_root *root, const char *path, int timeout_ms, sbx_error **err);
 /* 1 if any process is in the group or below, 0 if empty, -1 on error. */
 int sbx_cgroup_populated(struct sbx_cgroup_root *root, const char *path);
+/* A descriptor of the group's cgroup.events, for a loop to wait on instead
+ * of polling: it polls EPOLLPRI when the events change (the group's
+ * population among them), until read again with
+ * sbx_cgroup_events_populated, which tells what sbx_cgroup_populated does. */
+int sbx_cgroup_events_open(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
+int sbx_cgroup_events_populated(int fd);
 /* Remove the group and all child groups (they must be empty). ENOENT is success. */
 int sbx_cgroup_remove(struct sbx_cgroup_root *root, const char *path, sbx_error **err);
 /* Remove empty child groups whose names start with prefix; keeps busy ones

@@ -32,8 +32,6 @@
 #include "syscalls.h"
 #include "util.h"
 
-#define SYNC_TIMEOUT_MS 10000
-
 /* In a child: write an error line for the parent and exit. */
 __attribute__((noreturn)) static void child_fail(int report_fd, sbx_error *err)
 {
@@ -128,8 +126,6 @@ static void reset_signals(void)
 			signal(s, SIG_DFL);
 }
 
-/* Read a child's report until EOF (its exec closed the CLOEXEC pipe).
- * Returns 0 with the text in buf (possibly empty), -1 on timeout. */
 /* Reports come over a socket so that a descriptor (a terminal's master)
  * can come with them; the first one received is kept in *fd_out. */
 static ssize_t recv_report(int fd, char *buf, size_t size, int *fd_out)
@@ -144,33 +140,6 @@ static ssize_t recv_report(int fd, char *buf, size_t size, int *fd_out)
 	else if (n_got)
 		close(got[0]);
 	return n;
-}
-
-static int read_report(int fd, char *buf, size_t size, int *fd_out)
-{
-	size_t len = 0;
-	int64_t deadline = sbx_monotonic_ms() + SYNC_TIMEOUT_MS;
-	for (;;) {
-		int left = (int)(deadline - sbx_monotonic_ms());
-		if (left <= 0)
-			return -1;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		ssize_t n = recv_report(fd, buf + len, size - 1 - len, fd_out);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (len == size - 1)
-			break;
-	}
-	buf[len] = '\0';
-	return 0;
 }
 
 /* The line of a report that starts with tag, or NULL. */
@@ -303,13 +272,17 @@ __attribute__((noreturn)) static void init_child(const struct sbx_init_config *c
 	child_fail(report_fd, err);
 }
 
-int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, sbx_error **err)
+int sbx_spawn_init_begin(const struct sbx_init_config *cfg, struct sbx_init_setup *st, sbx_error **err)
 {
+	memset(st, 0, sizeof(*st));
+	st->report_fd = st->pidfd = -1;
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return sbx_error_errno(err, errno, "pipe");
 	_cleanup_close_ int rd = pipefd[0];
 	_cleanup_close_ int wr = pipefd[1];
+	if (sbx_set_nonblock(rd, true) < 0)
+		return sbx_error_errno(err, errno, "set up the report pipe");
 
 	int pidfd = -1;
 	uint64_t ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET;
@@ -328,22 +301,81 @@ int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, s
 		close(rd);
 		init_child(cfg, wr);
 	}
+	/* Closed at once: no other child of the caller may hold it, or the
+	 * report would never end. */
 	sbx_closep(&wr);
-	_cleanup_close_ int pfd = pidfd;
-	char text[1024];
-	if (read_report(rd, text, sizeof(text), NULL) < 0) {
-		sbx_pidfd_send_signal(pfd, SIGKILL, NULL, 0);
-		waitid((idtype_t)P_PIDFD, (id_t)pfd, NULL, WEXITED);
-		return sbx_error_set(err, SBX_ERR_TIMEOUT, "sandbox init did not start within %d s", SYNC_TIMEOUT_MS / 1000);
+	st->report_fd = sbx_take_fd(&rd);
+	st->pidfd = pidfd;
+	st->pid = pid;
+	return 0;
+}
+
+int sbx_spawn_init_read(struct sbx_init_setup *st)
+{
+	while (!st->eof) {
+		char scratch[256];
+		bool full = st->len >= sizeof(st->text) - 1;
+		ssize_t n = full ? read(st->report_fd, scratch, sizeof(scratch))
+				 : read(st->report_fd, st->text + st->len, sizeof(st->text) - 1 - st->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			st->eof = true;
+			break;
+		}
+		if (!full) {
+			st->len += (size_t)n;
+			st->text[st->len] = '\0';
+		}
 	}
-	if (report_error(text, err) < 0) {
-		waitid((idtype_t)P_PIDFD, (id_t)pfd, NULL, WEXITED);
+	return 1;
+}
+
+int sbx_spawn_init_finish(struct sbx_init_setup *st, struct sbx_spawned *out, sbx_error **err)
+{
+	sbx_closep(&st->report_fd);
+	st->text[st->len] = '\0';
+	if (report_error(st->text, err) < 0) {
+		waitid((idtype_t)P_PIDFD, (id_t)st->pidfd, NULL, WEXITED);
+		sbx_closep(&st->pidfd);
 		return -1;
 	}
-	out->pid = pid;
-	out->pidfd = sbx_take_fd(&pfd);
-	out->starttime = sbx_proc_starttime(pid);
+	out->pid = st->pid;
+	out->pidfd = sbx_take_fd(&st->pidfd);
+	out->tty_fd = -1;
+	out->starttime = sbx_proc_starttime(st->pid);
 	return 0;
+}
+
+void sbx_spawn_init_abort(struct sbx_init_setup *st)
+{
+	if (st->pidfd >= 0) {
+		sbx_pidfd_send_signal(st->pidfd, SIGKILL, NULL, 0);
+		waitid((idtype_t)P_PIDFD, (id_t)st->pidfd, NULL, WEXITED);
+	}
+	sbx_closep(&st->pidfd);
+	sbx_closep(&st->report_fd);
+}
+
+int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, sbx_error **err)
+{
+	struct sbx_init_setup st;
+	if (sbx_spawn_init_begin(cfg, &st, err) < 0)
+		return -1;
+	int64_t deadline = sbx_monotonic_ms() + SBX_INIT_SETUP_TIMEOUT_MS;
+	while (!sbx_spawn_init_read(&st)) {
+		int64_t left = deadline - sbx_monotonic_ms();
+		if (left <= 0) {
+			sbx_spawn_init_abort(&st);
+			return sbx_error_set(err, SBX_ERR_TIMEOUT, "sandbox init did not start within %d s",
+					     SBX_INIT_SETUP_TIMEOUT_MS / 1000);
+		}
+		struct pollfd p = { .fd = st.report_fd, .events = POLLIN };
+		poll(&p, 1, (int)left);
+	}
+	return sbx_spawn_init_finish(&st, out, err);
 }
 
 /* The command process: inside every namespace of the sandbox already. */

@@ -33,7 +33,30 @@ struct sbx_spawned {
 	uint64_t starttime; /* /proc/PID/stat field 22, to recognise it after a restart */
 };
 
+/* How long init's set-up may take (its report ends at its exec). A busy
+ * host makes it take seconds; the bound only ends a set-up stuck for good. */
+#define SBX_INIT_SETUP_TIMEOUT_MS (60 * 1000)
+
+/* Start init and wait for its set-up, at most SBX_INIT_SETUP_TIMEOUT_MS. */
 int sbx_spawn_init(const struct sbx_init_config *cfg, struct sbx_spawned *out, sbx_error **err);
+
+/* The same in steps, for a caller that watches the report from its own
+ * loop: begin clones init (the caller owns st until finish or abort);
+ * read takes what the report holds without blocking (1 once it has
+ * ended: init exec'd or failed); finish turns it into the running init
+ * (out) or the error that ended its set-up; abort kills and reaps init. */
+struct sbx_init_setup {
+	int report_fd; /* non-blocking; watch it for reading until end of file */
+	int pidfd;
+	pid_t pid;
+	bool eof;
+	size_t len;
+	char text[1024];
+};
+int sbx_spawn_init_begin(const struct sbx_init_config *cfg, struct sbx_init_setup *st, sbx_error **err);
+int sbx_spawn_init_read(struct sbx_init_setup *st);
+int sbx_spawn_init_finish(struct sbx_init_setup *st, struct sbx_spawned *out, sbx_error **err);
+void sbx_spawn_init_abort(struct sbx_init_setup *st);
 
 struct sbx_exec_config {
 	int init_pidfd; /* namespaces are joined from this process */

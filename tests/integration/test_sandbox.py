@@ -483,5 +483,82 @@ class IsolationTest(SandboxdTestCase):
         self.assertNotEqual(r["exit_code"], 0)
 
 
+class StartingTest(SandboxdTestCase):
+    """A start whose init takes long to set up (here: every sandbox group
+    frozen) holds no one else up; meanwhile the sandbox is starting, which
+    stop, delete, start and the fs calls respect."""
+
+    def freeze(self, frozen):
+        with open(os.path.join(self.daemon.cgroup_base_path(), "cgroup.freeze"), "w") as f:
+            f.write("1" if frozen else "0")
+
+    def tearDown(self):
+        self.freeze(False)
+        super().tearDown()
+
+    def listed(self, name):
+        for sb in self.call("sandbox.list")["sandboxes"]:
+            if sb["name"] == name:
+                return sb
+        return None
+
+    def test_the_daemon_answers_while_a_sandbox_starts(self):
+        self.freeze(True)
+        slow = self.daemon.client(timeout=90)
+        rid = slow.request("sandbox.create", {"name": "slow"})
+        wait_until(lambda: self.listed("slow") is not None, 10, message="the starting sandbox is not listed")
+        t = time.monotonic()
+        self.call("system.ping")
+        ping = time.monotonic() - t
+        self.assertLess(ping, 1.0, "system.ping took %.1f s while a sandbox's init was setting up" % ping)
+        other = self.create("quick", start=False)
+        self.assertEqual(other["state"], "stopped")
+        self.assertEqual(self.listed("slow")["state"], "creating")
+        self.freeze(False)
+        sb = slow.wait(rid)["result"]
+        self.assertEqual(sb["state"], "started")
+        self.daemon.known_ids.add(sb["id"])
+        self.assertEqual(self.sh("slow", "echo up"), "up\n")
+
+    def test_a_start_of_a_stopped_sandbox_does_not_block(self):
+        self.create("cold", start=False)
+        self.freeze(True)
+        slow = self.daemon.client(timeout=90)
+        rid = slow.request("sandbox.start", {"sandbox": "cold"})
+        time.sleep(0.3)
+        t = time.monotonic()
+        self.assertEqual(self.inspect("cold")["state"], "stopped")
+        self.assertLess(time.monotonic() - t, 1.0)
+        self.freeze(False)
+        self.assertEqual(slow.wait(rid)["result"]["state"], "started")
+        self.assertEqual(self.sh("cold", "echo up"), "up\n")
+
+    def test_calls_on_a_starting_sandbox(self):
+        self.create("warm", start=False)
+        self.freeze(True)
+        slow = self.daemon.client(timeout=90)
+        rid = slow.request("sandbox.start", {"sandbox": "warm"})
+        time.sleep(0.3)
+        for method, params in (("fs.list", {"path": "/"}), ("sandbox.start", {}), ("sandbox.delete", {}),
+                               ("process.exec", {"cmd": ["true"]}), ("sandbox.pause", {})):
+            params["sandbox"] = "warm"
+            err = self.assertRpcError(BAD_STATE, method, params)
+            self.assertIn("starting", err["message"], "%s: %s" % (method, err["message"]))
+        # A stop and a forced delete wait for the start, then do their work.
+        stopper = self.daemon.client(timeout=90)
+        sid = stopper.request("sandbox.stop", {"sandbox": "warm"})
+        deleter = self.daemon.client(timeout=90)
+        did = deleter.request("sandbox.delete", {"sandbox": "warm", "force": True})
+        time.sleep(0.2)
+        self.freeze(False)
+        started = slow.wait(rid)["result"]
+        self.assertEqual(started["state"], "started")
+        self.assertEqual(stopper.wait(sid).get("result"), {})
+        self.assertEqual(deleter.wait(did).get("result"), {})
+        self.assertIsNone(self.listed("warm"))
+        wait_until(lambda: not pid_alive(started["init_pid"]), 5, message="the init of a deleted sandbox lives on")
+        self.assertFalse(os.path.exists(self.daemon.sandbox_cgroup(started["id"])))
+
+
 if __name__ == "__main__":
     main()

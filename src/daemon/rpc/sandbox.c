@@ -13,13 +13,10 @@
 #include <sys/statfs.h>
 
 #include "caps.h"
-#include "disk.h"
-#include "userns.h"
-#include "image.h"
-#include "images.h"
-#include "loopdevs.h"
+#include "lifecycle.h"
 #include "net.h"
-#include "sandbox.h"
+#include "registry/images.h"
+#include "registry/sandbox.h"
 
 static bool env_key_valid(const char *k)
 {
@@ -58,17 +55,21 @@ static bool hostname_valid(const char *h)
 	return true;
 }
 
-static void sandbox_free_new(struct sbx_sandbox *sb)
-{
-	sbx_sandbox_unref(sb);
-}
-
 static void reply_sandbox(struct sbx_request *req, struct sbx_sandbox *sb)
 {
 	yajl_gen g = sbx_reply_begin(req);
 	if (g)
 		sbx_sandbox_gen(g, sb);
 	sbx_reply_end(req, g);
+}
+
+/* A create or start is answered once the sandbox runs, or with why not. */
+static void start_done(struct sbx_sandbox *sb, sbx_error *err, void *data)
+{
+	struct sbx_request *req = data;
+	if (err)
+		return sbx_reply_error(req, err);
+	reply_sandbox(req, sb);
 }
 
 void rpc_sandbox_create(struct sbx_request *req)
@@ -87,6 +88,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	bool userns = d->cfg.userns;
 	const char *seccomp = "default";
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
+	struct sbx_sandbox_net egress = { 0 };
 
 	if (sbx_json_string(p, "name", false, &name, &err) < 0 || sbx_json_string(p, "image", false, &image, &err) < 0 ||
 	    sbx_json_string(p, "user", false, &user, &err) < 0 || sbx_json_string(p, "workdir", false, &workdir, &err) < 0 ||
@@ -203,154 +205,37 @@ void rpc_sandbox_create(struct sbx_request *req)
 		goto fail;
 	}
 
-	struct sbx_sandbox *sb = calloc(1, sizeof(*sb));
-	if (!sb) {
-		sbx_error_errno(&err, ENOMEM, "create");
+	egress.public = public;
+	if (sbx_net_parse_egress(net, &egress, &err) < 0)
 		goto fail;
-	}
-	sb->d = d;
-	sb->refs = 1;
-	sb->init_pidfd = -1;
-	do {
-		if (sbx_random_id(sb->id, &err) < 0) {
-			sandbox_free_new(sb);
-			goto fail;
-		}
-	} while (sbx_sandbox_find(d, sb->id));
-	sb->name = strdup(name ? name : sb->id);
-	sb->image = strdup(img->name);
-	sb->image_id = strdup(img->id);
-	sb->user = strdup(user);
-	sb->workdir = strdup(workdir);
-	sb->hostname = strdup(hostname ? hostname : sb->name);
-	sb->network_mode = strdup(netmode);
-	sb->labels = labels;
-	sb->env = env;
-	labels = (struct sbx_kvlist){ 0 };
-	env = (struct sbx_kvlist){ 0 };
-	sb->auto_stop_min = auto_stop;
-	sb->auto_archive_min = auto_archive;
-	sb->auto_delete_min = auto_delete;
-	sb->ephemeral = ephemeral;
-	sb->res = resources;
-	sb->userns_base = userns_base;
-	sb->caps = caps;
-	sb->seccomp = strdup(seccomp);
-	sb->state = SBX_STATE_CREATING;
-	sb->created_ns = sb->activity_ns = sbx_now_ns();
-	if (asprintf(&sb->cgroup, "%s/sbx-%s", d->cg.base, sb->id) < 0)
-		sb->cgroup = NULL;
-	if (!sb->name || !sb->image || !sb->image_id || !sb->user || !sb->workdir || !sb->hostname ||
-	    !sb->network_mode || !sb->cgroup || !sb->seccomp) {
-		sandbox_free_new(sb);
-		sbx_error_errno(&err, ENOMEM, "create");
+	struct sbx_sandbox_spec spec = {
+		.name = name,
+		.image = img,
+		.user = user,
+		.workdir = workdir,
+		.hostname = hostname,
+		.netmode = netmode,
+		.seccomp = seccomp,
+		.labels = &labels,
+		.env = &env,
+		.net = &egress,
+		.auto_stop_min = auto_stop,
+		.auto_archive_min = auto_archive,
+		.auto_delete_min = auto_delete,
+		.ephemeral = ephemeral,
+		.start = start,
+		.res = resources,
+		.userns_base = userns_base,
+		.caps = caps,
+	};
+	if (sbx_sandbox_create(d, &spec, start_done, req, &err) < 0)
 		goto fail;
-	}
-	sb->net.public = public;
-	if (sbx_net_parse_egress(net, &sb->net, &err) < 0 ||
-	    (!strcmp(netmode, "bridge") && sbx_net_allocate(d, &sb->net.ip, &err) < 0)) {
-		sandbox_free_new(sb);
-		goto fail;
-	}
-
-	char rel[64];
-	snprintf(rel, sizeof(rel), "sandboxes/%s", sb->id);
-	char up[80], wk[80];
-	snprintf(up, sizeof(up), "%s/upper", rel);
-	snprintf(wk, sizeof(wk), "%s/work", rel);
-	/* The writable layer belongs to the sandbox's root (mapped or not). */
-	if (mkdirat(d->state_fd, rel, 0700) < 0 || mkdirat(d->state_fd, up, 0755) < 0 ||
-	    mkdirat(d->state_fd, wk, 0700) < 0 ||
-	    (userns_base && fchownat(d->state_fd, up, userns_base, userns_base, AT_SYMLINK_NOFOLLOW) < 0)) {
-		sbx_error_errno(&err, errno, "sandbox %s: create %s/%s", sb->id, d->cfg.state_dir, rel);
-		sbx_rm_rf_at(d->state_fd, rel, NULL);
-		sandbox_free_new(sb);
-		goto fail;
-	}
-	/* A profile file is read and compiled now, so that a bad one fails the
-	 * create with a clear error rather than the first start. */
-	const struct sbx_bpf *filter;
-	if (sbx_sandbox_filter(sb, &filter, &err) < 0) {
-		if (err->code != SBX_ERR_NOT_FOUND && err->code != SBX_ERR_DENIED) {
-			sbx_error *perr = NULL;
-			sbx_error_param(&perr, "seccomp_profile", "%s", err->msg);
-			sbx_error_free(err);
-			err = perr;
-		}
-		sbx_rm_rf_at(d->state_fd, rel, NULL);
-		sandbox_free_new(sb);
-		goto fail;
-	}
-	if (sbx_sandbox_save(sb, &err) < 0) {
-		sbx_rm_rf_at(d->state_fd, rel, NULL);
-		sandbox_free_new(sb);
-		goto fail;
-	}
-	if (sb->res.disk_mb > 0 && d->prjquota) {
-		sb->projid = sbx_projid_allocate(d, sb->id);
-		static const char *const dirs[] = { "upper", "work" };
-		for (size_t i = 0; i < SBX_ARRAY_SIZE(dirs); i++) {
-			char dir[80];
-			snprintf(dir, sizeof(dir), "%s/%s", rel, dirs[i]);
-			_cleanup_close_ int dfd = openat(d->state_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (dfd < 0 || sbx_prjquota_assign(dfd, sb->projid, &err) < 0) {
-				if (!err)
-					sbx_error_errno(&err, errno, "open %s", dir);
-				break;
-			}
-		}
-		if (err || sbx_prjquota_limit(d->state_fd, sb->projid, sb->res.disk_mb, &err) < 0 ||
-		    sbx_sandbox_save(sb, &err) < 0) {
-			sbx_error_prefix(&err, "sandbox %s: disk quota of %lld MB", sb->id, (long long)sb->res.disk_mb);
-			sbx_rm_rf_at(d->state_fd, rel, NULL);
-			sandbox_free_new(sb);
-			goto fail;
-		}
-	} else if (sb->res.disk_mb > 0) {
-		_cleanup_free_ char *disk_img = NULL, *tpl = NULL;
-		if (asprintf(&disk_img, "%s/%s/disk.img", d->cfg.state_dir, rel) < 0 ||
-		    asprintf(&tpl, "%s/disk-templates", d->cfg.state_dir) < 0) {
-			disk_img = tpl = NULL;
-		}
-		if (!disk_img || !tpl || sbx_disk_create(disk_img, sb->res.disk_mb, tpl, &err) < 0) {
-			if (!err)
-				sbx_error_errno(&err, ENOMEM, "disk");
-			sbx_error_prefix(&err, "sandbox %s: disk of %lld MB", sb->id, (long long)sb->res.disk_mb);
-			sbx_rm_rf_at(d->state_fd, rel, NULL);
-			sandbox_free_new(sb);
-			goto fail;
-		}
-	}
-	sb->next = d->sandboxes;
-	d->sandboxes = sb;
-	/* Its own egress rules exist before anything in it runs. */
-	if ((sb->net.n_allow || sb->net.n_deny) && sbx_net_apply_rules(d, &err) < 0) {
-		sbx_error *derr = NULL;
-		if (sbx_sandbox_destroy(sb, &derr) < 0)
-			sbx_warn("%s", derr->msg);
-		sbx_error_free(derr);
-		goto fail;
-	}
-	sbx_event_emit(d, "created", sb, NULL);
-	if (start) {
-		if (sbx_sandbox_start(sb, &err) < 0) {
-			sbx_loopdevs_release(d, sb->id);
-			sbx_error *derr = NULL;
-			if (sbx_sandbox_destroy(sb, &derr) < 0)
-				sbx_warn("%s", derr->msg);
-			sbx_error_free(derr);
-			goto fail;
-		}
-	} else {
-		sb->state = SBX_STATE_STOPPED;
-		sbx_sandbox_save(sb, NULL);
-	}
-	sbx_info("sandbox %s (%s) created from image %s", sb->id, sb->name, sb->image);
-	reply_sandbox(req, sb);
+	sbx_kvlist_free(&env);
 	return;
 fail:
 	sbx_kvlist_free(&labels);
 	sbx_kvlist_free(&env);
+	sbx_net_free(&egress);
 	sbx_reply_error(req, err);
 }
 
@@ -363,12 +248,8 @@ void rpc_sandbox_start(struct sbx_request *req)
 	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED;
 	if (!running && sbx_fdbudget_check_start(&req->d->fds, &err) < 0)
 		return sbx_reply_error(req, err);
-	if (sbx_sandbox_start(sb, &err) < 0) {
-		if (!running)
-			sbx_loopdevs_release(req->d, sb->id); /* a device it made is detached */
+	if (sbx_sandbox_start(sb, start_done, req, &err) < 0)
 		return sbx_reply_error(req, err);
-	}
-	reply_sandbox(req, sb);
 }
 
 void rpc_sandbox_stop(struct sbx_request *req)
@@ -390,10 +271,10 @@ void rpc_sandbox_delete(struct sbx_request *req)
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb || sbx_json_bool(req->params, "force", false, &force, &err) < 0)
 		return sbx_reply_error(req, err);
-	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED || sb->stopping;
+	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED || sb->stopping || sb->start;
 	if (running && !force) {
-		sbx_error_set(&err, SBX_ERR_BAD_STATE,
-			      "sandbox %s is running; stop it first or pass force (sandboxctl rm -f)", sb->name);
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; stop it first or pass force (sandboxctl rm -f)",
+			      sb->name, sb->start ? "starting" : "running");
 		return sbx_reply_error(req, err);
 	}
 	if (running) {
@@ -532,28 +413,25 @@ void rpc_sandbox_update(struct sbx_request *req)
 		goto fail;
 	if (r.disk_mb != sb->res.disk_mb) {
 		/* A project quota changes live; a disk image has a fixed size. */
-		if (!sb->projid || r.disk_mb <= 0) {
+		if (!sb->box->projid || r.disk_mb <= 0) {
 			sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "disk_mb cannot change after creation here (%s)",
-				      sb->projid ? "a limit cannot be lifted from a quota-limited sandbox"
-						 : "the writable layer is a fixed-size filesystem");
+				      sb->box->projid ? "a limit cannot be lifted from a quota-limited sandbox"
+						      : "the writable layer is a fixed-size filesystem");
 			goto fail;
 		}
-		if (sbx_prjquota_limit(d->state_fd, sb->projid, r.disk_mb, &err) < 0)
+		if (sbx_box_set_disk(sb->box, r.disk_mb, &err) < 0)
 			goto fail;
 	}
 	struct sbx_limits lim;
 	sbx_resources_to_limits(d, &r, &lim);
 	if (sbx_cgroup_limits_check(&d->cg, &lim, &err) < 0)
 		goto fail;
-	if ((sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) && !sb->stopping &&
-	    sbx_cgroup_apply(&d->cg, sb->cgroup, &lim, &err) < 0) {
+	if (!sb->stopping && sbx_box_set_limits(sb->box, &lim, &err) < 0) {
 		sbx_error_prefix(&err, "sandbox %s: update limits", sb->name);
-		/* Put back what was there: a half-applied change is worse. */
-		struct sbx_limits old;
-		sbx_resources_to_limits(d, &sb->res, &old);
-		sbx_cgroup_apply(&d->cg, sb->cgroup, &old, NULL);
 		goto fail;
 	}
+	if (sb->stopping)
+		sb->box->limits = lim; /* its next start applies them */
 	sb->res = r;
 	if (net && net->u.object.len && (sbx_net_parse_egress(net, &sb->net, &err) < 0 || sbx_net_apply_rules(d, &err) < 0)) {
 		sbx_error_prefix(&err, "sandbox %s: egress rules", sb->name);
@@ -577,63 +455,17 @@ fail:
 	sbx_reply_error(req, err);
 }
 
-/* Bytes received and sent on the sandbox's interfaces other than lo. */
-static void net_counters(pid_t pid, int64_t *rx, int64_t *tx)
-{
-	*rx = *tx = 0;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/net/dev", (int)pid);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	char line[512];
-	while (f && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-		if (!colon)
-			continue;
-		*colon = '\0';
-		char *name = line;
-		while (*name == ' ')
-			name++;
-		if (!strcmp(name, "lo"))
-			continue;
-		long long r = 0, t = 0, skip;
-		if (sscanf(colon + 1, "%lld %lld %lld %lld %lld %lld %lld %lld %lld", &r, &skip, &skip, &skip, &skip, &skip,
-			   &skip, &skip, &t) == 9) {
-			*rx += r;
-			*tx += t;
-		}
-	}
-}
-
 void rpc_sandbox_stats(struct sbx_request *req)
 {
-	struct sbx_daemon *d = req->d;
 	sbx_error *err = NULL;
 	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
 	if (!sb)
 		return sbx_reply_error(req, err);
 	bool running = (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) && !sb->stopping;
-	struct sbx_cgroup_stats st = { 0 };
-	if (running)
-		sbx_cgroup_stats(&d->cg, sb->cgroup, &st);
-	int64_t disk = 0, rx = 0, tx = 0;
-	if (sb->projid) {
-		disk = sbx_prjquota_used(d->state_fd, sb->projid);
-		if (disk < 0)
-			disk = 0;
-	} else if (running && sb->res.disk_mb > 0) {
-		/* overlayfs reports its upper layer's filesystem: the disk image. */
-		char root[64];
-		snprintf(root, sizeof(root), "/proc/%d/root", (int)sb->init_pid);
-		struct statfs sf;
-		if (statfs(root, &sf) == 0)
-			disk = (int64_t)(sf.f_blocks - sf.f_bfree) * (int64_t)sf.f_bsize;
-	} else if (sb->res.disk_mb <= 0) {
-		char upper[64];
-		snprintf(upper, sizeof(upper), "sandboxes/%s/upper", sb->id);
-		disk = sbx_tree_size(d->state_fd, upper);
-	}
-	if (running)
-		net_counters(sb->init_pid, &rx, &tx);
+	struct sbx_box_stats bs;
+	sbx_box_stats(sb->box, running, &bs);
+	const struct sbx_cgroup_stats st = bs.cg;
+	int64_t disk = bs.disk_bytes, rx = bs.rx_bytes, tx = bs.tx_bytes;
 	yajl_gen g = sbx_reply_begin(req);
 	if (g) {
 		yajl_gen_map_open(g);

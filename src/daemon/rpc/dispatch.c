@@ -1,5 +1,6 @@
 /* Method table and dispatch. Methods of later protocol sections are absent
- * on purpose: they answer "method not found" until they are implemented. */
+ * on purpose: they answer "method not found" (conn.c) until they are
+ * implemented. Never replies itself. */
 #include "config.h"
 #include <string.h>
 
@@ -62,7 +63,7 @@ static const struct {
 	{ "net.unpreview", rpc_net_unpreview, true },
 };
 
-void sbx_rpc_dispatch(struct sbx_request *req)
+int sbx_rpc_dispatch(struct sbx_request *req)
 {
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(methods); i++) {
 		if (strcmp(methods[i].name, req->method) != 0)
@@ -78,10 +79,7 @@ void sbx_rpc_dispatch(struct sbx_request *req)
 				 (unsigned)req->peer.uid, (unsigned)req->peer.gid, (int)req->peer.pid);
 		}
 		methods[i].fn(req);
-		return;
+		return 0;
 	}
-	sbx_error *err = NULL;
-	sbx_error_set(&err, SBX_ERR_NO_METHOD, "method '%.100s' not found; see sandboxd-protocol(7) for the methods this "
-					      "version implements", req->method);
-	sbx_reply_error(req, err);
+	return -1;
 }

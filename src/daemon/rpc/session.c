@@ -3,7 +3,7 @@
  * commands: each command is a fresh /bin/sh that starts from the state the
  * last one left (written to fd 9 by an EXIT trap), so a command that reads
  * stdin, starts background jobs or leaves a heredoc open cannot wedge the
- * session. State lives in sandboxes/<id>/sessions/<session_id>/. */
+ * session. The sessions' state is kept by session.c. */
 #include "config.h"
 #include <dirent.h>
 #include <errno.h>
@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "session.h"
 
-#define MAX_EXPORTS (120 * 1024) /* one argv string must stay below 128 KiB */
+#define MAX_EXPORTS SBX_SESSION_MAX_EXPORTS
 #define DEFAULT_MAX_OUTPUT (1024 * 1024)
 
 /* $1 cwd, $2 exported variables, $3 the command. */
@@ -30,136 +30,6 @@ static const char wrapper[] =
 	"shift 3\n"
 	"trap '__sbx_rc=$?; { printf \"%s\\n\" \"$PWD\"; export -p; } >&9 2>/dev/null; exit $__sbx_rc' EXIT\n"
 	"eval \"$__sbx_cmd\"\n";
-
-static struct sbx_session *session_find(struct sbx_sandbox *sb, const char *id)
-{
-	for (struct sbx_session *s = sb->sessions; s; s = s->next)
-		if (!strcmp(s->id, id))
-			return s;
-	return NULL;
-}
-
-static void session_free(struct sbx_session *s)
-{
-	free(s->id);
-	free(s->cwd);
-	free(s->exports);
-	free(s);
-}
-
-static int session_save(struct sbx_sandbox *sb, struct sbx_session *s, sbx_error **err)
-{
-	char rel[256];
-	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions", sb->id);
-	if (mkdirat(sb->d->state_fd, rel, 0700) < 0 && errno != EEXIST)
-		return sbx_error_errno(err, errno, "create %s", rel);
-	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%s", sb->id, s->id);
-	if (mkdirat(sb->d->state_fd, rel, 0700) < 0 && errno != EEXIST)
-		return sbx_error_errno(err, errno, "create %s", rel);
-	char created[32];
-	snprintf(created, sizeof(created), "%lld\n", (long long)s->created_ms);
-	const char *files[][2] = { { "cwd", s->cwd }, { "exports", s->exports }, { "created", created } };
-	for (size_t i = 0; i < SBX_ARRAY_SIZE(files); i++) {
-		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%s/%s", sb->id, s->id, files[i][0]);
-		if (sbx_write_file_atomic_at(sb->d->state_fd, rel, files[i][1], strlen(files[i][1]), 0600, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-void sbx_sessions_load(struct sbx_sandbox *sb)
-{
-	char rel[256];
-	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions", sb->id);
-	_cleanup_close_ int fd = openat(sb->d->state_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	_cleanup_closedir_ DIR *dir = fdopendir(sbx_take_fd(&fd));
-	struct dirent *de;
-	while (dir && (de = readdir(dir))) {
-		if (!sbx_name_valid(de->d_name))
-			continue;
-		struct sbx_session *s = calloc(1, sizeof(*s));
-		char *created = NULL;
-		if (!s || !(s->id = strdup(de->d_name)))
-			goto bad;
-		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%.64s/cwd", sb->id, de->d_name);
-		if (sbx_read_file_at(sb->d->state_fd, rel, 8192, &s->cwd, NULL, NULL) < 0)
-			goto bad;
-		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%.64s/exports", sb->id, de->d_name);
-		if (sbx_read_file_at(sb->d->state_fd, rel, MAX_EXPORTS + 1, &s->exports, NULL, NULL) < 0)
-			goto bad;
-		snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%.64s/created", sb->id, de->d_name);
-		if (sbx_read_file_at(sb->d->state_fd, rel, 64, &created, NULL, NULL) == 0)
-			s->created_ms = strtoll(created, NULL, 10);
-		free(created);
-		s->next = sb->sessions;
-		sb->sessions = s;
-		continue;
-	bad:
-		sbx_warn("sandbox %s: session %s: unreadable state; ignored", sb->id, de->d_name);
-		if (s)
-			session_free(s);
-	}
-}
-
-void sbx_sessions_free(struct sbx_sandbox *sb)
-{
-	while (sb->sessions) {
-		struct sbx_session *s = sb->sessions;
-		sb->sessions = s->next;
-		session_free(s);
-	}
-}
-
-void sbx_sessions_end(struct sbx_sandbox *sb)
-{
-	sbx_sessions_free(sb);
-	char rel[64];
-	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions", sb->id);
-	sbx_error *err = NULL;
-	if (sbx_rm_rf_at(sb->d->state_fd, rel, &err) < 0)
-		sbx_warn("sandbox %s: end its sessions: %s", sb->id, err->msg);
-	sbx_error_free(err);
-}
-
-void sbx_session_command_ended(struct sbx_command *c)
-{
-	struct sbx_sandbox *sb = c->sb;
-	struct sbx_session *s = session_find(sb, c->session);
-	/* Deleted meanwhile, or ended with a stop and made again since under
-	 * the same id: a command of the old one has nothing to hand over. */
-	if (!s || c->started_ms < s->created_ms)
-		return;
-	char rel[256], *text = NULL;
-	size_t len = 0;
-	snprintf(rel, sizeof(rel), "sandboxes/%s/cmds/%s/session.state", sb->id, c->id);
-	if (sbx_read_file_at(sb->d->state_fd, rel, MAX_EXPORTS + 8192, &text, &len, NULL) < 0)
-		return; /* too big, or gone: the session keeps its last state */
-	char *nl = memchr(text, '\n', len);
-	/* Killed before its EXIT trap ran: nothing to take over. */
-	if (!nl || text[0] != '/' || memchr(text, '\0', len)) {
-		free(text);
-		return;
-	}
-	*nl = '\0';
-	char *cwd = strdup(text), *exports = strdup(nl + 1);
-	free(text);
-	if (!cwd || !exports) {
-		free(cwd);
-		free(exports);
-		return;
-	}
-	free(s->cwd);
-	free(s->exports);
-	s->cwd = cwd;
-	s->exports = exports;
-	sbx_error *err = NULL;
-	if (session_save(sb, s, &err) < 0) {
-		sbx_warn("sandbox %s: session %s: save: %s", sb->id, s->id, err ? err->msg : "?");
-		sbx_error_free(err);
-	}
-}
 
 /* 'value' quoted for the shell. */
 static void shell_quote(struct sbx_buf *b, const char *v)
@@ -210,7 +80,7 @@ void rpc_session_create(struct sbx_request *req)
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is stopping; its sessions end with it", sb->name);
 		goto fail;
 	}
-	if (session_find(sb, id)) {
+	if (sbx_session_find(sb, id)) {
 		sbx_error_set(&err, SBX_ERR_EXISTS, "sandbox %s already has a session '%s'", sb->name, id);
 		goto fail;
 	}
@@ -233,13 +103,13 @@ void rpc_session_create(struct sbx_request *req)
 		goto fail;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->id = strdup(id)) || !(s->cwd = strdup(cwd ? cwd : sb->workdir)) ||
+	if (!s || !(s->id = strdup(id)) || !(s->cwd = strdup(cwd ? cwd : sb->box->workdir)) ||
 	    !(s->exports = strdup(ex.data ? ex.data : ""))) {
 		sbx_error_errno(&err, ENOMEM, "session");
 		goto fail;
 	}
 	s->created_ms = sbx_now_ns() / 1000000;
-	if (session_save(sb, s, &err) < 0)
+	if (sbx_session_save(sb, s, &err) < 0)
 		goto fail;
 	s->next = sb->sessions;
 	sb->sessions = s;
@@ -256,7 +126,7 @@ void rpc_session_create(struct sbx_request *req)
 	return;
 fail:
 	if (s)
-		session_free(s);
+		sbx_session_free(s);
 	sbx_kvlist_free(&env);
 	sbx_buf_free(&ex);
 	sbx_reply_error(req, err);
@@ -267,7 +137,7 @@ static struct sbx_session *session_from_params(struct sbx_sandbox *sb, yajl_val 
 	const char *id = NULL;
 	if (sbx_json_string(p, "session_id", true, &id, err) < 0)
 		return NULL;
-	struct sbx_session *s = session_find(sb, id);
+	struct sbx_session *s = sbx_session_find(sb, id);
 	if (!s)
 		sbx_error_set(err, SBX_ERR_NOT_FOUND, "no session '%.64s' in sandbox %s; see 'sandboxctl session ls %s'", id,
 			      sb->name, sb->name);
@@ -365,16 +235,7 @@ void rpc_session_delete(struct sbx_request *req)
 				break;
 		}
 	}
-	for (struct sbx_session **pp = &sb->sessions; *pp; pp = &(*pp)->next) {
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	}
-	char rel[256];
-	snprintf(rel, sizeof(rel), "sandboxes/%s/sessions/%s", sb->id, s->id);
-	sbx_rm_rf_at(sb->d->state_fd, rel, NULL);
-	session_free(s);
+	sbx_session_delete(sb, s);
 	yajl_gen g = sbx_reply_begin(req);
 	if (g) {
 		yajl_gen_map_open(g);
@@ -425,7 +286,7 @@ static void session_exec_done(struct sbx_command *c, void *data)
 	uint64_t pos = 0;
 	bool more = false;
 	sbx_command_log_read(c, &pos, SIZE_MAX / 2, collect, &b, &more, NULL);
-	struct sbx_session *s = session_find(c->sb, c->session);
+	struct sbx_session *s = sbx_session_find(c->sb, c->session);
 	yajl_gen g = sbx_reply_begin(req);
 	if (g) {
 		yajl_gen_map_open(g);
@@ -486,7 +347,7 @@ void rpc_session_exec(struct sbx_request *req)
 	 * session is unknown. */
 	if (sb && (sb->state != SBX_STATE_STARTED || sb->stopping)) {
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; start or resume it first", sb->name,
-			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
+			      sb->stopping ? "stopping" : sb->start ? "starting" : sbx_state_name(sb->state));
 		goto fail;
 	}
 	struct sbx_session *s = sb ? session_from_params(sb, p, &err) : NULL;
@@ -506,8 +367,7 @@ void rpc_session_exec(struct sbx_request *req)
 	}
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)wrapper, (char *)"sh", s->cwd, s->exports,
 			 (char *)command, NULL };
-	struct sbx_kvlist none = { 0 };
-	envp = sbx_sandbox_env(sb, &none);
+	envp = sbx_box_env(sb->box, NULL);
 	if (!envp) {
 		sbx_error_errno(&err, ENOMEM, "session");
 		goto fail;
@@ -516,7 +376,7 @@ void rpc_session_exec(struct sbx_request *req)
 		.argv = argv,
 		.envp = envp,
 		.cwd = "/",
-		.user = sb->user,
+		.user = sb->box->user,
 		.timeout_s = timeout,
 		.session = s->id,
 		.log_cap = sb->d->cfg.command_log_mb * 1024 * 1024,

@@ -1,6 +1,7 @@
-/* Image registry on disk. An image is a directory images/<id>/ holding
- * image.json (metadata) and rootfs/ (the lower layer of every sandbox made
- * from it). A directory without image.json is an unfinished import. */
+/* The image registry: images/<id>/ below the state dir holds image.json
+ * (metadata) and rootfs/ (the lower layer of every sandbox made from it); a
+ * directory without image.json is an unfinished import. Imports are
+ * prepared here, unpacked in a worker and committed here. */
 #include "config.h"
 #include <dirent.h>
 #include <errno.h>
@@ -12,8 +13,9 @@
 #include <unistd.h>
 
 #include "image.h"
-#include "images.h"
-#include "sandbox.h"
+#include "registry/images.h"
+#include "registry/sandbox.h"
+#include "trash.h"
 
 bool sbx_image_name_valid(const char *name)
 {
@@ -142,23 +144,11 @@ char *sbx_image_rootfs_path(struct sbx_daemon *d, const struct sbx_image *img)
 	return p;
 }
 
-struct import_job {
-	struct sbx_daemon *d;
-	char id[13];
-	char *name;
-	char *path;
-	char *format;
-	char tmpdir[32]; /* images/tmp-<id>, relative to the state dir */
-	char *dest;      /* absolute rootfs path inside tmpdir */
-	struct sbx_request *req;
-	struct import_job *next;
-};
+static struct sbx_image_import *importing; /* names being imported right now */
 
-static struct import_job *importing; /* names being imported right now */
-
-static void import_job_free(struct import_job *job)
+void sbx_image_import_free(struct sbx_image_import *job)
 {
-	for (struct import_job **pp = &importing; *pp; pp = &(*pp)->next) {
+	for (struct sbx_image_import **pp = &importing; *pp; pp = &(*pp)->next) {
 		if (*pp == job) {
 			*pp = job->next;
 			break;
@@ -172,9 +162,9 @@ static void import_job_free(struct import_job *job)
 }
 
 /* Worker side: unpack, measure, and write the metadata next to rootfs. */
-static int import_run(void *arg, sbx_error **err)
+int sbx_image_import_run(void *arg, sbx_error **err)
 {
-	struct import_job *job = arg;
+	struct sbx_image_import *job = arg;
 	int r = !strcmp(job->format, "dir") ? sbx_image_copy_dir(job->path, job->dest, err)
 					     : sbx_image_unpack_tar(job->path, -1, job->dest, err);
 	if (r < 0)
@@ -205,7 +195,7 @@ static int import_run(void *arg, sbx_error **err)
 }
 
 /* Loop side: move the finished directory into place and register it. */
-static struct sbx_image *import_commit(struct import_job *job, sbx_error **err)
+struct sbx_image *sbx_image_import_commit(struct sbx_image_import *job, sbx_error **err)
 {
 	struct sbx_daemon *d = job->d;
 	char final[32];
@@ -225,7 +215,7 @@ static struct sbx_image *import_commit(struct import_job *job, sbx_error **err)
 	return img;
 }
 
-static void import_abort(struct import_job *job)
+void sbx_image_import_abort(struct sbx_image_import *job)
 {
 	sbx_error *e = NULL;
 	if (sbx_rm_rf_at(job->d->state_fd, job->tmpdir, &e) < 0)
@@ -233,7 +223,7 @@ static void import_abort(struct import_job *job)
 	sbx_error_free(e);
 }
 
-static struct import_job *import_prepare(struct sbx_daemon *d, const char *name, const char *path, const char *format,
+struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const char *name, const char *path, const char *format,
 					 sbx_error **err)
 {
 	if (!sbx_image_name_valid(name)) {
@@ -245,7 +235,7 @@ static struct import_job *import_prepare(struct sbx_daemon *d, const char *name,
 			      name, name);
 		return NULL;
 	}
-	for (struct import_job *j = importing; j; j = j->next) {
+	for (struct sbx_image_import *j = importing; j; j = j->next) {
 		if (!strcmp(j->name, name)) {
 			sbx_error_set(err, SBX_ERR_EXISTS, "image '%s' is being imported right now", name);
 			return NULL;
@@ -279,7 +269,7 @@ static struct import_job *import_prepare(struct sbx_daemon *d, const char *name,
 				S_ISDIR(st.st_mode) ? "" : "not", format);
 		return NULL;
 	}
-	struct import_job *job = calloc(1, sizeof(*job));
+	struct sbx_image_import *job = calloc(1, sizeof(*job));
 	if (!job || sbx_random_id(job->id, err) < 0) {
 		free(job);
 		sbx_error_errno(err, ENOMEM, "import");
@@ -295,7 +285,7 @@ static struct import_job *import_prepare(struct sbx_daemon *d, const char *name,
 	job->next = importing;
 	importing = job;
 	if (!job->name || !job->path || !job->format || !job->dest) {
-		import_job_free(job);
+		sbx_image_import_free(job);
 		sbx_error_errno(err, ENOMEM, "import");
 		return NULL;
 	}
@@ -303,8 +293,8 @@ static struct import_job *import_prepare(struct sbx_daemon *d, const char *name,
 	snprintf(rootfs, sizeof(rootfs), "%s/rootfs", job->tmpdir);
 	if (mkdirat(d->state_fd, job->tmpdir, 0700) < 0 || mkdirat(d->state_fd, rootfs, 0755) < 0) {
 		sbx_error_errno(err, errno, "create %s", job->tmpdir);
-		import_abort(job);
-		import_job_free(job);
+		sbx_image_import_abort(job);
+		sbx_image_import_free(job);
 		return NULL;
 	}
 	return job;
@@ -322,143 +312,20 @@ int sbx_images_ensure_default(struct sbx_daemon *d, sbx_error **err)
 		return 0;
 	}
 	sbx_info("importing default image '%s' from %s", d->cfg.default_image, path);
-	struct import_job *job = import_prepare(d, d->cfg.default_image, path, "auto", err);
+	struct sbx_image_import *job = sbx_image_import_prepare(d, d->cfg.default_image, path, "auto", err);
 	if (!job)
 		return sbx_error_prefix(err, "default image");
 	/* In a child all the same (libarchive changes the cwd), but waited
 	 * for here: this runs before the socket accepts anyone. */
-	int r = sbx_worker_run_sync(import_run, job, err);
-	if (r == 0 && !import_commit(job, err))
+	int r = sbx_worker_run_sync(sbx_image_import_run, job, err);
+	if (r == 0 && !sbx_image_import_commit(job, err))
 		r = -1;
 	if (r < 0) {
-		import_abort(job);
+		sbx_image_import_abort(job);
 		sbx_error_prefix(err, "default image");
 	}
-	import_job_free(job);
+	sbx_image_import_free(job);
 	return r;
-}
-
-static void import_done(struct sbx_daemon *d, void *ctx, sbx_error *werr)
-{
-	struct import_job *job = ctx;
-	sbx_error *err = NULL;
-	struct sbx_image *img = NULL;
-	if (werr) {
-		sbx_error_set(&err, werr->code, "import '%s': %s", job->path, werr->msg);
-	} else {
-		img = import_commit(job, &err);
-	}
-	if (!img)
-		import_abort(job);
-	struct sbx_request *req = job->req;
-	import_job_free(job);
-	if (!img) {
-		sbx_reply_error(req, err);
-		return;
-	}
-	yajl_gen g = sbx_reply_begin(req);
-	if (g)
-		sbx_image_gen(g, img);
-	sbx_reply_end(req, g);
-}
-
-void rpc_image_import(struct sbx_request *req)
-{
-	sbx_error *err = NULL;
-	const char *name = NULL, *path = NULL, *format = "auto";
-	bool fd = false;
-	if (sbx_json_string(req->params, "name", true, &name, &err) < 0 ||
-	    sbx_json_string(req->params, "format", false, &format, &err) < 0 ||
-	    sbx_json_bool(req->params, "fd", false, &fd, &err) < 0)
-		return sbx_reply_error(req, err);
-	if (fd) {
-		sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "importing from a passed fd is not supported yet; give 'path'");
-		return sbx_reply_error(req, err);
-	}
-	if (sbx_json_string(req->params, "path", true, &path, &err) < 0)
-		return sbx_reply_error(req, err);
-	struct import_job *job = import_prepare(req->d, name, path, format, &err);
-	if (!job)
-		return sbx_reply_error(req, err);
-	job->req = req;
-	if (sbx_worker_start(req->d, import_run, job, import_done, job, &err) < 0) {
-		import_abort(job);
-		import_job_free(job);
-		return sbx_reply_error(req, err);
-	}
-}
-
-void rpc_image_list(struct sbx_request *req)
-{
-	yajl_gen g = sbx_reply_begin(req);
-	if (g) {
-		yajl_gen_map_open(g);
-		sbx_gen_key(g, "images");
-		yajl_gen_array_open(g);
-		for (struct sbx_image *i = req->d->images; i; i = i->next)
-			sbx_image_gen(g, i);
-		yajl_gen_array_close(g);
-		yajl_gen_map_close(g);
-	}
-	sbx_reply_end(req, g);
-}
-
-static struct sbx_image *image_from_params(struct sbx_request *req, sbx_error **err)
-{
-	const char *name = NULL;
-	if (sbx_json_string(req->params, "name", true, &name, err) < 0)
-		return NULL;
-	struct sbx_image *img = sbx_image_find(req->d, name);
-	if (!img)
-		sbx_error_set(err, SBX_ERR_NOT_FOUND, "image \"%.128s\" not found; run 'sandboxctl image ls'", name);
-	return img;
-}
-
-void rpc_image_inspect(struct sbx_request *req)
-{
-	sbx_error *err = NULL;
-	struct sbx_image *img = image_from_params(req, &err);
-	if (!img)
-		return sbx_reply_error(req, err);
-	yajl_gen g = sbx_reply_begin(req);
-	if (g)
-		sbx_image_gen(g, img);
-	sbx_reply_end(req, g);
-}
-
-static int remove_tree_run(void *arg, sbx_error **err)
-{
-	return sbx_rm_rf_at(AT_FDCWD, arg, err);
-}
-
-static void remove_tree_done(struct sbx_daemon *d, void *ctx, sbx_error *err)
-{
-	if (err)
-		sbx_warn("remove %s: %s", (char *)ctx, err->msg);
-	free(ctx);
-}
-
-/* Move a directory to the trash (instant), then delete it in a worker. */
-int sbx_trash(struct sbx_daemon *d, const char *relpath, sbx_error **err)
-{
-	char id[13];
-	if (sbx_random_id(id, err) < 0)
-		return -1;
-	if (mkdirat(d->state_fd, "trash", 0700) < 0 && errno != EEXIST)
-		return sbx_error_errno(err, errno, "create trash");
-	char dst[64];
-	snprintf(dst, sizeof(dst), "trash/%s", id);
-	if (renameat(d->state_fd, relpath, d->state_fd, dst) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return sbx_error_errno(err, errno, "move %s to trash", relpath);
-	}
-	char *abs = NULL;
-	if (asprintf(&abs, "%s/%s", d->cfg.state_dir, dst) < 0)
-		return 0; /* the trash is emptied at the next start */
-	if (sbx_worker_start(d, remove_tree_run, abs, remove_tree_done, abs, NULL) < 0)
-		free(abs);
-	return 0;
 }
 
 void sbx_images_sweep_removed(struct sbx_daemon *d)
@@ -480,42 +347,24 @@ void sbx_images_sweep_removed(struct sbx_daemon *d)
 	}
 }
 
-void sbx_trash_empty(struct sbx_daemon *d)
+int sbx_image_remove(struct sbx_daemon *d, struct sbx_image *img, bool force, sbx_error **err)
 {
-	sbx_error *e = NULL;
-	if (sbx_rm_rf_at(d->state_fd, "trash", &e) < 0)
-		sbx_warn("empty trash: %s", e->msg);
-	sbx_error_free(e);
-}
-
-void rpc_image_remove(struct sbx_request *req)
-{
-	sbx_error *err = NULL;
-	bool force = false;
-	struct sbx_image *img = image_from_params(req, &err);
-	if (!img || sbx_json_bool(req->params, "force", false, &force, &err) < 0)
-		return sbx_reply_error(req, err);
-	struct sbx_daemon *d = req->d;
 	char rel[32];
 	snprintf(rel, sizeof(rel), "images/%s", img->id);
 	if (sbx_image_in_use(d, img->id)) {
-		if (!force) {
-			sbx_error_set(&err, SBX_ERR_BAD_STATE,
-				      "image '%s' is used by a sandbox; delete those sandboxes first or pass force",
-				      img->name);
-			return sbx_reply_error(req, err);
-		}
+		if (!force)
+			return sbx_error_set(err, SBX_ERR_BAD_STATE,
+					     "image '%s' is used by a sandbox; delete those sandboxes first or pass force",
+					     img->name);
 		/* Forced: the name is free at once; the files stay (under another
 		 * name) while a sandbox still uses them, and go with the last one. */
 		char removed[48];
 		snprintf(removed, sizeof(removed), "images/removed-%s", img->id);
-		if (renameat(d->state_fd, rel, d->state_fd, removed) < 0) {
-			sbx_error_errno(&err, errno, "image '%s': set aside", img->name);
-			return sbx_reply_error(req, err);
-		}
+		if (renameat(d->state_fd, rel, d->state_fd, removed) < 0)
+			return sbx_error_errno(err, errno, "image '%s': set aside", img->name);
 		sbx_warn("image '%s' removed while sandboxes use it; its files stay until they are deleted", img->name);
-	} else if (sbx_trash(d, rel, &err) < 0) {
-		return sbx_reply_error(req, err);
+	} else if (sbx_trash(d, rel, err) < 0) {
+		return -1;
 	}
 	for (struct sbx_image **pp = &d->images; *pp; pp = &(*pp)->next) {
 		if (*pp == img) {
@@ -525,5 +374,5 @@ void rpc_image_remove(struct sbx_request *req)
 	}
 	sbx_info("image '%s' (%s) removed", img->name, img->id);
 	image_free(img);
-	sbx_reply_empty(req);
+	return 0;
 }

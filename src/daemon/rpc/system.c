@@ -9,7 +9,7 @@
 #include "disk.h"
 #include "loopdevs.h"
 #include "net.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 
 void rpc_system_ping(struct sbx_request *req)
 {

@@ -1,5 +1,7 @@
-/* Sandboxes as the daemon tracks them: lifecycle (create, start, stop,
- * delete), persistence, recovery after a restart, and running execs. */
+/* Sandboxes as the daemon tracks them: the record of each (struct
+ * sbx_sandbox), the registry that finds them (sandboxes.c) and their
+ * persisted and protocol form (record.c). What the daemon does with them
+ * over time is in lifecycle.h. */
 #ifndef SBX_SANDBOX_H
 #define SBX_SANDBOX_H
 
@@ -13,6 +15,7 @@ struct sbx_waiter;
 struct sbx_command;
 struct sbx_session;
 struct sbx_spawn_pending;
+struct sbx_start;
 
 /* What a sandbox may use; 0 means unlimited. */
 struct sbx_resources {
@@ -24,46 +27,38 @@ struct sbx_resources {
 
 struct fs_job;
 
+/* A sandbox as the daemon tracks it: its record (name, image, labels,
+ * policies, state as the protocol tells it), what the daemon does with it
+ * (references, waiters, timers, file calls, commands, sessions), and the
+ * sandbox itself, the box (lib/box.h), which holds what it is and runs. */
 struct sbx_sandbox {
-	struct sbx_sandbox *next;
+	struct sbx_sandbox *next, **pprev; /* the registry's list; pprev NULL when not in it */
 	struct sbx_daemon *d;
 	int refs;
 	char id[13];
 	char *name;
 	char *image;    /* image name at creation */
 	char *image_id; /* the image's directory */
-	char *user;
-	char *workdir;
-	char *hostname;
 	char *network_mode;
 	struct sbx_kvlist labels;
-	struct sbx_kvlist env;
 	enum sbx_state state;
 	int64_t created_ns, started_ns, activity_ns;
 	int64_t auto_stop_min, auto_archive_min, auto_delete_min;
 	bool ephemeral;
-	struct sbx_resources res;
+	struct sbx_resources res; /* as the protocol gives them; the box has them as limits */
 	int64_t oom_seen; /* oom_kill count already logged */
-	/* isolation */
-	uint32_t userns_base;   /* host id of the sandbox's root; 0: no user namespace */
-	uint64_t caps;          /* capability set of the sandbox's root */
 	char *seccomp;          /* "default", "unconfined" or a profile path */
 	struct sbx_bpf filter;  /* compiled profile when it is not the default */
-	uint32_t projid;        /* project quota id of the writable layer; 0: none */
-	/* running */
-	pid_t init_pid;
-	uint64_t init_starttime;
-	int init_pidfd;
+	struct sbx_box *box;    /* hostname, user, workdir, env, ids, caps, cgroup, init */
+	struct sbx_start *start; /* a start under way (lifecycle.c) */
 	struct sbx_watch *init_w;
-	char *cgroup; /* relative to the unified mount */
-	uint64_t exec_seq;
-	uint64_t pruned_seq; /* exec_seq when the tick last pruned exec and command groups */
+	uint64_t pruned_seq; /* the box's exec_seq when the tick last pruned exec and command groups */
 	bool prune_again;    /* that left busy groups, or a command's group outlived it */
 	int fs_offline; /* fs calls on the stopped root, running or waiting */
 	/* Only one of them at a time mounts the overlay: two overlays on one
 	 * upper and work directory undo each other's work directory. */
 	bool fs_offline_busy;
-	struct fs_job *fs_offline_queue; /* waiting, in order (rpc_fs.c) */
+	struct fs_job *fs_offline_queue; /* waiting, in order (rpc/fs.c) */
 	struct sbx_exec *execs;
 	struct sbx_command *commands; /* background commands, running or ended */
 	struct sbx_spawn_pending *spawning; /* commands being set up (command.c) */
@@ -78,6 +73,8 @@ struct sbx_sandbox {
 	struct sbx_waiter *waiters;
 	struct sbx_watch *stop_timer;
 	struct sbx_watch *empty_timer;
+	struct sbx_watch *empty_w; /* its cgroup.events, while the stop waits for the group to empty */
+	int empty_fd;              /* valid while empty_w is set */
 	int empty_tries;
 	struct sbx_watch *kill_timer; /* init not gone yet after the kill */
 	int kill_checks;
@@ -94,55 +91,58 @@ struct sbx_sandbox *sbx_sandbox_from_params(struct sbx_request *req, sbx_error *
 void sbx_sandbox_ref(struct sbx_sandbox *sb);
 void sbx_sandbox_unref(struct sbx_sandbox *sb);
 size_t sbx_sandbox_count(struct sbx_daemon *d, bool started_only);
+/* Known from now on (found by id and name, in constant time);
+ * sbx_sandbox_remove forgets it. The registry holds one reference, which
+ * the delete drops. */
+int sbx_sandbox_add(struct sbx_daemon *d, struct sbx_sandbox *sb, sbx_error **err);
+void sbx_sandbox_remove(struct sbx_sandbox *sb);
 
-int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err);
-/* Load every sandbox from the state dir and reconcile with the kernel. */
-int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err);
 
-int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_error **err);
-/* Stops asynchronously; req (may be NULL) is answered when it is done.
- * With delete_after (or a policy that deletes on stop) the intent to delete
- * is saved first; when that fails, req gets the error and nothing stops. */
-void sbx_sandbox_stop(struct sbx_sandbox *sb, int64_t timeout_ms, struct sbx_request *req, bool delete_after);
-/* Removes every trace of a stopped sandbox. */
-int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err);
 
-void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
-
-/* Parse a "resources" object over the values in *io (which it updates). */
-int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err);
 void sbx_resources_to_limits(struct sbx_daemon *d, const struct sbx_resources *r, struct sbx_limits *l);
 /* A process could not be made in the sandbox (err holds the failure): at
  * its pids limit, err becomes a limit error that says so and how to get
  * out; otherwise it is left as it is. */
 void sbx_sandbox_explain_fork_failure(struct sbx_sandbox *sb, sbx_error **err);
-/* Send sig to every process of a running sandbox but its init, so that a
- * sandbox full of processes (at its pids limit, say) can be helped without
- * a stop. Returns how many were signalled. */
-int sbx_sandbox_signal_all(struct sbx_sandbox *sb, int sig, sbx_error **err);
-/* Freeze or thaw; pause keeps memory, processes stop running. */
-int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err);
-/* Once a second: notice OOM kills and log them. */
-void sbx_sandboxes_watch_oom(struct sbx_daemon *d);
-/* Once a second: OOM watch, auto-stop and auto-delete. */
-void sbx_sandboxes_tick(struct sbx_daemon *d);
 
 /* A project id for a new sandbox's writable layer. */
 uint32_t sbx_projid_allocate(struct sbx_daemon *d, const char *id);
 /* A free 65536-id range for a new sandbox; 0 when the pool is exhausted. */
 uint32_t sbx_userns_allocate(struct sbx_daemon *d);
 /* The seccomp program for a sandbox's processes (NULL for unconfined),
- * compiling a profile file when needed; fails closed. */
+ * compiling a profile file when needed, and given to its box; fails
+ * closed. */
 int sbx_sandbox_filter(struct sbx_sandbox *sb, const struct sbx_bpf **out, sbx_error **err);
+
 
 /* Is any sandbox using this image? */
 bool sbx_image_in_use(struct sbx_daemon *d, const char *image_id);
 
 /* The environment of a command: defaults, the sandbox's env, then extra. */
 char **sbx_sandbox_env(struct sbx_sandbox *sb, const struct sbx_kvlist *extra);
-/* Exec bookkeeping (rpc_process.c). */
-void sbx_exec_kill_all(struct sbx_sandbox *sb);
-/* Is pid the command of one of the sandbox's execs (reaped by it)? */
-bool sbx_exec_owns_pid(struct sbx_sandbox *sb, pid_t pid);
+/* KEY=VALUE strings of a map (NULL-terminated; sbx_box_strv_free). */
+char **sbx_kvlist_to_env(const struct sbx_kvlist *l);
+
+/* ---- record.c ---- */
+
+/* The sandbox object of the protocol. */
+void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb);
+/* sandbox.json: the object and what the daemon needs after a restart. */
+int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err);
+/* A sandbox from sandboxes/<id>/: sandbox.json, then the box's state file
+ * (made from sandbox.json when an earlier version left none). Not added
+ * to the registry. */
+struct sbx_sandbox *sbx_sandbox_load(struct sbx_daemon *d, const char *id, sbx_error **err);
+/* Parse a "resources" object over the values in *io (which it updates). */
+int sbx_resources_parse(yajl_val obj, struct sbx_resources *io, sbx_error **err);
+/* "network", "ports" and "public" of the sandbox object. */
+void sbx_net_gen(yajl_gen g, struct sbx_sandbox *sb);
+/* The array of its published ports (also net.ports). */
+void sbx_net_gen_ports(yajl_gen g, struct sbx_sandbox *sb);
+/* allow_out / deny_out of a "network" object into io (create, update). */
+int sbx_net_parse_egress(yajl_val net, struct sbx_sandbox_net *io, sbx_error **err);
+/* From a saved sandbox object: address, lists, ports (listeners opened
+ * later by sbx_net_recover), public. */
+void sbx_net_load(struct sbx_sandbox *sb, yajl_val obj);
 
 #endif

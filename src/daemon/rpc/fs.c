@@ -22,11 +22,11 @@
 #include "disk.h"
 #include "fsarchive.h"
 #include "fsops.h"
-#include "images.h"
+#include "registry/images.h"
 #include "loopdevs.h"
 #include "passwd.h"
 #include "rootfs.h"
-#include "sandbox.h"
+#include "registry/sandbox.h"
 #include "syscalls.h"
 #include "userns.h"
 
@@ -51,9 +51,11 @@ struct fs_job {
 	int init_pidfd; /* its init, whose namespaces the worker joins */
 	int client_fd; /* an fd the client passed, or -1 */
 	bool offline;
-	/* for a stopped sandbox: what its start would mount */
-	char *lower, *upper, *work, *disk_img, *scratch;
-	int loop_index; /* the loop device made for disk_img, or -1 */
+	/* for a stopped sandbox: where its box's root is mounted, and the loop
+	 * device made for its disk image (-1: none) */
+	char *scratch;
+	bool has_disk;
+	int loop_index;
 	char *user, *workdir;
 	uint32_t userns_base;
 	/* The reply line is built here; an operation that writes it whole
@@ -95,10 +97,6 @@ static void job_free(struct fs_job *job)
 		}
 		sbx_sandbox_unref(job->sb);
 	}
-	free(job->lower);
-	free(job->upper);
-	free(job->work);
-	free(job->disk_img);
 	free(job->scratch);
 	free(job->user);
 	free(job->workdir);
@@ -109,47 +107,12 @@ static void job_free(struct fs_job *job)
 
 /* ---- in the worker ---- */
 
-/* A stopped sandbox: mount its overlay as its start would, but in a mount
+/* A stopped sandbox: its root mounted as its start would, but in a mount
  * namespace of this worker alone, on a scratch tmpfs; it all goes away
  * with the worker (the loop device clears itself). */
 static int offline_root(struct fs_job *job, sbx_error **err)
 {
-	if (unshare(CLONE_NEWNS) < 0)
-		return sbx_error_errno(err, errno, "unshare mount namespace");
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return sbx_error_errno(err, errno, "make / private");
-	if (mount("tmpfs", job->scratch, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=65536") < 0)
-		return sbx_error_errno(err, errno, "mount scratch on '%s'", job->scratch);
-	char root[PATH_MAX], lower_mnt[PATH_MAX], disk_mnt[PATH_MAX], loopdev[32] = "";
-	snprintf(root, sizeof(root), "%s/root", job->scratch);
-	snprintf(lower_mnt, sizeof(lower_mnt), "%s/lower", job->scratch);
-	snprintf(disk_mnt, sizeof(disk_mnt), "%s/disk", job->scratch);
-	if (mkdir(root, 0755) < 0 || mkdir(lower_mnt, 0700) < 0 || mkdir(disk_mnt, 0700) < 0)
-		return sbx_error_errno(err, errno, "scratch directories");
-	_cleanup_close_ int loopfd = -1;
-	if (job->disk_img && (loopfd = sbx_disk_attach(job->loop_index, job->disk_img, loopdev, err)) < 0)
-		return sbx_error_prefix(err, "disk");
-	_cleanup_close_ int userns_fd = -1;
-	if (job->userns_base && (userns_fd = sbx_userns_create(job->userns_base, SBX_USERNS_SIZE, err)) < 0)
-		return sbx_error_prefix(err, "user namespace");
-	struct sbx_rootfs_config cfg = {
-		.mountpoint = root,
-		.lowerdir = job->lower,
-		.upperdir = job->upper,
-		.workdir = job->work,
-		.disk_dev = loopfd >= 0 ? loopdev : NULL,
-		.disk_mnt = disk_mnt,
-		.userns_fd = userns_fd,
-		.lower_mnt = lower_mnt,
-		.root_uid = job->userns_base,
-		.root_gid = job->userns_base,
-	};
-	if (sbx_rootfs_mount_overlay(&cfg, err) < 0)
-		return -1;
-	int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return sbx_error_errno(err, errno, "open merged root");
-	return fd;
+	return sbx_box_mount_root(job->sb->box, job->scratch, job->loop_index, err);
 }
 
 /* Run the operation on an open root; the reply line is appended to out. */
@@ -206,12 +169,7 @@ static int fs_worker(void *arg, int out_fd, sbx_error **err)
 		 * sandbox may be started as soon as we are gone, and its ext4
 		 * disk must not be mounted twice even for a moment. */
 		sbx_closep(&rootfd);
-		static const char *const mnts[] = { "root", "lower", "disk" };
-		for (size_t i = 0; i < SBX_ARRAY_SIZE(mnts); i++) {
-			char m[PATH_MAX];
-			snprintf(m, sizeof(m), "%s/%s", job->scratch, mnts[i]);
-			umount2(m, 0);
-		}
+		sbx_box_unmount_root(job->scratch);
 	}
 	if (r < 0)
 		return -1;
@@ -262,15 +220,16 @@ static void fs_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sbx_
  * init is still the one we track: a recycled pid would be another root. */
 static int running_root(struct sbx_sandbox *sb, sbx_error **err)
 {
-	char proc[64];
-	snprintf(proc, sizeof(proc), "/proc/%d/root", (int)sb->init_pid);
-	_cleanup_close_ int fd = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return sbx_error_errno(err, errno, "sandbox %s: open its root", sb->name);
-	if (sb->init_pidfd < 0 || sbx_pidfd_send_signal(sb->init_pidfd, 0, NULL, 0) < 0)
+	int fd = sbx_box_root(sb->box, err);
+	if (fd >= 0)
+		return fd;
+	if ((*err)->code == SBX_ERR_BAD_STATE) {
+		sbx_error_free(*err);
+		*err = NULL;
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is stopping; try again when it has stopped",
 				     sb->name);
-	return sbx_take_fd(&fd);
+	}
+	return sbx_error_prefix(err, "sandbox %s", sb->name);
 }
 
 static int offline_prepare(struct fs_job *job, sbx_error **err)
@@ -283,14 +242,14 @@ static int offline_prepare(struct fs_job *job, sbx_error **err)
 				     sb->image);
 	if (mkdirat(d->run_fd, "fs-scratch", 0700) < 0 && errno != EEXIST)
 		return sbx_error_errno(err, errno, "create %s/fs-scratch", d->cfg.run_dir);
-	job->lower = sbx_image_rootfs_path(d, img);
-	if (!job->lower || asprintf(&job->upper, "%s/sandboxes/%s/upper", d->cfg.state_dir, sb->id) < 0 ||
-	    asprintf(&job->work, "%s/sandboxes/%s/work", d->cfg.state_dir, sb->id) < 0 ||
-	    asprintf(&job->scratch, "%s/fs-scratch", d->cfg.run_dir) < 0)
+	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, img), *disk = sbx_box_disk_image(sb->box);
+	const char *layers[] = { lower, NULL };
+	if (!lower || sbx_box_set_layers(sb->box, layers, err) < 0 ||
+	    asprintf(&job->scratch, "%s/fs-scratch", d->cfg.run_dir) < 0) {
+		job->scratch = NULL;
 		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
-	if (sb->res.disk_mb > 0 && !sb->projid &&
-	    asprintf(&job->disk_img, "%s/sandboxes/%s/disk.img", d->cfg.state_dir, sb->id) < 0)
-		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
+	}
+	job->has_disk = disk != NULL;
 	return 0;
 }
 
@@ -342,7 +301,7 @@ static void fs_dispatch(struct fs_job *job)
 	}
 	/* The worker attaches the disk image to a device made here, which
 	 * is removed when the job ends. */
-	if (job->disk_img && job->loop_index < 0 &&
+	if (job->has_disk && job->loop_index < 0 &&
 	    (job->loop_index = sbx_loopdevs_add(req->d, job->sb->id, &err)) < 0)
 		goto fail;
 	int keep[3] = { job->rootfd, job->client_fd, job->init_pidfd };
@@ -387,9 +346,9 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 	if (takes_fd)
 		job->client_fd = sbx_take_fd(&req->fd);
 	sbx_sandbox_ref(sb);
-	job->userns_base = sb->userns_base;
-	job->user = strdup(sb->user ? sb->user : "root");
-	job->workdir = strdup(sb->workdir ? sb->workdir : "/");
+	job->userns_base = sb->box->userns_base;
+	job->user = strdup(sb->box->user);
+	job->workdir = strdup(sb->box->workdir);
 	if (!job->user || !job->workdir) {
 		sbx_error_errno(&err, ENOMEM, "fs");
 		goto fail;
@@ -397,19 +356,19 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED) {
 		if ((job->rootfd = running_root(sb, &err)) < 0)
 			goto fail;
-		if ((job->init_pidfd = fcntl(sb->init_pidfd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		if ((job->init_pidfd = fcntl(sb->box->init_pidfd, F_DUPFD_CLOEXEC, 3)) < 0) {
 			sbx_error_errno(&err, errno, "dup");
 			goto fail;
 		}
 		job->in_loop = (op == op_read || op == op_write) && job->client_fd < 0;
-	} else if (sb->state == SBX_STATE_STOPPED && !sb->stopping) {
+	} else if (sb->state == SBX_STATE_STOPPED && !sb->stopping && !sb->start) {
 		if (offline_prepare(job, &err) < 0)
 			goto fail;
 		job->offline = true;
 		sb->fs_offline++;
 	} else {
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; try again later", sb->name,
-			      sb->stopping ? "stopping" : sbx_state_name(sb->state));
+			      sb->stopping ? "stopping" : sb->start ? "starting" : sbx_state_name(sb->state));
 		goto fail;
 	}
 	job->req = req;
