@@ -28,6 +28,7 @@ MAX_FDS = 16
 _READ_CHUNK = 1 << 20
 _ASK_LIMIT = 1 << 20
 _KEEP_BUFFER = 32 << 20
+_SMALL_TAIL = 256 << 10
 _FD_SIZE = array.array("i").itemsize
 
 
@@ -275,7 +276,11 @@ class Connection:
         start, end, scan = self._start, self._end, self._scan
         if end == len(buf):
             if start > 0:
-                buf[0:end - start] = buf[start:end]
+                # Through a memoryview: one memmove, where a slice of the
+                # bytearray would first copy the piece into fresh memory
+                # (page faults on every page of a multi-MiB line).
+                with memoryview(buf) as whole:
+                    whole[0:end - start] = whole[start:end]
                 end -= start
                 scan -= start
                 start = 0
@@ -308,6 +313,15 @@ class Connection:
             start = end = scan = 0
             if len(buf) > _KEEP_BUFFER:
                 self._buf = bytearray(_READ_CHUNK)
+        elif start > _READ_CHUNK and end - start <= _SMALL_TAIL:
+            # The start of the next line, while it is short: to the front
+            # now, so that a big line (a chunk's reply follows another)
+            # fits whole instead of being moved when the buffer fills.
+            with memoryview(buf) as whole:
+                whole[0:end - start] = whole[start:end]
+            end -= start
+            scan -= start
+            start = 0
         self._start, self._end, self._scan = start, end, scan
         return True
 

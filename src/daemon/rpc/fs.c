@@ -858,7 +858,11 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 		return FS_NEEDS_WORKER;
 	if (!created && mode >= 0 && fchmod(fd, (mode_t)mode) < 0)
 		return sbx_error_errno(err, errno, "chmod");
-	if (truncate && ftruncate(fd, offset > 0 ? offset : 0) < 0)
+	/* A file just made is empty already. Truncating it anyway cost a
+	 * whole upload's time again on ext4: a truncate to 0 marks the file as
+	 * replaced (auto_da_alloc), and its close then allocates and starts
+	 * writing out every block before the reply can go. */
+	if (truncate && !(created && offset <= 0) && ftruncate(fd, offset > 0 ? offset : 0) < 0)
 		return sbx_error_errno(err, errno, "truncate");
 	if (offset >= 0 && lseek(fd, offset, SEEK_SET) < 0)
 		return sbx_error_errno(err, errno, "seek");
