@@ -10,7 +10,8 @@ raw protocol.
      awaited in one event loop; the lines interleave in rounds.
   2. One file of --fs-mb MiB into and out of a sandbox: `cp` to and from
      its upper directory on the host (the physical limit), Client.fs.upload
-     and .download over passed descriptors, and in base64 chunks.
+     and .download over passed descriptors, and in chunks (hex where the
+     daemon lists fs.encoding.hex, as this one does; base64 otherwise).
 
 It starts a private daemon in a temporary directory, and writes its
 section of --out between markers, keeping the rest of the file
@@ -222,14 +223,17 @@ def fs_lines(sock, state_dir, tmp, size_mb, reps, chunk_mb, window):
 
 
 def codec_rates(chunk_mb):
-    """MB/s (of file bytes) of CPython's base64 encoder and decoder on one
-    chunk: the ceiling of a chunked transfer through any pure-Python client."""
+    """MB/s (of file bytes) of CPython's base64 and hex encoders and
+    decoders on one chunk: the ceiling of a chunked transfer through any
+    pure-Python client."""
     import binascii
     data = os.urandom(chunk_mb << 20)
     text = binascii.b2a_base64(data, newline=False)
+    hexed = binascii.b2a_hex(data)
     out = {}
     for name, fn, arg in (("encode", lambda x: binascii.b2a_base64(x, newline=False), data),
-                          ("decode", binascii.a2b_base64, text)):
+                          ("decode", binascii.a2b_base64, text),
+                          ("hex_encode", binascii.b2a_hex, data), ("hex_decode", binascii.a2b_hex, hexed)):
         best = None
         for _ in range(20):
             t0 = time.perf_counter()
@@ -250,8 +254,9 @@ def render(r, command, args):
     L.append("`process.exec` of `true` into a running sandbox, one call at a time, %d timed calls per line after "
              "warm-up, the three lines interleaved in %d rounds (their order flipping every round); milliseconds. "
              "The raw line writes the JSON request and reads the reply line on one connection (bench/run.py's "
-             "exec_socket); Client and AsyncClient share one multiplexed connection with a reader thread that "
-             "hands each reply to its caller." % (args.iterations, args.rounds))
+             "exec_socket); Client's calls share one multiplexed connection with a reader thread that hands "
+             "each reply to its caller; AsyncClient's go on a connection of the event loop, which reads the "
+             "replies itself." % (args.iterations, args.rounds))
     L.append("")
     L.append("| line | mean | median | p95 | min | vs raw (mean) | vs raw (median) |")
     L.append("|---|---:|---:|---:|---:|---:|---:|")
@@ -266,8 +271,8 @@ def render(r, command, args):
     L.append("")
     L.append("Goal \"within 10 %% of the raw line\" (mean and median, both clients): **%s**. The fastest call of "
              "each line (min), made when no other work held a CPU, shows what the client itself adds: %+.2f ms "
-             "(Client) and %+.2f ms (AsyncClient) over the raw line's %.2f ms; each call through a client wakes "
-             "two threads (the reader, then the caller or the event loop) where the raw line wakes one, which "
+             "(Client) and %+.2f ms (AsyncClient) over the raw line's %.2f ms; each call through Client wakes "
+             "two threads (the reader, then the caller) where the raw line and AsyncClient wake one, which "
              "costs more when every wake-up waits for a CPU."
              % ("met" if within else "not met", e["client"]["min"] - e["raw"]["min"],
                 e["async"]["min"] - e["raw"]["min"], e["raw"]["min"]))
@@ -279,13 +284,14 @@ def render(r, command, args):
                  "sandbox without a disk limit; median of %d rounds, each copy compared with the source. `cp` "
                  "copies to and from the sandbox's upper directory on the host; the fd lines pass the local file's "
                  "descriptor with `fs.write`/`fs.read` (the daemon's worker copies in the kernel); the chunk lines "
-                 "send %d MiB base64 pieces in JSON with %d requests in flight on the one connection."
+                 "send %d MiB pieces in JSON, hex-encoded (the daemon lists fs.encoding.hex), with %d requests in "
+                 "flight on the one connection."
                  % (args.fs_mb, args.fs_reps, args.chunk_mb, args.window))
         L.append("")
         L.append("| line | up | down | up vs cp | down vs cp |")
         L.append("|---|---:|---:|---:|---:|")
         names = {"cp": "`cp` to/from the upper dir", "fd": "`Client.fs.upload/download`, passed descriptors",
-                 "chunks": "`Client.fs.upload/download`, base64 chunks"}
+                 "chunks": "`Client.fs.upload/download`, hex chunks"}
         for k in ("cp", "fd", "chunks"):
             L.append("| %s | %.2f s, %.0f MB/s | %.2f s, %.0f MB/s | %.2f× | %.2f× |" % (
                 names[k], f[k]["up"], mb / f[k]["up"] / 1e6, f[k]["down"], mb / f[k]["down"] / 1e6,
@@ -297,13 +303,14 @@ def render(r, command, args):
                  "way: **%s**." % ("met" if fd_ok else "not met", "met" if ch_ok else "not met"))
         cr = r["codec"]
         L.append("")
-        L.append("The chunked lines are bounded by CPython's own base64 codec (`binascii`, no SIMD), which every "
-                 "chunk goes through once on the client: on this machine, in this run, it encodes %.0f MB/s and "
-                 "decodes %.0f MB/s of file bytes on one %d MiB chunk (best of 20), before any socket, JSON or "
-                 "file work; the client's reader thread decodes while the caller writes the previous chunk, but "
+        L.append("Every chunk goes once through CPython's codec (`binascii`, no SIMD) on the client: on this "
+                 "machine, in this run, base64 encodes %.0f MB/s and decodes %.0f MB/s of file bytes on one %d MiB "
+                 "chunk (best of 20), hex %.0f and %.0f MB/s, before any socket, JSON or file work; hex doubles "
+                 "the bytes on the socket, which the daemon pays for, but takes the slow base64 decoder out of "
+                 "downloads. The client's reader thread decodes while the caller writes the previous chunk, but "
                  "both need the interpreter lock. The descriptor path moves no bytes through Python at all, which "
                  "is why `transfer=\"auto\"` takes it whenever the daemon can receive descriptors."
-                 % (cr["encode"], cr["decode"], args.chunk_mb))
+                 % (cr["encode"], cr["decode"], args.chunk_mb, cr["hex_encode"], cr["hex_decode"]))
     if float(r["load0"].split()[0]) > (os.cpu_count() or 1):
         L.append("")
         L.append("The machine was busy with other work during this run (load average above its %d CPUs): "

@@ -600,6 +600,64 @@ int sbx_base64_decode(const char *in, size_t inlen, char **out, size_t *outlen)
 	return 0;
 }
 
+/* One table lookup a byte each way: a pair of digits per byte value to
+ * encode; to decode, a digit's value in the high or low nibble, with bit 8
+ * set for anything else, or-ed over the whole input and tested once (no
+ * branch per byte). */
+static uint16_t hex_pairs[256];
+static uint16_t hex_dec_hi[256], hex_dec_lo[256];
+static bool hex_ready;
+#define HEX_BAD 0x100u
+
+static void hex_init(void)
+{
+	if (hex_ready)
+		return;
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 256; i++) {
+		unsigned char two[2] = { (unsigned char)digits[i >> 4], (unsigned char)digits[i & 15] };
+		memcpy(&hex_pairs[i], two, 2);
+		hex_dec_hi[i] = hex_dec_lo[i] = HEX_BAD;
+	}
+	for (int v = 0; v < 16; v++) {
+		unsigned char lc = (unsigned char)digits[v], uc = (unsigned char)"0123456789ABCDEF"[v];
+		hex_dec_hi[lc] = hex_dec_hi[uc] = (uint16_t)(v << 4);
+		hex_dec_lo[lc] = hex_dec_lo[uc] = (uint16_t)v;
+	}
+	hex_ready = true;
+}
+
+size_t sbx_hex_encode_into(const void *data, size_t len, char *out)
+{
+	hex_init();
+	const unsigned char *in = data;
+	for (size_t i = 0; i < len; i++)
+		memcpy(out + 2 * i, &hex_pairs[in[i]], 2);
+	return 2 * len;
+}
+
+int sbx_hex_decode_into(const char *in, size_t inlen, char *out, size_t *outlen)
+{
+	if (inlen % 2 != 0)
+		return -EINVAL;
+	hex_init();
+	const unsigned char *s = (const unsigned char *)in;
+	unsigned char *d = (unsigned char *)out;
+	size_t n = inlen / 2;
+	unsigned bad = 0;
+	/* Byte i is written after digits 2i and 2i+1 are read, and i <= 2i:
+	 * out may be in itself. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned x = hex_dec_hi[s[2 * i]] | hex_dec_lo[s[2 * i + 1]];
+		bad |= x;
+		d[i] = (unsigned char)x;
+	}
+	if (bad & HEX_BAD)
+		return -EINVAL;
+	*outlen = n;
+	return 0;
+}
+
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
 static size_t utf8_seq_len(const unsigned char *s, size_t n)
 {

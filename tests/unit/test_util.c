@@ -917,6 +917,77 @@ START_TEST(test_clocks)
 }
 END_TEST
 
+/* ---- hex ---- */
+
+START_TEST(test_hex_vectors)
+{
+	char out[16];
+	ck_assert_uint_eq(sbx_hex_encode_into("", 0, out), 0);
+	ck_assert_uint_eq(sbx_hex_encode_into("\x00\x01\x7f\x80\xab\xff", 6, out), 12);
+	ck_assert_int_eq(memcmp(out, "00017f80abff", 12), 0);
+	char d[8];
+	size_t len = 999;
+	ck_assert_int_eq(sbx_hex_decode_into("", 0, d, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	/* either case in */
+	ck_assert_int_eq(sbx_hex_decode_into("00017F80aBfF", 12, d, &len), 0);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_int_eq(memcmp(d, "\x00\x01\x7f\x80\xab\xff", 6), 0);
+}
+END_TEST
+
+/* Every byte value both ways, into a buffer and in place over a body long
+ * enough that a slip in the index arithmetic would show. */
+START_TEST(test_hex_round_trip_in_place)
+{
+	size_t n = 256 * 1000 + 1;
+	unsigned char *plain = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		plain[i] = (unsigned char)(i * 131 + (i >> 8));
+	char *e = malloc(SBX_HEX_ENCODED_LEN(n));
+	ck_assert_uint_eq(sbx_hex_encode_into(plain, n, e), 2 * n);
+	for (size_t i = 0; i < 2 * n; i++)
+		ck_assert(strchr("0123456789abcdef", e[i]) && e[i]);
+	char *d = malloc(n);
+	size_t dlen = 0;
+	ck_assert_int_eq(sbx_hex_decode_into(e, 2 * n, d, &dlen), 0);
+	ck_assert_uint_eq(dlen, n);
+	ck_assert_int_eq(memcmp(d, plain, n), 0);
+	dlen = 0;
+	ck_assert_int_eq(sbx_hex_decode_into(e, 2 * n, e, &dlen), 0);
+	ck_assert_uint_eq(dlen, n);
+	ck_assert_int_eq(memcmp(e, plain, n), 0);
+	free(plain);
+	free(e);
+	free(d);
+}
+END_TEST
+
+/* A malformed digit anywhere, of any byte value, and an odd length are
+ * refused: the decoder's one test at the end must see them all. */
+START_TEST(test_hex_rejects_malformed)
+{
+	size_t n = 4096;
+	char *e = malloc(n), *d = malloc(n / 2);
+	size_t len;
+	ck_assert_int_eq(sbx_hex_decode_into("abc", 3, d, &len), -EINVAL);
+	ck_assert_int_eq(sbx_hex_decode_into("0g", 2, d, &len), -EINVAL);
+	ck_assert_int_eq(sbx_hex_decode_into("g0", 2, d, &len), -EINVAL);
+	ck_assert_int_eq(sbx_hex_decode_into("=0", 2, d, &len), -EINVAL);
+	for (int c = 0; c < 256; c++) {
+		bool digit = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		for (size_t at = 0; at < n; at += 1021) {
+			memset(e, '5', n);
+			e[at] = (char)c;
+			int r = sbx_hex_decode_into(e, n, d, &len);
+			ck_assert_msg(digit ? r == 0 : r == -EINVAL, "byte %d at %zu: %d", c, at, r);
+		}
+	}
+	free(e);
+	free(d);
+}
+END_TEST
+
 /* ---- base64 ---- */
 
 static const struct {
@@ -1382,6 +1453,9 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_base64_rejects_malformed);
 	tcase_add_test(tc, test_base64_in_place_and_long_bodies);
 	tcase_add_test(tc, test_base64_rejects_noncanonical_padding);
+	tcase_add_test(tc, test_hex_vectors);
+	tcase_add_test(tc, test_hex_round_trip_in_place);
+	tcase_add_test(tc, test_hex_rejects_malformed);
 	tcase_add_loop_test(tc, test_utf8_sanitize, 0, (int)SBX_ARRAY_SIZE(utf8_cases));
 	tcase_add_test(tc, test_utf8_sanitize_respects_length);
 	tcase_add_loop_test(tc, test_json_append_string_matches_sanitize, 0, (int)SBX_ARRAY_SIZE(utf8_cases));

@@ -77,7 +77,7 @@ class Call:
     __slots__ = ("method", "params", "parse", "fds", "raw_data", "on_progress", "timeout")
 
     def __init__(self, method: str, p: Optional[Dict[str, Any]], parse: Callable[[Dict[str, Any], Any], Any],
-                 fds: Sequence[int] = (), raw_data: bool = False, on_progress: Optional[Callable] = None,
+                 fds: Sequence[int] = (), raw_data: Union[bool, str] = False, on_progress: Optional[Callable] = None,
                  timeout: Optional[float] = None):
         self.method = method
         self.params = p
@@ -331,6 +331,8 @@ def _read_result(encoding: Optional[str]) -> Callable[[Dict[str, Any], Any], t.R
         rr = t.ReadResult.from_dict(r)
         if (encoding or "utf-8") == "base64" and isinstance(rr.data, str):
             rr.data = binascii.a2b_base64(rr.data)
+        elif encoding == "hex" and isinstance(rr.data, str):
+            rr.data = binascii.a2b_hex(rr.data)
         return rr
     return parse
 
@@ -351,9 +353,11 @@ class FsAPI(Family):
     def read(self, sandbox: SandboxRef, path: str, *, offset: Optional[int] = None, length: Optional[int] = None,
              encoding: str = "base64") -> t.ReadResult:
         """fs.read of one piece (at most 8 MiB): bytes with base64 (the
-        default), text with utf-8.  download() moves whole files."""
+        default) or hex (where system.info lists fs.encoding.hex), text
+        with utf-8.  download() moves whole files."""
         p = params(sandbox=sandbox_id(sandbox), path=path, offset=offset, length=length, encoding=encoding)
-        return self._do(Call("fs.read", p, _read_result(encoding), raw_data=(encoding == "base64")))
+        raw = encoding if encoding in ("base64", "hex") else False
+        return self._do(Call("fs.read", p, _read_result(encoding), raw_data=raw))
 
     def write(self, sandbox: SandboxRef, path: str, data: Union[str, bytes], *, offset: Optional[int] = None,
               append: Optional[bool] = None, truncate: Optional[bool] = None, mode: Union[int, str, None] = None,

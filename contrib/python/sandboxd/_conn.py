@@ -11,6 +11,7 @@ on the first bytes of its line, as the protocol asks.
 from __future__ import annotations
 
 import array
+import asyncio
 import binascii
 import collections
 import itertools
@@ -18,7 +19,7 @@ import json
 import os
 import socket
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from . import errors
 
@@ -27,6 +28,7 @@ MAX_FDS = 16
 _READ_CHUNK = 1 << 20
 _ASK_LIMIT = 1 << 20
 _KEEP_BUFFER = 32 << 20
+_SMALL_TAIL = 256 << 10
 _FD_SIZE = array.array("i").itemsize
 
 
@@ -52,7 +54,7 @@ class Pending:
     __slots__ = ("id", "method", "raw_data", "on_progress", "_flag", "_lock", "_reply", "_error",
                  "fd", "_callbacks", "_cb_lock")
 
-    def __init__(self, rid: int, method: str, raw_data: bool = False,
+    def __init__(self, rid: int, method: str, raw_data: Union[bool, str] = False,
                  on_progress: Optional[Callable[[Dict[str, Any]], None]] = None):
         self.id = rid
         self.method = method
@@ -128,21 +130,31 @@ class Pending:
             os.close(fd)
 
 
+def _connect(path: str, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.settimeout(None)
+    except OSError as e:
+        sock.close()
+        raise errors.ConnectionError("cannot connect to sandboxd at %s: %s" % (path, e.strerror or e)) from e
+    return sock
+
+
 class Connection:
     """A connected socket and its reader thread."""
 
     def __init__(self, path: str, on_notification: Optional[Callable[[Dict[str, Any]], None]] = None,
                  connect_timeout: float = 10.0):
+        self._setup(path, on_notification, _connect(path, connect_timeout))
+        self._reader = threading.Thread(target=self._read_loop, name="sandboxd-reader", daemon=True)
+        self._reader.start()
+
+    def _setup(self, path: str, on_notification: Optional[Callable[[Dict[str, Any]], None]],
+               sock: socket.socket) -> None:
         self.path = path
         self.on_notification = on_notification
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.settimeout(connect_timeout)
-            sock.connect(path)
-            sock.settimeout(None)
-        except OSError as e:
-            sock.close()
-            raise errors.ConnectionError("cannot connect to sandboxd at %s: %s" % (path, e.strerror or e)) from e
         self.sock = sock
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -151,8 +163,11 @@ class Connection:
         self._fds: "collections.deque[int]" = collections.deque()
         self._dead: Optional[BaseException] = None
         self.max_message: Optional[int] = None
-        self._reader = threading.Thread(target=self._read_loop, name="sandboxd-reader", daemon=True)
-        self._reader.start()
+        self.features: Optional[frozenset] = None  # system.info's, once asked
+        # What has been received and not yet taken as lines.
+        self._buf = bytearray(_READ_CHUNK)
+        self._start = self._end = self._scan = 0
+        self._reader: Optional[threading.Thread] = None
 
     # ------------------------------------------------------------------
     # sending
@@ -161,7 +176,7 @@ class Connection:
     def alive(self) -> bool:
         return self._dead is None
 
-    def _register(self, method: str, raw_data: bool, on_progress) -> Pending:
+    def _register(self, method: str, raw_data: Union[bool, str], on_progress) -> Pending:
         with self._lock:
             if self._dead is not None:
                 raise errors.ConnectionError(str(self._dead), method=method)
@@ -174,10 +189,12 @@ class Connection:
             self._pending.pop(p.id, None)
 
     def start(self, method: str, params: Optional[Dict[str, Any]] = None, fds: Sequence[int] = (),
-              raw_data: bool = False, on_progress=None, bulk: Optional[bytes] = None) -> Pending:
+              raw_data: Union[bool, str] = False, on_progress=None, bulk: Optional[bytes] = None) -> Pending:
         """Send a request; return its Pending at once.  With bulk, params'
         last member is "data" and bulk (ASCII without escapes, such as
-        base64) is its value, sent without copying it into the line."""
+        base64 or hex) is its value, sent without copying it into the line.
+        raw_data (True or "base64", or "hex"): the reply's result.data is
+        that encoding of bytes, decoded where it lies into bytes."""
         p = self._register(method, raw_data, on_progress)
         head = b'{"jsonrpc":"2.0","id":%d,"method":%s' % (p.id, _dumps(method))
         if bulk is None:
@@ -207,12 +224,22 @@ class Connection:
 
     def _learn_limit(self) -> None:
         """The daemon's message limit, asked once before the first big line
-        (a longer one would be answered with an error that has no id)."""
+        (a longer one would be answered with an error that has no id), and
+        its features, which say how file bytes may travel."""
         try:
             info = self.call("system.info", timeout=30)
             self.max_message = int((info.get("limits") or {}).get("max_message") or (16 << 20))
+            self.features = frozenset(f for f in info.get("features") or () if isinstance(f, str))
         except errors.SandboxdError:
             self.max_message = 16 << 20
+            self.features = frozenset()
+
+    def binary_encoding(self) -> str:
+        """How chunks of files go in JSON: hex where the daemon takes it
+        (CPython decodes hex three times as fast as base64), else base64."""
+        if self.features is None:
+            self._learn_limit()
+        return "hex" if "fs.encoding.hex" in (self.features or ()) else "base64"
 
     def call(self, method: str, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None,
              **kw: Any) -> Dict[str, Any]:
@@ -239,53 +266,81 @@ class Connection:
     # ------------------------------------------------------------------
     # receiving
 
+    _ANC_SIZE = socket.CMSG_SPACE(MAX_FDS * _FD_SIZE)
+
+    def _receive(self) -> bool:
+        """One receive, and every whole line it completes handled; False
+        when the daemon closed the connection.  Raises OSError (and
+        BlockingIOError on a non-blocking socket with nothing to read)."""
+        buf = self._buf
+        start, end, scan = self._start, self._end, self._scan
+        if end == len(buf):
+            if start > 0:
+                # Through a memoryview: one memmove, where a slice of the
+                # bytearray would first copy the piece into fresh memory
+                # (page faults on every page of a multi-MiB line).
+                with memoryview(buf) as whole:
+                    whole[0:end - start] = whole[start:end]
+                end -= start
+                scan -= start
+                start = 0
+            else:
+                buf.extend(bytes(len(buf)))
+            self._start, self._end, self._scan = start, end, scan
+        mv = memoryview(buf)
+        try:
+            n, anc, _flags, _addr = self.sock.recvmsg_into([mv[end:]], self._ANC_SIZE)
+        finally:
+            mv.release()
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[:len(data) - len(data) % _FD_SIZE])
+                self._fds.extend(fds)
+        if n == 0:
+            return False
+        end += n
+        while True:
+            nl = buf.find(b"\n", scan, end)
+            if nl < 0:
+                scan = end
+                break
+            self._line(buf, start, nl)
+            start = scan = nl + 1
+        if start == end:
+            # Keep the room a big line needed (replies of chunked
+            # reads come one after another); only a huge one's goes.
+            start = end = scan = 0
+            if len(buf) > _KEEP_BUFFER:
+                self._buf = bytearray(_READ_CHUNK)
+        elif start > _READ_CHUNK and end - start <= _SMALL_TAIL:
+            # The start of the next line, while it is short: to the front
+            # now, so that a big line (a chunk's reply follows another)
+            # fits whole instead of being moved when the buffer fills.
+            with memoryview(buf) as whole:
+                whole[0:end - start] = whole[start:end]
+            end -= start
+            scan -= start
+            start = 0
+        self._start, self._end, self._scan = start, end, scan
+        return True
+
+    def _read_failed(self, e: BaseException) -> BaseException:
+        if isinstance(e, OSError):
+            return errors.ConnectionError("lost the connection to sandboxd at %s: %s" % (self.path, e))
+        return errors.ConnectionError("reading from sandboxd failed: %r" % (e,))
+
+    def _closed_by_daemon(self) -> BaseException:
+        return errors.ConnectionError("sandboxd at %s closed the connection" % self.path)
+
     def _read_loop(self) -> None:
-        buf = bytearray(_READ_CHUNK)
-        start = end = 0
-        scan = 0
-        anc_size = socket.CMSG_SPACE(MAX_FDS * _FD_SIZE)
         reason: BaseException
         try:
-            while True:
-                if end == len(buf):
-                    if start > 0:
-                        buf[0:end - start] = buf[start:end]
-                        end -= start
-                        scan -= start
-                        start = 0
-                    else:
-                        buf.extend(bytes(len(buf)))
-                mv = memoryview(buf)
-                try:
-                    n, anc, _flags, _addr = self.sock.recvmsg_into([mv[end:]], anc_size)
-                finally:
-                    mv.release()
-                for level, kind, data in anc:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds = array.array("i")
-                        fds.frombytes(data[:len(data) - len(data) % _FD_SIZE])
-                        self._fds.extend(fds)
-                if n == 0:
-                    reason = errors.ConnectionError("sandboxd at %s closed the connection" % self.path)
-                    break
-                end += n
-                while True:
-                    nl = buf.find(b"\n", scan, end)
-                    if nl < 0:
-                        scan = end
-                        break
-                    self._line(buf, start, nl)
-                    start = scan = nl + 1
-                if start == end:
-                    # Keep the room a big line needed (replies of chunked
-                    # reads come one after another); only a huge one's goes.
-                    start = end = scan = 0
-                    if len(buf) > _KEEP_BUFFER:
-                        buf = bytearray(_READ_CHUNK)
-        except OSError as e:
-            reason = errors.ConnectionError("lost the connection to sandboxd at %s: %s" % (self.path, e))
-        except BaseException as e:  # pragma: no cover - a bug: fail every waiter loudly
-            reason = errors.ConnectionError("reading from sandboxd failed: %r" % (e,))
+            while self._receive():
+                pass
+            reason = self._closed_by_daemon()
+        except BaseException as e:  # OSError; anything else is a bug: fail every waiter loudly
+            reason = self._read_failed(e)
         self._die(reason)
 
     _DATA_MARK = b',"result":{"data":"'
@@ -306,7 +361,7 @@ class Connection:
                 with self._lock:
                     p = self._pending.get(rid) if rid is not None else None
                 if p is not None and p.raw_data:
-                    msg = self._bulk_reply(buf, start, cut + len(self._DATA_MARK), nl)
+                    msg = self._bulk_reply(buf, start, cut + len(self._DATA_MARK), nl, p.raw_data == "hex")
                     if msg is not None:
                         self._dispatch(msg)
                         return
@@ -317,14 +372,15 @@ class Connection:
         self._dispatch(msg)
 
     @staticmethod
-    def _bulk_reply(buf: bytearray, start: int, ds: int, nl: int) -> Optional[Dict[str, Any]]:
-        """The reply with its data decoded, or None to parse it the usual way."""
+    def _bulk_reply(buf: bytearray, start: int, ds: int, nl: int, hex: bool = False) -> Optional[Dict[str, Any]]:
+        """The reply with its data decoded (base64, or hex when asked for),
+        or None to parse it the usual way."""
         de = buf.find(b'"', ds, nl)
         if de < 0:
             return None
         mv = memoryview(buf)
         try:
-            data = binascii.a2b_base64(mv[ds:de])
+            data = binascii.a2b_hex(mv[ds:de]) if hex else binascii.a2b_base64(mv[ds:de])
             msg = json.loads(bytes(buf[start:ds - 1]) + b"null" + bytes(buf[de + 1:nl]))
         except (ValueError, binascii.Error):
             return None
@@ -401,9 +457,135 @@ class Connection:
         """Close the connection; requests still in flight fail with
         ConnectionError."""
         self._die(errors.ConnectionError("the connection to sandboxd at %s was closed" % self.path))
-        if threading.current_thread() is not self._reader:
+        if self._reader is not None and threading.current_thread() is not self._reader:
             self._reader.join(5)
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+class LoopConnection(Connection):
+    """A connection read by an asyncio event loop itself: the loop watches
+    the socket (add_reader) and files each reply as it comes, so that a
+    reply wakes only the loop, where a reader thread would wake first
+    itself and then the loop.  Made, used and read in the loop's thread;
+    a line the socket cannot take at once waits in a queue that the loop
+    sends when the socket is writable, so that no call blocks the loop."""
+
+    def __init__(self, path: str, loop: Any, learn: Callable[[], "tuple[int, frozenset]"],
+                 connect_timeout: float = 10.0):
+        self._setup(path, None, _connect(path, connect_timeout))
+        self.loop = loop
+        self._learn = learn
+        self._thread = threading.get_ident()
+        # Lines (and the descriptors that ride on their first bytes, as
+        # copies of the caller's) not yet taken by the socket.
+        self._outq: "collections.deque[tuple[memoryview, List[int]]]" = collections.deque()
+        self._fileno = self.sock.fileno()
+        self.sock.setblocking(False)
+        loop.add_reader(self._fileno, self._readable)
+
+    def _learn_limit(self) -> None:
+        # Never a call on this connection: its reply could only be read by
+        # the loop that would be waiting for it.
+        self.max_message, self.features = self._learn()
+
+    def _readable(self) -> None:
+        try:
+            if not self._receive():
+                self._die(self._closed_by_daemon())
+        except BlockingIOError:
+            pass
+        except BaseException as e:
+            self._die(self._read_failed(e))
+
+    def _send(self, parts: List[bytes], fds: Sequence[int]) -> None:
+        total = sum(len(x) for x in parts)
+        n = 0
+        if not self._outq:
+            try:
+                if fds:
+                    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", list(fds)).tobytes())]
+                    n = self.sock.sendmsg(parts, anc)
+                else:
+                    n = self.sock.sendmsg(parts)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            if n == total:
+                return
+        rest = memoryview(b"".join(parts))[n:]
+        # Descriptors go with the first byte: copies of them wait with the
+        # line (the caller may close its own once this returns).
+        keep = [os.dup(fd) for fd in fds] if fds and n == 0 else []
+        self._outq.append((rest, keep))
+        if len(self._outq) == 1:
+            self.loop.add_writer(self._fileno, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            while self._outq:
+                data, fds = self._outq[0]
+                if fds:
+                    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+                    n = self.sock.sendmsg([data], anc)
+                    for fd in fds:
+                        os.close(fd)
+                else:
+                    n = self.sock.send(data)
+                if n < len(data):
+                    self._outq[0] = (data[n:], [])
+                    return
+                self._outq.popleft()
+            self.loop.remove_writer(self._fileno)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as e:
+            self._die(errors.ConnectionError("lost the connection to sandboxd at %s: %s" % (self.path, e)))
+
+    def _unwatch(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.remove_reader(self._fileno)
+        self.loop.remove_writer(self._fileno)
+
+    def _die(self, reason: BaseException) -> None:
+        first = self._dead is None
+        super()._die(reason)
+        if not first:
+            return
+        while self._outq:
+            for fd in self._outq.popleft()[1]:
+                os.close(fd)
+        if threading.get_ident() == self._thread:
+            self._unwatch()
+        else:
+            try:
+                self.loop.call_soon_threadsafe(self._unwatch)
+            except RuntimeError:  # the loop is closed: nothing watches
+                pass
+
+    async def wait(self, p: Pending, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """A request's result, awaited in this connection's loop."""
+        if not p.done():
+            fut = self.loop.create_future()
+
+            def wake(_p: Pending) -> None:
+                if threading.get_ident() == self._thread:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:  # failed by a close() from another thread
+                    try:
+                        self.loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+                    except RuntimeError:
+                        pass
+            p.add_done_callback(wake)
+            if timeout is None:
+                await fut
+            else:
+                try:
+                    await asyncio.wait_for(fut, timeout)
+                except asyncio.TimeoutError:
+                    raise errors.Timeout("no answer to %s within %s s" % (p.method, timeout),
+                                         method=p.method) from None
+        return p.result(0)

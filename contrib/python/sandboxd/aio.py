@@ -6,13 +6,14 @@ import asyncio
 import errno
 import functools
 import os
-from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar, Union
+import threading
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple, TypeVar, Union
 
 from . import _api
 from . import errors
 from . import types as t
 from ._api import Call, SandboxRef, sandbox_id
-from ._conn import Pending
+from ._conn import LoopConnection, Pending
 from .client import (DEFAULT_CHUNK, DEFAULT_WINDOW, Client, Dest, PathLike, Progress, Source, _set_winsize,
                      event_item, output_item, terminal_params)
 
@@ -49,15 +50,20 @@ class AsyncClient:
     """An asyncio client of sandboxd.
 
     It may be created anywhere, before any event loop runs (at import time
-    of a module, say), and used from any loop, even several: nothing in it
-    belongs to a loop.  Requests share one connection, multiplexed by id,
-    with the blocking Client made from the same socket (``.sync``).  Every
-    method of Client is here as a coroutine; streams are async iterators
-    and terminals have coroutine read and write.
+    of a module, say), and used from any loop, even several.  Calls made
+    in a loop share one connection of that loop, multiplexed by id, whose
+    replies the loop reads itself (no thread between the socket and the
+    awaiting coroutine); whole-file transfers and streams go through the
+    blocking Client made from the same socket (``.sync``).  Every method
+    of Client is here as a coroutine; streams are async iterators and
+    terminals have coroutine read and write.
     """
 
     def __init__(self, socket: Optional[PathLike] = None, *, timeout: Optional[float] = None):
         self.sync = Client(socket, timeout=timeout)
+        self._lconn: Optional[LoopConnection] = None  # of the loop used last
+        self._lconns: Dict[int, LoopConnection] = {}  # by id() of their loop
+        self._lock = threading.Lock()
         self.system = _api.SystemAPI(self)
         self.image = _api.ImageAPI(self)
         self.sandbox = _api.SandboxAPI(self)
@@ -75,11 +81,38 @@ class AsyncClient:
     def timeout(self) -> Optional[float]:
         return self.sync.timeout
 
-    async def _do(self, call: Call) -> Any:
+    def _loop_connection(self) -> LoopConnection:
+        """The running loop's connection, made when it has none (or lost
+        it); those of loops closed meanwhile are closed."""
+        loop = asyncio.get_running_loop()
+        c = self._lconn
+        if c is not None and c.loop is loop and c.alive:
+            return c
+        with self._lock:
+            c = self._lconns.get(id(loop))
+            if c is None or c.loop is not loop or not c.alive:
+                for k, old in list(self._lconns.items()):
+                    if old is c or old.loop.is_closed() or not old.alive:
+                        del self._lconns[k]
+                        old.close()
+                c = LoopConnection(self.sync.socket_path, loop, self._limits)
+                self._lconns[id(loop)] = c
+            self._lconn = c
+        return c
+
+    def _limits(self) -> Tuple[int, frozenset]:
+        """The daemon's message limit and features, asked on the blocking
+        client's connection (whose reader thread answers it)."""
         conn = self.sync._connection()
+        if conn.features is None or conn.max_message is None:
+            conn._learn_limit()
+        return conn.max_message or (16 << 20), conn.features or frozenset()
+
+    async def _do(self, call: Call) -> Any:
+        conn = self._loop_connection()
         p = conn.start(call.method, call.params, call.fds, call.raw_data, call.on_progress)
         timeout = call.timeout if call.timeout is not None else self.sync.timeout
-        res = await _wait(p, timeout)
+        res = await conn.wait(p, timeout)
         return call.parse(res, p)
 
     async def call(self, method: str, params: Any = None, *, timeout: Optional[float] = None) -> Dict[str, Any]:
@@ -99,10 +132,16 @@ class AsyncClient:
         return await loop.run_in_executor(None, functools.partial(fn, *args, **kw))
 
     def close(self) -> None:
+        with self._lock:
+            conns = list(self._lconns.values())
+            self._lconns.clear()
+            self._lconn = None
+        for c in conns:
+            c.close()
         self.sync.close()
 
     async def aclose(self) -> None:
-        self.sync.close()
+        self.close()
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -6,6 +6,7 @@ import binascii
 import collections
 import errno
 import fcntl
+import functools
 import io
 import os
 import queue
@@ -461,7 +462,8 @@ class _Window:
 class FsAPI(_api.FsAPI):
     """fs.* methods, and whole-file transfers: upload() and download() move
     files of any size with bounded memory, over passed descriptors when the
-    daemon can take them, otherwise in base64 chunks."""
+    daemon can take them, otherwise in chunks (hex where the daemon takes
+    it, else base64)."""
 
     def upload(self, sandbox: SandboxRef, source: Source, path: str, *, mode: Union[int, str, None] = None,
                progress: Optional[Progress] = None, transfer: str = "auto", chunk_size: int = DEFAULT_CHUNK,
@@ -471,7 +473,7 @@ class FsAPI(_api.FsAPI):
         object (read from its current position to its end).
 
         transfer: "fd" passes a descriptor (the daemon's worker copies the
-        bytes in the kernel), "chunks" sends base64 pieces of chunk_size
+        bytes in the kernel), "chunks" sends hex or base64 pieces of chunk_size
         with window requests in flight, "auto" tries fd first.
         progress(done, total) is called as bytes go (total None when
         unknown)."""
@@ -583,7 +585,9 @@ class FsAPI(_api.FsAPI):
         client: Client = self._client
         conn = client._connection()
         limit = client._max_message(conn)
-        chunk_size = max(1, min(chunk_size, (limit - 4096) // 4 * 3))
+        enc = conn.binary_encoding()
+        encode = binascii.b2a_hex if enc == "hex" else functools.partial(binascii.b2a_base64, newline=False)
+        chunk_size = max(1, min(chunk_size, (limit - 4096) // 2 if enc == "hex" else (limit - 4096) // 4 * 3))
         total = self._total(source)
         mv = memoryview(source).cast("B") if isinstance(source, (bytes, bytearray, memoryview)) else None
         buf = bytearray(chunk_size) if mv is None else None
@@ -601,9 +605,9 @@ class FsAPI(_api.FsAPI):
                     piece = memoryview(buf)[:n]  # type: ignore[index]
                 if not piece and not first:
                     break
-                data = binascii.b2a_base64(piece, newline=False)
+                data = encode(piece)
                 p = _api.params(sandbox=sid, path=path, offset=offset, truncate=True if first else None,
-                                encoding="base64", mode=mode if first else None, create_parents=True)
+                                encoding=enc, mode=mode if first else None, create_parents=True)
                 while win.full():
                     last, n_done = win.drain_one()
                     done += n_done
@@ -750,6 +754,7 @@ class FsAPI(_api.FsAPI):
         client: Client = self._client
         conn = client._connection()
         chunk_size = max(1, min(chunk_size, 8 << 20))
+        enc = conn.binary_encoding()
         total = self.stat(sid, path).size if progress else None
         win = _Window(window)
         offset = 0
@@ -758,8 +763,8 @@ class FsAPI(_api.FsAPI):
         try:
             while True:
                 while not eof and not win.full():
-                    p = {"sandbox": sid, "path": path, "offset": offset, "length": chunk_size, "encoding": "base64"}
-                    win.q.append((conn.start("fs.read", p, raw_data=True), offset))
+                    p = {"sandbox": sid, "path": path, "offset": offset, "length": chunk_size, "encoding": enc}
+                    win.q.append((conn.start("fs.read", p, raw_data=enc), offset))
                     offset += chunk_size
                     if len(win.q) == 1 and offset == chunk_size:
                         break  # learn the size (and errors) from the first answer
@@ -768,7 +773,7 @@ class FsAPI(_api.FsAPI):
                 res, at = win.drain_one()
                 data = res.get("data") or b""
                 if isinstance(data, str):
-                    data = binascii.a2b_base64(data)
+                    data = binascii.a2b_hex(data) if enc == "hex" else binascii.a2b_base64(data)
                 if at != written:
                     raise errors.SandboxdError("piece at %d arrived out of order (expected %d)" % (at, written))
                 out.write(data)

@@ -332,6 +332,49 @@ class ClientTest(DaemonTestCase):
         self.assertIs(c.fd_passing, False)
         self.assertEqual(c.fs.download(sb, "/workspace/x"), data)
 
+    def _spy_encodings(self, c):
+        """The encoding of every fs.read and fs.write c sends from now on."""
+        conn = c._connection()
+        seen = []
+        start = conn.start
+
+        def spy(method, params=None, *a, **kw):
+            if method in ("fs.read", "fs.write") and params:
+                seen.append((method, params.get("encoding")))
+            return start(method, params, *a, **kw)
+        conn.start = spy
+        return conn, seen
+
+    def test_chunks_go_in_hex_where_the_daemon_has_it(self):
+        sb = self.sandbox()
+        data = os.urandom((3 << 20) + 5)
+        with sandboxd.Client(self.daemon.socket) as c:
+            conn, seen = self._spy_encodings(c)
+            self.assertEqual(c.fs.upload(sb, data, "/workspace/h.bin", transfer="chunks",
+                                         chunk_size=1 << 20).size, len(data))
+            self.assertEqual(c.fs.download(sb, "/workspace/h.bin", transfer="chunks", chunk_size=1 << 20), data)
+            self.assertIn("fs.encoding.hex", conn.features)
+            self.assertEqual(set(seen), {("fs.write", "hex"), ("fs.read", "hex")})
+            self.assertGreaterEqual(len(seen), 2 * 4)  # 4 pieces each way, and reads past the end
+            # one piece as hex by hand, the same bytes
+            self.assertEqual(c.fs.read(sb, "/workspace/h.bin", offset=3, length=1000, encoding="hex").data,
+                             data[3:1003])
+            self.assertEqual(c.fs.read(sb, "/workspace/h.bin", offset=3, length=1000).data, data[3:1003])
+
+    def test_chunks_fall_back_to_base64_without_hex(self):
+        """A daemon that does not list fs.encoding.hex (an older one) gets
+        base64, and the bytes are the same."""
+        sb = self.sandbox()
+        data = os.urandom((2 << 20) + 7)
+        with sandboxd.Client(self.daemon.socket) as c:
+            conn, seen = self._spy_encodings(c)
+            conn._learn_limit()
+            conn.features = conn.features - {"fs.encoding.hex"}
+            self.assertEqual(c.fs.upload(sb, io.BytesIO(data), "/workspace/b.bin", transfer="chunks",
+                                         chunk_size=1 << 20).size, len(data))
+            self.assertEqual(c.fs.download(sb, "/workspace/b.bin", transfer="chunks", chunk_size=1 << 20), data)
+            self.assertEqual(set(seen), {("fs.write", "base64"), ("fs.read", "base64")})
+
     # -- net ------------------------------------------------------------------
 
     def test_net(self):
@@ -713,6 +756,71 @@ class AsyncClientTest(DaemonTestCase):
             ac.close()
             return elapsed
         asyncio.run(main())
+
+
+class AsyncLoopReadingTest(DaemonTestCase):
+    """AsyncClient's calls are read by the event loop itself: no reader
+    thread, big lines queued without blocking the loop, descriptors passed
+    from the loop, a vanished daemon failing the call and the next one
+    connecting again."""
+
+    def test_no_reader_thread_and_big_lines_in_order(self):
+        async def main():
+            ac = sandboxd.AsyncClient(self.daemon.socket)
+            names = lambda: sorted(th.name for th in threading.enumerate())
+            before = names()
+            sb = await ac.sandbox.create()
+            self.assertEqual((await ac.process.exec(sb, "echo hi")).stdout, "hi\n")
+            self.assertEqual(names(), before)  # no thread between the socket and the loop
+            # Lines longer than the socket takes at once (about 260 KiB
+            # each), many at a time: the loop sends them as it can, in order,
+            # while it reads the replies of the first ones.
+            blobs = [os.urandom(200 << 10) for _ in range(12)]
+            infos = await asyncio.gather(*[ac.fs.write(sb, "/w/%d" % i, b) for i, b in enumerate(blobs)])
+            self.assertEqual([x.size for x in infos], [len(b) for b in blobs])
+            for i, b in enumerate(blobs):
+                self.assertEqual((await ac.fs.read(sb, "/w/%d" % i)).data, b)
+            # A descriptor on a line that has to wait behind others goes
+            # with it, though the caller closes its own at once.
+            with tempfile.TemporaryFile() as f:
+                f.write(b"through the loop")
+                f.flush()
+                f.seek(0)
+                waits = [ac.fs.write(sb, "/w/q%d" % i, blobs[i]) for i in range(6)]
+                tasks = [asyncio.ensure_future(w) for w in waits]
+                await asyncio.sleep(0)  # they are sent (or queued) now
+                from sandboxd._api import Call
+                fd = os.dup(f.fileno())
+                coro = ac._do(Call("fs.write", {"sandbox": sb.id, "path": "/w/fd", "fd": True},
+                                   lambda r, _: r, fds=[fd]))
+                task = asyncio.ensure_future(coro)
+                await asyncio.sleep(0)
+                os.close(fd)
+                await task
+                await asyncio.gather(*tasks)
+            self.assertEqual((await ac.fs.read(sb, "/w/fd", encoding="utf-8")).data, "through the loop")
+            await ac.sandbox.delete(sb, force=True)
+            ac.close()
+        asyncio.run(main())
+
+    def test_vanished_daemon_then_reconnect(self):
+        d = self.new_daemon()
+        ac = sandboxd.AsyncClient(d.socket)
+
+        async def main():
+            sb = await ac.sandbox.create()
+            long = asyncio.ensure_future(ac.process.exec(sb, "sleep 30"))
+            await asyncio.sleep(0.3)
+            d.kill9()
+            with self.assertRaises(sandboxd.ConnectionError):
+                await asyncio.wait_for(long, 10)
+            with self.assertRaises(sandboxd.ConnectionError):
+                await ac.system.ping()
+            d.start()
+            self.assertEqual((await ac.sandbox.inspect(sb)).state, "started")
+            await ac.sandbox.delete(sb, force=True)
+        asyncio.run(main())
+        ac.close()
 
 
 class BigUploadTest(DaemonTestCase):

@@ -36,9 +36,10 @@
 #define FS_RESULTS_MAX 100000
 #define FS_LINE_SHOWN 512
 /* Replies queued for a client before its fs calls wait (until it has read
- * most of them): a little more than one 4 MiB chunk (5.6 MB in base64), so
- * that one reply is ready while the client takes the previous one. */
-#define FS_BACKLOG_MAX ((size_t)6 << 20)
+ * most of them): a little more than one 4 MiB chunk (5.6 MB in base64,
+ * 8 MiB in hex), so that one reply is ready while the client takes the
+ * previous one. */
+#define FS_BACKLOG_MAX ((size_t)9 << 20)
 
 struct fs_job;
 typedef int (*fs_op)(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
@@ -59,13 +60,13 @@ struct fs_job {
 	char *user, *workdir;
 	uint32_t userns_base;
 	/* The reply line is built here; an operation that writes it whole
-	 * (a base64 chunk, encoded straight into it) sets wrote_line. */
+	 * (a base64 or hex chunk, encoded straight into it) sets wrote_line. */
 	struct sbx_buf *out;
 	bool wrote_line;
 	bool in_loop; /* a chunk of a running sandbox's file, done in the loop */
 	bool offline_mounting; /* holds its stopped sandbox's one mount slot */
 	struct fs_job *next_waiting;
-	bool bulk_decoded; /* fs.write's bulk base64 is decoded in place */
+	bool bulk_decoded; /* fs.write's bulk base64 or hex is decoded in place */
 	size_t bulk_decoded_len;
 };
 
@@ -462,18 +463,39 @@ static int param_mode(yajl_val p, int *mode, sbx_error **err)
 	return sbx_error_param(err, "mode", "'mode' must be an integer such as 420 or an octal string such as \"0644\"");
 }
 
-static int param_encoding(yajl_val p, bool *base64, sbx_error **err)
+/* How file bytes travel in "data": text, or binary as base64 or hex. */
+enum fs_encoding { ENC_UTF8, ENC_BASE64, ENC_HEX };
+
+static int param_encoding(yajl_val p, enum fs_encoding *enc, sbx_error **err)
 {
-	const char *enc = "utf-8";
-	if (sbx_json_string(p, "encoding", false, &enc, err) < 0)
+	const char *s = "utf-8";
+	if (sbx_json_string(p, "encoding", false, &s, err) < 0)
 		return -1;
-	if (!strcmp(enc, "base64"))
-		*base64 = true;
-	else if (!strcmp(enc, "utf-8") || !strcmp(enc, "utf8"))
-		*base64 = false;
+	if (!strcmp(s, "base64"))
+		*enc = ENC_BASE64;
+	else if (!strcmp(s, "hex"))
+		*enc = ENC_HEX;
+	else if (!strcmp(s, "utf-8") || !strcmp(s, "utf8"))
+		*enc = ENC_UTF8;
 	else
-		return sbx_error_param(err, "encoding", "'encoding' must be \"utf-8\" or \"base64\"");
+		return sbx_error_param(err, "encoding", "'encoding' must be \"utf-8\", \"base64\" or \"hex\"");
 	return 0;
+}
+
+/* A binary encoding's piece of a chunk, straight into the reply line. */
+static size_t encoded_len(enum fs_encoding enc, size_t n)
+{
+	return enc == ENC_HEX ? SBX_HEX_ENCODED_LEN(n) : SBX_BASE64_ENCODED_LEN(n);
+}
+
+static size_t encode_into(enum fs_encoding enc, const void *data, size_t n, char *out)
+{
+	return enc == ENC_HEX ? sbx_hex_encode_into(data, n, out) : sbx_base64_encode_into(data, n, out);
+}
+
+static int decode_into(enum fs_encoding enc, const char *in, size_t n, char *out, size_t *outlen)
+{
+	return enc == ENC_HEX ? sbx_hex_decode_into(in, n, out, outlen) : sbx_base64_decode_into(in, n, out, outlen);
 }
 
 /* A tiny cache: listings name the same few owners over and over. */
@@ -618,13 +640,13 @@ static int op_list(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 #define FS_READ_PIECE (3 << 18)
 static char read_piece[FS_READ_PIECE];
 
-/* The whole reply line of a base64 fs.read, into job->out: "data" first,
- * encoded as the file is read, then the members that depend on how much
- * was read. Base64 needs no JSON escaping. On an error, whatever was
+/* The whole reply line of a base64 or hex fs.read, into job->out: "data"
+ * first, encoded as the file is read, then the members that depend on how
+ * much was read. Neither encoding needs JSON escaping. On an error, whatever was
  * appended is dropped by the caller (sbx_conn_line_end, or the worker,
  * which sends nothing of it). */
-static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_t offset, int64_t want, yajl_gen g,
-		       sbx_error **err)
+static int read_encoded(struct fs_job *job, int fd, const struct stat *st, int64_t offset, int64_t want,
+			enum fs_encoding enc, yajl_gen g, sbx_error **err)
 {
 	struct sbx_buf *out = job->out;
 	yajl_gen_map_open(g);
@@ -632,11 +654,13 @@ static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_
 	const unsigned char *head;
 	size_t hl;
 	yajl_gen_get_buf(g, &head, &hl);
-	if (sbx_buf_reserve(out, hl + 2 + SBX_BASE64_ENCODED_LEN((size_t)want) + 192) < 0 ||
+	if (sbx_buf_reserve(out, hl + 2 + encoded_len(enc, (size_t)want) + 192) < 0 ||
 	    sbx_buf_append(out, head, hl) < 0 || sbx_buf_append(out, ":\"", 2) < 0)
 		goto nomem;
 	int64_t got = 0;
-	size_t carry = 0; /* bytes read but not encoded yet (not a multiple of 3) */
+	/* bytes read but not encoded yet: base64 takes whole groups of 3 */
+	size_t carry = 0;
+	size_t group = enc == ENC_HEX ? 1 : 3;
 	bool eof = false;
 	while (got < want) {
 		size_t room = FS_READ_PIECE - carry;
@@ -652,15 +676,15 @@ static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_
 		}
 		got += n;
 		size_t have = carry + (size_t)n;
-		size_t whole = got < want ? have / 3 * 3 : have;
-		if (sbx_buf_reserve(out, SBX_BASE64_ENCODED_LEN(have) + 192) < 0)
+		size_t whole = got < want ? have / group * group : have;
+		if (sbx_buf_reserve(out, encoded_len(enc, have) + 192) < 0)
 			goto nomem;
-		out->len += sbx_base64_encode_into(read_piece, whole, out->data + out->len);
+		out->len += encode_into(enc, read_piece, whole, out->data + out->len);
 		carry = have - whole;
 		memmove(read_piece, read_piece + whole, carry);
 	}
 	if (carry)
-		out->len += sbx_base64_encode_into(read_piece, carry, out->data + out->len);
+		out->len += encode_into(enc, read_piece, carry, out->data + out->len);
 	int64_t size = st->st_size;
 	if (eof && size < offset + got)
 		size = offset + got;
@@ -668,8 +692,8 @@ static int read_base64(struct fs_job *job, int fd, const struct stat *st, int64_
 		eof = true;
 	char tail[192];
 	int tl = snprintf(tail, sizeof(tail),
-			  "\",\"encoding\":\"base64\",\"size\":%lld,\"offset\":%lld,\"length\":%lld,\"eof\":%s}}",
-			  (long long)size, (long long)offset, (long long)got, eof ? "true" : "false");
+			  "\",\"encoding\":\"%s\",\"size\":%lld,\"offset\":%lld,\"length\":%lld,\"eof\":%s}}",
+			  enc == ENC_HEX ? "hex" : "base64", (long long)size, (long long)offset, (long long)got, eof ? "true" : "false");
 	if (sbx_buf_append(out, tail, (size_t)tl) < 0)
 		goto nomem;
 	job->wrote_line = true;
@@ -683,10 +707,10 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	yajl_val p = job->req->params;
 	_cleanup_free_ char *path = NULL;
 	int64_t offset = 0, length = -1;
-	bool base64 = false;
+	enum fs_encoding enc = ENC_UTF8;
 	if (param_path(fs, p, "path", true, &path, err) < 0 ||
 	    sbx_json_int(p, "offset", false, 0, INT64_MAX, &offset, err) < 0 ||
-	    sbx_json_int(p, "length", false, 0, FS_CHUNK_MAX, &length, err) < 0 || param_encoding(p, &base64, err) < 0)
+	    sbx_json_int(p, "length", false, 0, FS_CHUNK_MAX, &length, err) < 0 || param_encoding(p, &enc, err) < 0)
 		return -1;
 	_cleanup_close_ int fd = sbx_fs_open_file(fs, path, O_RDONLY, false, false, 0, NULL, err);
 	if (fd < 0)
@@ -714,8 +738,8 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	int64_t want = length >= 0 ? length : FS_CHUNK_MAX;
 	if (st.st_size > 0 && want > (st.st_size > offset ? st.st_size - offset : 0))
 		want = st.st_size > offset ? st.st_size - offset : 0;
-	if (base64)
-		return read_base64(job, fd, &st, offset, want, g, err);
+	if (enc != ENC_UTF8)
+		return read_encoded(job, fd, &st, offset, want, enc, g, err);
 	_cleanup_free_ char *buf = malloc((size_t)want + 1);
 	if (!buf)
 		return sbx_error_errno(err, ENOMEM, "read");
@@ -741,12 +765,12 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	if (size > 0 && offset + got >= size)
 		eof = true;
 	size_t ol = 0;
-	_cleanup_free_ char *enc = sbx_utf8_sanitize(buf, (size_t)got, &ol);
-	if (!enc)
+	_cleanup_free_ char *text = sbx_utf8_sanitize(buf, (size_t)got, &ol);
+	if (!text)
 		return sbx_error_errno(err, ENOMEM, "encode");
 	yajl_gen_map_open(g);
 	sbx_gen_key(g, "data");
-	sbx_gen_strn(g, enc, ol);
+	sbx_gen_strn(g, text, ol);
 	sbx_gen_kv_str(g, "encoding", "utf-8");
 	sbx_gen_kv_int(g, "size", size);
 	sbx_gen_kv_int(g, "offset", offset);
@@ -771,14 +795,17 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 	_cleanup_free_ char *path = NULL;
 	const char *data = NULL;
 	int64_t offset = -1;
-	bool base64 = false, append = false, create_parents = true, truncate = false;
+	enum fs_encoding enc = ENC_UTF8;
+	bool append = false, create_parents = true, truncate = false;
 	int mode = -1;
 	if (param_path(fs, p, "path", true, &path, err) < 0 || sbx_json_string(p, "data", false, &data, err) < 0 ||
 	    sbx_json_int(p, "offset", false, 0, INT64_MAX, &offset, err) < 0 ||
 	    sbx_json_bool(p, "append", false, &append, err) < 0 ||
 	    sbx_json_bool(p, "create_parents", false, &create_parents, err) < 0 ||
-	    param_encoding(p, &base64, err) < 0 || param_mode(p, &mode, err) < 0)
+	    param_encoding(p, &enc, err) < 0 || param_mode(p, &mode, err) < 0)
 		return -1;
+	bool binary = enc != ENC_UTF8;
+	const char *enc_name = enc == ENC_HEX ? "hex" : "base64";
 	truncate = offset < 0 && !append;
 	int tr = sbx_json_bool(p, "truncate", false, &truncate, err);
 	if (tr < 0)
@@ -802,22 +829,25 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 	_cleanup_free_ char *raw = NULL;
 	const char *src = data;
 	size_t len = data_len;
-	if (base64 && req->bulk) {
+	if (binary && req->bulk) {
 		/* In place: the bulk bytes are this request's own. Once only: a
 		 * worker that takes the job over inherits them decoded. */
-		if (!job->bulk_decoded &&
-		    sbx_base64_decode_into(req->bulk, data_len, req->bulk, &job->bulk_decoded_len) < 0)
-			return sbx_error_param(err, "data", "'data' is not valid base64");
+		if (!job->bulk_decoded && decode_into(enc, req->bulk, data_len, req->bulk, &job->bulk_decoded_len) < 0)
+			return sbx_error_param(err, "data", "'data' is not valid %s%s", enc_name,
+					       enc == ENC_HEX ? " (an even number of digits 0-9, a-f)" : "");
 		job->bulk_decoded = true;
 		len = job->bulk_decoded_len;
-	} else if (data && base64) {
-		if (sbx_base64_decode(data, data_len, &raw, &len) < 0)
-			return sbx_error_param(err, "data", "'data' is not valid base64");
+	} else if (data && binary) {
+		if (!(raw = malloc(data_len + 1))) /* either decodes shorter */
+			return sbx_error_errno(err, ENOMEM, "data");
+		if (decode_into(enc, data, data_len, raw, &len) < 0)
+			return sbx_error_param(err, "data", "'data' is not valid %s%s", enc_name,
+					       enc == ENC_HEX ? " (an even number of digits 0-9, a-f)" : "");
 		src = raw;
 	}
 	/* The bulk string was not seen by the parser: as text, it must be what
 	 * a JSON string may hold raw. */
-	if (req->bulk && !base64 && !json_raw_text_valid(data, data_len))
+	if (req->bulk && !binary && !json_raw_text_valid(data, data_len))
 		return sbx_error_param(err, "data", "'data' is not valid UTF-8 JSON string content");
 	bool created = false;
 	_cleanup_close_ int fd = sbx_fs_open_file(fs, path, O_WRONLY | (append ? O_APPEND : 0), true, create_parents,
@@ -828,7 +858,11 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 		return FS_NEEDS_WORKER;
 	if (!created && mode >= 0 && fchmod(fd, (mode_t)mode) < 0)
 		return sbx_error_errno(err, errno, "chmod");
-	if (truncate && ftruncate(fd, offset > 0 ? offset : 0) < 0)
+	/* A file just made is empty already. Truncating it anyway cost a
+	 * whole upload's time again on ext4: a truncate to 0 marks the file as
+	 * replaced (auto_da_alloc), and its close then allocates and starts
+	 * writing out every block before the reply can go. */
+	if (truncate && !(created && offset <= 0) && ftruncate(fd, offset > 0 ? offset : 0) < 0)
 		return sbx_error_errno(err, errno, "truncate");
 	if (offset >= 0 && lseek(fd, offset, SEEK_SET) < 0)
 		return sbx_error_errno(err, errno, "seek");
