@@ -81,10 +81,11 @@ static int prepare_start(struct sbx_sandbox *sb, sbx_error **err)
 	if (!img)
 		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox %s: its image '%s' was removed", sb->name,
 				     sb->image);
-	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, img);
-	const char *layers[] = { lower, NULL };
-	if (!lower || sbx_box_set_layers(sb->box, layers, err) < 0)
+	_cleanup_strv_ char **layers = sbx_image_lowerdirs(d, img);
+	if (!layers)
 		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
+	if (sbx_box_set_layers(sb->box, (const char *const *)layers, err) < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->id);
 	free(sb->box->resolv);
 	sb->box->resolv = NULL;
 	if (sb->net.ip.s_addr) {
@@ -296,12 +297,17 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_
 		return -1;
 	}
 	/* The sandbox itself: its state directory, writable layer and disk. */
-	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, spec->image);
+	/* A layered image's layers stay while the sandbox holds references
+	 * to them, whatever becomes of the image. */
+	if (sbx_image_ref_layers(d, spec->image, sb->id, err) < 0) {
+		sbx_sandbox_unref(sb);
+		return -1;
+	}
+	_cleanup_strv_ char **lower = sbx_image_lowerdirs(d, spec->image);
 	char **envv = sbx_kvlist_to_env(spec->env);
-	const char *layers[] = { lower, NULL };
 	struct sbx_box_spec bspec = {
 		.id = sb->id,
-		.layers = layers,
+		.layers = (const char *const *)lower,
 		.hostname = spec->hostname ? spec->hostname : sb->name,
 		.workdir = spec->workdir,
 		.user = spec->user,
@@ -318,17 +324,14 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_
 				  : sbx_error_errno(err, ENOMEM, "create");
 	sbx_box_strv_free(envv);
 	if (built < 0) {
+		sbx_layers_release_async(d, sb->id);
 		sbx_sandbox_unref(sb);
 		return -1;
 	}
 	sb->box->seccomp = filter;
-	if (sbx_sandbox_save(sb, err) < 0) {
+	if (sbx_sandbox_save(sb, err) < 0 || sbx_sandbox_add(d, sb, err) < 0) {
 		sbx_box_destroy(sb->box, NULL, NULL);
-		sbx_sandbox_unref(sb);
-		return -1;
-	}
-	if (sbx_sandbox_add(d, sb, err) < 0) {
-		sbx_box_destroy(sb->box, NULL, NULL);
+		sbx_layers_release_async(d, sb->id);
 		sbx_sandbox_unref(sb);
 		return -1;
 	}
@@ -723,6 +726,7 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	if (sb->net.ip.s_addr && sbx_net_apply_rules(d, &nerr) < 0)
 		sbx_warn("%s", nerr->msg);
 	sbx_error_free(nerr);
+	sbx_layers_release_async(d, sb->id);
 	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
 	sbx_event_emit(d, "deleted", sb, NULL);
 	sbx_images_sweep_removed(d);
