@@ -59,14 +59,8 @@ static void send_progress(struct sbx_request *req, const char *line)
 	yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
-	yajl_gen_get_buf(g, &buf, &len);
-	char *line_out = malloc(len + 1);
-	if (!line_out)
-		return;
-	memcpy(line_out, buf, len);
-	line_out[len] = '\n';
-	sbx_conn_send_line(req->conn, line_out, len + 1);
-	free(line_out);
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+		sbx_conn_send_line(req->conn, (const char *)buf, len);
 }
 
 static void import_chunk(struct sbx_daemon *d, void *ctx, struct sbx_buf *out)
