@@ -120,6 +120,51 @@ struct sbx_start {
 	struct stop_call *stops;
 };
 
+static void service_spawned(struct sbx_command *c, int attach_fd, sbx_error *err, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	(void)attach_fd;
+	if (c && !sb->deleted) {
+		snprintf(sb->service_cmd, sizeof(sb->service_cmd), "%s", c->id);
+		sbx_sandbox_save(sb, NULL);
+		sbx_info("sandbox %s (%s): service started as command %s, pid %d", sb->id, sb->name, c->id, (int)c->pid);
+	} else if (err) {
+		sbx_warn("sandbox %s (%s): service did not start: %s", sb->id, sb->name, err->msg);
+	}
+	sbx_error_free(err);
+	sbx_sandbox_unref(sb);
+}
+
+/* The image's Entrypoint + Cmd, as a background command: its output kept
+ * like process.spawn's, its exit in sandbox.inspect. Its end does not stop
+ * the sandbox. */
+static void start_service(struct sbx_sandbox *sb)
+{
+	if (!sb->service || !sb->service[0])
+		return;
+	struct sbx_kvlist none = { 0 };
+	_cleanup_strv_ char **envp = sbx_sandbox_env(sb, &none);
+	_cleanup_free_ char *cwd = sbx_box_cwd(sb->box, NULL);
+	sbx_error *err = NULL;
+	if (!envp || !cwd) {
+		sbx_warn("sandbox %s: service: out of memory", sb->id);
+		return;
+	}
+	struct sbx_spawn_opts o = {
+		.argv = sb->service,
+		.envp = envp,
+		.cwd = cwd,
+		.user = sb->box->user,
+		.log_cap = sb->d->cfg.command_log_mb * 1024 * 1024,
+	};
+	sbx_sandbox_ref(sb);
+	if (sbx_command_spawn(sb, &o, service_spawned, sb, &err) < 0) {
+		sbx_warn("sandbox %s (%s): service did not start: %s", sb->id, sb->name, err->msg);
+		sbx_error_free(err);
+		sbx_sandbox_unref(sb);
+	}
+}
+
 static void started(struct sbx_sandbox *sb)
 {
 	sb->state = SBX_STATE_STARTED;
@@ -129,6 +174,7 @@ static void started(struct sbx_sandbox *sb)
 	watch_init(sb);
 	sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
+	start_service(sb);
 	sbx_event_emit(sb->d, "started", sb, NULL);
 }
 
@@ -261,6 +307,10 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_
 	sb->name = strdup(spec->name ? spec->name : sb->id);
 	sb->image = strdup(spec->image->name);
 	sb->image_id = strdup(spec->image->id);
+	if (spec->service && !(sb->service = sbx_strv_dup(spec->service))) {
+		sbx_sandbox_unref(sb);
+		return sbx_error_errno(err, ENOMEM, "create");
+	}
 	sb->network_mode = strdup(spec->netmode);
 	sb->labels = *spec->labels;
 	*spec->labels = (struct sbx_kvlist){ 0 };

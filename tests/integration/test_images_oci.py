@@ -269,6 +269,39 @@ class LayeredImageTest(SandboxdTestCase):
         fromtar = self.import_(tar, name="again2")
         self.assertEqual(fromtar["digest"], img["digest"])
 
+    # ---- the image's config ----
+
+    def test_config_gives_defaults_and_the_service(self):
+        self.import_(self.layout, name="v2", ref="v2")
+        sb = self.create(image="v2")
+        self.assertEqual(sb["user"], "1000:1000")
+        self.assertEqual(sb["workdir"], "/work")
+        self.assertEqual(self.sh(sb["id"], "id -u; pwd; echo $FOO"), "1000\n/work\nbar\n")
+        # The Entrypoint + Cmd runs as the sandbox's service.
+        self.assertEqual(sb["service"]["cmd"], ["/bin/sh", "-c", "echo service-ran > /tmp/svc; sleep 1000"])
+        wait_until(lambda: self.inspect(sb["id"])["service"]["running"], timeout=20, message="service running")
+        wait_until(lambda: self.sh(sb["id"], "cat /tmp/svc 2>/dev/null || true") == "service-ran\n", timeout=20,
+                   message="service output")
+        svc = self.inspect(sb["id"])["service"]
+        procs = self.call("process.list", {"sandbox": sb["id"]})
+        self.assertIn(svc["cmd_id"], json.dumps(procs))
+        # A create's own values win over the image's.
+        own = self.create(image="v2", user="root", workdir="/", env={"FOO": "mine"}, service=False)
+        self.assertEqual(self.sh(own["id"], "id -u; pwd; echo $FOO"), "0\n/\nmine\n")
+        self.assertIsNone(own["service"])
+        # A service that ends leaves the sandbox running and shows its exit.
+        ends = self.create(image="v2", service=["/bin/sh", "-c", "echo bye; exit 3"])
+        wait_until(lambda: self.inspect(ends["id"])["service"].get("exit_code") == 3, timeout=20,
+                   message="service exit shown")
+        self.assertEqual(self.inspect(ends["id"])["state"], "started")
+        logs = self.call("process.logs", {"sandbox": ends["id"], "cmd_id": "service"})
+        self.assertIn("bye", json.dumps(logs))
+        # It starts again with the sandbox.
+        self.call("sandbox.stop", {"sandbox": sb["id"]})
+        self.call("sandbox.start", {"sandbox": sb["id"]})
+        wait_until(lambda: self.inspect(sb["id"])["service"]["running"], timeout=20, message="service again")
+        self.assertRpcError(BAD_PARAMS, "sandbox.create", {"image": "v2", "service": "sh"}, param="service")
+
     # ---- names ----
 
     def test_tag_and_remove_names(self):
