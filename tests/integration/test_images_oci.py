@@ -363,6 +363,69 @@ class LayeredImageTest(SandboxdTestCase):
         self.rpc = self.daemon.client()
         self.assertEqual(self.owners(base), [img["id"]])
 
+    # ---- sandboxctl ----
+
+    def test_ctl_image_verbs(self):
+        rc, out, err = self.ctl("image", "import", "--ref", "v2", os.path.join(self.fix, "L.tar"), "team/img:v2",
+                                timeout=120)
+        self.assertEqual((rc, out), (0, "team/img:v2\n"), err)
+        self.assertNotIn("\033", err)  # no progress bar without a terminal
+        rc, out, err = self.ctl("image", "tag", "team/img:v2", "kortix/suna:0.1.3.30")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.ctl("image", "ls")
+        self.assertEqual(rc, 0, err)
+        digest = self.call("image.inspect", {"name": "team/img:v2"})["digest"]
+        rows = [l.split() for l in out.splitlines()[1:]]
+        self.assertIn(["team/img:v2", rows[0][1] if rows[0][0] == "team/img:v2" else rows[1][1], digest[7:19]],
+                      [r[:3] for r in rows])
+        self.assertIn("kortix/suna:0.1.3.30", out)
+        self.assertTrue(any(r[0] == "team/img:v2" and "3" in r for r in rows), out)
+        rc, out, err = self.ctl("image", "inspect", "kortix/suna:0.1.3.30")
+        self.assertEqual(json.loads(out)["config"]["exposed_ports"], ["8080/tcp"])
+        out_tar = os.path.join(self.work, "ctl.tar")
+        rc, out, err = self.ctl("image", "export", "--tar", "--tag", "v9", "team/img:v2", out_tar, timeout=120)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "%s\t%s\n" % (out_tar, digest))
+        subprocess.run(["skopeo", "inspect", "oci-archive:%s:v9" % out_tar], check=True, capture_output=True)
+        sb = self.create(image="team/img:v2", name="web", service=False)
+        self.ctl("image", "rm", "kortix/suna:0.1.3.30")
+        err = self.assertCtlFails(self.ctl("image", "rm", "team/img:v2"))
+        self.assertIn(sb["id"], err)
+        self.assertIn("web", err)
+        # Bad input is refused with one line, before anything is sent.
+        err = self.assertCtlFails(self.ctl("image", "pull", "Bad::Ref"), rc=125)
+        self.assertIn("ref", err)
+        err = self.assertCtlFails(self.ctl("image", "import", "/nonexistent/layout", "x"))
+        self.assertIn("/nonexistent/layout", err)
+        err = self.assertCtlFails(self.ctl("image", "import", "--ref", "v2", self.layout, "team/img:v2"))
+        self.assertIn("already exists", err)
+
+    def test_ctl_progress_bar_on_a_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([self.daemon_ctl_path(), "--socket", self.daemon.socket, "image", "import",
+                              os.path.join(self.fix, "d.tar.gz"), "bar"], stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        p.wait(timeout=120)
+        os.close(master)
+        self.assertEqual(p.returncode, 0, seen)
+        self.assertEqual(p.stdout.read(), b"bar\n")
+        self.assertIn(b"3/3 layers", seen)
+        self.assertIn(b"\r\033[K", seen)
+
+    def daemon_ctl_path(self):
+        from sbxtest import sandboxctl_path
+        return sandboxctl_path()
+
     # ---- progress ----
 
     def test_progress_notifications_carry_the_request_id(self):
