@@ -446,6 +446,26 @@ class LayeredImageTest(SandboxdTestCase):
         self.assertIn("result", self.rpc.wait(rid, 120))
         self.assertEqual([n for n in self.rpc.notifications if n.get("method", "").endswith("progress")], [])
 
+    def test_python_client_progress_pull_tag_export(self):
+        sys_path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "contrib", "python")
+        import sys
+        if sys_path not in sys.path:
+            sys.path.insert(0, sys_path)
+        import sandboxd
+        seen = []
+        with sandboxd.Client(self.daemon.socket) as c:
+            img = c.image.import_(None, os.path.join(self.fix, "d.tar.zst"), on_progress=seen.append, timeout=120)
+            self.assertEqual(img.layers, 3)
+            self.assertTrue(img.digest.startswith("sha256:"))
+            self.assertEqual(img.exposed_ports, ["8080/tcp"])
+            self.assertTrue(seen, "no progress reached on_progress")
+            self.assertEqual(seen[-1]["layers_done"], 3)
+            t = c.image.tag(img.name, "py/alias:1")
+            self.assertEqual(t.names, [img.name, "py/alias:1"])
+            r = c.image.export("py/alias:1", os.path.join(self.work, "py-out"), timeout=120)
+            self.assertEqual(r["digest"], img.digest)
+
     # ---- bad input ----
 
     def bad(self, path, code, text, **params):
