@@ -216,11 +216,37 @@ class LayeredImageTest(SandboxdTestCase):
         self.assertEqual(self.sh(sb["id"], "cat /keep; ls /d; test -e /a || echo nope"), "k\nz\nnope\n")
         self.assertTrue(a["digest"].startswith("sha256:"))
 
+    def test_two_imports_of_one_layout_at_once(self):
+        c2 = self.daemon.client()
+        r1 = self.rpc.request("image.import", {"path": self.layout, "ref": "v2", "name": "one", "progress": False})
+        r2 = c2.request("image.import", {"path": os.path.join(self.fix, "d.tar.gz"), "name": "two",
+                                         "progress": False})
+        a = self.rpc.result(r1, 120)
+        b = c2.result(r2, 120)
+        la = [l["diff_id"] for l in self.call("image.inspect", {"name": "one"})["layer_digests"]]
+        lb = [l["diff_id"] for l in self.call("image.inspect", {"name": "two"})["layer_digests"]]
+        self.assertEqual(la, lb)
+        self.assertEqual(len(self.store()["layers"]), 3)
+        for d in la:
+            self.assertEqual(self.owners(d), sorted([a["id"], b["id"]]))
+        # Both without a name, both taking the archive's own: one wins, the
+        # other is refused and leaves no reference behind.
+        c3 = self.daemon.client()
+        r3 = self.rpc.request("image.import", {"path": os.path.join(self.fix, "d.tar"), "progress": False})
+        r4 = c3.request("image.import", {"path": os.path.join(self.fix, "d.tar.zst"), "progress": False})
+        replies = [self.rpc.wait(r3, 120), c3.wait(r4, 120)]
+        ok = [r for r in replies if "result" in r]
+        bad = [r for r in replies if "error" in r]
+        self.assertEqual((len(ok), len(bad)), (1, 1), replies)
+        self.assertEqual(bad[0]["error"]["code"], EXISTS)
+        wait_until(lambda: all(len(self.owners(d)) == 3 for d in la), timeout=20, message="refs of the loser dropped")
+        self.assertEqual(self.store()["tmp"], [])
+
     def test_archive_name_from_its_own_tags(self):
         img = self.import_(os.path.join(self.fix, "d.tar.gz"))
         self.assertIn("img:v2", img["names"][0])
         again = self.import_(os.path.join(self.fix, "d.tar.gz"), name="second")
-        self.assertEqual(again["digest"], img["digest"]) if img["digest"] == again["digest"] else None
+        self.assertEqual(again["digest"], img["digest"])
         err = self.assertRpcError(EXISTS, "image.import", {"path": os.path.join(self.fix, "d.tar")},
                                   timeout=120)
         self.assertIn("already exists", err["message"])
