@@ -375,6 +375,11 @@ class LayeredImageTest(SandboxdTestCase):
         self.assertEqual(self.call("image.inspect", {"name": "v2"})["layers"], 3)
         self.assertEqual(len(self.store()["layers"]), 3)
         self.call("sandbox.stop", {"sandbox": sb["id"]})
+        # The file calls on a stopped sandbox mount its layers too.
+        self.assertEqual(self.call("fs.stat", {"sandbox": sb["id"], "path": "/keep"})["size"], 2)
+        self.assertRpcError(NOT_FOUND, "fs.stat", {"sandbox": sb["id"], "path": "/a"})
+        self.assertEqual(sorted(e["name"] for e in self.call("fs.list", {"sandbox": sb["id"], "path": "/d"})["entries"]),
+                         ["z"])
         self.call("sandbox.start", {"sandbox": sb["id"]})
         self.assertEqual(self.sh(sb["id"], "cat /mine /keep; ls /d"), "mine\nk\nz\n")
 

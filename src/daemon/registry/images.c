@@ -573,7 +573,7 @@ static int import_run_sync(void *arg, sbx_error **err)
 
 /* ---- the loop's side ---- */
 
-static bool name_busy(struct sbx_daemon *d, const struct sbx_image_import *self, const char *name)
+static bool name_busy(const struct sbx_image_import *self, const char *name)
 {
 	for (struct sbx_image_import *j = importing; j; j = j->next)
 		if (j != self && j->name && !strcmp(j->name, name))
@@ -589,7 +589,7 @@ static int name_free(struct sbx_daemon *d, const struct sbx_image_import *self, 
 				     "image '%s' already exists; remove it first with 'sandboxctl image rm %s' or choose "
 				     "another name",
 				     name, name);
-	if (name_busy(d, self, name))
+	if (name_busy(self, name))
 		return sbx_error_set(err, SBX_ERR_EXISTS, "image '%s' is being imported right now", name);
 	return 0;
 }
