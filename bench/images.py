@@ -168,8 +168,9 @@ def main():
                 rpc.call("sandbox.delete", {"sandbox": sb["id"], "force": True}, timeout=120)
 
         out = ["## Layered images: import, pull, create", "",
-               "Command: `bench/images.py --builddir %s --runs %d --creates %d%s`" % (
-                   args.builddir, args.runs, args.creates, " --out " + args.out if args.out else ""), "",
+               "Command: `bench/images.py --builddir %s --runs %d --creates %d%s%s`" % (
+                   args.builddir, args.runs, args.creates, " --rootfs " + args.rootfs if args.rootfs else "",
+                   " --out " + args.out if args.out else ""), "",
                "- date: %s UTC; host %s, %d CPUs, kernel %s; load average at the end %s" % (
                    time.strftime("%Y-%m-%d %H:%M", time.gmtime()), platform.node(), os.cpu_count(),
                    platform.release(), " ".join("%.2f" % x for x in os.getloadavg())),
