@@ -1,4 +1,4 @@
-/* sandboxctl image ls | pull | import | tag | export | inspect | rm */
+/* sandboxctl image ls | pull | import | build | tag | export | inspect | rm */
 #include "config.h"
 #include <limits.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@ static int image_usage(FILE *out)
 		     "       sandboxctl image pull [--name NAME] [--insecure] [--authfile FILE] [--no-progress] REF\n"
 		     "       sandboxctl image import [--format auto|oci|docker-archive|dir|rootfs-tar] [--ref REF] "
 		     "[--no-progress] PATH [NAME]\n"
+		     "       sandboxctl image build [--name NAME] [--no-progress] RECIPE\n"
 		     "       sandboxctl image tag IMAGE NAME\n"
 		     "       sandboxctl image export [--tar] [--tag TAG] IMAGE PATH\n"
 		     "       sandboxctl image inspect IMAGE...\n"
@@ -231,6 +232,28 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 			ctl_print_json(res);
 		else
 			printf("%s\n", ctl_str(res, "name"));
+		return 0;
+	}
+	if (!strcmp(sub, "build")) {
+		if (nargs != 1)
+			return ctl_usage_error("image", "build takes one RECIPE (a name, or a recipe directory)");
+		/* A path (it has a slash) is made absolute; a name is the daemon's. */
+		char abs[PATH_MAX];
+		const char *recipe = args[0];
+		if (strchr(recipe, '/') && realpath(recipe, abs))
+			recipe = abs;
+		_cleanup_gen_ yajl_gen g = sbx_gen_new();
+		yajl_gen_map_open(g);
+		sbx_gen_kv_str(g, "recipe", recipe);
+		if (name)
+			sbx_gen_kv_str(g, "name", name);
+		sbx_gen_kv_bool(g, "progress", progress);
+		yajl_gen_map_close(g);
+		yajl_val res;
+		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.build", g, progress, &res);
+		if (!root)
+			return CTL_EXIT_FAIL;
+		print_image(ctl, res);
 		return 0;
 	}
 	if (!strcmp(sub, "tag")) {

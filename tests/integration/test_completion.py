@@ -73,7 +73,7 @@ class CompletionTest(SandboxdTestCase):
         self.assertEqual(got[7], ["--network"])
         self.assertEqual(got[8], ["bridge", "none"])
         self.assertEqual(got[9], ["minimal"])
-        self.assertEqual(got[10], ["export", "import", "inspect", "ls", "pull", "rm", "tag"])
+        self.assertEqual(got[10], ["build", "export", "import", "inspect", "ls", "pull", "rm", "tag"])
         self.assertEqual(got[11], ["minimal"])
         self.assertEqual(got[12], ["auto", "dir", "docker-archive", "oci", "rootfs-tar"])
         self.assertEqual(got[13], ["-F", "-g", "-n"])

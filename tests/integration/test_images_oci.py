@@ -675,5 +675,46 @@ class PullTest(SandboxdTestCase):
                           if n.startswith("tmp-")], [])
 
 
+@unittest.skipUnless(have("mmdebstrap", "umoci", "skopeo"), "needs mmdebstrap, umoci and skopeo")
+class BuildTest(SandboxdTestCase):
+    """image.build: the recipe builder (images/build-recipe.py) writes an
+    OCI layout, which is imported. A build that is cached is quick; one
+    that is not needs the Debian mirror (skipped when it is unreachable)."""
+
+    def test_build_recipe_and_run(self):
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        recipe = os.path.join(top, "images", "debian")
+        if not os.path.exists(os.path.join(recipe, "recipe")):
+            self.skipTest("no images/debian recipe in this tree")
+        rid = self.rpc.request("image.build", {"recipe": recipe, "name": "deb"})
+        reply = self.rpc.wait(rid, 1800)
+        err = reply.get("error")
+        if err and err["code"] == TIMEOUT:
+            self.skipTest("the Debian mirror cannot be reached: %s" % err["message"])
+        self.assertIn("result", reply, reply)
+        img = reply["result"]
+        self.assertEqual(img["name"], "deb")
+        self.assertEqual(img["format"], "oci")
+        self.assertGreaterEqual(img["layers"], 1)
+        phases = {n["params"]["phase"] for n in self.rpc.notifications if n.get("method") == "image.build.progress"}
+        self.assertIn("building", phases)
+        sb = self.create(image="deb", service=False)
+        self.assertEqual(self.sh(sb["id"], "test -s /etc/debian_version && echo debian"), "debian\n")
+
+    def test_build_bad_recipes(self):
+        before = sorted(os.listdir(os.path.join(self.daemon.state_dir, "images")))
+        self.assertRpcError(BAD_PARAMS, "image.build", {"recipe": "/nonexistent/recipe"}, param="recipe")
+        self.assertRpcError(BAD_PARAMS, "image.build", {"recipe": "../x"}, param="recipe")
+        d = os.path.join(self.daemon.dir, "recipes", "broken")
+        os.makedirs(d)
+        with open(os.path.join(d, "recipe"), "w") as f:
+            f.write("NOT A RECIPE\n")
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        shutil.copy(os.path.join(top, "images", "build-recipe.py"), os.path.join(self.daemon.dir, "recipes"))
+        err = self.assertRpcError(BAD_PARAMS, "image.build", {"recipe": d}, param="recipe", timeout=300)
+        self.assertIn("failed", err["message"])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.daemon.state_dir, "images"))), before)
+
+
 if __name__ == "__main__":
     main()
