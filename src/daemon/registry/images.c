@@ -182,7 +182,12 @@ void sbx_images_release_orphans(struct sbx_daemon *d)
 			continue;
 		}
 		for (size_t j = 0; owners && owners[j]; j++) {
-			if (owner_known(d, owners[j]))
+			/* Only owners of the kinds made here (image, import and
+			 * sandbox ids; exports): others belong to someone else. */
+			const char *o = owners[j];
+			if (!sbx_id_valid(o) && !(!strncmp(o, "export-", 7) && sbx_id_valid(o + 7)))
+				continue;
+			if (owner_known(d, o))
 				continue;
 			sbx_info("layer %.19s: dropping the reference of %s, which no longer exists", ids[i], owners[j]);
 			if (sbx_layer_unref(d->layers, ids[i], owners[j], &e) < 0) {

@@ -26,8 +26,10 @@ int sbx_images_load(struct sbx_daemon *d, sbx_error **err);
 /* Open the layer store (STATE/layers) and clear what a crash left in it.
  * Before any worker runs. */
 int sbx_images_open_layers(struct sbx_daemon *d, sbx_error **err);
-/* Drop layer references whose owner is neither an image nor a sandbox
- * (an import or delete a crash interrupted). After sandboxes are loaded. */
+/* Drop layer references whose owner is an id of the kinds made here
+ * (image, import or sandbox id, or an export) that no longer exists: an
+ * import, export or delete a crash interrupted. Owners of other forms are
+ * left alone. After sandboxes are loaded. */
 void sbx_images_release_orphans(struct sbx_daemon *d);
 struct sbx_image *sbx_image_find(struct sbx_daemon *d, const char *name_or_id);
 bool sbx_image_name_valid(const char *name);
