@@ -133,12 +133,16 @@ class ImageTest(SandboxdTestCase):
         self.assertEqual(self.images(), ["minimal"])
         self.assertEqual(self.leftover_imports(), [])
 
-    def test_import_unsupported_formats(self):
+    def test_import_rootfs_as_layout(self):
+        # A plain root file system tar is no OCI layout or docker archive:
+        # insisting on one says what it lacks and stores nothing.
         t = self.rootfs_tar("oci")
         for fmt in ("oci", "docker-archive"):
             with self.subTest(format=fmt):
-                self.assertRpcError(UNSUPPORTED, "image.import", {"name": "x", "path": t, "format": fmt})
+                err = self.assertRpcError(BAD_PARAMS, "image.import", {"name": "x", "path": t, "format": fmt})
+                self.assertIn("no index.json", err["message"])
         self.assertEqual(self.images(), ["minimal"])
+        self.assertEqual(self.leftover_imports(), [])
 
     def test_import_corrupt_tarball(self):
         bad = os.path.join(self.work, "bad.tar.gz")
@@ -309,7 +313,8 @@ class ImageCtlTest(SandboxdTestCase):
         rc, out, err = self.ctl("image", "ls")
         self.assertEqual((rc, err), (0, ""))
         lines = out.splitlines()
-        self.assertEqual(lines[0].split(), ["NAME", "ID", "SIZE", "CREATED"])
+        self.assertEqual(lines[0].split(), ["NAME", "ID", "DIGEST", "SIZE", "LAYERS", "CREATED"])
+        self.assertEqual(lines[1].split()[2], "-")  # a root file system image has no manifest digest
         self.assertEqual(len(lines), 2)
         self.assertEqual(lines[1].split()[0], "minimal")
         self.assertEqual(lines[1].split()[1], self.call("image.inspect", {"name": "minimal"})["id"])
