@@ -127,6 +127,9 @@ class RecipeTest(unittest.TestCase):
             ("BASE=img\n", "bad BASE 'img'"),
             ("BASE=missing\n", "No such file or directory"),
             ("SUITE=bookworm\nVARIANT=everything\n", "VARIANT must be one of"),
+            ("SUITE=bookworm\nREMOVE=etc/motd\n", "REMOVE must be an absolute path"),
+            ("SUITE=bookworm\nREMOVE=/usr/../etc\n", "must not contain . or .."),
+            ("SUITE=bookworm\nREMOVE=/\n", "REMOVE of / would leave nothing"),
         ]
         for text, want in cases:
             with self.subTest(text=text):
@@ -164,7 +167,8 @@ class LayerDiffTest(unittest.TestCase):
 
     EPOCH = 1704067200
 
-    def make_tar(self, path, entries):
+    @staticmethod
+    def make_tar(path, entries):
         """entries: (name, kind, data-or-target, mode, mtime)"""
         with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
             for name, kind, data, mode, mtime in entries:
@@ -247,6 +251,195 @@ class LayerDiffTest(unittest.TestCase):
             entries, whiteouts = m.diff_layer(bidx, fidx)
             self.assertEqual(whiteouts, [".wh.b"])
             self.assertNotEqual(m.apply_layer(bidx, entries, []), {n: e.sig() for n, e in fidx.items()})
+
+
+def run_tool(argv, **kw):
+    """Run another project's tool on what the builder wrote; skip when the
+    host lacks it (contrib/install-deps.sh installs both)."""
+    if shutil.which(argv[0]) is None:
+        raise unittest.SkipTest("%s is not installed (contrib/install-deps.sh installs it)" % argv[0])
+    p = subprocess.run(argv, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s" % (" ".join(argv), p.returncode, p.stderr[-3000:]))
+    return p.stdout
+
+
+def umoci_unpack(layout, tag, bundle):
+    """Unpack with umoci, as root, the way an OCI runtime's tooling would;
+    returns (rootfs path, the runtime config umoci made of the image's)."""
+    run_tool(["umoci", "unpack", "--image", "%s:%s" % (layout, tag), bundle])
+    with open(os.path.join(bundle, "config.json")) as f:
+        return os.path.join(bundle, "rootfs"), json.load(f)
+
+
+def layout_index(layout):
+    with open(os.path.join(layout, "index.json")) as f:
+        index = json.load(f)
+    return {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in index["manifests"]}
+
+
+def layout_blob(layout, digest):
+    with open(os.path.join(layout, "blobs", "sha256", digest.split(":", 1)[1]), "rb") as f:
+        return f.read()
+
+
+class OciLayoutTest(unittest.TestCase):
+    """The OCI image the builder writes, from layers made here of small
+    trees (no mmdebstrap): read back by skopeo and unpacked by umoci."""
+
+    EPOCH = 1704067200
+    CONFIG = {"Env": ["PATH=/usr/bin:/bin", "GREETING=hi"], "User": "root", "WorkingDir": "/work",
+              "Cmd": ["/bin/serve", "--port", "8080"], "ExposedPorts": {"8080/tcp": {}}}
+
+    def setUp(self):
+        self.m = builder_module()
+        self.tmp = tempfile.mkdtemp(prefix="sbxtest-oci-", dir="/var/tmp")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        t = self.EPOCH - 10
+        base = [("etc", "dir", None, 0o755, t), ("etc/motd", "file", b"welcome\n", 0o644, t),
+                ("etc/keep", "file", b"keep\n", 0o644, t), ("usr", "dir", None, 0o755, t),
+                ("etc/passwd", "file", b"root:x:0:0:root:/root:/bin/sh\n", 0o644, t),
+                ("etc/group", "file", b"root:x:0:\n", 0o644, t),
+                ("usr/share", "dir", None, 0o755, t), ("usr/share/doc", "dir", None, 0o755, t),
+                ("usr/share/doc/a", "file", b"a", 0o644, t), ("bin", "dir", None, 0o755, t),
+                ("bin/tool", "file", b"#!/bin/sh\n", 0o755, t)]
+        full = [e for e in base if not e[0].startswith("usr/share/doc") and e[0] != "etc/motd"]
+        full += [("etc/added", "file", b"added\n", 0o600, t), ("bin/tool", "file", b"#!/bin/sh\nv2\n", 0o755, t)]
+        full = [e for e in full if not (e[0] == "bin/tool" and e[2] == b"#!/bin/sh\n")]
+        bp, fp = os.path.join(self.tmp, "base.tar"), os.path.join(self.tmp, "full.tar")
+        LayerDiffTest.make_tar(bp, base)
+        LayerDiffTest.make_tar(fp, full)
+        bidx, fidx = self.m.index_tar(bp, self.EPOCH), self.m.index_tar(fp, self.EPOCH)
+        base_layer = os.path.join(self.tmp, "base-layer.tar")
+        self.m.write_tar(base_layer, bp, bidx.values())
+        entries, whiteouts = self.m.diff_layer(bidx, fidx)
+        self.assertEqual(sorted(whiteouts), ["etc/.wh.motd", "usr/share/.wh.doc"])
+        top_layer = os.path.join(self.tmp, "top-layer.tar")
+        self.m.write_tar(top_layer, fp, entries, whiteouts)
+        info = lambda name, path: {"name": name, "layer_path": path, "layer_bytes": os.path.getsize(path),
+                                   "layer_digest": "sha256:" + self.m.sha256_file(path)}
+        self.chain = [info("base", base_layer), info("top", top_layer)]
+
+    def image(self, chain=None, config=None):
+        return self.m.oci_image(chain or self.chain, config or self.CONFIG, self.EPOCH)
+
+    def write(self, out, tag, image=None):
+        return self.m.write_layout(out, tag, image or self.image(), self.m.Progress(False))
+
+    def test_skopeo_reads_layout_and_archive(self):
+        out = os.path.join(self.tmp, "layout")
+        desc = self.write(out, "top")
+        for ref in ("oci:%s:top" % out, "oci-archive:%s" % self.archive()):
+            with self.subTest(ref=ref):
+                raw = json.loads(run_tool(["skopeo", "inspect", "--raw", ref]))
+                self.assertEqual([l["digest"] for l in raw["layers"]], [c["layer_digest"] for c in self.chain])
+                self.assertEqual([l["mediaType"] for l in raw["layers"]],
+                                 ["application/vnd.oci.image.layer.v1.tar"] * 2)
+                inspected = json.loads(run_tool(["skopeo", "inspect", ref]))
+                self.assertEqual(inspected["Digest"], desc["digest"])
+                self.assertEqual(inspected["Created"], "2024-01-01T00:00:00Z")
+                cfg = json.loads(run_tool(["skopeo", "inspect", "--config", ref]))
+                self.assertEqual(cfg["config"], self.CONFIG)
+                self.assertEqual(cfg["rootfs"]["diff_ids"], [c["layer_digest"] for c in self.chain])
+
+    def archive(self, name="image.tar"):
+        path = os.path.join(self.tmp, name)
+        self.m.write_archive(path, "top", self.image(), self.EPOCH, self.m.Progress(False))
+        return path
+
+    def test_umoci_applies_layers_and_whiteouts(self):
+        out = os.path.join(self.tmp, "layout")
+        self.write(out, "top")
+        rootfs, spec = umoci_unpack(out, "top", os.path.join(self.tmp, "bundle"))
+        found = set()
+        for dirpath, dirs, files in os.walk(rootfs):
+            for n in dirs + files:
+                found.add(os.path.relpath(os.path.join(dirpath, n), rootfs))
+        self.assertEqual(found, {"etc", "etc/keep", "etc/added", "etc/passwd", "etc/group", "usr", "usr/share", "bin",
+                                 "bin/tool"})
+        with open(os.path.join(rootfs, "bin/tool"), "rb") as f:
+            self.assertEqual(f.read(), b"#!/bin/sh\nv2\n")
+        self.assertEqual(os.stat(os.path.join(rootfs, "etc/added")).st_mode & 0o777, 0o600)
+        self.assertEqual(spec["process"]["args"], self.CONFIG["Cmd"])
+        self.assertEqual(spec["process"]["cwd"], "/work")
+        self.assertIn("GREETING=hi", spec["process"]["env"])
+
+    def test_same_input_same_bytes(self):
+        a, b = os.path.join(self.tmp, "a"), os.path.join(self.tmp, "b")
+        da, db = self.write(a, "top"), self.write(b, "top")
+        self.assertEqual(da, db)
+        for name in ("index.json", "oci-layout"):
+            with open(os.path.join(a, name), "rb") as fa, open(os.path.join(b, name), "rb") as fb:
+                self.assertEqual(fa.read(), fb.read(), name)
+        self.assertEqual(sorted(os.listdir(os.path.join(a, "blobs", "sha256"))),
+                         sorted(os.listdir(os.path.join(b, "blobs", "sha256"))))
+        self.assertEqual(self.m.sha256_file(self.archive("1.tar")), self.m.sha256_file(self.archive("2.tar")))
+        # Every blob is what its name says.
+        for name in os.listdir(os.path.join(a, "blobs", "sha256")):
+            self.assertEqual(self.m.sha256_file(os.path.join(a, "blobs", "sha256", name)), name)
+        cfg = json.loads(layout_blob(a, json.loads(layout_blob(a, da["digest"]))["config"]["digest"]))
+        self.assertEqual(cfg["created"], "2024-01-01T00:00:00Z")
+        self.assertEqual([h["created_by"] for h in cfg["history"]], ["sandboxd recipe base", "sandboxd recipe top"])
+
+    def test_images_share_a_layout_and_their_base_layer(self):
+        out = os.path.join(self.tmp, "layout")
+        self.write(out, "base", self.image(self.chain[:1], {"Cmd": ["/bin/sh"]}))
+        first = self.write(out, "top")
+        idx = layout_index(out)
+        self.assertEqual(sorted(idx), ["base", "top"])
+        base_m = json.loads(layout_blob(out, idx["base"]["digest"]))
+        top_m = json.loads(layout_blob(out, idx["top"]["digest"]))
+        self.assertEqual(base_m["layers"][0], top_m["layers"][0])
+        # Naming an image again replaces it, and what only the old one
+        # used goes away; the shared layers stay.
+        old_cfg = top_m["config"]["digest"]
+        again = self.write(out, "top", self.image(config=dict(self.CONFIG, Cmd=["/bin/other"])))
+        self.assertNotEqual(again["digest"], first["digest"])
+        idx = layout_index(out)
+        self.assertEqual((sorted(idx), idx["top"]["digest"]), (["base", "top"], again["digest"]))
+        blobs = set(os.listdir(os.path.join(out, "blobs", "sha256")))
+        self.assertNotIn(first["digest"].split(":")[1], blobs)
+        self.assertNotIn(old_cfg.split(":")[1], blobs)
+        for c in self.chain:
+            self.assertIn(c["layer_digest"].split(":")[1], blobs)
+        self.assertEqual(json.loads(run_tool(["skopeo", "inspect", "oci:%s:base" % out]))["Layers"],
+                         [self.chain[0]["layer_digest"]])
+
+    def cli(self, *args):
+        p = subprocess.run([sys.executable, BUILDER] + list(args), capture_output=True, text=True)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_cli_refuses_bad_outputs_before_building(self):
+        rdir = os.path.join(self.tmp, "img")
+        os.mkdir(rdir)
+        with open(os.path.join(rdir, "recipe"), "w") as f:
+            f.write("SUITE=bookworm\n")
+        cache = os.path.join(self.tmp, "cache")
+        notlayout = os.path.join(self.tmp, "full-of-things")
+        os.mkdir(notlayout)
+        with open(os.path.join(notlayout, "precious"), "w") as f:
+            f.write("x")
+        cases = [(["--oci-layout", notlayout], 1, "neither empty nor an OCI image layout"),
+                 (["--oci-layout", os.path.join(self.tmp, "no", "such")], 1, "no such directory"),
+                 (["--oci-archive", self.tmp], 1, "is a directory"),
+                 (["--oci-layout", os.path.join(self.tmp, "l"), "--tag", "Bad Name"], 1,
+                  "is not a valid image reference name"),
+                 (["--tag", "x"], 2, "--tag names the image in --oci-layout or --oci-archive"),
+                 (["--progress", "--json"], 2, "not allowed with")]
+        for args, status, msg in cases:
+            with self.subTest(args=args):
+                rc, out, err = self.cli("--cache", cache, *(args + [rdir]))
+                self.assertEqual(rc, status, err)
+                self.assertIn(msg, err)
+                self.assertFalse(os.path.exists(cache), "a build started")
+        with open(os.path.join(notlayout, "precious")) as f:
+            self.assertEqual(f.read(), "x")
+        # With --progress the error is the last line of stdout too.
+        rc, out, err = self.cli("--progress", "--cache", cache, os.path.join(self.tmp, "missing"))
+        self.assertEqual(rc, 1)
+        last = json.loads(out.splitlines()[-1])
+        self.assertEqual((last["phase"], last["status"], last["bytes"]), ("error", 1, 0))
+        self.assertIn("No such file or directory", last["message"])
 
 
 class ImageBuildTest(unittest.TestCase):
