@@ -54,7 +54,8 @@ def build(recipe, cache=CACHE, extra=()):
     """Run the builder; returns its JSON result list, or raises SkipTest
     when the mirror cannot be reached."""
     p = subprocess.run([sys.executable, BUILDER, "--json", "--cache", cache] + list(extra) +
-                       [os.path.join(SRCDIR, "images", recipe)], capture_output=True, text=True)
+                       [recipe if os.path.isabs(recipe) else os.path.join(SRCDIR, "images", recipe)],
+                       capture_output=True, text=True)
     if p.returncode == EX_MIRROR:
         raise unittest.SkipTest("the Debian mirror cannot be reached, nothing cached: %s" % p.stderr.strip())
     if p.returncode != 0:
@@ -78,7 +79,16 @@ def images():
         except unittest.SkipTest as e:
             _state["skip"] = str(e)
             raise
-        _state["images"] = {r["name"]: r for r in res}
+        imgs = {r["name"]: r for r in res}
+        # Both images in one OCI layout, as an importer receives them; the
+        # second build finds everything in the cache and only writes.
+        layout = tempfile.mkdtemp(prefix="sbxtest-%d-layout-" % os.getpid(), dir="/var/tmp")
+        unittest.addModuleCleanup(shutil.rmtree, layout, True)
+        for name in ("agent", "debian"):
+            top = build(name, extra=["--oci-layout", layout])[-1]
+            imgs[name]["manifest_digest"] = top["manifest_digest"]
+        _state["layout"] = layout
+        _state["images"] = imgs
     return _state["images"]
 
 
@@ -486,31 +496,100 @@ class ImageBuildTest(unittest.TestCase):
         for gone in ("etc/resolv.conf", "etc/hostname", "var/log/dpkg.log", "dev/null"):
             self.assertNotIn(gone, names)
 
-    def test_oci_layout_names_both_layers(self):
-        agent = self.images["agent"]
-        oci = os.path.join(agent["dir"], "oci")
-        with open(os.path.join(oci, "index.json")) as f:
-            index = json.load(f)
-        desc = index["manifests"][0]
-        self.assertEqual(desc["annotations"]["org.opencontainers.image.ref.name"], "agent")
-        blob = lambda d: os.path.join(oci, "blobs", "sha256", d.split(":", 1)[1])
-        with open(blob(desc["digest"]), "rb") as f:
-            manifest = json.loads(f.read())
-        self.assertEqual([l["digest"] for l in manifest["layers"]], agent["diff_ids"])
-        for l in manifest["layers"]:
-            self.assertEqual(os.path.getsize(blob(l["digest"])), l["size"])
-        with open(blob(manifest["config"]["digest"]), "rb") as f:
-            config = json.loads(f.read())
-        self.assertEqual(config["rootfs"]["diff_ids"], agent["diff_ids"])
-        self.assertEqual(config["config"]["Cmd"],
-                         ["/usr/bin/supervisord", "-n", "-c", "/etc/supervisor/conf.d/supervisord.conf"])
-        self.assertEqual(config["config"]["WorkingDir"], "/workspace")
-        self.assertIn("DISPLAY=:99", config["config"]["Env"])
-        self.assertEqual(sorted(config["config"]["ExposedPorts"]), ["5901/tcp", "6080/tcp", "8080/tcp", "9222/tcp"])
+    def test_oci_layout_holds_both_images_sharing_debian(self):
+        layout = _state["layout"]
+        idx = layout_index(layout)
+        self.assertEqual(sorted(idx), ["agent", "debian"])
+        for name in ("agent", "debian"):
+            self.assertEqual(idx[name]["digest"], self.images[name]["manifest_digest"])
+        agent_m = json.loads(layout_blob(layout, idx["agent"]["digest"]))
+        deb_m = json.loads(layout_blob(layout, idx["debian"]["digest"]))
+        # The agent image's bottom layer is the debian image's, the same blob.
+        self.assertEqual([l["digest"] for l in agent_m["layers"]], self.images["agent"]["diff_ids"])
+        self.assertEqual(agent_m["layers"][0], deb_m["layers"][0])
+        self.assertEqual(len(os.listdir(os.path.join(layout, "blobs", "sha256"))), 2 * 2 + 2)
+        # What another project's tool reads in it.
+        ref = "oci:%s:agent" % layout
+        self.assertEqual(json.loads(run_tool(["skopeo", "inspect", ref]))["Layers"], self.images["agent"]["diff_ids"])
+        cfg = json.loads(run_tool(["skopeo", "inspect", "--config", ref]))
+        self.assertEqual(cfg["created"], "2024-01-01T00:00:00Z")
+        self.assertEqual(cfg["rootfs"]["diff_ids"], self.images["agent"]["diff_ids"])
+        c = cfg["config"]
+        self.assertEqual(c["Cmd"], ["/usr/bin/supervisord", "-n", "-c", "/etc/supervisor/conf.d/supervisord.conf"])
+        self.assertEqual((c["WorkingDir"], c["User"]), ("/workspace", "root"))
+        for e in ("DISPLAY=:99", "RESOLUTION=1024x768x24", "CHROME_DEBUGGING_PORT=9222", "LANG=C.UTF-8"):
+            self.assertIn(e, c["Env"])
+        self.assertEqual(sorted(c["ExposedPorts"]), ["6080/tcp", "8080/tcp", "9222/tcp"])
+        deb = json.loads(run_tool(["skopeo", "inspect", "--config", "oci:%s:debian" % layout]))["config"]
+        self.assertEqual((deb["Cmd"], deb["WorkingDir"]), (["/bin/bash"], "/workspace"))
+        self.assertNotIn("ExposedPorts", deb)
 
+    def test_umoci_unpacks_the_agent_image(self):
+        with tempfile.TemporaryDirectory(prefix="sbxtest-%d-umoci-" % os.getpid(), dir="/var/tmp") as tmp:
+            rootfs, spec = umoci_unpack(_state["layout"], "agent", os.path.join(tmp, "bundle"))
+            for path in ("usr/lib/chromium/chromium", "usr/bin/Xvfb", "usr/bin/x11vnc", "usr/share/novnc/vnc_lite.html",
+                         "usr/bin/python3.11", "usr/bin/node", "usr/local/lib/sandboxd-agent/chromium.sh"):
+                self.assertTrue(os.path.isfile(os.path.join(rootfs, path)), path)
+            conf = os.path.join(rootfs, "etc/supervisor/conf.d/supervisord.conf")
+            with open(conf, "rb") as f, open(os.path.join(SRCDIR, "images/agent/supervisord.conf"), "rb") as g:
+                self.assertEqual(f.read(), g.read())
+            self.assertEqual(os.stat(conf).st_mode & 0o7777, 0o644)
+            self.assertTrue(os.path.isdir(os.path.join(rootfs, "workspace")))
+            for dirpath, dirs, files in os.walk(rootfs):
+                for n in dirs + files:
+                    self.assertFalse(n.startswith(".wh."), os.path.join(dirpath, n))
+            self.assertEqual(spec["process"]["args"],
+                             ["/usr/bin/supervisord", "-n", "-c", "/etc/supervisor/conf.d/supervisord.conf"])
+            self.assertEqual(spec["process"]["cwd"], "/workspace")
+            self.assertIn("DISPLAY=:99", spec["process"]["env"])
+
+    def test_layer_on_debian_reproducible_with_whiteouts(self):
+        """A small recipe on the debian image, built twice: the same layer
+        and manifest digests; what it removes from debian is gone when
+        umoci applies the layers, what it adds is there."""
+        name = "sbxtest-on-debian"
+        with tempfile.TemporaryDirectory(prefix="sbxtest-%d-recipe-" % os.getpid(), dir="/var/tmp") as tmp:
+            self.addCleanup(lambda: [shutil.rmtree(os.path.join(CACHE, e), True) for e in os.listdir(CACHE)
+                                     if e.startswith(name + "-")])
+            os.symlink(os.path.join(SRCDIR, "images", "debian"), os.path.join(tmp, "debian"))
+            rdir = os.path.join(tmp, name)
+            os.mkdir(rdir)
+            with open(os.path.join(rdir, "recipe"), "w") as f:
+                f.write("BASE=debian\nREMOVE=/etc/motd\nREMOVE=/usr/share/doc/jq\n"
+                        "ADD=note.txt /opt/sbxtest/note.txt 0640\nENV=NOTE=/opt/sbxtest/note.txt\n")
+            with open(os.path.join(rdir, "note.txt"), "w") as f:
+                f.write("added by a recipe\n")
+            a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+            first = build(rdir, extra=["--oci-layout", a])
+            second = build(rdir, extra=["--oci-layout", b, "--force"])
+            self.assertEqual(first[0]["layer_digest"], self.images["debian"]["layer_digest"])
+            self.assertEqual(first[-1]["layer_whiteouts"], 2)
+            for key in ("layer_digest", "manifest_digest", "config_digest"):
+                self.assertEqual(first[-1][key], second[-1][key], key)
+            with open(os.path.join(a, "index.json"), "rb") as fa, open(os.path.join(b, "index.json"), "rb") as fb:
+                self.assertEqual(fa.read(), fb.read())
+            names = tar_names(first[-1]["layer_path"])
+            self.assertIn("etc/.wh.motd", names)
+            self.assertIn("usr/share/doc/.wh.jq", names)
+            self.assertNotIn("usr/bin/jq", names)  # debian's, unchanged
+            rootfs, spec = umoci_unpack(a, name, os.path.join(tmp, "bundle"))
+            self.assertFalse(os.path.lexists(os.path.join(rootfs, "etc/motd")))
+            self.assertFalse(os.path.lexists(os.path.join(rootfs, "usr/share/doc/jq")))
+            self.assertTrue(os.path.isdir(os.path.join(rootfs, "usr/share/doc/git")))
+            self.assertTrue(os.path.isfile(os.path.join(rootfs, "usr/bin/jq")))
+            note = os.path.join(rootfs, "opt/sbxtest/note.txt")
+            with open(note) as f:
+                self.assertEqual(f.read(), "added by a recipe\n")
+            self.assertEqual(os.stat(note).st_mode & 0o777, 0o640)
+            self.assertIn("NOTE=/opt/sbxtest/note.txt", spec["process"]["env"])
+            self.assertEqual(spec["process"]["args"], ["/bin/bash"])  # debian's CMD
+
+    @unittest.skipUnless(os.environ.get("SBX_TEST_IMAGE_REBUILD") == "1",
+                         "a second build of the whole debian image takes minutes: SBX_TEST_IMAGE_REBUILD=1 runs it "
+                         "(bench/agent_image.py compares one too)")
     def test_debian_builds_reproducibly(self):
         """A second build of the debian recipe, from scratch, gives the same
-        layer digest. Packages are shared with the cache, not the result."""
+        layer and manifest digests. Packages are shared with the cache."""
         deb = self.images["debian"]
         with tempfile.TemporaryDirectory(prefix="sbxtest-%d-repro-" % os.getpid(), dir="/var/tmp") as tmp:
             again = build("debian", cache=tmp, extra=["--debs", os.path.join(CACHE, "debs")])[0]
@@ -526,6 +605,7 @@ class ImageBuildTest(unittest.TestCase):
                 again = build("debian", cache=tmp, extra=["--debs", os.path.join(CACHE, "debs"), "--force"])[0]
             self.assertEqual(again["layer_digest"], deb["layer_digest"])
             self.assertEqual(again["rootfs_digest"], deb["rootfs_digest"])
+            self.assertEqual(again["manifest_digest"], deb["manifest_digest"])
 
 
 class AgentSandboxTest(unittest.TestCase):
