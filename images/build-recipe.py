@@ -964,6 +964,7 @@ def build(recipe_dir, cache, epoch, force=False, debs=None, progress=None):
         info["dir"] = d
         info["rootfs"] = os.path.join(d, "rootfs.tar")
         info["layer_path"] = os.path.join(d, "layer.tar")
+        info["cached"] = state == "cached"
         results.append(info)
         progress(state, info["layer_bytes"], digest=info["layer_digest"], final=True)
     progress.image = None
