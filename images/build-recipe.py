@@ -27,6 +27,13 @@ Exit status: 0 done; 1 a bad recipe, a failed build or an output that cannot
 be written, with one message on stderr; 2 a bad command line; 75 the Debian
 mirror cannot be reached (and the cache does not hold the result).
 
+One build runs at a time per cache (a second one waits for the first). To
+cancel a build, send SIGTERM to the script's process group: mmdebstrap runs
+in it and cleans up after itself; the unfinished result (CACHE/NAME-KEY.tmp-PID)
+is removed by the next build of that recipe. An output is written only
+once the build is complete, index.json last, so a cancelled build leaves no
+half image in a layout.
+
 With --progress, stdout carries only JSON objects, one a line, each with
 "phase" and "bytes" (and "image", the recipe being worked on):
 
@@ -722,8 +729,10 @@ MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 REF_NAME = "org.opencontainers.image.ref.name"
 # image-spec annotations.md: ref ::= component ("/" component)*,
-# component ::= alphanum (separator alphanum)*
-REF_RE = re.compile(r"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$")
+# component ::= alphanum (separator alphanum)*; "_" and "__" are also
+# taken as separators, as image names (the daemon's, Docker's) allow them.
+_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--|__)[A-Za-z0-9]+)*"
+REF_RE = re.compile(r"^%s(?:/%s)*$" % (_COMPONENT, _COMPONENT))
 
 
 class OutputError(Exception):
@@ -911,8 +920,14 @@ def prune(cache, name, keep):
     others = []
     for entry in os.listdir(cache):
         path = os.path.join(cache, entry)
-        if entry.startswith(name + "-") and re.match(r"^[0-9a-f]{16}(\.tmp-\d+)?$", entry[len(name) + 1:]) \
-                and path != keep and os.path.isdir(path):
+        m = re.match(r"^[0-9a-f]{16}(\.tmp-\d+)?$", entry[len(name) + 1:])
+        if not entry.startswith(name + "-") or not m or path == keep or not os.path.isdir(path):
+            continue
+        if m.group(1):
+            # An unfinished build: its process is gone, as this one holds
+            # the cache's lock.
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             others.append((os.stat(path).st_mtime, path))
     for _, path in sorted(others)[:-1]:
         shutil.rmtree(path, ignore_errors=True)

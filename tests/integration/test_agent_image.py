@@ -418,6 +418,17 @@ class OciLayoutTest(unittest.TestCase):
         self.assertEqual(json.loads(run_tool(["skopeo", "inspect", "oci:%s:base" % out]))["Layers"],
                          [self.chain[0]["layer_digest"]])
 
+    def test_prune_keeps_the_newest_other_result_and_no_unfinished_one(self):
+        cache = os.path.join(self.tmp, "cache")
+        entries = ["img-%016x" % i for i in range(4)] + ["img-%016x.tmp-123" % 9, "other-%016x" % 1,
+                                                           "img-notakey", "debs"]
+        for i, e in enumerate(entries):
+            os.makedirs(os.path.join(cache, e))
+            os.utime(os.path.join(cache, e), (1000 + i, 1000 + i))
+        self.m.prune(cache, "img", os.path.join(cache, "img-%016x" % 0))
+        self.assertEqual(sorted(os.listdir(cache)), sorted(["img-%016x" % 0, "img-%016x" % 3, "other-%016x" % 1,
+                                                            "img-notakey", "debs"]))
+
     def cli(self, *args):
         p = subprocess.run([sys.executable, BUILDER] + list(args), capture_output=True, text=True)
         return p.returncode, p.stdout, p.stderr
