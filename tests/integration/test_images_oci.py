@@ -698,6 +698,11 @@ class BuildTest(SandboxdTestCase):
         self.assertGreaterEqual(img["layers"], 1)
         phases = {n["params"]["phase"] for n in self.rpc.notifications if n.get("method") == "image.build.progress"}
         self.assertIn("building", phases)
+        # The builder's own phases come through, and its layout does not
+        # stay beside the image once the layers are stored.
+        self.assertTrue(any(p.startswith("build-") for p in phases), phases)
+        imgdir = os.path.join(self.daemon.state_dir, "images", img["id"])
+        self.assertFalse(os.path.exists(os.path.join(imgdir, "layout")), os.listdir(imgdir))
         sb = self.create(image="deb", service=False)
         self.assertEqual(self.sh(sb["id"], "test -s /etc/debian_version && echo debian"), "debian\n")
 

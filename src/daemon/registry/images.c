@@ -533,12 +533,42 @@ static int run_layered(struct sbx_image_import *job, int tfd, int out_fd, sbx_er
 	return r;
 }
 
-/* image.build: the recipe builder writes an OCI layout into its cache and
- * prints its results as JSON, the image last; that layout is imported. */
+/* One JSON progress line of the recipe builder, passed on as the worker's
+ * progress line; the "done" line's name is kept. Returns 1 for "done". */
+static int builder_line(const char *line, int out_fd, char **name)
+{
+	_cleanup_json_ yajl_val v = sbx_json_parse(line, NULL);
+	const char *phase = NULL;
+	if (!v || sbx_json_string(v, "phase", true, &phase, NULL) <= 0)
+		return 0;
+	yajl_val b = yajl_tree_get(v, (const char *[]){ "bytes", NULL }, yajl_t_number);
+	yajl_val t = yajl_tree_get(v, (const char *[]){ "total", NULL }, yajl_t_number);
+	long long bytes = b && YAJL_IS_INTEGER(b) ? YAJL_GET_INTEGER(b) : 0;
+	long long total = t && YAJL_IS_INTEGER(t) ? YAJL_GET_INTEGER(t) : 0;
+	if (!strcmp(phase, "done")) {
+		const char *n = NULL;
+		if (sbx_json_string(v, "name", true, &n, NULL) > 0) {
+			free(*name);
+			*name = strdup(n);
+		}
+		return 1;
+	}
+	if (out_fd >= 0 && strlen(phase) < 32 && strspn(phase, "abcdefghijklmnopqrstuvwxyz_") == strlen(phase))
+		dprintf(out_fd, "progress build-%s 0 0 %lld %lld\n", phase, bytes, total);
+	return 0;
+}
+
+/* image.build: the recipe builder writes the image as an OCI layout into
+ * the import's temporary directory (progress as JSON lines on its stdout,
+ * its last words on stderr), and that layout is imported like any other;
+ * the layout goes once its layers are in the store. */
 static int run_builder(struct sbx_image_import *job, int tfd, int out_fd, sbx_error **err)
 {
 	if (out_fd >= 0)
 		dprintf(out_fd, "progress building 0 0 0 0\n");
+	char tmp[4200], layout[4300];
+	snprintf(tmp, sizeof(tmp), "%s/%s", job->d->cfg.state_dir, job->tmpdir);
+	snprintf(layout, sizeof(layout), "%s/layout", tmp);
 	_cleanup_close_ int log = openat(tfd, "build.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int p[2];
 	if (log < 0 || pipe2(p, O_CLOEXEC) < 0)
@@ -555,11 +585,14 @@ static int run_builder(struct sbx_image_import *job, int tfd, int out_fd, sbx_er
 		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (nul >= 0)
 			dup2(nul, 0);
-		execlp("python3", "python3", job->builder, "--json", job->path, (char *)NULL);
+		execlp("python3", "python3", job->builder, "--oci-layout", layout, "--tag", job->name, "--progress",
+		       job->path, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
 	struct sbx_buf out = { 0 };
+	_cleanup_free_ char *rname = NULL;
+	bool done = false;
 	for (;;) {
 		if (sbx_buf_reserve(&out, 65536) < 0)
 			break;
@@ -570,6 +603,16 @@ static int run_builder(struct sbx_image_import *job, int tfd, int out_fd, sbx_er
 			break;
 		out.len += (size_t)n;
 		out.data[out.len] = '\0';
+		char *nl;
+		while ((nl = memchr(out.data, '\n', out.len))) {
+			*nl = '\0';
+			if (builder_line(out.data, out_fd, &rname) == 1)
+				done = true;
+			size_t used = (size_t)(nl + 1 - out.data);
+			memmove(out.data, nl + 1, out.len - used);
+			out.len -= used;
+			out.data[out.len] = '\0';
+		}
 	}
 	close(p[0]);
 	int status = 0;
@@ -595,29 +638,22 @@ static int run_builder(struct sbx_image_import *job, int tfd, int out_fd, sbx_er
 			sbx_error_set(err, code, "build of '%s': the package mirror cannot be reached: %s", job->path, tail);
 		goto out;
 	}
-	{
-		_cleanup_json_ yajl_val v = out.data ? sbx_json_parse(out.data, NULL) : NULL;
-		yajl_val last = v && YAJL_IS_ARRAY(v) && v->u.array.len ? v->u.array.values[v->u.array.len - 1] : NULL;
-		const char *dir = NULL, *rname = NULL;
-		if (!last || sbx_json_string(last, "dir", true, &dir, NULL) <= 0 ||
-		    sbx_json_string(last, "name", true, &rname, NULL) <= 0) {
-			sbx_error_set(err, SBX_ERR_INTERNAL, "build of '%s': the builder's output names no result", job->path);
-			goto out;
-		}
-		char *layout = NULL;
-		if (asprintf(&layout, "%s/oci", dir) < 0) {
-			sbx_error_errno(err, ENOMEM, "build");
-			goto out;
-		}
-		free(job->path);
-		job->path = layout;
-		free(job->ref);
-		if (!(job->ref = strdup(rname))) {
-			sbx_error_errno(err, ENOMEM, "build");
-			goto out;
-		}
+	if (!done || !rname) {
+		sbx_error_set(err, SBX_ERR_INTERNAL, "build of '%s': the builder's output names no result", job->path);
+		goto out;
+	}
+	free(job->path);
+	free(job->ref);
+	job->ref = sbx_take_ptr(&rname);
+	if (!(job->path = strdup(layout))) {
+		sbx_error_errno(err, ENOMEM, "build");
+		goto out;
 	}
 	r = run_layered(job, tfd, out_fd, err);
+	sbx_error *e = NULL;
+	if (sbx_rm_rf_at(tfd, "layout", &e) < 0)
+		sbx_warn("build of '%s': remove its layout: %s", job->name, e->msg);
+	sbx_error_free(e);
 out:
 	sbx_buf_free(&out);
 	return r;
