@@ -16,7 +16,7 @@ static int image_usage(FILE *out)
 		     "       sandboxctl image pull [--name NAME] [--insecure] [--authfile FILE] [--no-progress] REF\n"
 		     "       sandboxctl image import [--format auto|oci|docker-archive|dir|rootfs-tar] [--ref REF] "
 		     "[--no-progress] PATH [NAME]\n"
-		     "       sandboxctl image build [--name NAME] [--no-progress] RECIPE\n"
+		     "       sandboxctl image build [--no-progress] RECIPE [NAME]\n"
 		     "       sandboxctl image tag IMAGE NAME\n"
 		     "       sandboxctl image export [--tar] [--tag TAG] IMAGE PATH\n"
 		     "       sandboxctl image inspect IMAGE...\n"
@@ -235,8 +235,13 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(sub, "build")) {
-		if (nargs != 1)
-			return ctl_usage_error("image", "build takes one RECIPE (a name, or a recipe directory)");
+		if (nargs < 1 || nargs > 2)
+			return ctl_usage_error("image", "build takes RECIPE (a name, or a recipe directory) and an optional NAME");
+		if (nargs == 2) {
+			if (name)
+				return ctl_usage_error("image", "build: give the name once, as NAME or --name");
+			name = args[1];
+		}
 		/* A path (it has a slash) is made absolute; a name is the daemon's. */
 		char abs[PATH_MAX];
 		const char *recipe = args[0];

@@ -6,12 +6,13 @@ under $SANDBOXD_IMAGE_CACHE (default /var/cache/sandboxd-images), keyed by
 the recipes, the builder and the mirrors, so later runs reuse them; each is
 built at most once a run. Both are written into one OCI image layout, read
 back with skopeo; small recipes of Debian's essential packages go through
-umoci. The flattened rootfs tarball of the agent image (what a daemon that
-imports only root filesystems takes) is imported into a daemon and
-one sandbox is created from it with the environment an agent backend
-(SUNA) passes; supervisord is started the way that backend starts it, in a
-session. Every test is skipped, saying so, only when the host's Debian
-mirror cannot be reached and nothing is cached.
+umoci. The agent image is imported into a daemon from that layout, as a
+layered image whose command (supervisord) the daemon starts as the
+sandbox's service; one sandbox is created from it with the environment
+an agent backend (SUNA) passes, and supervisord is also started the way
+that backend starts it, in a session, where it must fail harmlessly.
+Every test is skipped, saying so, only when the host's Debian mirror
+cannot be reached and nothing is cached.
 """
 
 import base64
@@ -649,12 +650,15 @@ class AgentSandboxTest(unittest.TestCase):
         _state["sandbox"] = s
         rpc = d.client(timeout=120)
         s["rpc"] = rpc
-        rpc.call("image.import", {"name": "agent", "path": imgs["agent"]["rootfs"]}, timeout=300)
+        # The layered image, from the OCI layout the recipes were written to.
+        img = rpc.call("image.import", {"name": "agent", "path": _state["layout"], "ref": "agent"}, timeout=600)
+        s["image"] = img
         t0 = time.monotonic()
         sb = rpc.call("sandbox.create", {"image": "agent", "name": "agent", "env": SUNA_ENV})
         d.known_ids.add(sb["id"])
         s["id"] = sb["id"]
-        # As SUNA starts it: in a session, asynchronously.
+        # The image's command is the sandbox's service; SUNA starts the same
+        # command in a session as well, asynchronously: one of the two wins.
         rpc.call("session.create", {"sandbox": sb["id"], "session_id": "supervisord-session"})
         rpc.call("session.exec", {"sandbox": sb["id"], "session_id": "supervisord-session",
                                   "command": SUPERVISORD, "run_async": True})
@@ -844,9 +848,24 @@ class AgentSandboxTest(unittest.TestCase):
                         "an agent sandbox's peak is close to its memory limit: %r" % st)
         self.assertLess(st["pids"], st["pids_max"] // 2, st)
 
+    def test_0_layered_image_and_its_service(self):
+        """The agent image came in as layers (debian's first), and its
+        command, supervisord, runs as the sandbox's service: one
+        supervisord whichever of it and SUNA's session one started first."""
+        img = self.s["image"]
+        self.assertEqual(img["format"], "oci")
+        self.assertEqual(img["layers"], 2)
+        self.assertEqual(sorted(img["exposed_ports"]), ["6080/tcp", "8080/tcp", "9222/tcp"])
+        info = self.rpc.call("sandbox.inspect", {"sandbox": self.sid})
+        self.assertEqual(info["service"]["cmd"],
+                         ["/usr/bin/supervisord", "-n", "-c", "/etc/supervisor/conf.d/supervisord.conf"])
+        r = self.rpc.call("process.exec", {"sandbox": self.sid, "command": "pgrep -c -x supervisord"})
+        self.assertEqual(r["stdout"].strip(), "1", r)
+
     def test_8_stop_start_and_supervisord_again(self):
         """What an agent backend does after an auto-stop: start the sandbox
-        and run the supervisord command in a session of the same name."""
+        and run the supervisord command in a session of the same name. The
+        image's service is started again at the start as well."""
         self.rpc.call("sandbox.stop", {"sandbox": self.sid}, timeout=60)
         self.rpc.call("sandbox.start", {"sandbox": self.sid}, timeout=60)
         try:

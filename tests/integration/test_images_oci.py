@@ -706,6 +706,19 @@ class BuildTest(SandboxdTestCase):
         sb = self.create(image="deb", service=False)
         self.assertEqual(self.sh(sb["id"], "test -s /etc/debian_version && echo debian"), "debian\n")
 
+    def test_ctl_build_recipe_name(self):
+        """sandboxctl image build RECIPE [NAME], as sandboxctl(1) gives it."""
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        recipe = os.path.join(top, "images", "debian")
+        rc, out, err = self.ctl("image", "build", recipe, "team/debian:12", timeout=1800)
+        if rc != 0 and "mirror cannot be reached" in err:
+            self.skipTest("the Debian mirror cannot be reached: %s" % err.strip())
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith("team/debian:12\t"), out)
+        self.assertEqual(self.call("image.inspect", {"name": "team/debian:12"})["format"], "oci")
+        err = self.assertCtlFails(self.ctl("image", "build", recipe, "a", "b"), rc=125)
+        self.assertIn("RECIPE", err)
+
     def test_build_bad_recipes(self):
         before = sorted(os.listdir(os.path.join(self.daemon.state_dir, "images")))
         self.assertRpcError(BAD_PARAMS, "image.build", {"recipe": "/nonexistent/recipe"}, param="recipe")
