@@ -49,6 +49,7 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv);
 int cmd_run(struct ctl *ctl, int argc, char **argv);
 int cmd_image(struct ctl *ctl, int argc, char **argv);
 int cmd_pause(struct ctl *ctl, int argc, char **argv);
+int cmd_archive(struct ctl *ctl, int argc, char **argv);
 int cmd_resume(struct ctl *ctl, int argc, char **argv);
 int cmd_update(struct ctl *ctl, int argc, char **argv);
 int cmd_stats(struct ctl *ctl, int argc, char **argv);

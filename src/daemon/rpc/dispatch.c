@@ -25,6 +25,7 @@ static const struct {
 	{ "sandbox.list", rpc_sandbox_list, false },
 	{ "sandbox.inspect", rpc_sandbox_inspect, false },
 	{ "sandbox.pause", rpc_sandbox_pause, true },
+	{ "sandbox.archive", rpc_sandbox_archive, true },
 	{ "sandbox.resume", rpc_sandbox_resume, true },
 	{ "sandbox.update", rpc_sandbox_update, true },
 	{ "sandbox.stats", rpc_sandbox_stats, false },

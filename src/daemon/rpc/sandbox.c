@@ -12,6 +12,7 @@
 
 #include <sys/statfs.h>
 
+#include "archive.h"
 #include "caps.h"
 #include "lifecycle.h"
 #include "net.h"
@@ -249,6 +250,14 @@ void rpc_sandbox_start(struct sbx_request *req)
 	if (!running && sbx_fdbudget_check_start(&req->d->fds, &err) < 0)
 		return sbx_reply_error(req, err);
 	if (sbx_sandbox_start(sb, start_done, req, &err) < 0)
+		return sbx_reply_error(req, err);
+}
+
+void rpc_sandbox_archive(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_sandbox_archive(sb, req, &err) < 0)
 		return sbx_reply_error(req, err);
 }
 
