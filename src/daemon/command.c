@@ -88,6 +88,9 @@ struct sbx_command *sbx_command_from_params(struct sbx_sandbox *sb, yajl_val par
 	const char *id = NULL;
 	if (sbx_json_string(params, "cmd_id", true, &id, err) < 0)
 		return NULL;
+	/* "service": the command the image's service runs as now. */
+	if (!strcmp(id, "service") && sb->service_cmd[0])
+		id = sb->service_cmd;
 	struct sbx_command *c = sbx_command_find(sb, id);
 	if (!c)
 		sbx_error_set(err, SBX_ERR_NOT_FOUND, "no command '%.64s' in sandbox %s; see 'sandboxctl ps %s'", id,

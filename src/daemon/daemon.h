@@ -73,6 +73,7 @@ struct sbx_image;
 struct sbx_conn;
 struct sbx_net;
 struct sbx_loopdevs;
+struct sbx_layer_store;
 
 struct sbx_daemon {
 	struct sbx_config cfg;
@@ -95,6 +96,7 @@ struct sbx_daemon {
 	struct sbx_sandbox *sandboxes;
 	struct sbx_strmap sandbox_ids, sandbox_names; /* registry/sandboxes.c */
 	struct sbx_image *images;
+	struct sbx_layer_store *layers; /* STATE/layers: image layers by digest (lib/layers.h) */
 	int64_t started_ns;
 	uint64_t conn_count;
 	struct sbx_fdbudget fds; /* fdbudget.c */
@@ -182,6 +184,9 @@ void rpc_image_list(struct sbx_request *req);
 void rpc_image_inspect(struct sbx_request *req);
 void rpc_image_import(struct sbx_request *req);
 void rpc_image_remove(struct sbx_request *req);
+void rpc_image_pull(struct sbx_request *req);
+void rpc_image_tag(struct sbx_request *req);
+void rpc_image_export(struct sbx_request *req);
 void rpc_sandbox_create(struct sbx_request *req);
 void rpc_sandbox_start(struct sbx_request *req);
 void rpc_sandbox_stop(struct sbx_request *req);
@@ -235,5 +240,11 @@ typedef int (*sbx_worker_out_fn)(void *arg, int out_fd, sbx_error **err);
 typedef void (*sbx_worker_out_done)(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sbx_buf *out);
 int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep, sbx_worker_out_fn fn, void *arg,
 			 sbx_worker_out_done done, void *ctx, sbx_error **err);
+/* A worker whose output is read as it comes: chunk sees the buffer after
+ * each read and consumes what it used (e.g. whole progress lines); done
+ * gets what is left. */
+typedef void (*sbx_worker_chunk_fn)(struct sbx_daemon *d, void *ctx, struct sbx_buf *out);
+int sbx_worker_start_stream(struct sbx_daemon *d, sbx_worker_out_fn fn, void *arg, sbx_worker_chunk_fn chunk,
+			    sbx_worker_out_done done, void *ctx, sbx_error **err);
 
 #endif

@@ -82,10 +82,11 @@ static int prepare_start(struct sbx_sandbox *sb, sbx_error **err)
 	if (!img)
 		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "sandbox %s: its image '%s' was removed", sb->name,
 				     sb->image);
-	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, img);
-	const char *layers[] = { lower, NULL };
-	if (!lower || sbx_box_set_layers(sb->box, layers, err) < 0)
+	_cleanup_strv_ char **layers = sbx_image_lowerdirs(d, img);
+	if (!layers)
 		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);
+	if (sbx_box_set_layers(sb->box, (const char *const *)layers, err) < 0)
+		return sbx_error_prefix(err, "sandbox %s", sb->id);
 	free(sb->box->resolv);
 	sb->box->resolv = NULL;
 	if (sb->net.ip.s_addr) {
@@ -120,6 +121,51 @@ struct sbx_start {
 	struct stop_call *stops;
 };
 
+static void service_spawned(struct sbx_command *c, int attach_fd, sbx_error *err, void *data)
+{
+	struct sbx_sandbox *sb = data;
+	(void)attach_fd;
+	if (c && !sb->deleted) {
+		snprintf(sb->service_cmd, sizeof(sb->service_cmd), "%s", c->id);
+		sbx_sandbox_save(sb, NULL);
+		sbx_info("sandbox %s (%s): service started as command %s, pid %d", sb->id, sb->name, c->id, (int)c->pid);
+	} else if (err) {
+		sbx_warn("sandbox %s (%s): service did not start: %s", sb->id, sb->name, err->msg);
+	}
+	sbx_error_free(err);
+	sbx_sandbox_unref(sb);
+}
+
+/* The image's Entrypoint + Cmd, as a background command: its output kept
+ * like process.spawn's, its exit in sandbox.inspect. Its end does not stop
+ * the sandbox. */
+static void start_service(struct sbx_sandbox *sb)
+{
+	if (!sb->service || !sb->service[0])
+		return;
+	struct sbx_kvlist none = { 0 };
+	_cleanup_strv_ char **envp = sbx_sandbox_env(sb, &none);
+	_cleanup_free_ char *cwd = sbx_box_cwd(sb->box, NULL);
+	sbx_error *err = NULL;
+	if (!envp || !cwd) {
+		sbx_warn("sandbox %s: service: out of memory", sb->id);
+		return;
+	}
+	struct sbx_spawn_opts o = {
+		.argv = sb->service,
+		.envp = envp,
+		.cwd = cwd,
+		.user = sb->box->user,
+		.log_cap = sb->d->cfg.command_log_mb * 1024 * 1024,
+	};
+	sbx_sandbox_ref(sb);
+	if (sbx_command_spawn(sb, &o, service_spawned, sb, &err) < 0) {
+		sbx_warn("sandbox %s (%s): service did not start: %s", sb->id, sb->name, err->msg);
+		sbx_error_free(err);
+		sbx_sandbox_unref(sb);
+	}
+}
+
 static void started(struct sbx_sandbox *sb)
 {
 	sb->state = SBX_STATE_STARTED;
@@ -129,6 +175,7 @@ static void started(struct sbx_sandbox *sb)
 	watch_init(sb);
 	sbx_sandbox_save(sb, NULL);
 	sbx_info("sandbox %s (%s) started, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
+	start_service(sb);
 	sbx_event_emit(sb->d, "started", sb, NULL);
 }
 
@@ -295,6 +342,10 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_
 	sb->name = strdup(spec->name ? spec->name : sb->id);
 	sb->image = strdup(spec->image->name);
 	sb->image_id = strdup(spec->image->id);
+	if (spec->service && !(sb->service = sbx_strv_dup(spec->service))) {
+		sbx_sandbox_unref(sb);
+		return sbx_error_errno(err, ENOMEM, "create");
+	}
 	sb->network_mode = strdup(spec->netmode);
 	sb->labels = *spec->labels;
 	*spec->labels = (struct sbx_kvlist){ 0 };
@@ -331,12 +382,17 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_
 		return -1;
 	}
 	/* The sandbox itself: its state directory, writable layer and disk. */
-	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, spec->image);
+	/* A layered image's layers stay while the sandbox holds references
+	 * to them, whatever becomes of the image. */
+	if (sbx_image_ref_layers(d, spec->image, sb->id, err) < 0) {
+		sbx_sandbox_unref(sb);
+		return -1;
+	}
+	_cleanup_strv_ char **lower = sbx_image_lowerdirs(d, spec->image);
 	char **envv = sbx_kvlist_to_env(spec->env);
-	const char *layers[] = { lower, NULL };
 	struct sbx_box_spec bspec = {
 		.id = sb->id,
-		.layers = layers,
+		.layers = (const char *const *)lower,
 		.hostname = spec->hostname ? spec->hostname : sb->name,
 		.workdir = spec->workdir,
 		.user = spec->user,
@@ -353,17 +409,14 @@ int sbx_sandbox_create(struct sbx_daemon *d, struct sbx_sandbox_spec *spec, sbx_
 				  : sbx_error_errno(err, ENOMEM, "create");
 	sbx_box_strv_free(envv);
 	if (built < 0) {
+		sbx_layers_release_async(d, sb->id);
 		sbx_sandbox_unref(sb);
 		return -1;
 	}
 	sb->box->seccomp = filter;
-	if (sbx_sandbox_save(sb, err) < 0) {
+	if (sbx_sandbox_save(sb, err) < 0 || sbx_sandbox_add(d, sb, err) < 0) {
 		sbx_box_destroy(sb->box, NULL, NULL);
-		sbx_sandbox_unref(sb);
-		return -1;
-	}
-	if (sbx_sandbox_add(d, sb, err) < 0) {
-		sbx_box_destroy(sb->box, NULL, NULL);
+		sbx_layers_release_async(d, sb->id);
 		sbx_sandbox_unref(sb);
 		return -1;
 	}
@@ -762,6 +815,7 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	if (sb->net.ip.s_addr && sbx_net_apply_rules(d, &nerr) < 0)
 		sbx_warn("%s", nerr->msg);
 	sbx_error_free(nerr);
+	sbx_layers_release_async(d, sb->id);
 	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
 	sbx_event_emit(d, "deleted", sb, NULL);
 	sbx_images_sweep_removed(d);

@@ -26,6 +26,7 @@ struct sbx_sandbox_spec {
 	struct sbx_resources res;
 	uint32_t userns_base; /* 0: no user namespace */
 	uint64_t caps;
+	char *const *service; /* argv started at each start, or NULL */
 };
 /* How a start (or a create that starts) ended: sb runs, or err (the
  * callee's) says why not (sb is NULL for a create, whose sandbox is then

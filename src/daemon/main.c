@@ -23,6 +23,7 @@
 #include "command.h"
 #include "daemon.h"
 #include "disk.h"
+#include "layers.h"
 #include "registry/images.h"
 #include "trash.h"
 #include "loopdevs.h"
@@ -430,9 +431,11 @@ int main(int argc, char **argv)
 		goto out;
 	adapt_defaults(d);
 	sbx_trash_empty(d);
-	if (sbx_images_load(d, &err) < 0 || sbx_images_ensure_default(d, &err) < 0 ||
-	    sbx_net_init(d, &err) < 0 || sbx_sandboxes_recover(d, &err) < 0 || sbx_loopdevs_init(d, &err) < 0)
+	if (sbx_images_open_layers(d, &err) < 0 || sbx_images_load(d, &err) < 0 ||
+	    sbx_images_ensure_default(d, &err) < 0 || sbx_net_init(d, &err) < 0 || sbx_sandboxes_recover(d, &err) < 0 ||
+	    sbx_loopdevs_init(d, &err) < 0)
 		goto out;
+	sbx_images_release_orphans(d);
 	sbx_net_recover(d);
 	if (sbx_server_listen(d, &err) < 0)
 		goto out;
@@ -472,6 +475,7 @@ out:
 	sbx_loopdevs_fini(d);
 	sbx_net_shutdown(d);
 	sbx_cgroup_root_fini(&d->cg);
+	sbx_layer_store_close(d->layers);
 	sbx_config_free(&d->cfg);
 	return rc;
 }

@@ -158,6 +158,7 @@ struct out_worker {
 	struct sbx_buf out;
 	bool overflow;
 	sbx_worker_out_done done;
+	sbx_worker_chunk_fn chunk; /* or NULL: the whole result goes to done */
 	void *ctx;
 };
 
@@ -227,6 +228,8 @@ static void out_worker_readable(struct sbx_watch *w, uint32_t events, void *data
 			break; /* EOF: the child is exiting */
 		wk->out.len += (size_t)n;
 		wk->out.data[wk->out.len] = '\0';
+		if (wk->chunk)
+			wk->chunk(wk->d, wk->ctx, &wk->out);
 		if (wk->out.len > WORKER_OUT_MAX) {
 			wk->overflow = true;
 			sbx_pidfd_send_signal(wk->pidfd, SIGKILL, NULL, 0);
@@ -238,8 +241,8 @@ static void out_worker_readable(struct sbx_watch *w, uint32_t events, void *data
 	out_worker_finish(wk);
 }
 
-int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep, sbx_worker_out_fn fn, void *arg,
-			 sbx_worker_out_done done, void *ctx, sbx_error **err)
+static int start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep, sbx_worker_out_fn fn, void *arg,
+		     sbx_worker_chunk_fn chunk, sbx_worker_out_done done, void *ctx, sbx_error **err)
 {
 	int op[2], rp[2];
 	if (pipe2(op, O_CLOEXEC) < 0)
@@ -301,6 +304,7 @@ int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep
 		wk->out_fd = op[0];
 		wk->report_fd = rp[0];
 		wk->done = done;
+		wk->chunk = chunk;
 		wk->ctx = ctx;
 		wk->w = sbx_loop_watch(d->loop, op[0], EPOLLIN, out_worker_readable, wk);
 	}
@@ -314,4 +318,16 @@ int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep
 		return sbx_error_errno(err, ENOMEM, "track worker");
 	}
 	return 0;
+}
+
+int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep, sbx_worker_out_fn fn, void *arg,
+			 sbx_worker_out_done done, void *ctx, sbx_error **err)
+{
+	return start_out(d, keep_fds, nkeep, fn, arg, NULL, done, ctx, err);
+}
+
+int sbx_worker_start_stream(struct sbx_daemon *d, sbx_worker_out_fn fn, void *arg, sbx_worker_chunk_fn chunk,
+			    sbx_worker_out_done done, void *ctx, sbx_error **err)
+{
+	return start_out(d, NULL, 0, fn, arg, chunk, done, ctx, err);
 }

@@ -133,12 +133,16 @@ class ImageTest(SandboxdTestCase):
         self.assertEqual(self.images(), ["minimal"])
         self.assertEqual(self.leftover_imports(), [])
 
-    def test_import_unsupported_formats(self):
+    def test_import_rootfs_as_layout(self):
+        # A plain root file system tar is no OCI layout or docker archive:
+        # insisting on one says what it lacks and stores nothing.
         t = self.rootfs_tar("oci")
         for fmt in ("oci", "docker-archive"):
             with self.subTest(format=fmt):
-                self.assertRpcError(UNSUPPORTED, "image.import", {"name": "x", "path": t, "format": fmt})
+                err = self.assertRpcError(BAD_PARAMS, "image.import", {"name": "x", "path": t, "format": fmt})
+                self.assertIn("no index.json", err["message"])
         self.assertEqual(self.images(), ["minimal"])
+        self.assertEqual(self.leftover_imports(), [])
 
     def test_import_corrupt_tarball(self):
         bad = os.path.join(self.work, "bad.tar.gz")

@@ -1,7 +1,10 @@
 /* The image registry: images/<id>/ below the state dir holds image.json
- * (metadata) and rootfs/ (the lower layer of every sandbox made from it); a
- * directory without image.json is an unfinished import. Imports are
- * prepared here, unpacked in a worker and committed here. */
+ * (metadata) and either rootfs/ (a root file system image: the lower layer
+ * of every sandbox made from it) or manifest.json and config.json (a
+ * layered image, whose layers are in the layer store under STATE/layers,
+ * referenced by the image's id). A directory without image.json is an
+ * unfinished import. Imports and pulls are prepared here, run in a worker
+ * and committed here. */
 #include "config.h"
 #include <dirent.h>
 #include <errno.h>
@@ -13,13 +16,21 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "imageref.h"
+#include "layers.h"
+#include "oci.h"
+#include "pull.h"
 #include "registry/images.h"
 #include "registry/sandbox.h"
 #include "trash.h"
 
 bool sbx_image_name_valid(const char *name)
 {
-	if (!name || !*name || strlen(name) > 128)
+	if (!name || !*name || strlen(name) > SBX_IMAGE_REF_MAX)
+		return false;
+	if (sbx_image_ref_valid(name))
+		return true;
+	if (strlen(name) > 128)
 		return false;
 	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
 	      (name[0] >= '0' && name[0] <= '9')))
@@ -35,43 +46,196 @@ bool sbx_image_name_valid(const char *name)
 
 static void image_free(struct sbx_image *img)
 {
-	free(img->name);
+	sbx_strv_free(img->names);
 	free(img->source);
 	free(img->format);
+	free(img->digest);
+	sbx_oci_image_free(img->oci);
 	free(img);
 }
 
-static struct sbx_image *image_load(struct sbx_daemon *d, const char *id)
+static struct sbx_image *image_load_dir(struct sbx_daemon *d, const char *dir, const char *id)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "images/%s/image.json", id);
+	snprintf(path, sizeof(path), "images/%s/image.json", dir);
 	_cleanup_free_ char *text = NULL;
 	if (sbx_read_file_at(d->state_fd, path, 1 << 20, &text, NULL, NULL) < 0)
 		return NULL;
 	_cleanup_json_ yajl_val v = sbx_json_parse(text, NULL);
-	const char *name = NULL, *source = NULL, *format = NULL, *created = NULL;
+	const char *name = NULL, *source = NULL, *format = NULL, *digest = NULL;
 	int64_t size = 0, created_ns = 0;
 	if (!v || sbx_json_string(v, "name", true, &name, NULL) <= 0)
 		return NULL;
 	sbx_json_string(v, "source", false, &source, NULL);
 	sbx_json_string(v, "format", false, &format, NULL);
-	sbx_json_string(v, "created_at", false, &created, NULL);
+	sbx_json_string(v, "digest", false, &digest, NULL);
 	sbx_json_int(v, "size_bytes", false, 0, INT64_MAX, &size, NULL);
 	sbx_json_int(v, "created_ns", false, 0, INT64_MAX, &created_ns, NULL);
 	struct sbx_image *img = calloc(1, sizeof(*img));
 	if (!img)
 		return NULL;
 	snprintf(img->id, sizeof(img->id), "%s", id);
-	img->name = strdup(name);
+	char **names = NULL;
+	if (sbx_json_string_array(v, "names", false, &names, NULL) < 0 || !names || !names[0]) {
+		sbx_strv_free(names);
+		names = calloc(2, sizeof(*names));
+		if (names)
+			names[0] = strdup(name);
+	}
+	img->names = names;
+	img->name = names ? names[0] : NULL;
 	img->source = source ? strdup(source) : NULL;
 	img->format = strdup(format ? format : "dir");
+	img->digest = digest ? strdup(digest) : NULL;
 	img->size_bytes = size;
 	img->created_ns = created_ns;
 	if (!img->name || !img->format) {
 		image_free(img);
 		return NULL;
 	}
+	snprintf(path, sizeof(path), "images/%s/manifest.json", dir);
+	if (faccessat(d->state_fd, path, F_OK, 0) == 0) {
+		snprintf(path, sizeof(path), "images/%s", dir);
+		_cleanup_close_ int dfd = openat(d->state_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		sbx_error *e = NULL;
+		if (dfd < 0 || sbx_oci_image_load(dfd, &img->oci, &e) < 0) {
+			sbx_warn("image %s: %s", id, e ? e->msg : strerror(errno));
+			sbx_error_free(e);
+			image_free(img);
+			return NULL;
+		}
+	}
 	return img;
+}
+
+static struct sbx_image *image_load(struct sbx_daemon *d, const char *id)
+{
+	return image_load_dir(d, id, id);
+}
+
+/* image.json from the record (atomic): after a name is added or dropped. */
+static int image_save(struct sbx_daemon *d, const char *dir, const struct sbx_image *img, sbx_error **err)
+{
+	char ts[64], path[64];
+	sbx_time_rfc3339(img->created_ns, ts);
+	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "name", img->name);
+	sbx_gen_strv(g, "names", img->names);
+	sbx_gen_kv_str(g, "source", img->source);
+	sbx_gen_kv_str(g, "format", img->format);
+	if (img->digest)
+		sbx_gen_kv_str(g, "digest", img->digest);
+	sbx_gen_kv_int(g, "size_bytes", img->size_bytes);
+	sbx_gen_kv_str(g, "created_at", ts);
+	sbx_gen_kv_int(g, "created_ns", img->created_ns);
+	yajl_gen_map_close(g);
+	const unsigned char *buf;
+	size_t len;
+	yajl_gen_get_buf(g, &buf, &len);
+	snprintf(path, sizeof(path), "images/%s/image.json", dir);
+	return sbx_write_file_atomic_at(d->state_fd, path, buf, len, 0644, err);
+}
+
+int sbx_images_open_layers(struct sbx_daemon *d, sbx_error **err)
+{
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/layers", d->cfg.state_dir) < 0)
+		return sbx_error_errno(err, ENOMEM, "layer store");
+	if (sbx_layer_store_open(path, &d->layers, err) < 0 || sbx_layer_store_recover(d->layers, err) < 0)
+		return sbx_error_prefix(err, "layer store %s", path);
+	return 0;
+}
+
+static bool owner_known(struct sbx_daemon *d, const char *owner)
+{
+	for (struct sbx_image *i = d->images; i; i = i->next)
+		if (!strcmp(i->id, owner))
+			return true;
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next)
+		if (!strcmp(sb->id, owner))
+			return true;
+	/* A layered image removed by force waits as removed-<id>. */
+	char path[64];
+	snprintf(path, sizeof(path), "images/removed-%.12s", owner);
+	return faccessat(d->state_fd, path, F_OK, 0) == 0;
+}
+
+void sbx_images_release_orphans(struct sbx_daemon *d)
+{
+	if (!d->layers)
+		return;
+	char **ids = NULL;
+	sbx_error *e = NULL;
+	if (sbx_layer_list(d->layers, &ids, &e) < 0) {
+		sbx_warn("%s", e->msg);
+		sbx_error_free(e);
+		return;
+	}
+	for (size_t i = 0; ids && ids[i]; i++) {
+		char **owners = NULL;
+		if (sbx_layer_owners(d->layers, ids[i], &owners, &e) < 0) {
+			sbx_warn("%s", e->msg);
+			sbx_error_free(e);
+			e = NULL;
+			continue;
+		}
+		for (size_t j = 0; owners && owners[j]; j++) {
+			if (owner_known(d, owners[j]))
+				continue;
+			sbx_info("layer %.19s: dropping the reference of %s, which no longer exists", ids[i], owners[j]);
+			if (sbx_layer_unref(d->layers, ids[i], owners[j], &e) < 0) {
+				sbx_warn("%s", e->msg);
+				sbx_error_free(e);
+				e = NULL;
+			}
+		}
+		sbx_strv_free(owners);
+	}
+	sbx_strv_free(ids);
+}
+
+struct release_job {
+	char owner[13];
+	char *store;
+};
+
+static int release_run(void *arg, sbx_error **err)
+{
+	struct release_job *job = arg;
+	_cleanup_layer_store_ struct sbx_layer_store *s = NULL;
+	if (sbx_layer_store_open(job->store, &s, err) < 0)
+		return -1;
+	return sbx_layer_release_owner(s, job->owner, err);
+}
+
+static void release_done(struct sbx_daemon *d, void *ctx, sbx_error *err)
+{
+	struct release_job *job = ctx;
+	(void)d;
+	if (err)
+		sbx_warn("release layers of %s: %s", job->owner, err->msg);
+	free(job->store);
+	free(job);
+}
+
+void sbx_layers_release_async(struct sbx_daemon *d, const char *owner)
+{
+	if (!d->layers)
+		return;
+	struct release_job *job = calloc(1, sizeof(*job));
+	sbx_error *e = NULL;
+	if (job && (job->store = strdup(sbx_layer_store_path(d->layers)))) {
+		snprintf(job->owner, sizeof(job->owner), "%s", owner);
+		if (sbx_worker_start(d, release_run, job, release_done, job, &e) == 0)
+			return;
+	}
+	/* No worker: the references stay until the next start drops them. */
+	sbx_warn("release layers of %s: %s", owner, e ? e->msg : "out of memory");
+	sbx_error_free(e);
+	if (job)
+		free(job->store);
+	free(job);
 }
 
 int sbx_images_load(struct sbx_daemon *d, sbx_error **err)
@@ -91,7 +255,8 @@ int sbx_images_load(struct sbx_daemon *d, sbx_error **err)
 		if (de->d_name[0] == '.')
 			continue;
 		if (!sbx_id_valid(de->d_name)) {
-			/* Leftover of an import interrupted by a crash. */
+			/* Leftover of an import interrupted by a crash (its layer
+			 * references go with sbx_images_release_orphans). */
 			sbx_error *e = NULL;
 			if (!strncmp(de->d_name, "tmp-", 4) && sbx_rm_rf_at(dirfd(dir), de->d_name, &e) < 0)
 				sbx_warn("remove unfinished import %s: %s", de->d_name, e->msg);
@@ -110,38 +275,132 @@ int sbx_images_load(struct sbx_daemon *d, sbx_error **err)
 	return 0;
 }
 
+static bool image_has_name(const struct sbx_image *img, const char *name)
+{
+	for (size_t i = 0; img->names[i]; i++)
+		if (!strcmp(img->names[i], name))
+			return true;
+	return false;
+}
+
+static char *normalized(const char *name)
+{
+	struct sbx_image_ref r = { 0 };
+	if (!sbx_image_ref_valid(name) || sbx_image_ref_parse(name, "name", &r, NULL) < 0)
+		return NULL;
+	char *n = sbx_image_ref_normalize(&r);
+	sbx_image_ref_free(&r);
+	return n;
+}
+
 struct sbx_image *sbx_image_find(struct sbx_daemon *d, const char *name_or_id)
 {
 	for (struct sbx_image *i = d->images; i; i = i->next)
-		if (!strcmp(i->name, name_or_id))
+		if (image_has_name(i, name_or_id))
 			return i;
 	for (struct sbx_image *i = d->images; i; i = i->next)
 		if (!strcmp(i->id, name_or_id))
 			return i;
+	/* "busybox" finds a pulled "docker.io/library/busybox:latest" and the
+	 * other way round: names are compared in their full form. */
+	_cleanup_free_ char *want = normalized(name_or_id);
+	if (!want)
+		return NULL;
+	for (struct sbx_image *i = d->images; i; i = i->next) {
+		for (size_t k = 0; i->names[k]; k++) {
+			_cleanup_free_ char *n = normalized(i->names[k]);
+			if (n && !strcmp(n, want))
+				return i;
+		}
+	}
 	return NULL;
 }
 
-void sbx_image_gen(yajl_gen g, struct sbx_image *img)
+static void gen_config(yajl_gen g, const struct sbx_image_config *c)
+{
+	sbx_gen_key(g, "config");
+	yajl_gen_map_open(g);
+	sbx_gen_strv(g, "env", c->env);
+	sbx_gen_kv_str(g, "working_dir", c->working_dir);
+	sbx_gen_kv_str(g, "user", c->user);
+	if (c->entrypoint)
+		sbx_gen_strv(g, "entrypoint", c->entrypoint);
+	else
+		sbx_gen_kv_null(g, "entrypoint");
+	if (c->cmd)
+		sbx_gen_strv(g, "cmd", c->cmd);
+	else
+		sbx_gen_kv_null(g, "cmd");
+	sbx_gen_strv(g, "exposed_ports", c->exposed_ports);
+	sbx_gen_kv_str(g, "stop_signal", c->stop_signal);
+	sbx_gen_kvlist(g, "labels", &c->labels);
+	sbx_gen_kv_str(g, "os", c->os);
+	sbx_gen_kv_str(g, "architecture", c->architecture);
+	sbx_gen_kv_str(g, "created", c->created);
+	yajl_gen_map_close(g);
+}
+
+void sbx_image_gen(yajl_gen g, struct sbx_image *img, bool detail)
 {
 	char ts[64];
 	sbx_time_rfc3339(img->created_ns, ts);
 	yajl_gen_map_open(g);
 	sbx_gen_kv_str(g, "name", img->name);
+	sbx_gen_strv(g, "names", img->names);
 	sbx_gen_kv_str(g, "id", img->id);
+	sbx_gen_kv_str(g, "digest", img->digest);
 	sbx_gen_kv_int(g, "size_bytes", img->size_bytes);
 	sbx_gen_kv_str(g, "created_at", ts);
-	sbx_gen_kv_int(g, "layers", 1);
+	sbx_gen_kv_int(g, "layers", img->oci ? (int64_t)img->oci->n_layers : 1);
 	sbx_gen_kv_str(g, "format", img->format);
 	sbx_gen_kv_str(g, "source", img->source);
+	if (img->oci) {
+		/* What the image offers, short enough for a listing. */
+		sbx_gen_strv(g, "exposed_ports", img->oci->config.exposed_ports);
+	}
+	if (detail && img->oci) {
+		gen_config(g, &img->oci->config);
+		sbx_gen_key(g, "layer_digests");
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < img->oci->n_layers; i++) {
+			const struct sbx_image_layer *l = &img->oci->layers[i];
+			yajl_gen_map_open(g);
+			sbx_gen_kv_str(g, "diff_id", l->diff_id);
+			sbx_gen_kv_str(g, "digest", l->blob.digest);
+			sbx_gen_kv_str(g, "media_type", l->blob.media_type);
+			sbx_gen_kv_int(g, "size", l->blob.size);
+			yajl_gen_map_close(g);
+		}
+		yajl_gen_array_close(g);
+	}
 	yajl_gen_map_close(g);
 }
 
-char *sbx_image_rootfs_path(struct sbx_daemon *d, const struct sbx_image *img)
+char **sbx_image_lowerdirs(struct sbx_daemon *d, const struct sbx_image *img)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/images/%s/rootfs", d->cfg.state_dir, img->id) < 0)
+	if (img->oci)
+		return d->layers ? sbx_oci_image_lowerdirs(d->layers, img->oci) : NULL;
+	char **v = calloc(2, sizeof(*v));
+	if (v && asprintf(&v[0], "%s/images/%s/rootfs", d->cfg.state_dir, img->id) < 0) {
+		free(v);
 		return NULL;
-	return p;
+	}
+	return v;
+}
+
+int sbx_image_ref_layers(struct sbx_daemon *d, const struct sbx_image *img, const char *owner, sbx_error **err)
+{
+	if (!img->oci)
+		return 0;
+	for (size_t i = 0; i < img->oci->n_layers; i++) {
+		if (sbx_layer_ref(d->layers, img->oci->layers[i].diff_id, owner, NULL, err) < 0) {
+			sbx_error *e = NULL;
+			sbx_layer_release_owner(d->layers, owner, &e);
+			sbx_error_free(e);
+			return sbx_error_prefix(err, "image '%s'", img->name);
+		}
+	}
+	return 0;
 }
 
 static struct sbx_image_import *importing; /* names being imported right now */
@@ -157,34 +416,59 @@ void sbx_image_import_free(struct sbx_image_import *job)
 	free(job->name);
 	free(job->path);
 	free(job->format);
+	free(job->ref);
+	free(job->authfile);
+	free(job->layers_path);
 	free(job->dest);
 	free(job);
 }
 
-/* Worker side: unpack, measure, and write the metadata next to rootfs. */
-int sbx_image_import_run(void *arg, sbx_error **err)
+/* ---- the worker's side ---- */
+
+struct progress_out {
+	int fd;
+	int64_t last_ms;
+	const char *phase;
+};
+
+static void progress_line(struct progress_out *po, const char *phase, int ld, int lt, int64_t bd, int64_t bt)
 {
-	struct sbx_image_import *job = arg;
-	int r = !strcmp(job->format, "dir") ? sbx_image_copy_dir(job->path, job->dest, err)
-					     : sbx_image_unpack_tar(job->path, -1, job->dest, err);
-	if (r < 0)
-		return -1;
-	chmod(job->dest, 0755);
-	/* Workers hold none of the daemon's fds: go by path. */
-	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s/%s", job->d->cfg.state_dir, job->tmpdir);
-	_cleanup_close_ int tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (tfd < 0)
-		return sbx_error_errno(err, errno, "open %s", tmp);
+	int64_t now = sbx_monotonic_ms();
+	bool last = lt > 0 && ld >= lt;
+	/* At most four a second, and always the last. */
+	if (!last && po->last_ms && now - po->last_ms < 250 && phase == po->phase)
+		return;
+	po->last_ms = now;
+	po->phase = phase;
+	dprintf(po->fd, "progress %s %d %d %lld %lld\n", phase, ld, lt, (long long)bd, (long long)bt);
+}
+
+static void import_progress(void *ctx, const struct sbx_image_progress *p)
+{
+	progress_line(ctx, "unpacking", p->layers_done, p->layers_total, p->bytes_done, p->bytes_total);
+}
+
+static void pull_progress(void *ctx, const struct sbx_pull_progress *p)
+{
+	progress_line(ctx, p->phase ? p->phase : "downloading", p->layers_done, p->layers_total, p->bytes_done,
+		      p->bytes_total);
+}
+
+static int write_meta(int tfd, struct sbx_image_import *job, const char *const *names, const char *digest,
+		      int64_t size, sbx_error **err)
+{
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
 	char ts[64];
 	int64_t now = sbx_now_ns();
 	sbx_time_rfc3339(now, ts);
 	yajl_gen_map_open(g);
-	sbx_gen_kv_str(g, "name", job->name);
+	sbx_gen_kv_str(g, "name", names[0]);
+	sbx_gen_strv(g, "names", (char *const *)names);
 	sbx_gen_kv_str(g, "source", job->path);
 	sbx_gen_kv_str(g, "format", job->format);
-	sbx_gen_kv_int(g, "size_bytes", sbx_tree_size(tfd, "rootfs"));
+	if (digest)
+		sbx_gen_kv_str(g, "digest", digest);
+	sbx_gen_kv_int(g, "size_bytes", size);
 	sbx_gen_kv_str(g, "created_at", ts);
 	sbx_gen_kv_int(g, "created_ns", now);
 	yajl_gen_map_close(g);
@@ -194,24 +478,146 @@ int sbx_image_import_run(void *arg, sbx_error **err)
 	return sbx_write_file_atomic_at(tfd, "image.json", buf, len, 0644, err);
 }
 
+/* A layered image: its layers into the store (references held by the new
+ * image's id), its manifest and config beside image.json. */
+static int run_layered(struct sbx_image_import *job, int tfd, int out_fd, sbx_error **err)
+{
+	_cleanup_layer_store_ struct sbx_layer_store *s = NULL;
+	if (sbx_layer_store_open(job->layers_path, &s, err) < 0)
+		return -1;
+	struct progress_out po = { .fd = out_fd };
+	_cleanup_oci_image_ struct sbx_oci_image *img = NULL;
+	if (job->pull) {
+		struct sbx_pull_opts opts = {
+			.authfile = job->authfile,
+			.insecure = job->insecure,
+			.timeout_sec = job->timeout_s,
+			.progress = out_fd >= 0 ? pull_progress : NULL,
+			.progress_ctx = &po,
+		};
+		if (sbx_image_pull(s, job->id, job->path, &opts, &img, err) < 0)
+			return -1;
+	} else {
+		struct sbx_image_import_opts opts = {
+			.ref = job->ref,
+			.progress = out_fd >= 0 ? import_progress : NULL,
+			.progress_ctx = &po,
+		};
+		if (sbx_image_import(s, job->id, job->path, &opts, &img, err) < 0)
+			return -1;
+	}
+	const char *name = job->name;
+	if (!name && img->names && img->names[0] && sbx_image_name_valid(img->names[0]))
+		name = img->names[0];
+	int r = -1;
+	if (!name) {
+		sbx_error_param(err, "name", "the image at '%s' has no name of its own; give one", job->path);
+	} else {
+		const char *names[] = { name, NULL };
+		if (sbx_oci_image_save(tfd, img, err) == 0 &&
+		    write_meta(tfd, job, names, img->manifest_digest, img->size, err) == 0)
+			r = 0;
+	}
+	if (r < 0) {
+		sbx_error *e = NULL;
+		sbx_oci_image_release(s, img, job->id, &e);
+		sbx_error_free(e);
+	}
+	return r;
+}
+
+/* Worker side: unpack, measure, and write the metadata. */
+int sbx_image_import_run(void *arg, int out_fd, sbx_error **err)
+{
+	struct sbx_image_import *job = arg;
+	/* Workers hold none of the daemon's fds: go by path. */
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s/%s", job->d->cfg.state_dir, job->tmpdir);
+	_cleanup_close_ int tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0)
+		return sbx_error_errno(err, errno, "open %s", tmp);
+	if (!strcmp(job->format, "auto")) {
+		enum sbx_image_kind kind;
+		if (sbx_image_detect(job->path, &kind, err) < 0)
+			return -1;
+		free(job->format);
+		if (!(job->format = strdup(sbx_image_kind_name(kind))))
+			return sbx_error_errno(err, ENOMEM, "import");
+	}
+	bool layered = strcmp(job->format, "dir") && strcmp(job->format, "rootfs-tar");
+	if (layered && !job->layers_path)
+		return sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
+	if (job->pull || layered)
+		return run_layered(job, tfd, out_fd, err);
+	if (job->ref)
+		return sbx_error_param(err, "ref", "'ref' picks an image of an OCI layout or docker archive; '%s' is %s",
+				       job->path, job->format);
+	if (!job->name)
+		return sbx_error_param(err, "name", "'%s' is a root file system, which has no name of its own; give one",
+				       job->path);
+	if (mkdir(job->dest, 0755) < 0)
+		return sbx_error_errno(err, errno, "create %s", job->dest);
+	int r = !strcmp(job->format, "dir") ? sbx_image_copy_dir(job->path, job->dest, err)
+					     : sbx_image_unpack_tar(job->path, -1, job->dest, err);
+	if (r < 0)
+		return -1;
+	chmod(job->dest, 0755);
+	const char *names[] = { job->name, NULL };
+	return write_meta(tfd, job, names, NULL, sbx_tree_size(tfd, "rootfs"), err);
+}
+
+static int import_run_sync(void *arg, sbx_error **err)
+{
+	return sbx_image_import_run(arg, -1, err);
+}
+
+/* ---- the loop's side ---- */
+
+static bool name_busy(struct sbx_daemon *d, const struct sbx_image_import *self, const char *name)
+{
+	for (struct sbx_image_import *j = importing; j; j = j->next)
+		if (j != self && j->name && !strcmp(j->name, name))
+			return true;
+	return false;
+}
+
+static int name_free(struct sbx_daemon *d, const struct sbx_image_import *self, const char *name, sbx_error **err)
+{
+	struct sbx_image *other = sbx_image_find(d, name);
+	if (other && image_has_name(other, name))
+		return sbx_error_set(err, SBX_ERR_EXISTS,
+				     "image '%s' already exists; remove it first with 'sandboxctl image rm %s' or choose "
+				     "another name",
+				     name, name);
+	if (name_busy(d, self, name))
+		return sbx_error_set(err, SBX_ERR_EXISTS, "image '%s' is being imported right now", name);
+	return 0;
+}
+
 /* Loop side: move the finished directory into place and register it. */
 struct sbx_image *sbx_image_import_commit(struct sbx_image_import *job, sbx_error **err)
 {
 	struct sbx_daemon *d = job->d;
-	char final[32];
-	snprintf(final, sizeof(final), "images/%s", job->id);
-	if (renameat(d->state_fd, job->tmpdir, d->state_fd, final) < 0) {
-		sbx_error_errno(err, errno, "rename %s", job->tmpdir);
-		return NULL;
-	}
-	struct sbx_image *img = image_load(d, job->id);
+	struct sbx_image *img = image_load_dir(d, job->tmpdir + strlen("images/"), job->id);
 	if (!img) {
 		sbx_error_set(err, SBX_ERR_INTERNAL, "image %s: metadata unreadable after import", job->id);
 		return NULL;
 	}
+	/* A name the image brought along is known only now. */
+	if (!job->name && name_free(d, job, img->name, err) < 0) {
+		image_free(img);
+		return NULL;
+	}
+	char final[32];
+	snprintf(final, sizeof(final), "images/%s", job->id);
+	if (renameat(d->state_fd, job->tmpdir, d->state_fd, final) < 0) {
+		sbx_error_errno(err, errno, "rename %s", job->tmpdir);
+		image_free(img);
+		return NULL;
+	}
 	img->next = d->images;
 	d->images = img;
-	sbx_info("image '%s' (%s) imported from %s", img->name, img->id, job->path);
+	sbx_info("image '%s' (%s) %s %s", img->name, img->id, job->pull ? "pulled from" : "imported from", job->path);
 	return img;
 }
 
@@ -221,26 +627,62 @@ void sbx_image_import_abort(struct sbx_image_import *job)
 	if (sbx_rm_rf_at(job->d->state_fd, job->tmpdir, &e) < 0)
 		sbx_warn("clean up %s: %s", job->tmpdir, e->msg);
 	sbx_error_free(e);
+	/* Layers the run stored for it: a failed run dropped them already;
+	 * one that finished but was not committed did not. */
+	if (strcmp(job->format, "dir") && strcmp(job->format, "rootfs-tar"))
+		sbx_layers_release_async(job->d, job->id);
 }
 
-struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const char *name, const char *path, const char *format,
-					 sbx_error **err)
+static struct sbx_image_import *job_new(struct sbx_daemon *d, const char *name, const char *path,
+					const char *format, bool layered, sbx_error **err)
 {
-	if (!sbx_image_name_valid(name)) {
-		sbx_error_param(err, "name", "invalid image name '%.64s': use letters, digits and _ . - : /", name);
+	struct sbx_image_import *job = calloc(1, sizeof(*job));
+	if (!job || sbx_random_id(job->id, err) < 0) {
+		free(job);
+		sbx_error_errno(err, ENOMEM, "import");
 		return NULL;
 	}
-	if (sbx_image_find(d, name)) {
-		sbx_error_set(err, SBX_ERR_EXISTS, "image '%s' already exists; remove it first with 'sandboxctl image rm %s'",
-			      name, name);
+	job->d = d;
+	snprintf(job->tmpdir, sizeof(job->tmpdir), "images/tmp-%s", job->id);
+	job->name = name ? strdup(name) : NULL;
+	job->path = strdup(path);
+	job->format = strdup(format);
+	if (asprintf(&job->dest, "%s/%s/rootfs", d->cfg.state_dir, job->tmpdir) < 0)
+		job->dest = NULL;
+	job->layers_path = d->layers ? strdup(sbx_layer_store_path(d->layers)) : NULL;
+	job->next = importing;
+	importing = job;
+	if ((name && !job->name) || !job->path || !job->format || !job->dest || (layered && !job->layers_path)) {
+		sbx_image_import_free(job);
+		sbx_error_errno(err, ENOMEM, "import");
 		return NULL;
 	}
-	for (struct sbx_image_import *j = importing; j; j = j->next) {
-		if (!strcmp(j->name, name)) {
-			sbx_error_set(err, SBX_ERR_EXISTS, "image '%s' is being imported right now", name);
-			return NULL;
-		}
+	if (mkdirat(d->state_fd, job->tmpdir, 0700) < 0) {
+		sbx_error_errno(err, errno, "create %s", job->tmpdir);
+		sbx_error *e = NULL;
+		sbx_rm_rf_at(d->state_fd, job->tmpdir, &e);
+		sbx_error_free(e);
+		sbx_image_import_free(job);
+		return NULL;
 	}
+	return job;
+}
+
+static int check_name(struct sbx_daemon *d, const char *name, sbx_error **err)
+{
+	if (!sbx_image_name_valid(name))
+		return sbx_error_param(err, "name",
+				       "invalid image name '%.64s': use a reference such as 'team/img:1.0' or letters, "
+				       "digits and _ . - : /",
+				       name);
+	return name_free(d, NULL, name, err);
+}
+
+struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const char *name, const char *path,
+						  const char *format, const char *ref, sbx_error **err)
+{
+	if (name && check_name(d, name, err) < 0)
+		return NULL;
 	if (path[0] != '/') {
 		sbx_error_param(err, "path", "image path '%s' must be absolute", path);
 		return NULL;
@@ -252,49 +694,83 @@ struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const ch
 			sbx_error_prefix(err, "check the path exists on the daemon's host");
 		return NULL;
 	}
-	if (!strcmp(format, "auto"))
-		format = S_ISDIR(st.st_mode) ? "dir" : "rootfs-tar";
-	if (!strcmp(format, "oci") || !strcmp(format, "docker-archive")) {
-		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "image format '%s' is not supported yet; use 'dir' or 'rootfs-tar'",
-			      format);
-		return NULL;
-	}
-	if (strcmp(format, "dir") && strcmp(format, "rootfs-tar")) {
+	if (strcmp(format, "auto") && strcmp(format, "dir") && strcmp(format, "rootfs-tar") && strcmp(format, "oci") &&
+	    strcmp(format, "docker-archive")) {
 		sbx_error_param(err, "format", "unknown image format '%s': use auto, dir, rootfs-tar, oci or docker-archive",
 				format);
 		return NULL;
 	}
-	if (!strcmp(format, "dir") != !!S_ISDIR(st.st_mode)) {
+	/* What a directory holds is seen at once; a file is read in the
+	 * worker (a docker save archive has its manifest at the end). */
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+		sbx_error_param(err, "path", "'%s' is neither a file nor a directory", path);
+		return NULL;
+	}
+	if (!strcmp(format, "auto") && S_ISDIR(st.st_mode)) {
+		enum sbx_image_kind kind;
+		if (sbx_image_detect(path, &kind, err) < 0)
+			return NULL;
+		format = sbx_image_kind_name(kind);
+	}
+	if ((!strcmp(format, "dir") && !S_ISDIR(st.st_mode)) || (!strcmp(format, "rootfs-tar") && S_ISDIR(st.st_mode))) {
 		sbx_error_param(err, "format", "'%s' is %s a directory, but format is '%s'", path,
 				S_ISDIR(st.st_mode) ? "" : "not", format);
 		return NULL;
 	}
-	struct sbx_image_import *job = calloc(1, sizeof(*job));
-	if (!job || sbx_random_id(job->id, err) < 0) {
-		free(job);
-		sbx_error_errno(err, ENOMEM, "import");
+	bool layered = strcmp(format, "dir") && strcmp(format, "rootfs-tar");
+	if (!layered && ref) {
+		sbx_error_param(err, "ref", "'ref' picks an image of an OCI layout or docker archive; '%s' is %s", path,
+				format);
 		return NULL;
 	}
-	job->d = d;
-	snprintf(job->tmpdir, sizeof(job->tmpdir), "images/tmp-%s", job->id);
-	job->name = strdup(name);
-	job->path = strdup(path);
-	job->format = strdup(format);
-	if (asprintf(&job->dest, "%s/%s/rootfs", d->cfg.state_dir, job->tmpdir) < 0)
-		job->dest = NULL;
-	job->next = importing;
-	importing = job;
-	if (!job->name || !job->path || !job->format || !job->dest) {
+	if (!layered && !name && strcmp(format, "auto")) {
+		sbx_error_param(err, "name", "a root file system has no name of its own; give one");
+		return NULL;
+	}
+	if (layered && strcmp(format, "auto") && !d->layers) {
+		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
+		return NULL;
+	}
+	struct sbx_image_import *job = job_new(d, name, path, format, layered, err);
+	if (job && ref && !(job->ref = strdup(ref))) {
 		sbx_image_import_free(job);
 		sbx_error_errno(err, ENOMEM, "import");
 		return NULL;
 	}
-	char rootfs[64];
-	snprintf(rootfs, sizeof(rootfs), "%s/rootfs", job->tmpdir);
-	if (mkdirat(d->state_fd, job->tmpdir, 0700) < 0 || mkdirat(d->state_fd, rootfs, 0755) < 0) {
-		sbx_error_errno(err, errno, "create %s", job->tmpdir);
+	return job;
+}
+
+struct sbx_image_import *sbx_image_pull_prepare(struct sbx_daemon *d, const char *name, const char *ref,
+						bool insecure, const char *authfile, int timeout_s, sbx_error **err)
+{
+	struct sbx_image_ref r = { 0 };
+	if (sbx_image_ref_parse(ref, "ref", &r, err) < 0)
+		return NULL;
+	sbx_image_ref_free(&r);
+	if (check_name(d, name ? name : ref, err) < 0)
+		return NULL;
+	if (authfile && authfile[0] != '/') {
+		sbx_error_param(err, "authfile", "auth file '%s' must be an absolute path", authfile);
+		return NULL;
+	}
+	if (authfile && access(authfile, R_OK) < 0) {
+		sbx_error_errno(err, errno, "auth file '%s'", authfile);
+		return NULL;
+	}
+	if (!d->layers) {
+		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
+		return NULL;
+	}
+	struct sbx_image_import *job = job_new(d, name ? name : ref, ref, "pull", true, err);
+	if (!job)
+		return NULL;
+	job->pull = true;
+	job->insecure = insecure;
+	job->timeout_s = timeout_s;
+	if (authfile && !(job->authfile = strdup(authfile))) {
 		sbx_image_import_abort(job);
 		sbx_image_import_free(job);
+		sbx_error_errno(err, ENOMEM, "pull");
 		return NULL;
 	}
 	return job;
@@ -312,12 +788,12 @@ int sbx_images_ensure_default(struct sbx_daemon *d, sbx_error **err)
 		return 0;
 	}
 	sbx_info("importing default image '%s' from %s", d->cfg.default_image, path);
-	struct sbx_image_import *job = sbx_image_import_prepare(d, d->cfg.default_image, path, "auto", err);
+	struct sbx_image_import *job = sbx_image_import_prepare(d, d->cfg.default_image, path, "auto", NULL, err);
 	if (!job)
 		return sbx_error_prefix(err, "default image");
 	/* In a child all the same (libarchive changes the cwd), but waited
 	 * for here: this runs before the socket accepts anyone. */
-	int r = sbx_worker_run_sync(sbx_image_import_run, job, err);
+	int r = sbx_worker_run_sync(import_run_sync, job, err);
 	if (r == 0 && !sbx_image_import_commit(job, err))
 		r = -1;
 	if (r < 0) {
@@ -347,17 +823,91 @@ void sbx_images_sweep_removed(struct sbx_daemon *d)
 	}
 }
 
-int sbx_image_remove(struct sbx_daemon *d, struct sbx_image *img, bool force, sbx_error **err)
+/* "3fa9c2e1b07d (web), ..." of the sandboxes made from the image. */
+static char *users_of(struct sbx_daemon *d, const char *image_id)
 {
+	struct sbx_buf b = { 0 };
+	int n = 0;
+	for (struct sbx_sandbox *sb = d->sandboxes; sb; sb = sb->next) {
+		if (!sb->image_id || strcmp(sb->image_id, image_id))
+			continue;
+		if (n++ < 8)
+			sbx_buf_printf(&b, "%s%s (%s)", n > 1 ? ", " : "", sb->id, sb->name);
+	}
+	if (n > 8)
+		sbx_buf_printf(&b, " and %d more", n - 8);
+	if (!b.data)
+		return strdup("?");
+	return b.data;
+}
+
+int sbx_image_add_name(struct sbx_daemon *d, struct sbx_image *img, const char *name, sbx_error **err)
+{
+	if (check_name(d, name, err) < 0)
+		return -1;
+	size_t n = sbx_strv_len(img->names);
+	char **v = calloc(n + 2, sizeof(*v));
+	if (!v)
+		return sbx_error_errno(err, ENOMEM, "tag");
+	memcpy(v, img->names, n * sizeof(*v));
+	if (!(v[n] = strdup(name))) {
+		free(v);
+		return sbx_error_errno(err, ENOMEM, "tag");
+	}
+	char **old = img->names;
+	img->names = v;
+	img->name = v[0];
+	if (image_save(d, img->id, img, err) < 0) {
+		free(v[n]);
+		free(v);
+		img->names = old;
+		img->name = old[0];
+		return -1;
+	}
+	free(old);
+	sbx_info("image '%s' (%s) is also named '%s'", img->name, img->id, name);
+	return 0;
+}
+
+static int drop_name(struct sbx_daemon *d, struct sbx_image *img, const char *name, sbx_error **err)
+{
+	size_t n = sbx_strv_len(img->names), at = n;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(img->names[i], name))
+			at = i;
+	if (at == n)
+		return sbx_error_set(err, SBX_ERR_NOT_FOUND, "image %s has no name '%s'", img->id, name);
+	char *gone = img->names[at];
+	memmove(&img->names[at], &img->names[at + 1], (n - at) * sizeof(char *));
+	img->name = img->names[0];
+	if (image_save(d, img->id, img, err) < 0) {
+		memmove(&img->names[at + 1], &img->names[at], (n - at) * sizeof(char *));
+		img->names[at] = gone;
+		img->name = img->names[0];
+		return -1;
+	}
+	sbx_info("image %s (%s): name '%s' removed", img->name, img->id, gone);
+	free(gone);
+	return 0;
+}
+
+int sbx_image_remove(struct sbx_daemon *d, struct sbx_image *img, const char *name, bool force, sbx_error **err)
+{
+	/* A name of an image that has several: only that name goes. */
+	if (name && image_has_name(img, name) && sbx_strv_len(img->names) > 1)
+		return drop_name(d, img, name, err);
 	char rel[32];
 	snprintf(rel, sizeof(rel), "images/%s", img->id);
 	if (sbx_image_in_use(d, img->id)) {
-		if (!force)
+		if (!force) {
+			_cleanup_free_ char *users = users_of(d, img->id);
 			return sbx_error_set(err, SBX_ERR_BAD_STATE,
-					     "image '%s' is used by a sandbox; delete those sandboxes first or pass force",
-					     img->name);
+					     "image '%s' is used by sandboxes %s; delete those sandboxes first or pass force",
+					     img->name, users ? users : "?");
+		}
 		/* Forced: the name is free at once; the files stay (under another
-		 * name) while a sandbox still uses them, and go with the last one. */
+		 * name) while a sandbox still uses them, and go with the last one.
+		 * A layered image's sandboxes hold their own layer references. */
 		char removed[48];
 		snprintf(removed, sizeof(removed), "images/removed-%s", img->id);
 		if (renameat(d->state_fd, rel, d->state_fd, removed) < 0)
@@ -366,6 +916,8 @@ int sbx_image_remove(struct sbx_daemon *d, struct sbx_image *img, bool force, sb
 	} else if (sbx_trash(d, rel, err) < 0) {
 		return -1;
 	}
+	if (img->oci)
+		sbx_layers_release_async(d, img->id);
 	for (struct sbx_image **pp = &d->images; *pp; pp = &(*pp)->next) {
 		if (*pp == img) {
 			*pp = img->next;

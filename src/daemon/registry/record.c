@@ -12,6 +12,7 @@
 #include "caps.h"
 #include "net.h"
 #include "netlink.h"
+#include "command.h"
 #include "registry/sandbox.h"
 
 /* "env": the box's KEY=VALUE strings as a map. */
@@ -36,6 +37,29 @@ static void gen_time(yajl_gen g, const char *key, int64_t ns)
 	char ts[64];
 	sbx_time_rfc3339(ns, ts);
 	sbx_gen_kv_str(g, key, ts);
+}
+
+/* The image's service: what it runs and how its last run went. */
+static void gen_service(yajl_gen g, struct sbx_sandbox *sb)
+{
+	if (!sb->service) {
+		sbx_gen_kv_null(g, "service");
+		return;
+	}
+	sbx_gen_key(g, "service");
+	yajl_gen_map_open(g);
+	sbx_gen_strv(g, "cmd", sb->service);
+	struct sbx_command *c = sb->service_cmd[0] ? sbx_command_find(sb, sb->service_cmd) : NULL;
+	if (c) {
+		sbx_gen_kv_str(g, "cmd_id", c->id);
+		sbx_gen_kv_int(g, "pid", c->pid);
+		sbx_gen_kv_bool(g, "running", !c->exited && !c->lost);
+		sbx_command_gen_status(g, c);
+	} else {
+		sbx_gen_kv_null(g, "cmd_id");
+		sbx_gen_kv_bool(g, "running", false);
+	}
+	yajl_gen_map_close(g);
 }
 
 void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
@@ -88,6 +112,7 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
 	yajl_gen_array_close(g);
 	sbx_gen_kv_str(g, "seccomp", sb->seccomp);
 	yajl_gen_map_close(g);
+	gen_service(g, sb);
 	if (sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED)
 		sbx_gen_kv_int(g, "init_pid", sb->box->init_pid);
 	else
@@ -106,6 +131,10 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_key(g, "sandbox");
 	sbx_sandbox_gen(g, sb);
 	sbx_gen_kv_str(g, "image_id", sb->image_id);
+	if (sb->service)
+		sbx_gen_strv(g, "service_argv", sb->service);
+	if (sb->service_cmd[0])
+		sbx_gen_kv_str(g, "service_cmd", sb->service_cmd);
 	sbx_gen_kv_int(g, "created_ns", sb->created_ns);
 	sbx_gen_kv_int(g, "started_ns", sb->started_ns);
 	sbx_gen_kv_int(g, "activity_ns", sb->activity_ns);
@@ -254,6 +283,10 @@ struct sbx_sandbox *sbx_sandbox_load(struct sbx_daemon *d, const char *id, sbx_e
 	if (sbx_json_object(o, "security", false, &sec, NULL) > 0)
 		sbx_json_string(sec, "seccomp", false, &profile, NULL);
 	sb->seccomp = strdup(profile ? profile : "default");
+	sbx_json_string_array(root, "service_argv", false, &sb->service, NULL);
+	const char *svc = NULL;
+	if (sbx_json_string(root, "service_cmd", false, &svc, NULL) > 0 && sbx_id_valid(svc))
+		snprintf(sb->service_cmd, sizeof(sb->service_cmd), "%s", svc);
 	sbx_net_load(sb, o);
 	if (!sb->name || !sb->image || !sb->image_id || !sb->network_mode || !sb->seccomp) {
 		sbx_net_free(&sb->net);

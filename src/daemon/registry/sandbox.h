@@ -50,6 +50,8 @@ struct sbx_sandbox {
 	char *image;    /* image name at creation */
 	char *image_id; /* the image's directory */
 	char *network_mode;
+	char **service;      /* argv started at each start (the image's Entrypoint + Cmd), or NULL */
+	char service_cmd[13]; /* the command it last ran as, or "" */
 	struct sbx_kvlist labels;
 	enum sbx_state state;
 	int64_t created_ns, started_ns, activity_ns;

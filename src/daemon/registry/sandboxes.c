@@ -84,6 +84,7 @@ void sbx_sandbox_unref(struct sbx_sandbox *sb)
 	free(sb->name);
 	free(sb->image);
 	free(sb->image_id);
+	sbx_strv_free(sb->service);
 	free(sb->network_mode);
 	free(sb->net.allow);
 	free(sb->net.deny);

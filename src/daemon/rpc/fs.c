@@ -242,9 +242,9 @@ static int offline_prepare(struct fs_job *job, sbx_error **err)
 				     sb->image);
 	if (mkdirat(d->run_fd, "fs-scratch", 0700) < 0 && errno != EEXIST)
 		return sbx_error_errno(err, errno, "create %s/fs-scratch", d->cfg.run_dir);
-	_cleanup_free_ char *lower = sbx_image_rootfs_path(d, img), *disk = sbx_box_disk_image(sb->box);
-	const char *layers[] = { lower, NULL };
-	if (!lower || sbx_box_set_layers(sb->box, layers, err) < 0 ||
+	_cleanup_free_ char *disk = sbx_box_disk_image(sb->box);
+	_cleanup_strv_ char **layers = sbx_image_lowerdirs(d, img);
+	if (!layers || sbx_box_set_layers(sb->box, (const char *const *)layers, err) < 0 ||
 	    asprintf(&job->scratch, "%s/fs-scratch", d->cfg.run_dir) < 0) {
 		job->scratch = NULL;
 		return sbx_error_errno(err, ENOMEM, "sandbox %s", sb->id);

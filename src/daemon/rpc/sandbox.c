@@ -16,6 +16,7 @@
 #include "caps.h"
 #include "lifecycle.h"
 #include "net.h"
+#include "oci.h"
 #include "registry/images.h"
 #include "registry/sandbox.h"
 
@@ -73,6 +74,81 @@ static void start_done(struct sbx_sandbox *sb, sbx_error *err, void *data)
 	reply_sandbox(req, sb);
 }
 
+/* A layered image's config gives what the create leaves out: its Env
+ * under the create's env, its WorkingDir and User. */
+static int image_defaults(yajl_val p, const struct sbx_image_config *c, const char **user, const char **workdir,
+			  struct sbx_kvlist *env, sbx_error **err)
+{
+	if (!sbx_json_get(p, "user") && c->user && *c->user) {
+		if (!user_spec_valid(c->user))
+			return sbx_error_param(err, "image", "the image's config has an invalid User '%.64s'", c->user);
+		*user = c->user;
+	}
+	if (!sbx_json_get(p, "workdir") && c->working_dir && *c->working_dir) {
+		if (!abs_path_valid(c->working_dir))
+			return sbx_error_param(err, "image", "the image's config has an invalid WorkingDir '%.64s'",
+					       c->working_dir);
+		*workdir = c->working_dir;
+	}
+	struct sbx_kvlist merged = { 0 };
+	for (size_t i = 0; c->env && c->env[i]; i++) {
+		const char *eq = strchr(c->env[i], '=');
+		if (!eq || eq == c->env[i])
+			continue;
+		_cleanup_free_ char *key = strndup(c->env[i], (size_t)(eq - c->env[i]));
+		if (!key || !env_key_valid(key))
+			continue;
+		if (sbx_kvlist_set(&merged, key, eq + 1) < 0) {
+			sbx_kvlist_free(&merged);
+			return sbx_error_errno(err, ENOMEM, "env");
+		}
+	}
+	for (size_t i = 0; i < env->n; i++) {
+		if (sbx_kvlist_set(&merged, env->items[i].key, env->items[i].value) < 0) {
+			sbx_kvlist_free(&merged);
+			return sbx_error_errno(err, ENOMEM, "env");
+		}
+	}
+	sbx_kvlist_free(env);
+	*env = merged;
+	return 0;
+}
+
+/* The sandbox's service: "service": false (none), an argv, or by default
+ * the image's Entrypoint followed by its Cmd. */
+static int service_param(yajl_val p, const struct sbx_image *img, char ***out, sbx_error **err)
+{
+	yajl_val v = sbx_json_get(p, "service");
+	if (v && YAJL_IS_FALSE(v))
+		return 0;
+	if (v && !YAJL_IS_NULL(v)) {
+		if (!YAJL_IS_ARRAY(v))
+			return sbx_error_param(err, "service", "service must be false or an array of strings (an argv)");
+		if (sbx_json_string_array(p, "service", true, out, err) < 0)
+			return -1;
+		if (!(*out)[0] || !*(*out)[0])
+			return sbx_error_param(err, "service", "service must not be empty; give false for none");
+		return 0;
+	}
+	if (!img->oci)
+		return 0;
+	const struct sbx_image_config *c = &img->oci->config;
+	size_t ne = c->entrypoint ? sbx_strv_len(c->entrypoint) : 0, nc = c->cmd ? sbx_strv_len(c->cmd) : 0;
+	if (!ne && !nc)
+		return 0;
+	char **v2 = calloc(ne + nc + 1, sizeof(*v2));
+	if (!v2)
+		return sbx_error_errno(err, ENOMEM, "service");
+	for (size_t i = 0; i < ne + nc; i++) {
+		if (!(v2[i] = strdup(i < ne ? c->entrypoint[i] : c->cmd[i - ne]))) {
+			sbx_strv_free(v2);
+			return sbx_error_errno(err, ENOMEM, "service");
+		}
+	}
+	*out = v2;
+	return 0;
+}
+
 void rpc_sandbox_create(struct sbx_request *req)
 {
 	struct sbx_daemon *d = req->d;
@@ -90,6 +166,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 	const char *seccomp = "default";
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
 	struct sbx_sandbox_net egress = { 0 };
+	_cleanup_strv_ char **service = NULL;
 
 	if (sbx_json_string(p, "name", false, &name, &err) < 0 || sbx_json_string(p, "image", false, &image, &err) < 0 ||
 	    sbx_json_string(p, "user", false, &user, &err) < 0 || sbx_json_string(p, "workdir", false, &workdir, &err) < 0 ||
@@ -205,6 +282,10 @@ void rpc_sandbox_create(struct sbx_request *req)
 		sbx_error_set(&err, SBX_ERR_NOT_FOUND, "image \"%.128s\" not found; run 'sandboxctl image ls'", image);
 		goto fail;
 	}
+	if (img->oci && image_defaults(p, &img->oci->config, &user, &workdir, &env, &err) < 0)
+		goto fail;
+	if (service_param(p, img, &service, &err) < 0)
+		goto fail;
 
 	egress.public = public;
 	if (sbx_net_parse_egress(net, &egress, &err) < 0)
@@ -228,6 +309,7 @@ void rpc_sandbox_create(struct sbx_request *req)
 		.res = resources,
 		.userns_base = userns_base,
 		.caps = caps,
+		.service = service,
 	};
 	if (sbx_sandbox_create(d, &spec, start_done, req, &err) < 0)
 		goto fail;
