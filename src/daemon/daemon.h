@@ -191,6 +191,8 @@ void rpc_sandbox_create(struct sbx_request *req);
 void rpc_sandbox_start(struct sbx_request *req);
 void rpc_sandbox_stop(struct sbx_request *req);
 void rpc_sandbox_archive(struct sbx_request *req);
+void rpc_sandbox_snapshot(struct sbx_request *req);
+void rpc_sandbox_fork(struct sbx_request *req);
 void rpc_sandbox_delete(struct sbx_request *req);
 void rpc_sandbox_list(struct sbx_request *req);
 void rpc_sandbox_inspect(struct sbx_request *req);

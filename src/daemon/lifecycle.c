@@ -788,7 +788,10 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	if (sb->start)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is starting; try again when it has started",
 				     sb->name);
-	/* A worker is packing or unpacking its layer. */
+	/* A worker is packing, unpacking or capturing its layer. */
+	if (sb->snapshots)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s: a snapshot of it is being made; try again",
+				     sb->name);
 	if (sb->state == SBX_STATE_ARCHIVING || sb->state == SBX_STATE_RESTORING)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; try again when that is over", sb->name,
 				     sbx_state_name(sb->state));

@@ -22,6 +22,8 @@
 #include "syscalls.h"
 #include "util.h"
 
+#define COPY_BUF (1 << 20)
+
 /* Files of several names: the first name cloned, by inode. */
 struct link_seen {
 	dev_t dev;
@@ -35,6 +37,7 @@ struct clone_ctx {
 	size_t n_links, cap_links;
 	struct sbx_snapshot_info *info;
 	char *xbuf; /* attribute names and values */
+	char *cbuf; /* file content, where the kernel does not copy it */
 	size_t xcap;
 };
 
@@ -78,6 +81,57 @@ static int copy_meta(struct clone_ctx *c, int sdir, int ddir, const char *name, 
 	return 0;
 }
 
+/* Content with its holes: copy_file_range in the kernel, or read and
+ * write where it refuses (between two file systems, e.g. from a disk
+ * image). */
+static int copy_content(int in, int out, off_t size, char *buf, size_t bufsize, sbx_error **err)
+{
+	if (ftruncate(out, size) < 0)
+		return sbx_error_errno(err, errno, "size");
+	bool kernel = true;
+	off_t pos = 0;
+	while (pos < size) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* only a hole is left */
+			return sbx_error_errno(err, errno, "seek");
+		}
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return sbx_error_errno(err, errno, "seek");
+		off_t at = data;
+		while (at < hole) {
+			if (kernel) {
+				off_t o = at;
+				ssize_t n = copy_file_range(in, &at, out, &o, (size_t)(hole - at), 0);
+				if (n > 0)
+					continue;
+				if (n == 0)
+					break;
+				if (errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP && errno != ENOSYS)
+					return sbx_error_errno(err, errno, "copy");
+				kernel = false;
+			}
+			size_t want = (size_t)(hole - at) < bufsize ? (size_t)(hole - at) : bufsize;
+			ssize_t n = pread(in, buf, want, at);
+			if (n < 0)
+				return sbx_error_errno(err, errno, "read");
+			if (n == 0)
+				break;
+			for (ssize_t w = 0; w < n;) {
+				ssize_t k = pwrite(out, buf + w, (size_t)(n - w), at + w);
+				if (k < 0)
+					return sbx_error_errno(err, errno, "write");
+				w += k;
+			}
+			at += n;
+		}
+		pos = hole;
+	}
+	return 0;
+}
+
 static int clone_file(struct clone_ctx *c, int sdir, int ddir, const char *name, const char *rel, sbx_error **err)
 {
 	_cleanup_close_ int in = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
@@ -91,7 +145,7 @@ static int clone_file(struct clone_ctx *c, int sdir, int ddir, const char *name,
 		return sbx_error_errno(err, errno, "stat '%s'", rel);
 	if (st.st_size > 0 && ioctl(out, FICLONE, in) == 0) {
 		c->info->reflinked++;
-	} else if (st.st_size > 0 && sbx_copy_sparse(in, out, err) < 0) {
+	} else if (st.st_size > 0 && copy_content(in, out, st.st_size, c->cbuf, COPY_BUF, err) < 0) {
 		return sbx_error_prefix(err, "'%s'", rel);
 	}
 	c->info->bytes += st.st_size;
@@ -204,8 +258,12 @@ int sbx_tree_clone(int src, int dst, struct sbx_snapshot_info *info, sbx_error *
 	struct sbx_snapshot_info dummy = { 0 };
 	struct clone_ctx c = { .dst_root = dst, .info = info ? info : &dummy, .xcap = 2 * 65536 };
 	c.xbuf = malloc(c.xcap);
-	if (!c.xbuf)
+	c.cbuf = malloc(COPY_BUF);
+	if (!c.xbuf || !c.cbuf) {
+		free(c.xbuf);
+		free(c.cbuf);
 		return sbx_error_errno(err, ENOMEM, "clone");
+	}
 	int rc = clone_dir(&c, src, dst, "", err);
 	/* The root itself: owner, mode, attributes (an opaque root), times. */
 	if (rc == 0) {
@@ -226,6 +284,7 @@ int sbx_tree_clone(int src, int dst, struct sbx_snapshot_info *info, sbx_error *
 		free(c.links[i].path);
 	free(c.links);
 	free(c.xbuf);
+	free(c.cbuf);
 	return rc;
 }
 
@@ -321,11 +380,14 @@ int sbx_box_snapshot(struct sbx_box *box, struct sbx_layer_store *s, const char 
 	int crc = sbx_tree_clone(upper, tfd, info, err);
 	if (freeze) {
 		sbx_error *terr = NULL;
-		if (sbx_cgroup_freeze(box->host->cg, box->cgroup, false, &terr) < 0) {
+		/* A group gone meanwhile was killed by a stop: nothing ran (or
+		 * wrote) while the clone was made, and nothing is left to thaw. */
+		if (sbx_cgroup_freeze(box->host->cg, box->cgroup, false, &terr) < 0 && terr->errnum != ENOENT) {
 			/* Tried again: a sandbox must not stay frozen by a snapshot. */
 			sbx_error_free(terr);
 			terr = NULL;
-			if (sbx_cgroup_freeze(box->host->cg, box->cgroup, false, &terr) < 0 && crc == 0) {
+			if (sbx_cgroup_freeze(box->host->cg, box->cgroup, false, &terr) < 0 && terr->errnum != ENOENT &&
+			    crc == 0) {
 				sbx_error_set(err, terr->code, "sandbox %s: thaw: %s", box->id, terr->msg);
 				crc = -1;
 			}

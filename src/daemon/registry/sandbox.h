@@ -59,6 +59,7 @@ struct sbx_sandbox {
 	/* archive.c: its archive's size and the file bytes in it, when made */
 	int64_t archive_bytes, archive_layer_bytes, archived_ns;
 	int64_t archive_started_ns, archive_retry_ns; /* the policy waits for the retry after a failure */
+	int snapshots; /* snapshots of it being made (snapshots.c) */
 	bool ephemeral;
 	struct sbx_resources res; /* as the protocol gives them; the box has them as limits */
 	int64_t oom_seen; /* oom_kill count already logged */

@@ -29,6 +29,8 @@ static const struct {
 	{ "sandbox.inspect", rpc_sandbox_inspect, false },
 	{ "sandbox.pause", rpc_sandbox_pause, true },
 	{ "sandbox.archive", rpc_sandbox_archive, true },
+	{ "sandbox.snapshot", rpc_sandbox_snapshot, true },
+	{ "sandbox.fork", rpc_sandbox_fork, true },
 	{ "sandbox.resume", rpc_sandbox_resume, true },
 	{ "sandbox.update", rpc_sandbox_update, true },
 	{ "sandbox.stats", rpc_sandbox_stats, false },

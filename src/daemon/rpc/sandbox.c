@@ -363,6 +363,12 @@ void rpc_sandbox_delete(struct sbx_request *req)
 	if (!sb || sbx_json_bool(req->params, "force", false, &force, &err) < 0)
 		return sbx_reply_error(req, err);
 	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED || sb->stopping || sb->start;
+	/* Before any stop: a forced delete must not kill it under its snapshot. */
+	if (sb->snapshots) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s: a snapshot of it is being made; try again when it is done",
+			      sb->name);
+		return sbx_reply_error(req, err);
+	}
 	if (running && !force) {
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; stop it first or pass force (sandboxctl rm -f)",
 			      sb->name, sb->start ? "starting" : "running");
