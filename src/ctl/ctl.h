@@ -50,6 +50,8 @@ int cmd_run(struct ctl *ctl, int argc, char **argv);
 int cmd_image(struct ctl *ctl, int argc, char **argv);
 int cmd_pause(struct ctl *ctl, int argc, char **argv);
 int cmd_archive(struct ctl *ctl, int argc, char **argv);
+int cmd_snapshot(struct ctl *ctl, int argc, char **argv);
+int cmd_fork(struct ctl *ctl, int argc, char **argv);
 int cmd_resume(struct ctl *ctl, int argc, char **argv);
 int cmd_update(struct ctl *ctl, int argc, char **argv);
 int cmd_stats(struct ctl *ctl, int argc, char **argv);

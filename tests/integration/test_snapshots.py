@@ -110,6 +110,21 @@ class SnapshotTest(SandboxdTestCase):
         self.create("from-busy", image="busy-snap")
         self.assertEqual(self.sh("from-busy", "wc -c < /root/big").strip(), "100000000")
 
+    def test_sandboxctl_snapshot_and_fork(self):
+        self.create("cli")
+        self.sh("cli", "echo cli > /root/f")
+        code, out, err = self.ctl("snapshot", "cli", "cli-snap")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"^cli-snap [0-9a-f]{12} \(paused \d+ ms\)\n$")
+        code, out, err = self.ctl("fork", "--name", "cli-fork", "--label", "k=v", "cli")
+        self.assertEqual(code, 0, err)
+        self.daemon.known_ids.add(out.strip())
+        sb = self.inspect("cli-fork")
+        self.assertEqual(sb["id"], out.strip())
+        self.assertEqual(sb["labels"], {"k": "v"})
+        self.assertEqual(self.sh("cli-fork", "cat /root/f"), "cli\n")
+        self.assertCtlFails(self.ctl("snapshot", "cli"))
+
 
 if __name__ == "__main__":
     main()
