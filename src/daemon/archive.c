@@ -176,8 +176,9 @@ int sbx_sandbox_archive(struct sbx_sandbox *sb, struct sbx_request *req, sbx_err
 				     sb->name,
 				     sb->stopping ? "stopping" : sb->start ? "starting" : sbx_state_name(sb->state),
 				     sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED ? " (stop it first)" : "");
-	if (sb->fs_offline)
-		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s: files are being accessed; try again", sb->name);
+	if (sb->fs_offline || sb->snapshots)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s: %s; try again", sb->name,
+				     sb->snapshots ? "a snapshot of it is being made" : "files are being accessed");
 	struct archive_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return sbx_error_errno(err, ENOMEM, "sandbox %s: archive", sb->id);

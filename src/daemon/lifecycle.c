@@ -1014,7 +1014,7 @@ static void apply_policies(struct sbx_sandbox *sb, int64_t now)
 	/* auto_archive_min: counted, like auto_delete_min, from the stop
 	 * (activity_ns is saved, so a restart does not reset it). */
 	if (sb->state == SBX_STATE_STOPPED && !sb->stopping && !sb->start && sb->auto_archive_min > 0 &&
-	    idle_min >= sb->auto_archive_min && !sb->fs_offline && now >= sb->archive_retry_ns) {
+	    idle_min >= sb->auto_archive_min && !sb->fs_offline && !sb->snapshots && now >= sb->archive_retry_ns) {
 		sbx_info("sandbox %s (%s): stopped for %lld min; archiving it (auto_archive_min %lld)", sb->id, sb->name,
 			 (long long)idle_min, (long long)sb->auto_archive_min);
 		sbx_error *e = NULL;
