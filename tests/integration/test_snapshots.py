@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from sbxtest import SandboxdTestCase, main, wait_until
+from sbxtest import SandboxdTestCase, image_tarball, main, wait_until
 
 BAD_STATE = 3
 EXISTS = 2
@@ -95,6 +95,20 @@ class SnapshotTest(SandboxdTestCase):
         # The snapshot's layers are the snapshot's own: the sandbox it was
         # made from is untouched.
         self.assertEqual(self.sh("user", "echo ok"), "ok\n")
+
+    def test_a_snapshot_outlives_its_base_image(self):
+        # A snapshot holds its own references to the layers it is made of:
+        # the image it came from can go once no sandbox uses it.
+        self.call("image.import", {"name": "base2", "path": image_tarball()}, timeout=120)
+        self.create("b", image="base2")
+        self.sh("b", "echo mine > /root/m")
+        self.call("sandbox.snapshot", {"sandbox": "b", "image": "b-snap"}, timeout=120)
+        err = self.assertRpcError(BAD_STATE, "image.remove", {"name": "base2"})
+        self.assertIn("(b)", err["message"])
+        self.call("sandbox.delete", {"sandbox": "b", "force": True})
+        self.call("image.remove", {"name": "base2"})
+        self.create("c", image="b-snap")
+        self.assertEqual(self.sh("c", "cat /root/m; ls /bin/busybox"), "mine\n/bin/busybox\n")
 
     def test_delete_waits_for_a_snapshot(self):
         self.create("busy")
