@@ -271,8 +271,8 @@ static int snap_run(void *arg, int out_fd, sbx_error **err)
 		sbx_error_prefix(err, "snapshot image");
 		goto out;
 	}
-	dprintf(out_fd, "%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %s\n", info.pause_ms, info.files, info.bytes,
-		info.reflinked, info.layer.diff_id);
+	dprintf(out_fd, "%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", info.pause_ms, info.files,
+		info.bytes, info.reflinked, info.changed);
 	rc = 0;
 out:
 	if (rc < 0) {
@@ -299,12 +299,12 @@ static void snap_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sb
 	struct sbx_sandbox *sb = j->sb;
 	sbx_error *e = NULL;
 	struct sbx_image *img = NULL;
-	long long pause = -1, files = 0, bytes = 0, reflinked = 0;
+	long long pause = -1, files = 0, bytes = 0, reflinked = 0, changed = 0;
 	if (err) {
 		sbx_error_set(&e, err->code, "sandbox %s: snapshot: %s", sb->name, err->msg);
 	} else {
 		if (out && out->data)
-			sscanf(out->data, "%lld %lld %lld %lld", &pause, &files, &bytes, &reflinked);
+			sscanf(out->data, "%lld %lld %lld %lld %lld", &pause, &files, &bytes, &reflinked, &changed);
 		if (sbx_image_find(d, j->name)) {
 			sbx_error_set(&e, SBX_ERR_EXISTS, "image '%s' already exists", j->name);
 		} else {
@@ -327,8 +327,8 @@ static void snap_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sb
 		return;
 	}
 	char msg[200];
-	snprintf(msg, sizeof(msg), "image '%s' (%s); paused %lld ms for %lld files, %lld bytes (%lld shared)", img->name,
-		 img->id, pause, files, bytes, reflinked);
+	snprintf(msg, sizeof(msg), "image '%s' (%s); %lld files, %lld bytes (%lld shared); paused %lld ms for %lld changed",
+		 img->name, img->id, files, bytes, reflinked, pause, changed);
 	sbx_info("sandbox %s (%s): snapshot %s", sb->id, sb->name, msg);
 	sbx_event_emit(d, "snapshot", sb, msg);
 	if (j->fork) {
@@ -344,6 +344,7 @@ static void snap_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sb
 		sbx_gen_kv_int(g, "pause_ms", pause);
 		sbx_gen_kv_int(g, "files", files);
 		sbx_gen_kv_int(g, "bytes", bytes);
+		sbx_gen_kv_int(g, "changed", changed);
 		yajl_gen_map_close(g);
 	}
 	sbx_reply_end(j->req, g);

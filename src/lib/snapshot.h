@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "box.h"
 #include "error.h"
@@ -19,6 +20,7 @@ struct sbx_snapshot_info {
 	int64_t files;       /* entries cloned */
 	int64_t bytes;       /* file content cloned */
 	int64_t reflinked;   /* files whose content was shared, not copied */
+	int64_t changed;     /* entries copied again under the freeze */
 	struct sbx_layer_info layer;
 };
 
@@ -29,9 +31,19 @@ struct sbx_snapshot_info {
  * with FICLONE where the file system can, else copied in the kernel. */
 int sbx_tree_clone(int src, int dst, struct sbx_snapshot_info *info, sbx_error **err);
 
+/* Bring dst, a clone of src (sbx_tree_clone) begun at since, up to date
+ * with src: entries whose inode changed at or after since (ctime) are
+ * copied again, directories' metadata reapplied, names gone from src
+ * removed. Returns 1, having changed part of dst, when that cannot be done
+ * entry by entry (a file of several names changed or came or went): clone
+ * the whole tree again then. */
+int sbx_tree_sync(int src, int dst, const struct timespec *since, struct sbx_snapshot_info *info, sbx_error **err);
+
 /* Store the writable layer of box as a layer (a reference held by owner)
  * of s. A running box is frozen while the layer is cloned below the
- * store's tmp/, and thawed before the clone is stored; a paused box stays
+ * store's tmp/ (after a first copy made while it runs: only what changed
+ * since is copied under the freeze), and thawed before the clone is
+ * stored; a paused box stays
  * paused, a stopped one is not touched. A box whose layer is on a disk
  * image has it mounted (again) here, in a mount namespace of this
  * process's own: call it in a process of its own (a worker). Blocks. */

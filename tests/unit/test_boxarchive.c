@@ -17,10 +17,9 @@
 
 #include "boxarchive.h"
 #include "unit.h"
+#include "treewalk.h"
 #include "util.h"
 
-static char dir[PATH_MAX];
-static int dfd = -1;
 
 static void setup(void)
 {
@@ -33,119 +32,6 @@ static void teardown(void)
 {
 	close(dfd);
 	unit_rm_rf(dir);
-}
-
-/* A layer with one of each: what overlayfs and a sandbox leave in upper/. */
-static void make_layer(int at)
-{
-	ck_assert_int_eq(mkdirat(at, "upper", 0755), 0);
-	ck_assert_int_eq(fchownat(at, "upper", 100000, 100000, AT_SYMLINK_NOFOLLOW), 0);
-	int u = openat(at, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ck_assert_int_ge(u, 0);
-	unit_write(u, "file", "hello\n");
-	ck_assert_int_eq(fchownat(u, "file", 101000, 102000, 0), 0);
-	ck_assert_int_eq(fchmodat(u, "file", 04750, 0), 0);
-	ck_assert_int_eq(linkat(u, "file", u, "hardlink", 0), 0);
-	ck_assert_int_eq(symlinkat("file", u, "symlink"), 0);
-	ck_assert_int_eq(symlinkat("/nowhere/at/all", u, "dangling"), 0);
-	ck_assert_int_eq(mkfifoat(u, "fifo", 0640), 0);
-	ck_assert_int_eq(mknodat(u, "whiteout", S_IFCHR | 0, makedev(0, 0)), 0);
-	ck_assert_int_eq(mkdirat(u, "empty", 0711), 0);
-	ck_assert_int_eq(mkdirat(u, "opaque", 0755), 0);
-	ck_assert_int_eq(mkdirat(u, "opaque/deep", 0700), 0);
-	unit_write(u, "opaque/deep/x", "x");
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof(p), "%s/upper/opaque", dir);
-	ck_assert_int_eq(lsetxattr(p, "trusted.overlay.opaque", "y", 1, 0), 0);
-	snprintf(p, sizeof(p), "%s/upper/file", dir);
-	ck_assert_int_eq(lsetxattr(p, "user.note", "kept", 4, 0), 0);
-	ck_assert_int_eq(lsetxattr(p, "trusted.overlay.origin", "\0\1\2", 3, 0), 0);
-	/* 8 MiB with 4 KiB of data in the middle and a hole at the end. */
-	int fd = openat(u, "sparse", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	ck_assert_int_ge(fd, 0);
-	char block[4096];
-	memset(block, 'z', sizeof(block));
-	ck_assert_int_eq(pwrite(fd, block, sizeof(block), 4 << 20), (ssize_t)sizeof(block));
-	ck_assert_int_eq(ftruncate(fd, 8 << 20), 0);
-	close(fd);
-	struct timespec ts[2] = { { 1000000000, 123456789 }, { 1200000000, 987654321 } };
-	ck_assert_int_eq(utimensat(u, "file", ts, AT_SYMLINK_NOFOLLOW), 0);
-	ck_assert_int_eq(utimensat(u, "empty", ts, AT_SYMLINK_NOFOLLOW), 0);
-	close(u);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* One line per entry: what must survive, from a walk sorted by name. */
-static void describe(int at, const char *rel, FILE *out)
-{
-	struct stat st;
-	ck_assert_int_eq(fstatat(at, rel, &st, AT_SYMLINK_NOFOLLOW), 0);
-	fprintf(out, "%s mode=%o uid=%u gid=%u nlink=%lu", rel, st.st_mode, st.st_uid, st.st_gid,
-		(unsigned long)st.st_nlink);
-	if (S_ISREG(st.st_mode))
-		fprintf(out, " size=%lld blocks=%lld mtime=%lld.%09ld", (long long)st.st_size, (long long)st.st_blocks,
-			(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-	if (S_ISDIR(st.st_mode) && !strcmp(rel + strlen(rel) - 5, "empty"))
-		fprintf(out, " mtime=%lld.%09ld", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-	if (S_ISCHR(st.st_mode))
-		fprintf(out, " rdev=%u:%u", major(st.st_rdev), minor(st.st_rdev));
-	char p[PATH_MAX * 2];
-	snprintf(p, sizeof(p), "%s/%s", dir, rel);
-	if (S_ISLNK(st.st_mode)) {
-		char t[PATH_MAX];
-		ssize_t n = readlink(p, t, sizeof(t) - 1);
-		ck_assert_int_ge(n, 0);
-		t[n] = '\0';
-		fprintf(out, " -> %s", t);
-	}
-	char names[4096];
-	ssize_t n = llistxattr(p, names, sizeof(names));
-	ck_assert_int_ge(n, 0);
-	/* Sorted: the kernel lists them in the order they were set. */
-	const char *keys[64];
-	size_t nk = 0;
-	for (char *k = names; k < names + n && nk < 64; k += strlen(k) + 1)
-		keys[nk++] = k;
-	qsort(keys, nk, sizeof(keys[0]), cmp_str);
-	for (size_t j = 0; j < nk; j++) {
-		const char *k = keys[j];
-		char v[256];
-		ssize_t vn = lgetxattr(p, k, v, sizeof(v));
-		ck_assert_int_ge(vn, 0);
-		fprintf(out, " %s=", k);
-		for (ssize_t i = 0; i < vn; i++)
-			fprintf(out, "%02x", (unsigned char)v[i]);
-	}
-	fputc('\n', out);
-	if (S_ISDIR(st.st_mode)) {
-		struct dirent **list;
-		int cnt = scandirat(at, rel, &list, NULL, alphasort);
-		ck_assert_int_ge(cnt, 0);
-		for (int i = 0; i < cnt; i++) {
-			if (strcmp(list[i]->d_name, ".") && strcmp(list[i]->d_name, "..")) {
-				char sub[PATH_MAX];
-				snprintf(sub, sizeof(sub), "%s/%s", rel, list[i]->d_name);
-				describe(at, sub, out);
-			}
-			free(list[i]);
-		}
-		free(list);
-	}
-}
-
-static char *snapshot_tree(void)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	ck_assert_ptr_nonnull(f);
-	describe(dfd, "upper", f);
-	fclose(f);
-	return buf;
 }
 
 static void need_root(void)
@@ -161,7 +47,7 @@ START_TEST(round_trip_keeps_every_kind_of_file)
 	need_root();
 	make_layer(dfd);
 	unit_write(dfd, "disk.img", "not really a disk");
-	char *before = snapshot_tree();
+	char *before = describe_tree("upper");
 	struct sbx_boxarchive_info info;
 	sbx_error *err = NULL;
 	const char *names[] = { "upper", "disk.img", "missing", NULL };
@@ -178,7 +64,7 @@ START_TEST(round_trip_keeps_every_kind_of_file)
 	ck_assert_int_eq(unlinkat(dfd, "disk.img", 0), 0);
 	const char *mk[] = { "work", NULL };
 	ck_assert_msg(sbx_boxarchive_unpack(dfd, mk, 0, &err) == 0, "unpack: %s", err ? err->msg : "?");
-	char *after = snapshot_tree();
+	char *after = describe_tree("upper");
 	ck_assert_str_eq(after, before);
 	ck_assert_str_eq(unit_read(dfd, "disk.img"), "not really a disk");
 	ck_assert_int_eq(fstatat(dfd, "work", &st, 0), 0);
