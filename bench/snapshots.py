@@ -54,7 +54,7 @@ def run_size(t, size_mb, tmp):
     t0 = time.perf_counter()
     res = rpc.call("sandbox.snapshot", {"sandbox": name, "image": "bench-snap-%d" % size_mb}, timeout=1800)
     r["snapshot_s"] = time.perf_counter() - t0
-    r["pause_ms"] = res["pause_ms"]
+    r["pause_ms"] = res["snapshot"]["pause_ms"]
 
     t0 = time.perf_counter()
     fork = rpc.call("sandbox.fork", {"sandbox": name, "name": name + "-fork"}, timeout=1800)

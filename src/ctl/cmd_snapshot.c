@@ -46,8 +46,8 @@ int cmd_snapshot(struct ctl *ctl, int argc, char **argv)
 		ctl_print_json(res);
 		return 0;
 	}
-	yajl_val img = sbx_json_get(res, "image");
-	printf("%s %s (paused %lld ms)\n", ctl_str(img, "name"), ctl_str(img, "id"), ctl_int(res, "pause_ms", -1));
+	printf("%s %s (paused %lld ms)\n", ctl_str(res, "name"), ctl_str(res, "id"),
+	       ctl_int(sbx_json_get(res, "snapshot"), "pause_ms", -1));
 	return 0;
 }
 

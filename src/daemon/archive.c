@@ -230,7 +230,6 @@ static void restore_undo(struct sbx_sandbox *sb, int dirfd)
 
 static void unpack_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sbx_buf *out)
 {
-	(void)d;
 	(void)out;
 	struct archive_job *j = ctx;
 	struct sbx_sandbox *sb = j->sb;
@@ -244,8 +243,14 @@ static void unpack_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct 
 		/* Stopped, with its layer, on disk before the archive goes. */
 		sb->archive_bytes = sb->archive_layer_bytes = sb->archived_ns = 0;
 		set_state(sb, SBX_STATE_STOPPED, "restored", NULL);
-		if (unlinkat(j->dirfd, SBX_BOXARCHIVE_FILE, 0) < 0)
-			sbx_warn("sandbox %s: remove its archive: %s", sb->id, strerror(errno));
+		/* Freeing a big file's blocks takes a while: in the trash's worker. */
+		char rel[80];
+		snprintf(rel, sizeof(rel), "sandboxes/%s/%s", sb->id, SBX_BOXARCHIVE_FILE);
+		sbx_error *te = NULL;
+		if (sbx_trash(d, rel, &te) < 0) {
+			sbx_warn("sandbox %s: remove its archive: %s", sb->id, te->msg);
+			sbx_error_free(te);
+		}
 		sbx_info("sandbox %s (%s) restored from its archive", sb->id, sb->name);
 	}
 	sbx_restore_done_fn done = j->done;

@@ -335,18 +335,40 @@ static void snap_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sb
 		fork_create(j, img);
 		return;
 	}
-	yajl_gen g = sbx_reply_begin(j->req);
-	if (g) {
-		/* The image object, and how the snapshot went. */
-		yajl_gen_map_open(g);
-		sbx_gen_key(g, "image");
-		sbx_image_gen(g, img, false);
-		sbx_gen_kv_int(g, "pause_ms", pause);
-		sbx_gen_kv_int(g, "files", files);
-		sbx_gen_kv_int(g, "bytes", bytes);
-		sbx_gen_kv_int(g, "changed", changed);
-		yajl_gen_map_close(g);
+	/* The image object, as the contract has it, with how the snapshot
+	 * went added under "snapshot". */
+	_cleanup_gen_ yajl_gen ig = sbx_gen_new();
+	_cleanup_json_ yajl_val iv = NULL;
+	if (ig) {
+		sbx_image_gen(ig, img, false);
+		const unsigned char *buf;
+		size_t len;
+		yajl_gen_get_buf(ig, &buf, &len);
+		_cleanup_free_ char *text = strndup((const char *)buf, len);
+		iv = text ? sbx_json_parse(text, NULL) : NULL;
 	}
+	yajl_gen g = iv && YAJL_IS_OBJECT(iv) ? sbx_reply_begin(j->req) : NULL;
+	if (!g) {
+		sbx_error *oe = NULL;
+		sbx_error_errno(&oe, ENOMEM, "snapshot: reply");
+		sbx_reply_error(j->req, oe);
+		job_free(j);
+		return;
+	}
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < iv->u.object.len; i++) {
+		sbx_gen_key(g, iv->u.object.keys[i]);
+		sbx_gen_value(g, iv->u.object.values[i]);
+	}
+	sbx_gen_key(g, "snapshot");
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "sandbox", sb->id);
+	sbx_gen_kv_int(g, "pause_ms", pause);
+	sbx_gen_kv_int(g, "files", files);
+	sbx_gen_kv_int(g, "bytes", bytes);
+	sbx_gen_kv_int(g, "changed", changed);
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
 	sbx_reply_end(j->req, g);
 	job_free(j);
 }

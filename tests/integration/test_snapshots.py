@@ -23,9 +23,9 @@ class SnapshotTest(SandboxdTestCase):
         self.sh("src", WRITER)
         before = int(self.sh("src", "cat /root/counter").split()[1])
         res = self.call("sandbox.snapshot", {"sandbox": "src", "image": "snaps/src:1"}, timeout=120)
-        self.assertEqual(res["image"]["name"], "snaps/src:1")
-        self.assertGreaterEqual(res["pause_ms"], 0)
-        self.assertGreater(res["files"], 3)
+        self.assertEqual(res["name"], "snaps/src:1")
+        self.assertGreaterEqual(res["snapshot"]["pause_ms"], 0)
+        self.assertGreater(res["snapshot"]["files"], 3)
         # The writer goes on: the sandbox noticed nothing but the pause.
         self.assertEqual(self.inspect("src")["state"], "started")
         wait_until(lambda: int(self.sh("src", "cat /root/counter").split()[1]) > before + 10,
@@ -53,7 +53,7 @@ class SnapshotTest(SandboxdTestCase):
         self.call("sandbox.start", {"sandbox": "s"})
         self.call("sandbox.pause", {"sandbox": "s"})
         res = self.call("sandbox.snapshot", {"sandbox": "s", "image": "s-paused"}, timeout=120)
-        self.assertEqual(res["pause_ms"], 0)
+        self.assertEqual(res["snapshot"]["pause_ms"], 0)
         self.assertEqual(self.inspect("s")["state"], "paused")
         self.call("sandbox.resume", {"sandbox": "s"})
         self.create("t", image="s-stopped")
