@@ -190,10 +190,12 @@ static int snap_run(void *arg, int out_fd, sbx_error **err)
 	if (tfd < 0)
 		return sbx_error_errno(err, errno, "open %s", tmp);
 	size_t nbase = j->base ? j->base->n_layers : 1;
+	int64_t content = j->base ? j->base->size : 0; /* bytes of file content over the layers */
 	struct sbx_oci_descriptor *descs = calloc(nbase + 1, sizeof(*descs));
 	char **diff_ids = calloc(nbase + 2, sizeof(char *));
 	char *config = NULL, *manifest = NULL;
 	struct sbx_oci_image *img = NULL;
+	_cleanup_gen_ yajl_gen g = NULL;
 	int rc = -1;
 	if (!descs || !diff_ids) {
 		sbx_error_errno(err, ENOMEM, "snapshot");
@@ -224,6 +226,7 @@ static int snap_run(void *arg, int out_fd, sbx_error **err)
 		snprintf(descs[0].media_type, sizeof(descs[0].media_type), "%s", li.media_type);
 		snprintf(descs[0].digest, sizeof(descs[0].digest), "%s", li.digest);
 		descs[0].size = li.blob_size;
+		content += li.size;
 		if (!(diff_ids[0] = strdup(li.diff_id))) {
 			sbx_error_errno(err, ENOMEM, "snapshot");
 			goto out;
@@ -236,6 +239,7 @@ static int snap_run(void *arg, int out_fd, sbx_error **err)
 	snprintf(descs[nbase].media_type, sizeof(descs[nbase].media_type), "%s", info.layer.media_type);
 	snprintf(descs[nbase].digest, sizeof(descs[nbase].digest), "%s", info.layer.digest);
 	descs[nbase].size = info.layer.blob_size;
+	content += info.layer.size;
 	if (!(diff_ids[nbase] = strdup(info.layer.diff_id))) {
 		sbx_error_errno(err, ENOMEM, "snapshot");
 		goto out;
@@ -247,8 +251,7 @@ static int snap_run(void *arg, int out_fd, sbx_error **err)
 	}
 	char cdigest[SBX_DIGEST_LEN];
 	sbx_sha256_buf(config, clen, cdigest);
-	_cleanup_gen_ yajl_gen g = sbx_gen_new();
-	if (!g) {
+	if (!(g = sbx_gen_new())) {
 		sbx_error_errno(err, ENOMEM, "snapshot");
 		goto out;
 	}
@@ -266,8 +269,12 @@ static int snap_run(void *arg, int out_fd, sbx_error **err)
 	const unsigned char *mbuf;
 	size_t mlen;
 	yajl_gen_get_buf(g, &mbuf, &mlen);
-	if (sbx_oci_image_from_json((const char *)mbuf, mlen, config, clen, &img, err) < 0 ||
-	    sbx_oci_image_save(tfd, img, err) < 0 || write_image_json(tfd, j, img, err) < 0) {
+	int mr = sbx_oci_image_from_json((const char *)mbuf, mlen, config, clen, &img, err);
+	if (mr == 0) {
+		img->size = content;
+		mr = sbx_oci_image_save(tfd, img, err) < 0 || write_image_json(tfd, j, img, err) < 0 ? -1 : 0;
+	}
+	if (mr < 0) {
 		sbx_error_prefix(err, "snapshot image");
 		goto out;
 	}

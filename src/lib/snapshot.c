@@ -533,6 +533,7 @@ int sbx_box_snapshot(struct sbx_box *box, struct sbx_layer_store *s, const char 
 	_cleanup_free_ char *image = sbx_box_disk_image(box), *tmp = NULL, *tmp2 = NULL;
 	_cleanup_close_ int disk = -1, upper = -1, tfd = -1, lfd = -1, tfd2 = -1;
 	int loop_index = -1, rc = -1;
+	bool empty = false;
 	if (image) {
 		char dev[32];
 		if (box->running) {
@@ -550,6 +551,11 @@ int sbx_box_snapshot(struct sbx_box *box, struct sbx_layer_store *s, const char 
 			goto out;
 		sbx_closep(&lfd); /* the mount holds the device now */
 		upper = openat(disk, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* Never started: the disk has no layer yet, an empty one. */
+		if (upper < 0 && errno == ENOENT) {
+			upper = openat(disk, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			empty = true;
+		}
 	} else {
 		char rel[64];
 		snprintf(rel, sizeof(rel), "sandboxes/%s/upper", box->id);
@@ -568,6 +574,8 @@ int sbx_box_snapshot(struct sbx_box *box, struct sbx_layer_store *s, const char 
 	struct timespec since;
 	clock_gettime(CLOCK_REALTIME, &since);
 	since.tv_sec -= 1;
+	if (empty)
+		freeze = false;
 	if (freeze && tree_clone(upper, tfd, true, info, err) < 0) {
 		sbx_error_prefix(err, "sandbox %s: copy its writable layer", box->id);
 		goto out;
@@ -598,6 +606,11 @@ int sbx_box_snapshot(struct sbx_box *box, struct sbx_layer_store *s, const char 
 		info->changed = delta.files;
 		info->bytes += delta.bytes;
 		info->reflinked += delta.reflinked;
+	} else if (empty) {
+		/* The root of a layer as a start would make it: the sandbox's root's. */
+		crc = fchown(tfd, box->userns_base, box->userns_base) < 0 || fchmod(tfd, 0755) < 0
+			      ? sbx_error_errno(err, errno, "empty layer")
+			      : 0;
 	} else {
 		crc = sbx_tree_clone(upper, tfd, info, err);
 	}

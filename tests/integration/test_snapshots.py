@@ -24,6 +24,7 @@ class SnapshotTest(SandboxdTestCase):
         before = int(self.sh("src", "cat /root/counter").split()[1])
         res = self.call("sandbox.snapshot", {"sandbox": "src", "image": "snaps/src:1"}, timeout=120)
         self.assertEqual(res["name"], "snaps/src:1")
+        self.assertGreater(res["size_bytes"], 2000000)
         self.assertGreaterEqual(res["snapshot"]["pause_ms"], 0)
         self.assertGreater(res["snapshot"]["files"], 3)
         # The writer goes on: the sandbox noticed nothing but the pause.
