@@ -33,6 +33,7 @@ class SnapshotTest(SandboxdTestCase):
                    message="the writer stopped")
         # The image lists and creates sandboxes like any other, with the
         # snapshotted sandbox's env and working directory.
+        self.assertTrue({"sandbox.snapshot", "sandbox.fork", "sandbox.archive"} <= set(self.call("system.info")["features"]))
         names = [i["name"] for i in self.call("image.list")["images"]]
         self.assertIn("snaps/src:1", names)
         self.create("copy", image="snaps/src:1")
