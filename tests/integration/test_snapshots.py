@@ -60,6 +60,13 @@ class SnapshotTest(SandboxdTestCase):
         self.call("sandbox.resume", {"sandbox": "s"})
         self.create("t", image="s-stopped")
         self.assertEqual(self.sh("t", "cat /root/f"), "stopped\n")
+        # Exported as an OCI layout and imported again: the same files.
+        out = os.path.join(self.daemon.dir, "exported")
+        self.call("image.export", {"name": "s-stopped", "path": out}, timeout=120)
+        self.assertTrue(os.path.exists(os.path.join(out, "index.json")))
+        self.call("image.import", {"name": "s-again", "path": out, "format": "oci"}, timeout=120)
+        self.create("u", image="s-again")
+        self.assertEqual(self.sh("u", "cat /root/f"), "stopped\n")
         # A name in use is refused before anything is made.
         self.assertRpcError(EXISTS, "sandbox.snapshot", {"sandbox": "s", "image": "s-paused"})
         self.assertRpcError(-32602, "sandbox.snapshot", {"sandbox": "s", "image": "bad name!"})
