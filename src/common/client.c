@@ -311,6 +311,8 @@ yajl_val sbx_client_call_fd(struct sbx_client *c, const char *method, const char
 				yajl_tree_free(root);
 				return NULL;
 			}
+			if (!rid && c->on_notification && sbx_json_get(root, "method"))
+				c->on_notification(c->notification_ctx, root);
 			yajl_tree_free(root); /* a notification or another reply */
 			continue;
 		}

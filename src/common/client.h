@@ -19,6 +19,10 @@ struct sbx_client {
 	int64_t next_id;
 	int fds[SBX_CLIENT_MAX_FDS]; /* received, not yet claimed by a reply */
 	size_t n_fds;
+	/* Called with each notification (a message with a method and no id)
+	 * read while a call waits for its reply; may be NULL. */
+	void (*on_notification)(void *ctx, yajl_val msg);
+	void *notification_ctx;
 };
 
 /* SANDBOXD_SOCKET, or the default path. */

@@ -14,6 +14,9 @@ struct ctl {
 	bool json;
 	struct sbx_client client;
 	bool connected;
+	/* Notifications read while a call waits (progress); may be NULL. */
+	void (*on_notification)(void *ctx, yajl_val msg);
+	void *notification_ctx;
 };
 
 /* Call a method; on error print one line and return NULL. */

@@ -86,6 +86,8 @@ yajl_val ctl_call(struct ctl *ctl, const char *method, yajl_gen params, yajl_val
 		}
 		ctl->connected = true;
 	}
+	ctl->client.on_notification = ctl->on_notification;
+	ctl->client.notification_ctx = ctl->notification_ctx;
 	const unsigned char *buf = NULL;
 	size_t len = 0;
 	_cleanup_free_ char *text = NULL;

@@ -187,6 +187,7 @@ void rpc_image_remove(struct sbx_request *req);
 void rpc_image_pull(struct sbx_request *req);
 void rpc_image_tag(struct sbx_request *req);
 void rpc_image_export(struct sbx_request *req);
+void rpc_image_build(struct sbx_request *req);
 void rpc_sandbox_create(struct sbx_request *req);
 void rpc_sandbox_start(struct sbx_request *req);
 void rpc_sandbox_stop(struct sbx_request *req);

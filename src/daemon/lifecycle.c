@@ -818,7 +818,11 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	if (sb->net.ip.s_addr && sbx_net_apply_rules(d, &nerr) < 0)
 		sbx_warn("%s", nerr->msg);
 	sbx_error_free(nerr);
-	sbx_layers_release_async(d, sb->id);
+	/* A layered image's sandbox holds references to its layers (and one
+	 * whose image is gone may); a root file system image's holds none. */
+	struct sbx_image *img = sbx_image_find(d, sb->image_id);
+	if (!img || img->oci)
+		sbx_layers_release_async(d, sb->id);
 	sbx_info("sandbox %s (%s) deleted", sb->id, sb->name);
 	sbx_event_emit(d, "deleted", sb, NULL);
 	sbx_images_sweep_removed(d);

@@ -313,7 +313,8 @@ class ImageCtlTest(SandboxdTestCase):
         rc, out, err = self.ctl("image", "ls")
         self.assertEqual((rc, err), (0, ""))
         lines = out.splitlines()
-        self.assertEqual(lines[0].split(), ["NAME", "ID", "SIZE", "CREATED"])
+        self.assertEqual(lines[0].split(), ["NAME", "ID", "DIGEST", "SIZE", "LAYERS", "CREATED"])
+        self.assertEqual(lines[1].split()[2], "-")  # a root file system image has no manifest digest
         self.assertEqual(len(lines), 2)
         self.assertEqual(lines[1].split()[0], "minimal")
         self.assertEqual(lines[1].split()[1], self.call("image.inspect", {"name": "minimal"})["id"])

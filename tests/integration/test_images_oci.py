@@ -216,11 +216,37 @@ class LayeredImageTest(SandboxdTestCase):
         self.assertEqual(self.sh(sb["id"], "cat /keep; ls /d; test -e /a || echo nope"), "k\nz\nnope\n")
         self.assertTrue(a["digest"].startswith("sha256:"))
 
+    def test_two_imports_of_one_layout_at_once(self):
+        c2 = self.daemon.client()
+        r1 = self.rpc.request("image.import", {"path": self.layout, "ref": "v2", "name": "one", "progress": False})
+        r2 = c2.request("image.import", {"path": os.path.join(self.fix, "d.tar.gz"), "name": "two",
+                                         "progress": False})
+        a = self.rpc.result(r1, 120)
+        b = c2.result(r2, 120)
+        la = [l["diff_id"] for l in self.call("image.inspect", {"name": "one"})["layer_digests"]]
+        lb = [l["diff_id"] for l in self.call("image.inspect", {"name": "two"})["layer_digests"]]
+        self.assertEqual(la, lb)
+        self.assertEqual(len(self.store()["layers"]), 3)
+        for d in la:
+            self.assertEqual(self.owners(d), sorted([a["id"], b["id"]]))
+        # Both without a name, both taking the archive's own: one wins, the
+        # other is refused and leaves no reference behind.
+        c3 = self.daemon.client()
+        r3 = self.rpc.request("image.import", {"path": os.path.join(self.fix, "d.tar"), "progress": False})
+        r4 = c3.request("image.import", {"path": os.path.join(self.fix, "d.tar.zst"), "progress": False})
+        replies = [self.rpc.wait(r3, 120), c3.wait(r4, 120)]
+        ok = [r for r in replies if "result" in r]
+        bad = [r for r in replies if "error" in r]
+        self.assertEqual((len(ok), len(bad)), (1, 1), replies)
+        self.assertEqual(bad[0]["error"]["code"], EXISTS)
+        wait_until(lambda: all(len(self.owners(d)) == 3 for d in la), timeout=20, message="refs of the loser dropped")
+        self.assertEqual(self.store()["tmp"], [])
+
     def test_archive_name_from_its_own_tags(self):
         img = self.import_(os.path.join(self.fix, "d.tar.gz"))
         self.assertIn("img:v2", img["names"][0])
         again = self.import_(os.path.join(self.fix, "d.tar.gz"), name="second")
-        self.assertEqual(again["digest"], img["digest"]) if img["digest"] == again["digest"] else None
+        self.assertEqual(again["digest"], img["digest"])
         err = self.assertRpcError(EXISTS, "image.import", {"path": os.path.join(self.fix, "d.tar")},
                                   timeout=120)
         self.assertIn("already exists", err["message"])
@@ -349,6 +375,11 @@ class LayeredImageTest(SandboxdTestCase):
         self.assertEqual(self.call("image.inspect", {"name": "v2"})["layers"], 3)
         self.assertEqual(len(self.store()["layers"]), 3)
         self.call("sandbox.stop", {"sandbox": sb["id"]})
+        # The file calls on a stopped sandbox mount its layers too.
+        self.assertEqual(self.call("fs.stat", {"sandbox": sb["id"], "path": "/keep"})["size"], 2)
+        self.assertRpcError(NOT_FOUND, "fs.stat", {"sandbox": sb["id"], "path": "/a"})
+        self.assertEqual(sorted(e["name"] for e in self.call("fs.list", {"sandbox": sb["id"], "path": "/d"})["entries"]),
+                         ["z"])
         self.call("sandbox.start", {"sandbox": sb["id"]})
         self.assertEqual(self.sh(sb["id"], "cat /mine /keep; ls /d"), "mine\nk\nz\n")
 
@@ -362,6 +393,69 @@ class LayeredImageTest(SandboxdTestCase):
         self.daemon.start()
         self.rpc = self.daemon.client()
         self.assertEqual(self.owners(base), [img["id"]])
+
+    # ---- sandboxctl ----
+
+    def test_ctl_image_verbs(self):
+        rc, out, err = self.ctl("image", "import", "--ref", "v2", os.path.join(self.fix, "L.tar"), "team/img:v2",
+                                timeout=120)
+        self.assertEqual((rc, out), (0, "team/img:v2\n"), err)
+        self.assertNotIn("\033", err)  # no progress bar without a terminal
+        rc, out, err = self.ctl("image", "tag", "team/img:v2", "kortix/suna:0.1.3.30")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.ctl("image", "ls")
+        self.assertEqual(rc, 0, err)
+        digest = self.call("image.inspect", {"name": "team/img:v2"})["digest"]
+        rows = [l.split() for l in out.splitlines()[1:]]
+        self.assertIn(["team/img:v2", rows[0][1] if rows[0][0] == "team/img:v2" else rows[1][1], digest[7:19]],
+                      [r[:3] for r in rows])
+        self.assertIn("kortix/suna:0.1.3.30", out)
+        self.assertTrue(any(r[0] == "team/img:v2" and "3" in r for r in rows), out)
+        rc, out, err = self.ctl("image", "inspect", "kortix/suna:0.1.3.30")
+        self.assertEqual(json.loads(out)["config"]["exposed_ports"], ["8080/tcp"])
+        out_tar = os.path.join(self.work, "ctl.tar")
+        rc, out, err = self.ctl("image", "export", "--tar", "--tag", "v9", "team/img:v2", out_tar, timeout=120)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "%s\t%s\n" % (out_tar, digest))
+        subprocess.run(["skopeo", "inspect", "oci-archive:%s:v9" % out_tar], check=True, capture_output=True)
+        sb = self.create(image="team/img:v2", name="web", service=False)
+        self.ctl("image", "rm", "kortix/suna:0.1.3.30")
+        err = self.assertCtlFails(self.ctl("image", "rm", "team/img:v2"))
+        self.assertIn(sb["id"], err)
+        self.assertIn("web", err)
+        # Bad input is refused with one line, before anything is sent.
+        err = self.assertCtlFails(self.ctl("image", "pull", "Bad::Ref"), rc=125)
+        self.assertIn("ref", err)
+        err = self.assertCtlFails(self.ctl("image", "import", "/nonexistent/layout", "x"))
+        self.assertIn("/nonexistent/layout", err)
+        err = self.assertCtlFails(self.ctl("image", "import", "--ref", "v2", self.layout, "team/img:v2"))
+        self.assertIn("already exists", err)
+
+    def test_ctl_progress_bar_on_a_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([self.daemon_ctl_path(), "--socket", self.daemon.socket, "image", "import",
+                              os.path.join(self.fix, "d.tar.gz"), "bar"], stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        p.wait(timeout=120)
+        os.close(master)
+        self.assertEqual(p.returncode, 0, seen)
+        self.assertEqual(p.stdout.read(), b"bar\n")
+        self.assertIn(b"3/3 layers", seen)
+        self.assertIn(b"\r\033[K", seen)
+
+    def daemon_ctl_path(self):
+        from sbxtest import sandboxctl_path
+        return sandboxctl_path()
 
     # ---- progress ----
 
@@ -382,6 +476,26 @@ class LayeredImageTest(SandboxdTestCase):
                                                 "progress": False})
         self.assertIn("result", self.rpc.wait(rid, 120))
         self.assertEqual([n for n in self.rpc.notifications if n.get("method", "").endswith("progress")], [])
+
+    def test_python_client_progress_pull_tag_export(self):
+        sys_path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "contrib", "python")
+        import sys
+        if sys_path not in sys.path:
+            sys.path.insert(0, sys_path)
+        import sandboxd
+        seen = []
+        with sandboxd.Client(self.daemon.socket) as c:
+            img = c.image.import_(None, os.path.join(self.fix, "d.tar.zst"), on_progress=seen.append, timeout=120)
+            self.assertEqual(img.layers, 3)
+            self.assertTrue(img.digest.startswith("sha256:"))
+            self.assertEqual(img.exposed_ports, ["8080/tcp"])
+            self.assertTrue(seen, "no progress reached on_progress")
+            self.assertEqual(seen[-1]["layers_done"], 3)
+            t = c.image.tag(img.name, "py/alias:1")
+            self.assertEqual(t.names, [img.name, "py/alias:1"])
+            r = c.image.export("py/alias:1", os.path.join(self.work, "py-out"), timeout=120)
+            self.assertEqual(r["digest"], img.digest)
 
     # ---- bad input ----
 
@@ -559,6 +673,47 @@ class PullTest(SandboxdTestCase):
         self.assertEqual(self.layers(), before)
         self.assertEqual([n for n in os.listdir(os.path.join(self.daemon.state_dir, "images"))
                           if n.startswith("tmp-")], [])
+
+
+@unittest.skipUnless(have("mmdebstrap", "umoci", "skopeo"), "needs mmdebstrap, umoci and skopeo")
+class BuildTest(SandboxdTestCase):
+    """image.build: the recipe builder (images/build-recipe.py) writes an
+    OCI layout, which is imported. A build that is cached is quick; one
+    that is not needs the Debian mirror (skipped when it is unreachable)."""
+
+    def test_build_recipe_and_run(self):
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        recipe = os.path.join(top, "images", "debian")
+        if not os.path.exists(os.path.join(recipe, "recipe")):
+            self.skipTest("no images/debian recipe in this tree")
+        rid = self.rpc.request("image.build", {"recipe": recipe, "name": "deb"})
+        reply = self.rpc.wait(rid, 1800)
+        err = reply.get("error")
+        if err and err["code"] == TIMEOUT:
+            self.skipTest("the Debian mirror cannot be reached: %s" % err["message"])
+        self.assertIn("result", reply, reply)
+        img = reply["result"]
+        self.assertEqual(img["name"], "deb")
+        self.assertEqual(img["format"], "oci")
+        self.assertGreaterEqual(img["layers"], 1)
+        phases = {n["params"]["phase"] for n in self.rpc.notifications if n.get("method") == "image.build.progress"}
+        self.assertIn("building", phases)
+        sb = self.create(image="deb", service=False)
+        self.assertEqual(self.sh(sb["id"], "test -s /etc/debian_version && echo debian"), "debian\n")
+
+    def test_build_bad_recipes(self):
+        before = sorted(os.listdir(os.path.join(self.daemon.state_dir, "images")))
+        self.assertRpcError(BAD_PARAMS, "image.build", {"recipe": "/nonexistent/recipe"}, param="recipe")
+        self.assertRpcError(BAD_PARAMS, "image.build", {"recipe": "../x"}, param="recipe")
+        d = os.path.join(self.daemon.dir, "recipes", "broken")
+        os.makedirs(d)
+        with open(os.path.join(d, "recipe"), "w") as f:
+            f.write("NOT A RECIPE\n")
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        shutil.copy(os.path.join(top, "images", "build-recipe.py"), os.path.join(self.daemon.dir, "recipes"))
+        err = self.assertRpcError(BAD_PARAMS, "image.build", {"recipe": d}, param="recipe", timeout=300)
+        self.assertIn("failed", err["message"])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.daemon.state_dir, "images"))), before)
 
 
 if __name__ == "__main__":

@@ -115,15 +115,36 @@ class ImageAPI(Family):
         """image.inspect."""
         return self._do(Call("image.inspect", {"name": name}, lambda r, _: t.Image.from_dict(r)))
 
-    def import_(self, name: str, path: Union[str, "os.PathLike[str]"], *, format: Optional[str] = None,
-                on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+    def import_(self, name: Optional[str], path: Union[str, "os.PathLike[str]"], *, format: Optional[str] = None,
+                ref: Optional[str] = None, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
                 timeout: Optional[float] = None) -> t.Image:
-        """image.import of a root file system tarball or directory at an
-        absolute path on the daemon's host.  on_progress gets the params of
-        progress notifications the daemon sends while it works."""
+        """image.import of a root file system (tarball or directory), an OCI
+        image layout or a docker save archive at an absolute path on the
+        daemon's host; name None takes the layout's or archive's own.
+        on_progress gets the params of progress notifications the daemon
+        sends while it works."""
         path = os.path.abspath(os.fspath(path))
-        return self._do(Call("image.import", params(name=name, path=path, format=format),
+        return self._do(Call("image.import", params(name=name, path=path, format=format, ref=ref),
                              lambda r, _: t.Image.from_dict(r), on_progress=on_progress, timeout=timeout))
+
+    def pull(self, ref: str, *, name: Optional[str] = None, insecure: Optional[bool] = None,
+             authfile: Optional[str] = None, timeout_s: Optional[int] = None,
+             on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+             timeout: Optional[float] = None) -> t.Image:
+        """image.pull from a registry (the daemon does the transfer)."""
+        return self._do(Call("image.pull", params(ref=ref, name=name, insecure=insecure, authfile=authfile,
+                                                  timeout_s=timeout_s),
+                             lambda r, _: t.Image.from_dict(r), on_progress=on_progress, timeout=timeout))
+
+    def tag(self, name: str, tag: str) -> t.Image:
+        """image.tag: another name for an image."""
+        return self._do(Call("image.tag", {"name": name, "tag": tag}, lambda r, _: t.Image.from_dict(r)))
+
+    def export(self, name: str, path: str, *, format: Optional[str] = None, tag: Optional[str] = None,
+               timeout: Optional[float] = None) -> Dict[str, Any]:
+        """image.export as an OCI layout (format "oci-dir" or "oci-tar")."""
+        return self._do(Call("image.export", params(name=name, path=path, format=format, tag=tag),
+                             lambda r, _: r, timeout=timeout))
 
     def remove(self, name: str, force: bool = False) -> None:
         """image.remove."""

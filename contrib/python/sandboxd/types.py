@@ -98,6 +98,9 @@ class Image(_Model):
     layers: Optional[int] = None
     format: Optional[str] = None
     source: Optional[str] = None
+    names: List[str] = field(default_factory=list)
+    digest: Optional[str] = None
+    exposed_ports: List[str] = field(default_factory=list)
     raw: Dict[str, Any] = _raw()
 
 

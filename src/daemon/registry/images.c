@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -181,7 +182,12 @@ void sbx_images_release_orphans(struct sbx_daemon *d)
 			continue;
 		}
 		for (size_t j = 0; owners && owners[j]; j++) {
-			if (owner_known(d, owners[j]))
+			/* Only owners of the kinds made here (image, import and
+			 * sandbox ids; exports): others belong to someone else. */
+			const char *o = owners[j];
+			if (!sbx_id_valid(o) && !(!strncmp(o, "export-", 7) && sbx_id_valid(o + 7)))
+				continue;
+			if (owner_known(d, o))
 				continue;
 			sbx_info("layer %.19s: dropping the reference of %s, which no longer exists", ids[i], owners[j]);
 			if (sbx_layer_unref(d->layers, ids[i], owners[j], &e) < 0) {
@@ -418,6 +424,7 @@ void sbx_image_import_free(struct sbx_image_import *job)
 	free(job->format);
 	free(job->ref);
 	free(job->authfile);
+	free(job->builder);
 	free(job->layers_path);
 	free(job->dest);
 	free(job);
@@ -526,6 +533,96 @@ static int run_layered(struct sbx_image_import *job, int tfd, int out_fd, sbx_er
 	return r;
 }
 
+/* image.build: the recipe builder writes an OCI layout into its cache and
+ * prints its results as JSON, the image last; that layout is imported. */
+static int run_builder(struct sbx_image_import *job, int tfd, int out_fd, sbx_error **err)
+{
+	if (out_fd >= 0)
+		dprintf(out_fd, "progress building 0 0 0 0\n");
+	_cleanup_close_ int log = openat(tfd, "build.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int p[2];
+	if (log < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return sbx_error_errno(err, errno, "build: log");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return sbx_error_errno(err, errno, "build: fork");
+	}
+	if (pid == 0) {
+		if (dup2(p[1], 1) < 0 || dup2(log, 2) < 0)
+			_exit(127);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (nul >= 0)
+			dup2(nul, 0);
+		execlp("python3", "python3", job->builder, "--json", job->path, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	struct sbx_buf out = { 0 };
+	for (;;) {
+		if (sbx_buf_reserve(&out, 65536) < 0)
+			break;
+		ssize_t n = read(p[0], out.data + out.len, out.cap - out.len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		out.len += (size_t)n;
+		out.data[out.len] = '\0';
+	}
+	close(p[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	int r = -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		/* The builder's last words say what went wrong. */
+		_cleanup_free_ char *text = NULL;
+		size_t len = 0;
+		sbx_read_file_at(tfd, "build.log", 1 << 20, &text, &len, NULL);
+		const char *tail = text ? text : "";
+		if (len > 600) {
+			const char *nl = strchr(text + len - 600, '\n');
+			tail = nl && nl[1] ? nl + 1 : text + len - 600;
+		}
+		int code = WIFEXITED(status) && WEXITSTATUS(status) == 75 ? SBX_ERR_TIMEOUT : SBX_ERR_INVALID_PARAMS;
+		if (code == SBX_ERR_INVALID_PARAMS)
+			sbx_error_param(err, "recipe", "build of '%s' failed (%s %d): %s", job->path,
+					WIFEXITED(status) ? "exit status" : "signal",
+					WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
+		else
+			sbx_error_set(err, code, "build of '%s': the package mirror cannot be reached: %s", job->path, tail);
+		goto out;
+	}
+	{
+		_cleanup_json_ yajl_val v = out.data ? sbx_json_parse(out.data, NULL) : NULL;
+		yajl_val last = v && YAJL_IS_ARRAY(v) && v->u.array.len ? v->u.array.values[v->u.array.len - 1] : NULL;
+		const char *dir = NULL, *rname = NULL;
+		if (!last || sbx_json_string(last, "dir", true, &dir, NULL) <= 0 ||
+		    sbx_json_string(last, "name", true, &rname, NULL) <= 0) {
+			sbx_error_set(err, SBX_ERR_INTERNAL, "build of '%s': the builder's output names no result", job->path);
+			goto out;
+		}
+		char *layout = NULL;
+		if (asprintf(&layout, "%s/oci", dir) < 0) {
+			sbx_error_errno(err, ENOMEM, "build");
+			goto out;
+		}
+		free(job->path);
+		job->path = layout;
+		free(job->ref);
+		if (!(job->ref = strdup(rname))) {
+			sbx_error_errno(err, ENOMEM, "build");
+			goto out;
+		}
+	}
+	r = run_layered(job, tfd, out_fd, err);
+out:
+	sbx_buf_free(&out);
+	return r;
+}
+
 /* Worker side: unpack, measure, and write the metadata. */
 int sbx_image_import_run(void *arg, int out_fd, sbx_error **err)
 {
@@ -536,6 +633,8 @@ int sbx_image_import_run(void *arg, int out_fd, sbx_error **err)
 	_cleanup_close_ int tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0)
 		return sbx_error_errno(err, errno, "open %s", tmp);
+	if (job->builder)
+		return run_builder(job, tfd, out_fd, err);
 	if (!strcmp(job->format, "auto")) {
 		enum sbx_image_kind kind;
 		if (sbx_image_detect(job->path, &kind, err) < 0)
@@ -573,7 +672,7 @@ static int import_run_sync(void *arg, sbx_error **err)
 
 /* ---- the loop's side ---- */
 
-static bool name_busy(struct sbx_daemon *d, const struct sbx_image_import *self, const char *name)
+static bool name_busy(const struct sbx_image_import *self, const char *name)
 {
 	for (struct sbx_image_import *j = importing; j; j = j->next)
 		if (j != self && j->name && !strcmp(j->name, name))
@@ -589,7 +688,7 @@ static int name_free(struct sbx_daemon *d, const struct sbx_image_import *self, 
 				     "image '%s' already exists; remove it first with 'sandboxctl image rm %s' or choose "
 				     "another name",
 				     name, name);
-	if (name_busy(d, self, name))
+	if (name_busy(self, name))
 		return sbx_error_set(err, SBX_ERR_EXISTS, "image '%s' is being imported right now", name);
 	return 0;
 }
@@ -737,6 +836,56 @@ struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const ch
 		sbx_error_errno(err, ENOMEM, "import");
 		return NULL;
 	}
+	return job;
+}
+
+struct sbx_image_import *sbx_image_build_prepare(struct sbx_daemon *d, const char *name, const char *recipe,
+						 sbx_error **err)
+{
+	_cleanup_free_ char *dir = NULL, *builder = NULL;
+	if (recipe[0] == '/') {
+		dir = strdup(recipe);
+	} else if (sbx_name_valid(recipe)) {
+		if (asprintf(&dir, "%s/images/%s", PKGDATADIR, recipe) < 0)
+			dir = NULL;
+	} else {
+		sbx_error_param(err, "recipe", "recipe '%.64s': give the name of an installed recipe or an absolute path",
+				recipe);
+		return NULL;
+	}
+	if (!dir) {
+		sbx_error_errno(err, ENOMEM, "build");
+		return NULL;
+	}
+	size_t l = strlen(dir);
+	while (l > 1 && dir[l - 1] == '/')
+		dir[--l] = '\0';
+	char *slash = strrchr(dir, '/');
+	const char *base = slash ? slash + 1 : dir;
+	char rfile[4200];
+	snprintf(rfile, sizeof(rfile), "%s/recipe", dir);
+	if (access(rfile, R_OK) < 0) {
+		sbx_error_param(err, "recipe", "'%s' is not a recipe directory (no readable 'recipe' file)", dir);
+		return NULL;
+	}
+	if (asprintf(&builder, "%.*s/build-recipe.py", (int)(base - dir - 1), dir) < 0) {
+		sbx_error_errno(err, ENOMEM, "build");
+		return NULL;
+	}
+	if (access(builder, R_OK) < 0) {
+		sbx_error_errno(err, errno, "build: the recipe builder %s", builder);
+		return NULL;
+	}
+	if (check_name(d, name ? name : base, err) < 0)
+		return NULL;
+	if (!d->layers) {
+		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
+		return NULL;
+	}
+	struct sbx_image_import *job = job_new(d, name ? name : base, dir, "oci", true, err);
+	if (!job)
+		return NULL;
+	job->builder = sbx_take_ptr(&builder);
 	return job;
 }
 

@@ -26,8 +26,10 @@ int sbx_images_load(struct sbx_daemon *d, sbx_error **err);
 /* Open the layer store (STATE/layers) and clear what a crash left in it.
  * Before any worker runs. */
 int sbx_images_open_layers(struct sbx_daemon *d, sbx_error **err);
-/* Drop layer references whose owner is neither an image nor a sandbox
- * (an import or delete a crash interrupted). After sandboxes are loaded. */
+/* Drop layer references whose owner is an id of the kinds made here
+ * (image, import or sandbox id, or an export) that no longer exists: an
+ * import, export or delete a crash interrupted. Owners of other forms are
+ * left alone. After sandboxes are loaded. */
 void sbx_images_release_orphans(struct sbx_daemon *d);
 struct sbx_image *sbx_image_find(struct sbx_daemon *d, const char *name_or_id);
 bool sbx_image_name_valid(const char *name);
@@ -65,6 +67,7 @@ struct sbx_image_import {
 	char *format;
 	char *ref;  /* which image of a layout holding several, or NULL */
 	bool pull;
+	char *builder; /* image.build: the recipe builder, run on path (the recipe directory) */
 	bool insecure;
 	char *authfile;
 	int timeout_s;
@@ -80,6 +83,10 @@ struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const ch
 						  const char *format, const char *ref, sbx_error **err);
 struct sbx_image_import *sbx_image_pull_prepare(struct sbx_daemon *d, const char *name, const char *ref,
 						bool insecure, const char *authfile, int timeout_s, sbx_error **err);
+/* image.build: recipe is a name (a recipe installed with the daemon) or
+ * the absolute path of a recipe directory, its builder beside it. */
+struct sbx_image_import *sbx_image_build_prepare(struct sbx_daemon *d, const char *name, const char *recipe,
+						 sbx_error **err);
 /* The worker's part (sbx_worker_out_fn): progress lines go to out_fd
  * ("progress PHASE LAYERS_DONE LAYERS_TOTAL BYTES_DONE BYTES_TOTAL"). */
 int sbx_image_import_run(void *job, int out_fd, sbx_error **err);

@@ -21,6 +21,7 @@ static const struct {
 	{ "image.pull", rpc_image_pull, true },
 	{ "image.tag", rpc_image_tag, true },
 	{ "image.export", rpc_image_export, true },
+	{ "image.build", rpc_image_build, true },
 	{ "sandbox.create", rpc_sandbox_create, true },
 	{ "sandbox.start", rpc_sandbox_start, true },
 	{ "sandbox.stop", rpc_sandbox_stop, true },

@@ -84,7 +84,7 @@ static void import_done(struct sbx_daemon *d, void *ctx, sbx_error *werr, struct
 	sbx_error *err = NULL;
 	struct sbx_image *img = NULL;
 	if (werr) {
-		err = worker_error(werr, job->pull ? "pull" : "import", job->path);
+		err = worker_error(werr, job->pull ? "pull" : job->builder ? "build" : "import", job->path);
 	} else {
 		img = sbx_image_import_commit(job, &err);
 	}
@@ -153,6 +153,21 @@ void rpc_image_pull(struct sbx_request *req)
 		return sbx_reply_error(req, err);
 	struct sbx_image_import *job =
 		sbx_image_pull_prepare(req->d, name, ref, insecure, authfile, (int)timeout, &err);
+	if (!job)
+		return sbx_reply_error(req, err);
+	run_job(req, job);
+}
+
+void rpc_image_build(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	const char *name = NULL, *recipe = NULL;
+	bool progress = true;
+	if (sbx_json_string(req->params, "recipe", true, &recipe, &err) < 0 ||
+	    sbx_json_string(req->params, "name", false, &name, &err) < 0 ||
+	    sbx_json_bool(req->params, "progress", false, &progress, &err) < 0)
+		return sbx_reply_error(req, err);
+	struct sbx_image_import *job = sbx_image_build_prepare(req->d, name, recipe, &err);
 	if (!job)
 		return sbx_reply_error(req, err);
 	run_job(req, job);
