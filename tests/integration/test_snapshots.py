@@ -21,6 +21,7 @@ class SnapshotTest(SandboxdTestCase):
         self.create("src", env={"FROM": "src"}, workdir="/root")
         self.sh("src", "mkdir -p /data && head -c 2000000 /dev/urandom > /data/blob && md5sum /data/blob > /data/sum")
         self.sh("src", WRITER)
+        wait_until(lambda: self.exec("src", "cat /root/counter")["exit_code"] == 0, message="the writer never wrote")
         before = int(self.sh("src", "cat /root/counter").split()[1])
         res = self.call("sandbox.snapshot", {"sandbox": "src", "image": "snaps/src:1"}, timeout=120)
         self.assertEqual(res["name"], "snaps/src:1")
