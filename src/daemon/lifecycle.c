@@ -872,6 +872,13 @@ static void reconcile(struct sbx_sandbox *sb)
 	if (sbx_box_recover(sb->box, running) == 1) {
 		watch_init(sb);
 		sbx_info("sandbox %s (%s) recovered, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
+		/* A snapshot's worker dies with the daemon, perhaps with the
+		 * group frozen: only a pause leaves it so. */
+		sbx_error *e = NULL;
+		if (sb->state == SBX_STATE_STARTED && sb->box->cgroup &&
+		    sbx_cgroup_freeze(&sb->d->cg, sb->box->cgroup, false, &e) < 0 && e->code != SBX_ERR_UNSUPPORTED)
+			sbx_warn("sandbox %s: thaw: %s", sb->id, e->msg);
+		sbx_error_free(e);
 		return;
 	}
 	if (running)

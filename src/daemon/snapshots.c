@@ -322,6 +322,10 @@ static void snap_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sb
 		}
 	}
 	if (!img) {
+		/* A worker that died in the middle may have left the group
+		 * frozen: only a pause may leave it so. */
+		if (sb->state == SBX_STATE_STARTED && sb->box->cgroup && !sb->stopping)
+			sbx_cgroup_freeze(&d->cg, sb->box->cgroup, false, NULL);
 		sbx_error *te = NULL;
 		if (sbx_trash(d, j->tmpdir, &te) < 0)
 			sbx_warn("%s", te->msg);

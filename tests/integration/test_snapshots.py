@@ -120,6 +120,28 @@ class SnapshotTest(SandboxdTestCase):
         self.create("c", image="b-snap")
         self.assertEqual(self.sh("c", "cat /root/m; ls /bin/busybox"), "mine\n/bin/busybox\n")
 
+    def test_a_daemon_killed_during_a_snapshot_leaves_the_sandbox_running(self):
+        sb = self.create("frz")
+        self.sh("frz", "head -c 50000000 /dev/urandom > /root/big")
+        cg = self.daemon.sandbox_cgroup(sb["id"])
+        c = self.daemon.client()
+        c.request("sandbox.snapshot", {"sandbox": "frz", "image": "frz-snap"})
+        time.sleep(0.2)
+        self.daemon.kill9()
+        # Its worker died with it, perhaps with the group frozen; the same
+        # as the worst case, made sure of:
+        with open(os.path.join(cg, "cgroup.freeze"), "w") as f:
+            f.write("1")
+        self.daemon.start()
+        self.rpc = self.daemon.client()
+        self.assertEqual(self.inspect("frz")["state"], "started")
+        with open(os.path.join(cg, "cgroup.events")) as f:
+            self.assertIn("frozen 0", f.read())
+        self.assertEqual(self.sh("frz", "echo alive"), "alive\n")
+        # The half-made image is not there, and its name is free.
+        self.assertNotIn("frz-snap", [i["name"] for i in self.call("image.list")["images"]])
+        self.call("sandbox.snapshot", {"sandbox": "frz", "image": "frz-snap"}, timeout=120)
+
     def test_delete_waits_for_a_snapshot(self):
         self.create("busy")
         self.sh("busy", "head -c 100000000 /dev/urandom > /root/big")
