@@ -4,13 +4,12 @@ docker save archives written by skopeo, pulls from Debian's docker-registry
 on loopback, exports read back by skopeo and umoci, and each kind of bad
 input with a check that the layer store holds nothing new."""
 
-import gzip
+import atexit
 import hashlib
 import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tarfile
@@ -58,6 +57,7 @@ def fixtures():
     if FIX:
         return FIX
     d = tempfile.mkdtemp(prefix="sbx-oci-fix-")
+    atexit.register(shutil.rmtree, d, True)
     sh("umoci init --layout L; umoci new --image L:base; umoci unpack --image L:base b1;"
        "tar -xzf '%s' -C b1/rootfs --numeric-owner;"
        "mkdir -p b1/rootfs/d b1/rootfs/work; echo a > b1/rootfs/a; echo k > b1/rootfs/keep;"
