@@ -166,7 +166,7 @@ if build build-asan --enable-sanitizers; then
 	integration "$top/build-asan" "integration tests (asan)" env \
 		ASAN_OPTIONS="detect_leaks=0:log_path=$asanlog/asan" \
 		UBSAN_OPTIONS="print_stacktrace=1:log_path=$asanlog/ubsan" \
-		SBX_TEST_FILTER="test_protocol.* test_concurrency.* test_events.* test_process.* test_session.* test_fs.* test_net.* test_hostnet.* test_preview.* test_restart.* test_leaks.* test_scale.* test_images_oci.LayeredImageTest.* test_images_oci.PullTest.*"
+		SBX_TEST_FILTER="test_protocol.* test_concurrency.* test_events.* test_process.* test_session.* test_fs.* test_net.* test_hostnet.* test_preview.* test_restart.* test_leaks.* test_scale.* test_images_oci.LayeredImageTest.* test_images_oci.PullTest.* test_archive.* test_snapshots.*"
 	if compgen -G "$asanlog/*" >/dev/null; then
 		echo "sanitizer reports:"
 		head -n 80 "$asanlog"/*

@@ -447,6 +447,18 @@ int cmd_pause(struct ctl *ctl, int argc, char **argv)
 	return for_each_sandbox(ctl, "pause", "sandbox.pause", argc, argv, false, -1);
 }
 
+int cmd_archive(struct ctl *ctl, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		printf("Usage: sandboxctl archive SANDBOX...\n"
+		       "Pack stopped sandboxes' files into a compressed archive and free their writable layer;\n"
+		       "a start restores them. Returns once archived.\n");
+		return 0;
+	}
+	optind = 1;
+	return for_each_sandbox(ctl, "archive", "sandbox.archive", argc, argv, false, -1);
+}
+
 int cmd_resume(struct ctl *ctl, int argc, char **argv)
 {
 	if (want_help(argc, argv)) {

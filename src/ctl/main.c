@@ -23,6 +23,9 @@ static void usage(FILE *out)
 		"  stop [-t SECONDS] SANDBOX...  stop sandboxes (TERM, then KILL)\n"
 		"  rm [-f] SANDBOX...            delete sandboxes\n"
 		"  pause | resume SANDBOX...     freeze or thaw every process of sandboxes\n"
+		"  archive SANDBOX...            pack stopped sandboxes' files away; start restores them\n"
+		"  snapshot SANDBOX IMAGE        an image of a sandbox's files (it keeps running)\n"
+		"  fork [OPTIONS] SANDBOX        a new sandbox from a snapshot of one, print its id\n"
 		"  update [OPTIONS] SANDBOX      change limits and labels of a sandbox\n"
 		"  stats [--watch] [SANDBOX...]  live resource usage\n"
 		"  exec [OPTIONS] SANDBOX -- CMD...  run a command in a sandbox (-it: a terminal, -d: background)\n"
@@ -108,7 +111,7 @@ static const struct {
 	{ "info", cmd_info }, { "doctor", cmd_doctor }, { "create", cmd_create }, { "ls", cmd_ls },	  { "list", cmd_ls },
 	{ "ps", cmd_ps },     { "inspect", cmd_inspect }, { "start", cmd_start }, { "stop", cmd_stop },
 	{ "rm", cmd_rm },     { "delete", cmd_rm },     { "exec", cmd_exec },	  { "run", cmd_run },
-	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "resume", cmd_resume },
+	{ "image", cmd_image }, { "images", cmd_image }, { "pause", cmd_pause }, { "archive", cmd_archive }, { "snapshot", cmd_snapshot }, { "fork", cmd_fork }, { "resume", cmd_resume },
 	{ "unpause", cmd_resume }, { "update", cmd_update }, { "stats", cmd_stats },
 	{ "net", cmd_net },
 	{ "logs", cmd_logs }, { "kill", cmd_kill }, { "session", cmd_session },

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "command.h"
 #include "exec.h"
 #include "lifecycle.h"
@@ -227,9 +228,43 @@ static void start_expired(struct sbx_watch *t, void *data)
 	start_complete(sb, true);
 }
 
+/* An archived sandbox's start: its layer comes back first. */
+struct restore_then_start {
+	sbx_start_done_fn done;
+	void *data;
+};
+
+static void restored(struct sbx_sandbox *sb, sbx_error *err, void *data)
+{
+	struct restore_then_start *r = data;
+	sbx_error *e = NULL;
+	if (!err && sbx_sandbox_start(sb, r->done, r->data, &e) == 0) {
+		free(r);
+		return;
+	}
+	r->done(sb, err ? err : e, r->data);
+	sbx_error_free(e);
+	free(r);
+}
+
 int sbx_sandbox_start(struct sbx_sandbox *sb, sbx_start_done_fn done, void *data, sbx_error **err)
 {
 	struct sbx_daemon *d = sb->d;
+	if (sb->state == SBX_STATE_ARCHIVING || sb->state == SBX_STATE_RESTORING)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; try again when that is over", sb->name,
+				     sbx_state_name(sb->state));
+	if (sb->state == SBX_STATE_ARCHIVED) {
+		struct restore_then_start *r = calloc(1, sizeof(*r));
+		if (!r)
+			return sbx_error_errno(err, ENOMEM, "sandbox %s: start", sb->id);
+		r->done = done;
+		r->data = data;
+		if (sbx_sandbox_restore(sb, restored, r, err) < 0) {
+			free(r);
+			return -1;
+		}
+		return 0;
+	}
 	if (sb->start)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is starting; try again when it has started",
 				     sb->name);
@@ -753,6 +788,13 @@ int sbx_sandbox_destroy(struct sbx_sandbox *sb, sbx_error **err)
 	if (sb->start)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is starting; try again when it has started",
 				     sb->name);
+	/* A worker is packing, unpacking or capturing its layer. */
+	if (sb->snapshots)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s: a snapshot of it is being made; try again",
+				     sb->name);
+	if (sb->state == SBX_STATE_ARCHIVING || sb->state == SBX_STATE_RESTORING)
+		return sbx_error_set(err, SBX_ERR_BAD_STATE, "sandbox %s is %s; try again when that is over", sb->name,
+				     sbx_state_name(sb->state));
 	if (sb->fs_offline)
 		return sbx_error_set(err, SBX_ERR_BAD_STATE,
 				     "sandbox %s: %d file operation%s in progress on its stopped root; try again "
@@ -830,11 +872,18 @@ static void reconcile(struct sbx_sandbox *sb)
 	if (sbx_box_recover(sb->box, running) == 1) {
 		watch_init(sb);
 		sbx_info("sandbox %s (%s) recovered, init pid %d", sb->id, sb->name, (int)sb->box->init_pid);
+		/* A snapshot's worker dies with the daemon, perhaps with the
+		 * group frozen: only a pause leaves it so. */
+		sbx_error *e = NULL;
+		if (sb->state == SBX_STATE_STARTED && sb->box->cgroup &&
+		    sbx_cgroup_freeze(&sb->d->cg, sb->box->cgroup, false, &e) < 0 && e->code != SBX_ERR_UNSUPPORTED)
+			sbx_warn("sandbox %s: thaw: %s", sb->id, e->msg);
+		sbx_error_free(e);
 		return;
 	}
 	if (running)
 		sbx_warn("sandbox %s (%s): init is gone; marking it stopped", sb->id, sb->name);
-	if (sb->state != SBX_STATE_STOPPED && sb->state != SBX_STATE_ERROR) {
+	if (sb->state != SBX_STATE_STOPPED && sb->state != SBX_STATE_ERROR && sb->state != SBX_STATE_ARCHIVED) {
 		sb->state = SBX_STATE_STOPPED;
 		/* It stopped while we were away: what its policy does at a stop. */
 		if (sb->ephemeral || sb->auto_delete_min == 0)
@@ -906,6 +955,7 @@ int sbx_sandboxes_recover(struct sbx_daemon *d, sbx_error **err)
 			finish_delete(sb, "a delete was under way when the daemon went away");
 			continue;
 		}
+		sbx_sandbox_archive_recover(sb);
 		reconcile(sb);
 		if (sb->delete_pending) {
 			finish_delete(sb, "it stopped while the daemon was away, and its policy deletes it at a stop");
@@ -949,7 +999,8 @@ int sbx_sandbox_pause(struct sbx_sandbox *sb, bool pause, sbx_error **err)
 	return 0;
 }
 
-/* auto_stop_min and auto_delete_min: idle sandboxes stop, stopped ones go. */
+/* auto_stop_min, auto_delete_min and auto_archive_min: idle sandboxes stop,
+ * stopped ones go or are archived. */
 static void apply_policies(struct sbx_sandbox *sb, int64_t now)
 {
 	int64_t idle_min = (now - sb->activity_ns) / (60LL * 1000000000LL);
@@ -968,6 +1019,20 @@ static void apply_policies(struct sbx_sandbox *sb, int64_t now)
 		sbx_error *e = NULL;
 		if (sbx_sandbox_destroy(sb, &e) < 0)
 			sbx_warn("%s", e->msg);
+		sbx_error_free(e);
+		return;
+	}
+	/* auto_archive_min: counted, like auto_delete_min, from the stop
+	 * (activity_ns is saved, so a restart does not reset it). */
+	if (sb->state == SBX_STATE_STOPPED && !sb->stopping && !sb->start && sb->auto_archive_min > 0 &&
+	    idle_min >= sb->auto_archive_min && !sb->fs_offline && !sb->snapshots && now >= sb->archive_retry_ns) {
+		sbx_info("sandbox %s (%s): stopped for %lld min; archiving it (auto_archive_min %lld)", sb->id, sb->name,
+			 (long long)idle_min, (long long)sb->auto_archive_min);
+		sbx_error *e = NULL;
+		if (sbx_sandbox_archive(sb, NULL, &e) < 0) {
+			sbx_warn("%s", e->msg);
+			sb->archive_retry_ns = now + 10LL * 60 * 1000000000LL;
+		}
 		sbx_error_free(e);
 	}
 }

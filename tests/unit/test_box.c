@@ -25,7 +25,9 @@
 #include "caps.h"
 #include "cgroup.h"
 #include "image.h"
+#include "layers.h"
 #include "seccomp_filter.h"
+#include "snapshot.h"
 #include "spawn.h"
 #include "syscalls.h"
 #include "unit.h"
@@ -462,6 +464,78 @@ START_TEST(start_in_steps)
 }
 END_TEST
 
+/* A snapshot of a box whose process writes a file in a loop: the process
+ * goes on, the captured layer holds a whole file (never a torn write), the
+ * box is not left frozen, and the pause is reported. */
+START_TEST(snapshot_while_writing)
+{
+	sbx_error *err = NULL;
+	struct sbx_box *box = build("00000005a0f0");
+	ck_assert_msg(sbx_box_start(box, &err) == 0, "start: %s", err ? err->msg : "?");
+	char out[256];
+	ck_assert_int_eq(run(box,
+			     "mkdir -p /workspace/d && head -c 3000000 /dev/zero > /workspace/d/big && "
+			     "ln /workspace/d/big /workspace/d/big2 && "
+			     "(i=0; while :; do i=$((i+1)); echo \"line $i end\" > /workspace/c.tmp; "
+			     "mv /workspace/c.tmp /workspace/counter; done) </dev/null >/dev/null 2>&1 & "
+			     "sleep 0.3; echo ok",
+			     out, sizeof(out)),
+			 0);
+	char store_path[PATH_MAX + 16];
+	snprintf(store_path, sizeof(store_path), "%s/state/layers", dir);
+	struct sbx_layer_store *store = NULL;
+	ck_assert_msg(sbx_layer_store_open(store_path, &store, &err) == 0, "store: %s", err ? err->msg : "?");
+	struct sbx_snapshot_info info;
+	ck_assert_msg(sbx_box_snapshot(box, store, "snaptest", &info, &err) == 0, "snapshot: %s",
+		      err ? err->msg : "?");
+	ck_assert_int_ge(info.pause_ms, 0);
+	ck_assert_int_lt(info.pause_ms, 10000);
+	ck_assert_int_ge(info.files, 4);
+	ck_assert_int_ge(info.bytes, 3000000);
+	ck_assert(sbx_layer_exists(store, info.layer.diff_id));
+	/* Not frozen any more, and still writing. */
+	char events[64];
+	snprintf(events, sizeof(events), "%s/cgroup.events", box->cgroup);
+	const char *ev = unit_read(cg.mount_fd, events);
+	ck_assert_ptr_nonnull(strstr(ev, "frozen 0"));
+	char a[64], b[64];
+	ck_assert_int_eq(run(box, "cat /workspace/counter", a, sizeof(a)), 0);
+	usleep(200000);
+	ck_assert_int_eq(run(box, "cat /workspace/counter", b, sizeof(b)), 0);
+	ck_assert_str_ne(a, b);
+	/* The layer: a whole line, the hard link kept, ids as seen inside. */
+	char *tree = sbx_layer_tree_path(store, info.layer.diff_id);
+	int tfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(tfd, 0);
+	const char *line = unit_read(tfd, "workspace/counter");
+	ck_assert_ptr_nonnull(line);
+	long n = 0;
+	char tail[8] = "";
+	ck_assert_int_eq(sscanf(line, "line %ld %7s", &n, tail), 2);
+	ck_assert_int_gt(n, 0);
+	ck_assert_str_eq(tail, "end");
+	struct stat st;
+	ck_assert_int_eq(fstatat(tfd, "workspace/d/big", &st, 0), 0);
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_int_eq(st.st_uid, 0);
+	close(tfd);
+	free(tree);
+	/* A paused box stays paused through a snapshot. */
+	ck_assert_int_eq(sbx_box_pause(box, true, &err), 0);
+	ck_assert_msg(sbx_box_snapshot(box, store, "snaptest2", &info, &err) == 0, "snapshot: %s",
+		      err ? err->msg : "?");
+	ck_assert_int_eq(info.pause_ms, 0);
+	ev = unit_read(cg.mount_fd, events);
+	ck_assert_ptr_nonnull(strstr(ev, "frozen 1"));
+	ck_assert_int_eq(sbx_box_pause(box, false, &err), 0);
+	ck_assert_int_ge(sbx_layer_release_owner(store, "snaptest", &err), 0);
+	ck_assert_int_ge(sbx_layer_release_owner(store, "snaptest2", &err), 0);
+	sbx_layer_store_close(store);
+	ck_assert_int_eq(sbx_box_destroy(box, NULL, &err), 0);
+	sbx_box_free(box);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("box");
@@ -473,6 +547,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, recover_after_init_died);
 	tcase_add_test(tc, state_file_keeps_description);
 	tcase_add_test(tc, start_in_steps);
+	tcase_add_test(tc, snapshot_while_writing);
 	suite_add_tcase(s, tc);
 	return s;
 }

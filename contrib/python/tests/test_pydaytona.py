@@ -433,10 +433,16 @@ class BackendScriptTest(FacadeTestCase):
         sb.stop()
         sb.wait_for_sandbox_stop()
         self.assertEqual(daytona.get(sb.id).state, SandboxState.STOPPED)
-        try:
+        if self.has_archive():
             sb.archive()
-        except DaytonaError as e:
-            self.assertIn("sandbox.archive", str(e))
+            self.assertEqual(daytona.get(sb.id).state, SandboxState.ARCHIVED)
+            sb.start()
+            self.assertEqual(sb.fs.download_file("/workspace/q/x"), b"x")
+            sb.stop()
+        else:
+            with self.assertRaises(DaytonaError) as cm:
+                sb.archive()
+            self.assertIn("sandbox.archive", str(cm.exception))
         for s in made:
             daytona.delete(daytona.get(s.id))
         with self.assertRaises(DaytonaNotFoundError):

@@ -89,6 +89,16 @@ void sbx_sandbox_gen(yajl_gen g, struct sbx_sandbox *sb)
 	sbx_gen_kv_int(g, "auto_archive_min", sb->auto_archive_min);
 	sbx_gen_kv_int(g, "auto_delete_min", sb->auto_delete_min);
 	sbx_gen_kv_bool(g, "ephemeral", sb->ephemeral);
+	if (sb->state == SBX_STATE_ARCHIVED) {
+		sbx_gen_key(g, "archive");
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "size_bytes", sb->archive_bytes);
+		sbx_gen_kv_int(g, "layer_bytes", sb->archive_layer_bytes);
+		gen_time(g, "archived_at", sb->archived_ns);
+		yajl_gen_map_close(g);
+	} else {
+		sbx_gen_kv_null(g, "archive");
+	}
 	sbx_gen_key(g, "security");
 	yajl_gen_map_open(g);
 	sbx_gen_kv_bool(g, "userns", sb->box->userns_base != 0);
@@ -140,6 +150,7 @@ int sbx_sandbox_save(struct sbx_sandbox *sb, sbx_error **err)
 	sbx_gen_kv_int(g, "caps_mask", (int64_t)sb->box->caps);
 	if (sb->delete_pending)
 		sbx_gen_kv_bool(g, "delete_pending", true);
+	sbx_gen_kv_int(g, "archived_ns", sb->archived_ns);
 	yajl_gen_map_close(g);
 	const unsigned char *buf;
 	size_t len;
@@ -261,6 +272,12 @@ struct sbx_sandbox *sbx_sandbox_load(struct sbx_daemon *d, const char *id, sbx_e
 	if (sbx_json_object(o, "resources", false, &res, NULL) > 0)
 		sbx_resources_parse(res, &sb->res, NULL);
 	sbx_json_int(root, "oom_seen", false, 0, INT64_MAX, &sb->oom_seen, NULL);
+	sbx_json_int(root, "archived_ns", false, 0, INT64_MAX, &sb->archived_ns, NULL);
+	yajl_val arch = NULL;
+	if (sbx_json_object(o, "archive", false, &arch, NULL) > 0 && arch) {
+		sbx_json_int(arch, "size_bytes", false, 0, INT64_MAX, &sb->archive_bytes, NULL);
+		sbx_json_int(arch, "layer_bytes", false, 0, INT64_MAX, &sb->archive_layer_bytes, NULL);
+	}
 	yajl_val sec = NULL;
 	const char *profile = NULL;
 	if (sbx_json_object(o, "security", false, &sec, NULL) > 0)

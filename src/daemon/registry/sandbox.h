@@ -8,7 +8,17 @@
 #include "daemon.h"
 #include "net.h"
 
-enum sbx_state { SBX_STATE_CREATING, SBX_STATE_STARTED, SBX_STATE_PAUSED, SBX_STATE_STOPPED, SBX_STATE_ERROR };
+enum sbx_state {
+	SBX_STATE_CREATING,
+	SBX_STATE_STARTED,
+	SBX_STATE_PAUSED,
+	SBX_STATE_STOPPED,
+	SBX_STATE_ERROR,
+	/* A stopped sandbox whose writable layer is packed away (archive.h). */
+	SBX_STATE_ARCHIVING,
+	SBX_STATE_ARCHIVED,
+	SBX_STATE_RESTORING,
+};
 
 struct sbx_exec;
 struct sbx_waiter;
@@ -46,6 +56,10 @@ struct sbx_sandbox {
 	enum sbx_state state;
 	int64_t created_ns, started_ns, activity_ns;
 	int64_t auto_stop_min, auto_archive_min, auto_delete_min;
+	/* archive.c: its archive's size and the file bytes in it, when made */
+	int64_t archive_bytes, archive_layer_bytes, archived_ns;
+	int64_t archive_started_ns, archive_retry_ns; /* the policy waits for the retry after a failure */
+	int snapshots; /* snapshots of it being made (snapshots.c) */
 	bool ephemeral;
 	struct sbx_resources res; /* as the protocol gives them; the box has them as limits */
 	int64_t oom_seen; /* oom_kill count already logged */

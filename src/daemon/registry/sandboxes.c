@@ -14,7 +14,8 @@
 #include "seccomp_profile.h"
 #include "userns.h"
 
-static const char *const state_names[] = { "creating", "started", "paused", "stopped", "error" };
+static const char *const state_names[] = { "creating", "started", "paused",    "stopped",
+					     "error",    "archiving", "archived", "restoring" };
 
 const char *sbx_state_name(enum sbx_state s)
 {

@@ -12,6 +12,7 @@
 
 #include <sys/statfs.h>
 
+#include "archive.h"
 #include "caps.h"
 #include "lifecycle.h"
 #include "net.h"
@@ -334,6 +335,14 @@ void rpc_sandbox_start(struct sbx_request *req)
 		return sbx_reply_error(req, err);
 }
 
+void rpc_sandbox_archive(struct sbx_request *req)
+{
+	sbx_error *err = NULL;
+	struct sbx_sandbox *sb = sbx_sandbox_from_params(req, &err);
+	if (!sb || sbx_sandbox_archive(sb, req, &err) < 0)
+		return sbx_reply_error(req, err);
+}
+
 void rpc_sandbox_stop(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
@@ -354,6 +363,12 @@ void rpc_sandbox_delete(struct sbx_request *req)
 	if (!sb || sbx_json_bool(req->params, "force", false, &force, &err) < 0)
 		return sbx_reply_error(req, err);
 	bool running = sb->state == SBX_STATE_STARTED || sb->state == SBX_STATE_PAUSED || sb->stopping || sb->start;
+	/* Before any stop: a forced delete must not kill it under its snapshot. */
+	if (sb->snapshots) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s: a snapshot of it is being made; try again when it is done",
+			      sb->name);
+		return sbx_reply_error(req, err);
+	}
 	if (running && !force) {
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; stop it first or pass force (sandboxctl rm -f)",
 			      sb->name, sb->start ? "starting" : "running");

@@ -43,6 +43,11 @@ void rpc_system_info(struct sbx_request *req)
 			sbx_gen_str(g, "cgroup.kill");
 		if (faccessat(d->cg.base_fd, "cgroup.freeze", F_OK, 0) == 0)
 			sbx_gen_str(g, "cgroup.freeze");
+		sbx_gen_str(g, "sandbox.archive");
+		if (d->layers) {
+			sbx_gen_str(g, "sandbox.snapshot");
+			sbx_gen_str(g, "sandbox.fork");
+		}
 		for (int c = 0; c < SBX_CTRL_COUNT; c++) {
 			char f[32];
 			snprintf(f, sizeof(f), "limit.%s", sbx_ctrl_name(c));
