@@ -163,6 +163,8 @@ static int write_image_json(int tfd, const struct snap_job *j, const struct sbx_
 	sbx_gen_strv(g, "names", (char *[]){ j->name, NULL });
 	sbx_gen_kv_str(g, "source", source);
 	sbx_gen_kv_str(g, "format", "snapshot");
+	if (j->base_id)
+		sbx_gen_kv_str(g, "base_image", j->base_id);
 	sbx_gen_kv_str(g, "digest", img->manifest_digest);
 	sbx_gen_kv_int(g, "size_bytes", img->size);
 	sbx_gen_kv_str(g, "created_at", ts);

@@ -99,7 +99,7 @@ class ArchiveTest(SandboxdTestCase):
         self.assertEqual(self.call("sandbox.list", {"state": "archived"})["sandboxes"][0]["id"], sb["id"])
         # Files cannot be reached while archived; the error says why.
         err = self.assertRpcError(BAD_STATE, "fs.read", {"sandbox": "keep", "path": "/data/file"})
-        self.assertIn("archived", err["message"])
+        self.assertIn("archived: its files are packed away; start it", err["message"])
 
         self.call("sandbox.start", {"sandbox": "keep"})
         st = self.inspect("keep")

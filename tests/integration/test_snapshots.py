@@ -108,7 +108,8 @@ class SnapshotTest(SandboxdTestCase):
 
     def test_a_snapshot_outlives_its_base_image(self):
         # A snapshot holds its own references to the layers it is made of:
-        # the image it came from can go once no sandbox uses it.
+        # the image it came from can go once no sandbox uses it, when the
+        # user insists (the snapshot is named).
         self.call("image.import", {"name": "base2", "path": image_tarball()}, timeout=120)
         self.create("b", image="base2")
         self.sh("b", "echo mine > /root/m")
@@ -116,7 +117,11 @@ class SnapshotTest(SandboxdTestCase):
         err = self.assertRpcError(BAD_STATE, "image.remove", {"name": "base2"})
         self.assertIn("(b)", err["message"])
         self.call("sandbox.delete", {"sandbox": "b", "force": True})
-        self.call("image.remove", {"name": "base2"})
+        self.assertEqual(self.call("image.inspect", {"name": "b-snap"})["base_image"],
+                         self.call("image.inspect", {"name": "base2"})["id"])
+        err = self.assertRpcError(BAD_STATE, "image.remove", {"name": "base2"})
+        self.assertIn("snapshots b-snap", err["message"])
+        self.call("image.remove", {"name": "base2", "force": True})
         self.create("c", image="b-snap")
         self.assertEqual(self.sh("c", "cat /root/m; ls /bin/busybox"), "mine\n/bin/busybox\n")
 

@@ -51,6 +51,7 @@ static void image_free(struct sbx_image *img)
 	free(img->source);
 	free(img->format);
 	free(img->digest);
+	free(img->base_id);
 	sbx_oci_image_free(img->oci);
 	free(img);
 }
@@ -63,10 +64,11 @@ static struct sbx_image *image_load_dir(struct sbx_daemon *d, const char *dir, c
 	if (sbx_read_file_at(d->state_fd, path, 1 << 20, &text, NULL, NULL) < 0)
 		return NULL;
 	_cleanup_json_ yajl_val v = sbx_json_parse(text, NULL);
-	const char *name = NULL, *source = NULL, *format = NULL, *digest = NULL;
+	const char *name = NULL, *source = NULL, *format = NULL, *digest = NULL, *base_id = NULL;
 	int64_t size = 0, created_ns = 0;
 	if (!v || sbx_json_string(v, "name", true, &name, NULL) <= 0)
 		return NULL;
+	sbx_json_string(v, "base_image", false, &base_id, NULL);
 	sbx_json_string(v, "source", false, &source, NULL);
 	sbx_json_string(v, "format", false, &format, NULL);
 	sbx_json_string(v, "digest", false, &digest, NULL);
@@ -88,6 +90,7 @@ static struct sbx_image *image_load_dir(struct sbx_daemon *d, const char *dir, c
 	img->source = source ? strdup(source) : NULL;
 	img->format = strdup(format ? format : "dir");
 	img->digest = digest ? strdup(digest) : NULL;
+	img->base_id = base_id ? strdup(base_id) : NULL;
 	img->size_bytes = size;
 	img->created_ns = created_ns;
 	if (!img->name || !img->format) {
@@ -127,6 +130,8 @@ static int image_save(struct sbx_daemon *d, const char *dir, const struct sbx_im
 	sbx_gen_kv_str(g, "format", img->format);
 	if (img->digest)
 		sbx_gen_kv_str(g, "digest", img->digest);
+	if (img->base_id)
+		sbx_gen_kv_str(g, "base_image", img->base_id);
 	sbx_gen_kv_int(g, "size_bytes", img->size_bytes);
 	sbx_gen_kv_str(g, "created_at", ts);
 	sbx_gen_kv_int(g, "created_ns", img->created_ns);
@@ -360,6 +365,8 @@ void sbx_image_gen(yajl_gen g, struct sbx_image *img, bool detail)
 	sbx_gen_kv_int(g, "layers", img->oci ? (int64_t)img->oci->n_layers : 1);
 	sbx_gen_kv_str(g, "format", img->format);
 	sbx_gen_kv_str(g, "source", img->source);
+	if (img->base_id)
+		sbx_gen_kv_str(g, "base_image", img->base_id);
 	if (img->oci) {
 		/* What the image offers, short enough for a listing. */
 		sbx_gen_strv(g, "exposed_ports", img->oci->config.exposed_ports);
@@ -1076,11 +1083,38 @@ static int drop_name(struct sbx_daemon *d, struct sbx_image *img, const char *na
 	return 0;
 }
 
+/* The names of the snapshots made on image id, "a, b", or NULL. */
+static char *snapshots_of(struct sbx_daemon *d, const char *id)
+{
+	struct sbx_buf b = { 0 };
+	size_t n = 0;
+	for (struct sbx_image *o = d->images; o; o = o->next) {
+		if (!o->base_id || strcmp(o->base_id, id))
+			continue;
+		if (n++ == 8) {
+			sbx_buf_printf(&b, ", ...");
+			break;
+		}
+		sbx_buf_printf(&b, "%s%s", n > 1 ? ", " : "", o->name);
+	}
+	return n ? b.data : NULL;
+}
+
 int sbx_image_remove(struct sbx_daemon *d, struct sbx_image *img, const char *name, bool force, sbx_error **err)
 {
 	/* A name of an image that has several: only that name goes. */
 	if (name && image_has_name(img, name) && sbx_strv_len(img->names) > 1)
 		return drop_name(d, img, name, err);
+	/* Snapshots made on it hold their own layer references, so removing it
+	 * cannot break them; still, a user who removes the image a snapshot
+	 * came from is told, and has to insist. */
+	if (!force && !sbx_image_in_use(d, img->id)) {
+		_cleanup_free_ char *snaps = snapshots_of(d, img->id);
+		if (snaps)
+			return sbx_error_set(err, SBX_ERR_BAD_STATE,
+					     "image '%s' is the base of snapshots %s; remove those first or pass force",
+					     img->name, snaps);
+	}
 	char rel[32];
 	snprintf(rel, sizeof(rel), "images/%s", img->id);
 	if (sbx_image_in_use(d, img->id)) {

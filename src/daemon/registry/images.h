@@ -18,6 +18,7 @@ struct sbx_image {
 	char *format; /* dir, rootfs-tar, oci, docker-archive, pull */
 	char *digest; /* manifest digest of a layered image, or NULL */
 	struct sbx_oci_image *oci; /* layered image, or NULL */
+	char *base_id; /* a snapshot: the id of the image it was made on, or NULL */
 	int64_t size_bytes;
 	int64_t created_ns;
 };

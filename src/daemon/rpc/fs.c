@@ -367,6 +367,10 @@ static void fs_start(struct sbx_request *req, fs_op op, bool takes_fd)
 			goto fail;
 		job->offline = true;
 		sb->fs_offline++;
+	} else if (sb->state == SBX_STATE_ARCHIVED) {
+		sbx_error_set(&err, SBX_ERR_BAD_STATE,
+			      "sandbox %s is archived: its files are packed away; start it to restore them", sb->name);
+		goto fail;
 	} else {
 		sbx_error_set(&err, SBX_ERR_BAD_STATE, "sandbox %s is %s; try again later", sb->name,
 			      sb->stopping ? "stopping" : sb->start ? "starting" : sbx_state_name(sb->state));
