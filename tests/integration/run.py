@@ -11,11 +11,15 @@ skipped (for example when not run as root).
 """
 
 import argparse
+import faulthandler
 import fnmatch
 import glob
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import unittest
@@ -24,6 +28,78 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.dirname(os.path.dirname(HERE))
+
+
+class Watchdog(threading.Thread):
+    """A test that runs past SBX_TEST_WATCHDOG seconds (default 1200) is
+    stuck, not slow (every call in the tests has a bound well below that):
+    the stacks of this process and the state of the host's processes are
+    printed, the test's daemons are killed so that a wait on them ends, and
+    if the test still does not end the run stops, instead of holding the
+    suite until an outer timeout says nothing."""
+
+    def __init__(self, limit):
+        super().__init__(daemon=True)
+        self.limit = limit
+        self.test = None
+        self.started = 0.0
+        self.lock = threading.Lock()
+
+    def begin(self, test):
+        with self.lock:
+            self.test, self.started = test, time.monotonic()
+
+    def end(self):
+        with self.lock:
+            self.test = None
+
+    def report(self, tid, ran):
+        out = sys.stdout
+        out.write("\nrun.py: %s has run for %.0f s; stacks and processes follow\n" % (tid, ran))
+        out.flush()
+        faulthandler.dump_traceback(file=out, all_threads=True)
+        for cmd in (["ps", "-eo", "pid,ppid,stat,wchan:32,args"], ["dmesg"]):
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+                lines = r.stdout.splitlines()
+                out.write("--- %s\n%s\n" % (" ".join(cmd), "\n".join(l[:200] for l in lines[-60:])))
+            except (OSError, subprocess.SubprocessError) as e:
+                out.write("--- %s: %s\n" % (" ".join(cmd), e))
+        out.flush()
+
+    def run(self):
+        fired = None
+        while True:
+            time.sleep(5)
+            with self.lock:
+                test, started = self.test, self.started
+            if test is None:
+                fired = None
+                continue
+            ran = time.monotonic() - started
+            if ran < self.limit:
+                continue
+            if fired is not test:
+                fired = test
+                self.report(test.id(), ran)
+                import sbxtest  # loaded by then: every test module imports it
+                for d in list(getattr(sbxtest, "_live_daemons", [])):
+                    try:
+                        os.kill(d.pid, signal.SIGKILL)
+                    except (OSError, TypeError):
+                        pass
+            elif ran > self.limit + 120:
+                sys.stdout.write("run.py: %s is still stuck; stopping the run\n" % test.id())
+                sys.stdout.flush()
+                os._exit(3)
+
+
+class _Between:
+    def __init__(self, tid):
+        self.tid = tid
+
+    def id(self):
+        return "what runs after " + self.tid
 
 
 class Result(unittest.TestResult):
@@ -42,9 +118,13 @@ class Result(unittest.TestResult):
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    watchdog = None
+
     def startTest(self, test):
         super().startTest(test)
         self.started = time.monotonic()
+        if self.watchdog:
+            self.watchdog.begin(test)
         self._kind = None
         self._notes = []
 
@@ -93,6 +173,9 @@ class Result(unittest.TestResult):
     def stopTest(self, test):
         super().stopTest(test)
         tid = test.id()
+        if self.watchdog:
+            # Class and module clean-ups run between tests: watched too.
+            self.watchdog.begin(_Between(tid))
         kind = self._kind or "pass"
         elapsed = time.monotonic() - self.started
         label = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}[kind]
@@ -190,12 +273,15 @@ def main(argv=None):
     print("sandboxd integration tests, build dir %s" % os.environ["SBX_BUILDDIR"], flush=True)
     before_tmp = set(glob.glob(os.path.join(tempfile.gettempdir(), "sbxtest-%d-*" % os.getpid())))
     result = Result(sys.stdout, verbose=args.verbose, failfast=args.failfast)
+    result.watchdog = Watchdog(float(os.environ.get("SBX_TEST_WATCHDOG", "1200")))
+    result.watchdog.start()
     t0 = time.monotonic()
     try:
         suite.run(result)
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130   # daemons still running are cleaned up at exit
+    result.watchdog.end()
     elapsed = time.monotonic() - t0
     leftovers = []
     if os.geteuid() == 0:
