@@ -1301,7 +1301,7 @@ int sbx_layer_store_recover(struct sbx_layer_store *s, sbx_error **err)
 	return 0;
 }
 
-int sbx_layer_store_mktemp(struct sbx_layer_store *s, const char *prefix, char **path, sbx_error **err)
+int sbx_layer_store_scratch(struct sbx_layer_store *s, const char *prefix, char **path, sbx_error **err)
 {
 	char id[13], rel[96];
 	if (sbx_random_id(id, err) < 0)
@@ -1657,7 +1657,7 @@ int sbx_layer_put_dir(struct sbx_layer_store *s, const char *owner, int dirfd, u
 	if (!owner_valid(owner))
 		return sbx_error_param(err, "owner", "'%s' is not a valid layer owner", owner ? owner : "");
 	_cleanup_free_ char *tmp = NULL;
-	_cleanup_close_ int tfd = sbx_layer_store_mktemp(s, "tree", &tmp, err);
+	_cleanup_close_ int tfd = sbx_layer_store_scratch(s, "tree", &tmp, err);
 	if (tfd < 0)
 		return -1;
 	int rc = -1;

@@ -47,7 +47,7 @@ int sbx_layer_store_recover(struct sbx_layer_store *s, sbx_error **err);
  * that its contents can be renamed into the store); *path gets its host
  * path and the return value is an fd of it. sbx_layer_store_rmtemp
  * deletes it; sbx_layer_store_recover deletes what a crash left. */
-int sbx_layer_store_mktemp(struct sbx_layer_store *s, const char *prefix, char **path, sbx_error **err);
+int sbx_layer_store_scratch(struct sbx_layer_store *s, const char *prefix, char **path, sbx_error **err);
 int sbx_layer_store_rmtemp(struct sbx_layer_store *s, const char *path, sbx_error **err);
 
 /* Where the bytes of a layer blob come from: returns bytes read, 0 at the

@@ -1086,7 +1086,7 @@ int sbx_image_import(struct sbx_layer_store *s, const char *owner, const char *p
 	/* An archive is unpacked (by the hardened layer unpacker) into a
 	 * private directory on the store's file system, then read as a layout. */
 	_cleanup_free_ char *tmp = NULL;
-	_cleanup_close_ int tfd = sbx_layer_store_mktemp(s, "import", &tmp, err);
+	_cleanup_close_ int tfd = sbx_layer_store_scratch(s, "import", &tmp, err);
 	if (tfd < 0)
 		return -1;
 	int rc = sbx_layer_unpack_fd(tfd, fd, NULL, NULL, err);

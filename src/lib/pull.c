@@ -312,7 +312,7 @@ int sbx_image_pull(struct sbx_layer_store *s, const char *owner, const char *ref
 		return -1;
 
 	_cleanup_free_ char *tmp = NULL;
-	_cleanup_close_ int tfd = sbx_layer_store_mktemp(s, "pull", &tmp, err);
+	_cleanup_close_ int tfd = sbx_layer_store_scratch(s, "pull", &tmp, err);
 	if (tfd < 0)
 		return sbx_error_prefix(err, "pull %s", ref);
 	_cleanup_free_ char *dest = NULL, *blobs = NULL, *src_auth = NULL;

@@ -565,7 +565,7 @@ int sbx_box_snapshot(struct sbx_box *box, struct sbx_layer_store *s, const char 
 		sbx_error_errno(err, errno, "sandbox %s: open its writable layer", box->id);
 		goto out;
 	}
-	if ((tfd = sbx_layer_store_mktemp(s, "snapshot", &tmp, err)) < 0)
+	if ((tfd = sbx_layer_store_scratch(s, "snapshot", &tmp, err)) < 0)
 		goto out;
 	bool freeze = box->running && !box->frozen && box->cgroup;
 	/* Copied while it runs; under the freeze only what changed since
@@ -594,7 +594,7 @@ int sbx_box_snapshot(struct sbx_box *box, struct sbx_layer_store *s, const char 
 		if (crc == 1) {
 			/* A file of several names changed: the whole tree again. */
 			delta = (struct sbx_snapshot_info){ 0 };
-			tfd2 = sbx_layer_store_mktemp(s, "snapshot", &tmp2, err);
+			tfd2 = sbx_layer_store_scratch(s, "snapshot", &tmp2, err);
 			crc = tfd2 < 0 ? -1 : sbx_tree_clone(upper, tfd2, &delta, err);
 			int fd = tfd;
 			tfd = tfd2;
