@@ -67,5 +67,20 @@ class ReadmeCommandsTest(unittest.TestCase):
                 self.assertNotRegex(line, r"^\s*sudo\s", "README command assumes sudo: %r" % line)
 
 
+
+class TreeTest(unittest.TestCase):
+    def test_build_outputs_are_not_tracked(self):
+        """A build must not dirty the checkout: the programs it makes are
+        not in git."""
+        if not os.path.isdir(os.path.join(SRCDIR, ".git")) and not os.path.isfile(os.path.join(SRCDIR, ".git")):
+            self.skipTest("not a git checkout")
+        import subprocess
+        out = subprocess.run(["git", "-C", SRCDIR, "ls-files", "--", "src/sandboxd", "src/sandboxctl",
+                              "src/sandbox-init", "src/sandbox-monitor", "images/minimal.tar.gz"],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            self.skipTest("git cannot read this checkout: %s" % out.stderr.strip())
+        self.assertEqual(out.stdout, "", "build outputs tracked in git")
+
 if __name__ == "__main__":
     sbxtest.main()
