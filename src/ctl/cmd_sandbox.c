@@ -127,6 +127,14 @@ int ctl_gen_resources(yajl_gen g, const struct create_opts *o)
 int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 {
 	yajl_gen_map_open(g);
+	int r = ctl_gen_create_fields(g, o);
+	if (r == 0)
+		yajl_gen_map_close(g);
+	return r;
+}
+
+int ctl_gen_create_fields(yajl_gen g, const struct create_opts *o)
+{
 	if (o->name)
 		sbx_gen_kv_str(g, "name", o->name);
 	if (o->image)
@@ -178,7 +186,6 @@ int ctl_gen_create_params(yajl_gen g, const struct create_opts *o)
 	for (int i = 0; i < o->nlabels; i++)
 		if (ctl_gen_kv_arg(g, o->labels[i]) < 0)
 			return ctl_fail("invalid --label '%s': expected KEY=VALUE", o->labels[i]);
-	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
 	return 0;
 }

@@ -82,23 +82,13 @@ int cmd_fork(struct ctl *ctl, int argc, char **argv)
 	if (argc - optind != 1)
 		return ctl_usage_error("fork", "give one sandbox to fork");
 	/* The create's parameters, with the sandbox to fork. */
-	_cleanup_gen_ yajl_gen cg = sbx_gen_new();
-	if (!cg || ctl_gen_create_params(cg, &o) != 0)
-		return CTL_EXIT_FAIL;
-	const unsigned char *buf;
-	size_t len;
-	yajl_gen_get_buf(cg, &buf, &len);
-	_cleanup_free_ char *text = strndup((const char *)buf, len);
-	_cleanup_json_ yajl_val cp = text ? sbx_json_parse(text, NULL) : NULL;
-	if (!cp)
-		return ctl_fail("out of memory");
 	_cleanup_gen_ yajl_gen g = sbx_gen_new();
+	if (!g)
+		return ctl_fail("out of memory");
 	yajl_gen_map_open(g);
 	sbx_gen_kv_str(g, "sandbox", argv[optind]);
-	for (size_t i = 0; i < cp->u.object.len; i++) {
-		sbx_gen_key(g, cp->u.object.keys[i]);
-		sbx_gen_value(g, cp->u.object.values[i]);
-	}
+	if (ctl_gen_create_fields(g, &o) != 0)
+		return CTL_EXIT_FAIL;
 	yajl_gen_map_close(g);
 	yajl_val res;
 	_cleanup_json_ yajl_val root = ctl_call(ctl, "sandbox.fork", g, &res);

@@ -130,7 +130,10 @@ int ctl_create_opts_init(struct create_opts *o, int argc, char ***lists);
 int ctl_gen_resources(yajl_gen g, const struct create_opts *o);
 /* "512", "512m", "2g" -> MiB. */
 int ctl_parse_mb(const char *s, long long *out);
+/* A create's parameters as one object; _fields writes only its members,
+ * into a map the caller has open. Non-zero (reported) on a bad value. */
 int ctl_gen_create_params(yajl_gen g, const struct create_opts *o);
+int ctl_gen_create_fields(yajl_gen g, const struct create_opts *o);
 /* A command to run in a sandbox, as exec, run and exec -d/-t take it. */
 struct ctl_command {
 	const char *sandbox;
