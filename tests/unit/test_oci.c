@@ -28,18 +28,6 @@ static char fix[PATH_MAX]; /* made once: the layout L and archives */
 static char dir[PATH_MAX];
 static struct sbx_layer_store *store;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
 static const char *fp(const char *name)
 {
 	static char p[4][PATH_MAX + 64];
@@ -62,7 +50,7 @@ static const char *tp(const char *name)
  * holding z, and a config. Then the same image as docker archives. */
 static int make_fixtures(void)
 {
-	return sh("set -e; cd '%s'; exec >fixture.log 2>&1;"
+	return unit_sh("set -e; cd '%s'; exec >fixture.log 2>&1;"
 		  "umoci init --layout L; umoci new --image L:base; umoci unpack --image L:base b1;"
 		  "mkdir -p b1/rootfs/d b1/rootfs/usr/bin; echo a > b1/rootfs/a; echo k > b1/rootfs/keep;"
 		  "echo x > b1/rootfs/d/x; echo y > b1/rootfs/d/y; echo s > b1/rootfs/usr/bin/suid;"
@@ -218,7 +206,7 @@ START_TEST(oci_layout_with_whiteouts)
 	ck_assert_str_eq(again->layers[2].diff_id, img->layers[2].diff_id);
 
 	/* The same layout as a tar, gzip-compressed, is told from its content. */
-	ck_assert_int_eq(sh("gzip -c '%s' > '%s'", fp("L.tar"), tp("layout.bin")), 0);
+	ck_assert_int_eq(unit_sh("gzip -c '%s' > '%s'", fp("L.tar"), tp("layout.bin")), 0);
 	_cleanup_oci_image_ struct sbx_oci_image *fromtar = import(tp("layout.bin"), "v2", "i2");
 	ck_assert_str_eq(fromtar->manifest_digest, img->manifest_digest);
 	ck_assert_int_eq(count_in("store/layers/sha256"), 3);
@@ -271,7 +259,7 @@ START_TEST(shared_base_stored_once)
 	_cleanup_strv_ char **lv = sbx_oci_image_lowerdirs(store, v2);
 	ck_assert_str_eq(lb[0], lv[2]);
 	ck_assert_int_eq(inode_in_layer(base->layers[0].diff_id, "keep"), inode_in_layer(v2->layers[0].diff_id, "keep"));
-	ck_assert_int_eq(sh("test $(find '%s' -name keep -type f | wc -l) -eq 1", tp("store/layers")), 0);
+	ck_assert_int_eq(unit_sh("test $(find '%s' -name keep -type f | wc -l) -eq 1", tp("store/layers")), 0);
 	char **owners = NULL;
 	sbx_error *err = NULL;
 	ck_assert_int_eq(sbx_layer_owners(store, base->layers[0].diff_id, &owners, &err), 2);
@@ -291,8 +279,8 @@ START_TEST(export_read_by_skopeo_and_umoci)
 	sbx_error *err = NULL;
 	ck_assert_msg(sbx_image_export(store, img, "v2", tp("out"), SBX_EXPORT_OCI_DIR, &err) == 0, "%s",
 		      err ? err->msg : "");
-	ck_assert_int_eq(sh("skopeo inspect oci:'%s':v2 >'%s' 2>&1", tp("out"), tp("inspect.log")), 0);
-	ck_assert_int_eq(sh("cd '%s' && umoci unpack --image out:v2 bundle >umoci.log 2>&1", dir), 0);
+	ck_assert_int_eq(unit_sh("skopeo inspect oci:'%s':v2 >'%s' 2>&1", tp("out"), tp("inspect.log")), 0);
+	ck_assert_int_eq(unit_sh("cd '%s' && umoci unpack --image out:v2 bundle >umoci.log 2>&1", dir), 0);
 	ck_assert(unit_exists(AT_FDCWD, tp("bundle/rootfs/keep")));
 	ck_assert(unit_exists(AT_FDCWD, tp("bundle/rootfs/d/z")));
 	ck_assert(!unit_exists(AT_FDCWD, tp("bundle/rootfs/a")));
@@ -307,7 +295,7 @@ START_TEST(export_read_by_skopeo_and_umoci)
 
 	/* As a tar. */
 	ck_assert_int_eq(sbx_image_export(store, img, NULL, tp("out.tar"), SBX_EXPORT_OCI_TAR, &err), 0);
-	ck_assert_int_eq(sh("skopeo inspect oci-archive:'%s':latest >'%s' 2>&1", tp("out.tar"), tp("inspect.log")), 0);
+	ck_assert_int_eq(unit_sh("skopeo inspect oci-archive:'%s':latest >'%s' 2>&1", tp("out.tar"), tp("inspect.log")), 0);
 	_cleanup_oci_image_ struct sbx_oci_image *back2 = import(tp("out.tar"), NULL, "e3");
 	ck_assert_str_eq(back2->manifest_digest, img->manifest_digest);
 
@@ -316,7 +304,7 @@ START_TEST(export_read_by_skopeo_and_umoci)
 	 * reimports to the same digests. */
 	_cleanup_oci_image_ struct sbx_oci_image *dock = import(fp("d.tar"), NULL, "e4");
 	ck_assert_int_eq(sbx_image_export(store, dock, "d", tp("dock"), SBX_EXPORT_OCI_DIR, &err), 0);
-	ck_assert_int_eq(sh("skopeo inspect oci:'%s':d >'%s' 2>&1", tp("dock"), tp("inspect.log")), 0);
+	ck_assert_int_eq(unit_sh("skopeo inspect oci:'%s':d >'%s' 2>&1", tp("dock"), tp("inspect.log")), 0);
 	_cleanup_oci_image_ struct sbx_oci_image *dback = import(tp("dock"), "d", "e5");
 	ck_assert_str_eq(dback->manifest_digest, dock->manifest_digest);
 	ck_assert_str_eq(dback->config_digest, img->config_digest);
@@ -351,7 +339,7 @@ static void put_file_blob(const char *layout, const char *file, char digest[SBX_
  * config platform. */
 static void make_layout(const char *layout, const char *layer_type, const char *arch)
 {
-	ck_assert_int_eq(sh("mkdir -p '%s/blobs/sha256' && echo '{\"imageLayoutVersion\":\"1.0.0\"}' > '%s/oci-layout'",
+	ck_assert_int_eq(unit_sh("mkdir -p '%s/blobs/sha256' && echo '{\"imageLayoutVersion\":\"1.0.0\"}' > '%s/oci-layout'",
 			    layout, layout),
 			 0);
 	static const struct fix_entry e[] = { { FIX_FILE, "hello", "hi", 0, 0, 0, NULL, NULL } };
@@ -397,18 +385,18 @@ START_TEST(bad_inputs)
 	import_fails(tp("arm"), NULL, "linux/arm64");
 
 	/* A manifest naming a blob the layout lacks. */
-	ck_assert_int_eq(sh("cp -a '%s' '%s'", fp("L"), tp("missing")), 0);
+	ck_assert_int_eq(unit_sh("cp -a '%s' '%s'", fp("L"), tp("missing")), 0);
 	_cleanup_oci_image_ struct sbx_oci_image *v2 = import(fp("L"), "v2", "probe");
 	ck_assert_int_eq(sbx_oci_image_release(store, v2, "probe", &err), 0);
-	ck_assert_int_eq(sh("rm '%s/blobs/sha256/%s'", tp("missing"), sbx_digest_hex(v2->layers[2].blob.digest)), 0);
+	ck_assert_int_eq(unit_sh("rm '%s/blobs/sha256/%s'", tp("missing"), sbx_digest_hex(v2->layers[2].blob.digest)), 0);
 	import_fails(tp("missing"), "v2", "missing");
 	/* A corrupted config blob. */
-	ck_assert_int_eq(sh("cp -a '%s' '%s' && f='%s/blobs/sha256/%s' && chmod u+w \"$f\" && sed -i 's/FOO=bar/FOO=baz/' \"$f\"",
+	ck_assert_int_eq(unit_sh("cp -a '%s' '%s' && f='%s/blobs/sha256/%s' && chmod u+w \"$f\" && sed -i 's/FOO=bar/FOO=baz/' \"$f\"",
 			    fp("L"), tp("corrupt"), tp("corrupt"), sbx_digest_hex(v2->config_digest)),
 			 0);
 	import_fails(tp("corrupt"), "v2", "digest mismatch");
 	/* A layer blob whose bytes were changed. */
-	ck_assert_int_eq(sh("cp -a '%s' '%s' && f='%s/blobs/sha256/%s' && chmod u+w \"$f\" && printf 'XXXX' | dd of=\"$f\" bs=1 seek=40 conv=notrunc status=none",
+	ck_assert_int_eq(unit_sh("cp -a '%s' '%s' && f='%s/blobs/sha256/%s' && chmod u+w \"$f\" && printf 'XXXX' | dd of=\"$f\" bs=1 seek=40 conv=notrunc status=none",
 			    fp("L"), tp("badlayer"), tp("badlayer"), sbx_digest_hex(v2->layers[2].blob.digest)),
 			 0);
 	import_fails(tp("badlayer"), "v2", "layer 3 of 3");
@@ -416,12 +404,12 @@ START_TEST(bad_inputs)
 	import_fails(fp("L"), NULL, "name the one to use");
 	import_fails(fp("L"), "nope", "no image named 'nope'");
 	/* Truncated archives. */
-	ck_assert_int_eq(sh("head -c 3000 '%s' > '%s'", fp("d.tar"), tp("trunc.tar")), 0);
+	ck_assert_int_eq(unit_sh("head -c 3000 '%s' > '%s'", fp("d.tar"), tp("trunc.tar")), 0);
 	import_fails(tp("trunc.tar"), NULL, "");
-	ck_assert_int_eq(sh("head -c 200 '%s' > '%s'", fp("d.tar.gz"), tp("trunc.tar.gz")), 0);
+	ck_assert_int_eq(unit_sh("head -c 200 '%s' > '%s'", fp("d.tar.gz"), tp("trunc.tar.gz")), 0);
 	import_fails(tp("trunc.tar.gz"), NULL, "archive");
 	/* Neither kind. */
-	ck_assert_int_eq(sh("mkdir '%s'", tp("empty")), 0);
+	ck_assert_int_eq(unit_sh("mkdir '%s'", tp("empty")), 0);
 	import_fails(tp("empty"), NULL, "neither an OCI image layout");
 	import_fails(tp("nonexistent"), NULL, "No such file");
 }
@@ -441,7 +429,7 @@ START_TEST(kinds_told_from_content)
 		{ "b1/rootfs", SBX_IMAGE_KIND_ROOTFS_DIR },
 		{ "rootfs.tar.gz", SBX_IMAGE_KIND_ROOTFS_TAR },
 	};
-	ck_assert_int_eq(sh("tar -C '%s' -czf '%s' .", fp("b1/rootfs"), fp("rootfs.tar.gz")), 0);
+	ck_assert_int_eq(unit_sh("tar -C '%s' -czf '%s' .", fp("b1/rootfs"), fp("rootfs.tar.gz")), 0);
 	for (size_t i = 0; i < SBX_ARRAY_SIZE(cases); i++) {
 		enum sbx_image_kind k;
 		sbx_error *err = NULL;
@@ -450,11 +438,11 @@ START_TEST(kinds_told_from_content)
 		ck_assert_msg(k == cases[i].kind, "%s: %s", cases[i].path, sbx_image_kind_name(k));
 	}
 	/* Renamed, a docker archive is still one. */
-	ck_assert_int_eq(sh("cp '%s' '%s'", fp("d.tar.gz"), tp("image.bin")), 0);
+	ck_assert_int_eq(unit_sh("cp '%s' '%s'", fp("d.tar.gz"), tp("image.bin")), 0);
 	enum sbx_image_kind k;
 	ck_assert_int_eq(sbx_image_detect(tp("image.bin"), &k, NULL), 0);
 	ck_assert_int_eq(k, SBX_IMAGE_KIND_DOCKER_ARCHIVE);
-	ck_assert_int_eq(sh("echo hello > '%s'", tp("text")), 0);
+	ck_assert_int_eq(unit_sh("echo hello > '%s'", tp("text")), 0);
 	sbx_error *err = NULL;
 	ck_assert_int_lt(sbx_image_detect(tp("text"), &k, &err), 0);
 	ck_assert(strstr(err->msg, "not a tar archive"));
@@ -484,7 +472,7 @@ int main(void)
 		printf("SKIP: test_oci needs root (umoci unpack, overlay mounts)\n");
 		return 77;
 	}
-	if (sh("command -v umoci >/dev/null && command -v skopeo >/dev/null && command -v zstd >/dev/null") != 0) {
+	if (unit_sh("command -v umoci >/dev/null && command -v skopeo >/dev/null && command -v zstd >/dev/null") != 0) {
 		printf("SKIP: test_oci needs umoci, skopeo and zstd (apt-get install umoci skopeo zstd)\n");
 		return 77;
 	}

@@ -32,18 +32,6 @@ static int open_port, auth_port, dead_port;
 static pid_t registries[2];
 static char pushed_digest[SBX_DIGEST_LEN];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
 static const char *fp(const char *name)
 {
 	static char p[4][PATH_MAX + 64];
@@ -316,7 +304,7 @@ int main(void)
 		printf("SKIP: test_pull needs root (umoci unpack)\n");
 		return 77;
 	}
-	if (sh("for t in docker-registry skopeo umoci htpasswd; do command -v $t >/dev/null || exit 1; done") != 0) {
+	if (unit_sh("for t in docker-registry skopeo umoci htpasswd; do command -v $t >/dev/null || exit 1; done") != 0) {
 		printf("SKIP: test_pull needs docker-registry, skopeo, umoci and htpasswd "
 		       "(apt-get install docker-registry skopeo umoci apache2-utils)\n");
 		return 77;
@@ -332,7 +320,7 @@ int main(void)
 	}
 	/* The image: a base layer and one more, made by umoci. The registry
 	 * speaks basic auth with a bcrypt entry (htpasswd -B). */
-	if (sh("set -e; cd '%s'; exec >fixture.log 2>&1; umoci init --layout L; umoci new --image L:v2;"
+	if (unit_sh("set -e; cd '%s'; exec >fixture.log 2>&1; umoci init --layout L; umoci new --image L:v2;"
 	       "umoci unpack --image L:v2 b; echo hello > b/rootfs/hello; mkdir -p b/rootfs/d; echo x > b/rootfs/d/x;"
 	       "umoci repack --image L:v2 b; rm -rf b; umoci unpack --image L:v2 b; rm b/rootfs/hello;"
 	       "echo y > b/rootfs/d/y; umoci repack --image L:v2 b;"
@@ -349,7 +337,7 @@ int main(void)
 		fprintf(stderr, "docker-registry did not start; see %s/*.log\n", fix);
 		goto out;
 	}
-	if (sh("cd '%s' && skopeo copy -q --dest-tls-verify=false oci:L:v2 docker://127.0.0.1:%d/team/img:v2 >>fixture.log 2>&1 &&"
+	if (unit_sh("cd '%s' && skopeo copy -q --dest-tls-verify=false oci:L:v2 docker://127.0.0.1:%d/team/img:v2 >>fixture.log 2>&1 &&"
 	       " skopeo copy -q --dest-tls-verify=false --dest-creds agent:s3cret oci:L:v2 docker://127.0.0.1:%d/team/img:v2"
 	       " >>fixture.log 2>&1",
 	       fix, open_port, auth_port) != 0) {

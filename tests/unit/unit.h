@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Tests that demonstrate known defects in src/ only run when this variable
@@ -35,6 +37,19 @@ static inline char *unit_base_dir(void)
 {
 	static char path[PATH_MAX];
 	return path;
+}
+
+/* A shell command, formatted; its exit status (-1 if it did not exit). */
+static inline int unit_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int unit_sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
 }
 
 /* rm -rf that does not rely on any code under test. */
