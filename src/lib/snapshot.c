@@ -260,6 +260,27 @@ static bool vanished(struct clone_ctx *c, sbx_error **err)
 	return true;
 }
 
+/* A stream over the names of directory fd dir, from its first entry,
+ * leaving dir itself open; an error names it as what'rel'. */
+static DIR *walk_dir(int dir, const char *what, const char *rel, sbx_error **err)
+{
+	int fd = fcntl(dir, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		sbx_error_errno(err, errno, "dup");
+		return NULL;
+	}
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		sbx_error_errno(err, e, "read %s'%s'", what, rel);
+		return NULL;
+	}
+	/* A duplicate shares the position an earlier walk left at the end. */
+	rewinddir(d);
+	return d;
+}
+
 static int sub_path(char *sub, size_t size, const char *rel, const char *name, sbx_error **err)
 {
 	if (snprintf(sub, size, "%s%s%s", rel, *rel ? "/" : "", name) >= (int)size)
@@ -269,16 +290,9 @@ static int sub_path(char *sub, size_t size, const char *rel, const char *name, s
 
 static int clone_dir(struct clone_ctx *c, int sdir, int ddir, const char *rel, sbx_error **err)
 {
-	int lfd = fcntl(sdir, F_DUPFD_CLOEXEC, 3);
-	if (lfd < 0)
-		return sbx_error_errno(err, errno, "dup");
-	_cleanup_closedir_ DIR *d = fdopendir(lfd);
-	if (!d) {
-		close(lfd);
-		return sbx_error_errno(err, errno, "read '%s'", rel);
-	}
-	/* A duplicate shares the position an earlier walk left at the end. */
-	rewinddir(d);
+	_cleanup_closedir_ DIR *d = walk_dir(sdir, "", rel, err);
+	if (!d)
+		return -1;
 	struct dirent *de;
 	while ((errno = 0, de = readdir(d))) {
 		const char *name = de->d_name;
@@ -326,16 +340,9 @@ static int reset_xattrs(struct clone_ctx *c, int sdir, int ddir, const char *nam
 static int sync_dir(struct clone_ctx *c, int sdir, int ddir, const char *rel, const struct timespec *since,
 		    sbx_error **err)
 {
-	int lfd = fcntl(sdir, F_DUPFD_CLOEXEC, 3);
-	if (lfd < 0)
-		return sbx_error_errno(err, errno, "dup");
-	_cleanup_closedir_ DIR *d = fdopendir(lfd);
-	if (!d) {
-		close(lfd);
-		return sbx_error_errno(err, errno, "read '%s'", rel);
-	}
-	/* A duplicate shares the position an earlier walk left at the end. */
-	rewinddir(d);
+	_cleanup_closedir_ DIR *d = walk_dir(sdir, "", rel, err);
+	if (!d)
+		return -1;
 	struct dirent *de;
 	while ((errno = 0, de = readdir(d))) {
 		const char *name = de->d_name;
@@ -384,15 +391,9 @@ static int sync_dir(struct clone_ctx *c, int sdir, int ddir, const char *rel, co
 		return sbx_error_errno(err, errno, "stat '%s'", rel);
 	if (!changed_since(&self, since))
 		return 0;
-	int dfd2 = fcntl(ddir, F_DUPFD_CLOEXEC, 3);
-	if (dfd2 < 0)
-		return sbx_error_errno(err, errno, "dup");
-	_cleanup_closedir_ DIR *dd = fdopendir(dfd2);
-	if (!dd) {
-		close(dfd2);
-		return sbx_error_errno(err, errno, "read the clone of '%s'", rel);
-	}
-	rewinddir(dd);
+	_cleanup_closedir_ DIR *dd = walk_dir(ddir, "the clone of ", rel, err);
+	if (!dd)
+		return -1;
 	while ((errno = 0, de = readdir(dd))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
