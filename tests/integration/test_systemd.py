@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import unittest
 
@@ -18,8 +19,18 @@ from sbxtest import Daemon, DaemonError, RpcClient, SandboxdTestCase, wait_until
 
 # As systemd does it: the socket on fd 3 and LISTEN_PID the pid that
 # execs the daemon (sandboxd runs itself from a sealed copy, and execve
-# keeps the pid). $1 is where the socket is in the wrapper.
-WRAPPER = 'fd=$1; shift; LISTEN_PID=$$; export LISTEN_PID; eval "exec 3<&$fd $fd<&-"; exec "$@"'
+# keeps the pid). argv[1] is where the socket is in the wrapper. Not a
+# shell: dash cannot name a descriptor above 9 in a redirection, and the
+# test runner may hold more than that open.
+WRAPPER = """import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.set_inheritable(3, True)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 class ManagedDaemon(Daemon):
@@ -62,7 +73,7 @@ class ManagedDaemon(Daemon):
             env["LISTEN_FDNAMES"] = "sandboxd.socket"
             fd = self.listener.fileno()
             pass_fds = (fd,)
-            argv = ["/bin/sh", "-c", WRAPPER, "sh", str(fd)] + argv
+            argv = [sys.executable, "-c", WRAPPER, str(fd)] + argv
         with open(self.log_path, "ab") as log:
             log.write(b"===== start %d =====\n" % self.starts)
             log.flush()
