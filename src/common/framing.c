@@ -67,6 +67,31 @@ enum sbx_frame sbx_framer_next(struct sbx_framer *f, char **line, size_t *len)
 	}
 }
 
+int sbx_framer_block(struct sbx_framer *f, size_t n, char **data)
+{
+	if (f->pending) {
+		drop(f, f->pending);
+		f->pending = 0;
+	}
+	if (f->buf.len < n)
+		return sbx_buf_reserve(&f->buf, n - f->buf.len) < 0 ? -1 : SBX_FRAME_NEED_MORE;
+	*data = f->buf.data;
+	f->pending = n;
+	return SBX_FRAME_LINE;
+}
+
+size_t sbx_framer_skip(struct sbx_framer *f, size_t n)
+{
+	if (f->pending) {
+		drop(f, f->pending);
+		f->pending = 0;
+	}
+	if (n > f->buf.len)
+		n = f->buf.len;
+	drop(f, n);
+	return n;
+}
+
 bool sbx_framer_partial(const struct sbx_framer *f)
 {
 	if (f->skipping)

@@ -27,6 +27,13 @@ void sbx_framer_init(struct sbx_framer *f, size_t max);
 char *sbx_framer_space(struct sbx_framer *f, size_t n);
 void sbx_framer_commit(struct sbx_framer *f, size_t n);
 enum sbx_frame sbx_framer_next(struct sbx_framer *f, char **line, size_t *len);
+/* The next n bytes, whatever they hold, as one block (bytes that follow a
+ * line rather than lines): SBX_FRAME_LINE with *data valid until the next
+ * call, or SBX_FRAME_NEED_MORE (room for all n is kept; -1 when it cannot
+ * be had: out of memory). */
+int sbx_framer_block(struct sbx_framer *f, size_t n, char **data);
+/* Forget up to n bytes of what is buffered; returns how many went. */
+size_t sbx_framer_skip(struct sbx_framer *f, size_t n);
 /* At end of input: is an unterminated message left over? */
 bool sbx_framer_partial(const struct sbx_framer *f);
 void sbx_framer_free(struct sbx_framer *f);

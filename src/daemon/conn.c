@@ -68,6 +68,13 @@ struct sbx_conn {
 	} *drain;
 	bool in_drain;
 	struct sbx_request *bulk_req; /* being dispatched; its bulk is in in */
+	/* An fs.write with "encoding": "binary" waits here for the raw bytes
+	 * that follow its line (raw_need of them, with their newline); a
+	 * refused one's bytes are skipped (raw_skip). */
+	struct sbx_request *raw_req;
+	size_t raw_need;
+	size_t raw_skip;
+	bool in_stopped; /* out of step with the client: no more requests are read */
 };
 
 #define DRAIN_LOW_WATER ((size_t)1 << 20)
@@ -150,6 +157,8 @@ static void conn_close(struct sbx_conn *c)
 	sbx_buf_free(&c->out);
 	c->out_sent = 0;
 	close_fds(c);
+	if (c->raw_req) /* its bytes will never come */
+		sbx_request_free(sbx_take_ptr(&c->raw_req));
 	run_drain_hooks(c); /* they see the connection closed and let go of it */
 	conn_unref(c);
 }
@@ -469,6 +478,95 @@ void sbx_request_free(struct sbx_request *req)
 	}
 }
 
+static void dispatch(struct sbx_conn *c, struct sbx_request *req);
+
+/* The client's bytes can no longer be split into requests: answer what
+ * was asked, read nothing more, close once the replies are out. */
+static void stop_input(struct sbx_conn *c)
+{
+	c->in_stopped = true;
+	c->read_eof = true;
+	sbx_framer_free(&c->in);
+}
+
+/* An fs.write whose bytes follow its line raw ("encoding": "binary",
+ * "length": how many): kept until they are in, then dispatched with them
+ * as its bulk. True when the request was taken (parked, or answered). A
+ * length out of bounds is answered and its bytes skipped; without a
+ * length the bytes cannot be told from the next request, so the
+ * connection takes no more input and closes once its replies are out. */
+static bool park_raw_write(struct sbx_conn *c, struct sbx_request *req)
+{
+	if (strcmp(req->method, "fs.write"))
+		return false;
+	yajl_val enc = sbx_json_get(req->params, "encoding");
+	const char *name = enc && YAJL_IS_STRING(enc) ? YAJL_GET_STRING(enc) : NULL;
+	if (!name || strcmp(name, "binary"))
+		return false;
+	yajl_val len = sbx_json_get(req->params, "length");
+	if (!len || !YAJL_IS_INTEGER(len) || YAJL_GET_INTEGER(len) < 0) {
+		sbx_error *err = NULL;
+		sbx_error_param(&err, "length",
+				"fs.write with \"encoding\": \"binary\" needs 'length', the count of raw bytes that "
+				"follow the line; without it the rest of the connection cannot be read");
+		sbx_reply_error(req, err);
+		stop_input(c);
+		return true;
+	}
+	long long n = YAJL_GET_INTEGER(len);
+	if ((unsigned long long)n > c->in.max) {
+		sbx_error *err = NULL;
+		sbx_error_param(&err, "length",
+				"fs.write of %lld raw bytes exceeds the message limit of %zu bytes; send the file in "
+				"smaller chunks", n, c->in.max);
+		if (err)
+			err->code = SBX_ERR_LIMIT;
+		c->raw_skip = (size_t)n + 1;
+		sbx_reply_error(req, err);
+		return true;
+	}
+	c->raw_req = req;
+	c->raw_need = (size_t)n + 1;
+	return true;
+}
+
+/* The raw bytes of a parked fs.write or of a refused one, as far as they
+ * have come in. False when more must be read first. */
+static bool take_raw(struct sbx_conn *c)
+{
+	if (c->raw_skip) {
+		c->raw_skip -= sbx_framer_skip(&c->in, c->raw_skip);
+		return c->raw_skip == 0;
+	}
+	char *data = NULL;
+	int r = sbx_framer_block(&c->in, c->raw_need, &data);
+	if (r == SBX_FRAME_NEED_MORE)
+		return false;
+	struct sbx_request *req = sbx_take_ptr(&c->raw_req);
+	if (r < 0) {
+		sbx_error *err = NULL;
+		sbx_error_errno(&err, ENOMEM, "fs.write");
+		sbx_reply_error(req, err);
+		stop_input(c);
+		return true;
+	}
+	if (data[c->raw_need - 1] != '\n') {
+		sbx_error *err = NULL;
+		sbx_error_param(&err, "length",
+				"the %zu raw bytes of fs.write are not followed by a newline: 'length' does not match "
+				"what was sent; the rest of the connection cannot be read",
+				c->raw_need - 1);
+		sbx_reply_error(req, err);
+		stop_input(c);
+		return true;
+	}
+	req->bulk = data;
+	req->bulk_len = c->raw_need - 1;
+	data[req->bulk_len] = '\0';
+	dispatch(c, req);
+	return true;
+}
+
 /* One complete line: validate the envelope and hand it to dispatch. */
 static void handle_line(struct sbx_conn *c, char *line, size_t len)
 {
@@ -569,6 +667,15 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 	req->bulk_len = cut.value_len;
 	c->refs++;
 	c->pending++;
+	if (park_raw_write(c, req))
+		return;
+	dispatch(c, req);
+}
+
+/* The request to its method; a bulk that lives in the input buffer is
+ * copied out if the request outlives this call. */
+static void dispatch(struct sbx_conn *c, struct sbx_request *req)
+{
 	if (req->bulk)
 		c->bulk_req = req;
 	if (sbx_rpc_dispatch(req) < 0) {
@@ -597,7 +704,16 @@ static void handle_line(struct sbx_conn *c, char *line, size_t len)
 
 static void process_input(struct sbx_conn *c)
 {
-	while (!c->closed) {
+	while (!c->closed && !c->in_stopped) {
+		if (c->raw_req || c->raw_skip) {
+			c->refs++;
+			bool took = take_raw(c);
+			bool gone = c->closed;
+			conn_unref(c);
+			if (!took || gone)
+				return;
+			continue;
+		}
 		char *line;
 		size_t len;
 		enum sbx_frame fr = sbx_framer_next(&c->in, &line, &len);
@@ -627,7 +743,12 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 		for (int rounds = 0; rounds < 16 && !c->closed && !c->read_eof &&
 				     c->out.len - c->out_sent <= READ_PAUSE_OUTPUT;
 		     rounds++) {
-			char *space = sbx_framer_space(&c->in, READ_CHUNK);
+			/* The raw bytes of an fs.write are read in as big a piece as
+			 * they need: room for them all is kept already. */
+			size_t want = READ_CHUNK;
+			if (c->raw_req && c->raw_need > c->in.buf.len + READ_CHUNK)
+				want = c->raw_need - c->in.buf.len;
+			char *space = sbx_framer_space(&c->in, want);
 			if (!space) {
 				conn_close(c);
 				break;
@@ -635,7 +756,7 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 			int fds[MAX_FDS_PER_READ];
 			size_t n_fds = 0;
 			bool dropped = false;
-			ssize_t n = sbx_recv_with_fds(c->fd, space, READ_CHUNK, MSG_DONTWAIT, fds, MAX_FDS_PER_READ, &n_fds,
+			ssize_t n = sbx_recv_with_fds(c->fd, space, want, MSG_DONTWAIT, fds, MAX_FDS_PER_READ, &n_fds,
 						      &dropped);
 			for (size_t i = 0; i < n_fds; i++)
 				queue_in_fd(c, fds[i]);
@@ -652,7 +773,14 @@ static void conn_event(struct sbx_watch *w, uint32_t events, void *data)
 			if (n == 0) {
 				c->read_eof = true;
 				process_input(c);
-				if (!c->closed && sbx_framer_partial(&c->in))
+				if (!c->closed && c->raw_req) {
+					sbx_error *err = NULL;
+					sbx_error_set(&err, SBX_ERR_INVALID_REQUEST,
+						      "invalid request: connection closed before the %zu raw bytes of "
+						      "fs.write (and their newline) came",
+						      c->raw_need - 1);
+					sbx_reply_error(sbx_take_ptr(&c->raw_req), err);
+				} else if (!c->closed && !c->in_stopped && sbx_framer_partial(&c->in))
 					send_error_code(c, NULL, SBX_ERR_INVALID_REQUEST,
 							"invalid request: connection closed in the middle of a message "
 							"(every message must end with a newline)");
@@ -777,6 +905,21 @@ static void refuse_peer(struct sbx_daemon *d, int fd, const struct ucred *peer)
 	close(fd);
 }
 
+/* A connection's kernel send buffer: the default (about 200 KiB) splits a
+ * multi-MiB reply (a chunk of fs.read, a log replay) into dozens of
+ * write/wake-up round trips between the daemon and a client that is
+ * ready to take it all. The kernel only spends this memory while a reply
+ * waits in it; the connection's own queue stays bounded as before. Root
+ * may exceed net.core.wmem_max; if the kernel refuses, the default
+ * stays. */
+#define SBX_CONN_SNDBUF (4 << 20)
+static void set_send_buffer(int fd)
+{
+	int size = SBX_CONN_SNDBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct sbx_daemon *d = data;
@@ -800,6 +943,7 @@ static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 			close(fd);
 			continue;
 		}
+		set_send_buffer(fd);
 		c->d = d;
 		c->fd = fd;
 		c->refs = 1;

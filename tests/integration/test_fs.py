@@ -10,6 +10,7 @@ the error codes alone would not prove that nothing leaked.
 import base64
 import json
 import os
+import socket
 import threading
 import time
 
@@ -463,6 +464,188 @@ class TestFsHex(FsTestCase):
                 for word in ("utf-8", "base64", "hex"):
                     self.assertIn(word, e["message"])
         self.assertEqual(self.read("a", "/tmp/f"), "x")
+
+
+class TestFsBinary(FsTestCase):
+    """fs.read with encoding "binary": the reply line has no data, the
+    bytes follow it raw (exactly "length" of them, then a newline), read
+    here from a plain socket the way a client must."""
+
+    def raw_reads(self, requests):
+        """Send the fs.read requests at once (pipelined) and return each
+        (reply, bytes) in order: the bytes of one reply must not be taken
+        for the next line, whatever they hold."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(self.daemon.socket)
+        f = s.makefile("rb")
+        try:
+            lines = []
+            for i, params in enumerate(requests):
+                lines.append(json.dumps({"jsonrpc": "2.0", "id": i + 1, "method": "fs.read",
+                                         "params": dict(params, encoding="binary")}))
+            s.sendall(("\n".join(lines) + "\n").encode())
+            out = []
+            for _ in requests:
+                head = f.readline()
+                self.assertTrue(head.endswith(b"\n"), head)
+                reply = json.loads(head)
+                data = None
+                if "result" in reply:
+                    self.assertEqual(reply["result"]["encoding"], "binary", reply)
+                    self.assertNotIn("data", reply["result"])
+                    n = reply["result"]["length"]
+                    data = f.read(n)
+                    self.assertEqual(len(data), n)
+                    self.assertEqual(f.read(1), b"\n", "no newline after the bytes")
+                out.append((reply, data))
+            return out
+        finally:
+            f.close()
+            s.close()
+
+    def test_advertised(self):
+        self.assertIn("fs.encoding.binary", self.call("system.info")["features"])
+
+    def test_chunks_running_and_stopped(self):
+        self.create("a")
+        # Newlines, braces and quotes in the bytes: what would break a
+        # reader that looked for lines in them.
+        blob = (b'\n{"jsonrpc":"2.0","id":9}\n' + os.urandom(700000) + b"\n\n") * 3
+        self.write("a", "/tmp/b", base64.b64encode(blob).decode(), encoding="base64")
+        for stopped in (False, True):
+            if stopped:
+                self.call("sandbox.stop", {"sandbox": "a"})
+            with self.subTest(stopped=stopped):
+                got = self.raw_reads([
+                    {"sandbox": "a", "path": "/tmp/b", "offset": 0, "length": 1 << 20},
+                    {"sandbox": "a", "path": "/tmp/b", "offset": 1 << 20, "length": 1 << 20},
+                    {"sandbox": "a", "path": "/tmp/missing"},
+                    {"sandbox": "a", "path": "/tmp/b", "offset": len(blob) - 5},
+                    {"sandbox": "a", "path": "/tmp/b", "offset": len(blob) + 10},
+                    {"sandbox": "a", "path": "/tmp/b", "offset": 3, "length": 0},
+                ])
+                (r1, d1), (r2, d2), (r3, d3), (r4, d4), (r5, d5), (r6, d6) = got
+                self.assertEqual(d1, blob[:1 << 20])
+                self.assertEqual((r1["result"]["size"], r1["result"]["offset"], r1["result"]["eof"]),
+                                 (len(blob), 0, False))
+                self.assertEqual(d2, blob[1 << 20:2 << 20])
+                self.assertEqual(r3["error"]["code"], NOT_FOUND)
+                self.assertIsNone(d3)
+                self.assertEqual((d4, r4["result"]["eof"]), (blob[-5:], True))
+                self.assertEqual((d5, r5["result"]["length"], r5["result"]["eof"]), (b"", 0, True))
+                self.assertEqual((d6, r6["result"]["length"]), (b"", 0))
+
+    def test_proc_file_without_a_size(self):
+        self.create("a")
+        ((r, d),) = self.raw_reads([{"sandbox": "a", "path": "/proc/1/status"}])
+        self.assertIn(b"Name:", d)
+        self.assertEqual(r["result"]["length"], len(d))
+
+    def raw_session(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(self.daemon.socket)
+        self.addCleanup(s.close)
+        return s, s.makefile("rb")
+
+    @staticmethod
+    def write_line(rid, params, payload=None):
+        params = dict(params)
+        if payload is not None:
+            params.setdefault("encoding", "binary")
+            params.setdefault("length", len(payload))
+        line = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "fs.write", "params": params}).encode() + b"\n"
+        return line + (payload + b"\n" if payload is not None else b"")
+
+    def test_writes_in_step_with_requests_around_them(self):
+        """Raw bytes after an fs.write line, pipelined with other requests:
+        newlines and JSON inside the bytes are bytes, not requests."""
+        self.create("a")
+        trap = b'\n{"jsonrpc":"2.0","id":77,"method":"sandbox.delete","params":{"sandbox":"a"}}\n'
+        blob = (trap + os.urandom(300000)) * 5
+        for stopped in (False, True):
+            if stopped:
+                self.call("sandbox.stop", {"sandbox": "a"})
+            with self.subTest(stopped=stopped):
+                s, f = self.raw_session()
+                msg = (self.write_line(1, {"sandbox": "a", "path": "/tmp/w/b", "offset": 0, "truncate": True},
+                                       blob[:1000000])
+                       + self.write_line(2, {"sandbox": "a", "path": "/tmp/w/b", "offset": 1000000},
+                                         blob[1000000:])
+                       + self.write_line(3, {"sandbox": "a", "path": "/tmp/w/empty"}, b"")
+                       + b'{"jsonrpc":"2.0","id":4,"method":"system.ping"}\n')
+                s.sendall(msg)
+                replies = {}
+                for _ in range(4):
+                    r = json.loads(f.readline())
+                    replies[r["id"]] = r
+                self.assertEqual(sorted(replies), [1, 2, 3, 4], replies)
+                self.assertEqual(replies[2]["result"]["size"], len(blob), replies[2])
+                self.assertEqual(replies[3]["result"]["size"], 0)
+                self.assertIn("result", replies[4])
+                r = self.fs("read", "a", path="/tmp/w/b", encoding="base64", length=len(blob))
+                self.assertEqual(base64.b64decode(r["data"]), blob)
+        self.assertEqual(self.inspect("a")["state"], "stopped", "bytes were taken for a request")
+
+    def test_a_length_over_the_limit_is_refused_and_skipped(self):
+        self.create("a")
+        s, f = self.raw_session()
+        big = b"\n" * (self.daemon_max_message() + 10)
+        s.sendall(self.write_line(1, {"sandbox": "a", "path": "/tmp/big"}, big)
+                  + b'{"jsonrpc":"2.0","id":2,"method":"system.ping"}\n')
+        r1, r2 = json.loads(f.readline()), json.loads(f.readline())
+        self.assertEqual((r1["id"], r1["error"]["code"], r1["error"]["data"]["param"]), (1, LIMIT, "length"), r1)
+        self.assertIn("smaller chunks", r1["error"]["message"])
+        self.assertEqual(r2["id"], 2)
+        self.assertIn("result", r2)
+        self.assertFsError(NOT_FOUND, "stat", "a", path="/tmp/big")
+
+    def daemon_max_message(self):
+        return self.call("system.info")["limits"]["max_message"]
+
+    def test_bytes_that_cannot_be_framed_end_the_connection_with_a_reason(self):
+        self.create("a")
+        cases = [
+            # no length: the bytes cannot be told from the next request
+            ("length", self.write_line(1, {"sandbox": "a", "path": "/tmp/x", "encoding": "binary"})
+             + b"abc\n"),
+            # a length that does not match what was sent
+            ("length", self.write_line(1, {"sandbox": "a", "path": "/tmp/x", "length": 2}, b"abcdef")[:-1]),
+            ("length", self.write_line(1, {"sandbox": "a", "path": "/tmp/x", "length": -1}, b"")),
+        ]
+        for param, msg in cases:
+            with self.subTest(msg=msg[:60]):
+                s, f = self.raw_session()
+                s.sendall(msg + b'{"jsonrpc":"2.0","id":2,"method":"system.ping"}\n')
+                r = json.loads(f.readline())
+                self.assertEqual((r["id"], r["error"]["code"], r["error"]["data"]["param"]), (1, BAD_PARAMS, param))
+                self.assertIn("cannot be read", r["error"]["message"])
+                self.assertEqual(f.readline(), b"", "the connection stayed open")
+        self.assertFsError(NOT_FOUND, "stat", "a", path="/tmp/x")
+        # the client going away in the middle of the bytes
+        s, f = self.raw_session()
+        s.sendall(self.write_line(1, {"sandbox": "a", "path": "/tmp/x", "length": 100000}, b"")[:-1] + b"x" * 500)
+        s.shutdown(socket.SHUT_WR)
+        r = json.loads(f.readline())
+        self.assertEqual((r["id"], r["error"]["code"]), (1, -32600), r)
+        self.assertIn("100000 raw bytes", r["error"]["message"])
+        s, f = self.raw_session()
+        s.sendall(self.write_line(1, {"sandbox": "a", "path": "/tmp/x", "length": 100000}, b"")[:-1] + b"x" * 500)
+        s.close()
+        self.assertEqual(self.call("system.ping"), self.call("system.ping"))
+        self.assertFsError(NOT_FOUND, "stat", "a", path="/tmp/x")
+
+    def test_data_and_raw_bytes_exclude_each_other(self):
+        self.create("a")
+        s, f = self.raw_session()
+        s.sendall(self.write_line(1, {"sandbox": "a", "path": "/tmp/f", "data": "00"}, b"")
+                  + b'{"jsonrpc":"2.0","id":2,"method":"system.ping"}\n')
+        r = json.loads(f.readline())
+        self.assertEqual((r["id"], r["error"]["code"], r["error"]["data"]["param"]), (1, BAD_PARAMS, "data"), r)
+        self.assertIn("follow", r["error"]["message"])
+        self.assertIn("result", json.loads(f.readline()))
+        self.assertFsError(NOT_FOUND, "stat", "a", path="/tmp/f")
 
 
 class TestFsStates(FsTestCase):

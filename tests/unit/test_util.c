@@ -1,6 +1,7 @@
 /* Unit tests of src/common/util.c: buffers, fd I/O, the file helpers the
  * state directory is written with, names and ids, time stamps, base64,
- * UTF-8 sanitizing, signal names, integer parsing and descriptor passing. */
+ * UTF-8 sanitizing, signal names, integer parsing, descriptor passing and
+ * the line framing of connections. */
 #include "config.h"
 #include <check.h>
 #include <dirent.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "framing.h"
 #include "json.h"
 #include "util.h"
 #include "unit.h"
@@ -1390,6 +1392,65 @@ START_TEST(bug_mkdir_p_empty_path_overread)
 }
 END_TEST
 
+/* Feed s into the framer as if read from a socket. */
+static void feed(struct sbx_framer *f, const char *s, size_t n)
+{
+	char *space = sbx_framer_space(f, n);
+	ck_assert_ptr_nonnull(space);
+	memcpy(space, s, n);
+	sbx_framer_commit(f, n);
+}
+
+START_TEST(test_framer_lines_and_blocks)
+{
+	struct sbx_framer f;
+	sbx_framer_init(&f, 64);
+	char *line = NULL, *data = NULL;
+	size_t len = 0;
+	/* A line, then 7 raw bytes holding newlines, then a line. */
+	feed(&f, "{\"a\":1}\nx\ny\n{z", 14);
+	ck_assert_int_eq(sbx_framer_next(&f, &line, &len), SBX_FRAME_LINE);
+	ck_assert_str_eq(line, "{\"a\":1}");
+	ck_assert_int_eq(sbx_framer_block(&f, 7, &data), SBX_FRAME_NEED_MORE);
+	feed(&f, "}\n", 2);
+	ck_assert_int_eq(sbx_framer_block(&f, 7, &data), SBX_FRAME_LINE);
+	ck_assert_mem_eq(data, "x\ny\n{z}", 7);
+	ck_assert_int_eq(sbx_framer_next(&f, &line, &len), SBX_FRAME_LINE);
+	ck_assert_str_eq(line, ""); /* the block's own newline */
+	ck_assert_int_eq(sbx_framer_next(&f, &line, &len), SBX_FRAME_NEED_MORE);
+	/* An empty block; a block longer than the line limit is fine. */
+	ck_assert_int_eq(sbx_framer_block(&f, 0, &data), SBX_FRAME_LINE);
+	char big[200];
+	memset(big, '\n', sizeof(big));
+	feed(&f, big, sizeof(big));
+	ck_assert_int_eq(sbx_framer_block(&f, sizeof(big), &data), SBX_FRAME_LINE);
+	ck_assert_int_eq(data[0], '\n');
+	feed(&f, "{\"b\":2}\n", 8);
+	ck_assert_int_eq(sbx_framer_next(&f, &line, &len), SBX_FRAME_LINE);
+	ck_assert_str_eq(line, "{\"b\":2}");
+	sbx_framer_free(&f);
+}
+END_TEST
+
+START_TEST(test_framer_skip)
+{
+	struct sbx_framer f;
+	sbx_framer_init(&f, 64);
+	char *line = NULL;
+	size_t len = 0;
+	feed(&f, "{}\nabc", 6);
+	ck_assert_int_eq(sbx_framer_next(&f, &line, &len), SBX_FRAME_LINE);
+	/* 5 bytes to skip, 3 buffered: 3 go, 2 are left for later input. */
+	ck_assert_uint_eq(sbx_framer_skip(&f, 5), 3);
+	feed(&f, "de{\"c\":3}\n", 10);
+	ck_assert_uint_eq(sbx_framer_skip(&f, 2), 2);
+	ck_assert_int_eq(sbx_framer_next(&f, &line, &len), SBX_FRAME_LINE);
+	ck_assert_str_eq(line, "{\"c\":3}");
+	ck_assert_uint_eq(sbx_framer_skip(&f, 10), 0);
+	sbx_framer_free(&f);
+}
+END_TEST
+
 static Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -1464,6 +1525,11 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_signal_from_name);
 	tcase_add_test(tc, test_parse_int64_accepts);
 	tcase_add_test(tc, test_parse_int64_rejects);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("framing");
+	tcase_add_test(tc, test_framer_lines_and_blocks);
+	tcase_add_test(tc, test_framer_skip);
 	suite_add_tcase(s, tc);
 
 	tc = unit_known_bugs_tcase(s);

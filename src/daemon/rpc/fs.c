@@ -467,8 +467,9 @@ static int param_mode(yajl_val p, int *mode, sbx_error **err)
 	return sbx_error_param(err, "mode", "'mode' must be an integer such as 420 or an octal string such as \"0644\"");
 }
 
-/* How file bytes travel in "data": text, or binary as base64 or hex. */
-enum fs_encoding { ENC_UTF8, ENC_BASE64, ENC_HEX };
+/* How file bytes travel: in "data" as text, or binary as base64 or hex;
+ * or (fs.read only) as the raw bytes after the reply line. */
+enum fs_encoding { ENC_UTF8, ENC_BASE64, ENC_HEX, ENC_BINARY };
 
 static int param_encoding(yajl_val p, enum fs_encoding *enc, sbx_error **err)
 {
@@ -481,8 +482,10 @@ static int param_encoding(yajl_val p, enum fs_encoding *enc, sbx_error **err)
 		*enc = ENC_HEX;
 	else if (!strcmp(s, "utf-8") || !strcmp(s, "utf8"))
 		*enc = ENC_UTF8;
+	else if (!strcmp(s, "binary"))
+		*enc = ENC_BINARY;
 	else
-		return sbx_error_param(err, "encoding", "'encoding' must be \"utf-8\", \"base64\" or \"hex\"");
+		return sbx_error_param(err, "encoding", "'encoding' must be \"utf-8\", \"base64\", \"hex\" or \"binary\"");
 	return 0;
 }
 
@@ -706,6 +709,65 @@ nomem:
 	return sbx_error_errno(err, ENOMEM, "read");
 }
 
+/* An fs.read with "encoding": "binary": the reply line carries no data;
+ * the bytes follow it raw, exactly "length" of them, then a newline. The
+ * file is read straight into the connection's queue behind room kept for
+ * the line, which is written once the length is known and padded with
+ * spaces (JSON allows them) up to its newline. Nothing to encode, half the
+ * bytes of hex on the socket, and nothing for the client to decode. */
+#define FS_BINARY_HEAD_ROOM 200 /* the result's members at their widest */
+static int read_binary(struct fs_job *job, int fd, const struct stat *st, int64_t offset, int64_t want, yajl_gen g,
+		       sbx_error **err)
+{
+	struct sbx_buf *out = job->out;
+	const unsigned char *head;
+	size_t hl;
+	yajl_gen_get_buf(g, &head, &hl); /* the envelope up to "result": */
+	size_t room = hl + FS_BINARY_HEAD_ROOM;
+	size_t at = out->len;
+	if (sbx_buf_reserve(out, room + (size_t)want + 2) < 0)
+		return sbx_error_errno(err, ENOMEM, "read");
+	char *data = out->data + at + room;
+	int64_t got = 0;
+	bool eof = false;
+	while (got < want) {
+		/* Pieces: sysctl files refuse reads of more than a kmalloc. */
+		size_t piece = want - got > (1 << 20) ? (1 << 20) : (size_t)(want - got);
+		ssize_t n = pread(fd, data + got, piece, offset + got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sbx_error_errno(err, errno, "read");
+		if (n == 0) {
+			eof = true;
+			break;
+		}
+		got += n;
+	}
+	int64_t size = st->st_size;
+	if (eof && size < offset + got)
+		size = offset + got;
+	if (size > 0 && offset + got >= size)
+		eof = true;
+	yajl_gen_map_open(g);
+	sbx_gen_kv_str(g, "encoding", "binary");
+	sbx_gen_kv_int(g, "size", size);
+	sbx_gen_kv_int(g, "offset", offset);
+	sbx_gen_kv_int(g, "length", got);
+	sbx_gen_kv_bool(g, "eof", eof);
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &head, &hl);
+	if (hl + 1 > room)
+		return sbx_error_set(err, SBX_ERR_INTERNAL, "fs.read: the reply line outgrew its room");
+	memcpy(out->data + at, head, hl);
+	memset(out->data + at + hl, ' ', room - 1 - hl);
+	out->data[at + room - 1] = '\n';
+	out->len = at + room + (size_t)got;
+	job->wrote_line = true;
+	return 0;
+}
+
 static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err)
 {
 	yajl_val p = job->req->params;
@@ -714,7 +776,8 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	enum fs_encoding enc = ENC_UTF8;
 	if (param_path(fs, p, "path", true, &path, err) < 0 ||
 	    sbx_json_int(p, "offset", false, 0, INT64_MAX, &offset, err) < 0 ||
-	    sbx_json_int(p, "length", false, 0, FS_CHUNK_MAX, &length, err) < 0 || param_encoding(p, &enc, err) < 0)
+	    sbx_json_int(p, "length", false, 0, FS_CHUNK_MAX, &length, err) < 0 ||
+	    param_encoding(p, &enc, err) < 0)
 		return -1;
 	_cleanup_close_ int fd = sbx_fs_open_file(fs, path, O_RDONLY, false, false, 0, NULL, err);
 	if (fd < 0)
@@ -742,6 +805,8 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 	int64_t want = length >= 0 ? length : FS_CHUNK_MAX;
 	if (st.st_size > 0 && want > (st.st_size > offset ? st.st_size - offset : 0))
 		want = st.st_size > offset ? st.st_size - offset : 0;
+	if (enc == ENC_BINARY)
+		return read_binary(job, fd, &st, offset, want, g, err);
 	if (enc != ENC_UTF8)
 		return read_encoded(job, fd, &st, offset, want, enc, g, err);
 	_cleanup_free_ char *buf = malloc((size_t)want + 1);
@@ -810,6 +875,12 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 		return -1;
 	bool binary = enc != ENC_UTF8;
 	const char *enc_name = enc == ENC_HEX ? "hex" : "base64";
+	/* Raw bytes come after the request's line, and the connection hands
+	 * them over as the bulk (see sandboxd-protocol(7)). */
+	bool raw_bytes = enc == ENC_BINARY;
+	if (raw_bytes && sbx_json_get(p, "data"))
+		return sbx_error_param(err, "data", "with \"encoding\": \"binary\" the bytes follow the request's line; "
+						    "'data' must not be given");
 	truncate = offset < 0 && !append;
 	int tr = sbx_json_bool(p, "truncate", false, &truncate, err);
 	if (tr < 0)
@@ -822,6 +893,9 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 		data = req->bulk;
 		data_len = req->bulk_len;
 	}
+	if (raw_bytes && !req->bulk)
+		return sbx_error_param(err, "encoding", "\"encoding\": \"binary\" is for bytes that follow the request's "
+							"line, with 'length' their count");
 	if (!data && job->client_fd < 0)
 		return sbx_error_param(err, "data", "'data' is required (or pass a descriptor with \"fd\": true)");
 	if (data && job->client_fd >= 0)
@@ -833,7 +907,9 @@ static int op_write(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error
 	_cleanup_free_ char *raw = NULL;
 	const char *src = data;
 	size_t len = data_len;
-	if (binary && req->bulk) {
+	if (raw_bytes) {
+		/* as they came: nothing to decode or check */
+	} else if (binary && req->bulk) {
 		/* In place: the bulk bytes are this request's own. Once only: a
 		 * worker that takes the job over inherits them decoded. */
 		if (!job->bulk_decoded && decode_into(enc, req->bulk, data_len, req->bulk, &job->bulk_decoded_len) < 0)
