@@ -354,6 +354,8 @@ def _read_result(encoding: Optional[str]) -> Callable[[Dict[str, Any], Any], t.R
             rr.data = binascii.a2b_base64(rr.data)
         elif encoding == "hex" and isinstance(rr.data, str):
             rr.data = binascii.a2b_hex(rr.data)
+        elif isinstance(rr.data, (bytearray, memoryview)):
+            rr.data = bytes(rr.data)  # "binary": the bytes that followed the reply
         return rr
     return parse
 
@@ -374,10 +376,11 @@ class FsAPI(Family):
     def read(self, sandbox: SandboxRef, path: str, *, offset: Optional[int] = None, length: Optional[int] = None,
              encoding: str = "base64") -> t.ReadResult:
         """fs.read of one piece (at most 8 MiB): bytes with base64 (the
-        default) or hex (where system.info lists fs.encoding.hex), text
-        with utf-8.  download() moves whole files."""
+        default), hex (where system.info lists fs.encoding.hex) or binary
+        (raw bytes after the reply; fs.encoding.binary), text with utf-8.
+        download() moves whole files."""
         p = params(sandbox=sandbox_id(sandbox), path=path, offset=offset, length=length, encoding=encoding)
-        raw = encoding if encoding in ("base64", "hex") else False
+        raw = encoding if encoding in ("base64", "hex", "binary") else False
         return self._do(Call("fs.read", p, _read_result(encoding), raw_data=raw))
 
     def write(self, sandbox: SandboxRef, path: str, data: Union[str, bytes], *, offset: Optional[int] = None,

@@ -52,7 +52,7 @@ class Pending:
     """A request in flight.  result() blocks until its reply is in."""
 
     __slots__ = ("id", "method", "raw_data", "on_progress", "_flag", "_lock", "_reply", "_error",
-                 "fd", "_callbacks", "_cb_lock")
+                 "fd", "_callbacks", "_cb_lock", "into")
 
     def __init__(self, rid: int, method: str, raw_data: Union[bool, str] = False,
                  on_progress: Optional[Callable[[Dict[str, Any]], None]] = None):
@@ -60,6 +60,9 @@ class Pending:
         self.method = method
         self.raw_data = raw_data
         self.on_progress = on_progress
+        # Where the raw bytes of an "encoding": "binary" reply go (a
+        # writable buffer at least as long as the chunk asked for).
+        self.into: Optional[memoryview] = None
         # A lock held until the reply is in: lighter than an Event, whose
         # wait allocates a lock per waiter (this is the per-call latency).
         self._flag = False
@@ -168,6 +171,9 @@ class Connection:
         self._buf = bytearray(_READ_CHUNK)
         self._start = self._end = self._scan = 0
         self._reader: Optional[threading.Thread] = None
+        # The raw bytes that follow a binary fs.read reply, while they
+        # come in: [reply, its Pending or None, target view, got, length].
+        self._raw: Optional[List[Any]] = None
 
     # ------------------------------------------------------------------
     # sending
@@ -189,13 +195,22 @@ class Connection:
             self._pending.pop(p.id, None)
 
     def start(self, method: str, params: Optional[Dict[str, Any]] = None, fds: Sequence[int] = (),
-              raw_data: Union[bool, str] = False, on_progress=None, bulk: Optional[bytes] = None) -> Pending:
+              raw_data: Union[bool, str] = False, on_progress=None, bulk: Optional[bytes] = None,
+              into: Optional[memoryview] = None, payload: Optional[Any] = None) -> Pending:
         """Send a request; return its Pending at once.  With bulk, params'
         last member is "data" and bulk (ASCII without escapes, such as
         base64 or hex) is its value, sent without copying it into the line.
         raw_data (True or "base64", or "hex"): the reply's result.data is
-        that encoding of bytes, decoded where it lies into bytes."""
+        that encoding of bytes, decoded where it lies into bytes.  into:
+        for an fs.read with "encoding": "binary", the buffer its bytes are
+        received into; result.data is then a memoryview of it (without
+        into, a bytearray of their own).  payload: the raw bytes of an
+        fs.write with "encoding": "binary" (params' "length" is set to their
+        count), sent after the line and a newline."""
+        if payload is not None:
+            params = dict(params or {}, encoding="binary", length=len(payload))
         p = self._register(method, raw_data, on_progress)
+        p.into = into
         head = b'{"jsonrpc":"2.0","id":%d,"method":%s' % (p.id, _dumps(method))
         if bulk is None:
             if params is not None:
@@ -207,6 +222,9 @@ class Connection:
             sep = b"," if len(pj) > 2 else b""
             parts = [head, b',"params":', pj[:-1], sep, b'"data":"', bulk, b'"}}\n']
         size = sum(len(x) for x in parts)
+        if payload is not None:
+            parts += [payload, b"\n"]
+            size = max(size, len(payload))
         if size > _ASK_LIMIT and self.max_message is None:
             self._learn_limit()
         if self.max_message is not None and size > self.max_message:
@@ -241,6 +259,21 @@ class Connection:
             self._learn_limit()
         return "hex" if "fs.encoding.hex" in (self.features or ()) else "base64"
 
+    def write_encoding(self) -> str:
+        """How chunks of files are written: raw bytes after the request
+        line where the daemon takes them, else as binary_encoding() says."""
+        if self.features is None:
+            self._learn_limit()
+        return "binary" if "fs.encoding.binary" in (self.features or ()) else self.binary_encoding()
+
+    def read_encoding(self) -> str:
+        """How chunks of files are read: raw bytes after the reply line
+        where the daemon offers it (nothing to decode, half of hex's
+        bytes), else as binary_encoding() says."""
+        if self.features is None:
+            self._learn_limit()
+        return "binary" if "fs.encoding.binary" in (self.features or ()) else self.binary_encoding()
+
     def call(self, method: str, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None,
              **kw: Any) -> Dict[str, Any]:
         return self.start(method, params, **kw).result(timeout)
@@ -252,11 +285,15 @@ class Connection:
                 n = self.sock.sendmsg(parts, anc)
             else:
                 n = self.sock.sendmsg(parts)
-            total = sum(len(x) for x in parts)
-            if n < total:
-                # The rest without descriptors; sendmsg may stop anywhere.
-                rest = memoryview(b"".join(parts))[n:]
-                self.sock.sendall(rest)
+            # The rest without descriptors (sendmsg may stop anywhere),
+            # piece by piece: joining them would copy megabytes.
+            for part in parts:
+                if n >= len(part):
+                    n -= len(part)
+                    continue
+                with memoryview(part) as mv:
+                    self.sock.sendall(mv[n:])
+                n = 0
 
     def send_raw(self, data: bytes) -> None:
         """Send bytes as they are (for tests of the daemon's framing)."""
@@ -274,6 +311,19 @@ class Connection:
         BlockingIOError on a non-blocking socket with nothing to read)."""
         buf = self._buf
         start, end, scan = self._start, self._end, self._scan
+        raw = self._raw
+        if raw is not None and start == end and raw[2] is not None and raw[4] - raw[3] >= _READ_CHUNK:
+            # A binary reply's bytes, nothing else buffered: straight into
+            # where they go, with no copy through the line buffer.
+            with raw[2][raw[3]:raw[4]] as dst:
+                n, anc, _flags, _addr = self.sock.recvmsg_into([dst], self._ANC_SIZE)
+            self._take_fds(anc)
+            if n == 0:
+                return False
+            raw[3] += n
+            if raw[3] == raw[4]:
+                self._raw_done()
+            return True
         if end == len(buf):
             if start > 0:
                 # Through a memoryview: one memmove, where a slice of the
@@ -292,15 +342,16 @@ class Connection:
             n, anc, _flags, _addr = self.sock.recvmsg_into([mv[end:]], self._ANC_SIZE)
         finally:
             mv.release()
-        for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds = array.array("i")
-                fds.frombytes(data[:len(data) - len(data) % _FD_SIZE])
-                self._fds.extend(fds)
+        self._take_fds(anc)
         if n == 0:
             return False
         end += n
         while True:
+            if self._raw is not None:
+                start = scan = self._raw_take(buf, start, end)
+                if self._raw is not None:
+                    break
+                continue
             nl = buf.find(b"\n", scan, end)
             if nl < 0:
                 scan = end
@@ -325,6 +376,62 @@ class Connection:
         self._start, self._end, self._scan = start, end, scan
         return True
 
+    def _take_fds(self, anc: List[Any]) -> None:
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[:len(data) - len(data) % _FD_SIZE])
+                self._fds.extend(fds)
+
+    def _raw_take(self, buf: bytearray, start: int, end: int) -> int:
+        """Move what the buffer holds of the binary reply's bytes to their
+        target; returns the new start."""
+        raw = self._raw
+        assert raw is not None
+        n = min(end - start, raw[4] - raw[3])
+        if n and raw[2] is not None:
+            with memoryview(buf) as whole:
+                raw[2][raw[3]:raw[3] + n] = whole[start:start + n]
+        raw[3] += n
+        if raw[3] == raw[4]:
+            self._raw_done()
+        return start + n
+
+    def _raw_done(self) -> None:
+        raw = self._raw
+        assert raw is not None
+        self._raw = None
+        msg, p, target, _got, length = raw
+        if p is None:
+            return  # nobody waits for it (a request given up): the bytes are dropped
+        msg["result"]["data"] = target[:length] if p.into is not None else target.obj
+        self._dispatch(msg)
+
+    def _raw_begin(self, buf: bytearray, start: int, nl: int) -> bool:
+        """A binary fs.read reply's line: its bytes follow.  False when the
+        line is not one after all."""
+        try:
+            msg = json.loads(bytes(buf[start:nl]))
+            length = msg["result"]["length"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            return False
+        rid = msg.get("id")
+        with self._lock:
+            p = self._pending.get(rid) if isinstance(rid, int) else None
+        target: Optional[memoryview] = None
+        if p is not None:
+            if p.into is not None and len(p.into) >= length:
+                target = p.into
+            else:
+                p.into = None
+                target = memoryview(bytearray(length))
+        self._raw = [msg, p, target, 0, length]
+        if length == 0:
+            self._raw_done()
+        return True
+
     def _read_failed(self, e: BaseException) -> BaseException:
         if isinstance(e, OSError):
             return errors.ConnectionError("lost the connection to sandboxd at %s: %s" % (self.path, e))
@@ -344,6 +451,7 @@ class Connection:
         self._die(reason)
 
     _DATA_MARK = b',"result":{"data":"'
+    _BINARY_MARK = b',"result":{"encoding":"binary",'
 
     def _line(self, buf: bytearray, start: int, nl: int) -> None:
         if nl == start or buf[start:nl].strip() == b"":
@@ -352,6 +460,8 @@ class Connection:
         # A base64 fs.read reply, asked for as bytes: decode its data where
         # it lies instead of through a JSON string (data is its first member).
         if buf.startswith(b'{"jsonrpc":"2.0","id":', start, nl):
+            if buf.find(self._BINARY_MARK, start, min(nl, start + 80)) > 0 and self._raw_begin(buf, start, nl):
+                return
             cut = buf.find(self._DATA_MARK, start, min(nl, start + 64))
             if cut > 0:
                 try:

@@ -585,9 +585,10 @@ class FsAPI(_api.FsAPI):
         client: Client = self._client
         conn = client._connection()
         limit = client._max_message(conn)
-        enc = conn.binary_encoding()
+        enc = conn.write_encoding()
         encode = binascii.b2a_hex if enc == "hex" else functools.partial(binascii.b2a_base64, newline=False)
-        chunk_size = max(1, min(chunk_size, (limit - 4096) // 2 if enc == "hex" else (limit - 4096) // 4 * 3))
+        room = limit - 4096
+        chunk_size = max(1, min(chunk_size, room if enc == "binary" else room // 2 if enc == "hex" else room // 4 * 3))
         total = self._total(source)
         mv = memoryview(source).cast("B") if isinstance(source, (bytes, bytearray, memoryview)) else None
         buf = bytearray(chunk_size) if mv is None else None
@@ -605,7 +606,6 @@ class FsAPI(_api.FsAPI):
                     piece = memoryview(buf)[:n]  # type: ignore[index]
                 if not piece and not first:
                     break
-                data = encode(piece)
                 p = _api.params(sandbox=sid, path=path, offset=offset, truncate=True if first else None,
                                 encoding=enc, mode=mode if first else None, create_parents=True)
                 while win.full():
@@ -613,7 +613,13 @@ class FsAPI(_api.FsAPI):
                     done += n_done
                     if progress:
                         progress(done, total)
-                win.q.append((conn.start("fs.write", p, bulk=data), len(piece)))
+                if enc == "binary":
+                    # Raw, after the line: the socket takes the bytes before
+                    # start() returns, so buf is free for the next piece.
+                    pend = conn.start("fs.write", p, payload=piece)
+                else:
+                    pend = conn.start("fs.write", p, bulk=encode(piece))
+                win.q.append((pend, len(piece)))
                 offset += len(piece)
                 first = False
                 if len(piece) < chunk_size and mv is not None:
@@ -754,9 +760,14 @@ class FsAPI(_api.FsAPI):
         client: Client = self._client
         conn = client._connection()
         chunk_size = max(1, min(chunk_size, 8 << 20))
-        enc = conn.binary_encoding()
+        enc = conn.read_encoding()
         total = self.stat(sid, path).size if progress else None
         win = _Window(window)
+        # Binary chunks are received into these, one per request in
+        # flight, used over and over: no fresh memory per chunk.
+        spare: List[memoryview] = []
+        if enc == "binary":
+            spare = [memoryview(bytearray(chunk_size)) for _ in range(win.size)]
         offset = 0
         written = 0
         eof = False
@@ -764,19 +775,22 @@ class FsAPI(_api.FsAPI):
             while True:
                 while not eof and not win.full():
                     p = {"sandbox": sid, "path": path, "offset": offset, "length": chunk_size, "encoding": enc}
-                    win.q.append((conn.start("fs.read", p, raw_data=enc), offset))
+                    into = spare.pop() if spare else None
+                    win.q.append((conn.start("fs.read", p, raw_data=enc, into=into), (offset, into)))
                     offset += chunk_size
                     if len(win.q) == 1 and offset == chunk_size:
                         break  # learn the size (and errors) from the first answer
                 if not win.q:
                     break
-                res, at = win.drain_one()
+                res, (at, into) = win.drain_one()
                 data = res.get("data") or b""
                 if isinstance(data, str):
                     data = binascii.a2b_hex(data) if enc == "hex" else binascii.a2b_base64(data)
                 if at != written:
                     raise errors.SandboxdError("piece at %d arrived out of order (expected %d)" % (at, written))
                 out.write(data)
+                if into is not None:
+                    spare.append(into)
                 written += len(data)
                 if progress:
                     progress(written, total)

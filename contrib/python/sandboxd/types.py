@@ -289,8 +289,9 @@ class FileInfo(_Model):
 
 @dataclass
 class ReadResult(_Model):
-    """fs.read of one piece: data is bytes with encoding base64, text with
-    utf-8, and None when the file went into a passed descriptor."""
+    """fs.read of one piece: data is bytes with encoding base64, hex or
+    binary, text with utf-8, and None when the file went into a passed
+    descriptor."""
     data: Union[str, bytes, None] = None
     encoding: Optional[str] = None
     size: int = 0

@@ -348,35 +348,79 @@ class ClientTest(DaemonTestCase):
         conn.start = spy
         return conn, seen
 
-    def test_chunks_go_in_hex_where_the_daemon_has_it(self):
+    def test_chunks_go_as_raw_bytes_where_the_daemon_has_them(self):
         sb = self.sandbox()
-        data = os.urandom((3 << 20) + 5)
+        # Newlines and whole JSON lines inside the file: the raw bytes of a
+        # read must never be taken for a reply.
+        line = b'{"jsonrpc":"2.0","id":3,"result":{"encoding":"binary","length":1}}\n'
+        data = (line * 1000 + os.urandom(1 << 20) + b"\n") * 3 + b"tail"
         with sandboxd.Client(self.daemon.socket) as c:
             conn, seen = self._spy_encodings(c)
             self.assertEqual(c.fs.upload(sb, data, "/workspace/h.bin", transfer="chunks",
                                          chunk_size=1 << 20).size, len(data))
             self.assertEqual(c.fs.download(sb, "/workspace/h.bin", transfer="chunks", chunk_size=1 << 20), data)
             self.assertIn("fs.encoding.hex", conn.features)
-            self.assertEqual(set(seen), {("fs.write", "hex"), ("fs.read", "hex")})
+            self.assertIn("fs.encoding.binary", conn.features)
+            self.assertEqual(set(seen), {("fs.write", "binary"), ("fs.read", "binary")})
             self.assertGreaterEqual(len(seen), 2 * 4)  # 4 pieces each way, and reads past the end
-            # one piece as hex by hand, the same bytes
-            self.assertEqual(c.fs.read(sb, "/workspace/h.bin", offset=3, length=1000, encoding="hex").data,
-                             data[3:1003])
-            self.assertEqual(c.fs.read(sb, "/workspace/h.bin", offset=3, length=1000).data, data[3:1003])
+            # one piece of each encoding by hand, the same bytes, and the
+            # connection still in step after them
+            for enc in ("hex", "binary", "base64"):
+                r = c.fs.read(sb, "/workspace/h.bin", offset=3, length=100000, encoding=enc)
+                self.assertEqual((r.data, r.encoding), (data[3:100003], enc))
+            # hex up, where asked for, gives the same file
+            conn.features = conn.features - {"fs.encoding.binary"}
+            self.assertEqual(c.fs.upload(sb, data, "/workspace/h2.bin", transfer="chunks",
+                                         chunk_size=1 << 20).size, len(data))
+            self.assertEqual(("fs.write", "hex"), seen[-1])
+            conn.features = conn.features | {"fs.encoding.binary"}
+            self.assertEqual(c.fs.download(sb, "/workspace/h2.bin", transfer="chunks"), data)
+            self.assertEqual(c.fs.read(sb, "/workspace/h.bin", offset=len(data) - 4, encoding="binary").data,
+                             b"tail")
+            self.assertEqual(c.system.ping(), c.system.ping())
 
-    def test_chunks_fall_back_to_base64_without_hex(self):
-        """A daemon that does not list fs.encoding.hex (an older one) gets
-        base64, and the bytes are the same."""
+    def test_raw_bytes_through_a_relay_in_small_pieces(self):
+        """The bytes after a binary request or reply go in pieces of any
+        size, mixed with the next line: the same file comes out, on the
+        blocking and on the asyncio client."""
+        relay = ByteRelay(self.daemon.socket, piece=4093)
+        self.addCleanup(relay.close)
+        sb = self.sandbox()
+        data = os.urandom((2 << 20) + 11).replace(b"\x00", b"\n")
+        c = sandboxd.Client(relay.path)
+        self.addCleanup(c.close)
+        self.assertEqual(c.fs.upload(sb, data, "/workspace/r.bin", transfer="chunks", chunk_size=(1 << 19) + 5,
+                                     window=4).size, len(data))
+        self.assertEqual(c.fs.download(sb, "/workspace/r.bin", transfer="chunks", chunk_size=(1 << 19) + 3,
+                                       window=4), data)
+
+        async def go():
+            async with sandboxd.AsyncClient(relay.path) as ac:
+                got = await ac.fs.download(sb, "/workspace/r.bin", transfer="chunks", chunk_size=1 << 20)
+                piece = await ac.fs.read(sb, "/workspace/r.bin", offset=5, length=70000, encoding="binary")
+                return got, piece.data
+        got, piece = asyncio.run(go())
+        self.assertEqual((got, piece), (data, data[5:70005]))
+
+    def test_chunks_fall_back_to_hex_and_base64(self):
+        """A daemon that does not list fs.encoding.binary (an older one)
+        is read in hex; one without fs.encoding.hex either gets base64.
+        The bytes are the same."""
         sb = self.sandbox()
         data = os.urandom((2 << 20) + 7)
-        with sandboxd.Client(self.daemon.socket) as c:
-            conn, seen = self._spy_encodings(c)
-            conn._learn_limit()
-            conn.features = conn.features - {"fs.encoding.hex"}
-            self.assertEqual(c.fs.upload(sb, io.BytesIO(data), "/workspace/b.bin", transfer="chunks",
-                                         chunk_size=1 << 20).size, len(data))
-            self.assertEqual(c.fs.download(sb, "/workspace/b.bin", transfer="chunks", chunk_size=1 << 20), data)
-            self.assertEqual(set(seen), {("fs.write", "base64"), ("fs.read", "base64")})
+        for missing, want in (((), {("fs.write", "binary"), ("fs.read", "binary")}),
+                              ({"fs.encoding.binary"}, {("fs.write", "hex"), ("fs.read", "hex")}),
+                              ({"fs.encoding.binary", "fs.encoding.hex"},
+                               {("fs.write", "base64"), ("fs.read", "base64")})):
+            with self.subTest(missing=sorted(missing)), sandboxd.Client(self.daemon.socket) as c:
+                conn, seen = self._spy_encodings(c)
+                conn._learn_limit()
+                conn.features = conn.features - set(missing)
+                self.assertEqual(c.fs.upload(sb, io.BytesIO(data), "/workspace/b.bin", transfer="chunks",
+                                             chunk_size=1 << 20).size, len(data))
+                self.assertEqual(c.fs.download(sb, "/workspace/b.bin", transfer="chunks", chunk_size=1 << 20),
+                                 data)
+                self.assertEqual(set(seen), want)
 
     # -- net ------------------------------------------------------------------
 
@@ -626,9 +670,11 @@ class FakeDaemon:
 
 class ByteRelay:
     """A unix socket that forwards bytes to another, without the
-    descriptors passed along with them."""
+    descriptors passed along with them; piece: the most bytes it reads,
+    and so forwards, at a time."""
 
-    def __init__(self, target):
+    def __init__(self, target, piece=1 << 20):
+        self.piece = piece
         self.dir = tempfile.mkdtemp(prefix="sbxrelay-")
         self.path = os.path.join(self.dir, "sock")
         self.target = target
@@ -648,13 +694,13 @@ class ByteRelay:
             b.connect(self.target)
             self.socks += [a, b]
             for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(x, y, self.piece), daemon=True).start()
 
     @staticmethod
-    def _pipe(x, y):
+    def _pipe(x, y, piece):
         try:
             while True:
-                data, _fds, _, _ = socket.recv_fds(x, 1 << 20, 4)
+                data, _fds, _, _ = socket.recv_fds(x, piece, 4)
                 for fd in _fds:
                     os.close(fd)
                 if not data:
