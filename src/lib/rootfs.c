@@ -174,7 +174,9 @@ static int write_for_root(int rootfd, const char *path, const char *data, const 
  * All directories get binds of one tmpfs (*mask_root, its root once
  * mounted): a superblock each would cost every memory cgroup on the host a
  * slot in its shrinker map per sandbox. */
-static int mask_path(int rootfd, const char *path, int *mask_root, sbx_error **err)
+/* Hide a path: a directory under a read-only clone of an empty directory
+ * (mask_root), a file under the null device. */
+static int mask_path(int rootfd, const char *path, int mask_root, sbx_error **err)
 {
 	_cleanup_close_ int target = sbx_inroot_open(rootfd, path, O_PATH | O_NOFOLLOW, 0);
 	if (target < 0)
@@ -182,23 +184,16 @@ static int mask_path(int rootfd, const char *path, int *mask_root, sbx_error **e
 	struct stat st;
 	if (fstat(target, &st) < 0)
 		return sbx_error_errno(err, errno, "stat %s", path);
-	if (S_ISDIR(st.st_mode) && *mask_root >= 0) {
-		_cleanup_close_ int tree = open_tree(*mask_root, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (S_ISDIR(st.st_mode)) {
+		_cleanup_close_ int tree = open_tree(mask_root, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 		if (tree < 0)
 			return sbx_error_errno(err, errno, "mask %s: open_tree", path);
+		struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+						       MOUNT_ATTR_NOEXEC };
+		if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+			return sbx_error_errno(err, errno, "mask %s: read-only", path);
 		if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			return sbx_error_errno(err, errno, "mask %s", path);
-		return 0;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		static const char *const opts[] = { "size", "4096", "mode", "0555", NULL };
-		if (mount_new(target, "tmpfs", opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-							     MOUNT_ATTR_NOEXEC, err) < 0)
-			return sbx_error_prefix(err, "mask %s", path);
-		/* The fd taken before the mount names the covered directory. */
-		*mask_root = sbx_inroot_open(rootfd, path, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
-		if (*mask_root < 0)
-			return sbx_error_errno(err, errno, "mask %s: reopen", path);
 		return 0;
 	}
 	/* The source must really be the null device (CVE-2025-31133). */
@@ -527,10 +522,25 @@ int sbx_rootfs_setup(const struct sbx_rootfs_config *cfg, sbx_error **err)
 			 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err) < 0)
 		return -1;
 
-	_cleanup_close_ int mask_root = -1;
+	/* Masked directories show an empty directory of the /dev tmpfs,
+	 * removed once it is bound: a tmpfs of their own would be one more
+	 * superblock, and every superblock costs each memory cgroup on the
+	 * host a slot in its shrinker map. Removed, it cannot be filled even
+	 * through a writable mount. */
+	_cleanup_close_ int dev = sbx_inroot_open(rootfd, "/dev", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (dev < 0)
+		return sbx_error_errno(err, errno, "open /dev");
+	static const char empty_dir[] = ".sandbox-masked";
+	if (mkdirat(dev, empty_dir, 0555) < 0)
+		return sbx_error_errno(err, errno, "mkdir /dev/%s", empty_dir);
+	_cleanup_close_ int mask_root = openat(dev, empty_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (mask_root < 0)
+		return sbx_error_errno(err, errno, "open /dev/%s", empty_dir);
 	for (const char *const *m = masked_paths; *m; m++)
-		if (mask_path(rootfd, *m, &mask_root, err) < 0)
+		if (mask_path(rootfd, *m, mask_root, err) < 0)
 			return -1;
+	if (unlinkat(dev, empty_dir, AT_REMOVEDIR) < 0)
+		return sbx_error_errno(err, errno, "remove /dev/%s", empty_dir);
 	for (const char *const *r = readonly_paths; *r; r++)
 		if (readonly_path(rootfd, *r, err) < 0)
 			return -1;
