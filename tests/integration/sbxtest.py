@@ -139,6 +139,33 @@ def cgroup_procs_recursive(path):
     return pids
 
 
+def v1_cgroup_bases(state_dir):
+    """On a hybrid host, the groups a daemon with this state dir makes in
+    each v1 controller hierarchy (beside its v2 base, whatever
+    cgroup_parent says): under this process's own group there, named as
+    sandboxd names them (FNV-1a of the state dir)."""
+    h = 2166136261
+    for b in os.fsencode(state_dir):
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    name = "sandboxd-%08x" % h
+    out = []
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for ctrl in ("cpu", "memory", "pids"):
+            if ctrl in parts[1].split(","):
+                path = os.path.join("/sys/fs/cgroup", ctrl, parts[2].lstrip("/"), name)
+                if os.path.isdir(path):
+                    out.append(path)
+    return out
+
+
 def cgroup_kill_and_remove(path):
     """Kill everything below a cgroup directory and remove the tree."""
     if not os.path.isdir(path):
@@ -664,6 +691,11 @@ class Daemon:
                 except OSError:
                     pass
         mount = host_cgroup_mount()
+        # A daemon that could not remove its own (killed, or stopped with
+        # sandboxes left) leaves its v1 groups: each memory group costs the
+        # kernel memory for as long as it exists.
+        for path in v1_cgroup_bases(self.state_dir):
+            cgroup_kill_and_remove(path)
         if self.cgroup_parent:
             cgroup_kill_and_remove(os.path.join(mount, self.cgroup_parent))
         elif self.cgroup_base_seen:
