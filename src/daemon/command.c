@@ -787,6 +787,14 @@ __attribute__((noreturn)) static void monitor_child(struct monitor_args *a)
 	sigaddset(&block, SIGUSR1);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, NULL);
+	/* A copy of sandboxd holds a descriptor per sandbox; the helper it
+	 * clones next would copy them all again, and each copy costs every
+	 * exec time in proportion to the number of sandboxes. */
+	const struct sbx_exec_config *ec = &a->ec;
+	int keep[] = { a->report, a->log_fd, a->dir_fd, a->cg_fd, a->stdin_keep, a->out_r, a->err_r, a->exe_fd,
+		       ec->init_pidfd, ec->cgroup_fd, ec->stdio[0], ec->stdio[1], ec->stdio[2], ec->extra_fd,
+		       ec->v1_procs[0], ec->v1_procs[1], ec->v1_procs[2] };
+	sbx_close_all_but(keep, SBX_ARRAY_SIZE(keep));
 	struct sbx_spawned sp;
 	if (monitor_setup(a, &sp, &err) < 0) {
 		report_failure(a->report, err);

@@ -484,11 +484,9 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-/* Close every descriptor above 2 but those in keep (negative ones are
- * ignored). */
-static void close_all_but(const int *keep, size_t n)
+void sbx_close_all_but(const int *keep, size_t n)
 {
-	int fds[8];
+	int fds[32];
 	size_t m = 0;
 	for (size_t i = 0; i < n && m < SBX_ARRAY_SIZE(fds); i++)
 		if (keep[i] > 2)
@@ -570,7 +568,7 @@ int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setu
 		 * into the command only to be closed at its exec: with thousands
 		 * of sandboxes that was most of the cost of an exec. */
 		int keep[] = { wr, master, cfg->stdio[0], cfg->stdio[1], cfg->stdio[2], cfg->extra_fd };
-		close_all_but(keep, SBX_ARRAY_SIZE(keep));
+		sbx_close_all_but(keep, SBX_ARRAY_SIZE(keep));
 		/* CLONE_PARENT: the command becomes sandboxd's child, so sandboxd
 		 * reaps it and reads its exit status; this helper just leaves. */
 		struct clone_args cargs = { .flags = CLONE_PARENT, .exit_signal = 0 };

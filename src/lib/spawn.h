@@ -103,6 +103,10 @@ struct sbx_exec_setup {
 
 /* Clone the helper. On success the caller owns st until finish or abort. */
 int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setup *st, sbx_error **err);
+
+/* In a child: close every descriptor above 2 but those in keep (at most
+ * 32; negative ones are ignored). */
+void sbx_close_all_but(const int *keep, size_t n);
 /* Read what the report holds, without blocking: 1 at its end, else 0. */
 int sbx_spawn_exec_read(struct sbx_exec_setup *st);
 /* Reap the helper if it has exited: true once it is gone. */
