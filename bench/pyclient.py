@@ -10,9 +10,9 @@ raw protocol.
      awaited in one event loop; the lines interleave in rounds.
   2. One file of --fs-mb MiB into and out of a sandbox: `cp` to and from
      its upper directory on the host (the physical limit), Client.fs.upload
-     and .download over passed descriptors, and in chunks (up in hex where
-     the daemon lists fs.encoding.hex, down as raw bytes after each reply
-     where it lists fs.encoding.binary, as this one does).
+     and .download over passed descriptors, and in chunks (raw bytes after
+     each request or reply line where the daemon lists fs.encoding.binary,
+     as this one does; hex or base64 inside the JSON otherwise).
 
 It starts a private daemon in a temporary directory, and writes its
 section of --out between markers, keeping the rest of the file
@@ -285,15 +285,15 @@ def render(r, command, args):
                  "sandbox without a disk limit; median of %d rounds, each copy compared with the source. `cp` "
                  "copies to and from the sandbox's upper directory on the host; the fd lines pass the local file's "
                  "descriptor with `fs.write`/`fs.read` (the daemon's worker copies in the kernel); the chunk lines "
-                 "send %d MiB pieces, with %d requests in flight on the one connection: up as hex in the JSON "
-                 "line (the daemon lists fs.encoding.hex), down as the raw bytes that follow each reply line "
-                 "(fs.encoding.binary), received into reused buffers."
+                 "send %d MiB pieces, with %d requests in flight on the one connection, as the raw bytes that "
+                 "follow each request or reply line (the daemon lists fs.encoding.binary): the client sends "
+                 "uploads from one reused buffer and receives downloads into reused buffers."
                  % (args.fs_mb, args.fs_reps, args.chunk_mb, args.window))
         L.append("")
         L.append("| line | up | down | up vs cp | down vs cp |")
         L.append("|---|---:|---:|---:|---:|")
         names = {"cp": "`cp` to/from the upper dir", "fd": "`Client.fs.upload/download`, passed descriptors",
-                 "chunks": "`Client.fs.upload/download`, chunks (hex up, raw down)"}
+                 "chunks": "`Client.fs.upload/download`, raw-byte chunks"}
         for k in ("cp", "fd", "chunks"):
             L.append("| %s | %.2f s, %.0f MB/s | %.2f s, %.0f MB/s | %.2f× | %.2f× |" % (
                 names[k], f[k]["up"], mb / f[k]["up"] / 1e6, f[k]["down"], mb / f[k]["down"] / 1e6,
@@ -305,16 +305,15 @@ def render(r, command, args):
                  "way: **%s**." % ("met" if fd_ok else "not met", "met" if ch_ok else "not met"))
         cr = r["codec"]
         L.append("")
-        L.append("Every uploaded chunk goes once through CPython's codec (`binascii`, no SIMD) on the client: on "
-                 "this machine, in this run, base64 encodes %.0f MB/s and decodes %.0f MB/s of file bytes on one "
-                 "%d MiB chunk (best of 20), hex %.0f and %.0f MB/s, before any socket, JSON or file work. Hex "
-                 "doubles the bytes on the socket, which the daemon pays for, but is the fastest text encoding "
-                 "for CPython. Downloads skip the codec: the daemon reads the file straight into its output queue "
-                 "behind the reply line and the client receives the bytes into one of its reused buffers, so a "
-                 "chunk costs a socket copy and the write into the local file. The descriptor path moves no bytes "
-                 "through Python at all, which is why `transfer=\"auto\"` takes it whenever the daemon can "
-                 "receive descriptors."
-                 % (cr["encode"], cr["decode"], args.chunk_mb, cr["hex_encode"], cr["hex_decode"]))
+        L.append("No chunk goes through a codec: the daemon reads a download straight into its output queue "
+                 "behind the reply line and takes an upload's bytes by count from its input buffer, and the "
+                 "client receives into and sends from reused buffers, so a chunk costs socket copies and the "
+                 "file's own read or write. For comparison, CPython's codecs on this machine in this run, on one "
+                 "%d MiB chunk (best of 20): base64 encodes %.0f MB/s and decodes %.0f MB/s, hex %.0f and %.0f "
+                 "MB/s; those bound the hex and base64 chunks that older daemons get. The descriptor path moves "
+                 "no bytes through Python at all, which is why `transfer=\"auto\"` takes it whenever the daemon "
+                 "can receive descriptors."
+                 % (args.chunk_mb, cr["encode"], cr["decode"], cr["hex_encode"], cr["hex_decode"]))
     if float(r["load0"].split()[0]) > (os.cpu_count() or 1):
         L.append("")
         L.append("The machine was busy with other work during this run (load average above its %d CPUs): "
