@@ -75,6 +75,7 @@ struct sbx_conn {
 	size_t raw_need;
 	size_t raw_skip;
 	bool in_stopped; /* out of step with the client: no more requests are read */
+	bool big_sndbuf; /* the kernel send buffer was enlarged for big replies */
 };
 
 #define DRAIN_LOW_WATER ((size_t)1 << 20)
@@ -422,6 +423,23 @@ bool sbx_conn_closed(const struct sbx_conn *c)
 void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len)
 {
 	conn_send(c, data, len);
+}
+
+/* A connection's kernel send buffer, for one that is sent multi-MiB
+ * replies (chunks of fs.read): the default (about 200 KiB) splits each
+ * into dozens of write and wake-up round trips with a client that is
+ * ready to take it all. Only such connections get it: a follower that
+ * stops reading would otherwise hold 4 MiB more of output in flight. Root
+ * may exceed net.core.wmem_max; if the kernel refuses, the default stays. */
+#define SBX_CONN_SNDBUF (4 << 20)
+void sbx_conn_expect_big_replies(struct sbx_conn *c)
+{
+	if (c->closed || c->big_sndbuf)
+		return;
+	c->big_sndbuf = true;
+	int size = SBX_CONN_SNDBUF;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
 size_t sbx_conn_backlog(const struct sbx_conn *c)
@@ -905,20 +923,7 @@ static void refuse_peer(struct sbx_daemon *d, int fd, const struct ucred *peer)
 	close(fd);
 }
 
-/* A connection's kernel send buffer: the default (about 200 KiB) splits a
- * multi-MiB reply (a chunk of fs.read, a log replay) into dozens of
- * write/wake-up round trips between the daemon and a client that is
- * ready to take it all. The kernel only spends this memory while a reply
- * waits in it; the connection's own queue stays bounded as before. Root
- * may exceed net.core.wmem_max; if the kernel refuses, the default
- * stays. */
-#define SBX_CONN_SNDBUF (4 << 20)
-static void set_send_buffer(int fd)
-{
-	int size = SBX_CONN_SNDBUF;
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-}
+
 
 static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 {
@@ -943,7 +948,6 @@ static void accept_event(struct sbx_watch *w, uint32_t events, void *data)
 			close(fd);
 			continue;
 		}
-		set_send_buffer(fd);
 		c->d = d;
 		c->fd = fd;
 		c->refs = 1;

@@ -157,6 +157,9 @@ bool sbx_conn_closed(const struct sbx_conn *c);
 void sbx_conn_send_line(struct sbx_conn *c, const char *data, size_t len);
 /* Bytes queued for the client and not written yet. */
 size_t sbx_conn_backlog(const struct sbx_conn *c);
+/* The connection is about to be sent multi-MiB replies: a bigger kernel
+ * send buffer for it (once). */
+void sbx_conn_expect_big_replies(struct sbx_conn *c);
 /* Call fn(data) once, when the backlog falls below 1 MiB or the connection
  * closes; a producer that would outrun its client waits for this. */
 int sbx_conn_on_drain(struct sbx_conn *c, void (*fn)(void *data), void *data);

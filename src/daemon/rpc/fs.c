@@ -40,6 +40,8 @@
  * 8 MiB in hex), so that one reply is ready while the client takes the
  * previous one. */
 #define FS_BACKLOG_MAX ((size_t)9 << 20)
+/* A reply this long asks for a bigger socket buffer. */
+#define FS_BIG_REPLY ((size_t)1 << 20)
 
 struct fs_job;
 typedef int (*fs_op)(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error **err);
@@ -209,6 +211,8 @@ static void fs_done(struct sbx_daemon *d, void *ctx, sbx_error *err, struct sbx_
 		}
 		sbx_reply_error(req, e);
 	} else if (out && out->len > 0) {
+		if (out->len >= FS_BIG_REPLY)
+			sbx_conn_expect_big_replies(req->conn);
 		sbx_conn_send_line(req->conn, out->data, out->len);
 		sbx_request_free(req);
 	} else {
@@ -286,6 +290,8 @@ static void fs_dispatch(struct fs_job *job)
 		 * file: bounded work, done here, because a fork per chunk costs
 		 * more than the copy (the loop's pages turn copy-on-write). */
 		size_t mark;
+		if (job->op == op_read)
+			sbx_conn_expect_big_replies(req->conn);
 		struct sbx_buf *out = sbx_conn_line_begin(req->conn, &mark);
 		int r = fs_run(job, job->rootfd, out, &err);
 		sbx_conn_line_end(req->conn, mark, r == 0);
