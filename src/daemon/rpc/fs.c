@@ -653,6 +653,40 @@ static int op_list(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 #define FS_READ_PIECE (3 << 18)
 static char read_piece[FS_READ_PIECE];
 
+/* Up to want bytes of fd from offset into buf, in pieces: sysctl files
+ * refuse reads of more than a kmalloc. *eof when the file ended first. */
+static int read_at(int fd, char *buf, int64_t offset, int64_t want, int64_t *got, bool *eof, sbx_error **err)
+{
+	*got = 0;
+	*eof = false;
+	while (*got < want) {
+		size_t piece = want - *got > (1 << 20) ? (1 << 20) : (size_t)(want - *got);
+		ssize_t n = pread(fd, buf + *got, piece, offset + *got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sbx_error_errno(err, errno, "read");
+		if (n == 0) {
+			*eof = true;
+			break;
+		}
+		*got += n;
+	}
+	return 0;
+}
+
+/* The size a read reports: files of /proc say 0 and have content, and a
+ * read that reached the size is at the end. */
+static int64_t reported_size(int64_t st_size, int64_t offset, int64_t got, bool *eof)
+{
+	int64_t size = st_size;
+	if (*eof && size < offset + got)
+		size = offset + got;
+	if (size > 0 && offset + got >= size)
+		*eof = true;
+	return size;
+}
+
 /* The whole reply line of a base64 or hex fs.read, into job->out: "data"
  * first, encoded as the file is read, then the members that depend on how
  * much was read. Neither encoding needs JSON escaping. On an error, whatever was
@@ -698,11 +732,7 @@ static int read_encoded(struct fs_job *job, int fd, const struct stat *st, int64
 	}
 	if (carry)
 		out->len += encode_into(enc, read_piece, carry, out->data + out->len);
-	int64_t size = st->st_size;
-	if (eof && size < offset + got)
-		size = offset + got;
-	if (size > 0 && offset + got >= size)
-		eof = true;
+	int64_t size = reported_size(st->st_size, offset, got, &eof);
 	char tail[192];
 	int tl = snprintf(tail, sizeof(tail),
 			  "\",\"encoding\":\"%s\",\"size\":%lld,\"offset\":%lld,\"length\":%lld,\"eof\":%s}}",
@@ -736,25 +766,9 @@ static int read_binary(struct fs_job *job, int fd, const struct stat *st, int64_
 	char *data = out->data + at + room;
 	int64_t got = 0;
 	bool eof = false;
-	while (got < want) {
-		/* Pieces: sysctl files refuse reads of more than a kmalloc. */
-		size_t piece = want - got > (1 << 20) ? (1 << 20) : (size_t)(want - got);
-		ssize_t n = pread(fd, data + got, piece, offset + got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return sbx_error_errno(err, errno, "read");
-		if (n == 0) {
-			eof = true;
-			break;
-		}
-		got += n;
-	}
-	int64_t size = st->st_size;
-	if (eof && size < offset + got)
-		size = offset + got;
-	if (size > 0 && offset + got >= size)
-		eof = true;
+	if (read_at(fd, data, offset, want, &got, &eof, err) < 0)
+		return -1;
+	int64_t size = reported_size(st->st_size, offset, got, &eof);
 	yajl_gen_map_open(g);
 	sbx_gen_kv_str(g, "encoding", "binary");
 	sbx_gen_kv_int(g, "size", size);
@@ -820,25 +834,9 @@ static int op_read(struct fs_job *job, struct sbx_fs *fs, yajl_gen g, sbx_error 
 		return sbx_error_errno(err, ENOMEM, "read");
 	int64_t got = 0;
 	bool eof = false;
-	while (got < want) {
-		/* Pieces: sysctl files refuse reads of more than a kmalloc. */
-		size_t piece = want - got > (1 << 20) ? (1 << 20) : (size_t)(want - got);
-		ssize_t n = pread(fd, buf + got, piece, offset + got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return sbx_error_errno(err, errno, "read");
-		if (n == 0) {
-			eof = true;
-			break;
-		}
-		got += n;
-	}
-	int64_t size = st.st_size;
-	if (eof && size < offset + got)
-		size = offset + got;
-	if (size > 0 && offset + got >= size)
-		eof = true;
+	if (read_at(fd, buf, offset, want, &got, &eof, err) < 0)
+		return -1;
+	int64_t size = reported_size(st.st_size, offset, got, &eof);
 	size_t ol = 0;
 	_cleanup_free_ char *text = sbx_utf8_sanitize(buf, (size_t)got, &ol);
 	if (!text)
