@@ -31,6 +31,38 @@ set -a
 . /tmp/xfer/env 2>/dev/null
 set +a
 echo "vm-guest: kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)" >> /tmp/xfer/output
+# A stalled guest explains itself on the serial console, which does not go
+# through 9p: when the output has not grown for SBX_VM_DUMP seconds (300),
+# the blocked tasks, every CPU's backtrace and the process list are written
+# there, once per stall (tests/vm/run.sh shows them when it gives up).
+# The tools it needs are read once now, while the root share answers.
+ps -e > /dev/null 2>&1
+timeout 30 stat -c %s /tmp/xfer/output > /dev/null 2>&1
+(
+	dump_s=${SBX_VM_DUMP:-300}
+	last=-1 since=$(date +%s) dumped=
+	while sleep 10; do
+		# A 9p share that hangs must not hang this watch too.
+		size=$(timeout 30 stat -c %s /tmp/xfer/output 2>/dev/null || echo unknown)
+		now=$(date +%s)
+		if [ "$size" != unknown ] && [ "$size" != "$last" ]; then
+			last=$size since=$now dumped=
+			continue
+		fi
+		[ -z "$dumped" ] && [ $((now - since)) -ge "$dump_s" ] || continue
+		dumped=1
+		{
+			echo "vm-guest: no output for $((now - since)) s; blocked tasks, CPUs and processes follow"
+			echo 7 > /proc/sys/kernel/printk
+			echo w > /proc/sysrq-trigger
+			echo l > /proc/sysrq-trigger
+			ps -eo pid,ppid,stat,wchan:32,etime,time,args 2>&1 | awk '$2 != 2' | head -200
+			grep -E '^(MemFree|MemAvailable|Shmem|Dirty|Writeback):' /proc/meminfo
+			echo 3 > /proc/sys/kernel/printk
+			echo "vm-guest: end of the report"
+		} > /dev/console 2>&1
+	done
+) &
 cwd=$(cat /tmp/xfer/cwd)
 if cd "$cwd" 2>/dev/null; then
 	eval "$(cat /tmp/xfer/cmd)" >> /tmp/xfer/output 2>&1

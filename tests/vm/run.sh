@@ -16,7 +16,9 @@
 #
 # A guest whose output stops growing for SBX_VM_STALL seconds (default
 # 600) is stopped, what it printed is shown, and it is booted once more;
-# a second stall fails the run.
+# a second stall fails the run. The guest itself writes the blocked tasks,
+# its CPUs' backtraces and its processes to the console after SBX_VM_DUMP
+# seconds (default 300) without output, and that report is shown.
 #
 # Exit 77 (skip) when the guest cannot be built or booted here.
 set -euo pipefail
@@ -201,6 +203,14 @@ boot() { # boot: runs the guest; 75 when it stalled
 			kill "$qpid" 2>/dev/null || true
 			wait "$qpid" || true
 			echo "vm: the guest printed nothing for $stall_s s after $((now - start)) s; stopped it"
+			# The guest's own report of the stall, or the end of its console.
+			if grep -aq "vm-guest: no output" "$console" 2>/dev/null; then
+				echo "vm: its console from its report of the stall:"
+				sed -n '/vm-guest: no output/,$p' "$console" | head -600
+			else
+				echo "vm: the end of its console:"
+				tail -150 "$console" 2>/dev/null || true
+			fi
 			return 75
 		fi
 	done
