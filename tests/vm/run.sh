@@ -16,7 +16,8 @@
 #
 # A guest whose output stops growing for SBX_VM_STALL seconds (default
 # 600) is stopped, what it printed is shown, and it is booted once more;
-# a second stall fails the run. The guest itself writes the blocked tasks,
+# a second stall fails the run; so is one that has printed nothing after
+# SBX_VM_BOOT seconds (300), a boot that hangs. The guest itself writes the blocked tasks,
 # its CPUs' backtraces and its processes to the console after SBX_VM_DUMP
 # seconds (default 300) without output, and that report is shown.
 #
@@ -177,6 +178,9 @@ console=$xfer/console.log
 # (no test in it runs that long): it is stopped, what it printed is shown,
 # and it is booted once more. Twice stalled is a failure.
 stall_s=${SBX_VM_STALL:-600}
+# A guest that has not reached its init's first line by then hangs in its
+# boot (seen once under TCG on a loaded host): the same, sooner.
+boot_s=${SBX_VM_BOOT:-300}
 boot() { # boot: runs the guest; 75 when it stalled
 	echo "vm: booting $kver under TCG (${mem_mb} MiB, 2 cpus)"
 	local start now size last=-1 changed qpid
@@ -185,7 +189,7 @@ boot() { # boot: runs the guest; 75 when it stalled
 	timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem_mb" \
 		-nographic -no-reboot -monitor none -serial "file:$console" \
 		-kernel "$vmlinuz" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=3 sbx.init=$here/guest-init.sh sbx.xfer=$xfer" \
+		-append "console=ttyS0 panic=-1 loglevel=4 sbx.init=$here/guest-init.sh sbx.xfer=$xfer" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$xfer,mount_tag=xfer,security_model=none" \
 		"${share_args[@]}" \
@@ -196,7 +200,13 @@ boot() { # boot: runs the guest; 75 when it stalled
 		sleep 5
 		size=$(stat -c %s "$xfer/output" 2>/dev/null || echo 0)
 		now=$(date +%s)
-		if [ "$size" != "$last" ]; then
+		if [ "$size" = 0 ] && [ $((now - start)) -ge "$boot_s" ]; then
+			kill "$qpid" 2>/dev/null || true
+			wait "$qpid" || true
+			echo "vm: the guest did not reach its init in $boot_s s; stopped it. Its console:"
+			tail -150 "$console" 2>/dev/null || true
+			return 75
+		elif [ "$size" != "$last" ]; then
 			last=$size
 			changed=$now
 		elif [ $((now - changed)) -ge "$stall_s" ]; then
