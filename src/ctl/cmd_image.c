@@ -1,5 +1,7 @@
 /* sandboxctl image ls | pull | import | build | tag | export | inspect | rm */
 #include "config.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +17,14 @@ static int image_usage(FILE *out)
 	fprintf(out, "Usage: sandboxctl image ls [--json]\n"
 		     "       sandboxctl image pull [--name NAME] [--insecure] [--authfile FILE] [--no-progress] REF\n"
 		     "       sandboxctl image import [--format auto|oci|docker-archive|dir|rootfs-tar] [--ref REF] "
-		     "[--no-progress] PATH [NAME]\n"
+		     "[--fd] [--no-progress] PATH|- [NAME]\n"
 		     "       sandboxctl image build [--no-progress] RECIPE [NAME]\n"
 		     "       sandboxctl image tag IMAGE NAME\n"
 		     "       sandboxctl image export [--tar] [--tag TAG] IMAGE PATH\n"
 		     "       sandboxctl image inspect IMAGE...\n"
 		     "       sandboxctl image rm [-f] IMAGE...\n"
-		     "PATH is read or written by the daemon, so it must be on the daemon's host.\n");
+		     "PATH is read or written by the daemon, so it must be on the daemon's host; import\n"
+		     "--fd opens PATH here and passes it instead, and import - reads an archive from stdin.\n");
 	return out == stdout ? 0 : CTL_EXIT_FAIL;
 }
 
@@ -53,14 +56,15 @@ static void draw_progress(void *ctx, yajl_val msg)
 	b->drawn = true;
 }
 
-static yajl_val call_with_progress(struct ctl *ctl, const char *method, yajl_gen g, bool progress, yajl_val *res)
+static yajl_val call_with_progress(struct ctl *ctl, const char *method, yajl_gen g, int send_fd, bool progress,
+				   yajl_val *res)
 {
 	struct bar b = { 0 };
 	if (progress) {
 		ctl->on_notification = draw_progress;
 		ctl->notification_ctx = &b;
 	}
-	yajl_val root = ctl_call(ctl, method, g, res);
+	yajl_val root = ctl_call_fd(ctl, method, g, send_fd, res);
 	ctl->on_notification = NULL;
 	ctl->notification_ctx = NULL;
 	if (b.drawn) {
@@ -133,6 +137,7 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 		return image_usage(stderr);
 	const char *sub = argv[1];
 	const char *format = NULL, *name = NULL, *authfile = NULL, *ref = NULL, *tag = NULL;
+	bool pass_fd = false;
 	bool force = false, insecure = false, tar = false, progress = isatty(STDERR_FILENO);
 	char *args[64];
 	int nargs = 0;
@@ -147,6 +152,8 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 			insecure = true;
 		else if (!strcmp(a, "--tar"))
 			tar = true;
+		else if (!strcmp(a, "--fd"))
+			pass_fd = true;
 		else if (!strcmp(a, "--no-progress"))
 			progress = false;
 		else if (!strcmp(a, "--format") && has_value)
@@ -161,7 +168,7 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 			tag = argv[++i];
 		else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
 			return image_usage(stdout);
-		else if (a[0] == '-')
+		else if (a[0] == '-' && a[1]) /* - alone is stdin */
 			return ctl_usage_error("image", "invalid option '%s' (or it lacks its value)", a);
 		else if (nargs < (int)SBX_ARRAY_SIZE(args))
 			args[nargs++] = argv[i];
@@ -196,7 +203,7 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 		sbx_gen_kv_bool(g, "progress", progress);
 		yajl_gen_map_close(g);
 		yajl_val res;
-		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.pull", g, progress, &res);
+		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.pull", g, -1, progress, &res);
 		if (!root)
 			return CTL_EXIT_FAIL;
 		print_image(ctl, res);
@@ -211,21 +218,37 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 			path = args[1];
 			iname = args[0];
 		}
+		/* - is stdin; --fd opens the path here, with the caller's rights,
+		 * and passes it: the daemon need not see the same file system. */
+		_cleanup_close_ int fd = -1;
+		if (!strcmp(path, "-")) {
+			fd = dup(STDIN_FILENO);
+			if (fd < 0) {
+				ctl_fail("image import: standard input: %s", strerror(errno));
+				return CTL_EXIT_FAIL;
+			}
+		} else if (pass_fd && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			ctl_fail("image import: %s: %s", path, strerror(errno));
+			return CTL_EXIT_FAIL;
+		}
 		char abs[PATH_MAX];
-		if (realpath(path, abs))
+		if (fd < 0 && realpath(path, abs))
 			path = abs;
 		_cleanup_gen_ yajl_gen g = sbx_gen_new();
 		yajl_gen_map_open(g);
 		if (iname)
 			sbx_gen_kv_str(g, "name", iname);
-		sbx_gen_kv_str(g, "path", path);
+		if (fd >= 0)
+			sbx_gen_kv_bool(g, "fd", true);
+		else
+			sbx_gen_kv_str(g, "path", path);
 		sbx_gen_kv_str(g, "format", format ? format : "auto");
 		if (ref)
 			sbx_gen_kv_str(g, "ref", ref);
 		sbx_gen_kv_bool(g, "progress", progress);
 		yajl_gen_map_close(g);
 		yajl_val res;
-		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.import", g, progress, &res);
+		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.import", g, fd, progress, &res);
 		if (!root)
 			return CTL_EXIT_FAIL;
 		if (ctl->json)
@@ -255,7 +278,7 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 		sbx_gen_kv_bool(g, "progress", progress);
 		yajl_gen_map_close(g);
 		yajl_val res;
-		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.build", g, progress, &res);
+		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.build", g, -1, progress, &res);
 		if (!root)
 			return CTL_EXIT_FAIL;
 		print_image(ctl, res);

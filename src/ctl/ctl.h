@@ -21,6 +21,8 @@ struct ctl {
 
 /* Call a method; on error print one line and return NULL. */
 yajl_val ctl_call(struct ctl *ctl, const char *method, yajl_gen params, yajl_val *result);
+/* The same, passing send_fd (params must say "fd": true). */
+yajl_val ctl_call_fd(struct ctl *ctl, const char *method, yajl_gen params, int send_fd, yajl_val *result);
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* getopt met something it does not know: one line naming it. */

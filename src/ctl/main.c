@@ -78,6 +78,11 @@ int ctl_usage_error(const char *verb, const char *fmt, ...)
 
 yajl_val ctl_call(struct ctl *ctl, const char *method, yajl_gen params, yajl_val *result)
 {
+	return ctl_call_fd(ctl, method, params, -1, result);
+}
+
+yajl_val ctl_call_fd(struct ctl *ctl, const char *method, yajl_gen params, int send_fd, yajl_val *result)
+{
 	sbx_error *err = NULL;
 	if (!ctl->connected) {
 		if (sbx_client_connect(&ctl->client, ctl->socket, &err) < 0) {
@@ -96,7 +101,8 @@ yajl_val ctl_call(struct ctl *ctl, const char *method, yajl_gen params, yajl_val
 		yajl_gen_get_buf(params, &buf, &len);
 		text = strndup((const char *)buf, len);
 	}
-	yajl_val root = sbx_client_call(&ctl->client, method, text, result, &err);
+	yajl_val root = send_fd < 0 ? sbx_client_call(&ctl->client, method, text, result, &err)
+				    : sbx_client_call_fd(&ctl->client, method, text, send_fd, result, NULL, &err);
 	if (!root) {
 		ctl_fail("%s", err ? err->msg : "request failed");
 		sbx_error_free(err);

@@ -254,7 +254,7 @@ int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep
  * each read and consumes what it used (e.g. whole progress lines); done
  * gets what is left. */
 typedef void (*sbx_worker_chunk_fn)(struct sbx_daemon *d, void *ctx, struct sbx_buf *out);
-int sbx_worker_start_stream(struct sbx_daemon *d, sbx_worker_out_fn fn, void *arg, sbx_worker_chunk_fn chunk,
-			    sbx_worker_out_done done, void *ctx, sbx_error **err);
+int sbx_worker_start_stream(struct sbx_daemon *d, const int *keep_fds, size_t nkeep, sbx_worker_out_fn fn, void *arg,
+			    sbx_worker_chunk_fn chunk, sbx_worker_out_done done, void *ctx, sbx_error **err);
 
 #endif

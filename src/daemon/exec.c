@@ -43,7 +43,7 @@ struct sbx_exec {
 	size_t stdin_len, stdin_off;
 	size_t max_output;
 	bool truncated, timed_out, base64;
-	struct sbx_watch *timer;
+	struct sbx_watch *timer, *kill_grace;
 	int64_t start_ms;
 };
 
@@ -59,6 +59,7 @@ static void exec_free(struct sbx_exec *ex)
 	sbx_loop_unwatch(ex->err_w);
 	sbx_loop_unwatch(ex->in_w);
 	sbx_loop_unwatch(ex->timer);
+	sbx_loop_unwatch(ex->kill_grace);
 	sbx_closep(&ex->pidfd);
 	sbx_closep(&ex->out_fd);
 	sbx_closep(&ex->err_fd);
@@ -133,6 +134,27 @@ static void stdin_event(struct sbx_watch *w, uint32_t events, void *data)
 	sbx_closep(&ex->in_fd);
 }
 
+static void exec_reply(struct sbx_exec *ex, int exit_code, const char *signame)
+{
+	if (!ex->req)
+		return;
+	yajl_gen g = sbx_reply_begin(ex->req);
+	if (g) {
+		yajl_gen_map_open(g);
+		sbx_gen_kv_int(g, "exit_code", exit_code);
+		sbx_gen_kv_str(g, "signal", signame);
+		sbx_command_gen_output(g, "stdout", &ex->out, ex->base64);
+		sbx_command_gen_output(g, "stderr", &ex->err, ex->base64);
+		sbx_gen_kv_bool(g, "timed_out", ex->timed_out);
+		sbx_gen_kv_bool(g, "truncated", ex->truncated);
+		sbx_gen_kv_int(g, "duration_ms", sbx_monotonic_ms() - ex->start_ms);
+		sbx_gen_kv_int(g, "pid", ex->pid);
+		yajl_gen_map_close(g);
+	}
+	sbx_reply_end(ex->req, g);
+	ex->req = NULL;
+}
+
 static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct sbx_exec *ex = data;
@@ -155,25 +177,26 @@ static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
 		exit_code = 128 + si.si_status;
 		signame = sbx_signal_name(si.si_status);
 	}
-	if (ex->req) {
-		yajl_gen g = sbx_reply_begin(ex->req);
-		if (g) {
-			yajl_gen_map_open(g);
-			sbx_gen_kv_int(g, "exit_code", exit_code);
-			sbx_gen_kv_str(g, "signal", signame);
-			sbx_command_gen_output(g, "stdout", &ex->out, ex->base64);
-			sbx_command_gen_output(g, "stderr", &ex->err, ex->base64);
-			sbx_gen_kv_bool(g, "timed_out", ex->timed_out);
-			sbx_gen_kv_bool(g, "truncated", ex->truncated);
-			sbx_gen_kv_int(g, "duration_ms", sbx_monotonic_ms() - ex->start_ms);
-			sbx_gen_kv_int(g, "pid", ex->pid);
-			yajl_gen_map_close(g);
-		}
-		sbx_reply_end(ex->req, g);
-		ex->req = NULL;
-	}
+	exec_reply(ex, exit_code, signame);
 	ex->sb->activity_ns = sbx_now_ns();
 	exec_free(ex);
+}
+
+/* A command killed at its timeout that has not died half a second later
+ * is in a group that gets almost no CPU (even exiting takes CPU time):
+ * the client hears of the kill now, not when the kernel has finished
+ * with it; what it wrote before is in the pipes. It is reaped as usual. */
+static void exec_kill_grace(struct sbx_watch *t, void *data)
+{
+	struct sbx_exec *ex = data;
+	ex->kill_grace = NULL;
+	if (!ex->req)
+		return;
+	if (ex->out_fd >= 0)
+		drain(ex, ex->out_fd, &ex->out);
+	if (ex->err_fd >= 0)
+		drain(ex, ex->err_fd, &ex->err);
+	exec_reply(ex, 128 + SIGKILL, sbx_signal_name(SIGKILL));
 }
 
 /* A set-up that is not over in time: the client hears it now, while what
@@ -202,6 +225,7 @@ static void exec_timeout(struct sbx_watch *t, void *data)
 		return;
 	}
 	sbx_cgroup_kill(&ex->sb->d->cg, ex->cgroup, NULL);
+	ex->kill_grace = sbx_loop_timer(ex->sb->d->loop, 500, exec_kill_grace, ex);
 }
 
 /* The set-up is over: the command runs (or has already ended), or it never

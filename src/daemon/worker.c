@@ -326,8 +326,8 @@ int sbx_worker_start_out(struct sbx_daemon *d, const int *keep_fds, size_t nkeep
 	return start_out(d, keep_fds, nkeep, fn, arg, NULL, done, ctx, err);
 }
 
-int sbx_worker_start_stream(struct sbx_daemon *d, sbx_worker_out_fn fn, void *arg, sbx_worker_chunk_fn chunk,
-			    sbx_worker_out_done done, void *ctx, sbx_error **err)
+int sbx_worker_start_stream(struct sbx_daemon *d, const int *keep_fds, size_t nkeep, sbx_worker_out_fn fn, void *arg,
+			    sbx_worker_chunk_fn chunk, sbx_worker_out_done done, void *ctx, sbx_error **err)
 {
-	return start_out(d, NULL, 0, fn, arg, chunk, done, ctx, err);
+	return start_out(d, keep_fds, nkeep, fn, arg, chunk, done, ctx, err);
 }

@@ -139,23 +139,61 @@ void sbx_nl_close(struct sbx_nl *nl)
 
 typedef int (*nl_data_cb)(const struct nlmsghdr *nlh, void *data);
 
-/* Sends one request and reads until its ACK (or the end of a dump). */
-static int nl_talk(struct sbx_nl *nl, struct nlmsghdr *nlh, nl_data_cb cb, void *data)
+static bool nl_holds_end(const char *buf, ssize_t n, uint32_t seq)
 {
-	nlh->nlmsg_seq = ++nl->seq;
-	nlh->nlmsg_flags |= NLM_F_ACK;
-	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	char buf[NL_BUF];
-	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+	int len = (int)n;
+	for (const struct nlmsghdr *m = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len))
+		if (m->nlmsg_seq == seq && (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR))
+			return true;
+	return false;
+}
+
+/* Reads and drops what is left of the dump with sequence number seq, up
+ * to its end (buf holds the last n bytes read), so that the socket can
+ * carry the next request. */
+static int nl_drain(struct sbx_nl *nl, uint32_t seq, char *buf, size_t size, ssize_t n)
+{
+	while (!nl_holds_end(buf, n, seq)) {
+		n = mnl_socket_recvfrom(nl->sock, buf, size);
 		if (n < 0)
 			return -errno;
-		int r = mnl_cb_run(buf, (size_t)n, nl->seq, nl->portid, cb, data);
-		if (r < 0)
+	}
+	return 0;
+}
+
+/* Sends one request and reads until its ACK (or the end of a dump). A dump
+ * that the kernel marks as cut by a concurrent change (links and routes
+ * come and go while other containers start) is read again from the start,
+ * a few times: the callbacks of dumps must take an entry seen twice. */
+static int nl_talk(struct sbx_nl *nl, struct nlmsghdr *nlh, nl_data_cb cb, void *data)
+{
+	bool dump = (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	char buf[NL_BUF];
+	for (int attempt = 0;; attempt++) {
+		nlh->nlmsg_seq = ++nl->seq;
+		if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
 			return -errno;
-		if (r == MNL_CB_STOP)
-			return 0;
+		for (;;) {
+			ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+			if (n < 0)
+				return -errno;
+			int r = mnl_cb_run(buf, (size_t)n, nl->seq, nl->portid, cb, data);
+			if (r == MNL_CB_STOP)
+				return 0;
+			if (r >= 0)
+				continue;
+			int e = errno;
+			if (!dump || e != EINTR || attempt >= 9)
+				return -e;
+			/* Interrupted: the rest of this dump first, then again,
+			 * after a pause that grows (a burst of changes passes). */
+			int d = nl_drain(nl, nl->seq, buf, sizeof(buf), n);
+			if (d < 0)
+				return d;
+			usleep((useconds_t)(attempt + 1) * 1000);
+			break;
+		}
 	}
 }
 

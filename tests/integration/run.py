@@ -113,6 +113,10 @@ class Result(unittest.TestResult):
         self.outcomes = {}  # test id -> "pass" | "fail" | "skip"
         self.details = []   # (test id, text) of every failure not printed yet
         self.started = 0.0
+        # Set for each test; errors outside any test (a class's set-up) come
+        # before the first one too, and are counted at the end.
+        self._kind = None
+        self._notes = []
 
     def _out(self, text):
         self.stream.write(text + "\n")

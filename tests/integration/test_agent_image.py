@@ -862,6 +862,46 @@ class AgentSandboxTest(unittest.TestCase):
         r = self.rpc.call("process.exec", {"sandbox": self.sid, "command": "pgrep -c -x supervisord"})
         self.assertEqual(r["stdout"].strip(), "1", r)
 
+    def test_9_supervisords_started_at_once_make_one(self):
+        """The service and a backend's session start supervisord at the
+        same moment after a start: one of them runs, the others exit saying
+        why, and every program runs once."""
+        rpc = self.rpc
+        sb = rpc.call("sandbox.create", {"image": "agent", "name": "agent-race", "env": SUNA_ENV,
+                                         "service": False})
+        self.s["daemon"].known_ids.add(sb["id"])
+        self.addCleanup(rpc.call, "sandbox.delete", {"sandbox": sb["id"], "force": True}, 60)
+        # Four at once, from one shell: all of them read their configuration
+        # and look for a running one within the same few milliseconds.
+        rpc.call("session.create", {"sandbox": sb["id"], "session_id": "race"})
+        rpc.call("session.exec", {"sandbox": sb["id"], "session_id": "race", "run_async": True, "command":
+                                  "for i in 1 2 3 4; do (%s > /tmp/sv$i.log 2>&1; echo $? > /tmp/sv$i.rc) & done; "
+                                  "wait" % SUPERVISORD.replace("exec ", "")})
+
+        def sh(cmd):
+            return rpc.call("process.exec", {"sandbox": sb["id"], "command": cmd})["stdout"]
+        wait_until(lambda: sh("ls /tmp/sv*.rc 2>/dev/null | wc -l").strip() == "3", 60, 0.5,
+                   "three of the four supervisords ended")
+        time.sleep(2)
+        out = sh("for i in 1 2 3 4; do [ -e /tmp/sv$i.rc ] && echo \"$i $(cat /tmp/sv$i.rc) "
+                 "$(grep -c 'Another program is already listening' /tmp/sv$i.log)\"; done")
+        ended = [l.split() for l in out.splitlines()]
+        self.assertEqual(len(ended), 3, out)
+        for i, rc, said in ended:
+            self.assertNotEqual(rc, "0", out)
+            self.assertEqual(said, "1", out)
+        status = "supervisorctl -c /etc/supervisor/conf.d/supervisord.conf status; pgrep -c -x supervisord"
+
+        def settled():
+            r = sh(status)
+            lines = r.splitlines()
+            return sum(" RUNNING " in l for l in lines) == 6 and lines[-1] == "1" and r
+        wait_until(settled, 60, 0.5, "one supervisord with its six programs running")
+        # And it stays so: the programs do not fight over their ports.
+        time.sleep(3)
+        r = sh(status)
+        self.assertEqual((sum(" RUNNING " in l for l in r.splitlines()), r.splitlines()[-1]), (6, "1"), r)
+
     def test_8_stop_start_and_supervisord_again(self):
         """What an agent backend does after an auto-stop: start the sandbox
         and run the supervisord command in a session of the same name. The

@@ -558,6 +558,53 @@ class CleanHostTest(HostNetCase):
         self.assertEqual(self.doctor()[0], 0)
 
 
+class ChurnTest(HostNetCase):
+    """A host whose links and routes change all the time (containers come
+    and go): the kernel marks a dump of its links or addresses that a change
+    cuts, and that is no reason for sandboxd not to start."""
+
+    @classmethod
+    def set_up_host(cls):
+        # Enough links and routes that a dump takes several reads.
+        batch = "".join("link add sbxchurn%d type bridge\nlink set sbxchurn%d up\n" % (i, i) for i in range(60))
+        batch += "".join("route add 198.18.%d.%d/32 dev sbxchurn0\n" % (i // 250, i % 250) for i in range(3000))
+        subprocess.run(["ip", "-batch", "-"], input=batch, text=True, check=True, capture_output=True)
+
+    def test_daemon_starts_while_links_and_routes_change(self):
+        add = "".join("link add sbxflap%d type bridge\naddr add 198.19.%d.1/24 dev sbxflap%d\n" % (i, i, i)
+                      for i in range(40))
+        dir = tempfile.mkdtemp(prefix="sbx-churn-")
+        self.addCleanup(shutil.rmtree, dir, True)
+        with open(os.path.join(dir, "add"), "w") as f:
+            f.write(add)
+        with open(os.path.join(dir, "del"), "w") as f:
+            f.write("".join("link del sbxflap%d\n" % i for i in range(40)))
+        churn = subprocess.Popen(["sh", "-c", "while :; do ip -batch add; ip -batch del; done"], cwd=dir,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+        def stop_churn():
+            os.killpg(churn.pid, signal.SIGKILL)
+            churn.wait()
+        self.addCleanup(stop_churn)
+        # sandboxctl doctor reads the links, addresses and routes as the
+        # daemon does at its start, and says what it read. Without a second
+        # reading of a cut dump, about one run in twenty failed here.
+        conf = self.local_config()
+        cut = []
+        for i in range(150):
+            p = subprocess.run([sandboxctl_path(), "doctor", "--local", "--config", conf, "--json"],
+                               capture_output=True, text=True, timeout=60)
+            subnet = self.checks(json.loads(p.stdout), "subnet")[0]
+            if "sandboxd would take" not in subnet["message"]:
+                cut.append(subnet["message"])
+        self.assertEqual(cut, [])
+        for i in range(3):
+            with self.subTest(start=i):
+                d = self.start_sandboxd(subnet=None, subnet_pool="10.203.0.0/16:24")
+                self.assertIn("the first free subnet of subnet_pool", d.log())
+                d.stop()
+
+
 class AdminTableTest(HostNetCase):
     """An administrator's own inet filter table with a forward policy drop:
     no documented place for others' rules, so sandboxd says what drops and

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import unittest
 
@@ -562,6 +563,148 @@ class LayeredImageTest(SandboxdTestCase):
                 lay = single_layer_layout(os.path.join(self.work, name), layer)
                 self.bad(lay, DENIED, "entry '%s'" % entry, name=name)
         self.assertFalse(os.path.exists(os.path.join(self.daemon.state_dir, "evil")))
+
+    # ---- from a passed descriptor ----
+
+    def import_fd(self, fd, client=None, **params):
+        c = client or self.rpc
+        params["fd"] = True
+        params.setdefault("progress", False)
+        rid = c.request("image.import", params, fds=[fd])
+        return c.wait(rid, 120)
+
+    def feed(self, data, cut=None):
+        """A pipe whose far end a thread fills with data (its first cut
+        bytes only, when cut is given) and then closes."""
+        r, w = os.pipe()
+
+        body = data if cut is None else data[:cut]
+
+        def write():
+            try:
+                for i in range(0, len(body), 65536):
+                    os.write(w, body[i:i + 65536])
+            except OSError:
+                pass
+            finally:
+                os.close(w)
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        return r, t
+
+    def test_import_from_a_passed_file_directory_and_pipe(self):
+        fds_before = self.daemon.settled_fd_count(self.rpc)
+        # A file: a compressed docker archive, read where it is.
+        with open(os.path.join(self.fix, "d.tar.zst"), "rb") as f:
+            rep = self.import_fd(f.fileno(), name="fromfile")
+        self.assertIn("result", rep, rep)
+        self.assertEqual(rep["result"]["format"], "docker-archive")
+        self.assertEqual(rep["result"]["layers"], 3)
+        # A directory: an OCI layout, opened by the client.
+        dfd = os.open(self.layout, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            rep = self.import_fd(dfd, name="fromdir", ref="v2")
+        finally:
+            os.close(dfd)
+        self.assertIn("result", rep, rep)
+        self.assertEqual(rep["result"]["format"], "oci")
+        self.assertEqual(rep["result"]["digest"], index_digest(self.layout, "v2"))
+        # A pipe: a docker archive (its manifest comes last) and an OCI
+        # layout tar, neither of which can be read in one pass.
+        for f, params in (("d.tar.gz", {"name": "frompipe"}), ("L.tar", {"name": "frompipe2", "ref": "v2"})):
+            with self.subTest(stream=f):
+                with open(os.path.join(self.fix, f), "rb") as src:
+                    data = src.read()
+                r, t = self.feed(data)
+                try:
+                    rid = self.rpc.request("image.import", dict(params, fd=True), fds=[r])
+                finally:
+                    os.close(r)
+                rep = self.rpc.wait(rid, 120)
+                t.join(10)
+                self.assertIn("result", rep, rep)
+                self.assertEqual(rep["result"]["layers"], 3)
+                # The copy of the stream is not kept with the image.
+                self.assertEqual(sorted(os.listdir(os.path.join(self.daemon.state_dir, "images", rep["result"]["id"]))),
+                                 sorted(os.listdir(os.path.join(self.daemon.state_dir, "images",
+                                                                self.call("image.inspect", {"name": "fromdir"})["id"]))))
+                phases = {n["params"]["phase"] for n in self.rpc.notifications
+                          if n.get("method") == "image.import.progress" and n["params"]["request_id"] == rid}
+                self.assertIn("receiving", phases)
+        # The daemon keeps none of the passed descriptors (workers that
+        # release layers may still be ending).
+        wait_until(lambda: self.daemon.fd_count() == fds_before, timeout=20, message="descriptors back to %d" % fds_before)
+        # All of them are the same image, and run.
+        digests = {self.call("image.inspect", {"name": n})["digest"] for n in ("fromdir", "frompipe2")}
+        self.assertEqual(len(digests), 1)
+        sb = self.create(image="frompipe", service=False, user="root", workdir="/")
+        self.assertEqual(self.sh(sb["id"], "cat /keep; ls /d"), "k\nz\n")
+        self.assertEqual(self.store()["tmp"], [])
+
+    def test_ctl_import_from_stdin_and_with_fd(self):
+        with open(os.path.join(self.fix, "d.tar"), "rb") as f:
+            data = f.read()
+        rc, out, err = self.ctl("image", "import", "--no-progress", "-", "ctl-stdin", input=data, timeout=120)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.strip(), b"ctl-stdin")
+        # --fd: opened by sandboxctl, with its caller's rights.
+        rc, out, err = self.ctl("image", "import", "--no-progress", "--fd", "--ref", "v2",
+                                os.path.join(self.fix, "L.tar"), "ctl-fd", timeout=120)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.strip(), "ctl-fd")
+        self.assertEqual(self.call("image.inspect", {"name": "ctl-fd"})["source"], "the passed file")
+        self.assertEqual(self.call("image.inspect", {"name": "ctl-stdin"})["source"], "the passed stream")
+        rc, out, err = self.ctl("image", "import", "--fd", os.path.join(self.work, "missing.tar"), "x")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("missing.tar", err)
+
+    def test_bad_passed_descriptors_leave_nothing(self):
+        self.import_(self.layout, name="other", ref="other")
+        before = self.store()
+        fds_before = self.daemon.settled_fd_count(self.rpc)
+        with open(os.path.join(self.fix, "L.tar"), "rb") as f:
+            data = f.read()
+
+        def bad(fd, code, text, param=None, **params):
+            rep = self.import_fd(fd, **params)
+            self.assertIn("error", rep, rep)
+            self.assertEqual(rep["error"]["code"], code, rep)
+            self.assertIn(text, rep["error"]["message"])
+            if param:
+                self.assertEqual(rep["error"]["data"]["param"], param, rep)
+            self.assertNothingNew(before, text)
+
+        # A stream cut short, and one that is empty.
+        r, t = self.feed(data, cut=len(data) * 2 // 3)
+        try:
+            bad(r, BAD_PARAMS, "Truncated", name="cut", ref="v2")
+        finally:
+            os.close(r)
+        r, t = self.feed(b"")
+        try:
+            bad(r, BAD_PARAMS, "empty", param="fd", name="empty")
+        finally:
+            os.close(r)
+        # Not something that holds an image.
+        nul = os.open("/dev/null", os.O_RDONLY)
+        try:
+            bad(nul, BAD_PARAMS, "neither a file", param="fd", name="devnull")
+        finally:
+            os.close(nul)
+        # A directory cannot come through a pipe; a path and a descriptor
+        # are one too many.
+        r, t = self.feed(data)
+        try:
+            bad(r, BAD_PARAMS, "stream", param="format", name="d", format="dir")
+        finally:
+            os.close(r)
+        with open(os.path.join(self.fix, "L.tar"), "rb") as f:
+            bad(f.fileno(), BAD_PARAMS, "not both", param="path", name="both", path=os.path.join(self.fix, "L.tar"),
+                ref="v2")
+        # "fd": true with no descriptor is refused before the method runs.
+        self.assertRpcError(BAD_PARAMS, "image.import", {"fd": True, "name": "none"}, param="fd")
+        self.assertNothingNew(before, "no descriptor")
+        wait_until(lambda: self.daemon.fd_count() == fds_before, timeout=20, message="descriptors back to %d" % fds_before)
 
     def test_bad_names_and_paths(self):
         before = self.store()

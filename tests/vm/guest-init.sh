@@ -32,14 +32,14 @@ set -a
 set +a
 echo "vm-guest: kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)" >> /tmp/xfer/output
 # A stalled guest explains itself on the serial console, which does not go
-# through 9p: when the output has not grown for SBX_VM_DUMP seconds (300),
+# through 9p: when the output has not grown for SBX_VM_DUMP seconds (150),
 # the blocked tasks, every CPU's backtrace and the process list are written
 # there, once per stall (tests/vm/run.sh shows them when it gives up).
 # The tools it needs are read once now, while the root share answers.
 ps -e > /dev/null 2>&1
 timeout 30 stat -c %s /tmp/xfer/output > /dev/null 2>&1
 (
-	dump_s=${SBX_VM_DUMP:-300}
+	dump_s=${SBX_VM_DUMP:-150}
 	last=-1 since=$(date +%s) dumped=
 	while sleep 10; do
 		# A 9p share that hangs must not hang this watch too.

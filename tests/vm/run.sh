@@ -15,10 +15,14 @@
 # path, when it cannot enter the working directory.
 #
 # A guest whose output stops growing for SBX_VM_STALL seconds (default
-# 600) is stopped, what it printed is shown, and it is booted once more;
-# a second stall fails the run. The guest itself writes the blocked tasks,
-# its CPUs' backtraces and its processes to the console after SBX_VM_DUMP
-# seconds (default 300) without output, and that report is shown.
+# 240; no test runs a fifth as long there) is stopped, what it printed is
+# shown, and it is booted again, up to SBX_VM_BOOTS boots in all (3); so
+# is one that has printed nothing after SBX_VM_BOOT seconds (180), a boot
+# that hangs. The guest itself writes the blocked tasks, its CPUs'
+# backtraces and its processes to the console after SBX_VM_DUMP seconds
+# (default 150) without output, and that report is shown. (Under TCG the
+# guest sometimes stops altogether, timers included, after SeaBIOS or in
+# the middle of the tests; the cause is not known.)
 #
 # Exit 77 (skip) when the guest cannot be built or booted here.
 set -euo pipefail
@@ -176,7 +180,10 @@ console=$xfer/console.log
 # A guest whose output has not grown for this long is stalled, not slow
 # (no test in it runs that long): it is stopped, what it printed is shown,
 # and it is booted once more. Twice stalled is a failure.
-stall_s=${SBX_VM_STALL:-600}
+stall_s=${SBX_VM_STALL:-240}
+# A guest that has not reached its init's first line by then hangs in its
+# boot (seen once under TCG on a loaded host): the same, sooner.
+boot_s=${SBX_VM_BOOT:-180}
 boot() { # boot: runs the guest; 75 when it stalled
 	echo "vm: booting $kver under TCG (${mem_mb} MiB, 2 cpus)"
 	local start now size last=-1 changed qpid
@@ -185,7 +192,7 @@ boot() { # boot: runs the guest; 75 when it stalled
 	timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem_mb" \
 		-nographic -no-reboot -monitor none -serial "file:$console" \
 		-kernel "$vmlinuz" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=3 sbx.init=$here/guest-init.sh sbx.xfer=$xfer" \
+		-append "console=ttyS0 panic=-1 loglevel=4 sbx.init=$here/guest-init.sh sbx.xfer=$xfer" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$xfer,mount_tag=xfer,security_model=none" \
 		"${share_args[@]}" \
@@ -196,7 +203,13 @@ boot() { # boot: runs the guest; 75 when it stalled
 		sleep 5
 		size=$(stat -c %s "$xfer/output" 2>/dev/null || echo 0)
 		now=$(date +%s)
-		if [ "$size" != "$last" ]; then
+		if [ "$size" = 0 ] && [ $((now - start)) -ge "$boot_s" ]; then
+			kill "$qpid" 2>/dev/null || true
+			wait "$qpid" || true
+			echo "vm: the guest did not reach its init in $boot_s s; stopped it. Its console:"
+			tail -150 "$console" 2>/dev/null || true
+			return 75
+		elif [ "$size" != "$last" ]; then
 			last=$size
 			changed=$now
 		elif [ $((now - changed)) -ge "$stall_s" ]; then
@@ -222,28 +235,27 @@ boot() { # boot: runs the guest; 75 when it stalled
 	return 0
 }
 qrc=0
-set +e
-boot
-brc=$?
-set -e
-if [ $brc -eq 75 ]; then
-	echo "vm: what the stalled guest printed:"
-	cat "$xfer/output" 2>/dev/null || true
-	echo "vm: booting it once more"
-	rm -f "$xfer/output" "$xfer/rc"
-	truncate -s 0 "$scratch"
-	truncate -s 16G "$scratch"
-	mkfs.ext4 -q -F -m 0 -O quota,project -E lazy_itable_init=1,lazy_journal_init=1 "$scratch"
+boots=${SBX_VM_BOOTS:-3}
+n=1
+while :; do
 	set +e
 	boot
 	brc=$?
 	set -e
-	if [ $brc -eq 75 ]; then
-		cat "$xfer/output" 2>/dev/null || true
-		echo "vm: the guest stalled twice" >&2
+	[ $brc -eq 75 ] || break
+	echo "vm: what the stalled guest printed:"
+	cat "$xfer/output" 2>/dev/null || true
+	if [ "$n" -ge "$boots" ]; then
+		echo "vm: the guest stalled $n times" >&2
 		exit 1
 	fi
-fi
+	n=$((n + 1))
+	echo "vm: booting it again (boot $n of at most $boots)"
+	rm -f "$xfer/output" "$xfer/rc"
+	truncate -s 0 "$scratch"
+	truncate -s 16G "$scratch"
+	mkfs.ext4 -q -F -m 0 -O quota,project -E lazy_itable_init=1,lazy_journal_init=1 "$scratch"
+done
 if [ -r "$xfer/output" ]; then
 	cat "$xfer/output"
 fi

@@ -115,14 +115,22 @@ class ImageAPI(Family):
         """image.inspect."""
         return self._do(Call("image.inspect", {"name": name}, lambda r, _: t.Image.from_dict(r)))
 
-    def import_(self, name: Optional[str], path: Union[str, "os.PathLike[str]"], *, format: Optional[str] = None,
-                ref: Optional[str] = None, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+    def import_(self, name: Optional[str], path: Union[str, "os.PathLike[str]", int, Any], *,
+                format: Optional[str] = None, ref: Optional[str] = None,
+                on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
                 timeout: Optional[float] = None) -> t.Image:
         """image.import of a root file system (tarball or directory), an OCI
-        image layout or a docker save archive at an absolute path on the
-        daemon's host; name None takes the layout's or archive's own.
-        on_progress gets the params of progress notifications the daemon
-        sends while it works."""
+        image layout or a docker save archive; name None takes the layout's
+        or archive's own. path is a path on the daemon's host, or an open
+        descriptor (an int, or an object with fileno()) of a file, a
+        directory, a pipe or a socket, which is passed to the daemon: it
+        then need not see this process's files. on_progress gets the params
+        of progress notifications the daemon sends while it works."""
+        fd = path if isinstance(path, int) else path.fileno() if hasattr(path, "fileno") else None
+        if fd is not None:
+            return self._do(Call("image.import", params(name=name, fd=True, format=format, ref=ref),
+                                 lambda r, _: t.Image.from_dict(r), fds=[fd], on_progress=on_progress,
+                                 timeout=timeout))
         path = os.path.abspath(os.fspath(path))
         return self._do(Call("image.import", params(name=name, path=path, format=format, ref=ref),
                              lambda r, _: t.Image.from_dict(r), on_progress=on_progress, timeout=timeout))

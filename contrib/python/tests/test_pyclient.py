@@ -63,6 +63,30 @@ class ClientTest(DaemonTestCase):
         with self.assertRaises(sandboxd.NotFound):
             self.c.image.inspect("team/tool:1.0")
 
+    def test_image_import_from_a_file_object_and_a_pipe(self):
+        # The daemon reads what this process opened: an open file ...
+        with open(support.image_tarball(), "rb") as f:
+            img = self.c.image.import_("from-file", f)
+        self.assertEqual((img.format, img.raw["source"]), ("rootfs-tar", "the passed file"))
+        # ... and a pipe this process writes while the daemon reads.
+        r, w = os.pipe()
+        with open(support.image_tarball(), "rb") as f:
+            data = f.read()
+
+        def feed():
+            with os.fdopen(w, "wb") as out:
+                out.write(data)
+        t = threading.Thread(target=feed)
+        t.start()
+        try:
+            img = self.c.image.import_("from-pipe", r)
+        finally:
+            os.close(r)
+            t.join()
+        self.assertEqual((img.format, img.raw["source"]), ("rootfs-tar", "the passed stream"))
+        sb = self.sandbox(image="from-pipe")
+        self.assertEqual(self.c.process.exec(sb, "echo ok").stdout, "ok\n")
+
     # -- sandbox ----------------------------------------------------------
 
     def test_sandbox_lifecycle(self):

@@ -428,6 +428,8 @@ void sbx_image_import_free(struct sbx_image_import *job)
 	}
 	free(job->name);
 	free(job->path);
+	free(job->label);
+	sbx_closep(&job->client_fd);
 	free(job->format);
 	free(job->ref);
 	free(job->authfile);
@@ -478,7 +480,7 @@ static int write_meta(int tfd, struct sbx_image_import *job, const char *const *
 	yajl_gen_map_open(g);
 	sbx_gen_kv_str(g, "name", names[0]);
 	sbx_gen_strv(g, "names", (char *const *)names);
-	sbx_gen_kv_str(g, "source", job->path);
+	sbx_gen_kv_str(g, "source", job->label);
 	sbx_gen_kv_str(g, "format", job->format);
 	if (digest)
 		sbx_gen_kv_str(g, "digest", digest);
@@ -525,7 +527,7 @@ static int run_layered(struct sbx_image_import *job, int tfd, int out_fd, sbx_er
 		name = img->names[0];
 	int r = -1;
 	if (!name) {
-		sbx_error_param(err, "name", "the image at '%s' has no name of its own; give one", job->path);
+		sbx_error_param(err, "name", "the image at '%s' has no name of its own; give one", job->label);
 	} else {
 		const char *names[] = { name, NULL };
 		if (sbx_oci_image_save(tfd, img, err) == 0 &&
@@ -666,6 +668,58 @@ out:
 	return r;
 }
 
+/* A stream (a pipe, a socket) cannot be read twice nor from its end: it is
+ * copied whole into the import's private directory, which an abort removes,
+ * and read from there. */
+static int spool_stream(struct sbx_image_import *job, int tfd, int out_fd, sbx_error **err)
+{
+	_cleanup_close_ int out = openat(tfd, "stream", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0)
+		return sbx_error_errno(err, errno, "import: create the copy of the stream");
+	struct progress_out po = { .fd = out_fd };
+	char *buf = malloc(1 << 20);
+	if (!buf)
+		return sbx_error_errno(err, ENOMEM, "import");
+	int64_t total = 0;
+	int r = 0;
+	for (;;) {
+		ssize_t n = read(job->client_fd, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = sbx_error_errno(err, errno, "import: read the passed stream");
+			break;
+		}
+		if (n == 0)
+			break;
+		if (sbx_write_all(out, buf, (size_t)n) < 0) {
+			r = sbx_error_errno(err, errno, "import: copy the passed stream");
+			break;
+		}
+		total += n;
+		if (out_fd >= 0)
+			progress_line(&po, "receiving", 0, 0, total, 0);
+	}
+	free(buf);
+	if (r < 0)
+		return -1;
+	if (total == 0)
+		return sbx_error_param(err, "fd", "the passed stream was empty");
+	if (out_fd >= 0) {
+		po.last_ms = 0;
+		progress_line(&po, "receiving", 0, 0, total, total);
+	}
+	sbx_closep(&job->client_fd);
+	char *path = NULL;
+	if (asprintf(&path, "%s/%s/stream", job->d->cfg.state_dir, job->tmpdir) < 0)
+		return sbx_error_errno(err, ENOMEM, "import");
+	free(job->path);
+	job->path = path;
+	return 0;
+}
+
+static int import_from_path(struct sbx_image_import *job, int tfd, int out_fd, sbx_error **err);
+
 /* Worker side: unpack, measure, and write the metadata. */
 int sbx_image_import_run(void *arg, int out_fd, sbx_error **err)
 {
@@ -678,6 +732,18 @@ int sbx_image_import_run(void *arg, int out_fd, sbx_error **err)
 		return sbx_error_errno(err, errno, "open %s", tmp);
 	if (job->builder)
 		return run_builder(job, tfd, out_fd, err);
+	if (!job->spool)
+		return import_from_path(job, tfd, out_fd, err);
+	int r = spool_stream(job, tfd, out_fd, err);
+	if (r == 0)
+		r = import_from_path(job, tfd, out_fd, err);
+	/* The copy is not part of the image. */
+	unlinkat(tfd, "stream", 0);
+	return r;
+}
+
+static int import_from_path(struct sbx_image_import *job, int tfd, int out_fd, sbx_error **err)
+{
 	if (!strcmp(job->format, "auto")) {
 		enum sbx_image_kind kind;
 		if (sbx_image_detect(job->path, &kind, err) < 0)
@@ -693,10 +759,10 @@ int sbx_image_import_run(void *arg, int out_fd, sbx_error **err)
 		return run_layered(job, tfd, out_fd, err);
 	if (job->ref)
 		return sbx_error_param(err, "ref", "'ref' picks an image of an OCI layout or docker archive; '%s' is %s",
-				       job->path, job->format);
+				       job->label, job->format);
 	if (!job->name)
 		return sbx_error_param(err, "name", "'%s' is a root file system, which has no name of its own; give one",
-				       job->path);
+				       job->label);
 	if (mkdir(job->dest, 0755) < 0)
 		return sbx_error_errno(err, errno, "create %s", job->dest);
 	int r = !strcmp(job->format, "dir") ? sbx_image_copy_dir(job->path, job->dest, err)
@@ -759,7 +825,7 @@ struct sbx_image *sbx_image_import_commit(struct sbx_image_import *job, sbx_erro
 	}
 	img->next = d->images;
 	d->images = img;
-	sbx_info("image '%s' (%s) %s %s", img->name, img->id, job->pull ? "pulled from" : "imported from", job->path);
+	sbx_info("image '%s' (%s) %s %s", img->name, img->id, job->pull ? "pulled from" : "imported from", job->label);
 	return img;
 }
 
@@ -788,13 +854,15 @@ static struct sbx_image_import *job_new(struct sbx_daemon *d, const char *name, 
 	snprintf(job->tmpdir, sizeof(job->tmpdir), "images/tmp-%s", job->id);
 	job->name = name ? strdup(name) : NULL;
 	job->path = strdup(path);
+	job->label = strdup(path);
+	job->client_fd = -1;
 	job->format = strdup(format);
 	if (asprintf(&job->dest, "%s/%s/rootfs", d->cfg.state_dir, job->tmpdir) < 0)
 		job->dest = NULL;
 	job->layers_path = d->layers ? strdup(sbx_layer_store_path(d->layers)) : NULL;
 	job->next = importing;
 	importing = job;
-	if ((name && !job->name) || !job->path || !job->format || !job->dest || (layered && !job->layers_path)) {
+	if ((name && !job->name) || !job->path || !job->label || !job->format || !job->dest || (layered && !job->layers_path)) {
 		sbx_image_import_free(job);
 		sbx_error_errno(err, ENOMEM, "import");
 		return NULL;
@@ -820,6 +888,58 @@ static int check_name(struct sbx_daemon *d, const char *name, sbx_error **err)
 	return name_free(d, NULL, name, err);
 }
 
+/* What both kinds of import check before a worker runs: path is what is
+ * read (with st what it is), label how messages name it. */
+static struct sbx_image_import *prepare_import(struct sbx_daemon *d, const char *name, const char *path,
+					       const struct stat *st, const char *label, const char *format,
+					       const char *ref, sbx_error **err)
+{
+	if (strcmp(format, "auto") && strcmp(format, "dir") && strcmp(format, "rootfs-tar") && strcmp(format, "oci") &&
+	    strcmp(format, "docker-archive")) {
+		sbx_error_param(err, "format", "unknown image format '%s': use auto, dir, rootfs-tar, oci or docker-archive",
+				format);
+		return NULL;
+	}
+	/* What a directory holds is seen at once; a file is read in the
+	 * worker (a docker save archive has its manifest at the end). */
+	if (!strcmp(format, "auto") && S_ISDIR(st->st_mode)) {
+		enum sbx_image_kind kind;
+		if (sbx_image_detect(path, &kind, err) < 0)
+			return NULL;
+		format = sbx_image_kind_name(kind);
+	}
+	if ((!strcmp(format, "dir") && !S_ISDIR(st->st_mode)) ||
+	    (!strcmp(format, "rootfs-tar") && S_ISDIR(st->st_mode))) {
+		sbx_error_param(err, "format", "'%s' is %s a directory, but format is '%s'", label,
+				S_ISDIR(st->st_mode) ? "" : "not", format);
+		return NULL;
+	}
+	bool layered = strcmp(format, "dir") && strcmp(format, "rootfs-tar");
+	if (!layered && ref) {
+		sbx_error_param(err, "ref", "'ref' picks an image of an OCI layout or docker archive; '%s' is %s", label,
+				format);
+		return NULL;
+	}
+	if (!layered && !name && strcmp(format, "auto")) {
+		sbx_error_param(err, "name", "a root file system has no name of its own; give one");
+		return NULL;
+	}
+	if (layered && strcmp(format, "auto") && !d->layers) {
+		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
+		return NULL;
+	}
+	struct sbx_image_import *job = job_new(d, name, path, format, layered, err);
+	if (!job)
+		return NULL;
+	free(job->label);
+	if ((ref && !(job->ref = strdup(ref))) || !(job->label = strdup(label))) {
+		sbx_image_import_free(job);
+		sbx_error_errno(err, ENOMEM, "import");
+		return NULL;
+	}
+	return job;
+}
+
 struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const char *name, const char *path,
 						  const char *format, const char *ref, sbx_error **err)
 {
@@ -836,49 +956,48 @@ struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const ch
 			sbx_error_prefix(err, "check the path exists on the daemon's host");
 		return NULL;
 	}
-	if (strcmp(format, "auto") && strcmp(format, "dir") && strcmp(format, "rootfs-tar") && strcmp(format, "oci") &&
-	    strcmp(format, "docker-archive")) {
-		sbx_error_param(err, "format", "unknown image format '%s': use auto, dir, rootfs-tar, oci or docker-archive",
-				format);
-		return NULL;
-	}
-	/* What a directory holds is seen at once; a file is read in the
-	 * worker (a docker save archive has its manifest at the end). */
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
 		sbx_error_param(err, "path", "'%s' is neither a file nor a directory", path);
 		return NULL;
 	}
-	if (!strcmp(format, "auto") && S_ISDIR(st.st_mode)) {
-		enum sbx_image_kind kind;
-		if (sbx_image_detect(path, &kind, err) < 0)
-			return NULL;
-		format = sbx_image_kind_name(kind);
-	}
-	if ((!strcmp(format, "dir") && !S_ISDIR(st.st_mode)) || (!strcmp(format, "rootfs-tar") && S_ISDIR(st.st_mode))) {
-		sbx_error_param(err, "format", "'%s' is %s a directory, but format is '%s'", path,
-				S_ISDIR(st.st_mode) ? "" : "not", format);
+	return prepare_import(d, name, path, &st, path, format, ref, err);
+}
+
+struct sbx_image_import *sbx_image_import_prepare_fd(struct sbx_daemon *d, const char *name, int *fd,
+						     const char *format, const char *ref, sbx_error **err)
+{
+	if (name && check_name(d, name, err) < 0)
+		return NULL;
+	struct stat st;
+	if (fstat(*fd, &st) < 0) {
+		sbx_error_errno(err, errno, "the passed descriptor");
 		return NULL;
 	}
-	bool layered = strcmp(format, "dir") && strcmp(format, "rootfs-tar");
-	if (!layered && ref) {
-		sbx_error_param(err, "ref", "'ref' picks an image of an OCI layout or docker archive; '%s' is %s", path,
+	/* The worker inherits the descriptor at the same number, and reads a
+	 * file or directory through its link in /proc (what is inside a
+	 * directory is found by name below it). */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", *fd);
+	bool stream = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+	const char *label = stream ? "the passed stream" : S_ISDIR(st.st_mode) ? "the passed directory" : "the passed file";
+	if (!stream && !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+		sbx_error_param(err, "fd", "the passed descriptor is neither a file, a directory, a pipe nor a socket");
+		return NULL;
+	}
+	if (stream && !strcmp(format, "dir")) {
+		sbx_error_param(err, "format", "a stream holds an archive, not a directory; format '%s' cannot come from it",
 				format);
 		return NULL;
 	}
-	if (!layered && !name && strcmp(format, "auto")) {
-		sbx_error_param(err, "name", "a root file system has no name of its own; give one");
+	/* A stream becomes a file before it is read. */
+	struct stat as = st;
+	if (stream)
+		as.st_mode = S_IFREG | 0600;
+	struct sbx_image_import *job = prepare_import(d, name, path, &as, label, format, ref, err);
+	if (!job)
 		return NULL;
-	}
-	if (layered && strcmp(format, "auto") && !d->layers) {
-		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
-		return NULL;
-	}
-	struct sbx_image_import *job = job_new(d, name, path, format, layered, err);
-	if (job && ref && !(job->ref = strdup(ref))) {
-		sbx_image_import_free(job);
-		sbx_error_errno(err, ENOMEM, "import");
-		return NULL;
-	}
+	job->client_fd = sbx_take_fd(fd);
+	job->spool = stream;
 	return job;
 }
 

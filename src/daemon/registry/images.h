@@ -65,6 +65,9 @@ struct sbx_image_import {
 	char id[13];
 	char *name; /* NULL: the image's own name (layered), known after the run */
 	char *path; /* the path, or the reference of a pull */
+	char *label; /* how messages and the image's source name it: path, or a passed descriptor */
+	int client_fd; /* image.import {fd}: the passed file, directory or stream; -1 */
+	bool spool;    /* client_fd is a stream: the worker copies it to a file first */
 	char *format;
 	char *ref;  /* which image of a layout holding several, or NULL */
 	bool pull;
@@ -82,6 +85,11 @@ struct sbx_image_import {
 
 struct sbx_image_import *sbx_image_import_prepare(struct sbx_daemon *d, const char *name, const char *path,
 						  const char *format, const char *ref, sbx_error **err);
+/* The same from a descriptor the client passed: a file or a directory is
+ * read where it is; a pipe or socket is copied into the import's private
+ * directory first (an archive's manifest may come at its end). Takes *fd. */
+struct sbx_image_import *sbx_image_import_prepare_fd(struct sbx_daemon *d, const char *name, int *fd,
+						     const char *format, const char *ref, sbx_error **err);
 struct sbx_image_import *sbx_image_pull_prepare(struct sbx_daemon *d, const char *name, const char *ref,
 						bool insecure, const char *authfile, int timeout_s, sbx_error **err);
 /* image.build: recipe is a name (a recipe installed with the daemon) or

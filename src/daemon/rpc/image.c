@@ -84,7 +84,7 @@ static void import_done(struct sbx_daemon *d, void *ctx, sbx_error *werr, struct
 	sbx_error *err = NULL;
 	struct sbx_image *img = NULL;
 	if (werr) {
-		err = worker_error(werr, job->pull ? "pull" : job->builder ? "build" : "import", job->path);
+		err = worker_error(werr, job->pull ? "pull" : job->builder ? "build" : "import", job->label);
 	} else {
 		img = sbx_image_import_commit(job, &err);
 	}
@@ -108,7 +108,10 @@ static void run_job(struct sbx_request *req, struct sbx_image_import *job)
 	job->req = req;
 	job->progress = true;
 	sbx_json_bool(req->params, "progress", false, &job->progress, NULL);
-	if (sbx_worker_start_stream(req->d, sbx_image_import_run, job, import_chunk, import_done, job, &err) < 0) {
+	/* A passed descriptor is read by the worker, at the same number. */
+	int keep[] = { job->client_fd };
+	if (sbx_worker_start_stream(req->d, keep, job->client_fd >= 0 ? 1 : 0, sbx_image_import_run, job, import_chunk,
+				    import_done, job, &err) < 0) {
 		sbx_image_import_abort(job);
 		sbx_image_import_free(job);
 		return sbx_reply_error(req, err);
@@ -126,13 +129,16 @@ void rpc_image_import(struct sbx_request *req)
 	    sbx_json_bool(req->params, "progress", false, &progress, &err) < 0 ||
 	    sbx_json_bool(req->params, "fd", false, &fd, &err) < 0)
 		return sbx_reply_error(req, err);
+	struct sbx_image_import *job = NULL;
 	if (fd) {
-		sbx_error_set(&err, SBX_ERR_UNSUPPORTED, "importing from a passed fd is not supported yet; give 'path'");
-		return sbx_reply_error(req, err);
+		/* The connection took the descriptor for "fd": true. */
+		if (sbx_json_get(req->params, "path"))
+			sbx_error_param(&err, "path", "give either 'path' or a passed descriptor (\"fd\": true), not both");
+		else
+			job = sbx_image_import_prepare_fd(req->d, name, &req->fd, format, ref, &err);
+	} else if (sbx_json_string(req->params, "path", true, &path, &err) >= 0) {
+		job = sbx_image_import_prepare(req->d, name, path, format, ref, &err);
 	}
-	if (sbx_json_string(req->params, "path", true, &path, &err) < 0)
-		return sbx_reply_error(req, err);
-	struct sbx_image_import *job = sbx_image_import_prepare(req->d, name, path, format, ref, &err);
 	if (!job)
 		return sbx_reply_error(req, err);
 	run_job(req, job);

@@ -37,7 +37,7 @@ void rpc_system_info(struct sbx_request *req)
 		sbx_gen_key(g, "features");
 		yajl_gen_array_open(g);
 		static const char *const features[] = { "overlayfs", "clone3", "pidfd", "openat2", "fs.encoding.hex",
-							"fs.encoding.binary" };
+							"fs.encoding.binary", "image.import.fd" };
 		for (size_t i = 0; i < SBX_ARRAY_SIZE(features); i++)
 			sbx_gen_str(g, features[i]);
 		if (faccessat(d->cg.base_fd, "cgroup.kill", F_OK, 0) == 0)
