@@ -332,7 +332,10 @@ class FollowTest(ProcessTestCase):
         self.call("system.ping")
         self.assertLess(time.monotonic() - t, 1)
         rss = _rss_kib(self.daemon.pid)
-        self.assertLess(rss, 64 * 1024, "daemon RSS %d KiB" % rss)
+        # (AddressSanitizer keeps freed memory in quarantine, so that the
+        # buffers the output passed through stay resident: no bound there.)
+        if "libasan" not in open("/proc/%d/maps" % self.daemon.pid).read():
+            self.assertLess(rss, 64 * 1024, "daemon RSS %d KiB" % rss)
         lazy.close()
         self.call("system.ping")
 
