@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fsops.h"
 #include "image.h"
 #include "imageref.h"
 #include "layers.h"
@@ -677,32 +678,17 @@ static int spool_stream(struct sbx_image_import *job, int tfd, int out_fd, sbx_e
 	if (out < 0)
 		return sbx_error_errno(err, errno, "import: create the copy of the stream");
 	struct progress_out po = { .fd = out_fd };
-	char *buf = malloc(1 << 20);
-	if (!buf)
-		return sbx_error_errno(err, ENOMEM, "import");
-	int64_t total = 0;
-	int r = 0;
-	for (;;) {
-		ssize_t n = read(job->client_fd, buf, 1 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = sbx_error_errno(err, errno, "import: read the passed stream");
-			break;
-		}
-		if (n == 0)
-			break;
-		if (sbx_write_all(out, buf, (size_t)n) < 0) {
-			r = sbx_error_errno(err, errno, "import: copy the passed stream");
-			break;
-		}
+	int64_t total = 0, n;
+	/* In steps, so that progress is told between them. */
+	while ((n = sbx_fs_copy_fd(job->client_fd, out, 4 << 20, err)) > 0) {
 		total += n;
 		if (out_fd >= 0)
 			progress_line(&po, "receiving", 0, 0, total, 0);
 	}
-	free(buf);
-	if (r < 0)
+	if (n < 0) {
+		sbx_error_prefix(err, "import: copy the passed stream");
 		return -1;
+	}
 	if (total == 0)
 		return sbx_error_param(err, "fd", "the passed stream was empty");
 	if (out_fd >= 0) {
@@ -842,7 +828,7 @@ void sbx_image_import_abort(struct sbx_image_import *job)
 }
 
 static struct sbx_image_import *job_new(struct sbx_daemon *d, const char *name, const char *path,
-					const char *format, bool layered, sbx_error **err)
+					const char *label, const char *format, bool layered, sbx_error **err)
 {
 	struct sbx_image_import *job = calloc(1, sizeof(*job));
 	if (!job || sbx_random_id(job->id, err) < 0) {
@@ -854,7 +840,7 @@ static struct sbx_image_import *job_new(struct sbx_daemon *d, const char *name, 
 	snprintf(job->tmpdir, sizeof(job->tmpdir), "images/tmp-%s", job->id);
 	job->name = name ? strdup(name) : NULL;
 	job->path = strdup(path);
-	job->label = strdup(path);
+	job->label = strdup(label);
 	job->client_fd = -1;
 	job->format = strdup(format);
 	if (asprintf(&job->dest, "%s/%s/rootfs", d->cfg.state_dir, job->tmpdir) < 0)
@@ -928,11 +914,8 @@ static struct sbx_image_import *prepare_import(struct sbx_daemon *d, const char 
 		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
 		return NULL;
 	}
-	struct sbx_image_import *job = job_new(d, name, path, format, layered, err);
-	if (!job)
-		return NULL;
-	free(job->label);
-	if ((ref && !(job->ref = strdup(ref))) || !(job->label = strdup(label))) {
+	struct sbx_image_import *job = job_new(d, name, path, label, format, layered, err);
+	if (job && ref && !(job->ref = strdup(ref))) {
 		sbx_image_import_free(job);
 		sbx_error_errno(err, ENOMEM, "import");
 		return NULL;
@@ -1044,7 +1027,7 @@ struct sbx_image_import *sbx_image_build_prepare(struct sbx_daemon *d, const cha
 		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
 		return NULL;
 	}
-	struct sbx_image_import *job = job_new(d, name ? name : base, dir, "oci", true, err);
+	struct sbx_image_import *job = job_new(d, name ? name : base, dir, dir, "oci", true, err);
 	if (!job)
 		return NULL;
 	job->builder = sbx_take_ptr(&builder);
@@ -1072,7 +1055,7 @@ struct sbx_image_import *sbx_image_pull_prepare(struct sbx_daemon *d, const char
 		sbx_error_set(err, SBX_ERR_UNSUPPORTED, "the layer store is not available");
 		return NULL;
 	}
-	struct sbx_image_import *job = job_new(d, name ? name : ref, ref, "pull", true, err);
+	struct sbx_image_import *job = job_new(d, name ? name : ref, ref, ref, "pull", true, err);
 	if (!job)
 		return NULL;
 	job->pull = true;
