@@ -101,6 +101,15 @@ static int drain(struct sbx_exec *ex, int fd, struct sbx_buf *b)
 	return 0;
 }
 
+/* What both pipes hold now. */
+static void drain_pipes(struct sbx_exec *ex)
+{
+	if (ex->out_fd >= 0)
+		drain(ex, ex->out_fd, &ex->out);
+	if (ex->err_fd >= 0)
+		drain(ex, ex->err_fd, &ex->err);
+}
+
 static void out_event(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct sbx_exec *ex = data;
@@ -165,10 +174,7 @@ static void exec_exited(struct sbx_watch *w, uint32_t events, void *data)
 	}
 	/* Output written before exit is in the pipes now; later output from
 	 * background children is not waited for. */
-	if (ex->out_fd >= 0)
-		drain(ex, ex->out_fd, &ex->out);
-	if (ex->err_fd >= 0)
-		drain(ex, ex->err_fd, &ex->err);
+	drain_pipes(ex);
 	int exit_code = -1;
 	const char *signame = NULL;
 	if (si.si_code == CLD_EXITED) {
@@ -192,10 +198,7 @@ static void exec_kill_grace(struct sbx_watch *t, void *data)
 	ex->kill_grace = NULL;
 	if (!ex->req)
 		return;
-	if (ex->out_fd >= 0)
-		drain(ex, ex->out_fd, &ex->out);
-	if (ex->err_fd >= 0)
-		drain(ex, ex->err_fd, &ex->err);
+	drain_pipes(ex);
 	exec_reply(ex, 128 + SIGKILL, sbx_signal_name(SIGKILL));
 }
 
