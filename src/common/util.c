@@ -214,6 +214,24 @@ int sbx_set_nonblock(int fd, bool on)
 	return fcntl(fd, F_SETFL, fl);
 }
 
+static int park_base;
+
+void sbx_fd_park_base(int base)
+{
+	park_base = base > 0 ? base : 0;
+}
+
+int sbx_fd_park(int fd)
+{
+	if (fd < 0 || park_base <= 0 || fd >= park_base)
+		return fd;
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, park_base);
+	if (moved < 0)
+		return fd; /* no room up there: it works where it is */
+	close(fd);
+	return moved;
+}
+
 int sbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *outlen, sbx_error **err)
 {
 	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

@@ -53,6 +53,14 @@ ssize_t sbx_write_all(int fd, const void *buf, size_t len);
 ssize_t sbx_read_all(int fd, void *buf, size_t len);
 int sbx_set_nonblock(int fd, bool on);
 
+/* Long-lived descriptors (one per sandbox) are parked at or above a base
+ * number, so that the low numbers stay few and dense: a clone that shares
+ * the table then copies only those (see spawn.c). 0 turns it off. */
+void sbx_fd_park_base(int base);
+/* fd moved to the lowest free number at or above the base (the old one
+ * closed); unchanged when there is no base, no room or it is there. */
+int sbx_fd_park(int fd);
+
 /* Descriptors passed over unix sockets (SCM_RIGHTS), at most this many in
  * one message. */
 #define SBX_PASS_FDS_MAX 16

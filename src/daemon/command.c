@@ -54,7 +54,8 @@ struct sbx_spawn_pending {
 	int report, mon_pidfd, stdin_keep, tty_fd;
 	pid_t mon;
 	bool stdin_pipe, expired;
-	struct sbx_watch *w, *timer;
+	struct sbx_watch *w, *timer, *mon_w;
+	struct sbx_fdhold held; /* the monitor's copies, until it has a table of its own */
 	sbx_spawn_done_fn done;
 	void *data;
 	size_t len;
@@ -842,6 +843,22 @@ static void pending_unlink(struct sbx_spawn_pending *p)
 	}
 }
 
+/* The monitor has said something or is gone: it no longer shares
+ * sandboxd's descriptor table. */
+static void pending_release(struct sbx_spawn_pending *p)
+{
+	sbx_loop_unwatch(p->mon_w);
+	p->mon_w = NULL;
+	sbx_fdhold_release(&p->held);
+}
+
+static void pending_mon_gone(struct sbx_watch *w, uint32_t events, void *data)
+{
+	(void)w;
+	(void)events;
+	pending_release(data); /* then its end of the report closes */
+}
+
 /* The spawn failed: nothing of it stays. */
 static void pending_fail(struct sbx_spawn_pending *p, sbx_error *err)
 {
@@ -849,6 +866,7 @@ static void pending_fail(struct sbx_spawn_pending *p, sbx_error *err)
 	struct sbx_daemon *d = c->sb->d;
 	sbx_loop_unwatch(p->w);
 	sbx_loop_unwatch(p->timer);
+	pending_release(p);
 	pending_unlink(p);
 	sbx_pidfd_send_signal(p->mon_pidfd, SIGKILL, NULL, 0);
 	waitid((idtype_t)P_PIDFD, (id_t)p->mon_pidfd, NULL, WEXITED);
@@ -879,6 +897,7 @@ static void pending_started(struct sbx_spawn_pending *p, pid_t cmd_pid)
 	struct sbx_sandbox *sb = c->sb;
 	sbx_loop_unwatch(p->w);
 	sbx_loop_unwatch(p->timer);
+	pending_release(p);
 	pending_unlink(p);
 	sbx_closep(&p->report);
 	c->pid = cmd_pid;
@@ -924,6 +943,7 @@ static void pending_report(struct sbx_watch *w, uint32_t events, void *data)
 {
 	struct sbx_spawn_pending *p = data;
 	bool eof = false;
+	pending_release(p);
 	for (;;) {
 		int got[1];
 		size_t n_got = 0;
@@ -1095,13 +1115,34 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 		goto out;
 	}
 	pend->report = pend->mon_pidfd = pend->stdin_keep = pend->tty_fd = -1;
-	struct clone_args args = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&mon_pidfd, .exit_signal = SIGCHLD };
+	/* The monitor starts on sandboxd's descriptor table and keeps only
+	 * copies of what it needs (see sbx_fdhold). */
+	int *mine[] = { &a.report, &a.log_fd, &a.dir_fd, &a.cg_fd, &a.stdin_keep, &a.out_r, &a.err_r, &a.exe_fd,
+			&a.ec.init_pidfd, &a.ec.cgroup_fd, &a.ec.stdio[0], &a.ec.stdio[1], &a.ec.stdio[2],
+			&a.ec.extra_fd, &a.ec.v1_procs[0], &a.ec.v1_procs[1], &a.ec.v1_procs[2] };
+	_Static_assert(SBX_CTRL_COUNT == 3, "every v1 group is held");
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(mine); i++) {
+		if (sbx_fdhold_add(&pend->held, mine[i]) < 0) {
+			sbx_error_errno(err, errno, "set up the monitor's descriptors");
+			sbx_fdhold_release(&pend->held);
+			goto out;
+		}
+	}
+	struct clone_args args = { .flags = CLONE_FILES | CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&mon_pidfd,
+				   .exit_signal = SIGCHLD };
 	pid_t mon = sbx_clone3(&args);
 	if (mon < 0) {
 		sbx_error_errno(err, errno, "clone3 monitor");
+		sbx_fdhold_release(&pend->held);
 		goto out;
 	}
 	if (mon == 0) {
+		if (sbx_fdhold_unshare(&pend->held) < 0) {
+			sbx_error *uerr = NULL;
+			sbx_error_errno(&uerr, errno, "unshare the descriptor table");
+			report_failure(a.report, uerr);
+			_exit(1);
+		}
 		sbx_closep(&rep[0]);
 		monitor_child(&a);
 	}
@@ -1117,12 +1158,13 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 	pend->done = done;
 	pend->data = data;
 	sbx_set_nonblock(pend->report, true);
+	pend->mon_w = sbx_loop_watch(d->loop, pend->mon_pidfd, EPOLLIN, pending_mon_gone, pend);
 	pend->w = sbx_loop_watch(d->loop, pend->report, EPOLLIN, pending_report, pend);
 	pend->timer = sbx_loop_timer(d->loop, a.setup_timeout_ms + PENDING_MARGIN_MS, pending_expired, pend);
 	pend->next = sb->spawning;
 	sb->spawning = pend;
 	c = NULL;
-	if (!pend->w || !pend->timer) {
+	if (!pend->w || !pend->timer || !pend->mon_w) {
 		sbx_error_errno(err, ENOMEM, "sandbox %s: spawn: watch the monitor", sb->name);
 		/* Not through done: the caller hears of it from the return. */
 		pend->done = NULL;

@@ -20,6 +20,8 @@
  * and connections), at most 4096. */
 #define RESERVE_MIN 64
 #define RESERVE_MAX 4096
+/* Where parked descriptors start, at most. */
+#define PARK_BASE 1024
 
 static int64_t reserve_for(int64_t limit)
 {
@@ -54,6 +56,10 @@ void sbx_fdbudget_init(struct sbx_fdbudget *b, int64_t max_sandboxes)
 	else
 		sbx_info("open files: limit %lld (hard limit %lld); %lld kept for existing sandboxes", (long long)b->limit,
 			 (long long)b->hard, (long long)b->reserve);
+	/* A sandbox's own descriptor goes above the numbers that the daemon's
+	 * connections and running commands take, so that what an exec helper
+	 * copies stays small (sbx_fd_park). */
+	sbx_fd_park_base((int)(b->limit / 4 < PARK_BASE ? b->limit / 4 : PARK_BASE));
 	/* About one descriptor per started sandbox stays open. */
 	int64_t room = b->limit - b->reserve - sbx_fdbudget_count(b) - FDS_PER_START;
 	if (room < max_sandboxes)

@@ -669,11 +669,11 @@ int sbx_box_start_finish(struct sbx_box *box, struct sbx_box_starting *st, sbx_e
 	}
 	sbx_closep(&st->loopfd);
 	box->init_pid = sp.pid;
-	box->init_pidfd = sp.pidfd;
+	box->init_pidfd = sbx_fd_park(sp.pidfd);
 	box->init_starttime = sp.starttime;
 	if (box->net.ip.s_addr && sbx_box_net_attach(box, err) < 0) {
 		sbx_cgroup_kill(box->host->cg, box->cgroup, NULL);
-		waitid((idtype_t)P_PIDFD, (id_t)sp.pidfd, NULL, WEXITED);
+		waitid((idtype_t)P_PIDFD, (id_t)box->init_pidfd, NULL, WEXITED);
 		sbx_closep(&box->init_pidfd);
 		box->init_pid = 0;
 		box->init_starttime = 0;
@@ -1324,7 +1324,7 @@ int sbx_box_recover(struct sbx_box *box, bool adopt)
 		bool exited = pfd >= 0 && poll(&pp, 1, 0) > 0;
 		if (pfd >= 0 && !exited && box->init_starttime && sbx_proc_starttime(box->init_pid) == box->init_starttime) {
 			sbx_closep(&box->init_pidfd);
-			box->init_pidfd = pfd;
+			box->init_pidfd = sbx_fd_park(pfd);
 			/* Groups of commands that ended while the owner was away. */
 			sbx_box_prune(box, "");
 			return 1;

@@ -514,6 +514,50 @@ static void report_pid(int report_fd, pid_t pid, int master)
 		sbx_send_with_fd(report_fd, line, (size_t)n, master, 0);
 }
 
+/* The lowest number a held copy takes: above the command's fixed ones
+ * (0-2 and SBX_EXEC_EXTRA_FD) and the monitor's (0-8), so that placing
+ * those never overwrites a copy still to be placed. */
+#define HELD_MIN_FD 16
+
+int sbx_fdhold_add(struct sbx_fdhold *h, int *fd)
+{
+	if (*fd < 0)
+		return 0;
+	if (h->n >= (int)SBX_ARRAY_SIZE(h->fds)) {
+		errno = EMFILE;
+		return -1;
+	}
+	int c = fcntl(*fd, F_DUPFD_CLOEXEC, HELD_MIN_FD);
+	if (c < 0)
+		return -1;
+	sbx_fdhold_take(h, c);
+	*fd = c;
+	return 0;
+}
+
+void sbx_fdhold_take(struct sbx_fdhold *h, int fd)
+{
+	if (h->n < (int)SBX_ARRAY_SIZE(h->fds) && fd >= 0) {
+		h->fds[h->n++] = fd;
+		if (fd > h->top)
+			h->top = fd;
+	}
+}
+
+void sbx_fdhold_release(struct sbx_fdhold *h)
+{
+	for (int i = 0; i < h->n; i++)
+		sbx_closep(&h->fds[i]);
+	h->n = 0;
+}
+
+int sbx_fdhold_unshare(const struct sbx_fdhold *h)
+{
+	if (sbx_close_range((unsigned int)h->top + 1, ~0U, CLOSE_RANGE_UNSHARE) == 0)
+		return 0;
+	return unshare(CLONE_FILES);
+}
+
 int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setup *st, sbx_error **err)
 {
 	memset(st, 0, sizeof(*st));
@@ -525,49 +569,73 @@ int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setu
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) < 0)
 		return sbx_error_errno(err, errno, "socketpair");
 	_cleanup_close_ int rd = pipefd[0];
-	_cleanup_close_ int wr = pipefd[1];
-	if (sbx_set_nonblock(rd, true) < 0)
-		return sbx_error_errno(err, errno, "set up the report socket");
+	_cleanup_close_ int wr0 = pipefd[1];
+	int wr = wr0; /* the helper's end: held too */
+	if (sbx_set_nonblock(rd, true) < 0 || sbx_fdhold_add(&st->held, &wr) < 0) {
+		int e = errno;
+		sbx_fdhold_release(&st->held);
+		return sbx_error_errno(err, e, "set up the report socket");
+	}
+	sbx_closep(&wr0);
+	/* The helper starts on sandboxd's table (CLONE_FILES) and keeps copies
+	 * of the low numbers only, where these copies are (sbx_fdhold). */
+	struct sbx_exec_config c = *cfg;
+	int *mine[5 + SBX_CTRL_COUNT] = { &c.init_pidfd, &c.stdio[0], &c.stdio[1], &c.stdio[2], &c.extra_fd };
+	for (int i = 0; i < SBX_CTRL_COUNT; i++)
+		mine[5 + i] = &c.v1_procs[i];
+	if (c.extra_fd <= 2)
+		c.extra_fd = -1;
+	for (size_t i = 0; i < SBX_ARRAY_SIZE(mine); i++) {
+		if (sbx_fdhold_add(&st->held, mine[i]) < 0) {
+			int e = errno;
+			sbx_fdhold_release(&st->held);
+			return sbx_error_errno(err, e, "set up the exec helper's descriptors");
+		}
+	}
 
 	int helper_pidfd = -1;
 	struct clone_args args = {
-		.flags = CLONE_PIDFD | CLONE_INTO_CGROUP,
+		.flags = CLONE_FILES | CLONE_PIDFD | CLONE_INTO_CGROUP,
 		.pidfd = (uint64_t)(uintptr_t)&helper_pidfd,
 		.exit_signal = SIGCHLD,
 		.cgroup = (uint64_t)cfg->cgroup_fd,
 	};
 	pid_t helper = sbx_clone3(&args);
-	if (helper < 0)
-		return sbx_error_errno(err, errno, "clone3 exec helper");
+	if (helper < 0) {
+		int e = errno;
+		sbx_fdhold_release(&st->held);
+		return sbx_error_errno(err, e, "clone3 exec helper");
+	}
 	if (helper == 0) {
 		sbx_error *cerr = NULL;
+		/* First a table of its own: nothing is closed or opened on the
+		 * shared one. Without CLOSE_RANGE_UNSHARE, a whole copy. */
+		if (sbx_fdhold_unshare(&st->held) < 0) {
+			sbx_error_errno(&cerr, errno, "unshare the descriptor table");
+			child_fail(wr, cerr);
+		}
 		close(rd);
 		/* Not dumpable before entering: nothing inside may ptrace or open
 		 * /proc/PID of a process that still holds sandboxd's memory. */
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-		if (join_v1(cfg->v1_procs, &cerr) < 0)
+		if (join_v1(c.v1_procs, &cerr) < 0)
 			child_fail(wr, cerr);
 		/* Namespaces of the initial user namespace first (that needs host
 		 * root), then the sandbox's user namespace and those it owns. */
 		int uts_ipc = CLONE_NEWUTS | CLONE_NEWIPC;
-		if (setns(cfg->init_pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP |
-						   (cfg->userns ? 0 : uts_ipc)) < 0) {
+		if (setns(c.init_pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP |
+						 (c.userns ? 0 : uts_ipc)) < 0) {
 			sbx_error_errno(&cerr, errno, "join sandbox namespaces");
 			child_fail(wr, cerr);
 		}
-		if (cfg->userns &&
-		    (setns(cfg->init_pidfd, CLONE_NEWUSER) < 0 || setns(cfg->init_pidfd, uts_ipc) < 0)) {
+		if (c.userns && (setns(c.init_pidfd, CLONE_NEWUSER) < 0 || setns(c.init_pidfd, uts_ipc) < 0)) {
 			sbx_error_errno(&cerr, errno, "join sandbox user namespace");
 			child_fail(wr, cerr);
 		}
 		int master = -1;
-		if (cfg->tty && (master = open_pty_master(cfg, &cerr)) < 0)
+		if (c.tty && (master = open_pty_master(&c, &cerr)) < 0)
 			child_fail(wr, cerr);
-		/* This helper holds a copy of every descriptor of sandboxd (one or
-		 * more per sandbox). Closed here, once, they are not copied again
-		 * into the command only to be closed at its exec: with thousands
-		 * of sandboxes that was most of the cost of an exec. */
-		int keep[] = { wr, master, cfg->stdio[0], cfg->stdio[1], cfg->stdio[2], cfg->extra_fd };
+		int keep[] = { wr, master, c.stdio[0], c.stdio[1], c.stdio[2], c.extra_fd };
 		sbx_close_all_but(keep, SBX_ARRAY_SIZE(keep));
 		/* CLONE_PARENT: the command becomes sandboxd's child, so sandboxd
 		 * reaps it and reads its exit status; this helper just leaves. */
@@ -578,7 +646,7 @@ int sbx_spawn_exec_begin(const struct sbx_exec_config *cfg, struct sbx_exec_setu
 			child_fail(wr, cerr);
 		}
 		if (cmd == 0)
-			exec_child(cfg, wr, master);
+			exec_child(&c, wr, master);
 		report_pid(wr, cmd, master);
 		_exit(0);
 	}
@@ -600,6 +668,8 @@ int sbx_spawn_exec_read(struct sbx_exec_setup *st)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
+		/* Whatever it said, it said it from a table of its own. */
+		sbx_fdhold_release(&st->held);
 		if (n <= 0) {
 			st->eof = true;
 			break;
@@ -625,11 +695,13 @@ bool sbx_spawn_exec_helper_gone(struct sbx_exec_setup *st)
 	if (waitid((idtype_t)P_PIDFD, (id_t)st->helper_pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
 		return false;
 	sbx_closep(&st->helper_pidfd);
+	sbx_fdhold_release(&st->held);
 	return true;
 }
 
 static void setup_close(struct sbx_exec_setup *st)
 {
+	sbx_fdhold_release(&st->held);
 	sbx_closep(&st->report_fd);
 	sbx_closep(&st->helper_pidfd);
 	sbx_closep(&st->tty_fd);

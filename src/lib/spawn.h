@@ -58,6 +58,29 @@ int sbx_spawn_init_read(struct sbx_init_setup *st);
 int sbx_spawn_init_finish(struct sbx_init_setup *st, struct sbx_spawned *out, sbx_error **err);
 void sbx_spawn_init_abort(struct sbx_init_setup *st);
 
+/* A child cloned with CLONE_FILES starts on its parent's descriptor table
+ * and first trades it for a copy of the low numbers only (sbx_fdhold_
+ * unshare): a copy of the whole table, a descriptor per sandbox, made and
+ * closed again in every exec, made exec time grow with the number of
+ * sandboxes. Until the child has its own table, the parent must neither
+ * close nor reuse what the child needs, so it hands the child copies made
+ * before the clone, at low numbers, and closes them (release) only once
+ * the child has said something or is gone. */
+struct sbx_fdhold {
+	int fds[24];
+	int n;
+	int top; /* the highest copy */
+};
+/* Replace *fd (if >= 0) by a copy held in h; -1 and errno when it fails. */
+int sbx_fdhold_add(struct sbx_fdhold *h, int *fd);
+/* Take a descriptor the caller made for the child into h as it is. */
+void sbx_fdhold_take(struct sbx_fdhold *h, int fd);
+/* In the parent: close what h holds. */
+void sbx_fdhold_release(struct sbx_fdhold *h);
+/* In the child, first of all: a table of its own with the numbers up to
+ * h->top only (the whole table where CLOSE_RANGE_UNSHARE is missing). */
+int sbx_fdhold_unshare(const struct sbx_fdhold *h);
+
 struct sbx_exec_config {
 	int init_pidfd; /* namespaces are joined from this process */
 	int cgroup_fd;  /* CLONE_INTO_CGROUP target for the new process */
@@ -96,6 +119,7 @@ struct sbx_exec_setup {
 	int helper_pidfd; /* watch it for its exit; -1 once reaped */
 	pid_t cmd_pid;    /* the command, once the helper has told; 0 before */
 	int tty_fd;       /* a terminal's master that came with the report */
+	struct sbx_fdhold held; /* what the helper needs, until it has said something or is gone */
 	bool tty, eof;
 	size_t len;
 	char text[1024];

@@ -2,6 +2,7 @@
 for what the kernel refuses, and nothing left in the kernel afterwards
 (loop devices)."""
 
+import contextlib
 import os
 import time
 import unittest
@@ -121,6 +122,51 @@ class DescriptorBudgetTest(SandboxdTestCase):
         import select
         return bool(select.select([c.sock], [], [], 0)[0])
 
+    def check_small_tables(self, d, sid):
+        """The sandboxes' descriptors are parked above the low numbers (a
+        quarter of the limit here), and a process sandboxd starts for a
+        command gets a small table, not a copy of the daemon's: before,
+        each one copied and closed a descriptor per sandbox."""
+        pidfds = []
+        for n in os.listdir("/proc/%d/fd" % d.pid):
+            with contextlib.suppress(OSError):
+                if os.readlink("/proc/%d/fd/%s" % (d.pid, n)) == "anon_inode:[pidfd]":
+                    pidfds.append(int(n))
+        high = [n for n in pidfds if n >= 256]
+        # Up there first; only what does not fit goes low.
+        self.assertGreaterEqual(len(high), min(len(pidfds), 1024 - 256) - 32,
+                                "%d of %d pidfds parked" % (len(high), len(pidfds)))
+        spawned = self.call("process.spawn", {"sandbox": sid, "cmd": ["sleep", "30"]})
+
+        def fdsize(pid):
+            with open("/proc/%d/status" % pid) as fh:
+                return int(next(ln for ln in fh if ln.startswith("FDSize:")).split()[1])
+
+        def monitors():
+            out = []
+            for p in os.listdir("/proc"):
+                if not p.isdigit():
+                    continue
+                try:
+                    with open("/proc/%s/stat" % p) as fh:
+                        st = fh.read()
+                except OSError:
+                    continue
+                comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+                if comm == "sandbox-monitor" and int(rest[1]) == d.pid:
+                    out.append(int(p))
+            return out
+
+        wait_until(monitors, timeout=10, message="no monitor for the spawned command")
+        self.assertGreaterEqual(fdsize(d.pid), 1024)
+        for mon in monitors():
+            self.assertLessEqual(fdsize(mon), 256, "the monitor %d got a copy of the daemon's table" % mon)
+        # The command of an exec runs on a table as small.
+        out = self.sh(sid, "grep FDSize /proc/self/status")
+        self.assertLessEqual(int(out.split()[1]), 256, out)
+        self.call("process.kill", {"sandbox": sid, "cmd_id": spawned["cmd_id"], "signal": "KILL"})
+        self.call("process.wait", {"sandbox": sid, "cmd_id": spawned["cmd_id"], "timeout_s": 20})
+
     def test_creates_stop_before_existing_sandboxes_starve(self):
         """Soft and hard limit 1024: creates are refused with a limit error
         naming the limit while every existing sandbox still takes work."""
@@ -179,6 +225,7 @@ class DescriptorBudgetTest(SandboxdTestCase):
                    for c, sid in zip(clients, (ids[0], ids[1], ids[-2], ids[-1]))]
         for c, rid in pending:
             self.assertEqual(c.result(rid)["exit_code"], 0)
+        self.check_small_tables(d, ids[-1])
         spawned = self.call("process.spawn", {"sandbox": ids[-1], "cmd": ["sh", "-c", "echo from-bg"]})
         self.call("process.wait", {"sandbox": ids[-1], "cmd_id": spawned["cmd_id"], "timeout_s": 20})
         logs = self.call("process.logs", {"sandbox": ids[-1], "cmd_id": spawned["cmd_id"]})

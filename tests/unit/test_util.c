@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -23,6 +24,8 @@
 
 #include "framing.h"
 #include "json.h"
+#include "spawn.h"
+#include "syscalls.h"
 #include "util.h"
 #include "unit.h"
 
@@ -1451,6 +1454,91 @@ START_TEST(test_framer_skip)
 }
 END_TEST
 
+
+/* Long-lived descriptors parked high; a child cloned on the shared table
+ * keeps only the held copies, at low numbers, and its table stays small
+ * however many descriptors the parent has. */
+START_TEST(test_fd_park_and_hold)
+{
+	struct rlimit rl;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < 4096)
+		return; /* cannot open enough here to tell */
+	struct rlimit was = rl;
+	rl.rlim_cur = 4096;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	enum { MANY = 2000 };
+	static int parked[MANY];
+	sbx_fd_park_base(1024);
+	for (int i = 0; i < MANY; i++) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		ck_assert_int_ge(fd, 0);
+		parked[i] = sbx_fd_park(fd);
+		ck_assert_int_ge(parked[i], 1024);
+		ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* the old number is free again */
+	}
+	/* Past the limit: it stays where it is. */
+	rl.rlim_cur = 1024 + MANY;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	int low = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(sbx_fd_park(low), low);
+	close(low);
+
+	int p[2];
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	struct sbx_fdhold h = { .n = 0 };
+	int w = p[1];
+	ck_assert_int_eq(sbx_fdhold_add(&h, &w), 0);
+	ck_assert_int_ge(w, 16);
+	ck_assert_int_lt(w, 1024);
+	int none = -1;
+	ck_assert_int_eq(sbx_fdhold_add(&h, &none), 0);
+	ck_assert_int_eq(h.n, 1);
+	close(p[1]); /* the child's copy is the held one */
+	struct clone_args args = { .flags = CLONE_FILES, .exit_signal = SIGCHLD };
+	pid_t pid = sbx_clone3(&args);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (sbx_fdhold_unshare(&h) < 0)
+			_exit(1);
+		char line[256], out[300];
+		long fdsize = -1;
+		FILE *f = fopen("/proc/self/status", "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "FDSize:", 7))
+				fdsize = atol(line + 7);
+		if (f)
+			fclose(f);
+		/* Open here after the parent's work on its table: not seen. */
+		int n = snprintf(out, sizeof(out), "%ld %d\n", fdsize, fcntl(parked[0], F_GETFD) >= 0);
+		sbx_write_all(w, out, (size_t)n);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_ge(fcntl(w, F_GETFD), 0); /* held until released */
+	sbx_fdhold_release(&h);
+	ck_assert_int_eq(h.n, 0);
+	ck_assert_int_eq(fcntl(w, F_GETFD), -1);
+	char buf[64] = "";
+	ck_assert_int_gt(sbx_read_all(p[0], buf, sizeof(buf) - 1), 0);
+	long fdsize = -1;
+	int sees_parked = -1;
+	ck_assert_int_eq(sscanf(buf, "%ld %d", &fdsize, &sees_parked), 2);
+	ck_assert_msg(fdsize > 0 && fdsize <= 256, "the child's table has %ld slots", fdsize);
+	ck_assert_int_eq(sees_parked, 0);
+	/* The parent's own are all still there. */
+	for (int i = 0; i < MANY; i++) {
+		ck_assert_int_ge(fcntl(parked[i], F_GETFD), 0);
+		close(parked[i]);
+	}
+	close(p[0]);
+	sbx_fd_park_base(0);
+	setrlimit(RLIMIT_NOFILE, &was);
+}
+END_TEST
+
 static Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -1473,6 +1561,7 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_set_nonblock);
 	tcase_add_test(tc, test_fd_passing_round_trip);
 	tcase_add_test(tc, test_fd_passing_closes_what_does_not_fit);
+	tcase_add_test(tc, test_fd_park_and_hold);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");
