@@ -207,14 +207,23 @@ class Density:
             total += pss_kb(pid)
         return total
 
+    def execs(self, prefix):
+        """p50 and p99 of EXECS_PER_STEP execs into the oldest and into the
+        newest sandbox, taking turns, under prefix + old_/new_."""
+        times = {"old": [], "new": []}
+        for _ in range(EXECS_PER_STEP):
+            times["old"].append(self.exec_ms(self.ids[0]))
+            times["new"].append(self.exec_ms(self.ids[-1]))
+        out = {}
+        for which, t in times.items():
+            out["%s%s_p50" % (prefix, which)] = statistics.median(t)
+            out["%s%s_p99" % (prefix, which)] = pct(t, 99)
+        return out
+
     def step(self, n):
         prev = self.steps[-1]["n"] if self.steps else 0
         window = self.creates_ms[-100:]
-        oldest, newest = self.ids[0], self.ids[-1]
-        ex_old, ex_new = [], []
-        for _ in range(EXECS_PER_STEP):
-            ex_old.append(self.exec_ms(oldest))
-            ex_new.append(self.exec_ms(newest))
+        execs = self.execs("exec_")
         info = self.client.call("system.info")
         used = host_used_kb()
         m = meminfo()
@@ -222,10 +231,7 @@ class Density:
             "n": n,
             "create_p50": statistics.median(window),
             "create_p95": pct(window, 95),
-            "exec_old_p50": statistics.median(ex_old),
-            "exec_old_p99": pct(ex_old, 99),
-            "exec_new_p50": statistics.median(ex_new),
-            "exec_new_p99": pct(ex_new, 99),
+            **execs,
             "ls_ms": self.ls_ms(),
             "host_kb_each": (used - self.used0) / n,
             "marginal_kb": statistics.median([w for c, w in self.windows if c > prev and c <= n] or [0]),
@@ -240,12 +246,7 @@ class Density:
         # The same execs again after those quiet seconds: the first set
         # follows 100 creates at once, whose work the kernel is often still
         # finishing (cgroups, RCU), and its tail shows that as much as sandboxd.
-        q_old, q_new = [], []
-        for _ in range(EXECS_PER_STEP):
-            q_old.append(self.exec_ms(oldest))
-            q_new.append(self.exec_ms(newest))
-        s.update({"quiet_old_p50": statistics.median(q_old), "quiet_old_p99": pct(q_old, 99),
-                  "quiet_new_p50": statistics.median(q_new), "quiet_new_p99": pct(q_new, 99)})
+        s.update(self.execs("quiet_"))
         self.steps.append(s)
         self.log("density %5d: create p50 %.1f ms p95 %.1f ms; exec oldest p50 %.2f p99 %.2f, newest p50 %.2f "
                  "p99 %.2f ms (after %d s quiet: %.2f / %.2f, %.2f / %.2f); ls %.0f ms; %.0f KiB host memory each; "

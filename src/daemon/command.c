@@ -1117,7 +1117,7 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 	pend->report = pend->mon_pidfd = pend->stdin_keep = pend->tty_fd = -1;
 	/* The monitor starts on sandboxd's descriptor table and keeps only
 	 * copies of what it needs (see sbx_fdhold). */
-	int *mine[] = { &a.report, &a.log_fd, &a.dir_fd, &a.cg_fd, &a.stdin_keep, &a.out_r, &a.err_r, &a.exe_fd,
+	int *mine[] = { &a.report, &a.log_fd, &a.dir_fd, &a.stdin_keep, &a.out_r, &a.err_r, &a.exe_fd,
 			&a.ec.init_pidfd, &a.ec.cgroup_fd, &a.ec.stdio[0], &a.ec.stdio[1], &a.ec.stdio[2],
 			&a.ec.extra_fd, &a.ec.v1_procs[0], &a.ec.v1_procs[1], &a.ec.v1_procs[2] };
 	_Static_assert(SBX_CTRL_COUNT == 3, "every v1 group is held");
@@ -1128,6 +1128,7 @@ int sbx_command_spawn(struct sbx_sandbox *sb, const struct sbx_spawn_opts *o, sb
 			goto out;
 		}
 	}
+	a.cg_fd = a.ec.cgroup_fd; /* one descriptor, one copy */
 	struct clone_args args = { .flags = CLONE_FILES | CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&mon_pidfd,
 				   .exit_signal = SIGCHLD };
 	pid_t mon = sbx_clone3(&args);

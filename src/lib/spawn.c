@@ -530,18 +530,11 @@ int sbx_fdhold_add(struct sbx_fdhold *h, int *fd)
 	int c = fcntl(*fd, F_DUPFD_CLOEXEC, HELD_MIN_FD);
 	if (c < 0)
 		return -1;
-	sbx_fdhold_take(h, c);
+	h->fds[h->n++] = c;
+	if (c > h->top)
+		h->top = c;
 	*fd = c;
 	return 0;
-}
-
-void sbx_fdhold_take(struct sbx_fdhold *h, int fd)
-{
-	if (h->n < (int)SBX_ARRAY_SIZE(h->fds) && fd >= 0) {
-		h->fds[h->n++] = fd;
-		if (fd > h->top)
-			h->top = fd;
-	}
 }
 
 void sbx_fdhold_release(struct sbx_fdhold *h)

@@ -73,8 +73,6 @@ struct sbx_fdhold {
 };
 /* Replace *fd (if >= 0) by a copy held in h; -1 and errno when it fails. */
 int sbx_fdhold_add(struct sbx_fdhold *h, int *fd);
-/* Take a descriptor the caller made for the child into h as it is. */
-void sbx_fdhold_take(struct sbx_fdhold *h, int fd);
 /* In the parent: close what h holds. */
 void sbx_fdhold_release(struct sbx_fdhold *h);
 /* In the child, first of all: a table of its own with the numbers up to

@@ -108,6 +108,22 @@ def proc_cmdline(pid):
         return None
 
 
+def children_of(ppid):
+    """{pid: argv} of the processes whose parent is ppid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                data = f.read()
+        except OSError:
+            continue
+        if int(data[data.rindex(")") + 2:].split()[1]) == ppid:
+            found[int(entry)] = proc_cmdline(int(entry)) or []
+    return found
+
+
 def sandbox_init_processes():
     """{pid: sandbox id} of every live sandbox-init process on the host."""
     found = {}

@@ -8,8 +8,8 @@ import subprocess
 import threading
 import time
 
-from sbxtest import (ConnectionClosed, DaemonError, RpcError, SandboxdTestCase, cgroup_procs_recursive, main,
-                     pid_alive, proc_cmdline, sandbox_init_processes, wait_until)
+from sbxtest import (ConnectionClosed, DaemonError, RpcError, SandboxdTestCase, cgroup_procs_recursive, children_of,
+                     main, pid_alive, sandbox_init_processes, wait_until)
 
 BAD_STATE = 3
 
@@ -411,22 +411,6 @@ def set_subreaper(on):
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def children_of(ppid):
-    """{pid: argv} of the processes whose parent is ppid."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                data = f.read()
-        except OSError:
-            continue
-        if int(data[data.rindex(")") + 2:].split()[1]) == ppid:
-            found[int(entry)] = proc_cmdline(int(entry)) or []
-    return found
 
 
 class StopAlwaysEndsTest(SandboxdTestCase):

@@ -7,7 +7,8 @@ import os
 import time
 import unittest
 
-from sbxtest import ConnectionClosed, Daemon, RpcClient, RpcError, SandboxdTestCase, main, wait_until
+from sbxtest import (ConnectionClosed, Daemon, RpcClient, RpcError, SandboxdTestCase, children_of, main,
+                     wait_until)
 
 LIMIT = 4
 
@@ -143,19 +144,7 @@ class DescriptorBudgetTest(SandboxdTestCase):
                 return int(next(ln for ln in fh if ln.startswith("FDSize:")).split()[1])
 
         def monitors():
-            out = []
-            for p in os.listdir("/proc"):
-                if not p.isdigit():
-                    continue
-                try:
-                    with open("/proc/%s/stat" % p) as fh:
-                        st = fh.read()
-                except OSError:
-                    continue
-                comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
-                if comm == "sandbox-monitor" and int(rest[1]) == d.pid:
-                    out.append(int(p))
-            return out
+            return [p for p, argv in children_of(d.pid).items() if argv[:1] == [b"sandbox-monitor"]]
 
         wait_until(monitors, timeout=10, message="no monitor for the spawned command")
         self.assertGreaterEqual(fdsize(d.pid), 1024)

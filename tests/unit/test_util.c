@@ -1454,7 +1454,6 @@ START_TEST(test_framer_skip)
 }
 END_TEST
 
-
 /* Long-lived descriptors parked high; a child cloned on the shared table
  * keeps only the held copies, at low numbers, and its table stays small
  * however many descriptors the parent has. */
@@ -1509,7 +1508,7 @@ START_TEST(test_fd_park_and_hold)
 				fdsize = atol(line + 7);
 		if (f)
 			fclose(f);
-		/* Open here after the parent's work on its table: not seen. */
+		/* The parked ones, above the held copy, are not in its table. */
 		int n = snprintf(out, sizeof(out), "%ld %d\n", fdsize, fcntl(parked[0], F_GETFD) >= 0);
 		sbx_write_all(w, out, (size_t)n);
 		_exit(0);
