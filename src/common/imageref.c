@@ -234,6 +234,12 @@ int sbx_image_ref_parse(const char *s, const char *param, struct sbx_image_ref *
 		sbx_error_param(err, param, "image reference '%s': the full name is longer than %d bytes", s, NAME_MAX_LEN);
 		goto fail;
 	}
+	/* So does the reference's own: the normalized form must parse too. */
+	if (full + (r.tag ? 1 + strlen(r.tag) : 0) + (r.digest ? 1 + strlen(r.digest) : 0) > SBX_IMAGE_REF_MAX) {
+		sbx_error_param(err, param, "image reference '%.100s...': with its registry it is longer than %d bytes", s,
+				SBX_IMAGE_REF_MAX);
+		goto fail;
+	}
 	r.path = strdup(path);
 	if (!r.path || (at && !r.digest) || (colon && !r.tag) || (r.domain == NULL && path != name)) {
 		sbx_error_errno(err, ENOMEM, "image reference");

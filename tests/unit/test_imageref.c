@@ -108,6 +108,12 @@ START_TEST(invalid_references)
 	memset(huge, 'a', sizeof(huge));
 	huge[sizeof(huge) - 1] = '\0';
 	refused(huge, "bytes long");
+	/* 504 bytes, but docker.io/library/ takes it past 512: its normalized
+	 * form would not parse again. */
+	char longdigest[505] = "x@t:";
+	memset(longdigest + 4, 'a', 500);
+	longdigest[504] = '\0';
+	refused(longdigest, "with its registry it is longer than 512");
 }
 END_TEST
 
