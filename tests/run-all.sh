@@ -17,6 +17,19 @@ passed=0 failed=0 skipped=0
 failures=()
 
 note() { printf '\n=== %s ===\n' "$*"; }
+# What a failed stage printed is kept and shown again at the very end, so
+# that the last lines of a long run say why it failed.
+stagelogs=$(mktemp -d)
+trap 'rm -rf "$stagelogs"' EXIT
+keep_log() { # keep_log FILE LABEL: FILE is what LABEL printed; kept if it failed
+	local f n
+	for f in "${failures[@]}"; do
+		[ "$f" = "$2" ] || continue
+		n=$(ls "$stagelogs" | wc -l)
+		{ echo "--- $2"; cat "$1"; } > "$stagelogs/$(printf '%02d' "$n")"
+		return 0
+	done
+}
 count() { # count PASSED FAILED SKIPPED STAGE
 	passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
 	[ "$2" -eq 0 ] || failures+=("$4")
@@ -100,14 +113,15 @@ integration() { # integration BUILDDIR LABEL [RUNNER...]
 	fi
 	local line
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -1)
-	rm -f "$out"
 	if [ -z "$line" ]; then
 		fatal_stage "$label"
-		return
+	else
+		set -- $line
+		count "$1" "$3" "$5" "$label"
+		echo "$label: $line"
 	fi
-	set -- $line
-	count "$1" "$3" "$5" "$label"
-	echo "$label: $line"
+	keep_log "$out" "$label"
+	rm -f "$out"
 }
 
 # script_stage LABEL COMMAND...: a script that ends with the counting line
@@ -119,7 +133,6 @@ script_stage() {
 	"$@" 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -1)
-	rm -f "$out"
 	if [ "$rc" -eq 77 ] && [ -z "$line" ]; then
 		count 0 0 1 "$label"
 	elif [ -n "$line" ]; then
@@ -129,6 +142,8 @@ script_stage() {
 	else
 		fatal_stage "$label"
 	fi
+	keep_log "$out" "$label"
+	rm -f "$out"
 }
 
 note "build"
@@ -196,6 +211,16 @@ else
 	fatal_stage "distcheck"
 fi
 
+# The end of what each failed stage printed (its failures' details come
+# last), all within the last few hundred lines of the run.
+kept=$(ls "$stagelogs" | wc -l)
+if [ "$kept" -gt 0 ]; then
+	note "the end of what the failed stages printed"
+	for f in "$stagelogs"/*; do
+		head -1 "$f"
+		tail -n +2 "$f" | tail -n $((150 / kept))
+	done
+fi
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -18,7 +18,8 @@
 # 240; no test runs a fifth as long there) is stopped, what it printed is
 # shown, and it is booted again, up to SBX_VM_BOOTS boots in all (3); so
 # is one that has printed nothing after SBX_VM_BOOT seconds (180), a boot
-# that hangs. The guest itself writes the blocked tasks, its CPUs'
+# that hangs, and one that ends without reporting a result (the end of its
+# console is shown). The guest itself writes the blocked tasks, its CPUs'
 # backtraces and its processes to the console after SBX_VM_DUMP seconds
 # (default 150) without output, and that report is shown. (Under TCG the
 # guest sometimes stops altogether, timers included, after SeaBIOS or in
@@ -248,11 +249,20 @@ while :; do
 	boot
 	brc=$?
 	set -e
+	# A guest that ended before its init reported a result (its kernel
+	# crashed, or it powered off early) is treated as one that stalled;
+	# one stopped by the timeout is not booted again.
+	if [ $brc -eq 0 ] && [ ! -r "$xfer/rc" ] && [ $qrc -ne 124 ]; then
+		echo "vm: the guest ended without a result (qemu exit $qrc); the end of its console:"
+		tail -80 "$console" 2>/dev/null || true
+		grep -q "cannot mount the host's root" "$console" && skip "9p root not available in the guest"
+		brc=75
+	fi
 	[ $brc -eq 75 ] || break
-	echo "vm: what the stalled guest printed:"
+	echo "vm: what the guest printed:"
 	cat "$xfer/output" 2>/dev/null || true
 	if [ "$n" -ge "$boots" ]; then
-		echo "vm: the guest stalled $n times" >&2
+		echo "vm: the guest stalled or ended without a result $n times" >&2
 		exit 1
 	fi
 	n=$((n + 1))
