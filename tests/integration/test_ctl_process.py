@@ -78,7 +78,9 @@ class CtlTerminalTest(SandboxdTestCase):
         self.create(name="box")
         self.tmp = tempfile.mkdtemp(prefix="sbxtty-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.server = "sbxtest-%d" % os.getpid()
+        # Its own server on a socket in the test's directory: nothing of it
+        # stays in /tmp/tmux-UID after the test.
+        self.server = os.path.join(self.tmp, "tmux.sock")
         self.exit_file = os.path.join(self.tmp, "exit")
         shell = ("'%s' --socket '%s' exec -it box -- /bin/sh; echo EXIT=$? > '%s'; sleep 60"
                  % (sandboxctl_path(), self.daemon.socket, self.exit_file))
@@ -89,7 +91,7 @@ class CtlTerminalTest(SandboxdTestCase):
     def tmux(self, *args, check=True):
         env = dict(os.environ, TERM="xterm")
         env.pop("TMUX", None)
-        return subprocess.run(["tmux", "-L", self.server] + list(args), capture_output=True, text=True,
+        return subprocess.run(["tmux", "-S", self.server] + list(args), capture_output=True, text=True,
                               check=check, env=env, timeout=20)
 
     def screen(self):
