@@ -299,6 +299,14 @@ static void table_filter_build(struct nlmsghdr *nlh, void *data)
 	}
 }
 
+/* How often a read torn by changes to the ruleset is made again. */
+#define READ_TRIES 16
+
+static bool torn(const sbx_error *e)
+{
+	return e && e->errnum == EINTR;
+}
+
 static struct fw_set *set_find(struct fw_ruleset *rs, uint32_t family, const char *table, const char *name)
 {
 	for (size_t i = 0; i < rs->n_sets; i++) {
@@ -307,9 +315,19 @@ static struct fw_set *set_find(struct fw_ruleset *rs, uint32_t family, const cha
 			if (!s->loaded && !s->failed) {
 				struct table_filter tf = { family, table, name, 2 };
 				struct elem_load el = { s, false };
-				s->loaded = sbx_nft_dump(NFT_MSG_GETSETELEM, (uint16_t)family, table_filter_build, &tf, elem_cb,
-							 &el, NULL) == 0 &&
-					    !el.oom;
+				for (int tries = 1;; tries++) {
+					sbx_error *e = NULL;
+					s->loaded = sbx_nft_dump(NFT_MSG_GETSETELEM, (uint16_t)family, table_filter_build,
+								 &tf, elem_cb, &el, &e) == 0 &&
+						    !el.oom;
+					bool again = !s->loaded && torn(e) && tries < READ_TRIES;
+					sbx_error_free(e);
+					if (!again)
+						break;
+					free(s->elems); /* torn: read them all again */
+					s->elems = NULL;
+					s->n = 0;
+				}
 				s->failed = !s->loaded;
 			}
 			return s->loaded ? s : NULL;
@@ -326,11 +344,13 @@ static bool judged(const struct fw_chain *c, const char *own_table)
 
 /* Chains of every table, then the rules and sets of the tables that have
  * a forward chain to judge. */
-static int ruleset_load(struct fw_ruleset *rs, const char *own_table, sbx_error **err)
+static int ruleset_load_once(struct fw_ruleset *rs, const char *own_table, sbx_error **err)
 {
 	memset(rs, 0, sizeof(*rs));
-	if (sbx_nft_dump(NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NULL, NULL, chain_cb, rs, err) < 0)
+	if (sbx_nft_dump(NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NULL, NULL, chain_cb, rs, err) < 0) {
+		ruleset_free(rs);
 		return -1;
+	}
 	for (size_t i = 0; i < rs->n_chains && !rs->oom; i++) {
 		const struct fw_chain *c = &rs->chains[i];
 		bool seen = false;
@@ -353,6 +373,34 @@ static int ruleset_load(struct fw_ruleset *rs, const char *own_table, sbx_error 
 		return sbx_error_errno(err, ENOMEM, "read nftables");
 	}
 	return 0;
+}
+
+/* The several dumps of one load read one ruleset when its generation is
+ * the same before and after them; a load torn by a change (another
+ * firewall writing its rules) is made again. */
+static int ruleset_load(struct fw_ruleset *rs, const char *own_table, sbx_error **err)
+{
+	for (int tries = 1;; tries++) {
+		sbx_error *e = NULL;
+		uint32_t gen0 = 0, gen1 = 0;
+		bool have_gen = sbx_nft_genid(&gen0, NULL) == 0;
+		int r = ruleset_load_once(rs, own_table, &e);
+		if (r == 0 && (!have_gen || (sbx_nft_genid(&gen1, NULL) == 0 && gen0 == gen1)))
+			return 0;
+		if (tries < READ_TRIES && (r == 0 || torn(e))) {
+			if (r == 0)
+				ruleset_free(rs);
+			sbx_error_free(e);
+			continue;
+		}
+		if (r == 0)
+			return 0; /* still changing: as read, each dump whole */
+		if (err && !*err)
+			*err = e;
+		else
+			sbx_error_free(e);
+		return -1;
+	}
 }
 
 /* ---- the sample packets ---- */
@@ -1247,7 +1295,22 @@ int sbx_fw_iptables_remove(const char *tag, sbx_error **err)
 {
 	struct tagged_scan ts = { .tag = tag };
 	struct table_filter tf = { NFPROTO_IPV4, "filter", NULL, 0 };
-	int r = sbx_nft_dump(NFT_MSG_GETRULE, NFPROTO_IPV4, table_filter_build, &tf, tagged_cb, &ts, err);
+	int r;
+	for (int tries = 1;; tries++) {
+		sbx_error *e = NULL;
+		r = sbx_nft_dump(NFT_MSG_GETRULE, NFPROTO_IPV4, table_filter_build, &tf, tagged_cb, &ts, &e);
+		if (r == 0 || !torn(e) || tries == READ_TRIES) {
+			if (r < 0 && err && !*err)
+				*err = e;
+			else
+				sbx_error_free(e);
+			break;
+		}
+		sbx_error_free(e); /* torn: scan again from nothing */
+		for (size_t i = 0; i < ts.n; i++)
+			nftnl_rule_free(ts.found[i]);
+		ts.n = 0;
+	}
 	if (r == 0 && ts.oom)
 		r = sbx_error_errno(err, ENOMEM, "read ip filter");
 	int removed = 0;

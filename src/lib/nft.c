@@ -418,6 +418,13 @@ static int batch_send(struct batch *b, const char *what, sbx_error **err)
 	}
 	int sndbuf = (int)b->buf.len + 65536;
 	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+	/* Every message is answered: room for all the answers, or a large
+	 * batch fails with ENOBUFS once the default buffer is full. An
+	 * answer takes well under 2 KiB of buffer (a successful one carries
+	 * only the header of what it answers). */
+	int rcvbuf = (int)(b->acks * 2048) + 65536;
+	if (rcvbuf > 212992)
+		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
 	if (mnl_socket_sendto(nl, b->buf.data, b->buf.len) < 0) {
 		sbx_error_errno(err, errno, "%s: send to nftables", what);
 		goto out;
@@ -558,42 +565,53 @@ void sbx_nft_batch_free(struct sbx_nft_batch *nb)
 	free(nb);
 }
 
-int sbx_nft_dump(uint16_t type, uint16_t family, void (*build_cb)(struct nlmsghdr *nlh, void *data), void *build_data,
-		 int (*fn)(const struct nlmsghdr *nlh, void *data), void *data, sbx_error **err)
+/* One request and its replies, up to NLMSG_DONE or the ack. */
+static int request(uint16_t type, uint16_t family, uint16_t flags, void (*build_cb)(struct nlmsghdr *nlh, void *data),
+		   void *build_data, int (*fn)(const struct nlmsghdr *nlh, void *data), void *data, sbx_error **err)
 {
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl)
 		return sbx_error_errno(err, errno, "open nfnetlink socket");
-	int r = -1;
+	int r = -1, e = 0;
 	char *buf = malloc(NL_BUF);
 	if (!buf) {
-		sbx_error_errno(err, ENOMEM, "read nftables");
+		e = ENOMEM;
+		sbx_error_errno(err, e, "read nftables");
 		goto out;
 	}
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		sbx_error_errno(err, errno, "bind nfnetlink socket");
+		e = errno;
+		sbx_error_errno(err, e, "bind nfnetlink socket");
 		goto out;
 	}
 	uint32_t seq = (uint32_t)time(NULL), portid = mnl_socket_get_portid(nl);
-	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, type, family, NLM_F_DUMP, seq);
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, type, family, flags, seq);
 	if (build_cb)
 		build_cb(nlh, build_data);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		sbx_error_errno(err, errno, "read nftables");
+		e = errno;
+		sbx_error_errno(err, e, "read nftables");
 		goto out;
 	}
 	for (;;) {
 		ssize_t n = mnl_socket_recvfrom(nl, buf, NL_BUF);
 		if (n < 0) {
-			sbx_error_errno(err, errno, "read nftables");
+			e = errno;
+			sbx_error_errno(err, e, "read nftables");
 			goto out;
 		}
 		int cr = mnl_cb_run(buf, (size_t)n, seq, portid, fn, data);
 		if (cr < 0) {
+			e = errno;
 			/* A table or set gone between two dumps is not an error. */
-			if (errno == ENOENT)
+			if (e == ENOENT)
 				break;
-			sbx_error_errno(err, errno, "read nftables");
+			/* NLM_F_DUMP_INTR: the ruleset changed while it was read,
+			 * so what was read may be torn. The caller reads again. */
+			if (e == EINTR)
+				sbx_error_errno(err, e, "read nftables: the ruleset changed during the read");
+			else
+				sbx_error_errno(err, e, "read nftables");
 			goto out;
 		}
 		if (cr == MNL_CB_STOP)
@@ -603,5 +621,44 @@ int sbx_nft_dump(uint16_t type, uint16_t family, void (*build_cb)(struct nlmsghd
 out:
 	free(buf);
 	mnl_socket_close(nl);
+	errno = e;
 	return r;
+}
+
+int sbx_nft_dump(uint16_t type, uint16_t family, void (*build_cb)(struct nlmsghdr *nlh, void *data), void *build_data,
+		 int (*fn)(const struct nlmsghdr *nlh, void *data), void *data, sbx_error **err)
+{
+	return request(type, family, NLM_F_DUMP, build_cb, build_data, fn, data, err);
+}
+
+struct gen_read {
+	uint32_t id;
+	bool seen;
+};
+
+static int gen_attr_cb(const struct nlattr *attr, void *data)
+{
+	struct gen_read *g = data;
+	if (mnl_attr_get_type(attr) == NFTA_GEN_ID && mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+		g->id = ntohl(mnl_attr_get_u32(attr));
+		g->seen = true;
+	}
+	return MNL_CB_OK;
+}
+
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), gen_attr_cb, data);
+	return MNL_CB_OK;
+}
+
+int sbx_nft_genid(uint32_t *gen, sbx_error **err)
+{
+	struct gen_read g = { 0, false };
+	if (request(NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK, NULL, NULL, gen_cb, &g, err) < 0)
+		return -1;
+	if (!g.seen)
+		return sbx_error_errno(err, EPROTO, "read the nftables generation");
+	*gen = g.id;
+	return 0;
 }

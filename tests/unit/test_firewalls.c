@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,6 +383,94 @@ START_TEST(test_unknown_matches_are_uncertain)
 }
 END_TEST
 
+/* Another firewall writing its rules while sandboxd reads them: nftables
+ * marks a dump that a change cut across (NLM_F_DUMP_INTR), and such a read
+ * is made again, never reported as an error nor judged as read. The rules
+ * are many, so that each dump takes several reads; a shell adds and
+ * deletes a table of its own meanwhile. */
+static pid_t churn_start(void)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c",
+		      "while :; do nft add table ip churn; sleep 0.05; nft delete table ip churn; sleep 0.05; done",
+		      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void churn_stop(pid_t pid)
+{
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* n lines "<before>192.0.X.Y<after>", each with an address of its own. */
+static void many_rules(FILE *f, const char *before, const char *after, int n)
+{
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s192.0.%d.%d%s\n", before, i / 250, i % 250, after);
+}
+
+START_TEST(test_reads_torn_by_changes_are_made_again)
+{
+	if (!private_net())
+		return;
+	FILE *p = popen("nft -f -", "w");
+	ck_assert_ptr_nonnull(p);
+	fputs("table inet admin {\n chain forward { type filter hook forward priority 0; policy drop;\n", p);
+	many_rules(p, "  ip saddr ", " counter drop", 1000);
+	fputs("  ip saddr 10.200.0.0/16 accept\n  ip daddr 10.200.0.0/16 accept\n }\n}\n", p);
+	ck_assert_int_eq(pclose(p), 0);
+	struct sbx_fw_net net = test_net();
+	pid_t churn = churn_start();
+	int judged = 0;
+	for (int i = 0; i < 100; i++) {
+		struct sbx_fw_report r;
+		sbx_error *e = NULL;
+		int rc = sbx_fw_judge(&net, &r, &e);
+		if (rc < 0)
+			churn_stop(churn);
+		ck_assert_msg(rc == 0, "judge %d: %s", i, e ? e->msg : "");
+		const struct sbx_fw_judgement *j = find(&r, "admin", "forward");
+		if (!j)
+			churn_stop(churn);
+		ck_assert_ptr_nonnull(j);
+		ck_assert_int_eq(j->out, SBX_FW_ACCEPT);
+		ck_assert_int_eq(j->back, SBX_FW_ACCEPT);
+		ck_assert(!j->uncertain);
+		sbx_fw_report_free(&r);
+		judged++;
+	}
+	churn_stop(churn);
+	ck_assert_int_eq(judged, 100);
+}
+END_TEST
+
+START_TEST(test_our_rules_are_all_removed_while_others_change)
+{
+	if (!private_net())
+		return;
+	sh("iptables -P FORWARD ACCEPT"); /* makes table ip filter */
+	for (int round = 0; round < 10; round++) {
+		for (int i = 0; i < 500; i++) { /* two rules each */
+			struct sbx_fw_net net = test_net();
+			sbx_error *e = NULL;
+			ck_assert_msg(sbx_fw_iptables_add(&net, "FORWARD", &e) == 0, "%s", e ? e->msg : "");
+		}
+		pid_t churn = churn_start();
+		sbx_error *e = NULL;
+		int removed = sbx_fw_iptables_remove(TAG, &e);
+		churn_stop(churn);
+		ck_assert_msg(removed == 1000, "round %d: removed %d: %s", round, removed, e ? e->msg : "");
+		ck_assert_int_eq(sbx_fw_iptables_remove(TAG, &e), 0);
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("firewalls");
@@ -392,6 +481,7 @@ static Suite *suite(void)
 	if (have("iptables") && system("iptables -V 2>/dev/null | grep -q nf_tables") == 0) {
 		tcase_add_test(tc, test_docker_forward_drop_and_our_rules);
 		tcase_add_test(tc, test_forward_rules_without_docker_user);
+		tcase_add_test(tc, test_our_rules_are_all_removed_while_others_change);
 	} else {
 		fprintf(stderr, "test_firewalls: no iptables-nft: the tests of iptables' chains are skipped\n");
 	}
@@ -400,6 +490,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_sets_maps_and_groups);
 	tcase_add_test(tc, test_unknown_matches_are_uncertain);
 	tcase_add_test(tc, test_firewalld_policy_drop);
+	tcase_add_test(tc, test_reads_torn_by_changes_are_made_again);
 	suite_add_tcase(s, tc);
 	return s;
 }
