@@ -20,7 +20,7 @@ static int image_usage(FILE *out)
 		     "[--fd] [--no-progress] PATH|- [NAME]\n"
 		     "       sandboxctl image build [--no-progress] RECIPE [NAME]\n"
 		     "       sandboxctl image tag IMAGE NAME\n"
-		     "       sandboxctl image export [--tar] [--tag TAG] IMAGE PATH\n"
+		     "       sandboxctl image export [--tar] [--tag TAG] [--no-progress] IMAGE PATH\n"
 		     "       sandboxctl image inspect IMAGE...\n"
 		     "       sandboxctl image rm [-f] IMAGE...\n"
 		     "PATH is read or written by the daemon, so it must be on the daemon's host; import\n"
@@ -322,9 +322,10 @@ int cmd_image(struct ctl *ctl, int argc, char **argv)
 		sbx_gen_kv_str(g, "format", tar ? "oci-tar" : "oci-dir");
 		if (tag)
 			sbx_gen_kv_str(g, "tag", tag);
+		sbx_gen_kv_bool(g, "progress", progress);
 		yajl_gen_map_close(g);
 		yajl_val res;
-		_cleanup_json_ yajl_val root = ctl_call(ctl, "image.export", g, &res);
+		_cleanup_json_ yajl_val root = call_with_progress(ctl, "image.export", g, -1, progress, &res);
 		if (!root)
 			return CTL_EXIT_FAIL;
 		if (ctl->json)

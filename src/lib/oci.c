@@ -1156,7 +1156,16 @@ struct exporter {
 	struct archive *tar;  /* SBX_EXPORT_OCI_TAR */
 	char *buf;
 	sbx_error **err;
+	const struct sbx_image_export_opts *o;
+	struct sbx_image_progress p;
 };
+
+static void ex_progress(struct exporter *x, int64_t bytes)
+{
+	x->p.bytes_done += bytes;
+	if (x->o->progress)
+		x->o->progress(x->o->progress_ctx, &x->p);
+}
 
 static int ex_tar_header(struct exporter *x, const char *name, mode_t type, int64_t size)
 {
@@ -1192,9 +1201,15 @@ static int ex_fd(struct exporter *x, const char *rel, int fd, int64_t size)
 		_cleanup_close_ int out = openat(x->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 		if (out < 0)
 			return sbx_error_errno(x->err, errno, "export %s", rel);
-		if (sbx_fs_copy_fd(fd, out, size, x->err) != size)
-			return *x->err ? sbx_error_prefix(x->err, "export %s", rel)
-				       : sbx_error_set(x->err, SBX_ERR_INTERNAL, "export %s: short copy", rel);
+		/* In steps, so that progress is told between them. */
+		for (int64_t left = size; left > 0;) {
+			int64_t step = left < (16 << 20) ? left : (16 << 20);
+			if (sbx_fs_copy_fd(fd, out, step, x->err) != step)
+				return *x->err ? sbx_error_prefix(x->err, "export %s", rel)
+					       : sbx_error_set(x->err, SBX_ERR_INTERNAL, "export %s: short copy", rel);
+			left -= step;
+			ex_progress(x, step);
+		}
 		return 0;
 	}
 	if (ex_tar_header(x, rel, AE_IFREG, size) < 0)
@@ -1209,6 +1224,7 @@ static int ex_fd(struct exporter *x, const char *rel, int fd, int64_t size)
 		if (archive_write_data(x->tar, x->buf, (size_t)n) != n)
 			return sbx_error_set(x->err, SBX_ERR_INTERNAL, "export %s: %s", rel, archive_error_string(x->tar));
 		left -= n;
+		ex_progress(x, n);
 	}
 	return 0;
 }
@@ -1245,7 +1261,7 @@ static int write_index(struct exporter *x, const char *manifest_digest, size_t m
 	return ex_bytes(x, "index.json", buf, len);
 }
 
-static int export_into(struct sbx_layer_store *s, const struct sbx_oci_image *img, const char *tag, struct exporter *x)
+static int export_into(struct sbx_layer_store *s, const struct sbx_oci_image *img, struct exporter *x)
 {
 	sbx_error **err = x->err;
 	/* The manifest is kept as it is when it is an OCI one naming the
@@ -1297,11 +1313,21 @@ static int export_into(struct sbx_layer_store *s, const struct sbx_oci_image *im
 		return -1;
 	}
 	char rel[128];
+	/* Each blob once, however many layers name it. */
+	_cleanup_free_ bool *dup = calloc(img->n_layers ? img->n_layers : 1, sizeof(*dup));
+	if (!dup)
+		return sbx_error_errno(err, ENOMEM, "export");
 	for (size_t i = 0; i < img->n_layers; i++) {
-		bool dup = false;
-		for (size_t k = 0; k < i; k++)
-			dup = dup || !strcmp(kept[k].digest, kept[i].digest);
-		if (dup)
+		for (size_t k = 0; k < i && !dup[i]; k++)
+			dup[i] = !strcmp(kept[k].digest, kept[i].digest);
+		if (!dup[i]) {
+			x->p.layers_total++;
+			x->p.bytes_total += kept[i].size;
+		}
+	}
+	ex_progress(x, 0);
+	for (size_t i = 0; i < img->n_layers; i++) {
+		if (dup[i])
 			continue;
 		_cleanup_close_ int fd = sbx_layer_open_blob(s, img->layers[i].diff_id, err);
 		if (fd < 0)
@@ -1309,6 +1335,8 @@ static int export_into(struct sbx_layer_store *s, const struct sbx_oci_image *im
 		blob_rel(kept[i].digest, rel);
 		if (ex_fd(x, rel, fd, kept[i].size) < 0)
 			return -1;
+		x->p.layers_done++;
+		ex_progress(x, 0);
 	}
 	blob_rel(img->config_digest, rel);
 	if (ex_bytes(x, rel, img->config_blob, img->config_len) < 0)
@@ -1316,12 +1344,14 @@ static int export_into(struct sbx_layer_store *s, const struct sbx_oci_image *im
 	blob_rel(manifest_digest, rel);
 	if (ex_bytes(x, rel, manifest, manifest_len) < 0)
 		return -1;
-	return write_index(x, manifest_digest, manifest_len, tag);
+	return write_index(x, manifest_digest, manifest_len, x->o->tag);
 }
 
-int sbx_image_export(struct sbx_layer_store *s, const struct sbx_oci_image *img, const char *tag, const char *dest,
-		     enum sbx_image_export_format format, sbx_error **err)
+int sbx_image_export(struct sbx_layer_store *s, const struct sbx_oci_image *img, const char *dest,
+		     const struct sbx_image_export_opts *o, sbx_error **err)
 {
+	const char *tag = o->tag;
+	enum sbx_image_export_format format = o->format;
 	if (tag && (!*tag || strlen(tag) > 128 || strpbrk(tag, "/ \t\n")))
 		return sbx_error_param(err, "tag", "'%.140s' is not a valid tag", tag);
 	struct stat st;
@@ -1333,7 +1363,7 @@ int sbx_image_export(struct sbx_layer_store *s, const struct sbx_oci_image *img,
 	_cleanup_free_ char *tmp = NULL;
 	if (asprintf(&tmp, "%s.partial-%s", dest, id) < 0)
 		return sbx_error_errno(err, ENOMEM, "export");
-	struct exporter x = { .format = format, .dirfd = -1, .err = err };
+	struct exporter x = { .format = format, .dirfd = -1, .err = err, .o = o };
 	int rc = -1;
 	if (format == SBX_EXPORT_OCI_DIR) {
 		if (mkdir(tmp, 0755) < 0)
@@ -1354,7 +1384,7 @@ int sbx_image_export(struct sbx_layer_store *s, const struct sbx_oci_image *img,
 			goto out;
 		}
 	}
-	if (export_into(s, img, tag, &x) < 0)
+	if (export_into(s, img, &x) < 0)
 		goto out;
 	if (x.tar && archive_write_close(x.tar) != ARCHIVE_OK) {
 		sbx_error_set(err, SBX_ERR_INTERNAL, "export: write '%s': %s", tmp, archive_error_string(x.tar));

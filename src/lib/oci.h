@@ -149,12 +149,19 @@ char **sbx_oci_image_lowerdirs(const struct sbx_layer_store *s, const struct sbx
 
 enum sbx_image_export_format { SBX_EXPORT_OCI_DIR, SBX_EXPORT_OCI_TAR };
 
+struct sbx_image_export_opts {
+	enum sbx_image_export_format format;
+	const char *tag; /* the index entry's org.opencontainers.image.ref.name (NULL: "latest") */
+	/* Told as the layer blobs are written (each blob once), and at the end. */
+	sbx_image_progress_fn progress;
+	void *progress_ctx;
+};
+
 /* Write the image as an OCI layout at dest (which must not exist): a
- * directory, or a tar file. tag becomes the index entry's
- * org.opencontainers.image.ref.name (NULL: "latest"). The stored blobs are
- * written as they came, so digests are those of the import; a layer whose
- * kept blob differs from what the manifest names gets a new manifest. */
-int sbx_image_export(struct sbx_layer_store *s, const struct sbx_oci_image *img, const char *tag, const char *dest,
-		     enum sbx_image_export_format format, sbx_error **err);
+ * directory, or a tar file. The stored blobs are written as they came, so
+ * digests are those of the import; a layer whose kept blob differs from
+ * what the manifest names gets a new manifest. */
+int sbx_image_export(struct sbx_layer_store *s, const struct sbx_oci_image *img, const char *dest,
+		     const struct sbx_image_export_opts *o, sbx_error **err);
 
 #endif

@@ -432,11 +432,13 @@ class LayeredImageTest(SandboxdTestCase):
         err = self.assertCtlFails(self.ctl("image", "import", "--ref", "v2", self.layout, "team/img:v2"))
         self.assertIn("already exists", err)
 
-    def test_ctl_progress_bar_on_a_terminal(self):
+    def ctl_on_a_terminal(self, *args):
+        """sandboxctl with its standard error on a terminal: (exit code,
+        standard output, what the terminal showed)."""
         import pty
         master, slave = pty.openpty()
-        p = subprocess.Popen([self.daemon_ctl_path(), "--socket", self.daemon.socket, "image", "import",
-                              os.path.join(self.fix, "d.tar.gz"), "bar"], stdout=subprocess.PIPE, stderr=slave)
+        p = subprocess.Popen([self.daemon_ctl_path(), "--socket", self.daemon.socket] + list(args),
+                             stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
         seen = b""
         while True:
@@ -449,10 +451,26 @@ class LayeredImageTest(SandboxdTestCase):
             seen += chunk
         p.wait(timeout=120)
         os.close(master)
-        self.assertEqual(p.returncode, 0, seen)
-        self.assertEqual(p.stdout.read(), b"bar\n")
+        out = p.stdout.read()
+        p.stdout.close()
+        return p.returncode, out, seen
+
+    def test_ctl_progress_bar_on_a_terminal(self):
+        rc, out, seen = self.ctl_on_a_terminal("image", "import", os.path.join(self.fix, "d.tar.gz"), "bar")
+        self.assertEqual(rc, 0, seen)
+        self.assertEqual(out, b"bar\n")
         self.assertIn(b"3/3 layers", seen)
         self.assertIn(b"\r\033[K", seen)
+        # The export's too, and none with --no-progress.
+        dest = os.path.join(self.work, "bar-out")
+        rc, out, seen = self.ctl_on_a_terminal("image", "export", "bar", dest)
+        self.assertEqual(rc, 0, seen)
+        self.assertTrue(out.startswith(dest.encode() + b"\t"), out)
+        self.assertIn(b"writing", seen)
+        self.assertIn(b"3/3 layers", seen)
+        rc, out, seen = self.ctl_on_a_terminal("image", "export", "--no-progress", "--tar", "bar", dest + ".tar")
+        self.assertEqual(rc, 0, seen)
+        self.assertNotIn(b"layers", seen)
 
     def daemon_ctl_path(self):
         from sbxtest import sandboxctl_path
@@ -478,6 +496,40 @@ class LayeredImageTest(SandboxdTestCase):
         self.assertIn("result", self.rpc.wait(rid, 120))
         self.assertEqual([n for n in self.rpc.notifications if n.get("method", "").endswith("progress")], [])
 
+    def test_export_progress_counts_every_layer_blob(self):
+        self.import_(os.path.join(self.fix, "d.tar.gz"), name="xp")
+        for fmt in ("oci-dir", "oci-tar"):
+            self.rpc.notifications.clear()
+            out = os.path.join(self.work, "xp-" + fmt)
+            rid = self.rpc.request("image.export", {"name": "xp", "path": out, "format": fmt})
+            reply = self.rpc.wait(rid, 120)
+            self.assertIn("result", reply, reply)
+            notes = [n["params"] for n in self.rpc.notifications if n.get("method") == "image.export.progress"]
+            self.assertTrue(notes, self.rpc.notifications)
+            self.assertTrue(all(p["request_id"] == rid and p["phase"] == "writing" for p in notes), notes)
+            done = [p["bytes_done"] for p in notes]
+            self.assertEqual(done, sorted(done), "progress went backwards")
+            last = notes[-1]
+            self.assertEqual((last["layers_done"], last["layers_total"]), (3, 3), last)
+            self.assertEqual(last["bytes_done"], last["bytes_total"], last)
+            # The total is what the layout holds of layer blobs: every blob
+            # but the manifest and the config.
+            if fmt == "oci-dir":
+                blobs = os.path.join(out, "blobs", "sha256")
+                with open(os.path.join(out, "index.json")) as f:
+                    manifest = json.load(f)["manifests"][0]["digest"].split(":")[1]
+                with open(os.path.join(blobs, manifest)) as f:
+                    config = json.load(f)["config"]["digest"].split(":")[1]
+                size = sum(os.path.getsize(os.path.join(blobs, b)) for b in os.listdir(blobs)
+                           if b not in (manifest, config))
+                self.assertEqual(last["bytes_total"], size)
+        # Turned off, none come.
+        self.rpc.notifications.clear()
+        rid = self.rpc.request("image.export", {"name": "xp", "path": os.path.join(self.work, "xp-quiet"),
+                                                "progress": False})
+        self.assertIn("result", self.rpc.wait(rid, 120))
+        self.assertEqual([n for n in self.rpc.notifications if n.get("method", "").endswith("progress")], [])
+
     def test_python_client_progress_pull_tag_export(self):
         sys_path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "contrib", "python")
@@ -495,8 +547,12 @@ class LayeredImageTest(SandboxdTestCase):
             self.assertEqual(seen[-1]["layers_done"], 3)
             t = c.image.tag(img.name, "py/alias:1")
             self.assertEqual(t.names, [img.name, "py/alias:1"])
-            r = c.image.export("py/alias:1", os.path.join(self.work, "py-out"), timeout=120)
+            told = []
+            r = c.image.export("py/alias:1", os.path.join(self.work, "py-out"), on_progress=told.append,
+                               timeout=120)
             self.assertEqual(r["digest"], img.digest)
+            self.assertTrue(told, "no export progress reached on_progress")
+            self.assertEqual(told[-1]["layers_done"], 3)
 
     # ---- bad input ----
 

@@ -273,12 +273,55 @@ START_TEST(shared_base_stored_once)
 }
 END_TEST
 
+/* What an export told of its progress. */
+struct told {
+	int calls;
+	struct sbx_image_progress first, last;
+	bool backwards;
+};
+
+static void tell(void *ctx, const struct sbx_image_progress *p)
+{
+	struct told *t = ctx;
+	if (!t->calls++)
+		t->first = *p;
+	else if (p->bytes_done < t->last.bytes_done || p->layers_done < t->last.layers_done)
+		t->backwards = true;
+	t->last = *p;
+}
+
+/* The sizes of the layer blobs in a layout: every blob but the manifest,
+ * the index's one entry, and the config. */
+static long long layer_bytes(const char *layout, const struct sbx_oci_image *img)
+{
+	char cmd[PATH_MAX + 512];
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s/blobs/sha256' && ls | grep -v -e '^%s$' -e '^%s$' | xargs -r stat -c %%s | awk '{s+=$1} END {print s+0}'",
+		 layout, img->manifest_digest + 7, img->config_digest + 7);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	long long n = -1;
+	ck_assert_int_eq(fscanf(f, "%lld", &n), 1);
+	pclose(f);
+	return n;
+}
+
 START_TEST(export_read_by_skopeo_and_umoci)
 {
 	_cleanup_oci_image_ struct sbx_oci_image *img = import(fp("L"), "v2", "e1");
 	sbx_error *err = NULL;
-	ck_assert_msg(sbx_image_export(store, img, "v2", tp("out"), SBX_EXPORT_OCI_DIR, &err) == 0, "%s",
-		      err ? err->msg : "");
+	struct told t = { 0 };
+	struct sbx_image_export_opts o = { .format = SBX_EXPORT_OCI_DIR, .tag = "v2", .progress = tell, .progress_ctx = &t };
+	ck_assert_msg(sbx_image_export(store, img, tp("out"), &o, &err) == 0, "%s", err ? err->msg : "");
+	/* Progress from nothing to every layer blob, never backwards. */
+	ck_assert_int_ge(t.calls, 2);
+	ck_assert(!t.backwards);
+	ck_assert_int_eq(t.first.layers_done, 0);
+	ck_assert_int_eq(t.first.bytes_done, 0);
+	ck_assert_int_eq(t.last.layers_total, (int)img->n_layers);
+	ck_assert_int_eq(t.last.layers_done, t.last.layers_total);
+	ck_assert_int_eq(t.last.bytes_done, t.last.bytes_total);
+	ck_assert_int_eq(t.last.bytes_total, layer_bytes(tp("out"), img));
 	ck_assert_int_eq(unit_sh("skopeo inspect oci:'%s':v2 >'%s' 2>&1", tp("out"), tp("inspect.log")), 0);
 	ck_assert_int_eq(unit_sh("cd '%s' && umoci unpack --image out:v2 bundle >umoci.log 2>&1", dir), 0);
 	ck_assert(unit_exists(AT_FDCWD, tp("bundle/rootfs/keep")));
@@ -288,13 +331,19 @@ START_TEST(export_read_by_skopeo_and_umoci)
 	/* The blobs went out as they came: the same image digest again. */
 	_cleanup_oci_image_ struct sbx_oci_image *back = import(tp("out"), NULL, "e2");
 	ck_assert_str_eq(back->manifest_digest, img->manifest_digest);
-	ck_assert_int_eq(sbx_image_export(store, img, NULL, tp("out"), SBX_EXPORT_OCI_DIR, &err), -1);
+	struct sbx_image_export_opts again = { .format = SBX_EXPORT_OCI_DIR };
+	ck_assert_int_eq(sbx_image_export(store, img, tp("out"), &again, &err), -1);
 	ck_assert_int_eq(err->code, SBX_ERR_EXISTS);
 	sbx_error_free(err);
 	err = NULL;
 
 	/* As a tar. */
-	ck_assert_int_eq(sbx_image_export(store, img, NULL, tp("out.tar"), SBX_EXPORT_OCI_TAR, &err), 0);
+	struct told tt = { 0 };
+	struct sbx_image_export_opts tar = { .format = SBX_EXPORT_OCI_TAR, .progress = tell, .progress_ctx = &tt };
+	ck_assert_int_eq(sbx_image_export(store, img, tp("out.tar"), &tar, &err), 0);
+	ck_assert(!tt.backwards);
+	ck_assert_int_eq(tt.last.layers_done, (int)img->n_layers);
+	ck_assert_int_eq(tt.last.bytes_done, t.last.bytes_total);
 	ck_assert_int_eq(unit_sh("skopeo inspect oci-archive:'%s':latest >'%s' 2>&1", tp("out.tar"), tp("inspect.log")), 0);
 	_cleanup_oci_image_ struct sbx_oci_image *back2 = import(tp("out.tar"), NULL, "e3");
 	ck_assert_str_eq(back2->manifest_digest, img->manifest_digest);
@@ -303,7 +352,8 @@ START_TEST(export_read_by_skopeo_and_umoci)
 	 * export names those blobs in an OCI manifest of its own, and that
 	 * reimports to the same digests. */
 	_cleanup_oci_image_ struct sbx_oci_image *dock = import(fp("d.tar"), NULL, "e4");
-	ck_assert_int_eq(sbx_image_export(store, dock, "d", tp("dock"), SBX_EXPORT_OCI_DIR, &err), 0);
+	struct sbx_image_export_opts d = { .format = SBX_EXPORT_OCI_DIR, .tag = "d" };
+	ck_assert_int_eq(sbx_image_export(store, dock, tp("dock"), &d, &err), 0);
 	ck_assert_int_eq(unit_sh("skopeo inspect oci:'%s':d >'%s' 2>&1", tp("dock"), tp("inspect.log")), 0);
 	_cleanup_oci_image_ struct sbx_oci_image *dback = import(tp("dock"), "d", "e5");
 	ck_assert_str_eq(dback->manifest_digest, dock->manifest_digest);

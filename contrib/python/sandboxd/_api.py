@@ -149,10 +149,12 @@ class ImageAPI(Family):
         return self._do(Call("image.tag", {"name": name, "tag": tag}, lambda r, _: t.Image.from_dict(r)))
 
     def export(self, name: str, path: str, *, format: Optional[str] = None, tag: Optional[str] = None,
+               on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
                timeout: Optional[float] = None) -> Dict[str, Any]:
-        """image.export as an OCI layout (format "oci-dir" or "oci-tar")."""
+        """image.export as an OCI layout (format "oci-dir" or "oci-tar");
+        on_progress gets the params of its progress notifications."""
         return self._do(Call("image.export", params(name=name, path=path, format=format, tag=tag),
-                             lambda r, _: r, timeout=timeout))
+                             lambda r, _: r, on_progress=on_progress, timeout=timeout))
 
     def remove(self, name: str, force: bool = False) -> None:
         """image.remove."""

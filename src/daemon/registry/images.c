@@ -442,13 +442,7 @@ void sbx_image_import_free(struct sbx_image_import *job)
 
 /* ---- the worker's side ---- */
 
-struct progress_out {
-	int fd;
-	int64_t last_ms;
-	const char *phase;
-};
-
-static void progress_line(struct progress_out *po, const char *phase, int ld, int lt, int64_t bd, int64_t bt)
+void sbx_progress_line(struct sbx_progress_out *po, const char *phase, int ld, int lt, int64_t bd, int64_t bt)
 {
 	int64_t now = sbx_monotonic_ms();
 	bool last = lt > 0 && ld >= lt;
@@ -462,12 +456,12 @@ static void progress_line(struct progress_out *po, const char *phase, int ld, in
 
 static void import_progress(void *ctx, const struct sbx_image_progress *p)
 {
-	progress_line(ctx, "unpacking", p->layers_done, p->layers_total, p->bytes_done, p->bytes_total);
+	sbx_progress_line(ctx, "unpacking", p->layers_done, p->layers_total, p->bytes_done, p->bytes_total);
 }
 
 static void pull_progress(void *ctx, const struct sbx_pull_progress *p)
 {
-	progress_line(ctx, p->phase ? p->phase : "downloading", p->layers_done, p->layers_total, p->bytes_done,
+	sbx_progress_line(ctx, p->phase ? p->phase : "downloading", p->layers_done, p->layers_total, p->bytes_done,
 		      p->bytes_total);
 }
 
@@ -502,7 +496,7 @@ static int run_layered(struct sbx_image_import *job, int tfd, int out_fd, sbx_er
 	_cleanup_layer_store_ struct sbx_layer_store *s = NULL;
 	if (sbx_layer_store_open(job->layers_path, &s, err) < 0)
 		return -1;
-	struct progress_out po = { .fd = out_fd };
+	struct sbx_progress_out po = { .fd = out_fd };
 	_cleanup_oci_image_ struct sbx_oci_image *img = NULL;
 	if (job->pull) {
 		struct sbx_pull_opts opts = {
@@ -677,13 +671,13 @@ static int spool_stream(struct sbx_image_import *job, int tfd, int out_fd, sbx_e
 	_cleanup_close_ int out = openat(tfd, "stream", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
 		return sbx_error_errno(err, errno, "import: create the copy of the stream");
-	struct progress_out po = { .fd = out_fd };
+	struct sbx_progress_out po = { .fd = out_fd };
 	int64_t total = 0, n;
 	/* In steps, so that progress is told between them. */
 	while ((n = sbx_fs_copy_fd(job->client_fd, out, 4 << 20, err)) > 0) {
 		total += n;
 		if (out_fd >= 0)
-			progress_line(&po, "receiving", 0, 0, total, 0);
+			sbx_progress_line(&po, "receiving", 0, 0, total, 0);
 	}
 	if (n < 0) {
 		sbx_error_prefix(err, "import: copy the passed stream");
@@ -693,7 +687,7 @@ static int spool_stream(struct sbx_image_import *job, int tfd, int out_fd, sbx_e
 		return sbx_error_param(err, "fd", "the passed stream was empty");
 	if (out_fd >= 0) {
 		po.last_ms = 0;
-		progress_line(&po, "receiving", 0, 0, total, total);
+		sbx_progress_line(&po, "receiving", 0, 0, total, total);
 	}
 	sbx_closep(&job->client_fd);
 	char *path = NULL;

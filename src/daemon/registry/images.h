@@ -96,8 +96,17 @@ struct sbx_image_import *sbx_image_pull_prepare(struct sbx_daemon *d, const char
  * the absolute path of a recipe directory, its builder beside it. */
 struct sbx_image_import *sbx_image_build_prepare(struct sbx_daemon *d, const char *name, const char *recipe,
 						 sbx_error **err);
-/* The worker's part (sbx_worker_out_fn): progress lines go to out_fd
- * ("progress PHASE LAYERS_DONE LAYERS_TOTAL BYTES_DONE BYTES_TOTAL"). */
+/* A worker's progress lines on its out_fd ("progress PHASE LAYERS_DONE
+ * LAYERS_TOTAL BYTES_DONE BYTES_TOTAL"): at most four a second for one
+ * phase, and always the one that ends it (all layers done). */
+struct sbx_progress_out {
+	int fd;
+	int64_t last_ms;
+	const char *phase;
+};
+void sbx_progress_line(struct sbx_progress_out *po, const char *phase, int ld, int lt, int64_t bd, int64_t bt);
+
+/* The worker's part (sbx_worker_out_fn): progress lines go to out_fd. */
 int sbx_image_import_run(void *job, int out_fd, sbx_error **err);
 struct sbx_image *sbx_image_import_commit(struct sbx_image_import *job, sbx_error **err);
 void sbx_image_import_abort(struct sbx_image_import *job);

@@ -63,17 +63,24 @@ static void send_progress(struct sbx_request *req, const char *line)
 		sbx_conn_send_line(req->conn, (const char *)buf, len);
 }
 
+/* The whole lines a streaming worker has written so far, each sent on
+ * when the caller wants progress. */
+static void progress_lines(struct sbx_request *req, bool wanted, struct sbx_buf *out)
+{
+	char *nl;
+	while (out->len && (nl = memchr(out->data, '\n', out->len))) {
+		*nl = '\0';
+		if (wanted)
+			send_progress(req, out->data);
+		sbx_buf_consume(out, (size_t)(nl - out->data) + 1);
+	}
+}
+
 static void import_chunk(struct sbx_daemon *d, void *ctx, struct sbx_buf *out)
 {
 	struct sbx_image_import *job = ctx;
 	(void)d;
-	char *nl;
-	while (out->len && (nl = memchr(out->data, '\n', out->len))) {
-		*nl = '\0';
-		if (job->progress)
-			send_progress(job->req, out->data);
-		sbx_buf_consume(out, (size_t)(nl - out->data) + 1);
-	}
+	progress_lines(job->req, job->progress, out);
 }
 
 static void import_done(struct sbx_daemon *d, void *ctx, sbx_error *werr, struct sbx_buf *out)
@@ -256,20 +263,41 @@ struct export_job {
 	char owner[24];
 	char digest[SBX_DIGEST_LEN];
 	enum sbx_image_export_format format;
+	bool progress; /* send image.export.progress notifications */
 };
 
-static int export_run(void *arg, sbx_error **err)
+static void export_progress(void *ctx, const struct sbx_image_progress *p)
+{
+	sbx_progress_line(ctx, "writing", p->layers_done, p->layers_total, p->bytes_done, p->bytes_total);
+}
+
+static int export_run(void *arg, int out_fd, sbx_error **err)
 {
 	struct export_job *job = arg;
 	_cleanup_layer_store_ struct sbx_layer_store *s = NULL;
 	if (sbx_layer_store_open(job->store, &s, err) < 0)
 		return -1;
-	return sbx_image_export(s, job->img, job->tag, job->dest, job->format, err);
+	struct sbx_progress_out po = { .fd = out_fd };
+	struct sbx_image_export_opts o = {
+		.format = job->format,
+		.tag = job->tag,
+		.progress = out_fd >= 0 ? export_progress : NULL,
+		.progress_ctx = &po,
+	};
+	return sbx_image_export(s, job->img, job->dest, &o, err);
 }
 
-static void export_done(struct sbx_daemon *d, void *ctx, sbx_error *werr)
+static void export_chunk(struct sbx_daemon *d, void *ctx, struct sbx_buf *out)
 {
 	struct export_job *job = ctx;
+	(void)d;
+	progress_lines(job->req, job->progress, out);
+}
+
+static void export_done(struct sbx_daemon *d, void *ctx, sbx_error *werr, struct sbx_buf *out)
+{
+	struct export_job *job = ctx;
+	(void)out;
 	sbx_layers_release_async(d, job->owner);
 	struct sbx_request *req = job->req;
 	if (werr) {
@@ -294,10 +322,12 @@ void rpc_image_export(struct sbx_request *req)
 {
 	sbx_error *err = NULL;
 	const char *path = NULL, *format = "oci-dir", *tag = NULL;
+	bool progress = true;
 	struct sbx_image *img = image_from_params(req, NULL, &err);
 	if (!img || sbx_json_string(req->params, "path", true, &path, &err) < 0 ||
 	    sbx_json_string(req->params, "format", false, &format, &err) < 0 ||
-	    sbx_json_string(req->params, "tag", false, &tag, &err) < 0)
+	    sbx_json_string(req->params, "tag", false, &tag, &err) < 0 ||
+	    sbx_json_bool(req->params, "progress", false, &progress, &err) < 0)
 		return sbx_reply_error(req, err);
 	enum sbx_image_export_format fmt;
 	if (!strcmp(format, "oci-dir")) {
@@ -332,6 +362,7 @@ void rpc_image_export(struct sbx_request *req)
 	job->req = req;
 	job->img = img->oci;
 	job->format = fmt;
+	job->progress = progress;
 	job->store = strdup(sbx_layer_store_path(req->d->layers));
 	job->dest = strdup(path);
 	job->tag = tag ? strdup(tag) : NULL;
@@ -346,7 +377,7 @@ void rpc_image_export(struct sbx_request *req)
 	}
 	if (sbx_image_ref_layers(req->d, img, job->owner, &err) < 0)
 		goto fail;
-	if (sbx_worker_start(req->d, export_run, job, export_done, job, &err) < 0) {
+	if (sbx_worker_start_stream(req->d, NULL, 0, export_run, job, export_chunk, export_done, job, &err) < 0) {
 		sbx_layers_release_async(req->d, job->owner);
 		goto fail;
 	}
