@@ -16,12 +16,16 @@
 #
 # A guest whose output stops growing for SBX_VM_STALL seconds (default
 # 240; no test runs a fifth as long there) is stopped, what it printed is
-# shown, and it is booted again, up to SBX_VM_BOOTS boots in all (3); so
+# shown, and it is booted again, up to SBX_VM_BOOTS boots in all (4); so
 # is one that has printed nothing after SBX_VM_BOOT seconds (180), a boot
 # that hangs, and one that ends without reporting a result (the end of its
-# console is shown). The guest itself writes the blocked tasks, its CPUs'
-# backtraces and its processes to the console after SBX_VM_DUMP seconds
-# (default 150) without output, and that report is shown. (Under TCG the
+# console is shown). A boot after the first goes on where the last one
+# stopped: the tests that ended then (its PASS, SKIP and FAIL lines) are
+# listed in SBX_TEST_DONE, which tests/integration/run.py does not run
+# again but counts as they ended. The guest itself writes the blocked
+# tasks, its CPUs' backtraces and its processes to the console after
+# SBX_VM_DUMP seconds (default 150) without output, and that report is
+# shown. (Under TCG the
 # guest sometimes stops altogether, timers included, after SeaBIOS or in
 # the middle of the tests; the cause is not known. The first boot uses the
 # CPU model SBX_VM_CPU, default max; later ones SBX_VM_CPU_AGAIN, default
@@ -238,7 +242,7 @@ boot() { # boot: runs the guest; 75 when it stalled
 	return 0
 }
 qrc=0
-boots=${SBX_VM_BOOTS:-3}
+boots=${SBX_VM_BOOTS:-4}
 # The first boot emulates every CPU feature TCG has ("max"); a boot after
 # a stall takes the plain x86-64 model, since TCG guests with "max" and two
 # CPUs are known to hang now and then.
@@ -268,6 +272,10 @@ while :; do
 	n=$((n + 1))
 	cpu=${SBX_VM_CPU_AGAIN:-qemu64}
 	echo "vm: booting it again (boot $n of at most $boots)"
+	# The tests that ended are not run again (tests/integration/run.py
+	# counts them as they ended): each boot goes on where the last stopped.
+	grep -aE '^(PASS|SKIP|FAIL) ' "$xfer/output" >> "$xfer/done" 2>/dev/null || true
+	grep -q '^SBX_TEST_DONE=' "$xfer/env" || echo "SBX_TEST_DONE=/tmp/xfer/done" >> "$xfer/env"
 	rm -f "$xfer/output" "$xfer/rc"
 	truncate -s 0 "$scratch"
 	truncate -s 16G "$scratch"
