@@ -35,34 +35,34 @@ echo "vm-guest: kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), contro
 # through 9p: when the output has not grown for SBX_VM_DUMP seconds (150),
 # the blocked tasks, every CPU's backtrace and the process list are written
 # there, once per stall (tests/vm/run.sh shows them when it gives up).
-# The tools it needs are read once now, while the root share answers.
-ps -e > /dev/null 2>&1
-timeout 30 stat -c %s /tmp/xfer/output > /dev/null 2>&1
-(
-	dump_s=${SBX_VM_DUMP:-150}
-	last=-1 since=$(date +%s) dumped=
-	while sleep 10; do
+# The watch runs from a copy of the host's static busybox on tmpfs, so
+# that nothing it runs is read over 9p: it reports a hung share too.
+mkdir -p /run/vmtools && cp /bin/busybox /run/vmtools/busybox
+SBX_VM_DUMP=${SBX_VM_DUMP:-150} /run/vmtools/busybox sh -c '
+	bb=/run/vmtools/busybox
+	last=-1 since=$($bb date +%s) dumped=
+	while $bb sleep 10; do
 		# A 9p share that hangs must not hang this watch too.
-		size=$(timeout 30 stat -c %s /tmp/xfer/output 2>/dev/null || echo unknown)
-		now=$(date +%s)
+		size=$($bb timeout 30 $bb stat -c %s /tmp/xfer/output 2>/dev/null || echo unknown)
+		now=$($bb date +%s)
 		if [ "$size" != unknown ] && [ "$size" != "$last" ]; then
 			last=$size since=$now dumped=
 			continue
 		fi
-		[ -z "$dumped" ] && [ $((now - since)) -ge "$dump_s" ] || continue
+		[ -z "$dumped" ] && [ $((now - since)) -ge "$SBX_VM_DUMP" ] || continue
 		dumped=1
 		{
 			echo "vm-guest: no output for $((now - since)) s; blocked tasks, CPUs and processes follow"
 			echo 7 > /proc/sys/kernel/printk
 			echo w > /proc/sysrq-trigger
 			echo l > /proc/sysrq-trigger
-			ps -eo pid,ppid,stat,wchan:32,etime,time,args 2>&1 | awk '$2 != 2' | head -200
-			grep -E '^(MemFree|MemAvailable|Shmem|Dirty|Writeback):' /proc/meminfo
+			$bb ps -o pid,ppid,stat,rss,args 2>&1 | $bb head -200
+			$bb grep -E "^(MemFree|MemAvailable|Shmem|Dirty|Writeback):" /proc/meminfo
 			echo 3 > /proc/sys/kernel/printk
 			echo "vm-guest: end of the report"
 		} > /dev/console 2>&1
 	done
-) &
+' &
 cwd=$(cat /tmp/xfer/cwd)
 if cd "$cwd" 2>/dev/null; then
 	eval "$(cat /tmp/xfer/cmd)" >> /tmp/xfer/output 2>&1
