@@ -184,14 +184,16 @@ static int nl_talk(struct sbx_nl *nl, struct nlmsghdr *nlh, nl_data_cb cb, void 
 			if (r >= 0)
 				continue;
 			int e = errno;
-			if (!dump || e != EINTR || attempt >= 9)
+			if (!dump || e != EINTR || attempt >= 29)
 				return -e;
 			/* Interrupted: the rest of this dump first, then again,
-			 * after a pause that grows (a burst of changes passes). */
+			 * after a pause that grows up to 10 ms (a burst of
+			 * changes passes; on a host where they never stop, a
+			 * dump has to fall between two of them). */
 			int d = nl_drain(nl, nl->seq, buf, sizeof(buf), n);
 			if (d < 0)
 				return d;
-			usleep((useconds_t)(attempt + 1) * 1000);
+			usleep((useconds_t)(attempt < 10 ? attempt + 1 : 10) * 1000);
 			break;
 		}
 	}
