@@ -572,16 +572,14 @@ static int request(uint16_t type, uint16_t family, uint16_t flags, void (*build_
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl)
 		return sbx_error_errno(err, errno, "open nfnetlink socket");
-	int r = -1, e = 0;
+	int r = -1;
 	char *buf = malloc(NL_BUF);
 	if (!buf) {
-		e = ENOMEM;
-		sbx_error_errno(err, e, "read nftables");
+		sbx_error_errno(err, ENOMEM, "read nftables");
 		goto out;
 	}
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		e = errno;
-		sbx_error_errno(err, e, "bind nfnetlink socket");
+		sbx_error_errno(err, errno, "bind nfnetlink socket");
 		goto out;
 	}
 	uint32_t seq = (uint32_t)time(NULL), portid = mnl_socket_get_portid(nl);
@@ -589,20 +587,18 @@ static int request(uint16_t type, uint16_t family, uint16_t flags, void (*build_
 	if (build_cb)
 		build_cb(nlh, build_data);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		e = errno;
-		sbx_error_errno(err, e, "read nftables");
+		sbx_error_errno(err, errno, "read nftables");
 		goto out;
 	}
 	for (;;) {
 		ssize_t n = mnl_socket_recvfrom(nl, buf, NL_BUF);
 		if (n < 0) {
-			e = errno;
-			sbx_error_errno(err, e, "read nftables");
+			sbx_error_errno(err, errno, "read nftables");
 			goto out;
 		}
 		int cr = mnl_cb_run(buf, (size_t)n, seq, portid, fn, data);
 		if (cr < 0) {
-			e = errno;
+			int e = errno;
 			/* A table or set gone between two dumps is not an error. */
 			if (e == ENOENT)
 				break;
@@ -621,7 +617,6 @@ static int request(uint16_t type, uint16_t family, uint16_t flags, void (*build_
 out:
 	free(buf);
 	mnl_socket_close(nl);
-	errno = e;
 	return r;
 }
 

@@ -55,8 +55,8 @@ int sbx_nft_batch_run(struct sbx_nft_batch *b, const char *what, sbx_error **err
 void sbx_nft_batch_free(struct sbx_nft_batch *b);
 /* One NLM_F_DUMP request (build_cb may add attributes, such as a table to
  * filter by); fn receives each message. When the ruleset changes while a
- * dump spans several reads (NLM_F_DUMP_INTR), it fails with errno and the
- * error's errnum EINTR: what fn received may be torn, and the caller reads
+ * dump spans several reads (NLM_F_DUMP_INTR), it fails with the error's
+ * errnum EINTR: what fn received may be torn, and the caller reads
  * again. */
 int sbx_nft_dump(uint16_t type, uint16_t family, void (*build_cb)(struct nlmsghdr *nlh, void *data), void *build_data,
 		 int (*fn)(const struct nlmsghdr *nlh, void *data), void *data, sbx_error **err);
